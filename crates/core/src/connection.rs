@@ -1,0 +1,61 @@
+//! A connection: one non-blocking TCP socket registered edge-triggered with the poll.
+//!
+//! Edge-triggered means an event says "something changed", once. So the connection remembers
+//! `read_ready` / `write_ready` (the socket can do I/O now) until a read or write answers
+//! `WouldBlock`. A pipe attached later still sees the readiness that arrived before it.
+
+use std::net::{Shutdown, SocketAddr};
+use std::time::Instant;
+
+use mio::net::TcpStream;
+
+pub(crate) struct Connection {
+    pub stream: TcpStream,
+    pub gen: u64,
+    /// Slab index of the owning session.
+    pub session: usize,
+    pub peer: Option<SocketAddr>,
+    pub read_ready: bool,
+    pub write_ready: bool,
+    /// The peer sent FIN (or the socket failed): nothing more will be read.
+    pub read_eof: bool,
+    /// We sent FIN: nothing more will be written.
+    pub write_shut: bool,
+    /// An outgoing connect that has not finished yet.
+    pub connecting: bool,
+    /// The pipe whose source is this connection, if any.
+    pub reader: Option<usize>,
+    /// The pipe whose sink is this connection, if any.
+    pub writer: Option<usize>,
+    /// Loop time of the last byte moved in either direction.
+    pub last_active: Instant,
+}
+
+impl Connection {
+    pub fn new(stream: TcpStream, gen: u64, session: usize, now: Instant) -> Connection {
+        let peer = stream.peer_addr().ok();
+        Connection {
+            stream,
+            gen,
+            session,
+            peer,
+            read_ready: false,
+            write_ready: false,
+            read_eof: false,
+            write_shut: false,
+            connecting: false,
+            reader: None,
+            writer: None,
+            last_active: now,
+        }
+    }
+
+    /// Half-close: send FIN once the last byte is written.
+    pub fn shutdown_write(&mut self) {
+        if !self.write_shut {
+            self.write_shut = true;
+            // NotConnected when the peer already reset: nothing left to tell it.
+            let _ = self.stream.shutdown(Shutdown::Write);
+        }
+    }
+}

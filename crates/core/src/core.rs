@@ -1,0 +1,435 @@
+//! `Core`: one `mio::Poll`, the listeners, and the loop that turns readiness into pumped
+//! pipes and session callbacks.
+//!
+//! One turn of the loop (`Core::turn`):
+//! 1. poll, with the nearest timer as timeout;
+//! 2. for each event: a listener accepts until `WouldBlock` and starts one session per
+//!    connection; a connection records its readiness and queues the pipes it feeds or drains;
+//! 3. fire due timers;
+//! 4. `settle`: pump queued pipes and deliver queued notices until both queues are empty,
+//!    then free every touched session that is done.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::event::Event;
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use slab::Slab;
+
+use crate::connection::Connection;
+use crate::ids::{ConnId, ListenerId};
+use crate::io::{Io, Notice, SessionSlot};
+use crate::session::{deliver, Cx, Session};
+use crate::timer::Owner;
+
+const KIND_BITS: usize = 2;
+const KIND_LISTENER: usize = 0;
+const KIND_CONN: usize = 1;
+const KIND_WAKER: usize = 2;
+/// How long to wait before accepting again after the process ran out of descriptors.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+pub(crate) fn conn_token(idx: usize) -> Token {
+    Token((idx << KIND_BITS) | KIND_CONN)
+}
+
+fn listener_token(idx: usize) -> Token {
+    Token((idx << KIND_BITS) | KIND_LISTENER)
+}
+
+/// What a session factory learns about an accepted connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Accepted {
+    pub listener: ListenerId,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+}
+
+/// Makes the session for each accepted connection.
+pub type SessionFactory = Box<dyn FnMut(&Accepted) -> Box<dyn Session>>;
+
+struct Listener {
+    socket: TcpListener,
+    factory: SessionFactory,
+    local: SocketAddr,
+    /// Accepting is paused (descriptor exhaustion) until a retry timer fires.
+    paused: bool,
+}
+
+/// Stops a running core from any thread.
+#[derive(Clone)]
+pub struct Handle {
+    waker: Arc<Waker>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Handle {
+    /// Ask the loop to return from `run` at its next wake-up.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Err(e) = self.waker.wake() {
+            log::error!("cannot wake the event loop: {e}");
+        }
+    }
+}
+
+/// The event loop and everything it owns.
+pub struct Core {
+    poll: Poll,
+    events: Events,
+    listeners: Slab<Listener>,
+    io: Io,
+    handle: Handle,
+}
+
+impl Core {
+    pub fn new() -> io::Result<Core> {
+        let poll = Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        let waker = Arc::new(Waker::new(poll.registry(), Token(KIND_WAKER))?);
+        Ok(Core {
+            poll,
+            events: Events::with_capacity(1024),
+            listeners: Slab::new(),
+            io: Io::new(registry),
+            handle: Handle {
+                waker,
+                stop: Arc::new(AtomicBool::new(false)),
+            },
+        })
+    }
+
+    /// Bind `addr` and make a session with `factory` for each connection.
+    pub fn listen(&mut self, addr: SocketAddr, factory: SessionFactory) -> io::Result<ListenerId> {
+        let socket = std::net::TcpListener::bind(addr)?;
+        self.add_listener(socket, factory)
+    }
+
+    /// Adopt a bound listening socket (built with `SO_REUSEPORT`, inherited, ...).
+    pub fn add_listener(
+        &mut self,
+        socket: std::net::TcpListener,
+        factory: SessionFactory,
+    ) -> io::Result<ListenerId> {
+        socket.set_nonblocking(true)?;
+        let local = socket.local_addr()?;
+        let mut socket = TcpListener::from_std(socket);
+        let entry = self.listeners.vacant_entry();
+        let idx = entry.key();
+        self.poll
+            .registry()
+            .register(&mut socket, listener_token(idx), Interest::READABLE)?;
+        entry.insert(Listener {
+            socket,
+            factory,
+            local,
+            paused: false,
+        });
+        Ok(ListenerId(idx))
+    }
+
+    /// The address a listener is bound to (useful after binding port 0).
+    pub fn local_addr(&self, l: ListenerId) -> Option<SocketAddr> {
+        self.listeners.get(l.0).map(|x| x.local)
+    }
+
+    /// A handle that stops the loop from another thread.
+    pub fn handle(&self) -> Handle {
+        self.handle.clone()
+    }
+
+    /// Sessions alive now.
+    pub fn sessions(&self) -> usize {
+        self.io.sessions.len()
+    }
+
+    /// Connections open now.
+    pub fn connections(&self) -> usize {
+        self.io.conns.len()
+    }
+
+    /// Run until [`Handle::stop`] is called.
+    pub fn run(&mut self) -> io::Result<()> {
+        while !self.handle.stop.load(Ordering::SeqCst) {
+            let timeout = self.io.timers.timeout(Instant::now());
+            self.turn(timeout)?;
+        }
+        Ok(())
+    }
+
+    /// One turn of the loop: wait at most `timeout` for events, handle them, fire timers.
+    pub fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        if let Err(e) = self.poll.poll(&mut self.events, timeout) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+        self.io.now = Instant::now();
+        let events: Vec<(Token, Ready)> = self
+            .events
+            .iter()
+            .map(|e| (e.token(), Ready::of(e)))
+            .collect();
+        for (token, ready) in events {
+            let idx = token.0 >> KIND_BITS;
+            match token.0 & ((1 << KIND_BITS) - 1) {
+                KIND_LISTENER => self.accept(idx),
+                KIND_CONN => self.conn_event(idx, ready),
+                _ => {}
+            }
+        }
+        while let Some(owner) = self.io.timers.pop_due(self.io.now) {
+            match owner {
+                Owner::Session { idx, gen, key } => {
+                    if self.io.sessions.get(idx).is_some_and(|s| s.gen == gen) {
+                        self.io.notices.push_back((idx, gen, Notice::Timer(key)));
+                        self.io.touch(idx);
+                    }
+                }
+                Owner::Listener(idx) => {
+                    if let Some(l) = self.listeners.get_mut(idx) {
+                        l.paused = false;
+                        self.accept(idx);
+                    }
+                }
+            }
+        }
+        self.settle();
+        Ok(())
+    }
+
+    fn accept(&mut self, lidx: usize) {
+        loop {
+            let Some(l) = self.listeners.get_mut(lidx) else {
+                return;
+            };
+            if l.paused {
+                return;
+            }
+            match l.socket.accept() {
+                Ok((stream, peer)) => {
+                    let info = Accepted {
+                        listener: ListenerId(lidx),
+                        peer,
+                        local: l.local,
+                    };
+                    let session = (l.factory)(&info);
+                    self.start_session(stream, session);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // EMFILE, ENFILE, ENOBUFS...: the pending connection stays queued; an
+                    // edge-triggered listener would not tell us again, so retry on a timer.
+                    log::warn!("accept on {}: {e}; retrying in {ACCEPT_RETRY:?}", l.local);
+                    l.paused = true;
+                    self.io
+                        .timers
+                        .add(self.io.now + ACCEPT_RETRY, Owner::Listener(lidx));
+                    return;
+                }
+            }
+            self.settle();
+        }
+    }
+
+    fn start_session(&mut self, mut stream: TcpStream, session: Box<dyn Session>) {
+        let _ = stream.set_nodelay(true);
+        let sgen = self.io.gen();
+        let sid = self.io.sessions.insert(SessionSlot {
+            gen: sgen,
+            obj: None,
+            conns: Vec::new(),
+            pipes: Vec::new(),
+            pending_connects: 0,
+            closing: false,
+            touched: false,
+        });
+        let cgen = self.io.gen();
+        let entry = self.io.conns.vacant_entry();
+        let cidx = entry.key();
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, conn_token(cidx), interest)
+        {
+            log::warn!("cannot register an accepted connection: {e}");
+            self.io.sessions.remove(sid);
+            return;
+        }
+        entry.insert(Connection::new(stream, cgen, sid, self.io.now));
+        let slot = &mut self.io.sessions[sid];
+        slot.conns.push(cidx);
+        let mut obj = session;
+        let mut cx = Cx {
+            io: &mut self.io,
+            sid,
+        };
+        obj.on_start(
+            &mut cx,
+            ConnId {
+                idx: cidx,
+                gen: cgen,
+            },
+        );
+        self.io.sessions[sid].obj = Some(obj);
+        self.io.touch(sid);
+    }
+
+    fn conn_event(&mut self, cidx: usize, ready: Ready) {
+        let Some(conn) = self.io.conns.get_mut(cidx) else {
+            return;
+        };
+        if ready.read {
+            conn.read_ready = true;
+        }
+        if ready.write {
+            conn.write_ready = true;
+        }
+        let sid = conn.session;
+        if conn.connecting {
+            let outcome = match conn.stream.take_error() {
+                Ok(Some(e)) | Err(e) => Some(Err(e)),
+                Ok(None) => match conn.stream.peer_addr() {
+                    Ok(_) => Some(Ok(())),
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected && !ready.failed => None,
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                        Some(Err(io::Error::from(io::ErrorKind::ConnectionRefused)))
+                    }
+                    Err(e) => Some(Err(e)),
+                },
+            };
+            let Some(result) = outcome else {
+                return;
+            };
+            conn.connecting = false;
+            if result.is_err() {
+                conn.read_ready = false;
+                conn.write_ready = false;
+                conn.read_eof = true;
+                conn.write_shut = true;
+            }
+            let gen = conn.gen;
+            if let Some(s) = self.io.sessions.get_mut(sid) {
+                s.pending_connects -= 1;
+            }
+            self.io.notify(
+                sid,
+                Notice::Connected {
+                    idx: cidx,
+                    gen,
+                    result,
+                },
+            );
+            self.io.touch(sid);
+            return;
+        }
+        let (reader, writer) = (conn.reader, conn.writer);
+        if ready.read {
+            if let Some(p) = reader {
+                self.io.mark_dirty(p);
+            }
+        }
+        if ready.write {
+            if let Some(p) = writer {
+                self.io.mark_dirty(p);
+            }
+        }
+        self.io.touch(sid);
+    }
+
+    /// Pump dirty pipes and deliver notices until nothing is left to do, then free the
+    /// sessions that are done.
+    fn settle(&mut self) {
+        loop {
+            if let Some(p) = self.io.dirty.pop() {
+                self.io.pump(p);
+                continue;
+            }
+            if let Some((sid, gen, notice)) = self.io.notices.pop_front() {
+                self.dispatch(sid, gen, notice);
+                continue;
+            }
+            if let Some(sid) = self.io.touched.pop() {
+                self.check_done(sid);
+                continue;
+            }
+            break;
+        }
+    }
+
+    fn dispatch(&mut self, sid: usize, gen: u64, notice: Notice) {
+        let Some(slot) = self.io.sessions.get_mut(sid) else {
+            return;
+        };
+        if slot.gen != gen || slot.closing {
+            return;
+        }
+        let Some(mut obj) = slot.obj.take() else {
+            return;
+        };
+        let mut cx = Cx {
+            io: &mut self.io,
+            sid,
+        };
+        deliver(obj.as_mut(), &mut cx, notice);
+        self.io.sessions[sid].obj = Some(obj);
+        self.io.touch(sid);
+    }
+
+    fn check_done(&mut self, sid: usize) {
+        let Some(slot) = self.io.sessions.get_mut(sid) else {
+            return;
+        };
+        slot.touched = false;
+        let Some(mut obj) = slot.obj.take() else {
+            return;
+        };
+        let closing = slot.closing;
+        let mut cx = Cx {
+            io: &mut self.io,
+            sid,
+        };
+        if !closing && !obj.is_done(&cx) {
+            self.io.sessions[sid].obj = Some(obj);
+            return;
+        }
+        obj.on_close(&mut cx);
+        drop(obj);
+        let conns = std::mem::take(&mut self.io.sessions[sid].conns);
+        for c in conns {
+            self.io.drop_conn(c);
+        }
+        let pipes = std::mem::take(&mut self.io.sessions[sid].pipes);
+        for p in pipes {
+            if self.io.pipes.contains(p) {
+                self.io.drop_pipe(p);
+            }
+        }
+        self.io.sessions.remove(sid);
+    }
+}
+
+/// Readiness of one event, reduced to what the loop acts on.
+#[derive(Clone, Copy)]
+struct Ready {
+    read: bool,
+    write: bool,
+    failed: bool,
+}
+
+impl Ready {
+    fn of(e: &Event) -> Ready {
+        let failed = e.is_error();
+        Ready {
+            read: e.is_readable() || e.is_read_closed() || failed,
+            write: e.is_writable() || e.is_write_closed() || failed,
+            failed: failed || (e.is_read_closed() && e.is_write_closed()),
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! `Io`: the part of the core that sessions act on through [`crate::Cx`] — connections,
+//! pipes, timers, session bookkeeping — and the pump that moves bytes through a pipe.
+//!
+//! Nothing here calls a session: what a session must hear about (data for it, a pipe that
+//! ended, a connect that finished, a timer) is queued in `notices` and delivered by
+//! `Core::settle`. Pipes that may move bytes are queued in `dirty` and pumped there too.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Write};
+use std::os::fd::AsRawFd;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use mio::Registry;
+use slab::Slab;
+
+use crate::connection::Connection;
+use crate::pipe::{Pipe, PipeEnd, SinkKind, SourceKind};
+use crate::session::Session;
+use crate::timer::Timers;
+
+/// Bytes read from a socket or file in one call, at most.
+const READ_CHUNK: usize = 64 * 1024;
+/// Size of the shared read buffer that reads are carved from.
+const SCRATCH: usize = 256 * 1024;
+/// Chunks handed to one `writev`.
+const MAX_IOV: usize = 64;
+/// Bytes handed to one `sendfile`.
+const SENDFILE_CHUNK: usize = 1024 * 1024;
+
+pub(crate) enum Notice {
+    Readable(usize),
+    PipeEnd {
+        idx: usize,
+        gen: u64,
+        end: PipeEnd,
+    },
+    Connected {
+        idx: usize,
+        gen: u64,
+        result: io::Result<()>,
+    },
+    Timer(u64),
+}
+
+pub(crate) struct SessionSlot {
+    pub gen: u64,
+    /// Taken out while one of its callbacks runs.
+    pub obj: Option<Box<dyn Session>>,
+    pub conns: Vec<usize>,
+    pub pipes: Vec<usize>,
+    pub pending_connects: usize,
+    /// The session asked to be closed.
+    pub closing: bool,
+    /// Queued in `Io::touched` for a liveness check.
+    pub touched: bool,
+}
+
+pub(crate) struct Io {
+    pub registry: Registry,
+    pub conns: Slab<Connection>,
+    pub pipes: Slab<Pipe>,
+    pub sessions: Slab<SessionSlot>,
+    pub timers: Timers,
+    pub notices: VecDeque<(usize, u64, Notice)>,
+    pub dirty: Vec<usize>,
+    pub touched: Vec<usize>,
+    /// Loop time: read once per wake-up.
+    pub now: Instant,
+    next_gen: u64,
+    scratch: BytesMut,
+}
+
+impl Io {
+    pub fn new(registry: Registry) -> Io {
+        Io {
+            registry,
+            conns: Slab::new(),
+            pipes: Slab::new(),
+            sessions: Slab::new(),
+            timers: Timers::default(),
+            notices: VecDeque::new(),
+            dirty: Vec::new(),
+            touched: Vec::new(),
+            now: Instant::now(),
+            next_gen: 0,
+            scratch: BytesMut::new(),
+        }
+    }
+
+    pub fn gen(&mut self) -> u64 {
+        self.next_gen += 1;
+        self.next_gen
+    }
+
+    pub fn touch(&mut self, sid: usize) {
+        if let Some(s) = self.sessions.get_mut(sid) {
+            if !s.touched {
+                s.touched = true;
+                self.touched.push(sid);
+            }
+        }
+    }
+
+    pub fn notify(&mut self, sid: usize, n: Notice) {
+        if let Some(s) = self.sessions.get(sid) {
+            self.notices.push_back((sid, s.gen, n));
+        }
+    }
+
+    pub fn mark_dirty(&mut self, p: usize) {
+        self.dirty.push(p);
+    }
+
+    /// Move bytes through pipe `p` until neither end can make progress, then retire it if
+    /// it is over.
+    pub fn pump(&mut self, p: usize) {
+        if !self.pipes.contains(p) {
+            return;
+        }
+        loop {
+            let drained = self.drain(p);
+            let filled = self.fill(p);
+            if !drained && !filled {
+                break;
+            }
+        }
+        let pipe = &mut self.pipes[p];
+        if matches!(pipe.sink, SinkKind::Session) && !pipe.buf.is_empty() && !pipe.notified {
+            pipe.notified = true;
+            let sid = pipe.session;
+            self.notify(sid, Notice::Readable(p));
+        }
+        if self.pipes[p].is_over() {
+            self.retire(p);
+        }
+    }
+
+    /// Hand buffered bytes to the sink. True if any moved.
+    fn drain(&mut self, p: usize) -> bool {
+        let pipe = &mut self.pipes[p];
+        if !pipe.sink_active {
+            return false;
+        }
+        match pipe.sink {
+            SinkKind::Session => false,
+            SinkKind::Discard => {
+                let moved = !pipe.buf.is_empty();
+                pipe.buf.clear();
+                moved
+            }
+            SinkKind::Conn(c) => {
+                let conn = &mut self.conns[c];
+                if pipe.buf.is_empty() {
+                    return send_file(pipe, conn, self.now);
+                }
+                let mut moved = false;
+                while !pipe.buf.is_empty() && conn.write_ready {
+                    let r = {
+                        let mut iov = [IoSlice::new(&[]); MAX_IOV];
+                        let n = pipe.buf.slices(&mut iov);
+                        (&conn.stream).write_vectored(&iov[..n])
+                    };
+                    match r {
+                        Ok(0) => {
+                            fail_sink(pipe, io::ErrorKind::WriteZero);
+                            break;
+                        }
+                        Ok(n) => {
+                            pipe.buf.consume(n);
+                            conn.last_active = self.now;
+                            moved = true;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => conn.write_ready = false,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            fail_sink(pipe, e.kind());
+                            conn.write_shut = true;
+                            break;
+                        }
+                    }
+                }
+                moved
+            }
+        }
+    }
+
+    /// Read from the source while the pipe has room. True if any bytes (or the end) came.
+    fn fill(&mut self, p: usize) -> bool {
+        let Pipe {
+            source,
+            buf,
+            threshold,
+            source_active,
+            error,
+            ..
+        } = &mut self.pipes[p];
+        if !*source_active || error.is_some() {
+            return false;
+        }
+        let threshold = *threshold;
+        let mut moved = false;
+        match source {
+            SourceKind::Session => {}
+            SourceKind::Conn(c) => {
+                let conn = &mut self.conns[*c];
+                while buf.len() < threshold && conn.read_ready {
+                    match read_fd(conn.stream.as_raw_fd(), &mut self.scratch, READ_CHUNK) {
+                        Ok(b) if b.is_empty() => {
+                            conn.read_eof = true;
+                            conn.read_ready = false;
+                            *source_active = false;
+                            moved = true;
+                        }
+                        Ok(b) => {
+                            conn.last_active = self.now;
+                            buf.push(b);
+                            moved = true;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => conn.read_ready = false,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            conn.read_eof = true;
+                            conn.read_ready = false;
+                            *source_active = false;
+                            *error = Some(PipeEnd::SourceError(e.kind()));
+                            moved = true;
+                        }
+                    }
+                }
+            }
+            SourceKind::File {
+                file,
+                offset,
+                remaining,
+                ..
+            } => {
+                while buf.len() < threshold && *source_active {
+                    let want = remaining.map_or(READ_CHUNK, |r| r.min(READ_CHUNK as u64) as usize);
+                    if want == 0 {
+                        *source_active = false;
+                        moved = true;
+                        break;
+                    }
+                    match pread_fd(file.as_raw_fd(), &mut self.scratch, want, *offset) {
+                        Ok(b) if b.is_empty() => {
+                            *source_active = false;
+                            moved = true;
+                        }
+                        Ok(b) => {
+                            *offset += b.len() as u64;
+                            if let Some(r) = remaining {
+                                *r -= b.len() as u64;
+                            }
+                            buf.push(b);
+                            moved = true;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            *source_active = false;
+                            *error = Some(PipeEnd::SourceError(e.kind()));
+                            moved = true;
+                        }
+                    }
+                }
+            }
+        }
+        moved
+    }
+
+    /// Free a pipe that is over: half-close its socket sink after a clean finish, detach it
+    /// from its connections and tell its session how it ended.
+    pub fn retire(&mut self, p: usize) {
+        let pipe = self.pipes.remove(p);
+        let end = pipe.error.unwrap_or(PipeEnd::Finished);
+        if let SourceKind::Conn(c) = pipe.source {
+            if let Some(conn) = self.conns.get_mut(c) {
+                conn.reader = None;
+            }
+        }
+        if let SinkKind::Conn(c) = pipe.sink {
+            if let Some(conn) = self.conns.get_mut(c) {
+                conn.writer = None;
+                if end == PipeEnd::Finished {
+                    conn.shutdown_write();
+                }
+            }
+        }
+        if let Some(s) = self.sessions.get_mut(pipe.session) {
+            s.pipes.retain(|&x| x != p);
+        }
+        self.notify(
+            pipe.session,
+            Notice::PipeEnd {
+                idx: p,
+                gen: pipe.gen,
+                end,
+            },
+        );
+        self.touch(pipe.session);
+    }
+
+    /// Remove a pipe at the session's request: no notice, no FIN.
+    pub fn drop_pipe(&mut self, p: usize) {
+        let pipe = self.pipes.remove(p);
+        if let SourceKind::Conn(c) = pipe.source {
+            if let Some(conn) = self.conns.get_mut(c) {
+                conn.reader = None;
+            }
+        }
+        if let SinkKind::Conn(c) = pipe.sink {
+            if let Some(conn) = self.conns.get_mut(c) {
+                conn.writer = None;
+            }
+        }
+        if let Some(s) = self.sessions.get_mut(pipe.session) {
+            s.pipes.retain(|&x| x != p);
+        }
+        self.touch(pipe.session);
+    }
+
+    /// Close a connection: detach (and drop) its pipes, deregister, close the fd.
+    pub fn drop_conn(&mut self, c: usize) {
+        let Some(conn) = self.conns.get(c) else {
+            return;
+        };
+        let pipes: Vec<usize> = [conn.reader, conn.writer].into_iter().flatten().collect();
+        for p in pipes {
+            if self.pipes.contains(p) {
+                self.drop_pipe(p);
+            }
+        }
+        let mut conn = self.conns.remove(c);
+        let _ = self.registry.deregister(&mut conn.stream);
+        if let Some(s) = self.sessions.get_mut(conn.session) {
+            s.conns.retain(|&x| x != c);
+            if conn.connecting {
+                s.pending_connects -= 1;
+            }
+        }
+    }
+}
+
+fn fail_sink(pipe: &mut Pipe, kind: io::ErrorKind) {
+    pipe.sink_active = false;
+    pipe.buf.clear();
+    pipe.error = Some(PipeEnd::SinkError(kind));
+}
+
+/// File to socket without passing through user space. Only when nothing is queued before it
+/// (a response head pushed by the session goes out first). True if bytes moved.
+fn send_file(pipe: &mut Pipe, conn: &mut Connection, now: Instant) -> bool {
+    let SourceKind::File {
+        file,
+        offset,
+        remaining,
+        sendfile,
+    } = &mut pipe.source
+    else {
+        return false;
+    };
+    if !*sendfile || !pipe.source_active {
+        return false;
+    }
+    let mut moved = false;
+    while conn.write_ready && pipe.source_active {
+        let want = remaining.map_or(SENDFILE_CHUNK, |r| r.min(SENDFILE_CHUNK as u64) as usize);
+        if want == 0 {
+            pipe.source_active = false;
+            return true;
+        }
+        let mut off = *offset as libc::off_t;
+        // SAFETY: both descriptors are open for the duration of the call; `off` is a valid
+        // pointer to a local.
+        let n =
+            unsafe { libc::sendfile(conn.stream.as_raw_fd(), file.as_raw_fd(), &mut off, want) };
+        if n > 0 {
+            let n = n as u64;
+            *offset += n;
+            if let Some(r) = remaining {
+                *r -= n;
+            }
+            conn.last_active = now;
+            moved = true;
+        } else if n == 0 {
+            pipe.source_active = false;
+            return true;
+        } else {
+            let e = io::Error::last_os_error();
+            match e.kind() {
+                io::ErrorKind::WouldBlock => conn.write_ready = false,
+                io::ErrorKind::Interrupted => {}
+                _ if matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) => {
+                    // This file cannot be sent that way: fall back to read + write.
+                    *sendfile = false;
+                    return moved;
+                }
+                kind => {
+                    fail_sink(pipe, kind);
+                    conn.write_shut = true;
+                    return true;
+                }
+            }
+        }
+    }
+    moved
+}
+
+/// Make sure the shared read buffer has room for `want` bytes.
+fn room(scratch: &mut BytesMut, want: usize) {
+    if scratch.capacity() < want {
+        // Reuses the old allocation when every `Bytes` carved from it is gone.
+        scratch.reserve(SCRATCH.max(want));
+    }
+}
+
+/// `read(2)` into the shared buffer, returning the bytes read (empty at end of stream).
+fn read_fd(fd: i32, scratch: &mut BytesMut, want: usize) -> io::Result<Bytes> {
+    room(scratch, want);
+    let spare = scratch.spare_capacity_mut();
+    let len = spare.len().min(want);
+    // SAFETY: `spare` is writable memory of at least `len` bytes owned by `scratch`.
+    let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), len) };
+    carve(scratch, n)
+}
+
+/// `pread(2)` at `offset` into the shared buffer.
+fn pread_fd(fd: i32, scratch: &mut BytesMut, want: usize, offset: u64) -> io::Result<Bytes> {
+    room(scratch, want);
+    let spare = scratch.spare_capacity_mut();
+    let len = spare.len().min(want);
+    // SAFETY: as in `read_fd`.
+    let n = unsafe { libc::pread(fd, spare.as_mut_ptr().cast(), len, offset as libc::off_t) };
+    carve(scratch, n)
+}
+
+fn carve(scratch: &mut BytesMut, n: isize) -> io::Result<Bytes> {
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let n = n as usize;
+    // SAFETY: the kernel initialised exactly `n` bytes of the spare capacity.
+    unsafe { scratch.set_len(n) };
+    Ok(scratch.split_to(n).freeze())
+}

@@ -1,0 +1,27 @@
+//! tether-core: the event loop that owns listeners, connections, pipes and sessions.
+//!
+//! The vocabulary is eXpServer's:
+//!
+//! - a [`Core`] owns one `mio::Poll` and slabs of listeners, connections, pipes and sessions;
+//!   a `mio::Token` names a slab slot, so nothing is found by scanning;
+//! - a **pipe** moves bytes from a **source** (a connection, a file, or the session itself) to
+//!   a **sink** (a connection, the session, or nowhere) and holds at most `threshold` bytes; a
+//!   full pipe stops reading its source, which is the backpressure;
+//! - a **session** ([`Session`]) is created for every accepted connection and wires it to
+//!   whatever it serves (an upstream, a file, a response it writes itself). The core tears it
+//!   down when no flow can continue, closing every connection it owned.
+//!
+//! The core knows nothing of HTTP. See `examples/embed_echo.rs` for the smallest embedding.
+
+mod connection;
+mod core;
+mod ids;
+mod io;
+mod pipe;
+mod session;
+mod timer;
+
+pub use crate::core::{Accepted, Core, Handle, SessionFactory};
+pub use crate::ids::{ConnId, ListenerId, PipeId, SessionId, TimerId};
+pub use crate::pipe::{PipeEnd, Sink, Source, DEFAULT_THRESHOLD};
+pub use crate::session::{Cx, Session};

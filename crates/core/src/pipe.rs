@@ -1,0 +1,210 @@
+//! A pipe moves bytes from a source to a sink and holds at most `threshold` bytes.
+//!
+//! The pipe's buffer is a queue of `Bytes`: what a source read is handed to the sink as the
+//! same allocation, never copied on the way. When the buffer holds `threshold` bytes the pipe
+//! stops reading its source; the kernel's receive buffer then fills and TCP pushes back on the
+//! peer. That is all backpressure is.
+//!
+//! Each end has two flags, as in eXpServer:
+//! - `ready`: the end can do I/O now. For a socket end it is the connection's readiness
+//!   (`Connection::read_ready` / `write_ready`, kept by the loop); a file is always ready; a
+//!   session end is ready when the session pushes or takes.
+//! - `active`: the end still exists. A source turns inactive at end-of-stream or on error, a
+//!   sink on a write error. A pipe whose source is inactive and whose buffer is empty is
+//!   finished: its socket sink gets a FIN (half-close) and the pipe is freed.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::IoSlice;
+
+use bytes::{Buf, Bytes};
+
+use crate::ids::ConnId;
+
+/// Default number of bytes a pipe may hold before it stops reading its source.
+pub const DEFAULT_THRESHOLD: usize = 256 * 1024;
+
+/// Where a pipe's bytes come from.
+pub enum Source {
+    /// Read from a connection until end-of-stream.
+    Conn(ConnId),
+    /// Read a file from `offset`, `len` bytes (or to its end with `None`).
+    File {
+        file: File,
+        offset: u64,
+        len: Option<u64>,
+    },
+    /// The session pushes bytes with [`crate::Cx::push`] and ends with [`crate::Cx::end`].
+    Session,
+}
+
+impl Source {
+    /// A whole file, from its start.
+    pub fn file(file: File) -> Source {
+        Source::File {
+            file,
+            offset: 0,
+            len: None,
+        }
+    }
+}
+
+/// Where a pipe's bytes go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sink {
+    /// Written to a connection; a FIN follows the last byte.
+    Conn(ConnId),
+    /// Handed to the session: it gets `on_readable` and calls [`crate::Cx::take`].
+    Session,
+    /// Thrown away (lingering close: read what the client still sends, keep nothing).
+    Discard,
+}
+
+/// How a pipe ended, as told to its session's `on_pipe_end`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PipeEnd {
+    /// The source ended and every byte reached the sink.
+    Finished,
+    /// Reading the source failed (connection reset, I/O error).
+    SourceError(std::io::ErrorKind),
+    /// Writing the sink failed; buffered bytes were dropped.
+    SinkError(std::io::ErrorKind),
+}
+
+/// The byte queue of a pipe: a list of shared buffers and their total length.
+#[derive(Default)]
+pub struct PipeBuffer {
+    chunks: VecDeque<Bytes>,
+    len: usize,
+}
+
+impl PipeBuffer {
+    /// Bytes queued.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Nothing queued.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Queue bytes at the end (no copy: the allocation is shared).
+    pub fn push(&mut self, b: Bytes) {
+        if !b.is_empty() {
+            self.len += b.len();
+            self.chunks.push_back(b);
+        }
+    }
+
+    /// Take the oldest chunk.
+    pub fn pop(&mut self) -> Option<Bytes> {
+        let b = self.chunks.pop_front()?;
+        self.len -= b.len();
+        Some(b)
+    }
+
+    /// Fill `out` with slices of the queued bytes, oldest first, for a vectored write;
+    /// returns how many slots were filled.
+    pub fn slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        for (slot, c) in out.iter_mut().zip(self.chunks.iter()) {
+            *slot = IoSlice::new(c);
+            n += 1;
+        }
+        n
+    }
+
+    /// Drop the first `n` bytes (they were written).
+    pub fn consume(&mut self, mut n: usize) {
+        self.len -= n;
+        while n > 0 {
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
+            if front.len() <= n {
+                n -= front.len();
+                self.chunks.pop_front();
+            } else {
+                front.advance(n);
+                n = 0;
+            }
+        }
+    }
+
+    /// Drop everything.
+    pub fn clear(&mut self) {
+        self.chunks.clear();
+        self.len = 0;
+    }
+}
+
+pub(crate) enum SourceKind {
+    Conn(usize),
+    File {
+        file: File,
+        offset: u64,
+        remaining: Option<u64>,
+        sendfile: bool,
+    },
+    Session,
+}
+
+pub(crate) enum SinkKind {
+    Conn(usize),
+    Session,
+    Discard,
+}
+
+pub(crate) struct Pipe {
+    pub gen: u64,
+    pub session: usize,
+    pub source: SourceKind,
+    pub sink: SinkKind,
+    pub buf: PipeBuffer,
+    pub threshold: usize,
+    /// The source may still produce bytes.
+    pub source_active: bool,
+    /// The sink may still accept bytes.
+    pub sink_active: bool,
+    /// A readable notice for a session sink is queued and not yet delivered.
+    pub notified: bool,
+    /// Why the pipe failed, if it did.
+    pub error: Option<PipeEnd>,
+}
+
+impl Pipe {
+    /// Source ended and everything was handed on, or something failed: the pipe can go.
+    pub fn is_over(&self) -> bool {
+        self.error.is_some() || (!self.source_active && self.buf.is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consume_across_chunks() {
+        let mut b = PipeBuffer::default();
+        b.push(Bytes::from_static(b"hello "));
+        b.push(Bytes::from_static(b""));
+        b.push(Bytes::from_static(b"world"));
+        assert_eq!(b.len(), 11);
+        b.consume(8);
+        assert_eq!(b.len(), 3);
+        assert_eq!(b.pop().as_deref(), Some(&b"rld"[..]));
+        assert!(b.is_empty());
+    }
+
+    #[test]
+    fn slices_in_order() {
+        let mut b = PipeBuffer::default();
+        b.push(Bytes::from_static(b"ab"));
+        b.push(Bytes::from_static(b"cd"));
+        let mut v = [IoSlice::new(&[]); 8];
+        let n = b.slices(&mut v);
+        let joined: Vec<u8> = v[..n].iter().flat_map(|s| s.iter().copied()).collect();
+        assert_eq!(joined, b"abcd");
+    }
+}

@@ -1,0 +1,326 @@
+//! The `Session` trait (what an embedder implements) and `Cx`, the handle a session uses to
+//! act on the core from inside its callbacks.
+//!
+//! A session is created per accepted connection. It wires that connection to a module by
+//! opening pipes (`Cx::pipe`) and, when it needs one, an upstream connection (`Cx::connect`).
+//! The core moves the bytes; the session hears only about what needs a decision. When no
+//! flow can continue (`Session::is_done`, by default: no pipe open and no connect under way)
+//! or the session calls `Cx::close`, the core frees it with all its connections.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mio::net::TcpStream;
+use mio::Interest;
+
+use crate::connection::Connection;
+use crate::core::conn_token;
+use crate::ids::{ConnId, PipeId, SessionId, TimerId};
+use crate::io::{Io, Notice};
+use crate::pipe::{
+    Pipe, PipeBuffer, PipeEnd, Sink, SinkKind, Source, SourceKind, DEFAULT_THRESHOLD,
+};
+use crate::timer::Owner;
+
+/// A session: the per-connection logic plugged into the core.
+///
+/// Every callback gets a [`Cx`]. None may block: the loop is single-threaded.
+pub trait Session {
+    /// The session was created for the accepted connection `client`.
+    fn on_start(&mut self, cx: &mut Cx<'_>, client: ConnId);
+
+    /// Bytes wait in `pipe`, whose sink is this session: take them with [`Cx::take`].
+    fn on_readable(&mut self, _cx: &mut Cx<'_>, _pipe: PipeId) {}
+
+    /// An outgoing connection opened with [`Cx::connect`] is established (or failed).
+    fn on_connect(&mut self, _cx: &mut Cx<'_>, _conn: ConnId, _result: io::Result<()>) {}
+
+    /// A pipe ended. By default a failure closes the whole session (a reset on one side
+    /// means the other side's flow cannot complete either).
+    fn on_pipe_end(&mut self, cx: &mut Cx<'_>, _pipe: PipeId, end: PipeEnd) {
+        if end != PipeEnd::Finished {
+            cx.close();
+        }
+    }
+
+    /// A timer armed with [`Cx::set_timer`] fired with the key it was given.
+    fn on_timer(&mut self, _cx: &mut Cx<'_>, _key: u64) {}
+
+    /// Whether no flow can continue. Checked after every callback round.
+    fn is_done(&self, cx: &Cx<'_>) -> bool {
+        cx.open_pipes() == 0 && cx.pending_connects() == 0
+    }
+
+    /// The session is being freed; its connections close right after.
+    fn on_close(&mut self, _cx: &mut Cx<'_>) {}
+}
+
+/// What a session can do to the core.
+pub struct Cx<'a> {
+    pub(crate) io: &'a mut Io,
+    pub(crate) sid: usize,
+}
+
+impl<'a> Cx<'a> {
+    /// This session's id.
+    pub fn id(&self) -> SessionId {
+        SessionId {
+            idx: self.sid,
+            gen: self.io.sessions[self.sid].gen,
+        }
+    }
+
+    /// Loop time (read once per wake-up of the loop).
+    pub fn now(&self) -> Instant {
+        self.io.now
+    }
+
+    fn conn(&self, c: ConnId) -> Option<&Connection> {
+        self.io
+            .conns
+            .get(c.idx)
+            .filter(|x| x.gen == c.gen && x.session == self.sid)
+    }
+
+    fn pipe_ref(&self, p: PipeId) -> Option<&Pipe> {
+        self.io
+            .pipes
+            .get(p.idx)
+            .filter(|x| x.gen == p.gen && x.session == self.sid)
+    }
+
+    fn pipe_mut(&mut self, p: PipeId) -> Option<&mut Pipe> {
+        let sid = self.sid;
+        self.io
+            .pipes
+            .get_mut(p.idx)
+            .filter(|x| x.gen == p.gen && x.session == sid)
+    }
+
+    /// The remote address of a connection.
+    pub fn peer_addr(&self, c: ConnId) -> Option<SocketAddr> {
+        self.conn(c).and_then(|x| x.peer)
+    }
+
+    /// The local address of a connection.
+    pub fn local_addr(&self, c: ConnId) -> Option<SocketAddr> {
+        self.conn(c).and_then(|x| x.stream.local_addr().ok())
+    }
+
+    /// The raw descriptor of a connection (for socket options; do not read or write it).
+    pub fn raw_fd(&self, c: ConnId) -> Option<RawFd> {
+        self.conn(c).map(|x| x.stream.as_raw_fd())
+    }
+
+    /// How long since a byte last moved on `c` (zero for an unknown connection).
+    pub fn idle(&self, c: ConnId) -> Duration {
+        self.conn(c)
+            .map(|x| self.io.now.saturating_duration_since(x.last_active))
+            .unwrap_or_default()
+    }
+
+    /// The peer of `c` sent its FIN (or the socket failed).
+    pub fn read_closed(&self, c: ConnId) -> bool {
+        self.conn(c).is_none_or(|x| x.read_eof)
+    }
+
+    /// Start a non-blocking connect; `on_connect` tells how it went.
+    pub fn connect(&mut self, addr: SocketAddr) -> io::Result<ConnId> {
+        let stream = TcpStream::connect(addr)?;
+        let _ = stream.set_nodelay(true);
+        let gen = self.io.gen();
+        let now = self.io.now;
+        let entry = self.io.conns.vacant_entry();
+        let idx = entry.key();
+        let mut conn = Connection::new(stream, gen, self.sid, now);
+        conn.peer = Some(addr);
+        conn.connecting = true;
+        self.io.registry.register(
+            &mut conn.stream,
+            conn_token(idx),
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        entry.insert(conn);
+        let s = &mut self.io.sessions[self.sid];
+        s.conns.push(idx);
+        s.pending_connects += 1;
+        Ok(ConnId { idx, gen })
+    }
+
+    /// Open a pipe with the default threshold. See [`Cx::pipe_with_threshold`].
+    pub fn pipe(&mut self, from: Source, to: Sink) -> PipeId {
+        self.pipe_with_threshold(from, to, DEFAULT_THRESHOLD)
+    }
+
+    /// Open a pipe from `from` to `to` holding at most `threshold` bytes. It starts moving
+    /// bytes when this callback returns, so bytes [`Cx::push`]ed now go first.
+    ///
+    /// # Panics
+    /// If a connection end already has a pipe on that side, or belongs to another session:
+    /// that is a bug in the session, not a condition of the network.
+    pub fn pipe_with_threshold(&mut self, from: Source, to: Sink, threshold: usize) -> PipeId {
+        let gen = self.io.gen();
+        let idx = self.io.pipes.vacant_entry().key();
+        let source = match from {
+            Source::Conn(c) => {
+                let conn = self.io.conns.get_mut(c.idx).filter(|x| x.gen == c.gen);
+                let conn = conn.expect("pipe source: unknown connection");
+                assert!(
+                    conn.reader.is_none(),
+                    "pipe source: connection already has a reader"
+                );
+                conn.reader = Some(idx);
+                SourceKind::Conn(c.idx)
+            }
+            Source::File { file, offset, len } => SourceKind::File {
+                file,
+                offset,
+                remaining: len,
+                sendfile: true,
+            },
+            Source::Session => SourceKind::Session,
+        };
+        let sink = match to {
+            Sink::Conn(c) => {
+                let conn = self.io.conns.get_mut(c.idx).filter(|x| x.gen == c.gen);
+                let conn = conn.expect("pipe sink: unknown connection");
+                assert!(
+                    conn.writer.is_none(),
+                    "pipe sink: connection already has a writer"
+                );
+                conn.writer = Some(idx);
+                SinkKind::Conn(c.idx)
+            }
+            Sink::Session => SinkKind::Session,
+            Sink::Discard => SinkKind::Discard,
+        };
+        self.io.pipes.insert(Pipe {
+            gen,
+            session: self.sid,
+            source,
+            sink,
+            buf: PipeBuffer::default(),
+            threshold: threshold.max(1),
+            source_active: true,
+            sink_active: true,
+            notified: false,
+            error: None,
+        });
+        self.io.sessions[self.sid].pipes.push(idx);
+        self.io.mark_dirty(idx);
+        PipeId { idx, gen }
+    }
+
+    /// Queue bytes on a pipe (any source kind: a response head before a file, say).
+    /// Returns false if the pipe is gone.
+    pub fn push(&mut self, p: PipeId, bytes: Bytes) -> bool {
+        let Some(pipe) = self.pipe_mut(p) else {
+            return false;
+        };
+        if !pipe.sink_active {
+            return false;
+        }
+        pipe.buf.push(bytes);
+        self.io.mark_dirty(p.idx);
+        true
+    }
+
+    /// The session source of `p` has nothing more to give: once flushed, the pipe finishes.
+    pub fn end(&mut self, p: PipeId) {
+        if let Some(pipe) = self.pipe_mut(p) {
+            pipe.source_active = false;
+            self.io.mark_dirty(p.idx);
+        }
+    }
+
+    /// Take the oldest bytes waiting in a pipe whose sink is this session.
+    pub fn take(&mut self, p: PipeId) -> Option<Bytes> {
+        let pipe = self.pipe_mut(p)?;
+        let b = pipe.buf.pop();
+        pipe.notified = false;
+        self.io.mark_dirty(p.idx);
+        b
+    }
+
+    /// Bytes waiting in a pipe.
+    pub fn buffered(&self, p: PipeId) -> usize {
+        self.pipe_ref(p).map_or(0, |x| x.buf.len())
+    }
+
+    /// The pipe's source ended (its last bytes may still be buffered).
+    pub fn source_ended(&self, p: PipeId) -> bool {
+        self.pipe_ref(p).is_none_or(|x| !x.source_active)
+    }
+
+    /// Whether the pipe is still open.
+    pub fn pipe_open(&self, p: PipeId) -> bool {
+        self.pipe_ref(p).is_some()
+    }
+
+    /// Close a pipe now, dropping what it holds; no FIN is sent and no `on_pipe_end` comes.
+    pub fn close_pipe(&mut self, p: PipeId) {
+        if self.pipe_ref(p).is_some() {
+            self.io.drop_pipe(p.idx);
+        }
+    }
+
+    /// Close a connection now (and any pipe attached to it).
+    pub fn close_conn(&mut self, c: ConnId) {
+        if self.conn(c).is_some() {
+            self.io.drop_conn(c.idx);
+        }
+    }
+
+    /// Call `on_timer(key)` after `after`.
+    pub fn set_timer(&mut self, after: Duration, key: u64) -> TimerId {
+        let gen = self.io.sessions[self.sid].gen;
+        let owner = Owner::Session {
+            idx: self.sid,
+            gen,
+            key,
+        };
+        TimerId(self.io.timers.add(self.io.now + after, owner))
+    }
+
+    /// Cancel a timer (no effect if it already fired).
+    pub fn cancel_timer(&mut self, t: TimerId) {
+        self.io.timers.cancel(t.0);
+    }
+
+    /// Free this session (and close its connections) once the current callback returns.
+    pub fn close(&mut self) {
+        self.io.sessions[self.sid].closing = true;
+        self.io.touch(self.sid);
+    }
+
+    /// Pipes this session has open.
+    pub fn open_pipes(&self) -> usize {
+        self.io.sessions[self.sid].pipes.len()
+    }
+
+    /// Outgoing connects not yet finished.
+    pub fn pending_connects(&self) -> usize {
+        self.io.sessions[self.sid].pending_connects
+    }
+}
+
+/// Deliver one queued notice to its session.
+pub(crate) fn deliver(s: &mut dyn Session, cx: &mut Cx<'_>, n: Notice) {
+    match n {
+        Notice::Readable(p) => {
+            let gen = cx.io.pipes.get(p).map(|x| x.gen);
+            if let Some(gen) = gen {
+                if let Some(pipe) = cx.io.pipes.get_mut(p) {
+                    pipe.notified = false;
+                }
+                s.on_readable(cx, PipeId { idx: p, gen });
+            }
+        }
+        Notice::PipeEnd { idx, gen, end } => s.on_pipe_end(cx, PipeId { idx, gen }, end),
+        Notice::Connected { idx, gen, result } => s.on_connect(cx, ConnId { idx, gen }, result),
+        Notice::Timer(key) => s.on_timer(cx, key),
+    }
+}
