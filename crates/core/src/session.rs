@@ -158,21 +158,41 @@ impl<'a> Cx<'a> {
     /// Open a pipe from `from` to `to` holding at most `threshold` bytes. It starts moving
     /// bytes when this callback returns, so bytes [`Cx::push`]ed now go first.
     ///
-    /// # Panics
-    /// If a connection end already has a pipe on that side, or belongs to another session:
-    /// that is a bug in the session, not a condition of the network.
+    /// A connection end that is not this session's, or already has a pipe on that side, is a
+    /// bug in the session: it is logged, the session is closed, and the returned id names no
+    /// pipe. One faulty session never takes the process down.
     pub fn pipe_with_threshold(&mut self, from: Source, to: Sink, threshold: usize) -> PipeId {
+        let dead = PipeId {
+            idx: usize::MAX,
+            gen: 0,
+        };
+        let src_conn = match &from {
+            Source::Conn(c) => Some(*c),
+            _ => None,
+        };
+        let sink_conn = match &to {
+            Sink::Conn(c) => Some(*c),
+            _ => None,
+        };
+        if let Some(c) = src_conn {
+            if self.conn(c).is_none_or(|x| x.reader.is_some()) {
+                log::error!("session bug: pipe source {c:?} is unknown or already read by a pipe");
+                self.close();
+                return dead;
+            }
+        }
+        if let Some(c) = sink_conn {
+            if self.conn(c).is_none_or(|x| x.writer.is_some()) {
+                log::error!("session bug: pipe sink {c:?} is unknown or already written by a pipe");
+                self.close();
+                return dead;
+            }
+        }
         let gen = self.io.gen();
         let idx = self.io.pipes.vacant_entry().key();
         let source = match from {
             Source::Conn(c) => {
-                let conn = self.io.conns.get_mut(c.idx).filter(|x| x.gen == c.gen);
-                let conn = conn.expect("pipe source: unknown connection");
-                assert!(
-                    conn.reader.is_none(),
-                    "pipe source: connection already has a reader"
-                );
-                conn.reader = Some(idx);
+                self.io.conns[c.idx].reader = Some(idx);
                 SourceKind::Conn(c.idx)
             }
             Source::File { file, offset, len } => SourceKind::File {
@@ -185,13 +205,7 @@ impl<'a> Cx<'a> {
         };
         let sink = match to {
             Sink::Conn(c) => {
-                let conn = self.io.conns.get_mut(c.idx).filter(|x| x.gen == c.gen);
-                let conn = conn.expect("pipe sink: unknown connection");
-                assert!(
-                    conn.writer.is_none(),
-                    "pipe sink: connection already has a writer"
-                );
-                conn.writer = Some(idx);
+                self.io.conns[c.idx].writer = Some(idx);
                 SinkKind::Conn(c.idx)
             }
             Sink::Session => SinkKind::Session,

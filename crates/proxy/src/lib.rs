@@ -1,1 +1,17 @@
-//! placeholder
+//! tether-proxy: the product sessions wired onto tether-core, and the config model.
+//!
+//! - `config`: the TOML config, checked into `Settings` (errors as `path:line:col: message`);
+//! - `server`: binds each listener of the settings with its session factory;
+//! - `tcp`: the `tcp` listener's sessions (tunnel to an upstream, stream a file);
+//! - `http`: the minimal `http` listener (proxy to one upstream, or serve a directory);
+//! - `files`, `response`, `idle`: path confinement and MIME types, status pages, idle timeouts.
+
+pub mod config;
+pub mod files;
+pub mod http;
+pub mod idle;
+pub mod response;
+pub mod server;
+pub mod tcp;
+
+pub use config::{ConfigError, Settings, DEFAULT_CONFIG};

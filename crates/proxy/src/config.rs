@@ -1,0 +1,311 @@
+//! The config model: the TOML file a user writes, checked into `Settings` that the sessions
+//! run on. Every table rejects unknown keys; every error names `path:line:col`.
+//!
+//! ```toml
+//! server_name = "tether"
+//!
+//! [[listener]]
+//! listen = "0.0.0.0:8001"
+//! protocol = "http"            # or "tcp"
+//! upstream = "127.0.0.1:3000"  # proxy / tunnel to this address, or:
+//! # root = "public"            # http: serve this directory
+//! # file = "public/sample.txt" # tcp: stream this file on connect
+//! ```
+
+use std::fmt;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The embedded default config: what `tether` runs with no argument.
+pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
+
+/// A config error, printed as `path:line:col: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: String,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.path, self.line, self.col, self.message
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    server_name: Option<String>,
+    #[serde(default)]
+    listener: Vec<Spanned<RawListener>>,
+}
+
+#[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Http,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListener {
+    listen: Spanned<String>,
+    protocol: Protocol,
+    upstream: Option<Spanned<String>>,
+    root: Option<Spanned<String>>,
+    file: Option<Spanned<String>>,
+    connect_timeout_ms: Option<Spanned<u64>>,
+    idle_timeout_ms: Option<Spanned<u64>>,
+}
+
+/// What a listener is wired to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// tcp: tunnel bytes both ways to this address.
+    TcpUpstream(SocketAddr),
+    /// tcp: stream this file on connect, then close.
+    TcpFile(PathBuf),
+    /// http: reverse-proxy every request to this address.
+    HttpProxy(SocketAddr),
+    /// http: serve this directory.
+    HttpFiles(PathBuf),
+}
+
+/// A checked listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerSpec {
+    pub listen: SocketAddr,
+    pub target: Target,
+    pub connect_timeout: Duration,
+    /// For tcp: a tunnel with no byte either way for this long is closed. For http: the
+    /// time allowed for a request head, and for a proxied exchange to stay silent.
+    pub idle_timeout: Duration,
+}
+
+/// A checked config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub server_name: String,
+    pub listeners: Vec<ListenerSpec>,
+}
+
+impl Settings {
+    /// The embedded default config, checked.
+    pub fn default_config() -> Result<Settings, ConfigError> {
+        parse(DEFAULT_CONFIG, "<default>")
+    }
+
+    /// Read and check a config file.
+    pub fn load(path: &Path) -> Result<Settings, ConfigError> {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: name.clone(),
+            line: 1,
+            col: 1,
+            message: format!("cannot read: {e}"),
+        })?;
+        parse(&text, &name)
+    }
+}
+
+/// Check TOML text; `name` is used in error messages.
+pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
+    let at = |span: Range<usize>, message: String| {
+        let (line, col) = line_col(text, span.start);
+        ConfigError {
+            path: name.to_string(),
+            line,
+            col,
+            message,
+        }
+    };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let span = e.span().unwrap_or(0..0);
+        at(span, e.message().trim().to_string())
+    })?;
+    let mut listeners = Vec::new();
+    for l in raw.listener {
+        let span = l.span();
+        let l = l.into_inner();
+        listeners.push(check_listener(l, span, &at)?);
+    }
+    for (i, a) in listeners.iter().enumerate() {
+        if listeners[..i].iter().any(|b| b.listen == a.listen) {
+            return Err(at(0..0, format!("two listeners on {}", a.listen)));
+        }
+    }
+    Ok(Settings {
+        server_name: raw.server_name.unwrap_or_else(|| "tether".to_string()),
+        listeners,
+    })
+}
+
+fn check_listener(
+    l: RawListener,
+    span: Range<usize>,
+    at: &dyn Fn(Range<usize>, String) -> ConfigError,
+) -> Result<ListenerSpec, ConfigError> {
+    let listen = l.listen.get_ref().parse::<SocketAddr>().map_err(|_| {
+        at(
+            l.listen.span(),
+            format!("`listen`: not an address:port: {:?}", l.listen.get_ref()),
+        )
+    })?;
+    let targets = [l.upstream.is_some(), l.root.is_some(), l.file.is_some()];
+    if targets.iter().filter(|&&t| t).count() != 1 {
+        return Err(at(
+            span,
+            "a listener needs exactly one of `upstream`, `root`, `file`".into(),
+        ));
+    }
+    let target = match (l.protocol, l.upstream, l.root, l.file) {
+        (proto, Some(up), _, _) => {
+            let addr =
+                resolve(up.get_ref()).map_err(|m| at(up.span(), format!("`upstream`: {m}")))?;
+            if proto == Protocol::Tcp {
+                Target::TcpUpstream(addr)
+            } else {
+                Target::HttpProxy(addr)
+            }
+        }
+        (Protocol::Http, None, Some(root), _) => {
+            Target::HttpFiles(PathBuf::from(root.into_inner()))
+        }
+        (Protocol::Tcp, None, None, Some(file)) => {
+            Target::TcpFile(PathBuf::from(file.into_inner()))
+        }
+        (Protocol::Tcp, None, Some(root), _) => {
+            return Err(at(
+                root.span(),
+                "`root` needs protocol = \"http\" (tcp serves one `file`)".into(),
+            ))
+        }
+        (Protocol::Http, None, None, Some(file)) => {
+            return Err(at(
+                file.span(),
+                "`file` needs protocol = \"tcp\" (http serves a `root`)".into(),
+            ))
+        }
+        (_, None, None, None) => unreachable!("checked above: exactly one target"),
+    };
+    let ms = |v: Option<Spanned<u64>>, default: u64, key: &str| -> Result<Duration, ConfigError> {
+        match v {
+            None => Ok(Duration::from_millis(default)),
+            Some(v) if *v.get_ref() == 0 => Err(at(v.span(), format!("`{key}` must be above 0"))),
+            Some(v) => Ok(Duration::from_millis(*v.get_ref())),
+        }
+    };
+    let idle_default = if l.protocol == Protocol::Tcp {
+        600_000
+    } else {
+        60_000
+    };
+    Ok(ListenerSpec {
+        listen,
+        target,
+        connect_timeout: ms(l.connect_timeout_ms, 5_000, "connect_timeout_ms")?,
+        idle_timeout: ms(l.idle_timeout_ms, idle_default, "idle_timeout_ms")?,
+    })
+}
+
+/// `host:port` to one address (the first the resolver gives), at load time only.
+fn resolve(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    if !s.contains(':') {
+        return Err(format!("{s:?} has no port (write host:port)"));
+    }
+    match s.to_socket_addrs() {
+        Ok(mut it) => it
+            .next()
+            .ok_or_else(|| format!("{s:?} resolves to no address")),
+        Err(e) => Err(format!("cannot resolve {s:?}: {e}")),
+    }
+}
+
+/// 1-based line and column (in characters) of byte `offset`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_valid() {
+        let s = Settings::default_config().expect("default config");
+        assert_eq!(s.listeners.len(), 2);
+        assert_eq!(
+            s.listeners[0].target,
+            Target::HttpProxy("127.0.0.1:3000".parse().unwrap())
+        );
+        assert_eq!(
+            s.listeners[1].target,
+            Target::HttpFiles(PathBuf::from("public"))
+        );
+    }
+
+    #[test]
+    fn unknown_key_has_position() {
+        let e = parse(
+            "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"tcp\"\nupstraem = \"x\"\n",
+            "t.toml",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.col), (4, 1), "{e}");
+        assert!(e.message.contains("upstraem"), "{e}");
+    }
+
+    #[test]
+    fn unknown_top_level_key() {
+        let e = parse("server_nam = \"x\"\n", "t.toml").unwrap_err();
+        assert_eq!((e.line, e.col), (1, 1), "{e}");
+    }
+
+    #[test]
+    fn bad_address_points_at_value() {
+        let e = parse(
+            "[[listener]]\nlisten = \"nope\"\nprotocol = \"tcp\"\nupstream = \"127.0.0.1:1\"\n",
+            "t.toml",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.col), (2, 10), "{e}");
+    }
+
+    #[test]
+    fn two_targets_rejected() {
+        let e = parse(
+            "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"http\"\nupstream = \"127.0.0.1:2\"\nroot = \"x\"\n",
+            "t.toml",
+        )
+        .unwrap_err();
+        assert!(e.message.contains("exactly one"), "{e}");
+    }
+
+    #[test]
+    fn line_col_counts_chars() {
+        assert_eq!(line_col("ab\ncé\nx", 7), (3, 1));
+        assert_eq!(line_col("ab\ncéd", 6), (2, 3));
+    }
+}
