@@ -4,7 +4,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tether_core::{Core, Session};
+use tether_core::{Core, SessionFactory};
 
 use crate::config::{Settings, Target};
 use crate::http::{HttpSession, HttpTarget};
@@ -17,29 +17,28 @@ pub fn install(core: &mut Core, settings: &Settings) -> io::Result<Vec<SocketAdd
     for spec in &settings.listeners {
         let spec = Arc::new(spec.clone());
         let server = server.clone();
-        let factory: Box<dyn FnMut(&tether_core::Accepted) -> Box<dyn Session>> =
-            match spec.target.clone() {
-                Target::TcpUpstream(addr) => {
-                    Box::new(move |_| Box::new(TcpTunnel::new(spec.clone(), addr)))
-                }
-                Target::TcpFile(path) => {
-                    Box::new(move |_| Box::new(TcpFile::new(spec.clone(), path.clone())))
-                }
-                Target::HttpProxy(addr) => Box::new(move |_| {
-                    Box::new(HttpSession::new(
-                        spec.clone(),
-                        server.clone(),
-                        HttpTarget::Proxy(addr),
-                    ))
-                }),
-                Target::HttpFiles(root) => Box::new(move |_| {
-                    Box::new(HttpSession::new(
-                        spec.clone(),
-                        server.clone(),
-                        HttpTarget::Files(root.clone()),
-                    ))
-                }),
-            };
+        let factory: SessionFactory = match spec.target.clone() {
+            Target::TcpUpstream(addr) => {
+                Box::new(move |_| Box::new(TcpTunnel::new(spec.clone(), addr)))
+            }
+            Target::TcpFile(path) => {
+                Box::new(move |_| Box::new(TcpFile::new(spec.clone(), path.clone())))
+            }
+            Target::HttpProxy(addr) => Box::new(move |_| {
+                Box::new(HttpSession::new(
+                    spec.clone(),
+                    server.clone(),
+                    HttpTarget::Proxy(addr),
+                ))
+            }),
+            Target::HttpFiles(root) => Box::new(move |_| {
+                Box::new(HttpSession::new(
+                    spec.clone(),
+                    server.clone(),
+                    HttpTarget::Files(root.clone()),
+                ))
+            }),
+        };
         let listen = settings.listeners[bound.len()].listen;
         let id = core
             .listen(listen, factory)
