@@ -1,0 +1,141 @@
+//! The command line: `--version`, `--print-default-config`, `check` with `path:line:col`
+//! errors, a bad config refused at start, and the embedding examples run for real.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(TETHER)
+        .args(args)
+        .output()
+        .expect("run tether");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn version_names_the_git_hash() {
+    let (code, out, _) = run(&["--version"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.starts_with(&format!("tether {} (git ", env!("CARGO_PKG_VERSION"))),
+        "{out}"
+    );
+}
+
+#[test]
+fn default_config_prints_and_checks() {
+    let (code, out, _) = run(&["--print-default-config"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("listen = \"0.0.0.0:8001\""), "{out}");
+    assert!(out.contains("upstream = \"127.0.0.1:3000\""), "{out}");
+    assert!(out.contains("root = \"public\""), "{out}");
+    let dir = TempDir::new("cli-default");
+    let p = dir.write("default.toml", out.as_bytes());
+    let (code, out, err) = run(&["check", p.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("ok (2 listeners)"), "{out}");
+    let (code, out, _) = run(&[
+        "check",
+        repo()
+            .join("examples/configs/stage13.toml")
+            .to_str()
+            .unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn check_reports_path_line_col() {
+    let dir = TempDir::new("cli-bad");
+    let cases: [(&str, &str, &str); 7] = [
+        ("top.toml", "server_name = \"x\"\nworkerz = 2\n", ":2:1: unknown field `workerz`"),
+        ("nested.toml", "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"tcp\"\n  upstreem = \"127.0.0.1:2\"\n",
+            ":4:3: unknown field `upstreem`"),
+        ("addr.toml", "[[listener]]\nlisten = \"localhost\"\nprotocol = \"tcp\"\nupstream = \"127.0.0.1:2\"\n",
+            ":2:10: `listen`: not an address:port"),
+        ("proto.toml", "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"udp\"\nupstream = \"127.0.0.1:2\"\n",
+            ":3:12: unknown variant `udp`"),
+        ("syntax.toml", "[[listener]\n", ":1:"),
+        ("missing.toml", "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"http\"\n", ":1:1: a listener needs exactly one of"),
+        ("zero.toml", "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"tcp\"\nupstream = \"127.0.0.1:2\"\nidle_timeout_ms = 0\n",
+            ":5:19: `idle_timeout_ms` must be above 0"),
+    ];
+    for (name, text, want) in cases {
+        let p = dir.write(name, text.as_bytes());
+        let ps = p.to_str().unwrap();
+        let (code, out, err) = run(&["check", ps]);
+        assert_eq!(code, 1, "{name}: {out}{err}");
+        assert!(
+            err.starts_with(&format!("{ps}{want}")),
+            "{name}: want {ps}{want}, got {err}"
+        );
+        // Running with it fails the same way, before binding anything.
+        let (code, _, err2) = run(&[ps]);
+        assert_eq!(code, 1, "{name}");
+        assert_eq!(err, err2, "{name}");
+    }
+    let (code, _, err) = run(&["check", "/nonexistent/tether.toml"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.starts_with("/nonexistent/tether.toml:1:1: cannot read"),
+        "{err}"
+    );
+}
+
+#[test]
+fn port_in_use_is_a_clear_error() {
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = held.local_addr().unwrap().port();
+    let dir = TempDir::new("cli-inuse");
+    let p = dir.write(
+        "t.toml",
+        format!("[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"http\"\nroot = \".\"\n")
+            .as_bytes(),
+    );
+    let (code, _, err) = run(&[p.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{err}"
+    );
+}
+
+/// The example binaries built next to this test's executable.
+fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    dir.join("examples").join(name)
+}
+
+#[test]
+fn embedding_examples_echo_and_reverse() {
+    for (name, input, want) in [
+        ("embed_echo", &b"hello\nworld"[..], &b"hello\nworld"[..]),
+        (
+            "embed_reverse",
+            b"hello\nstressed\nabc",
+            b"olleh\ndesserts\ncba",
+        ),
+    ] {
+        let port = free_port();
+        let child = Command::new(example(name))
+            .arg(format!("127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("run example {name} (built by cargo test): {e}"));
+        let _p = Proc { child, log: None };
+        wait_port(port);
+        assert_eq!(raw(port, input), want, "{name}");
+        let big = noise(3 << 20, 5);
+        if name == "embed_echo" {
+            assert!(raw(port, &big) == big, "echo of 3 MiB differs");
+        }
+    }
+}

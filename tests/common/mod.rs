@@ -1,0 +1,314 @@
+//! Helpers for the end-to-end tests: start the real `tether` binary and real servers
+//! (python `http.server`), pick free loopback ports, wait for a port to accept, read a
+//! process's RSS / CPU time / open descriptors from /proc, and kill everything on drop.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const TETHER: &str = env!("CARGO_BIN_EXE_tether");
+
+/// The repository root (where `public/` and `examples/` are).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+pub fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// Wait until `port` accepts a connection (at most 10 s).
+pub fn wait_port(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&addr(port), Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("port {port} never accepted a connection");
+}
+
+/// Poll `cond` every 20 ms for at most `limit`; true if it became true.
+pub fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("tether-test-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn write(&self, name: &str, data: &[u8]) -> PathBuf {
+        let p = self.0.join(name);
+        if let Some(dir) = p.parent() {
+            std::fs::create_dir_all(dir).expect("create dir");
+        }
+        std::fs::write(&p, data).expect("write file");
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed (and reaped) on drop.
+pub struct Proc {
+    pub child: Child,
+    pub log: Option<PathBuf>,
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log
+            .as_ref()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default()
+    }
+
+    /// Still running?
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start tether with `args` in `cwd`, logging to `cwd/tether.log`; wait for `ports`.
+pub fn tether_args(cwd: &Path, args: &[&str], ports: &[u16]) -> Proc {
+    let log = cwd.join("tether.log");
+    let f = std::fs::File::create(&log).expect("log file");
+    let child = Command::new(TETHER)
+        .args(args)
+        .current_dir(cwd)
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(f)
+        .spawn()
+        .expect("spawn tether");
+    let mut p = Proc {
+        child,
+        log: Some(log),
+    };
+    for &port in ports {
+        if !eventually(Duration::from_secs(10), || {
+            TcpStream::connect_timeout(&addr(port), Duration::from_millis(200)).is_ok()
+        }) {
+            panic!(
+                "tether did not listen on {port}; alive={}; log:\n{}",
+                p.alive(),
+                p.log_text()
+            );
+        }
+    }
+    p
+}
+
+/// Write `config` to `dir/tether.toml` and run tether on it, waiting for `ports`.
+pub fn tether(dir: &TempDir, config: &str, ports: &[u16]) -> Proc {
+    let cfg = dir.write("tether.toml", config.as_bytes());
+    tether_args(dir.path(), &[cfg.to_str().expect("utf-8 path")], ports)
+}
+
+/// `python3 -m http.server` on `port`, serving `dir`.
+pub fn python_http(dir: &Path, port: u16) -> Proc {
+    let child = Command::new("python3")
+        .args([
+            "-m",
+            "http.server",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--directory",
+        ])
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn python3 -m http.server (is python3 installed?)");
+    let p = Proc { child, log: None };
+    wait_port(port);
+    p
+}
+
+/// A python upstream that answers every GET with the request head it received as body.
+pub fn python_echo_head(port: u16) -> Proc {
+    let script = r#"
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = (self.requestline + "\r\n" + str(self.headers)).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"#;
+    let child = Command::new("python3")
+        .args(["-c", script, &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn python3");
+    let p = Proc { child, log: None };
+    wait_port(port);
+    p
+}
+
+/// Run curl with `args` (silent, 20 s cap) and return its output.
+pub fn curl(args: &[&str]) -> Output {
+    Command::new("curl")
+        .args(["-sS", "--max-time", "20"])
+        .args(args)
+        .output()
+        .expect("run curl (is curl installed?)")
+}
+
+/// `curl URL` → (status code, body).
+pub fn get(url: &str) -> (u16, Vec<u8>) {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            url,
+        ])
+        .output()
+        .expect("run curl");
+    let mut body = out.stdout;
+    let nl = body
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .expect("curl -w output");
+    let code = String::from_utf8_lossy(&body[nl + 1..])
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    body.truncate(nl);
+    (code, body)
+}
+
+/// Run `nc` with `args`, feeding `input`; returns stdout. Bounded by `-w 5` and a 20 s cap.
+pub fn nc(args: &[&str], input: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("timeout")
+        .arg("20")
+        .arg("nc")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("run nc (is netcat-openbsd installed?)");
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(input).expect("write to nc");
+    drop(stdin);
+    let mut out = Vec::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_end(&mut out)
+        .expect("read nc");
+    let _ = child.wait();
+    out
+}
+
+/// Send raw bytes to `port` (half-closing after them) and read the whole answer.
+pub fn raw(port: u16, request: &[u8]) -> Vec<u8> {
+    nc(&["-N", "-w", "5", "127.0.0.1", &port.to_string()], request)
+}
+
+/// Resident set size of `pid`, in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc status");
+    s.lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS")
+}
+
+/// User + system CPU time of `pid`.
+pub fn cpu_time(pid: u32) -> Duration {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let rest = &s[s.rfind(')').expect("stat format") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime");
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / hz.max(1))
+}
+
+/// Open file descriptors of `pid`.
+pub fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .expect("read /proc fd")
+}
+
+/// Deterministic pseudo-random bytes.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
