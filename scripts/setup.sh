@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Install what tether's tests and demos need on a Debian machine: curl, nc (netcat-openbsd),
+# python3. Safe to run twice; skips apt when everything is already there.
+set -euo pipefail
+
+need=()
+command -v curl >/dev/null 2>&1 || need+=(curl)
+# The tests rely on OpenBSD netcat's -N (shutdown after EOF on stdin).
+if ! nc -h 2>&1 | grep -qE '^[[:space:]]+-N'; then need+=(netcat-openbsd); fi
+command -v python3 >/dev/null 2>&1 || need+=(python3)
+
+if [ ${#need[@]} -gt 0 ]; then
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  echo "setup: installing ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+echo "setup: curl $(curl --version | head -1 | cut -d' ' -f2), $(python3 --version), nc ok"
