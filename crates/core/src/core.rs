@@ -81,6 +81,8 @@ impl Handle {
 pub struct Core {
     poll: Poll,
     events: Events,
+    /// The events of one poll, copied out so handling them may borrow the core.
+    ready: Vec<(Token, Ready)>,
     listeners: Slab<Listener>,
     io: Io,
     handle: Handle,
@@ -94,6 +96,7 @@ impl Core {
         Ok(Core {
             poll,
             events: Events::with_capacity(1024),
+            ready: Vec::with_capacity(1024),
             listeners: Slab::new(),
             io: Io::new(registry),
             handle: Handle {
@@ -169,12 +172,9 @@ impl Core {
             }
         }
         self.io.now = Instant::now();
-        let events: Vec<(Token, Ready)> = self
-            .events
-            .iter()
-            .map(|e| (e.token(), Ready::of(e)))
-            .collect();
-        for (token, ready) in events {
+        let mut events = std::mem::take(&mut self.ready);
+        events.extend(self.events.iter().map(|e| (e.token(), Ready::of(e))));
+        for &(token, ready) in &events {
             let idx = token.0 >> KIND_BITS;
             match token.0 & ((1 << KIND_BITS) - 1) {
                 KIND_LISTENER => self.accept(idx),
@@ -182,10 +182,13 @@ impl Core {
                 _ => {}
             }
         }
-        while let Some(owner) = self.io.timers.pop_due(self.io.now) {
+        events.clear();
+        self.ready = events;
+        while let Some((id, owner)) = self.io.timers.pop_due(self.io.now) {
             match owner {
                 Owner::Session { idx, gen, key } => {
-                    if self.io.sessions.get(idx).is_some_and(|s| s.gen == gen) {
+                    if let Some(s) = self.io.sessions.get_mut(idx).filter(|s| s.gen == gen) {
+                        s.timers.retain(|&t| t != id);
                         self.io.notices.push_back((idx, gen, Notice::Timer(key)));
                         self.io.touch(idx);
                     }
@@ -246,6 +249,7 @@ impl Core {
             conns: Vec::new(),
             pipes: Vec::new(),
             pending_connects: 0,
+            timers: Vec::new(),
             closing: false,
             touched: false,
         });
@@ -411,7 +415,10 @@ impl Core {
                 self.io.drop_pipe(p);
             }
         }
-        self.io.sessions.remove(sid);
+        let slot = self.io.sessions.remove(sid);
+        for t in slot.timers {
+            self.io.timers.cancel(t);
+        }
     }
 }
 

@@ -50,6 +50,8 @@ pub(crate) struct SessionSlot {
     pub conns: Vec<usize>,
     pub pipes: Vec<usize>,
     pub pending_connects: usize,
+    /// Timers armed and not yet fired or cancelled (cancelled when the session goes).
+    pub timers: Vec<u64>,
     /// The session asked to be closed.
     pub closing: bool,
     /// Queued in `Io::touched` for a liveness check.

@@ -296,12 +296,18 @@ impl<'a> Cx<'a> {
             gen,
             key,
         };
-        TimerId(self.io.timers.add(self.io.now + after, owner))
+        let id = self.io.timers.add(self.io.now + after, owner);
+        self.io.sessions[self.sid].timers.push(id);
+        TimerId(id)
     }
 
     /// Cancel a timer (no effect if it already fired).
     pub fn cancel_timer(&mut self, t: TimerId) {
-        self.io.timers.cancel(t.0);
+        let timers = &mut self.io.sessions[self.sid].timers;
+        if let Some(i) = timers.iter().position(|&x| x == t.0) {
+            timers.swap_remove(i);
+            self.io.timers.cancel(t.0);
+        }
     }
 
     /// Free this session (and close its connections) once the current callback returns.

@@ -1,5 +1,7 @@
 //! Timers in the loop: a binary heap of deadlines. Cancelled timers are dropped from the
-//! table and skipped when their deadline comes up, so cancelling costs O(1).
+//! table and skipped when their deadline comes up, so cancelling costs O(1); when cancelled
+//! entries outnumber live ones the heap is rebuilt, so a stream of short sessions with long
+//! timeouts cannot grow it without bound.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -17,21 +19,33 @@ pub(crate) enum Owner {
 #[derive(Default)]
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
-    live: HashMap<u64, Owner>,
+    live: HashMap<u64, (Instant, Owner)>,
     next: u64,
 }
+
+/// Cancelled entries tolerated in the heap before it is rebuilt (if also above the live count).
+const COMPACT_AFTER: usize = 4096;
 
 impl Timers {
     pub fn add(&mut self, at: Instant, owner: Owner) -> u64 {
         self.next += 1;
         let id = self.next;
         self.heap.push(Reverse((at, id)));
-        self.live.insert(id, owner);
+        self.live.insert(id, (at, owner));
         id
     }
 
     pub fn cancel(&mut self, id: u64) {
-        self.live.remove(&id);
+        if self.live.remove(&id).is_some() {
+            let dead = self.heap.len() - self.live.len();
+            if dead > COMPACT_AFTER && dead > self.live.len() {
+                self.heap = self
+                    .live
+                    .iter()
+                    .map(|(&id, &(at, _))| Reverse((at, id)))
+                    .collect();
+            }
+        }
     }
 
     /// How long the poll may sleep: until the earliest live deadline.
@@ -45,15 +59,15 @@ impl Timers {
         None
     }
 
-    /// The next timer due at `now`, if any.
-    pub fn pop_due(&mut self, now: Instant) -> Option<Owner> {
+    /// The next timer due at `now`, if any, with its id.
+    pub fn pop_due(&mut self, now: Instant) -> Option<(u64, Owner)> {
         while let Some(Reverse((at, id))) = self.heap.peek().copied() {
             if at > now {
                 return None;
             }
             self.heap.pop();
-            if let Some(owner) = self.live.remove(&id) {
-                return Some(owner);
+            if let Some((_, owner)) = self.live.remove(&id) {
+                return Some((id, owner));
             }
         }
         None
@@ -62,6 +76,11 @@ impl Timers {
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.live.len()
+    }
+
+    #[cfg(test)]
+    pub fn heap_len(&self) -> usize {
+        self.heap.len()
     }
 }
 
@@ -80,7 +99,7 @@ mod tests {
         assert_eq!(t.timeout(now), Some(Duration::from_millis(10)));
         let later = now + Duration::from_millis(40);
         let fired: Vec<usize> = std::iter::from_fn(|| t.pop_due(later))
-            .map(|o| match o {
+            .map(|(_, o)| match o {
                 Owner::Listener(i) => i,
                 Owner::Session { .. } => 0,
             })
@@ -88,5 +107,21 @@ mod tests {
         assert_eq!(fired, vec![2, 3]);
         assert_eq!(t.len(), 0);
         assert_eq!(t.timeout(later), None);
+    }
+
+    #[test]
+    fn cancelled_entries_do_not_pile_up() {
+        let mut t = Timers::default();
+        let now = Instant::now();
+        for _ in 0..100_000 {
+            let id = t.add(now + Duration::from_secs(600), Owner::Listener(0));
+            t.cancel(id);
+        }
+        assert_eq!(t.len(), 0);
+        assert!(
+            t.heap_len() <= 2 * COMPACT_AFTER,
+            "heap holds {}",
+            t.heap_len()
+        );
     }
 }
