@@ -195,6 +195,7 @@ impl Io {
             threshold,
             source_active,
             error,
+            limit,
             ..
         } = &mut self.pipes[p];
         if !*source_active || error.is_some() {
@@ -206,16 +207,32 @@ impl Io {
             SourceKind::Session => {}
             SourceKind::Conn(c) => {
                 let conn = &mut self.conns[*c];
-                while buf.len() < threshold && conn.read_ready {
-                    match read_fd(conn.stream.as_raw_fd(), &mut self.scratch, READ_CHUNK) {
+                while buf.len() < threshold && conn.read_ready && *source_active {
+                    let want = limit.map_or(READ_CHUNK, |l| l.min(READ_CHUNK as u64) as usize);
+                    if want == 0 {
+                        *source_active = false;
+                        moved = true;
+                        break;
+                    }
+                    match read_fd(conn.stream.as_raw_fd(), &mut self.scratch, want) {
                         Ok(b) if b.is_empty() => {
                             conn.read_eof = true;
                             conn.read_ready = false;
                             *source_active = false;
+                            if limit.is_some() {
+                                // The peer closed before the announced length.
+                                *error = Some(PipeEnd::SourceError(io::ErrorKind::UnexpectedEof));
+                            }
                             moved = true;
                         }
                         Ok(b) => {
                             conn.last_active = self.now;
+                            if let Some(l) = limit {
+                                *l -= b.len() as u64;
+                                if *l == 0 {
+                                    *source_active = false;
+                                }
+                            }
                             buf.push(b);
                             moved = true;
                         }
@@ -283,7 +300,7 @@ impl Io {
         if let SinkKind::Conn(c) = pipe.sink {
             if let Some(conn) = self.conns.get_mut(c) {
                 conn.writer = None;
-                if end == PipeEnd::Finished {
+                if end == PipeEnd::Finished && pipe.fin {
                     conn.shutdown_write();
                 }
             }

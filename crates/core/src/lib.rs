@@ -23,5 +23,5 @@ mod timer;
 
 pub use crate::core::{Accepted, Core, Handle, SessionFactory};
 pub use crate::ids::{ConnId, ListenerId, PipeId, SessionId, TimerId};
-pub use crate::pipe::{PipeBuffer, PipeEnd, Sink, Source, DEFAULT_THRESHOLD};
+pub use crate::pipe::{PipeBuffer, PipeEnd, PipeOpts, Sink, Source, DEFAULT_THRESHOLD};
 pub use crate::session::{Cx, Session};

@@ -60,6 +60,30 @@ pub enum Sink {
     Discard,
 }
 
+/// How a pipe is opened: see [`crate::Cx::pipe_with`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PipeOpts {
+    /// Bytes the pipe may hold before it stops reading its source.
+    pub threshold: usize,
+    /// Read at most this many bytes from a connection source, then finish (a
+    /// `Content-Length` body: the bytes after it belong to the next message and stay in the
+    /// socket). The source ending before the limit is a `SourceError(UnexpectedEof)`.
+    pub limit: Option<u64>,
+    /// Send a FIN on a connection sink when the pipe finishes. Off for one message on a
+    /// connection that carries more (keep-alive).
+    pub fin: bool,
+}
+
+impl Default for PipeOpts {
+    fn default() -> PipeOpts {
+        PipeOpts {
+            threshold: DEFAULT_THRESHOLD,
+            limit: None,
+            fin: true,
+        }
+    }
+}
+
 /// How a pipe ended, as told to its session's `on_pipe_end`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PipeEnd {
@@ -163,6 +187,10 @@ pub(crate) struct Pipe {
     pub sink: SinkKind,
     pub buf: PipeBuffer,
     pub threshold: usize,
+    /// Bytes still to read from a connection source, when limited.
+    pub limit: Option<u64>,
+    /// FIN the connection sink when finished.
+    pub fin: bool,
     /// The source may still produce bytes.
     pub source_active: bool,
     /// The sink may still accept bytes.

@@ -20,9 +20,7 @@ use crate::connection::Connection;
 use crate::core::conn_token;
 use crate::ids::{ConnId, PipeId, SessionId, TimerId};
 use crate::io::{Io, Notice};
-use crate::pipe::{
-    Pipe, PipeBuffer, PipeEnd, Sink, SinkKind, Source, SourceKind, DEFAULT_THRESHOLD,
-};
+use crate::pipe::{Pipe, PipeBuffer, PipeEnd, PipeOpts, Sink, SinkKind, Source, SourceKind};
 use crate::timer::Owner;
 
 /// A session: the per-connection logic plugged into the core.
@@ -150,18 +148,30 @@ impl<'a> Cx<'a> {
         Ok(ConnId { idx, gen })
     }
 
-    /// Open a pipe with the default threshold. See [`Cx::pipe_with_threshold`].
+    /// Open a pipe with the default options (threshold, no limit, FIN at the end).
     pub fn pipe(&mut self, from: Source, to: Sink) -> PipeId {
-        self.pipe_with_threshold(from, to, DEFAULT_THRESHOLD)
+        self.pipe_with(from, to, PipeOpts::default())
     }
 
-    /// Open a pipe from `from` to `to` holding at most `threshold` bytes. It starts moving
+    /// Open a pipe holding at most `threshold` bytes. See [`Cx::pipe_with`].
+    pub fn pipe_with_threshold(&mut self, from: Source, to: Sink, threshold: usize) -> PipeId {
+        self.pipe_with(
+            from,
+            to,
+            PipeOpts {
+                threshold,
+                ..PipeOpts::default()
+            },
+        )
+    }
+
+    /// Open a pipe from `from` to `to` with `opts` (threshold, limit, FIN). It starts moving
     /// bytes when this callback returns, so bytes [`Cx::push`]ed now go first.
     ///
     /// A connection end that is not this session's, or already has a pipe on that side, is a
     /// bug in the session: it is logged, the session is closed, and the returned id names no
     /// pipe. One faulty session never takes the process down.
-    pub fn pipe_with_threshold(&mut self, from: Source, to: Sink, threshold: usize) -> PipeId {
+    pub fn pipe_with(&mut self, from: Source, to: Sink, opts: PipeOpts) -> PipeId {
         let dead = PipeId {
             idx: usize::MAX,
             gen: 0,
@@ -217,7 +227,9 @@ impl<'a> Cx<'a> {
             source,
             sink,
             buf: PipeBuffer::default(),
-            threshold: threshold.max(1),
+            threshold: opts.threshold.max(1),
+            limit: opts.limit,
+            fin: opts.fin,
             source_active: true,
             sink_active: true,
             notified: false,
