@@ -29,6 +29,8 @@ pub(crate) struct Connection {
     pub writer: Option<usize>,
     /// Loop time of the last byte moved in either direction.
     pub last_active: Instant,
+    /// Taken from the pool of idle connections rather than freshly connected.
+    pub reused: bool,
 }
 
 impl Connection {
@@ -47,6 +49,7 @@ impl Connection {
             reader: None,
             writer: None,
             last_active: now,
+            reused: false,
         }
     }
 

@@ -150,9 +150,21 @@ impl Core {
         self.io.sessions.len()
     }
 
-    /// Connections open now.
+    /// Connections open now (idle pooled ones included).
     pub fn connections(&self) -> usize {
         self.io.conns.len()
+    }
+
+    /// Idle upstream connections kept for reuse now.
+    pub fn pooled(&self) -> usize {
+        self.io.pooled()
+    }
+
+    /// Keep at most `max_idle` idle upstream connections per address (0: no pooling), each
+    /// for at most `idle_timeout`.
+    pub fn set_pool(&mut self, max_idle: usize, idle_timeout: Duration) {
+        self.io.pool.max_idle = max_idle;
+        self.io.pool.idle_timeout = idle_timeout;
     }
 
     /// Run until [`Handle::stop`] is called.
@@ -191,6 +203,17 @@ impl Core {
                         s.timers.retain(|&t| t != id);
                         self.io.notices.push_back((idx, gen, Notice::Timer(key)));
                         self.io.touch(idx);
+                    }
+                }
+                Owner::Pooled { idx, gen } => {
+                    // Parked again since this deadline was set: a later timer covers it.
+                    let limit = self.io.pool.idle_timeout;
+                    let now = self.io.now;
+                    let expired = |c: &crate::connection::Connection| {
+                        c.gen == gen && now.saturating_duration_since(c.last_active) >= limit
+                    };
+                    if self.io.conns.get(idx).is_some_and(expired) {
+                        self.io.drop_pooled(idx);
                     }
                 }
                 Owner::Listener(idx) => {
@@ -296,6 +319,12 @@ impl Core {
             conn.write_ready = true;
         }
         let sid = conn.session;
+        if sid == crate::pool::POOL {
+            if ready.read {
+                self.io.drop_pooled(cidx);
+            }
+            return;
+        }
         if conn.connecting {
             let outcome = match conn.stream.take_error() {
                 Ok(Some(e)) | Err(e) => Some(Err(e)),

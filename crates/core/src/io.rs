@@ -41,6 +41,10 @@ pub(crate) enum Notice {
         result: io::Result<()>,
     },
     Timer(u64),
+    Drained {
+        idx: usize,
+        gen: u64,
+    },
 }
 
 pub(crate) struct SessionSlot {
@@ -69,6 +73,7 @@ pub(crate) struct Io {
     pub touched: Vec<usize>,
     /// Loop time: read once per wake-up.
     pub now: Instant,
+    pub pool: crate::pool::Pool,
     next_gen: u64,
     scratch: BytesMut,
 }
@@ -85,6 +90,7 @@ impl Io {
             dirty: Vec::new(),
             touched: Vec::new(),
             now: Instant::now(),
+            pool: crate::pool::Pool::default(),
             next_gen: 0,
             scratch: BytesMut::new(),
         }
@@ -126,6 +132,12 @@ impl Io {
             if !drained && !filled {
                 break;
             }
+        }
+        let pipe = &mut self.pipes[p];
+        if pipe.was_full && pipe.buf.len() < pipe.threshold {
+            pipe.was_full = false;
+            let (sid, gen) = (pipe.session, pipe.gen);
+            self.notify(sid, Notice::Drained { idx: p, gen });
         }
         let pipe = &mut self.pipes[p];
         if matches!(pipe.sink, SinkKind::Session) && !pipe.buf.is_empty() && !pipe.notified {

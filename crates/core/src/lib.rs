@@ -18,6 +18,7 @@ mod core;
 mod ids;
 mod io;
 mod pipe;
+mod pool;
 mod session;
 mod timer;
 

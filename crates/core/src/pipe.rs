@@ -197,6 +197,8 @@ pub(crate) struct Pipe {
     pub sink_active: bool,
     /// A readable notice for a session sink is queued and not yet delivered.
     pub notified: bool,
+    /// The session pushed the pipe to its threshold: tell it when it drains below.
+    pub was_full: bool,
     /// Why the pipe failed, if it did.
     pub error: Option<PipeEnd>,
 }

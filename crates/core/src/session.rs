@@ -44,6 +44,10 @@ pub trait Session {
         }
     }
 
+    /// A pipe this session filled to its threshold with [`Cx::push`] drained below it: the
+    /// session may push again (streaming with backpressure).
+    fn on_drained(&mut self, _cx: &mut Cx<'_>, _pipe: PipeId) {}
+
     /// A timer armed with [`Cx::set_timer`] fired with the key it was given.
     fn on_timer(&mut self, _cx: &mut Cx<'_>, _key: u64) {}
 
@@ -125,8 +129,33 @@ impl<'a> Cx<'a> {
         self.conn(c).is_none_or(|x| x.read_eof)
     }
 
-    /// Start a non-blocking connect; `on_connect` tells how it went.
+    /// Connect to `addr`, reusing an idle pooled connection when there is one (see
+    /// [`Cx::park`]); `on_connect` tells how it went, in both cases.
     pub fn connect(&mut self, addr: SocketAddr) -> io::Result<ConnId> {
+        if let Some((idx, gen)) = self.io.adopt(self.sid, addr) {
+            let result = Ok(());
+            self.io
+                .notify(self.sid, Notice::Connected { idx, gen, result });
+            return Ok(ConnId { idx, gen });
+        }
+        self.connect_fresh(addr)
+    }
+
+    /// Whether `c` came from the pool (a request that fails on it before any answer may be
+    /// retried on a fresh connection: the server may have closed it just then).
+    pub fn reused(&self, c: ConnId) -> bool {
+        self.conn(c).is_some_and(|x| x.reused)
+    }
+
+    /// Hand an upstream connection this session is done with to the pool, for a later
+    /// `connect` to the same address by any session. False if it cannot be reused (pipes
+    /// attached, half-closed); then it stays this session's.
+    pub fn park(&mut self, c: ConnId) -> bool {
+        self.conn(c).is_some() && self.io.park(self.sid, c.idx)
+    }
+
+    /// Start a fresh non-blocking connect (never from the pool).
+    pub fn connect_fresh(&mut self, addr: SocketAddr) -> io::Result<ConnId> {
         let stream = TcpStream::connect(addr)?;
         let _ = stream.set_nodelay(true);
         let gen = self.io.gen();
@@ -233,6 +262,7 @@ impl<'a> Cx<'a> {
             source_active: true,
             sink_active: true,
             notified: false,
+            was_full: false,
             error: None,
         });
         self.io.sessions[self.sid].pipes.push(idx);
@@ -250,6 +280,9 @@ impl<'a> Cx<'a> {
             return false;
         }
         pipe.buf.push(bytes);
+        if pipe.buf.len() >= pipe.threshold {
+            pipe.was_full = true;
+        }
         self.io.mark_dirty(p.idx);
         true
     }
@@ -269,6 +302,11 @@ impl<'a> Cx<'a> {
         pipe.notified = false;
         self.io.mark_dirty(p.idx);
         b
+    }
+
+    /// The pipe holds its threshold or more: stop pushing until `on_drained`.
+    pub fn is_full(&self, p: PipeId) -> bool {
+        self.pipe_ref(p).is_some_and(|x| x.buf.len() >= x.threshold)
     }
 
     /// Bytes waiting in a pipe.
@@ -354,5 +392,6 @@ pub(crate) fn deliver(s: &mut dyn Session, cx: &mut Cx<'_>, n: Notice) {
         Notice::PipeEnd { idx, gen, end } => s.on_pipe_end(cx, PipeId { idx, gen }, end),
         Notice::Connected { idx, gen, result } => s.on_connect(cx, ConnId { idx, gen }, result),
         Notice::Timer(key) => s.on_timer(cx, key),
+        Notice::Drained { idx, gen } => s.on_drained(cx, PipeId { idx, gen }),
     }
 }

@@ -14,6 +14,8 @@ pub(crate) enum Owner {
     Session { idx: usize, gen: u64, key: u64 },
     /// A listener whose accept should be retried (after EMFILE and the like).
     Listener(usize),
+    /// A parked upstream connection's idle deadline.
+    Pooled { idx: usize, gen: u64 },
 }
 
 #[derive(Default)]
@@ -101,7 +103,7 @@ mod tests {
         let fired: Vec<usize> = std::iter::from_fn(|| t.pop_due(later))
             .map(|(_, o)| match o {
                 Owner::Listener(i) => i,
-                Owner::Session { .. } => 0,
+                _ => 0,
             })
             .collect();
         assert_eq!(fired, vec![2, 3]);

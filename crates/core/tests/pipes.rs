@@ -21,7 +21,11 @@ struct Framed {
 impl Session for Framed {
     fn on_start(&mut self, cx: &mut Cx<'_>, client: ConnId) {
         self.client = Some(client);
-        let opts = PipeOpts { limit: Some(5), fin: false, ..PipeOpts::default() };
+        let opts = PipeOpts {
+            limit: Some(5),
+            fin: false,
+            ..PipeOpts::default()
+        };
         self.first = Some(cx.pipe_with(Source::Conn(client), Sink::Conn(client), opts));
     }
 
@@ -61,11 +65,17 @@ fn start() -> (SocketAddr, mpsc::Receiver<PipeEnd>) {
             .listen(
                 "127.0.0.1:0".parse().unwrap(),
                 Box::new(move |_| {
-                    Box::new(Framed { client: None, first: None, reply: None, ends: tx2.clone() })
+                    Box::new(Framed {
+                        client: None,
+                        first: None,
+                        reply: None,
+                        ends: tx2.clone(),
+                    })
                 }),
             )
             .expect("listen");
-        atx.send(core.local_addr(l).expect("addr")).expect("send addr");
+        atx.send(core.local_addr(l).expect("addr"))
+            .expect("send addr");
         core.run().expect("run");
     });
     (arx.recv().expect("address"), rx)
@@ -81,7 +91,10 @@ fn limited_pipe_stops_at_the_boundary_without_fin() {
     let mut got = Vec::new();
     s.read_to_end(&mut got).expect("read to EOF");
     assert_eq!(got, b"helloWORLD");
-    assert_eq!(ends.recv_timeout(Duration::from_secs(5)), Ok(PipeEnd::Finished));
+    assert_eq!(
+        ends.recv_timeout(Duration::from_secs(5)),
+        Ok(PipeEnd::Finished)
+    );
 }
 
 #[test]

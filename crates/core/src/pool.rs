@@ -1,0 +1,131 @@
+//! The pool of idle upstream connections: keep-alive connections a session has finished
+//! with, kept open (registered, owned by no session) so that the next `Cx::connect` to the
+//! same address reuses one instead of paying a handshake.
+//!
+//! A parked connection that becomes readable was closed by its server (or sent something
+//! unasked): it is dropped at once. Before a reuse, a `recv(MSG_PEEK)` checks that nothing
+//! arrived meanwhile. Each parked connection has an idle deadline; the pool keeps at most
+//! `max_idle` connections per address, dropping the oldest.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use crate::io::Io;
+use crate::timer::Owner;
+
+/// `Connection::session` of a parked connection.
+pub(crate) const POOL: usize = usize::MAX;
+
+pub(crate) struct Pool {
+    idle: HashMap<SocketAddr, Vec<(usize, u64)>>,
+    pub max_idle: usize,
+    pub idle_timeout: Duration,
+}
+
+impl Default for Pool {
+    fn default() -> Pool {
+        Pool {
+            idle: HashMap::new(),
+            max_idle: 64,
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl Io {
+    /// Move connection `c` of session `sid` into the pool. False (and nothing changes) if it
+    /// cannot be reused: pipes attached, half-closed, still connecting, or pooling is off.
+    pub fn park(&mut self, sid: usize, c: usize) -> bool {
+        let Some(conn) = self.conns.get_mut(c) else {
+            return false;
+        };
+        let Some(peer) = conn.peer else { return false };
+        let reusable = conn.session == sid
+            && conn.reader.is_none()
+            && conn.writer.is_none()
+            && !conn.read_eof
+            && !conn.write_shut
+            && !conn.connecting;
+        if !reusable || self.pool.max_idle == 0 {
+            return false;
+        }
+        conn.session = POOL;
+        conn.last_active = self.now;
+        let gen = conn.gen;
+        if let Some(s) = self.sessions.get_mut(sid) {
+            s.conns.retain(|&x| x != c);
+        }
+        let list = self.pool.idle.entry(peer).or_default();
+        list.push((c, gen));
+        if list.len() > self.pool.max_idle {
+            let (old, _) = list.remove(0);
+            self.drop_pooled(old);
+        }
+        let at = self.now + self.pool.idle_timeout;
+        self.timers.add(at, Owner::Pooled { idx: c, gen });
+        true
+    }
+
+    /// Take a healthy idle connection to `addr` for session `sid`, if the pool has one.
+    pub fn adopt(&mut self, sid: usize, addr: SocketAddr) -> Option<(usize, u64)> {
+        loop {
+            let (c, gen) = self.pool.idle.get_mut(&addr)?.pop()?;
+            let Some(conn) = self
+                .conns
+                .get_mut(c)
+                .filter(|x| x.gen == gen && x.session == POOL)
+            else {
+                continue;
+            };
+            let mut probe = [0u8; 1];
+            // SAFETY: `probe` is a valid one-byte buffer; the descriptor is open.
+            let n = unsafe {
+                libc::recv(
+                    conn.stream.as_raw_fd(),
+                    probe.as_mut_ptr().cast(),
+                    1,
+                    libc::MSG_PEEK | libc::MSG_DONTWAIT,
+                )
+            };
+            let quiet =
+                n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock;
+            if !quiet {
+                // Closed by the server, or bytes nobody asked for: not reusable.
+                self.drop_pooled(c);
+                continue;
+            }
+            conn.session = sid;
+            conn.reused = true;
+            conn.read_ready = false;
+            conn.last_active = self.now;
+            if let Some(s) = self.sessions.get_mut(sid) {
+                s.conns.push(c);
+            }
+            return Some((c, gen));
+        }
+    }
+
+    /// A parked connection got an event or its deadline: close it.
+    pub fn drop_pooled(&mut self, c: usize) {
+        let Some(conn) = self.conns.get(c).filter(|x| x.session == POOL) else {
+            return;
+        };
+        if let Some(peer) = conn.peer {
+            if let Some(list) = self.pool.idle.get_mut(&peer) {
+                list.retain(|&(x, _)| x != c);
+                if list.is_empty() {
+                    self.pool.idle.remove(&peer);
+                }
+            }
+        }
+        let mut conn = self.conns.remove(c);
+        let _ = self.registry.deregister(&mut conn.stream);
+    }
+
+    /// Idle connections in the pool, all addresses together.
+    pub fn pooled(&self) -> usize {
+        self.pool.idle.values().map(Vec::len).sum()
+    }
+}

@@ -1,0 +1,141 @@
+//! The pool of idle upstream connections, with real sockets: sequential sessions reuse one
+//! upstream connection; one the server closed is not reused.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tether_core::{ConnId, Core, Cx, PipeEnd, PipeId, PipeOpts, Session, Sink, Source};
+
+/// For each client: "ping" to the upstream, its 4-byte answer to the client, then the
+/// upstream connection goes back to the pool.
+struct Relay {
+    upstream: SocketAddr,
+    client: Option<ConnId>,
+    up: Option<ConnId>,
+    answer: Option<PipeId>,
+}
+
+impl Session for Relay {
+    fn on_start(&mut self, cx: &mut Cx<'_>, client: ConnId) {
+        self.client = Some(client);
+        match cx.connect(self.upstream) {
+            Ok(up) => self.up = Some(up),
+            Err(_) => cx.close(),
+        }
+    }
+
+    fn on_connect(&mut self, cx: &mut Cx<'_>, up: ConnId, result: std::io::Result<()>) {
+        let (Some(client), Ok(())) = (self.client, result) else {
+            return cx.close();
+        };
+        let keep = PipeOpts {
+            fin: false,
+            ..PipeOpts::default()
+        };
+        let ping = cx.pipe_with(Source::Session, Sink::Conn(up), keep);
+        cx.push(ping, Bytes::from_static(b"ping"));
+        cx.end(ping);
+        let four = PipeOpts {
+            limit: Some(4),
+            ..PipeOpts::default()
+        };
+        self.answer = Some(cx.pipe_with(Source::Conn(up), Sink::Conn(client), four));
+    }
+
+    fn on_pipe_end(&mut self, cx: &mut Cx<'_>, pipe: PipeId, end: PipeEnd) {
+        if end != PipeEnd::Finished {
+            return cx.close();
+        }
+        if Some(pipe) == self.answer {
+            if let Some(up) = self.up {
+                cx.park(up);
+            }
+        }
+    }
+}
+
+/// An upstream answering each "ping" with "pong"; counts accepted connections. With
+/// `close_after_one`, it closes each connection after one answer.
+/// Each connection's close is reported on the returned channel.
+fn upstream(close_after_one: bool) -> (SocketAddr, Arc<AtomicUsize>, mpsc::Receiver<()>) {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    let (closed_tx, closed) = mpsc::channel();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(32) {
+            let Ok(mut s) = s else { continue };
+            count.fetch_add(1, Ordering::SeqCst);
+            let closed_tx = closed_tx.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4];
+                while s.read_exact(&mut buf).is_ok() {
+                    if s.write_all(b"pong").is_err() || close_after_one {
+                        break;
+                    }
+                }
+                drop(s);
+                let _ = closed_tx.send(());
+            });
+        }
+    });
+    (addr, accepted, closed)
+}
+
+fn proxy(upstream: SocketAddr) -> SocketAddr {
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut core = Core::new().expect("core");
+        let factory = Box::new(move |_: &tether_core::Accepted| -> Box<dyn Session> {
+            Box::new(Relay {
+                upstream,
+                client: None,
+                up: None,
+                answer: None,
+            })
+        });
+        let l = core
+            .listen("127.0.0.1:0".parse().unwrap(), factory)
+            .expect("listen");
+        tx.send(core.local_addr(l).expect("addr")).expect("send");
+        core.run().expect("run");
+    });
+    rx.recv().expect("proxy address")
+}
+
+fn ask(proxy: SocketAddr) -> Vec<u8> {
+    let mut s = TcpStream::connect(proxy).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).expect("answer then EOF");
+    got
+}
+
+#[test]
+fn sequential_sessions_reuse_one_upstream_connection() {
+    let (up, accepted, _) = upstream(false);
+    let p = proxy(up);
+    for _ in 0..5 {
+        assert_eq!(ask(p), b"pong");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_connection_the_server_closed_is_not_reused() {
+    let (up, accepted, closed) = upstream(true);
+    let p = proxy(up);
+    for _ in 0..3 {
+        assert_eq!(ask(p), b"pong");
+        // The server has closed that connection before the next request is made.
+        closed
+            .recv_timeout(Duration::from_secs(5))
+            .expect("server closed");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+}
