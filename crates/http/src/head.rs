@@ -1,0 +1,295 @@
+//! What request and response heads share: the limits, the `Parsed` result, `Version`,
+//! `BodyKind`, and how a head is kept — its raw bytes plus spans into them (`Span`,
+//! `Fields`), so parsing allocates one `Bytes` and one `Vec` per head, never a `String` per
+//! header. Also the byte-level checks both parsers run around httparse: the one tolerated
+//! leading CRLF, bare LF line ends, and the header slots handed to httparse.
+
+use std::mem::MaybeUninit;
+
+/// Size limits for a head. Exceeding them is `431` (head, header count) or `414` (target)
+/// for a request, `502` for a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest head in bytes, request/status line through the final CRLFCRLF (16384).
+    pub max_head: usize,
+    /// Longest request-target in bytes (8192).
+    pub max_uri: usize,
+    /// Most header fields in one head (100).
+    pub max_headers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_head: 16384,
+            max_uri: 8192,
+            max_headers: 100,
+        }
+    }
+}
+
+/// The outcome of parsing bytes that may not hold a whole head yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed<T> {
+    /// The head is not complete yet: read more and call again with all the bytes.
+    Partial,
+    /// The head is complete.
+    Complete(T),
+}
+
+impl<T> Parsed<T> {
+    /// The head, if complete.
+    pub fn complete(self) -> Option<T> {
+        match self {
+            Parsed::Partial => None,
+            Parsed::Complete(t) => Some(t),
+        }
+    }
+
+    /// Whether more bytes are needed.
+    pub fn is_partial(&self) -> bool {
+        matches!(self, Parsed::Partial)
+    }
+}
+
+/// The protocol version of a message. Anything other than 1.0 and 1.1 is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    /// `HTTP/1.0`
+    Http10,
+    /// `HTTP/1.1`
+    Http11,
+}
+
+impl Version {
+    /// `"HTTP/1.0"` or `"HTTP/1.1"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+
+    pub(crate) fn from_minor(minor: u8) -> Version {
+        if minor == 0 {
+            Version::Http10
+        } else {
+            Version::Http11
+        }
+    }
+}
+
+/// How the body after a head is delimited (RFC 9112 §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyKind {
+    /// No body: the next message starts right after the head.
+    None,
+    /// Exactly this many bytes (`Content-Length`; `Length(0)` when it says 0).
+    Length(u64),
+    /// A chunked body: find its end with `ChunkedScanner`.
+    Chunked,
+    /// Everything until the peer closes (responses only).
+    UntilClose,
+}
+
+/// A byte range of a head's `raw` bytes. `u32` is plenty: heads are capped by `max_head`,
+/// and the parsers never look at more than `u32::MAX` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    /// The span of `part`, a subslice of `base`.
+    pub(crate) fn of(base: &[u8], part: &[u8]) -> Span {
+        let start = (part.as_ptr() as usize).saturating_sub(base.as_ptr() as usize);
+        Span::range(start, start + part.len())
+    }
+
+    pub(crate) fn range(start: usize, end: usize) -> Span {
+        let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Span {
+            start: clamp(start),
+            end: clamp(end),
+        }
+    }
+
+    pub(crate) fn get(self, raw: &[u8]) -> &[u8] {
+        raw.get(self.start as usize..self.end as usize)
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn get_str(self, raw: &[u8]) -> &str {
+        std::str::from_utf8(self.get(raw)).unwrap_or_default()
+    }
+
+    pub(crate) fn len(self) -> usize {
+        (self.end - self.start) as usize
+    }
+}
+
+/// The header fields of a head, as (name, value) spans in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Fields {
+    list: Vec<(Span, Span)>,
+}
+
+impl Fields {
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        Fields {
+            list: Vec::with_capacity(n),
+        }
+    }
+
+    pub(crate) fn push(&mut self, name: Span, value: Span) {
+        self.list.push((name, value));
+    }
+
+    pub(crate) fn iter<'a>(&'a self, raw: &'a [u8]) -> impl Iterator<Item = (&'a str, &'a [u8])> {
+        self.list
+            .iter()
+            .map(move |(n, v)| (n.get_str(raw), v.get(raw)))
+    }
+
+    pub(crate) fn get<'a>(&self, raw: &'a [u8], name: &str) -> Option<&'a [u8]> {
+        self.list
+            .iter()
+            .find(|(n, _)| n.len() == name.len() && n.get_str(raw).eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.get(raw))
+    }
+}
+
+/// How many header slots to give httparse: the limit, but never more than the window could
+/// hold (a field line is at least `a:` CRLF, 4 bytes), so a huge `max_headers` cannot make
+/// us allocate a huge table.
+pub(crate) fn slot_count(limits: &Limits, window: usize) -> usize {
+    limits.max_headers.min(window / 4 + 1)
+}
+
+/// Header slots on the stack up to this many; more come from the heap.
+pub(crate) const STACK_SLOTS: usize = 128;
+
+pub(crate) type Slot<'b> = MaybeUninit<httparse::Header<'b>>;
+
+/// `n` uninitialised header slots, from `stack` when they fit.
+pub(crate) fn slots<'s, 'b>(
+    stack: &'s mut [Slot<'b>; STACK_SLOTS],
+    heap: &'s mut Vec<Slot<'b>>,
+    n: usize,
+) -> &'s mut [Slot<'b>] {
+    if n <= STACK_SLOTS {
+        &mut stack[..n]
+    } else {
+        heap.resize(n, MaybeUninit::uninit());
+        &mut heap[..]
+    }
+}
+
+/// The part of `buf` a parser looks at: at most `max_head` bytes (and never more than
+/// `u32::MAX`, so spans fit). If the head is not complete inside it, the head is too big.
+pub(crate) fn window<'b>(buf: &'b [u8], limits: &Limits) -> &'b [u8] {
+    &buf[..buf.len().min(head_cap(limits))]
+}
+
+/// Whether a head still incomplete in `window` is already over the size limit.
+pub(crate) fn window_full(window: &[u8], limits: &Limits) -> bool {
+    window.len() >= head_cap(limits)
+}
+
+fn head_cap(limits: &Limits) -> usize {
+    limits.max_head.min(u32::MAX as usize)
+}
+
+/// Leading empty lines before the request/status line. RFC 9112 §2.2 asks a server to ignore
+/// at least one CRLF there (some clients send one after a body); we tolerate exactly one
+/// CRLF, which then counts as part of the head (so `raw` and `len()` agree). A bare LF, a
+/// second empty line or a CR without LF is refused.
+///
+/// `Ok(None)`: not enough bytes to tell. `Ok(Some(n))`: the first line starts at `n`.
+pub(crate) fn leading_empty_line(window: &[u8]) -> Result<Option<usize>, &'static str> {
+    match window {
+        [] | [b'\r'] | [b'\r', b'\n'] => Ok(None),
+        [b'\n', ..] => Err("bare LF before the first line"),
+        [b'\r', b'\n', b'\r' | b'\n', ..] => Err("more than one empty line before the first line"),
+        [b'\r', b'\n', ..] => Ok(Some(2)),
+        [b'\r', ..] => Err("bare CR before the first line"),
+        _ => Ok(Some(0)),
+    }
+}
+
+/// Refuse a head whose lines end in a bare LF. httparse accepts LF alone as a line end; a
+/// backend that does not would read the fields differently from us (one field's value
+/// swallowing the next field), which is exactly a request-smuggling gap. So every LF in a
+/// head must follow a CR.
+pub(crate) fn check_line_ends(raw: &[u8]) -> Result<(), &'static str> {
+    let mut from = 0;
+    while let Some(i) = raw[from..].iter().position(|&b| b == b'\n') {
+        let at = from + i;
+        if at == 0 || raw[at - 1] != b'\r' {
+            return Err("bare LF in head");
+        }
+        from = at + 1;
+    }
+    Ok(())
+}
+
+/// The short reason for an httparse error.
+pub(crate) fn httparse_reason(e: httparse::Error) -> &'static str {
+    match e {
+        httparse::Error::HeaderName => "invalid header name (or whitespace/obs-fold)",
+        httparse::Error::HeaderValue => "invalid byte in header value",
+        httparse::Error::NewLine => "invalid line end",
+        httparse::Error::Status => "invalid status line",
+        httparse::Error::Token => "invalid request line",
+        httparse::Error::TooManyHeaders => "too many headers",
+        httparse::Error::Version => "invalid HTTP version",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leading_lines() {
+        assert_eq!(leading_empty_line(b""), Ok(None));
+        assert_eq!(leading_empty_line(b"\r"), Ok(None));
+        assert_eq!(leading_empty_line(b"\r\n"), Ok(None));
+        assert_eq!(leading_empty_line(b"\r\nG"), Ok(Some(2)));
+        assert_eq!(leading_empty_line(b"GET"), Ok(Some(0)));
+        assert!(leading_empty_line(b"\nGET").is_err());
+        assert!(leading_empty_line(b"\r\n\r\nGET").is_err());
+        assert!(leading_empty_line(b"\r\n\nGET").is_err());
+        assert!(leading_empty_line(b"\rGET").is_err());
+    }
+
+    #[test]
+    fn line_ends() {
+        assert!(check_line_ends(b"a\r\nb\r\n\r\n").is_ok());
+        assert!(check_line_ends(b"").is_ok());
+        assert!(check_line_ends(b"\n").is_err());
+        assert!(check_line_ends(b"a\r\nb\n\r\n").is_err());
+        assert!(check_line_ends(b"a\r\nb\r\n\n").is_err());
+    }
+
+    #[test]
+    fn spans() {
+        let raw = b"hello world";
+        let s = Span::of(raw, &raw[6..]);
+        assert_eq!(s.get(raw), b"world");
+        assert_eq!(s.get_str(raw), "world");
+        assert_eq!(s.len(), 5);
+        assert_eq!(Span::range(3, 100).get(raw), b"");
+    }
+
+    #[test]
+    fn slot_count_is_bounded_by_window() {
+        let l = Limits {
+            max_headers: usize::MAX,
+            ..Limits::default()
+        };
+        assert_eq!(slot_count(&l, 40), 11);
+        assert_eq!(slot_count(&Limits::default(), 1 << 20), 100);
+    }
+}

@@ -1,0 +1,6 @@
+//! Table-driven tests of the public API: malformed and good requests, response framing,
+//! chunked bodies split every way.
+
+mod chunked;
+mod requests;
+mod responses;
