@@ -204,6 +204,22 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_foreve
     p
 }
 
+/// `tests/support_upstream.py` on `port`: an HTTP/1.1 keep-alive upstream with `/whoami`,
+/// `/chunked`, `/close`, `/head`, `/slow` and `POST /echo`.
+pub fn python_upstream(port: u16) -> Proc {
+    let child = Command::new("python3")
+        .arg(repo().join("tests/support_upstream.py"))
+        .arg(port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn python3");
+    let p = Proc { child, log: None };
+    wait_port(port);
+    p
+}
+
 /// Run curl with `args` (silent, 20 s cap) and return its output.
 pub fn curl(args: &[&str]) -> Output {
     Command::new("curl")

@@ -32,6 +32,16 @@ pub struct ListenerId(pub(crate) usize);
 #[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TimerId(pub(crate) u64);
 
+impl ConnId {
+    /// An id that names no connection (a placeholder; every call with it is a no-op).
+    pub fn dangling() -> ConnId {
+        ConnId {
+            idx: usize::MAX,
+            gen: 0,
+        }
+    }
+}
+
 impl SessionId {
     /// A number that identifies the session in logs.
     pub fn serial(&self) -> u64 {

@@ -9,10 +9,14 @@ pub fn reason(status: u16) -> &'static str {
         200 => "OK",
         301 => "Moved Permanently",
         400 => "Bad Request",
+        413 => "Content Too Large",
+        417 => "Expectation Failed",
+        501 => "Not Implemented",
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         408 => "Request Timeout",
+        411 => "Length Required",
         414 => "URI Too Long",
         431 => "Request Header Fields Too Large",
         500 => "Internal Server Error",
@@ -42,6 +46,17 @@ pub fn head(status: u16, server: &str) -> String {
 /// A complete status page (head and small HTML body) that closes the connection.
 /// `extra` holds already-formatted header lines (each ending in CRLF).
 pub fn status_page(status: u16, server: &str, extra: &str, head_only: bool) -> String {
+    status_page_ka(status, server, extra, head_only, false)
+}
+
+/// A status page; with `keep_alive` the connection stays open after it.
+pub fn status_page_ka(
+    status: u16,
+    server: &str,
+    extra: &str,
+    head_only: bool,
+    keep_alive: bool,
+) -> String {
     let body = format!(
         "<html>\r\n<head><title>{status} {r}</title></head>\r\n<body>\r\n<center><h1>{status} {r}</h1></center>\r\n<hr><center>{server}</center>\r\n</body>\r\n</html>\r\n",
         r = reason(status)
@@ -49,7 +64,9 @@ pub fn status_page(status: u16, server: &str, extra: &str, head_only: bool) -> S
     let mut out = head(status, server);
     out.push_str("Content-Type: text/html\r\n");
     out.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    out.push_str("Connection: close\r\n");
+    if !keep_alive {
+        out.push_str("Connection: close\r\n");
+    }
     out.push_str(extra);
     out.push_str("\r\n");
     if !head_only {

@@ -1,0 +1,237 @@
+//! Rewriting heads as they cross the proxy: the request tether sends upstream and the
+//! response head it sends the client. Pure functions over parsed heads (tether-http).
+//!
+//! Request: same method and target; hop-by-hop fields (and those the `Connection` header
+//! names) dropped; `Transfer-Encoding: chunked` written again when the body is chunked (the
+//! chunked bytes are forwarded as they are); `Host` added for an HTTP/1.0 request without
+//! one; `X-Forwarded-For` (appended to), `X-Real-IP`, `X-Forwarded-Proto`,
+//! `X-Forwarded-Host` set; `Connection: upgrade` + `Upgrade` kept for an upgrade.
+//!
+//! Response: status line as HTTP/1.1; hop-by-hop fields dropped; `Server` and `Date`
+//! replaced by tether's (as nginx does); `Connection` set for the client side.
+
+use std::cell::RefCell;
+use std::net::IpAddr;
+use std::time::{Duration, SystemTime};
+
+use bytes::BytesMut;
+use tether_http::{
+    connection_tokens, is_hop_by_hop, write_header, BodyKind, RequestHead, ResponseHead, Version,
+};
+
+/// Whether a field must not cross the proxy: hop-by-hop, or named by `Connection`.
+fn is_local(name: &str, named: &[&str]) -> bool {
+    is_hop_by_hop(name) || named.iter().any(|t| t.eq_ignore_ascii_case(name))
+}
+
+/// The request head to send upstream.
+pub fn upstream_request(
+    req: &RequestHead,
+    client_ip: Option<IpAddr>,
+    upstream_host: &str,
+) -> BytesMut {
+    let mut out = BytesMut::with_capacity(req.len() + 192);
+    out.extend_from_slice(req.method.as_str().as_bytes());
+    out.extend_from_slice(b" ");
+    out.extend_from_slice(req.target().as_bytes());
+    out.extend_from_slice(if req.version == Version::Http10 && !req.upgrade {
+        b" HTTP/1.0\r\n"
+    } else {
+        b" HTTP/1.1\r\n"
+    });
+    let named: Vec<&str> = req
+        .header("connection")
+        .map(|v| connection_tokens(v).collect())
+        .unwrap_or_default();
+    let mut xff: Option<&[u8]> = None;
+    let mut host: Option<&[u8]> = None;
+    for (name, value) in req.headers() {
+        if is_local(name, &named) {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("x-forwarded-for") {
+            xff = Some(value);
+            continue;
+        }
+        if name.eq_ignore_ascii_case("x-real-ip")
+            || name.eq_ignore_ascii_case("x-forwarded-proto")
+            || name.eq_ignore_ascii_case("x-forwarded-host")
+        {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("host") {
+            host = Some(value);
+        }
+        write_header(&mut out, name, value);
+    }
+    if host.is_none() {
+        write_header(&mut out, "Host", upstream_host.as_bytes());
+    }
+    if req.body == BodyKind::Chunked {
+        write_header(&mut out, "Transfer-Encoding", b"chunked");
+    }
+    let ip = client_ip.map(|ip| ip.to_string()).unwrap_or_default();
+    match xff {
+        Some(prior) if !prior.is_empty() => {
+            let mut v = prior.to_vec();
+            v.extend_from_slice(b", ");
+            v.extend_from_slice(ip.as_bytes());
+            write_header(&mut out, "X-Forwarded-For", &v);
+        }
+        _ => write_header(&mut out, "X-Forwarded-For", ip.as_bytes()),
+    }
+    write_header(&mut out, "X-Real-IP", ip.as_bytes());
+    write_header(&mut out, "X-Forwarded-Proto", b"http");
+    if let Some(h) = host {
+        write_header(&mut out, "X-Forwarded-Host", h);
+    }
+    if req.upgrade {
+        if let Some(u) = req.header("upgrade") {
+            write_header(&mut out, "Connection", b"upgrade");
+            write_header(&mut out, "Upgrade", u);
+        }
+    } else if req.version == Version::Http10 {
+        write_header(&mut out, "Connection", b"close");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// The response head to send the client. `keep_alive`: the client connection stays open
+/// after this response. A `101` keeps its `Upgrade`.
+pub fn client_response(resp: &ResponseHead, server: &str, keep_alive: bool) -> BytesMut {
+    let mut out = BytesMut::with_capacity(resp.len() + 96);
+    out.extend_from_slice(format!("HTTP/1.1 {} ", resp.status).as_bytes());
+    out.extend_from_slice(resp.reason().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let named: Vec<&str> = resp
+        .header("connection")
+        .map(|v| connection_tokens(v).collect())
+        .unwrap_or_default();
+    for (name, value) in resp.headers() {
+        if is_local(name, &named)
+            || name.eq_ignore_ascii_case("server")
+            || name.eq_ignore_ascii_case("date")
+        {
+            continue;
+        }
+        write_header(&mut out, name, value);
+    }
+    write_header(&mut out, "Server", server.as_bytes());
+    with_date(|d| write_header(&mut out, "Date", d.as_bytes()));
+    if resp.body == BodyKind::Chunked {
+        write_header(&mut out, "Transfer-Encoding", b"chunked");
+    }
+    if resp.status == 101 {
+        write_header(&mut out, "Connection", b"upgrade");
+        if let Some(u) = resp.header("upgrade") {
+            write_header(&mut out, "Upgrade", u);
+        }
+    } else if !keep_alive {
+        write_header(&mut out, "Connection", b"close");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+thread_local! {
+    static DATE: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
+}
+
+/// Call `f` with the `Date` value for now, formatted at most once a second per thread.
+pub fn with_date<R>(f: impl FnOnce(&str) -> R) -> R {
+    let now = SystemTime::now();
+    let secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    DATE.with(|cell| {
+        let mut d = cell.borrow_mut();
+        if d.0 != secs || d.1.is_empty() {
+            *d = (secs, httpdate::fmt_http_date(now));
+        }
+        f(&d.1)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tether_http::{parse_request, parse_response, Limits, Parsed};
+
+    fn req(raw: &[u8]) -> RequestHead {
+        match parse_request(raw, &Limits::default()) {
+            Ok(Parsed::Complete(h)) => h,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn request_rewrite() {
+        let r = req(b"GET /x?y HTTP/1.1\r\nHost: a.example\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nX-Forwarded-For: 10.0.0.1\r\nX-Real-IP: 6.6.6.6\r\nAccept: */*\r\n\r\n");
+        let out = upstream_request(&r, Some("127.0.0.9".parse().unwrap()), "up:1");
+        let s = String::from_utf8(out.to_vec()).unwrap();
+        assert!(
+            s.starts_with("GET /x?y HTTP/1.1\r\nHost: a.example\r\nAccept: */*\r\n"),
+            "{s}"
+        );
+        assert!(
+            !s.contains("X-Secret") && !s.contains("keep-alive") && !s.contains("6.6.6.6"),
+            "{s}"
+        );
+        assert!(
+            s.contains("X-Forwarded-For: 10.0.0.1, 127.0.0.9\r\n"),
+            "{s}"
+        );
+        assert!(s.contains("X-Real-IP: 127.0.0.9\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: a.example\r\n"), "{s}");
+        assert!(s.ends_with("\r\n\r\n") && !s.contains("Connection"), "{s}");
+    }
+
+    #[test]
+    fn request_rewrite_http10_chunked_upgrade() {
+        let r = req(b"GET / HTTP/1.0\r\n\r\n");
+        let s = String::from_utf8(upstream_request(&r, None, "up:1").to_vec()).unwrap();
+        assert!(
+            s.starts_with("GET / HTTP/1.0\r\nHost: up:1\r\n")
+                && s.contains("Connection: close\r\n"),
+            "{s}"
+        );
+        let r = req(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n");
+        let s = String::from_utf8(upstream_request(&r, None, "up:1").to_vec()).unwrap();
+        assert_eq!(
+            s.matches("Transfer-Encoding: chunked\r\n").count(),
+            1,
+            "{s}"
+        );
+        let r = req(
+            b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+        );
+        let s = String::from_utf8(upstream_request(&r, None, "up:1").to_vec()).unwrap();
+        assert!(
+            s.contains("Connection: upgrade\r\nUpgrade: websocket\r\n"),
+            "{s}"
+        );
+    }
+
+    #[test]
+    fn response_rewrite() {
+        let raw = b"HTTP/1.1 200 OK\r\nServer: python\r\nDate: x\r\nContent-Length: 2\r\nKeep-Alive: timeout=5\r\nX-App: 1\r\n\r\nok";
+        let resp = match parse_response(raw, false, &Limits::default()) {
+            Ok(Parsed::Complete(h)) => h,
+            other => panic!("{other:?}"),
+        };
+        let s = String::from_utf8(client_response(&resp, "tether", true).to_vec()).unwrap();
+        assert!(
+            s.starts_with(
+                "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-App: 1\r\nServer: tether\r\nDate: "
+            ),
+            "{s}"
+        );
+        assert!(
+            !s.contains("python") && !s.contains("Keep-Alive") && !s.contains("Connection"),
+            "{s}"
+        );
+        let s = String::from_utf8(client_response(&resp, "tether", false).to_vec()).unwrap();
+        assert!(s.ends_with("Connection: close\r\n\r\n"), "{s}");
+    }
+}

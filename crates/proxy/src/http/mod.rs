@@ -1,0 +1,391 @@
+//! The `http` listener's session: HTTP/1.1 with keep-alive and pipelining (requests are
+//! answered one after another, in order), proxying to one upstream address (`proxy.rs`)
+//! or serving a directory (this file).
+//!
+//! Life of a connection:
+//! 1. `on_start`: a pipe client → session (`reader`); the idle check doubles as the head
+//!    timeout and the keep-alive timeout.
+//! 2. `next_request`: the bytes gathered so far are parsed by `tether_http::parse_request`.
+//!    Partial: wait. An error: a status page, then close (`fail`). Complete: dispatch to
+//!    `serve_file` or `proxy::start`.
+//! 3. The exchange runs (see `proxy.rs`); when both the request and the response are done,
+//!    `finish` either closes (lingering) or goes back to 2 with the bytes already buffered —
+//!    a pipelined request is served right away.
+
+mod forward;
+mod proxy;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tether_core::{ConnId, Cx, PipeEnd, PipeId, PipeOpts, Session, Sink, Source};
+use tether_http::{parse_request, BodyKind, Limits, Method, Parsed, RequestHead};
+
+use crate::config::ListenerSpec;
+use crate::files::{self, Resolved};
+use crate::idle;
+use crate::response;
+
+pub use forward::with_date;
+use proxy::Exchange;
+
+const KEY_CONNECT: u64 = 2;
+const KEY_LINGER: u64 = 3;
+/// How long a closing connection may keep sending before it is cut.
+const LINGER: Duration = Duration::from_secs(5);
+/// Bytes a client may have buffered (pipelined) in the reader pipe while a response runs.
+const READ_AHEAD: usize = 64 * 1024;
+
+/// What the listener does with a request.
+#[derive(Clone, Debug)]
+pub enum HttpTarget {
+    Proxy(SocketAddr),
+    Files(PathBuf),
+}
+
+#[derive(PartialEq, Eq, Debug, Clone, Copy)]
+enum Phase {
+    /// Waiting for (the rest of) a request head.
+    Head,
+    /// Serving a request: a file, or an exchange with the upstream.
+    Busy,
+    /// Two-way tunnel after `101 Switching Protocols`.
+    Tunnel,
+    /// A last response is on its way; then the connection closes.
+    Closing,
+}
+
+/// One client connection of an `http` listener.
+pub struct HttpSession {
+    spec: Arc<ListenerSpec>,
+    server: Arc<str>,
+    target: HttpTarget,
+    limits: Limits,
+    phase: Phase,
+    client: Option<ConnId>,
+    /// Client → session: request heads, chunked request bodies, pipelined bytes.
+    reader: Option<PipeId>,
+    /// Client bytes taken from `reader` and not used yet.
+    buf: BytesMut,
+    /// The client connection stays open after the current response.
+    keep_alive: bool,
+    /// The client sent its FIN: serve what is buffered, then close.
+    client_done: bool,
+    /// The response tether writes itself (file, status page) for the current request.
+    local: Option<PipeId>,
+    /// Client → discard, while closing.
+    linger: Option<PipeId>,
+    /// The exchange with the upstream for the current request.
+    xchg: Option<Exchange>,
+    /// The upstream connection of a tunnel (after `101`).
+    tunnel_up: Option<ConnId>,
+}
+
+impl HttpSession {
+    pub fn new(spec: Arc<ListenerSpec>, server: Arc<str>, target: HttpTarget) -> HttpSession {
+        HttpSession {
+            spec,
+            server,
+            target,
+            limits: Limits::default(),
+            phase: Phase::Head,
+            client: None,
+            reader: None,
+            buf: BytesMut::new(),
+            keep_alive: true,
+            client_done: false,
+            local: None,
+            linger: None,
+            xchg: None,
+            tunnel_up: None,
+        }
+    }
+
+    /// Make sure the client → session pipe is open (it is closed while a body streams
+    /// straight to the upstream).
+    fn open_reader(&mut self, cx: &mut Cx<'_>) {
+        if self.reader.is_some() || self.phase == Phase::Closing {
+            return;
+        }
+        if let Some(c) = self.client {
+            if !cx.read_closed(c) {
+                let opts = PipeOpts {
+                    threshold: READ_AHEAD,
+                    ..PipeOpts::default()
+                };
+                self.reader = Some(cx.pipe_with(Source::Conn(c), Sink::Session, opts));
+            }
+        }
+    }
+
+    /// Move what waits in the reader pipe into `buf`.
+    fn gather(&mut self, cx: &mut Cx<'_>) {
+        if let Some(r) = self.reader {
+            while let Some(b) = cx.take(r) {
+                self.buf.extend_from_slice(&b);
+            }
+        }
+    }
+
+    /// Close the reader pipe after gathering what it holds.
+    fn close_reader(&mut self, cx: &mut Cx<'_>) {
+        self.gather(cx);
+        if let Some(r) = self.reader.take() {
+            cx.close_pipe(r);
+        }
+    }
+
+    /// Parse the next request from `buf` and serve it, if complete.
+    fn next_request(&mut self, cx: &mut Cx<'_>) {
+        if self.phase != Phase::Head {
+            return;
+        }
+        self.gather(cx);
+        if self.buf.is_empty() {
+            return;
+        }
+        let head = match parse_request(&self.buf, &self.limits) {
+            Ok(Parsed::Partial) => return,
+            Ok(Parsed::Complete(h)) => h,
+            Err(e) => {
+                log::debug!(
+                    "http {}: bad request: {} {}",
+                    self.spec.listen,
+                    e.status,
+                    e.reason
+                );
+                return self.fail(cx, e.status);
+            }
+        };
+        let _ = self.buf.split_to(head.len());
+        self.keep_alive = head.keep_alive;
+        self.phase = Phase::Busy;
+        match self.target.clone() {
+            HttpTarget::Files(root) => self.serve_file(cx, &root, &head),
+            HttpTarget::Proxy(addr) => proxy::start(self, cx, head, addr),
+        }
+    }
+
+    /// Answer with a status page and close the connection.
+    fn fail(&mut self, cx: &mut Cx<'_>, status: u16) {
+        let page = response::status_page(status, &self.server, "", false);
+        self.keep_alive = false;
+        self.respond(cx, page.into(), None);
+    }
+
+    /// A status page that keeps the connection if the request allows it.
+    fn status(&mut self, cx: &mut Cx<'_>, status: u16, head_only: bool) {
+        let page = response::status_page_ka(status, &self.server, "", head_only, self.keep_alive);
+        self.respond(cx, page.into(), None);
+    }
+
+    /// Send a response tether wrote itself: `head` (with its body, for a status page), then
+    /// `file` if any. With keep-alive the connection carries on afterwards; otherwise it
+    /// closes once the response is out.
+    fn respond(&mut self, cx: &mut Cx<'_>, head: Bytes, file: Option<Source>) {
+        let Some(client) = self.client else { return };
+        if !self.keep_alive {
+            self.start_closing(cx);
+        }
+        let opts = PipeOpts {
+            fin: !self.keep_alive,
+            ..PipeOpts::default()
+        };
+        let with_file = file.is_some();
+        let p = cx.pipe_with(file.unwrap_or(Source::Session), Sink::Conn(client), opts);
+        cx.push(p, head);
+        if !with_file {
+            cx.end(p);
+        }
+        self.local = Some(p);
+    }
+
+    /// No more requests on this connection: what the client still sends is discarded.
+    fn start_closing(&mut self, cx: &mut Cx<'_>) {
+        self.phase = Phase::Closing;
+        self.keep_alive = false;
+        if let Some(r) = self.reader.take() {
+            cx.close_pipe(r);
+        }
+        if self.linger.is_none() {
+            if let Some(c) = self.client {
+                if !cx.read_closed(c) {
+                    self.linger = Some(cx.pipe(Source::Conn(c), Sink::Discard));
+                }
+            }
+        }
+    }
+
+    /// The current request is answered: keep going or close.
+    fn finish(&mut self, cx: &mut Cx<'_>) {
+        self.local = None;
+        if self.phase == Phase::Closing || !self.keep_alive {
+            if self.phase != Phase::Closing {
+                self.start_closing(cx);
+            }
+            cx.set_timer(LINGER, KEY_LINGER);
+            return;
+        }
+        self.phase = Phase::Head;
+        self.open_reader(cx);
+        self.next_request(cx);
+        if self.phase == Phase::Head && self.client_done {
+            self.end_of_input(cx);
+        }
+    }
+
+    /// The client sent its FIN and no complete request is buffered: a partial head is
+    /// answered `400`; otherwise the connection simply closes.
+    fn end_of_input(&mut self, cx: &mut Cx<'_>) {
+        if self.buf.is_empty() {
+            cx.close();
+        } else {
+            self.fail(cx, 400);
+        }
+    }
+
+    fn serve_file(&mut self, cx: &mut Cx<'_>, root: &std::path::Path, req: &RequestHead) {
+        if req.body != BodyKind::None && req.body != BodyKind::Length(0) {
+            // A body on a file route is not read: the connection cannot continue after it.
+            self.keep_alive = false;
+        }
+        let head_only = req.method == Method::Head;
+        if req.method != Method::Get && !head_only {
+            self.keep_alive = false;
+            let page = response::status_page(405, &self.server, "Allow: GET, HEAD\r\n", false);
+            return self.respond(cx, page.into(), None);
+        }
+        let (file, meta, name) = match files::resolve(root, req.target()) {
+            Resolved::File(name, meta) => match std::fs::File::open(&name) {
+                Ok(f) => (f, meta, name),
+                Err(e) => {
+                    log::warn!("http {}: open {}: {e}", self.spec.listen, name.display());
+                    return self.status(cx, 403, head_only);
+                }
+            },
+            Resolved::Redirect(to) => {
+                let extra = format!("Location: {to}\r\n");
+                let page =
+                    response::status_page_ka(301, &self.server, &extra, head_only, self.keep_alive);
+                return self.respond(cx, page.into(), None);
+            }
+            Resolved::NotFound => return self.status(cx, 404, head_only),
+            Resolved::Forbidden => return self.status(cx, 403, head_only),
+            Resolved::BadRequest => return self.fail(cx, 400),
+        };
+        let mut head = response::head(200, &self.server);
+        head.push_str(&format!("Content-Type: {}\r\n", files::content_type(&name)));
+        head.push_str(&format!("Content-Length: {}\r\n", meta.len()));
+        if let Ok(t) = meta.modified() {
+            head.push_str(&format!(
+                "Last-Modified: {}\r\n",
+                httpdate::fmt_http_date(t)
+            ));
+        }
+        head.push_str(if self.keep_alive {
+            "\r\n"
+        } else {
+            "Connection: close\r\n\r\n"
+        });
+        let source = (!head_only && meta.len() > 0).then_some(Source::File {
+            file,
+            offset: 0,
+            len: Some(meta.len()),
+        });
+        self.respond(cx, head.into(), source);
+    }
+}
+
+impl Session for HttpSession {
+    fn on_start(&mut self, cx: &mut Cx<'_>, client: ConnId) {
+        self.client = Some(client);
+        self.open_reader(cx);
+        idle::arm(cx, self.spec.idle_timeout);
+    }
+
+    fn on_readable(&mut self, cx: &mut Cx<'_>, pipe: PipeId) {
+        if Some(pipe) == self.reader {
+            match self.phase {
+                Phase::Head => self.next_request(cx),
+                Phase::Busy => proxy::client_readable(self, cx),
+                _ => {}
+            }
+        } else {
+            proxy::upstream_readable(self, cx, pipe);
+        }
+    }
+
+    fn on_drained(&mut self, cx: &mut Cx<'_>, pipe: PipeId) {
+        proxy::drained(self, cx, pipe);
+    }
+
+    fn on_connect(&mut self, cx: &mut Cx<'_>, up: ConnId, result: std::io::Result<()>) {
+        proxy::connected(self, cx, up, result);
+    }
+
+    fn on_pipe_end(&mut self, cx: &mut Cx<'_>, pipe: PipeId, end: PipeEnd) {
+        if Some(pipe) == self.reader {
+            self.reader = None;
+            if end == PipeEnd::Finished {
+                self.client_done = true;
+            }
+            match (self.phase, end) {
+                // The client stopped sending: serve what is buffered, take no more.
+                (Phase::Head, PipeEnd::Finished) => {
+                    self.next_request(cx);
+                    if self.phase == Phase::Head {
+                        self.end_of_input(cx);
+                    }
+                }
+                // A chunked request body cut short cannot complete.
+                (_, PipeEnd::Finished)
+                    if self.xchg.as_ref().is_some_and(|x| x.relaying_request()) =>
+                {
+                    cx.close()
+                }
+                (_, PipeEnd::Finished) => {}
+                _ => cx.close(),
+            }
+        } else if Some(pipe) == self.local {
+            match end {
+                PipeEnd::Finished => self.finish(cx),
+                _ => cx.close(),
+            }
+        } else if Some(pipe) == self.linger {
+            self.linger = None;
+        } else {
+            proxy::pipe_end(self, cx, pipe, end);
+        }
+    }
+
+    fn on_timer(&mut self, cx: &mut Cx<'_>, key: u64) {
+        match key {
+            KEY_CONNECT => proxy::connect_timeout(self, cx),
+            KEY_LINGER => cx.close(),
+            idle::KEY_IDLE => {
+                let up = self.xchg.as_ref().map(|x| x.up).or(self.tunnel_up);
+                let conns: Vec<ConnId> = self.client.into_iter().chain(up).collect();
+                if !idle::expired(cx, &conns, self.spec.idle_timeout) {
+                    return;
+                }
+                match self.phase {
+                    Phase::Head if !self.buf.is_empty() => {
+                        self.fail(cx, 408);
+                        cx.set_timer(LINGER, KEY_LINGER);
+                    }
+                    Phase::Busy if self.xchg.as_ref().is_some_and(|x| !x.response_started) => {
+                        log::warn!("http {}: upstream response timed out", self.spec.listen);
+                        proxy::abandon(self, cx);
+                        self.fail(cx, 504);
+                        cx.set_timer(LINGER, KEY_LINGER);
+                    }
+                    _ => cx.close(),
+                }
+            }
+            _ => {}
+        }
+    }
+}
