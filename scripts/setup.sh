@@ -16,4 +16,9 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# The WebSocket tests use the Python `websockets` package (client and echo server).
+if ! python3 -c 'import websockets' >/dev/null 2>&1; then
+  echo "setup: installing python websockets"
+  python3 -m pip install -q websockets 2>/dev/null || python3 -m pip install -q --break-system-packages websockets
+fi
 echo "setup: curl $(curl --version | head -1 | cut -d' ' -f2), $(python3 --version), nc ok"

@@ -71,6 +71,7 @@ struct RawListener {
     file: Option<Spanned<String>>,
     connect_timeout_ms: Option<Spanned<u64>>,
     idle_timeout_ms: Option<Spanned<u64>>,
+    tunnel_timeout_ms: Option<Spanned<u64>>,
 }
 
 /// What a listener is wired to.
@@ -95,6 +96,9 @@ pub struct ListenerSpec {
     /// For tcp: a tunnel with no byte either way for this long is closed. For http: the
     /// time allowed for a request head, and for a proxied exchange to stay silent.
     pub idle_timeout: Duration,
+    /// http: a tunnel after `101 Switching Protocols` (WebSocket) with no byte either way
+    /// for this long is closed.
+    pub tunnel_timeout: Duration,
 }
 
 /// A checked config.
@@ -220,6 +224,7 @@ fn check_listener(
         target,
         connect_timeout: ms(l.connect_timeout_ms, 5_000, "connect_timeout_ms")?,
         idle_timeout: ms(l.idle_timeout_ms, idle_default, "idle_timeout_ms")?,
+        tunnel_timeout: ms(l.tunnel_timeout_ms, 600_000, "tunnel_timeout_ms")?,
     })
 }
 

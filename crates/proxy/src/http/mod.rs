@@ -368,7 +368,12 @@ impl Session for HttpSession {
             idle::KEY_IDLE => {
                 let up = self.xchg.as_ref().map(|x| x.up).or(self.tunnel_up);
                 let conns: Vec<ConnId> = self.client.into_iter().chain(up).collect();
-                if !idle::expired(cx, &conns, self.spec.idle_timeout) {
+                let limit = if self.phase == Phase::Tunnel {
+                    self.spec.tunnel_timeout
+                } else {
+                    self.spec.idle_timeout
+                };
+                if !idle::expired(cx, &conns, limit) {
                     return;
                 }
                 match self.phase {
