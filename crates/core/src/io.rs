@@ -116,16 +116,23 @@ impl Io {
         }
     }
 
+    /// Queue pipe `p` for pumping (once, however often it is marked before the pump).
     pub fn mark_dirty(&mut self, p: usize) {
-        self.dirty.push(p);
+        if let Some(pipe) = self.pipes.get_mut(p) {
+            if !pipe.queued {
+                pipe.queued = true;
+                self.dirty.push(p);
+            }
+        }
     }
 
     /// Move bytes through pipe `p` until neither end can make progress, then retire it if
     /// it is over.
     pub fn pump(&mut self, p: usize) {
-        if !self.pipes.contains(p) {
+        let Some(pipe) = self.pipes.get_mut(p) else {
             return;
-        }
+        };
+        pipe.queued = false;
         loop {
             let drained = self.drain(p);
             let filled = self.fill(p);

@@ -199,6 +199,8 @@ pub(crate) struct Pipe {
     pub notified: bool,
     /// The session pushed the pipe to its threshold: tell it when it drains below.
     pub was_full: bool,
+    /// In `Io::dirty`, waiting to be pumped.
+    pub queued: bool,
     /// Why the pipe failed, if it did.
     pub error: Option<PipeEnd>,
 }

@@ -263,6 +263,7 @@ impl<'a> Cx<'a> {
             sink_active: true,
             notified: false,
             was_full: false,
+            queued: false,
             error: None,
         });
         self.io.sessions[self.sid].pipes.push(idx);
