@@ -12,6 +12,7 @@ pub mod http;
 pub mod idle;
 pub mod response;
 pub mod server;
+pub mod static_files;
 pub mod tcp;
 
 pub use config::{ConfigError, Settings, DEFAULT_CONFIG};

@@ -8,6 +8,7 @@ use tether_core::{Core, SessionFactory};
 
 use crate::config::{Settings, Target};
 use crate::http::{HttpSession, HttpTarget};
+use crate::static_files::FileOptions;
 use crate::tcp::{TcpFile, TcpTunnel};
 
 /// Bind every listener of `settings` on `core`. Returns the bound addresses, in order.
@@ -31,13 +32,16 @@ pub fn install(core: &mut Core, settings: &Settings) -> io::Result<Vec<SocketAdd
                     HttpTarget::Proxy(addr),
                 ))
             }),
-            Target::HttpFiles(root) => Box::new(move |_| {
-                Box::new(HttpSession::new(
-                    spec.clone(),
-                    server.clone(),
-                    HttpTarget::Files(root.clone()),
-                ))
-            }),
+            Target::HttpFiles(root) => {
+                let files = Arc::new(FileOptions::new(root));
+                Box::new(move |_| {
+                    Box::new(HttpSession::new(
+                        spec.clone(),
+                        server.clone(),
+                        HttpTarget::Files(files.clone()),
+                    ))
+                })
+            }
         };
         let listen = settings.listeners[bound.len()].listen;
         let id = core

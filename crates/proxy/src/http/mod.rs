@@ -16,18 +16,17 @@ mod forward;
 mod proxy;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tether_core::{ConnId, Cx, PipeEnd, PipeId, PipeOpts, Session, Sink, Source};
-use tether_http::{parse_request, BodyKind, Limits, Method, Parsed, RequestHead};
+use tether_http::{parse_request, Limits, Parsed, RequestHead};
 
 use crate::config::ListenerSpec;
-use crate::files::{self, Resolved};
 use crate::idle;
 use crate::response;
+use crate::static_files::{self, FileOptions};
 
 pub use forward::with_date;
 use proxy::Exchange;
@@ -43,7 +42,7 @@ const READ_AHEAD: usize = 64 * 1024;
 #[derive(Clone, Debug)]
 pub enum HttpTarget {
     Proxy(SocketAddr),
-    Files(PathBuf),
+    Files(Arc<FileOptions>),
 }
 
 #[derive(PartialEq, Eq, Debug, Clone, Copy)]
@@ -164,7 +163,7 @@ impl HttpSession {
         self.keep_alive = head.keep_alive;
         self.phase = Phase::Busy;
         match self.target.clone() {
-            HttpTarget::Files(root) => self.serve_file(cx, &root, &head),
+            HttpTarget::Files(opts) => self.serve_file(cx, &opts, &head),
             HttpTarget::Proxy(addr) => proxy::start(self, cx, head, addr),
         }
     }
@@ -173,12 +172,6 @@ impl HttpSession {
     fn fail(&mut self, cx: &mut Cx<'_>, status: u16) {
         let page = response::status_page(status, &self.server, "", false);
         self.keep_alive = false;
-        self.respond(cx, page.into(), None);
-    }
-
-    /// A status page that keeps the connection if the request allows it.
-    fn status(&mut self, cx: &mut Cx<'_>, status: u16, head_only: bool) {
-        let page = response::status_page_ka(status, &self.server, "", head_only, self.keep_alive);
         self.respond(cx, page.into(), None);
     }
 
@@ -247,55 +240,15 @@ impl HttpSession {
         }
     }
 
-    fn serve_file(&mut self, cx: &mut Cx<'_>, root: &std::path::Path, req: &RequestHead) {
-        if req.body != BodyKind::None && req.body != BodyKind::Length(0) {
-            // A body on a file route is not read: the connection cannot continue after it.
-            self.keep_alive = false;
-        }
-        let head_only = req.method == Method::Head;
-        if req.method != Method::Get && !head_only {
-            self.keep_alive = false;
-            let page = response::status_page(405, &self.server, "Allow: GET, HEAD\r\n", false);
-            return self.respond(cx, page.into(), None);
-        }
-        let (file, meta, name) = match files::resolve(root, req.target()) {
-            Resolved::File(name, meta) => match std::fs::File::open(&name) {
-                Ok(f) => (f, meta, name),
-                Err(e) => {
-                    log::warn!("http {}: open {}: {e}", self.spec.listen, name.display());
-                    return self.status(cx, 403, head_only);
-                }
-            },
-            Resolved::Redirect(to) => {
-                let extra = format!("Location: {to}\r\n");
-                let page =
-                    response::status_page_ka(301, &self.server, &extra, head_only, self.keep_alive);
-                return self.respond(cx, page.into(), None);
-            }
-            Resolved::NotFound => return self.status(cx, 404, head_only),
-            Resolved::Forbidden => return self.status(cx, 403, head_only),
-            Resolved::BadRequest => return self.fail(cx, 400),
-        };
-        let mut head = response::head(200, &self.server);
-        head.push_str(&format!("Content-Type: {}\r\n", files::content_type(&name)));
-        head.push_str(&format!("Content-Length: {}\r\n", meta.len()));
-        if let Ok(t) = meta.modified() {
-            head.push_str(&format!(
-                "Last-Modified: {}\r\n",
-                httpdate::fmt_http_date(t)
-            ));
-        }
-        head.push_str(if self.keep_alive {
-            "\r\n"
-        } else {
-            "Connection: close\r\n\r\n"
-        });
-        let source = (!head_only && meta.len() > 0).then_some(Source::File {
+    fn serve_file(&mut self, cx: &mut Cx<'_>, opts: &FileOptions, req: &RequestHead) {
+        let reply = static_files::serve(opts, req, &self.server, self.keep_alive);
+        self.keep_alive = !reply.close;
+        let source = reply.body.map(|(file, offset, len)| Source::File {
             file,
-            offset: 0,
-            len: Some(meta.len()),
+            offset,
+            len: Some(len),
         });
-        self.respond(cx, head.into(), source);
+        self.respond(cx, reply.head, source);
     }
 }
 
