@@ -101,10 +101,17 @@ pub(crate) struct Span {
 }
 
 impl Span {
-    /// The span of `part`, a subslice of `base`.
+    /// The span of `part`, a subslice of `base`; empty if `part` is not inside `base` (as
+    /// httparse's `""` for a reason phrase with obs-text is not).
     pub(crate) fn of(base: &[u8], part: &[u8]) -> Span {
-        let start = (part.as_ptr() as usize).saturating_sub(base.as_ptr() as usize);
-        Span::range(start, start + part.len())
+        let base_start = base.as_ptr() as usize;
+        let start = part.as_ptr() as usize;
+        match start.checked_sub(base_start) {
+            Some(offset) if offset + part.len() <= base.len() => {
+                Span::range(offset, offset + part.len())
+            }
+            _ => Span::default(),
+        }
     }
 
     pub(crate) fn range(start: usize, end: usize) -> Span {
@@ -281,6 +288,8 @@ mod tests {
         assert_eq!(s.get_str(raw), "world");
         assert_eq!(s.len(), 5);
         assert_eq!(Span::range(3, 100).get(raw), b"");
+        assert_eq!(Span::of(raw, b"elsewhere"), Span::default());
+        assert_eq!(Span::of(&raw[..5], &raw[3..8]), Span::default());
     }
 
     #[test]

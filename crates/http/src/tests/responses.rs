@@ -186,6 +186,9 @@ fn fields_and_reason() {
     assert_eq!(r.header("content-length"), Some(&b"3"[..]));
     assert!(!r.is_informational());
     assert_eq!(ok(b"HTTP/1.1 200\r\n\r\n", false).reason(), "");
+    let obs = ok(b"HTTP/1.1 200 caf\xc3\xa9\r\n\r\n", false);
+    assert_eq!(obs.reason(), "");
+    assert_eq!(ok(&obs.raw, false), obs);
     assert!(ok(b"HTTP/1.1 103 Early Hints\r\n\r\n", false).is_informational());
 }
 
