@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tether_core::Core;
-use tether_proxy::config::Settings;
+use tether_proxy::config::{Settings, Target};
 
 const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
@@ -83,12 +83,50 @@ fn main() -> ExitCode {
     }
 }
 
+/// Bind every listener once per worker (so a bad address fails before anything runs), then
+/// run one event loop per worker thread, each with its own `SO_REUSEPORT` sockets.
 fn run(settings: &Settings) -> std::io::Result<()> {
-    let mut core = Core::new()?;
-    let bound = tether_proxy::server::install(&mut core, settings)?;
-    for (spec, addr) in settings.listeners.iter().zip(&bound) {
-        log::info!("listening on {addr}: {:?}", spec.target);
+    let workers = settings.workers.max(1);
+    let mut per_worker = Vec::with_capacity(workers);
+    for _ in 0..workers {
+        per_worker.push(tether_proxy::server::bind_all(settings)?);
     }
-    log::info!("tether {VERSION} running (pid {})", std::process::id());
-    core.run()
+    for spec in &settings.listeners {
+        log::info!("listening on {}: {}", spec.listen, describe(&spec.target));
+    }
+    log::info!(
+        "tether {VERSION} running (pid {}, {workers} worker(s))",
+        std::process::id()
+    );
+    let mut threads = Vec::with_capacity(workers);
+    for (w, sockets) in per_worker.into_iter().enumerate() {
+        let settings = settings.clone();
+        let t = std::thread::Builder::new()
+            .name(format!("worker-{w}"))
+            .spawn(move || {
+                let mut core = Core::new()?;
+                tether_proxy::server::install_sockets(&mut core, &settings, sockets)?;
+                core.run()
+            })?;
+        threads.push(t);
+    }
+    for t in threads {
+        match t.join() {
+            Ok(r) => r?,
+            Err(_) => return Err(std::io::Error::other("a worker thread panicked")),
+        }
+    }
+    Ok(())
+}
+
+/// One line about what a listener serves, for the log.
+fn describe(t: &Target) -> String {
+    match t {
+        Target::TcpUpstream(a) => format!("tcp tunnel to {a}"),
+        Target::TcpFile(p) => format!("tcp file {}", p.display()),
+        Target::Http(r) => {
+            let routes: usize = r.hosts.iter().map(|h| h.routes.len()).sum();
+            format!("http, {} virtual host(s), {routes} route(s)", r.hosts.len())
+        }
+    }
 }

@@ -11,6 +11,7 @@ pub mod files;
 pub mod http;
 pub mod idle;
 pub mod response;
+pub mod router;
 pub mod server;
 pub mod static_files;
 pub mod tcp;

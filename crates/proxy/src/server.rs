@@ -7,14 +7,53 @@ use std::sync::Arc;
 use tether_core::{Core, SessionFactory};
 
 use crate::config::{Settings, Target};
-use crate::http::{HttpSession, HttpTarget};
-use crate::static_files::FileOptions;
+use crate::http::HttpSession;
 use crate::tcp::{TcpFile, TcpTunnel};
+
+/// Bind one listening socket with `SO_REUSEPORT`, so that every worker has its own socket
+/// on the same address and the kernel spreads connections among them.
+pub fn bind_reuseport(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+/// Bind a socket for every listener of `settings`, in order.
+pub fn bind_all(settings: &Settings) -> io::Result<Vec<std::net::TcpListener>> {
+    settings
+        .listeners
+        .iter()
+        .map(|l| {
+            bind_reuseport(l.listen).map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot listen on {}: {e}", l.listen))
+            })
+        })
+        .collect()
+}
 
 /// Bind every listener of `settings` on `core`. Returns the bound addresses, in order.
 pub fn install(core: &mut Core, settings: &Settings) -> io::Result<Vec<SocketAddr>> {
+    let sockets = bind_all(settings)?;
+    install_sockets(core, settings, sockets)
+}
+
+/// Put the bound `sockets` (one per listener of `settings`, in order) on `core` with their
+/// session factories.
+pub fn install_sockets(
+    core: &mut Core,
+    settings: &Settings,
+    sockets: Vec<std::net::TcpListener>,
+) -> io::Result<Vec<SocketAddr>> {
     let server: Arc<str> = Arc::from(settings.server_name.as_str());
     let mut bound = Vec::new();
+    let mut sockets = sockets.into_iter();
     for spec in &settings.listeners {
         let spec = Arc::new(spec.clone());
         let server = server.clone();
@@ -25,28 +64,19 @@ pub fn install(core: &mut Core, settings: &Settings) -> io::Result<Vec<SocketAdd
             Target::TcpFile(path) => {
                 Box::new(move |_| Box::new(TcpFile::new(spec.clone(), path.clone())))
             }
-            Target::HttpProxy(addr) => Box::new(move |_| {
+            Target::Http(router) => Box::new(move |_| {
                 Box::new(HttpSession::new(
                     spec.clone(),
                     server.clone(),
-                    HttpTarget::Proxy(addr),
+                    router.clone(),
                 ))
             }),
-            Target::HttpFiles(root) => {
-                let files = Arc::new(FileOptions::new(root));
-                Box::new(move |_| {
-                    Box::new(HttpSession::new(
-                        spec.clone(),
-                        server.clone(),
-                        HttpTarget::Files(files.clone()),
-                    ))
-                })
-            }
         };
         let listen = settings.listeners[bound.len()].listen;
-        let id = core
-            .listen(listen, factory)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {listen}: {e}")))?;
+        let Some(socket) = sockets.next() else {
+            return Err(io::Error::other(format!("no socket bound for {listen}")));
+        };
+        let id = core.add_listener(socket, factory)?;
         bound.push(core.local_addr(id).unwrap_or(listen));
     }
     Ok(bound)

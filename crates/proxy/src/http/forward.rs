@@ -31,7 +31,7 @@ pub fn upstream_request(
     upstream_host: &str,
 ) -> BytesMut {
     let mut out = BytesMut::with_capacity(req.len() + 192);
-    out.extend_from_slice(req.method.as_str().as_bytes());
+    out.extend_from_slice(req.method_str().as_bytes());
     out.extend_from_slice(b" ");
     out.extend_from_slice(req.target().as_bytes());
     out.extend_from_slice(if req.version == Version::Http10 && !req.upgrade {

@@ -15,17 +15,17 @@
 mod forward;
 mod proxy;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use tether_core::{ConnId, Cx, PipeEnd, PipeId, PipeOpts, Session, Sink, Source};
-use tether_http::{parse_request, Limits, Parsed, RequestHead};
+use tether_http::{parse_request, BodyKind, Limits, Method, Parsed, RequestHead};
 
 use crate::config::ListenerSpec;
 use crate::idle;
 use crate::response;
+use crate::router::{Action, Router};
 use crate::static_files::{self, FileOptions};
 
 pub use forward::with_date;
@@ -37,13 +37,6 @@ const KEY_LINGER: u64 = 3;
 const LINGER: Duration = Duration::from_secs(5);
 /// Bytes a client may have buffered (pipelined) in the reader pipe while a response runs.
 const READ_AHEAD: usize = 64 * 1024;
-
-/// What the listener does with a request.
-#[derive(Clone, Debug)]
-pub enum HttpTarget {
-    Proxy(SocketAddr),
-    Files(Arc<FileOptions>),
-}
 
 #[derive(PartialEq, Eq, Debug, Clone, Copy)]
 enum Phase {
@@ -61,7 +54,7 @@ enum Phase {
 pub struct HttpSession {
     spec: Arc<ListenerSpec>,
     server: Arc<str>,
-    target: HttpTarget,
+    router: Arc<Router>,
     limits: Limits,
     phase: Phase,
     client: Option<ConnId>,
@@ -84,11 +77,11 @@ pub struct HttpSession {
 }
 
 impl HttpSession {
-    pub fn new(spec: Arc<ListenerSpec>, server: Arc<str>, target: HttpTarget) -> HttpSession {
+    pub fn new(spec: Arc<ListenerSpec>, server: Arc<str>, router: Arc<Router>) -> HttpSession {
         HttpSession {
             spec,
             server,
-            target,
+            router,
             limits: Limits::default(),
             phase: Phase::Head,
             client: None,
@@ -162,9 +155,47 @@ impl HttpSession {
         let _ = self.buf.split_to(head.len());
         self.keep_alive = head.keep_alive;
         self.phase = Phase::Busy;
-        match self.target.clone() {
-            HttpTarget::Files(opts) => self.serve_file(cx, &opts, &head),
-            HttpTarget::Proxy(addr) => proxy::start(self, cx, head, addr),
+        let router = self.router.clone();
+        let Some(route) = router.route(head.host(), head.path()) else {
+            if !matches!(head.body, BodyKind::None | BodyKind::Length(0)) {
+                self.keep_alive = false;
+            }
+            return self.status(cx, 404, head.method == Method::Head);
+        };
+        if !matches!(route.action, Action::Proxy(_))
+            && !matches!(head.body, BodyKind::None | BodyKind::Length(0))
+        {
+            // Only a proxy route reads a request body; elsewhere the body ends the connection.
+            self.keep_alive = false;
+        }
+        let ip = self.client.and_then(|c| cx.peer_addr(c)).map(|a| a.ip());
+        if !route.acl.permits(ip) {
+            log::info!(
+                "http {}: {} denied for {:?}",
+                self.spec.listen,
+                head.path(),
+                ip
+            );
+            return self.status(cx, 403, head.method == Method::Head);
+        }
+        match &route.action {
+            Action::Files(opts) => self.serve_file(cx, opts, &head),
+            Action::Proxy(pool) => match pool.pick(ip) {
+                Some(addr) => proxy::start(self, cx, head, addr),
+                None => self.fail(cx, 502),
+            },
+            Action::Redirect { status, location } => {
+                let extra = format!("Location: {location}\r\n");
+                let head_only = head.method == Method::Head;
+                let page = response::status_page_ka(
+                    *status,
+                    &self.server,
+                    &extra,
+                    head_only,
+                    self.keep_alive,
+                );
+                self.respond(cx, page.into(), None);
+            }
         }
     }
 
@@ -172,6 +203,13 @@ impl HttpSession {
     fn fail(&mut self, cx: &mut Cx<'_>, status: u16) {
         let page = response::status_page(status, &self.server, "", false);
         self.keep_alive = false;
+        self.respond(cx, page.into(), None);
+    }
+
+    /// A status page that keeps the connection if the request allows it (a request body is
+    /// not read, so then the connection closes).
+    fn status(&mut self, cx: &mut Cx<'_>, status: u16, head_only: bool) {
+        let page = response::status_page_ka(status, &self.server, "", head_only, self.keep_alive);
         self.respond(cx, page.into(), None);
     }
 

@@ -1,5 +1,7 @@
-//! The config model: the TOML file a user writes, checked into `Settings` that the sessions
-//! run on. Every table rejects unknown keys; every error names `path:line:col`.
+//! The config model: the file a user writes, checked into `Settings` that the sessions run
+//! on. Two formats: tether's TOML (this file: `[[listener]]` for the simple forms,
+//! `server.rs`-style virtual hosts in `servers.rs`), and eXpServer's `xps_config.json`
+//! (`xps.rs`). Every table rejects unknown keys; every error names `path:line:col`.
 //!
 //! ```toml
 //! server_name = "tether"
@@ -20,6 +22,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
+
+use crate::router::{Action, Policy, Pool, Router};
+use crate::static_files::FileOptions;
+use std::sync::Arc;
 
 /// The embedded default config: what `tether` runs with no argument.
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
@@ -45,13 +51,30 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+mod servers;
+mod xps;
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default)]
     server_name: Option<String>,
     #[serde(default)]
+    workers: Option<Spanned<Workers>>,
+    #[serde(default)]
     listener: Vec<Spanned<RawListener>>,
+    #[serde(default)]
+    upstream: Vec<Spanned<servers::RawUpstream>>,
+    #[serde(default)]
+    server: Vec<Spanned<servers::RawServer>>,
+}
+
+/// `workers = 4` or `workers = "auto"`.
+#[derive(Deserialize, Clone, Debug)]
+#[serde(untagged)]
+enum Workers {
+    Count(i64),
+    Word(String),
 }
 
 #[derive(Deserialize, Clone, Copy, PartialEq, Eq, Debug)]
@@ -75,17 +98,28 @@ struct RawListener {
 }
 
 /// What a listener is wired to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Target {
     /// tcp: tunnel bytes both ways to this address.
     TcpUpstream(SocketAddr),
     /// tcp: stream this file on connect, then close.
     TcpFile(PathBuf),
-    /// http: reverse-proxy every request to this address.
-    HttpProxy(SocketAddr),
-    /// http: serve this directory.
-    HttpFiles(PathBuf),
+    /// http: requests go through this router (virtual hosts and routes).
+    Http(Arc<Router>),
 }
+
+impl PartialEq for Target {
+    fn eq(&self, other: &Target) -> bool {
+        match (self, other) {
+            (Target::TcpUpstream(a), Target::TcpUpstream(b)) => a == b,
+            (Target::TcpFile(a), Target::TcpFile(b)) => a == b,
+            (Target::Http(a), Target::Http(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Target {}
 
 /// A checked listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -105,6 +139,8 @@ pub struct ListenerSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
     pub server_name: String,
+    /// Event-loop threads, each with its own `SO_REUSEPORT` listeners.
+    pub workers: usize,
     pub listeners: Vec<ListenerSpec>,
 }
 
@@ -114,7 +150,7 @@ impl Settings {
         parse(DEFAULT_CONFIG, "<default>")
     }
 
-    /// Read and check a config file.
+    /// Read and check a config file: eXpServer's JSON when it starts with `{`, else TOML.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
         let name = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
@@ -123,6 +159,9 @@ impl Settings {
             col: 1,
             message: format!("cannot read: {e}"),
         })?;
+        if text.trim_start().starts_with('{') {
+            return xps::parse(&text, &name);
+        }
         parse(&text, &name)
     }
 }
@@ -148,6 +187,23 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         let l = l.into_inner();
         listeners.push(check_listener(l, span, &at)?);
     }
+    listeners.extend(servers::check(raw.upstream, raw.server, &at)?);
+    let workers = match raw.workers {
+        None => 1,
+        Some(w) => {
+            let span = w.span();
+            match w.into_inner() {
+                Workers::Count(n) if (1..=1024).contains(&n) => n as usize,
+                Workers::Word(w) if w == "auto" => auto_workers(),
+                _ => {
+                    return Err(at(
+                        span,
+                        "`workers`: a number from 1 to 1024, or \"auto\"".into(),
+                    ))
+                }
+            }
+        }
+    };
     for (i, a) in listeners.iter().enumerate() {
         if listeners[..i].iter().any(|b| b.listen == a.listen) {
             return Err(at(0..0, format!("two listeners on {}", a.listen)));
@@ -155,6 +211,7 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
     }
     Ok(Settings {
         server_name: raw.server_name.unwrap_or_else(|| "tether".to_string()),
+        workers,
         listeners,
     })
 }
@@ -184,11 +241,13 @@ fn check_listener(
             if proto == Protocol::Tcp {
                 Target::TcpUpstream(addr)
             } else {
-                Target::HttpProxy(addr)
+                let pool = Pool::new(up.get_ref().clone(), vec![addr], Policy::RoundRobin);
+                Target::Http(Arc::new(Router::single(Action::Proxy(Arc::new(pool)))))
             }
         }
         (Protocol::Http, None, Some(root), _) => {
-            Target::HttpFiles(PathBuf::from(root.into_inner()))
+            let files = FileOptions::new(PathBuf::from(root.into_inner()));
+            Target::Http(Arc::new(Router::single(Action::Files(Arc::new(files)))))
         }
         (Protocol::Tcp, None, None, Some(file)) => {
             Target::TcpFile(PathBuf::from(file.into_inner()))
@@ -228,8 +287,27 @@ fn check_listener(
     })
 }
 
+/// The number of cores, for `workers = "auto"`.
+fn auto_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Milliseconds from an optional spanned value, with a default; 0 is an error.
+pub(crate) fn millis(
+    v: Option<Spanned<u64>>,
+    default: u64,
+    key: &str,
+    at: &dyn Fn(Range<usize>, String) -> ConfigError,
+) -> Result<Duration, ConfigError> {
+    match v {
+        None => Ok(Duration::from_millis(default)),
+        Some(v) if *v.get_ref() == 0 => Err(at(v.span(), format!("`{key}` must be above 0"))),
+        Some(v) => Ok(Duration::from_millis(*v.get_ref())),
+    }
+}
+
 /// `host:port` to one address (the first the resolver gives), at load time only.
-fn resolve(s: &str) -> Result<SocketAddr, String> {
+pub(crate) fn resolve(s: &str) -> Result<SocketAddr, String> {
     if let Ok(a) = s.parse() {
         return Ok(a);
     }
@@ -261,13 +339,18 @@ mod tests {
     fn default_config_is_valid() {
         let s = Settings::default_config().expect("default config");
         assert_eq!(s.listeners.len(), 2);
-        assert_eq!(
-            s.listeners[0].target,
-            Target::HttpProxy("127.0.0.1:3000".parse().unwrap())
+        assert_eq!(s.workers, 1);
+        let Target::Http(r) = &s.listeners[0].target else {
+            panic!("http")
+        };
+        assert!(
+            matches!(&r.hosts[0].routes[0].action, Action::Proxy(p) if p.servers == ["127.0.0.1:3000".parse().unwrap()])
         );
-        assert_eq!(
-            s.listeners[1].target,
-            Target::HttpFiles(PathBuf::from("public"))
+        let Target::Http(r) = &s.listeners[1].target else {
+            panic!("http")
+        };
+        assert!(
+            matches!(&r.hosts[0].routes[0].action, Action::Files(f) if f.root == std::path::Path::new("public"))
         );
     }
 

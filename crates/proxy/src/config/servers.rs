@@ -1,0 +1,251 @@
+//! The TOML form with named upstream pools and virtual hosts:
+//!
+//! ```toml
+//! [[upstream]]
+//! name = "app"
+//! servers = ["127.0.0.1:3000", "127.0.0.1:3001"]
+//! balance = "round_robin"          # or "ip_hash"
+//!
+//! [[server]]
+//! listen = ["0.0.0.0:8080"]
+//! hostnames = ["example.org", "*.example.org"]   # none: any host
+//!
+//! [[server.route]]
+//! path = "/api"                    # longest prefix at a segment boundary wins
+//! proxy = "app"                    # or root = "public" / redirect = "https://..."
+//! allow = ["127.0.0.1", "10.0.0.0/8"]
+//! deny = ["10.9.9.9"]
+//! ```
+//!
+//! Servers sharing a `listen` address are virtual hosts of one listener.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{millis, resolve, ConfigError, ListenerSpec, Target};
+use crate::router::{Acl, Action, Cidr, Policy, Pool, Route, Router, VirtualHost};
+use crate::static_files::FileOptions;
+
+type At<'a> = &'a dyn Fn(Range<usize>, String) -> ConfigError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUpstream {
+    name: Spanned<String>,
+    servers: Vec<Spanned<String>>,
+    #[serde(default)]
+    balance: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawServer {
+    listen: Vec<Spanned<String>>,
+    #[serde(default)]
+    hostnames: Vec<String>,
+    #[serde(default)]
+    route: Vec<Spanned<RawRoute>>,
+    connect_timeout_ms: Option<Spanned<u64>>,
+    idle_timeout_ms: Option<Spanned<u64>>,
+    tunnel_timeout_ms: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRoute {
+    path: Spanned<String>,
+    proxy: Option<Spanned<String>>,
+    root: Option<String>,
+    index: Option<Vec<String>>,
+    redirect: Option<String>,
+    status: Option<Spanned<u16>>,
+    #[serde(default)]
+    allow: Vec<Spanned<String>>,
+    #[serde(default)]
+    deny: Vec<Spanned<String>>,
+}
+
+/// Timeouts of a listener.
+#[derive(Clone, Copy)]
+pub(super) struct Timeouts {
+    pub connect: Duration,
+    pub idle: Duration,
+    pub tunnel: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            connect: Duration::from_millis(5_000),
+            idle: Duration::from_millis(60_000),
+            tunnel: Duration::from_millis(600_000),
+        }
+    }
+}
+
+/// A balancing policy by its config name.
+pub(super) fn policy(name: &str) -> Option<Policy> {
+    match name {
+        "round_robin" => Some(Policy::RoundRobin),
+        "ip_hash" => Some(Policy::IpHash),
+        _ => None,
+    }
+}
+
+/// Group virtual hosts by listening address (in order of first appearance) into listeners.
+pub(super) fn group(entries: Vec<(SocketAddr, VirtualHost, Timeouts)>) -> Vec<ListenerSpec> {
+    let mut order: Vec<(SocketAddr, Vec<VirtualHost>, Timeouts)> = Vec::new();
+    for (addr, host, t) in entries {
+        match order.iter_mut().find(|(a, ..)| *a == addr) {
+            Some((_, hosts, _)) => hosts.push(host),
+            None => order.push((addr, vec![host], t)),
+        }
+    }
+    order
+        .into_iter()
+        .map(|(listen, hosts, t)| ListenerSpec {
+            listen,
+            target: Target::Http(Arc::new(Router { hosts })),
+            connect_timeout: t.connect,
+            idle_timeout: t.idle,
+            tunnel_timeout: t.tunnel,
+        })
+        .collect()
+}
+
+pub(super) fn check(
+    upstreams: Vec<Spanned<RawUpstream>>,
+    servers: Vec<Spanned<RawServer>>,
+    at: At<'_>,
+) -> Result<Vec<ListenerSpec>, ConfigError> {
+    let mut pools: HashMap<String, Arc<Pool>> = HashMap::new();
+    for u in upstreams {
+        let u = u.into_inner();
+        let name = u.name.get_ref().clone();
+        if pools.contains_key(&name) {
+            return Err(at(
+                u.name.span(),
+                format!("a second upstream named {name:?}"),
+            ));
+        }
+        if u.servers.is_empty() {
+            return Err(at(
+                u.name.span(),
+                format!("upstream {name:?} has no servers"),
+            ));
+        }
+        let mut addrs = Vec::new();
+        for s in &u.servers {
+            addrs.push(resolve(s.get_ref()).map_err(|m| at(s.span(), format!("`servers`: {m}")))?);
+        }
+        let policy = match &u.balance {
+            None => Policy::RoundRobin,
+            Some(b) => policy(b.get_ref()).ok_or_else(|| {
+                at(
+                    b.span(),
+                    format!("`balance`: {:?} is not round_robin or ip_hash", b.get_ref()),
+                )
+            })?,
+        };
+        pools.insert(name.clone(), Arc::new(Pool::new(name, addrs, policy)));
+    }
+    let mut entries = Vec::new();
+    for s in servers {
+        let span = s.span();
+        let s = s.into_inner();
+        if s.listen.is_empty() {
+            return Err(at(
+                span,
+                "a server needs at least one `listen` address".into(),
+            ));
+        }
+        let timeouts = Timeouts {
+            connect: millis(s.connect_timeout_ms, 5_000, "connect_timeout_ms", at)?,
+            idle: millis(s.idle_timeout_ms, 60_000, "idle_timeout_ms", at)?,
+            tunnel: millis(s.tunnel_timeout_ms, 600_000, "tunnel_timeout_ms", at)?,
+        };
+        let mut routes = Vec::new();
+        for r in s.route {
+            routes.push(check_route(r, &pools, at)?);
+        }
+        let host = VirtualHost {
+            hostnames: s.hostnames.iter().map(|h| h.to_ascii_lowercase()).collect(),
+            routes,
+        };
+        for l in &s.listen {
+            let addr = l.get_ref().parse::<SocketAddr>().map_err(|_| {
+                at(
+                    l.span(),
+                    format!("`listen`: not an address:port: {:?}", l.get_ref()),
+                )
+            })?;
+            entries.push((addr, host.clone(), timeouts));
+        }
+    }
+    Ok(group(entries))
+}
+
+fn check_route(
+    r: Spanned<RawRoute>,
+    pools: &HashMap<String, Arc<Pool>>,
+    at: At<'_>,
+) -> Result<Route, ConfigError> {
+    let span = r.span();
+    let r = r.into_inner();
+    let path = r.path.get_ref().clone();
+    if !path.starts_with('/') {
+        return Err(at(
+            r.path.span(),
+            format!("`path` must start with '/': {path:?}"),
+        ));
+    }
+    let kinds = [r.proxy.is_some(), r.root.is_some(), r.redirect.is_some()];
+    if kinds.iter().filter(|&&k| k).count() != 1 {
+        return Err(at(
+            span,
+            "a route needs exactly one of `proxy`, `root`, `redirect`".into(),
+        ));
+    }
+    if let (Some(st), None) = (&r.status, &r.redirect) {
+        return Err(at(st.span(), "`status` goes with `redirect`".into()));
+    }
+    let action = if let Some(p) = &r.proxy {
+        let pool = pools
+            .get(p.get_ref())
+            .ok_or_else(|| at(p.span(), format!("no upstream named {:?}", p.get_ref())))?;
+        Action::Proxy(pool.clone())
+    } else if let Some(root) = r.root {
+        let mut files = FileOptions::new(PathBuf::from(root));
+        if let Some(index) = r.index {
+            files.index = index;
+        }
+        Action::Files(Arc::new(files))
+    } else {
+        let status = match &r.status {
+            None => 302,
+            Some(s) if (300..400).contains(s.get_ref()) => *s.get_ref(),
+            Some(s) => return Err(at(s.span(), "`status` of a redirect must be 3xx".into())),
+        };
+        Action::Redirect {
+            status,
+            location: r.redirect.unwrap_or_default(),
+        }
+    };
+    let cidrs = |list: &[Spanned<String>]| -> Result<Vec<Cidr>, ConfigError> {
+        list.iter()
+            .map(|c| Cidr::parse(c.get_ref()).map_err(|m| at(c.span(), m)))
+            .collect()
+    };
+    let acl = Acl {
+        allow: cidrs(&r.allow)?,
+        deny: cidrs(&r.deny)?,
+    };
+    Ok(Route { path, action, acl })
+}

@@ -1,0 +1,345 @@
+//! The router: which virtual host (by `Host`) and which route (by the longest path prefix at
+//! a segment boundary) answers a request, who may ask (allow/deny by address or CIDR), and
+//! which server of an upstream pool gets a proxied request.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::static_files::FileOptions;
+
+/// An address or a network: `10.0.0.0/8`, `127.0.0.1`, `::1`, `fd00::/8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    net: IpAddr,
+    bits: u8,
+}
+
+impl Cidr {
+    pub fn parse(s: &str) -> Result<Cidr, String> {
+        let (ip, bits) = match s.split_once('/') {
+            Some((ip, bits)) => (ip, Some(bits)),
+            None => (s, None),
+        };
+        let net: IpAddr = ip
+            .trim()
+            .parse()
+            .map_err(|_| format!("not an address: {s:?}"))?;
+        let max = if net.is_ipv4() { 32 } else { 128 };
+        let bits = match bits {
+            None => max,
+            Some(b) => b
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|&b| b <= max)
+                .ok_or_else(|| format!("bad prefix length in {s:?}"))?,
+        };
+        Ok(Cidr { net, bits })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                let mask = if self.bits == 0 {
+                    0
+                } else {
+                    u32::MAX << (32 - self.bits)
+                };
+                u32::from(n) & mask == u32::from(a) & mask
+            }
+            (IpAddr::V6(n), IpAddr::V6(a)) => {
+                let mask = if self.bits == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - self.bits)
+                };
+                u128::from(n) & mask == u128::from(a) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Who may use a route: denied if in `deny`; if `allow` is not empty, only those in it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Acl {
+    pub allow: Vec<Cidr>,
+    pub deny: Vec<Cidr>,
+}
+
+impl Acl {
+    pub fn permits(&self, ip: Option<IpAddr>) -> bool {
+        let Some(ip) = ip else {
+            return self.allow.is_empty() && self.deny.is_empty();
+        };
+        if self.deny.iter().any(|c| c.contains(ip)) {
+            return false;
+        }
+        self.allow.is_empty() || self.allow.iter().any(|c| c.contains(ip))
+    }
+}
+
+/// How a pool picks a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    RoundRobin,
+    /// By a hash of the client address (eXpServer's `ip_hash`).
+    IpHash,
+}
+
+/// A named group of upstream servers.
+#[derive(Debug)]
+pub struct Pool {
+    pub name: String,
+    pub servers: Vec<SocketAddr>,
+    pub policy: Policy,
+    next: AtomicUsize,
+}
+
+impl Pool {
+    pub fn new(name: String, servers: Vec<SocketAddr>, policy: Policy) -> Pool {
+        Pool {
+            name,
+            servers,
+            policy,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The server for a request from `client`.
+    pub fn pick(&self, client: Option<IpAddr>) -> Option<SocketAddr> {
+        if self.servers.is_empty() {
+            return None;
+        }
+        let i = match (self.policy, client) {
+            (Policy::IpHash, Some(ip)) => {
+                (fnv1a(&ip_bytes(ip)) % self.servers.len() as u64) as usize
+            }
+            _ => self.next.fetch_add(1, Ordering::Relaxed) % self.servers.len(),
+        };
+        Some(self.servers[i])
+    }
+}
+
+fn ip_bytes(ip: IpAddr) -> Vec<u8> {
+    match ip {
+        IpAddr::V4(v) => v.octets().to_vec(),
+        IpAddr::V6(v) => v.octets().to_vec(),
+    }
+}
+
+fn fnv1a(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
+        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// What a route does.
+#[derive(Debug, Clone)]
+pub enum Action {
+    Proxy(Arc<Pool>),
+    Files(Arc<FileOptions>),
+    Redirect { status: u16, location: String },
+}
+
+/// One route of a virtual host.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// Path prefix, matched at a segment boundary.
+    pub path: String,
+    pub action: Action,
+    pub acl: Acl,
+}
+
+impl Route {
+    /// `/api` matches `/api`, `/api/` and `/api/x`, not `/api2`; `/` matches everything.
+    pub fn matches(&self, path: &str) -> bool {
+        let r = self.path.as_str();
+        path.starts_with(r)
+            && (path.len() == r.len()
+                || r.ends_with('/')
+                || path.as_bytes().get(r.len()) == Some(&b'/'))
+    }
+}
+
+/// A virtual host: the names it answers to (none: any) and its routes.
+#[derive(Debug, Clone, Default)]
+pub struct VirtualHost {
+    pub hostnames: Vec<String>,
+    pub routes: Vec<Route>,
+}
+
+impl VirtualHost {
+    /// Whether `host` (no port, lower case) is one of this host's names; `*.example.org`
+    /// matches any subdomain.
+    fn answers(&self, host: &str) -> bool {
+        self.hostnames.iter().any(|n| {
+            n.eq_ignore_ascii_case(host)
+                || n.strip_prefix("*.").is_some_and(|suffix| {
+                    host.len() > suffix.len() + 1
+                        && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+                        && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+                })
+        })
+    }
+}
+
+/// The virtual hosts of one listening address.
+#[derive(Debug, Clone, Default)]
+pub struct Router {
+    pub hosts: Vec<VirtualHost>,
+}
+
+impl Router {
+    /// A router with one catch-all host and one route `/`.
+    pub fn single(action: Action) -> Router {
+        let route = Route {
+            path: "/".into(),
+            action,
+            acl: Acl::default(),
+        };
+        Router {
+            hosts: vec![VirtualHost {
+                hostnames: Vec::new(),
+                routes: vec![route],
+            }],
+        }
+    }
+
+    /// The route for `host` (the `Host` header, port allowed) and `path`. A host matching no
+    /// name goes to the first virtual host (nginx's default server).
+    pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Route> {
+        let name = host.map(strip_port).unwrap_or("");
+        let vhost = self
+            .hosts
+            .iter()
+            .find(|v| v.answers(name))
+            .or_else(|| self.hosts.iter().find(|v| v.hostnames.is_empty()))
+            .or_else(|| self.hosts.first())?;
+        vhost
+            .routes
+            .iter()
+            .filter(|r| r.matches(path))
+            .max_by_key(|r| r.path.len())
+    }
+}
+
+/// `example.org:8080` → `example.org`; `[::1]:80` → `[::1]`.
+fn strip_port(host: &str) -> &str {
+    let host = host.trim();
+    if host.starts_with('[') {
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| &host[..h.len() + 1]);
+    }
+    host.rsplit_once(':').map_or(host, |(h, port)| {
+        if port.bytes().all(|b| b.is_ascii_digit()) {
+            h
+        } else {
+            host
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn redirect(to: &str) -> Action {
+        Action::Redirect {
+            status: 302,
+            location: to.into(),
+        }
+    }
+
+    fn route(path: &str, to: &str) -> Route {
+        Route {
+            path: path.into(),
+            action: redirect(to),
+            acl: Acl::default(),
+        }
+    }
+
+    fn target(r: Option<&Route>) -> &str {
+        match r.map(|r| &r.action) {
+            Some(Action::Redirect { location, .. }) => location,
+            _ => "-",
+        }
+    }
+
+    #[test]
+    fn longest_prefix_at_segment_boundary() {
+        let v = VirtualHost {
+            hostnames: vec![],
+            routes: vec![
+                route("/", "root"),
+                route("/api", "api"),
+                route("/api/v2", "v2"),
+            ],
+        };
+        let r = Router { hosts: vec![v] };
+        assert_eq!(target(r.route(None, "/api")), "api");
+        assert_eq!(target(r.route(None, "/api/x")), "api");
+        assert_eq!(target(r.route(None, "/api2")), "root");
+        assert_eq!(target(r.route(None, "/api/v2/y")), "v2");
+        assert_eq!(target(r.route(None, "/api/v22")), "api");
+        assert_eq!(target(r.route(None, "/")), "root");
+    }
+
+    #[test]
+    fn hosts_by_name_wildcard_and_default() {
+        let a = VirtualHost {
+            hostnames: vec!["a.example".into()],
+            routes: vec![route("/", "a")],
+        };
+        let b = VirtualHost {
+            hostnames: vec!["*.b.example".into()],
+            routes: vec![route("/", "b")],
+        };
+        let r = Router { hosts: vec![a, b] };
+        assert_eq!(target(r.route(Some("a.example:8080"), "/")), "a");
+        assert_eq!(target(r.route(Some("A.EXAMPLE"), "/")), "a");
+        assert_eq!(target(r.route(Some("x.b.example"), "/")), "b");
+        assert_eq!(target(r.route(Some("b.example"), "/")), "a");
+        assert_eq!(target(r.route(Some("other"), "/")), "a");
+        assert_eq!(target(r.route(None, "/")), "a");
+    }
+
+    #[test]
+    fn cidr_and_acl() {
+        let c = Cidr::parse("10.0.0.0/8").unwrap();
+        assert!(c.contains("10.1.2.3".parse().unwrap()));
+        assert!(!c.contains("11.0.0.1".parse().unwrap()));
+        assert!(c.contains("::ffff:10.0.0.1".parse().unwrap()));
+        assert!(Cidr::parse("::1").unwrap().contains("::1".parse().unwrap()));
+        assert!(Cidr::parse("10.0.0.0/33").is_err());
+        assert!(Cidr::parse("nope").is_err());
+        let acl = Acl {
+            allow: vec![Cidr::parse("127.0.0.0/8").unwrap()],
+            deny: vec![Cidr::parse("127.0.0.2").unwrap()],
+        };
+        assert!(acl.permits(Some("127.0.0.1".parse().unwrap())));
+        assert!(!acl.permits(Some("127.0.0.2".parse().unwrap())));
+        assert!(!acl.permits(Some("10.0.0.1".parse().unwrap())));
+    }
+
+    #[test]
+    fn pools() {
+        let s: Vec<SocketAddr> = vec![
+            "127.0.0.1:1".parse().unwrap(),
+            "127.0.0.1:2".parse().unwrap(),
+        ];
+        let rr = Pool::new("p".into(), s.clone(), Policy::RoundRobin);
+        let picks: Vec<_> = (0..4).map(|_| rr.pick(None).unwrap().port()).collect();
+        assert_eq!(picks, vec![1, 2, 1, 2]);
+        let ih = Pool::new("p".into(), s, Policy::IpHash);
+        let ip = Some("192.0.2.7".parse().unwrap());
+        let first = ih.pick(ip);
+        assert!((0..10).all(|_| ih.pick(ip) == first));
+    }
+}
