@@ -10,6 +10,7 @@ pub mod config;
 pub mod files;
 pub mod http;
 pub mod idle;
+pub mod listing;
 pub mod response;
 pub mod router;
 pub mod server;
