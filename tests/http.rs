@@ -108,7 +108,8 @@ fn files_with_types_and_errors() {
     assert_eq!(get(&format!("{base}/img/p.png")).1, noise(3000, 3));
     assert_eq!(get(&format!("{base}/")).1, b"<h1>home</h1>\n");
     assert_eq!(get(&format!("{base}/missing.txt")).0, 404);
-    assert_eq!(get(&format!("{base}/empty/")).0, 404);
+    // A directory without an index gets a listing (on by default, as in eXpServer).
+    assert_eq!(get(&format!("{base}/empty/")).0, 200);
     assert_eq!(get(&format!("{base}/escape.txt")).0, 403);
     assert_eq!(
         curl(&[

@@ -123,7 +123,8 @@ status = 301
 fn xps_config_json_runs_as_is() {
     let dir = TempDir::new("router-xps");
     let (_a, _b, pa, pb) = two_upstreams(&dir);
-    dir.write("public/index.html", b"xps home\n");
+    // Long enough to be worth compressing (tiny files are sent as they are).
+    dir.write("public/index.html", format!("{}xps home\n", "<p>".repeat(50)).as_bytes());
     let (p1, p2, p3) = (free_port(), free_port(), free_port());
     let public = dir.path().join("public");
     let json = format!(
@@ -166,6 +167,19 @@ fn xps_config_json_runs_as_is() {
         s.starts_with("HTTP/1.1 200")
             && s.contains("Server: eXpServer\r\n")
             && s.ends_with("xps home\n"),
+        "{s}"
+    );
+    // gzip_enable with gzip_mime_types text/html: compressed for a client that accepts it.
+    let out = curl(&[
+        "-s",
+        "--compressed",
+        "-D",
+        "-",
+        &format!("http://127.0.0.1:{p1}/"),
+    ]);
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        s.contains("Content-Encoding: gzip\r\n") && s.ends_with("xps home\n"),
         "{s}"
     );
     let out = curl(&[

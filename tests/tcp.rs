@@ -220,7 +220,7 @@ fn client_closing_half_way_closes_upstream_and_frees_fds() {
         "upstream never saw the close"
     );
     assert!(
-        eventually(Duration::from_secs(5), || fd_count(t.pid()) <= baseline),
+        eventually(Duration::from_secs(10), || fd_count(t.pid()) <= baseline),
         "fds: {} now, {baseline} before",
         fd_count(t.pid())
     );
@@ -243,7 +243,7 @@ fn upstream_closing_half_way_closes_client_and_frees_fds() {
     s.shutdown(Shutdown::Both).ok();
     drop(s);
     assert!(
-        eventually(Duration::from_secs(5), || fd_count(t.pid()) <= baseline),
+        eventually(Duration::from_secs(10), || fd_count(t.pid()) <= baseline),
         "fds: {} now, {baseline} before",
         fd_count(t.pid())
     );

@@ -15,6 +15,7 @@
 //! proxy = "app"                    # or root = "public" / redirect = "https://..."
 //! allow = ["127.0.0.1", "10.0.0.0/8"]
 //! deny = ["10.9.9.9"]
+//! # a `root` route also takes index, listing, gzip, gzip_level, gzip_types
 //! ```
 //!
 //! Servers sharing a `listen` address are virtual hosts of one listener.
@@ -64,6 +65,10 @@ pub(super) struct RawRoute {
     proxy: Option<Spanned<String>>,
     root: Option<String>,
     index: Option<Vec<String>>,
+    listing: Option<bool>,
+    gzip: Option<bool>,
+    gzip_level: Option<Spanned<u32>>,
+    gzip_types: Option<Vec<String>>,
     redirect: Option<String>,
     status: Option<Spanned<u16>>,
     #[serde(default)]
@@ -225,6 +230,21 @@ fn check_route(
         let mut files = FileOptions::new(PathBuf::from(root));
         if let Some(index) = r.index {
             files.index = index;
+        }
+        if let Some(listing) = r.listing {
+            files.listing = listing;
+        }
+        if let Some(gzip) = r.gzip {
+            files.gzip = gzip;
+        }
+        if let Some(level) = &r.gzip_level {
+            if *level.get_ref() > 9 {
+                return Err(at(level.span(), "`gzip_level` goes from 0 to 9".into()));
+            }
+            files.gzip_level = *level.get_ref();
+        }
+        if let Some(types) = r.gzip_types {
+            files.gzip_types = types;
         }
         Action::Files(Arc::new(files))
     } else {

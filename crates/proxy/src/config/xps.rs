@@ -119,7 +119,13 @@ fn route(r: XpsRoute) -> Result<Route, String> {
             if let Some(index) = r.index {
                 files.index = index;
             }
-            let _ = (r.gzip_enable, r.gzip_level, r.gzip_mime_types);
+            files.gzip = r.gzip_enable.unwrap_or(false);
+            if let Some(level) = r.gzip_level {
+                files.gzip_level = level.min(9);
+            }
+            if let Some(types) = r.gzip_mime_types {
+                files.gzip_types = types;
+            }
             Action::Files(Arc::new(files))
         }
         "reverse_proxy" => {
