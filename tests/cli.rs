@@ -139,3 +139,16 @@ fn embedding_examples_echo_and_reverse() {
         }
     }
 }
+
+#[test]
+fn every_shipped_example_config_checks() {
+    let dir = repo().join("examples/configs");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("examples/configs") {
+        let path = entry.expect("entry").path();
+        let (code, out, err) = run(&["check", path.to_str().unwrap()]);
+        assert_eq!(code, 0, "{}: {out}{err}", path.display());
+        n += 1;
+    }
+    assert!(n >= 3, "only {n} example configs");
+}
