@@ -94,22 +94,48 @@ fn run(settings: &Settings) -> std::io::Result<()> {
     for spec in &settings.listeners {
         log::info!("listening on {}: {}", spec.listen, describe(&spec.target));
     }
+    // Each worker reports once its loop owns its sockets; "running" is logged after all have.
+    let (ready_tx, ready) = std::sync::mpsc::channel::<Result<(), String>>();
+    let mut threads = Vec::with_capacity(workers);
+    for (w, sockets) in per_worker.into_iter().enumerate() {
+        let settings = settings.clone();
+        let ready_tx = ready_tx.clone();
+        let t = std::thread::Builder::new()
+            .name(format!("worker-{w}"))
+            .spawn(move || {
+                let started = Core::new().and_then(|mut core| {
+                    tether_proxy::server::install_sockets(&mut core, &settings, sockets)?;
+                    Ok(core)
+                });
+                match started {
+                    Ok(mut core) => {
+                        let _ = ready_tx.send(Ok(()));
+                        core.run()
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(format!("worker {w}: {e}")));
+                        Err(e)
+                    }
+                }
+            })?;
+        threads.push(t);
+    }
+    drop(ready_tx);
+    for _ in 0..workers {
+        match ready.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(std::io::Error::other(e)),
+            Err(_) => {
+                return Err(std::io::Error::other(
+                    "a worker stopped before it was ready",
+                ))
+            }
+        }
+    }
     log::info!(
         "tether {VERSION} running (pid {}, {workers} worker(s))",
         std::process::id()
     );
-    let mut threads = Vec::with_capacity(workers);
-    for (w, sockets) in per_worker.into_iter().enumerate() {
-        let settings = settings.clone();
-        let t = std::thread::Builder::new()
-            .name(format!("worker-{w}"))
-            .spawn(move || {
-                let mut core = Core::new()?;
-                tether_proxy::server::install_sockets(&mut core, &settings, sockets)?;
-                core.run()
-            })?;
-        threads.push(t);
-    }
     for t in threads {
         match t.join() {
             Ok(r) => r?,

@@ -221,9 +221,30 @@ fn client_closing_half_way_closes_upstream_and_frees_fds() {
     );
     assert!(
         eventually(Duration::from_secs(10), || fd_count(t.pid()) <= baseline),
-        "fds: {} now, {baseline} before",
-        fd_count(t.pid())
+        "fds: {} now, {baseline} before; {}\n{}",
+        fd_count(t.pid()),
+        fd_list(t.pid()),
+        t.log_text()
     );
+}
+
+/// The descriptors of `pid`, for a failure message.
+fn fd_list(pid: u32) -> String {
+    let out = Command::new("ls")
+        .arg("-l")
+        .arg(format!("/proc/{pid}/fd"))
+        .output();
+    let ss = Command::new("ss").args(["-tanp"]).output();
+    let text = |o: std::io::Result<std::process::Output>| {
+        o.map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    };
+    let ss = text(ss);
+    let mine: Vec<&str> = ss
+        .lines()
+        .filter(|l| l.contains(&format!("pid={pid},")))
+        .collect();
+    format!("{}\n{}", text(out), mine.join("\n"))
 }
 
 #[test]

@@ -134,6 +134,16 @@ pub fn tether_args(cwd: &Path, args: &[&str], ports: &[u16]) -> Proc {
         child,
         log: Some(log),
     };
+    // Every worker's loop is running once the log says so (the sockets accept before that).
+    if !eventually(Duration::from_secs(10), || {
+        p.log_text().contains(" running (pid ")
+    }) {
+        panic!(
+            "tether did not start; alive={}; log:\n{}",
+            p.alive(),
+            p.log_text()
+        );
+    }
     for &port in ports {
         if !eventually(Duration::from_secs(10), || {
             TcpStream::connect_timeout(&addr(port), Duration::from_millis(200)).is_ok()
