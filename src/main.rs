@@ -87,6 +87,7 @@ fn main() -> ExitCode {
 /// run one event loop per worker thread, each with its own `SO_REUSEPORT` sockets.
 fn run(settings: &Settings) -> std::io::Result<()> {
     let workers = settings.workers.max(1);
+    let shared = tether_proxy::server::Shared::open(settings)?;
     let mut per_worker = Vec::with_capacity(workers);
     for _ in 0..workers {
         per_worker.push(tether_proxy::server::bind_all(settings)?);
@@ -99,12 +100,13 @@ fn run(settings: &Settings) -> std::io::Result<()> {
     let mut threads = Vec::with_capacity(workers);
     for (w, sockets) in per_worker.into_iter().enumerate() {
         let settings = settings.clone();
+        let shared = shared.clone();
         let ready_tx = ready_tx.clone();
         let t = std::thread::Builder::new()
             .name(format!("worker-{w}"))
             .spawn(move || {
                 let started = Core::new().and_then(|mut core| {
-                    tether_proxy::server::install_sockets(&mut core, &settings, sockets)?;
+                    tether_proxy::server::install_sockets(&mut core, &settings, sockets, &shared)?;
                     Ok(core)
                 });
                 match started {

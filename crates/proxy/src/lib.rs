@@ -6,6 +6,7 @@
 //! - `http`: the minimal `http` listener (proxy to one upstream, or serve a directory);
 //! - `files`, `response`, `idle`: path confinement and MIME types, status pages, idle timeouts.
 
+pub mod access_log;
 pub mod config;
 pub mod files;
 pub mod http;

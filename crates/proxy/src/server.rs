@@ -6,9 +6,25 @@ use std::sync::Arc;
 
 use tether_core::{Core, SessionFactory};
 
+use crate::access_log::AccessLog;
 use crate::config::{Settings, Target};
 use crate::http::HttpSession;
 use crate::tcp::{TcpFile, TcpTunnel};
+
+/// What the workers share at run time (opened once, from the settings).
+#[derive(Clone, Default)]
+pub struct Shared {
+    pub access_log: Option<Arc<AccessLog>>,
+}
+
+impl Shared {
+    pub fn open(settings: &Settings) -> io::Result<Shared> {
+        let access_log = AccessLog::open(&settings.access_log).map_err(|e| {
+            io::Error::new(e.kind(), format!("access log {}: {e}", settings.access_log))
+        })?;
+        Ok(Shared { access_log })
+    }
+}
 
 /// Bind one listening socket with `SO_REUSEPORT`, so that every worker has its own socket
 /// on the same address and the kernel spreads connections among them.
@@ -41,7 +57,7 @@ pub fn bind_all(settings: &Settings) -> io::Result<Vec<std::net::TcpListener>> {
 /// Bind every listener of `settings` on `core`. Returns the bound addresses, in order.
 pub fn install(core: &mut Core, settings: &Settings) -> io::Result<Vec<SocketAddr>> {
     let sockets = bind_all(settings)?;
-    install_sockets(core, settings, sockets)
+    install_sockets(core, settings, sockets, &Shared::open(settings)?)
 }
 
 /// Put the bound `sockets` (one per listener of `settings`, in order) on `core` with their
@@ -50,6 +66,7 @@ pub fn install_sockets(
     core: &mut Core,
     settings: &Settings,
     sockets: Vec<std::net::TcpListener>,
+    shared: &Shared,
 ) -> io::Result<Vec<SocketAddr>> {
     let server: Arc<str> = Arc::from(settings.server_name.as_str());
     let mut bound = Vec::new();
@@ -64,13 +81,14 @@ pub fn install_sockets(
             Target::TcpFile(path) => {
                 Box::new(move |_| Box::new(TcpFile::new(spec.clone(), path.clone())))
             }
-            Target::Http(router) => Box::new(move |_| {
-                Box::new(HttpSession::new(
-                    spec.clone(),
-                    server.clone(),
-                    router.clone(),
-                ))
-            }),
+            Target::Http(router) => {
+                let log = shared.access_log.clone();
+                Box::new(move |_| {
+                    let mut s = HttpSession::new(spec.clone(), server.clone(), router.clone());
+                    s.set_access_log(log.clone());
+                    Box::new(s)
+                })
+            }
         };
         let listen = settings.listeners[bound.len()].listen;
         let Some(socket) = sockets.next() else {

@@ -62,6 +62,8 @@ struct RawConfig {
     #[serde(default)]
     workers: Option<Spanned<Workers>>,
     #[serde(default)]
+    access_log: Option<String>,
+    #[serde(default)]
     listener: Vec<Spanned<RawListener>>,
     #[serde(default)]
     upstream: Vec<Spanned<servers::RawUpstream>>,
@@ -141,6 +143,8 @@ pub struct Settings {
     pub server_name: String,
     /// Event-loop threads, each with its own `SO_REUSEPORT` listeners.
     pub workers: usize,
+    /// `"off"` (default), `"stderr"`, or a file to append one line per request to.
+    pub access_log: String,
     pub listeners: Vec<ListenerSpec>,
 }
 
@@ -212,6 +216,7 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
     Ok(Settings {
         server_name: raw.server_name.unwrap_or_else(|| "tether".to_string()),
         workers,
+        access_log: raw.access_log.unwrap_or_else(|| "off".into()),
         listeners,
     })
 }

@@ -95,6 +95,7 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
     Ok(Settings {
         server_name: cfg.server_name.unwrap_or_else(|| "tether".into()),
         workers,
+        access_log: "off".into(),
         listeners: group(entries),
     })
 }

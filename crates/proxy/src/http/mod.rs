@@ -16,12 +16,13 @@ mod forward;
 mod proxy;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tether_core::{ConnId, Cx, PipeEnd, PipeId, PipeOpts, Session, Sink, Source};
 use tether_http::{parse_request, BodyKind, Limits, Method, Parsed, RequestHead};
 
+use crate::access_log::{AccessLog, Entry};
 use crate::config::ListenerSpec;
 use crate::idle;
 use crate::response;
@@ -74,6 +75,18 @@ pub struct HttpSession {
     xchg: Option<Exchange>,
     /// The upstream connection of a tunnel (after `101`).
     tunnel_up: Option<ConnId>,
+    access_log: Option<Arc<AccessLog>>,
+    /// The request being answered, for the access log.
+    current: Option<Current>,
+}
+
+/// What the access log needs of the request under way.
+struct Current {
+    line: String,
+    referer: String,
+    user_agent: String,
+    started: Instant,
+    status: u16,
 }
 
 impl HttpSession {
@@ -93,7 +106,36 @@ impl HttpSession {
             linger: None,
             xchg: None,
             tunnel_up: None,
+            access_log: None,
+            current: None,
         }
+    }
+
+    /// Write one access-log line per request to `log`.
+    pub fn set_access_log(&mut self, log: Option<Arc<AccessLog>>) {
+        self.access_log = log;
+    }
+
+    /// Remember the status of the response under way (for the access log).
+    fn note_status(&mut self, status: u16) {
+        if let Some(c) = self.current.as_mut() {
+            c.status = status;
+        }
+    }
+
+    /// Write the access-log line of the request under way, once.
+    fn log_request(&mut self, cx: &Cx<'_>) {
+        let (Some(log), Some(c)) = (self.access_log.as_ref(), self.current.take()) else {
+            return;
+        };
+        log.write(&Entry {
+            client: self.client.and_then(|x| cx.peer_addr(x)).map(|a| a.ip()),
+            request_line: &c.line,
+            status: c.status,
+            referer: &c.referer,
+            user_agent: &c.user_agent,
+            duration: cx.now().saturating_duration_since(c.started),
+        });
     }
 
     /// Make sure the client → session pipe is open (it is closed while a body streams
@@ -154,6 +196,24 @@ impl HttpSession {
         };
         let _ = self.buf.split_to(head.len());
         self.keep_alive = head.keep_alive;
+        if self.access_log.is_some() {
+            let text = |name: &str| {
+                head.header(name)
+                    .map_or("-".into(), |v| String::from_utf8_lossy(v).into_owned())
+            };
+            self.current = Some(Current {
+                line: format!(
+                    "{} {} {}",
+                    head.method_str(),
+                    head.target(),
+                    head.version.as_str()
+                ),
+                referer: text("referer"),
+                user_agent: text("user-agent"),
+                started: cx.now(),
+                status: 0,
+            });
+        }
         self.phase = Phase::Busy;
         let router = self.router.clone();
         let Some(route) = router.route(head.host(), head.path()) else {
@@ -218,6 +278,11 @@ impl HttpSession {
     /// closes once the response is out.
     fn respond(&mut self, cx: &mut Cx<'_>, head: Bytes, file: Option<Source>) {
         let Some(client) = self.client else { return };
+        let status = head
+            .get(9..12)
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(|d| d.parse().ok());
+        self.note_status(status.unwrap_or(0));
         if !self.keep_alive {
             self.start_closing(cx);
         }
@@ -253,6 +318,7 @@ impl HttpSession {
     /// The current request is answered: keep going or close.
     fn finish(&mut self, cx: &mut Cx<'_>) {
         self.local = None;
+        self.log_request(cx);
         if self.phase == Phase::Closing || !self.keep_alive {
             if self.phase != Phase::Closing {
                 self.start_closing(cx);
@@ -350,6 +416,15 @@ impl Session for HttpSession {
         } else {
             proxy::pipe_end(self, cx, pipe, end);
         }
+    }
+
+    fn on_close(&mut self, cx: &mut Cx<'_>) {
+        if let Some(c) = self.current.as_mut() {
+            if c.status == 0 {
+                c.status = 499; // nginx's "client closed request"
+            }
+        }
+        self.log_request(cx);
     }
 
     fn on_timer(&mut self, cx: &mut Cx<'_>, key: u64) {

@@ -371,10 +371,12 @@ fn client_pipe(s: &mut HttpSession, cx: &mut Cx<'_>) -> PipeId {
 }
 
 fn respond(s: &mut HttpSession, cx: &mut Cx<'_>, resp: ResponseHead) {
+    s.note_status(resp.status);
     let Some(x) = s.xchg.as_mut() else { return };
     x.response_started = true;
     if resp.status == 101 {
-        return tunnel(s, cx, &resp);
+        tunnel(s, cx, &resp);
+        return s.log_request(cx);
     }
     if resp.body == BodyKind::UntilClose {
         s.keep_alive = false;
