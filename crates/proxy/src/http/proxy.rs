@@ -107,7 +107,10 @@ fn connect(s: &mut HttpSession, cx: &mut Cx<'_>, fresh: bool) {
     match r {
         Ok(up) => {
             x.up = up;
-            x.connect_timer = Some(cx.set_timer(s.spec.connect_timeout, KEY_CONNECT));
+            // A pooled connection is already established: no connect to time.
+            if !cx.reused(up) {
+                x.connect_timer = Some(cx.set_timer(s.spec.connect_timeout, KEY_CONNECT));
+            }
         }
         Err(e) => {
             log::warn!("http {}: connect to {}: {e}", s.spec.listen, x.addr);
