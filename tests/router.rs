@@ -124,7 +124,10 @@ fn xps_config_json_runs_as_is() {
     let dir = TempDir::new("router-xps");
     let (_a, _b, pa, pb) = two_upstreams(&dir);
     // Long enough to be worth compressing (tiny files are sent as they are).
-    dir.write("public/index.html", format!("{}xps home\n", "<p>".repeat(50)).as_bytes());
+    dir.write(
+        "public/index.html",
+        format!("{}xps home\n", "<p>".repeat(50)).as_bytes(),
+    );
     let (p1, p2, p3) = (free_port(), free_port(), free_port());
     let public = dir.path().join("public");
     let json = format!(

@@ -17,7 +17,10 @@ fn websocket_echo_through_the_proxy() {
         .stdin(Stdio::null())
         .spawn()
         .expect("python3 websockets server (pip install websockets)");
-    let _server = Proc { child: server, log: None };
+    let _server = Proc {
+        child: server,
+        log: None,
+    };
     wait_port(up);
     let cfg = format!("[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"http\"\nupstream = \"127.0.0.1:{up}\"\n");
     let t = tether(&dir, &cfg, &[port]);
@@ -28,6 +31,11 @@ fn websocket_echo_through_the_proxy() {
         .output()
         .expect("python3 websockets client");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "client failed: {stdout}{}\n{}", String::from_utf8_lossy(&out.stderr), t.log_text());
+    assert!(
+        out.status.success(),
+        "client failed: {stdout}{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        t.log_text()
+    );
     assert_eq!(stdout.trim(), "ok 50");
 }
