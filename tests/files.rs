@@ -8,20 +8,6 @@ mod common;
 
 use common::*;
 
-fn files_config(port: u16, root: &std::path::Path) -> String {
-    format!(
-        "[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"http\"\nroot = \"{}\"\n",
-        root.display()
-    )
-}
-
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
 /// `curl -D - -o BODY args`: (status, head, body).
 fn fetch(args: &[&str]) -> (u16, String, Vec<u8>) {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

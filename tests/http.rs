@@ -9,20 +9,6 @@ fn proxy_config(port: u16, upstream: u16) -> String {
     format!("server_name = \"tether-test\"\n[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"http\"\nupstream = \"127.0.0.1:{upstream}\"\n")
 }
 
-fn files_config(port: u16, root: &std::path::Path) -> String {
-    format!(
-        "[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"http\"\nroot = \"{}\"\n",
-        root.display()
-    )
-}
-
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
-    head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.eq_ignore_ascii_case(name).then(|| v.trim())
-    })
-}
-
 #[test]
 fn proxy_adds_forwarding_headers_and_drops_hop_by_hop() {
     let dir = TempDir::new("http-fwd");

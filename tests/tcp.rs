@@ -16,13 +16,6 @@ fn tcp_config(port: u16, upstream: u16) -> String {
     format!("[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"tcp\"\nupstream = \"127.0.0.1:{upstream}\"\n")
 }
 
-fn files_config(port: u16, root: &std::path::Path) -> String {
-    format!(
-        "[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"http\"\nroot = \"{}\"\n",
-        root.display()
-    )
-}
-
 #[test]
 fn upstream_down_closes_client_without_a_byte() {
     let dir = TempDir::new("tcp-down");

@@ -164,26 +164,34 @@ pub fn tether(dir: &TempDir, config: &str, ports: &[u16]) -> Proc {
     tether_args(dir.path(), &[cfg.to_str().expect("utf-8 path")], ports)
 }
 
-/// `python3 -m http.server` on `port`, serving `dir`.
-pub fn python_http(dir: &Path, port: u16) -> Proc {
+/// Run `python3 ARGS`, quiet, and wait until `port` accepts.
+fn python(args: &[&std::ffi::OsStr], port: u16) -> Proc {
     let child = Command::new("python3")
-        .args([
-            "-m",
-            "http.server",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--directory",
-        ])
-        .arg(dir)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("spawn python3 -m http.server (is python3 installed?)");
+        .expect("spawn python3 (is python3 installed?)");
     let p = Proc { child, log: None };
     wait_port(port);
     p
+}
+
+/// `python3 -m http.server` on `port`, serving `dir`.
+pub fn python_http(dir: &Path, port: u16) -> Proc {
+    let port_s = port.to_string();
+    let args = [
+        "-m",
+        "http.server",
+        &port_s,
+        "--bind",
+        "127.0.0.1",
+        "--directory",
+    ];
+    let mut all: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    all.push(dir.as_os_str());
+    python(&all, port)
 }
 
 /// A python upstream that answers every GET with the request head it received as body.
@@ -202,32 +210,32 @@ class H(http.server.BaseHTTPRequestHandler):
         pass
 http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
 "#;
-    let child = Command::new("python3")
-        .args(["-c", script, &port.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn python3");
-    let p = Proc { child, log: None };
-    wait_port(port);
-    p
+    let port_s = port.to_string();
+    python(&["-c".as_ref(), script.as_ref(), port_s.as_ref()], port)
 }
 
 /// `tests/support_upstream.py` on `port`: an HTTP/1.1 keep-alive upstream with `/whoami`,
 /// `/chunked`, `/close`, `/head`, `/slow` and `POST /echo`.
 pub fn python_upstream(port: u16) -> Proc {
-    let child = Command::new("python3")
-        .arg(repo().join("tests/support_upstream.py"))
-        .arg(port.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn python3");
-    let p = Proc { child, log: None };
-    wait_port(port);
-    p
+    let script = repo().join("tests/support_upstream.py");
+    let port_s = port.to_string();
+    python(&[script.as_os_str(), port_s.as_ref()], port)
+}
+
+/// A `[[listener]]` serving `root` over HTTP on `port`.
+pub fn files_config(port: u16, root: &Path) -> String {
+    format!(
+        "[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"http\"\nroot = \"{}\"\n",
+        root.display()
+    )
+}
+
+/// The value of header `name` in a response head (case-insensitive name).
+pub fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim())
+    })
 }
 
 /// Run curl with `args` (silent, 20 s cap) and return its output.
