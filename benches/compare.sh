@@ -223,6 +223,9 @@ backend be
 EOF
 
 cat > "$TMP/tether/tether.toml" <<EOF
+workers = 1
+access_log = "off"
+
 [[listener]]
 listen = "127.0.0.1:$P_TETHER"
 protocol = "http"
