@@ -155,6 +155,11 @@ impl Core {
         self.io.conns.len()
     }
 
+    /// Timers armed now (sessions', listeners' and the pool's).
+    pub fn timers(&self) -> usize {
+        self.io.timers.live()
+    }
+
     /// Idle upstream connections kept for reuse now.
     pub fn pooled(&self) -> usize {
         self.io.pooled()

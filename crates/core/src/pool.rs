@@ -19,7 +19,8 @@ use crate::timer::Owner;
 pub(crate) const POOL: usize = usize::MAX;
 
 pub(crate) struct Pool {
-    idle: HashMap<SocketAddr, Vec<(usize, u64)>>,
+    /// Per address: (connection index, generation, idle-deadline timer), oldest first.
+    idle: HashMap<SocketAddr, Vec<(usize, u64, u64)>>,
     pub max_idle: usize,
     pub idle_timeout: Duration,
 }
@@ -57,21 +58,23 @@ impl Io {
         if let Some(s) = self.sessions.get_mut(sid) {
             s.conns.retain(|&x| x != c);
         }
+        let at = self.now + self.pool.idle_timeout;
+        let timer = self.timers.add(at, Owner::Pooled { idx: c, gen });
         let list = self.pool.idle.entry(peer).or_default();
-        list.push((c, gen));
+        list.push((c, gen, timer));
         if list.len() > self.pool.max_idle {
-            let (old, _) = list.remove(0);
+            let (old, _, _) = list[0];
             self.drop_pooled(old);
         }
-        let at = self.now + self.pool.idle_timeout;
-        self.timers.add(at, Owner::Pooled { idx: c, gen });
         true
     }
 
     /// Take a healthy idle connection to `addr` for session `sid`, if the pool has one.
     pub fn adopt(&mut self, sid: usize, addr: SocketAddr) -> Option<(usize, u64)> {
         loop {
-            let (c, gen) = self.pool.idle.get_mut(&addr)?.pop()?;
+            let (c, gen, timer) = self.pool.idle.get_mut(&addr)?.pop()?;
+            // Reused or dropped, its idle deadline goes (else every request would leave one).
+            self.timers.cancel(timer);
             let Some(conn) = self
                 .conns
                 .get_mut(c)
@@ -114,7 +117,10 @@ impl Io {
         };
         if let Some(peer) = conn.peer {
             if let Some(list) = self.pool.idle.get_mut(&peer) {
-                list.retain(|&(x, _)| x != c);
+                if let Some(i) = list.iter().position(|&(x, _, _)| x == c) {
+                    let (_, _, timer) = list.remove(i);
+                    self.timers.cancel(timer);
+                }
                 if list.is_empty() {
                     self.pool.idle.remove(&peer);
                 }

@@ -75,6 +75,11 @@ impl Timers {
         None
     }
 
+    /// Timers armed and neither fired nor cancelled.
+    pub fn live(&self) -> usize {
+        self.live.len()
+    }
+
     #[cfg(test)]
     pub fn len(&self) -> usize {
         self.live.len()

@@ -139,3 +139,42 @@ fn a_connection_the_server_closed_is_not_reused() {
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
 }
+
+#[test]
+fn reuse_leaves_no_timer_behind() {
+    let (up, accepted, _) = upstream(false);
+    let mut core = Core::new().expect("core");
+    let factory = Box::new(move |_: &tether_core::Accepted| -> Box<dyn Session> {
+        Box::new(Relay {
+            upstream: up,
+            client: None,
+            up: None,
+            answer: None,
+        })
+    });
+    let l = core
+        .listen("127.0.0.1:0".parse().unwrap(), factory)
+        .expect("listen");
+    let addr = core.local_addr(l).expect("addr");
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done2 = done.clone();
+    let client = std::thread::spawn(move || {
+        let answers: Vec<Vec<u8>> = (0..50).map(|_| ask(addr)).collect();
+        done2.store(true, Ordering::SeqCst);
+        answers
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !done.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
+        core.turn(Some(Duration::from_millis(10))).expect("turn");
+    }
+    // Let the last session finish.
+    for _ in 0..20 {
+        core.turn(Some(Duration::from_millis(5))).expect("turn");
+    }
+    let answers = client.join().expect("client");
+    assert!(answers.iter().all(|a| a == b"pong"));
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    assert_eq!(core.pooled(), 1);
+    // One idle deadline for the one pooled connection, not one per request.
+    assert_eq!(core.timers(), 1, "timers left armed after 50 reuses");
+}
