@@ -23,6 +23,23 @@ fn two_upstreams(dir: &TempDir) -> (Proc, Proc, u16, u16) {
     )
 }
 
+/// `curl` a URL (with an optional `Host`) → "status redirect-url".
+fn status_and_location(url: &str, host: Option<&str>) -> String {
+    let host_header = host.map(|h| format!("Host: {h}"));
+    let mut args = vec![
+        "-s",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{redirect_url}",
+    ];
+    if let Some(h) = &host_header {
+        args.extend(["-H", h.as_str()]);
+    }
+    args.push(url);
+    String::from_utf8_lossy(&curl(&args).stdout).into_owned()
+}
+
 #[test]
 fn toml_pools_hosts_prefixes_redirects_and_acls() {
     let dir = TempDir::new("router-toml");
@@ -97,18 +114,8 @@ status = 301
     assert_eq!(get(&format!("{base}/blocked/")).0, 403);
     // Virtual hosts: by name (with port), by wildcard; unknown names go to the first server.
     for host in ["old.test", "OLD.test:8080", "x.legacy.test"] {
-        let out = curl(&[
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code} %{redirect_url}",
-            "-H",
-            &format!("Host: {host}"),
-            &format!("{base}/"),
-        ]);
         assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
+            status_and_location(&format!("{base}/"), Some(host)),
             "301 http://new.test/",
             "{host}"
         );
@@ -185,16 +192,8 @@ fn xps_config_json_runs_as_is() {
         s.contains("Content-Encoding: gzip\r\n") && s.ends_with("xps home\n"),
         "{s}"
     );
-    let out = curl(&[
-        "-s",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code} %{redirect_url}",
-        &format!("http://127.0.0.1:{p1}/redirect"),
-    ]);
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        status_and_location(&format!("http://127.0.0.1:{p1}/redirect"), None),
         format!("302 http://localhost:{p2}/")
     );
     assert_eq!(get(&format!("http://127.0.0.1:{p1}/nope/")).0, 403);

@@ -87,22 +87,30 @@ fn upstream(close_after_one: bool) -> (SocketAddr, Arc<AtomicUsize>, mpsc::Recei
     (addr, accepted, closed)
 }
 
+/// A core whose listener (on a free loopback port) relays to `upstream`.
+fn relay_core(upstream: SocketAddr) -> (Core, SocketAddr) {
+    let mut core = Core::new().expect("core");
+    let factory = Box::new(move |_: &tether_core::Accepted| -> Box<dyn Session> {
+        Box::new(Relay {
+            upstream,
+            client: None,
+            up: None,
+            answer: None,
+        })
+    });
+    let l = core
+        .listen("127.0.0.1:0".parse().unwrap(), factory)
+        .expect("listen");
+    let addr = core.local_addr(l).expect("addr");
+    (core, addr)
+}
+
+/// `relay_core` running on its own thread; returns its address.
 fn proxy(upstream: SocketAddr) -> SocketAddr {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
-        let mut core = Core::new().expect("core");
-        let factory = Box::new(move |_: &tether_core::Accepted| -> Box<dyn Session> {
-            Box::new(Relay {
-                upstream,
-                client: None,
-                up: None,
-                answer: None,
-            })
-        });
-        let l = core
-            .listen("127.0.0.1:0".parse().unwrap(), factory)
-            .expect("listen");
-        tx.send(core.local_addr(l).expect("addr")).expect("send");
+        let (mut core, addr) = relay_core(upstream);
+        tx.send(addr).expect("send");
         core.run().expect("run");
     });
     rx.recv().expect("proxy address")
@@ -143,19 +151,7 @@ fn a_connection_the_server_closed_is_not_reused() {
 #[test]
 fn reuse_leaves_no_timer_behind() {
     let (up, accepted, _) = upstream(false);
-    let mut core = Core::new().expect("core");
-    let factory = Box::new(move |_: &tether_core::Accepted| -> Box<dyn Session> {
-        Box::new(Relay {
-            upstream: up,
-            client: None,
-            up: None,
-            answer: None,
-        })
-    });
-    let l = core
-        .listen("127.0.0.1:0".parse().unwrap(), factory)
-        .expect("listen");
-    let addr = core.local_addr(l).expect("addr");
+    let (mut core, addr) = relay_core(up);
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let done2 = done.clone();
     let client = std::thread::spawn(move || {
