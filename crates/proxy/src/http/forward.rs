@@ -11,7 +11,7 @@
 //! replaced by tether's (as nginx does); `Connection` set for the client side.
 
 use std::cell::RefCell;
-use std::net::IpAddr;
+use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
 use bytes::BytesMut;
@@ -25,11 +25,9 @@ fn is_local(name: &str, named: &[&str]) -> bool {
 }
 
 /// The request head to send upstream.
-pub fn upstream_request(
-    req: &RequestHead,
-    client_ip: Option<IpAddr>,
-    upstream_host: &str,
-) -> BytesMut {
+/// `client_ip` is the client's address as text (empty if unknown); `upstream` is named in a
+/// `Host` header only when the request has none.
+pub fn upstream_request(req: &RequestHead, client_ip: &str, upstream: SocketAddr) -> BytesMut {
     let mut out = BytesMut::with_capacity(req.len() + 192);
     out.extend_from_slice(req.method_str().as_bytes());
     out.extend_from_slice(b" ");
@@ -65,12 +63,12 @@ pub fn upstream_request(
         write_header(&mut out, name, value);
     }
     if host.is_none() {
-        write_header(&mut out, "Host", upstream_host.as_bytes());
+        write_header(&mut out, "Host", upstream.to_string().as_bytes());
     }
     if req.body == BodyKind::Chunked {
         write_header(&mut out, "Transfer-Encoding", b"chunked");
     }
-    let ip = client_ip.map(|ip| ip.to_string()).unwrap_or_default();
+    let ip = client_ip;
     match xff {
         Some(prior) if !prior.is_empty() => {
             let mut v = prior.to_vec();
@@ -169,7 +167,7 @@ mod tests {
     #[test]
     fn request_rewrite() {
         let r = req(b"GET /x?y HTTP/1.1\r\nHost: a.example\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nX-Forwarded-For: 10.0.0.1\r\nX-Real-IP: 6.6.6.6\r\nAccept: */*\r\n\r\n");
-        let out = upstream_request(&r, Some("127.0.0.9".parse().unwrap()), "up:1");
+        let out = upstream_request(&r, "127.0.0.9", "10.0.0.1:1".parse().unwrap());
         let s = String::from_utf8(out.to_vec()).unwrap();
         assert!(
             s.starts_with("GET /x?y HTTP/1.1\r\nHost: a.example\r\nAccept: */*\r\n"),
@@ -190,14 +188,16 @@ mod tests {
     #[test]
     fn request_rewrite_http10_chunked_upgrade() {
         let r = req(b"GET / HTTP/1.0\r\n\r\n");
-        let s = String::from_utf8(upstream_request(&r, None, "up:1").to_vec()).unwrap();
+        let s = String::from_utf8(upstream_request(&r, "", "10.0.0.1:1".parse().unwrap()).to_vec())
+            .unwrap();
         assert!(
-            s.starts_with("GET / HTTP/1.0\r\nHost: up:1\r\n")
+            s.starts_with("GET / HTTP/1.0\r\nHost: 10.0.0.1:1\r\n")
                 && s.contains("Connection: close\r\n"),
             "{s}"
         );
         let r = req(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n");
-        let s = String::from_utf8(upstream_request(&r, None, "up:1").to_vec()).unwrap();
+        let s = String::from_utf8(upstream_request(&r, "", "10.0.0.1:1".parse().unwrap()).to_vec())
+            .unwrap();
         assert_eq!(
             s.matches("Transfer-Encoding: chunked\r\n").count(),
             1,
@@ -206,7 +206,8 @@ mod tests {
         let r = req(
             b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
         );
-        let s = String::from_utf8(upstream_request(&r, None, "up:1").to_vec()).unwrap();
+        let s = String::from_utf8(upstream_request(&r, "", "10.0.0.1:1".parse().unwrap()).to_vec())
+            .unwrap();
         assert!(
             s.contains("Connection: upgrade\r\nUpgrade: websocket\r\n"),
             "{s}"

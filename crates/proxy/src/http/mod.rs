@@ -75,6 +75,9 @@ pub struct HttpSession {
     xchg: Option<Exchange>,
     /// The upstream connection of a tunnel (after `101`).
     tunnel_up: Option<ConnId>,
+    /// The client's address and its text (for `X-Forwarded-For`), read once per connection.
+    client_ip: Option<std::net::IpAddr>,
+    client_ip_text: String,
     access_log: Option<Arc<AccessLog>>,
     /// The request being answered, for the access log.
     current: Option<Current>,
@@ -106,6 +109,8 @@ impl HttpSession {
             linger: None,
             xchg: None,
             tunnel_up: None,
+            client_ip: None,
+            client_ip_text: String::new(),
             access_log: None,
             current: None,
         }
@@ -129,7 +134,7 @@ impl HttpSession {
             return;
         };
         log.write(&Entry {
-            client: self.client.and_then(|x| cx.peer_addr(x)).map(|a| a.ip()),
+            client: self.client_ip,
             request_line: &c.line,
             status: c.status,
             referer: &c.referer,
@@ -228,7 +233,7 @@ impl HttpSession {
             // Only a proxy route reads a request body; elsewhere the body ends the connection.
             self.keep_alive = false;
         }
-        let ip = self.client.and_then(|c| cx.peer_addr(c)).map(|a| a.ip());
+        let ip = self.client_ip;
         if !route.acl.permits(ip) {
             log::info!(
                 "http {}: {} denied for {:?}",
@@ -278,11 +283,11 @@ impl HttpSession {
     /// closes once the response is out.
     fn respond(&mut self, cx: &mut Cx<'_>, head: Bytes, file: Option<Source>) {
         let Some(client) = self.client else { return };
-        let status = head
-            .get(9..12)
-            .and_then(|d| std::str::from_utf8(d).ok())
-            .and_then(|d| d.parse().ok());
-        self.note_status(status.unwrap_or(0));
+        if self.current.is_some() {
+            // Only the access log wants the status of a response tether wrote itself.
+            let status = head.get(9..12).and_then(|d| std::str::from_utf8(d).ok());
+            self.note_status(status.and_then(|d| d.parse().ok()).unwrap_or(0));
+        }
         if !self.keep_alive {
             self.start_closing(cx);
         }
@@ -358,6 +363,8 @@ impl HttpSession {
 
 impl Session for HttpSession {
     fn on_start(&mut self, cx: &mut Cx<'_>, client: ConnId) {
+        self.client_ip = cx.peer_addr(client).map(|a| a.ip());
+        self.client_ip_text = self.client_ip.map(|ip| ip.to_string()).unwrap_or_default();
         self.client = Some(client);
         self.open_reader(cx);
         idle::arm(cx, self.spec.idle_timeout);

@@ -70,8 +70,7 @@ impl Exchange {
 }
 
 pub(super) fn start(s: &mut HttpSession, cx: &mut Cx<'_>, req: RequestHead, addr: SocketAddr) {
-    let ip = s.client.and_then(|c| cx.peer_addr(c)).map(|a| a.ip());
-    let head = forward::upstream_request(&req, ip, &addr.to_string()).freeze();
+    let head = forward::upstream_request(&req, &s.client_ip_text, addr).freeze();
     let x = Exchange {
         up: ConnId::dangling(),
         addr,
