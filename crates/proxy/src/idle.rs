@@ -6,8 +6,14 @@ use std::time::Duration;
 
 use tether_core::{ConnId, Cx};
 
-/// Timer key used by the sessions of this crate for their idle check.
+/// Timer keys shared by the sessions of this crate: the idle check, an upstream connect,
+/// and the end of a lingering close.
 pub const KEY_IDLE: u64 = 1;
+pub const KEY_CONNECT: u64 = 2;
+pub const KEY_LINGER: u64 = 3;
+
+/// How long a closing connection may keep its side open (what it sends is discarded).
+pub const LINGER: Duration = Duration::from_secs(5);
 
 /// Arm the idle check.
 pub fn arm(cx: &mut Cx<'_>, timeout: Duration) {

@@ -3,17 +3,11 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tether_core::{ConnId, Cx, PipeEnd, PipeId, Session, Sink, Source};
 
 use crate::config::ListenerSpec;
-use crate::idle;
-
-const KEY_CONNECT: u64 = 2;
-const KEY_LINGER: u64 = 3;
-/// How long a client may keep its side open after the file was sent.
-pub(crate) const LINGER: Duration = Duration::from_secs(5);
+use crate::idle::{self, KEY_CONNECT, KEY_LINGER, LINGER};
 
 /// Tunnels bytes both ways between the client and `upstream`, with half-close: a FIN from
 /// one side is passed on once what it sent before is delivered. A reset on either side

@@ -16,7 +16,7 @@ mod forward;
 mod proxy;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use tether_core::{ConnId, Cx, PipeEnd, PipeId, PipeOpts, Session, Sink, Source};
@@ -24,7 +24,7 @@ use tether_http::{parse_request, BodyKind, Limits, Method, Parsed, RequestHead};
 
 use crate::access_log::{AccessLog, Entry};
 use crate::config::ListenerSpec;
-use crate::idle;
+use crate::idle::{self, KEY_CONNECT, KEY_LINGER, LINGER};
 use crate::response;
 use crate::router::{Action, Router};
 use crate::static_files::{self, FileOptions};
@@ -32,10 +32,6 @@ use crate::static_files::{self, FileOptions};
 pub use forward::with_date;
 use proxy::Exchange;
 
-const KEY_CONNECT: u64 = 2;
-const KEY_LINGER: u64 = 3;
-/// How long a closing connection may keep sending before it is cut.
-const LINGER: Duration = Duration::from_secs(5);
 /// Bytes a client may have buffered (pipelined) in the reader pipe while a response runs.
 const READ_AHEAD: usize = 64 * 1024;
 

@@ -26,7 +26,8 @@ use tether_http::{
 };
 
 use super::forward;
-use super::{HttpSession, Phase, KEY_CONNECT};
+use super::{HttpSession, Phase};
+use crate::idle::KEY_CONNECT;
 
 /// Bytes of upstream response read ahead while its head is parsed.
 const HEAD_READ: usize = 64 * 1024;
