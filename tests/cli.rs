@@ -36,11 +36,12 @@ fn default_config_prints_and_checks() {
     assert!(out.contains("listen = \"0.0.0.0:8001\""), "{out}");
     assert!(out.contains("upstream = \"127.0.0.1:3000\""), "{out}");
     assert!(out.contains("root = \"public\""), "{out}");
+    assert!(out.contains("listen = \"127.0.0.1:8004\""), "{out}");
     let dir = TempDir::new("cli-default");
     let p = dir.write("default.toml", out.as_bytes());
     let (code, out, err) = run(&["check", p.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("ok (2 listeners)"), "{out}");
+    assert!(out.contains("ok (3 listeners)"), "{out}");
     let (code, out, _) = run(&[
         "check",
         repo()

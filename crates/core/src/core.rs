@@ -24,6 +24,7 @@ use crate::connection::Connection;
 use crate::ids::{ConnId, ListenerId};
 use crate::io::{Io, Notice, SessionSlot};
 use crate::session::{deliver, Cx, Session};
+use crate::stats::LoopStats;
 use crate::timer::Owner;
 
 const KIND_BITS: usize = 2;
@@ -86,6 +87,10 @@ pub struct Core {
     listeners: Slab<Listener>,
     io: Io,
     handle: Handle,
+    /// At most this many sessions at once; at the limit the listeners stop accepting.
+    max_sessions: usize,
+    /// Accepting stopped at `max_sessions`; resumes when a session ends.
+    full: bool,
 }
 
 impl Core {
@@ -103,6 +108,8 @@ impl Core {
                 waker,
                 stop: Arc::new(AtomicBool::new(false)),
             },
+            max_sessions: usize::MAX,
+            full: false,
         })
     }
 
@@ -143,6 +150,18 @@ impl Core {
     /// A handle that stops the loop from another thread.
     pub fn handle(&self) -> Handle {
         self.handle.clone()
+    }
+
+    /// This loop's counters (accepted, open, accept errors, bytes), for another thread to
+    /// read.
+    pub fn stats(&self) -> Arc<LoopStats> {
+        self.io.stats.clone()
+    }
+
+    /// Accept at most `max` connections at once (`0`: no limit). At the limit the listeners
+    /// stop accepting (new connections wait in the kernel's backlog) until one closes.
+    pub fn set_max_sessions(&mut self, max: usize) {
+        self.max_sessions = if max == 0 { usize::MAX } else { max };
     }
 
     /// Sessions alive now.
@@ -230,7 +249,22 @@ impl Core {
             }
         }
         self.settle();
+        self.resume_accepting();
         Ok(())
+    }
+
+    /// Below the connection limit again: accept what waited in the backlog (the listeners
+    /// are edge-triggered, so they would not report it again).
+    fn resume_accepting(&mut self) {
+        if !self.full || self.io.sessions.len() >= self.max_sessions {
+            return;
+        }
+        self.full = false;
+        log::info!("below the connection limit again: accepting");
+        let idxs: Vec<usize> = self.listeners.iter().map(|(i, _)| i).collect();
+        for i in idxs {
+            self.accept(i);
+        }
     }
 
     fn accept(&mut self, lidx: usize) {
@@ -241,8 +275,19 @@ impl Core {
             if l.paused {
                 return;
             }
+            if self.io.sessions.len() >= self.max_sessions {
+                if !self.full {
+                    log::warn!(
+                        "connection limit {} reached: not accepting until one closes",
+                        self.max_sessions
+                    );
+                }
+                self.full = true;
+                return;
+            }
             match l.socket.accept() {
                 Ok((stream, peer)) => {
+                    LoopStats::add(&self.io.stats.accepted, 1);
                     let info = Accepted {
                         listener: ListenerId(lidx),
                         peer,
@@ -256,6 +301,7 @@ impl Core {
                 Err(e) => {
                     // EMFILE, ENFILE, ENOBUFS...: the pending connection stays queued; an
                     // edge-triggered listener would not tell us again, so retry on a timer.
+                    LoopStats::add(&self.io.stats.accept_errors, 1);
                     log::warn!("accept on {}: {e}; retrying in {ACCEPT_RETRY:?}", l.local);
                     l.paused = true;
                     self.io
@@ -295,6 +341,7 @@ impl Core {
             return;
         }
         entry.insert(Connection::new(stream, cgen, sid, self.io.now));
+        LoopStats::add(&self.io.stats.open, 1);
         let slot = &mut self.io.sessions[sid];
         slot.conns.push(cidx);
         let mut obj = session;
@@ -450,6 +497,7 @@ impl Core {
             }
         }
         let slot = self.io.sessions.remove(sid);
+        LoopStats::sub(&self.io.stats.open, 1);
         for t in slot.timers {
             self.io.timers.cancel(t);
         }

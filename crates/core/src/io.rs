@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -17,6 +18,7 @@ use slab::Slab;
 use crate::connection::Connection;
 use crate::pipe::{Pipe, PipeEnd, SinkKind, SourceKind};
 use crate::session::Session;
+use crate::stats::LoopStats;
 use crate::timer::Timers;
 
 /// Bytes read from a socket or file in one call, at most.
@@ -76,6 +78,7 @@ pub(crate) struct Io {
     pub pool: crate::pool::Pool,
     next_gen: u64,
     scratch: BytesMut,
+    pub stats: Arc<LoopStats>,
 }
 
 impl Io {
@@ -93,6 +96,7 @@ impl Io {
             pool: crate::pool::Pool::default(),
             next_gen: 0,
             scratch: BytesMut::new(),
+            stats: Arc::new(LoopStats::default()),
         }
     }
 
@@ -173,7 +177,7 @@ impl Io {
             SinkKind::Conn(c) => {
                 let conn = &mut self.conns[c];
                 if pipe.buf.is_empty() {
-                    return send_file(pipe, conn, self.now);
+                    return send_file(pipe, conn, self.now, &self.stats);
                 }
                 let mut moved = false;
                 while !pipe.buf.is_empty() && conn.write_ready {
@@ -188,6 +192,7 @@ impl Io {
                             break;
                         }
                         Ok(n) => {
+                            LoopStats::add(&self.stats.bytes_out, n as u64);
                             pipe.buf.consume(n);
                             conn.last_active = self.now;
                             moved = true;
@@ -246,6 +251,7 @@ impl Io {
                         }
                         Ok(b) => {
                             conn.last_active = self.now;
+                            LoopStats::add(&self.stats.bytes_in, b.len() as u64);
                             if let Some(l) = limit {
                                 *l -= b.len() as u64;
                                 if *l == 0 {
@@ -387,7 +393,7 @@ fn fail_sink(pipe: &mut Pipe, kind: io::ErrorKind) {
 
 /// File to socket without passing through user space. Only when nothing is queued before it
 /// (a response head pushed by the session goes out first). True if bytes moved.
-fn send_file(pipe: &mut Pipe, conn: &mut Connection, now: Instant) -> bool {
+fn send_file(pipe: &mut Pipe, conn: &mut Connection, now: Instant, stats: &LoopStats) -> bool {
     let SourceKind::File {
         file,
         offset,
@@ -414,6 +420,7 @@ fn send_file(pipe: &mut Pipe, conn: &mut Connection, now: Instant) -> bool {
             unsafe { libc::sendfile(conn.stream.as_raw_fd(), file.as_raw_fd(), &mut off, want) };
         if n > 0 {
             let n = n as u64;
+            LoopStats::add(&stats.bytes_out, n);
             *offset += n;
             if let Some(r) = remaining {
                 *r -= n;

@@ -20,9 +20,11 @@ mod io;
 mod pipe;
 mod pool;
 mod session;
+mod stats;
 mod timer;
 
 pub use crate::core::{Accepted, Core, Handle, SessionFactory};
 pub use crate::ids::{ConnId, ListenerId, PipeId, SessionId, TimerId};
 pub use crate::pipe::{PipeBuffer, PipeEnd, PipeOpts, Sink, Source, DEFAULT_THRESHOLD};
 pub use crate::session::{Cx, Session};
+pub use crate::stats::LoopStats;

@@ -65,6 +65,8 @@ pub struct ChunkedScanner {
     extension_bytes: usize,
     trailer_bytes: usize,
     failed: Option<HttpError>,
+    /// Chunk data seen so far (framing excluded).
+    body_bytes: u64,
 }
 
 impl Default for ChunkedScanner {
@@ -81,7 +83,13 @@ impl ChunkedScanner {
             extension_bytes: 0,
             trailer_bytes: 0,
             failed: None,
+            body_bytes: 0,
         }
+    }
+
+    /// Bytes of chunk data seen so far (the decoded body length, framing excluded).
+    pub fn body_len(&self) -> u64 {
+        self.body_bytes
     }
 
     /// Scan the next bytes of the body. Returns how many of `data` belong to the body, and
@@ -114,6 +122,7 @@ impl ChunkedScanner {
                     let avail = data.len() - i;
                     let n = usize::try_from(left).map_or(avail, |left| left.min(avail));
                     on_data(&data[i..i + n]);
+                    self.body_bytes += n as u64;
                     i += n;
                     let left = left - n as u64;
                     self.state = if left == 0 {

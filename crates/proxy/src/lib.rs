@@ -12,6 +12,7 @@ pub mod files;
 pub mod http;
 pub mod idle;
 pub mod listing;
+pub mod metrics;
 pub mod response;
 pub mod router;
 pub mod server;

@@ -144,7 +144,21 @@ fn fnv1a(data: &[u8]) -> u64 {
 pub enum Action {
     Proxy(Arc<Pool>),
     Files(Arc<FileOptions>),
-    Redirect { status: u16, location: String },
+    Redirect {
+        status: u16,
+        location: String,
+    },
+    /// The metrics of this tether (`status_page` routes, and the metrics listener).
+    Status(StatusFormat),
+}
+
+/// How a status route shows the metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFormat {
+    /// eXpServer's metrics JSON (what its dashboard reads from `/api`).
+    Json,
+    /// Prometheus text exposition.
+    Prometheus,
 }
 
 /// One route of a virtual host.
@@ -154,6 +168,8 @@ pub struct Route {
     pub path: String,
     pub action: Action,
     pub acl: Acl,
+    /// A request body longer than this is refused with `413` (none: no limit).
+    pub max_body: Option<u64>,
 }
 
 impl Route {
@@ -202,6 +218,7 @@ impl Router {
             path: "/".into(),
             action,
             acl: Acl::default(),
+            max_body: None,
         };
         Router {
             hosts: vec![VirtualHost {
@@ -262,6 +279,7 @@ mod tests {
             path: path.into(),
             action: redirect(to),
             acl: Acl::default(),
+            max_body: None,
         }
     }
 

@@ -9,12 +9,15 @@ use tether_core::{Core, SessionFactory};
 use crate::access_log::AccessLog;
 use crate::config::{Settings, Target};
 use crate::http::HttpSession;
+use crate::metrics::Registry;
 use crate::tcp::{TcpFile, TcpTunnel};
 
 /// What the workers share at run time (opened once, from the settings).
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Shared {
     pub access_log: Option<Arc<AccessLog>>,
+    /// Every worker's counters, for the metrics listener and `status_page` routes.
+    pub metrics: Arc<Registry>,
 }
 
 impl Shared {
@@ -22,8 +25,35 @@ impl Shared {
         let access_log = AccessLog::open(&settings.access_log).map_err(|e| {
             io::Error::new(e.kind(), format!("access log {}: {e}", settings.access_log))
         })?;
-        Ok(Shared { access_log })
+        Ok(Shared {
+            access_log,
+            metrics: Registry::new(&settings.server_name),
+        })
     }
+}
+
+/// Client connections one worker may hold: `max_connections` shared out among the workers,
+/// or, when it is 0, what the descriptor limit allows (each client may need an upstream
+/// socket too, and some descriptors are kept for files and listeners).
+pub fn per_worker_limit(settings: &Settings) -> usize {
+    let workers = settings.workers.max(1);
+    let total = if settings.max_connections > 0 {
+        settings.max_connections
+    } else {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `lim` is a valid, writable rlimit.
+        let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0;
+        let fds = if ok {
+            lim.rlim_cur.min(1 << 24) as usize
+        } else {
+            1024
+        };
+        (fds.saturating_sub(64) / 2).max(16)
+    };
+    total.div_ceil(workers).max(1)
 }
 
 /// Bind one listening socket with `SO_REUSEPORT`, so that every worker has its own socket
@@ -69,6 +99,9 @@ pub fn install_sockets(
     shared: &Shared,
 ) -> io::Result<Vec<SocketAddr>> {
     let server: Arc<str> = Arc::from(settings.server_name.as_str());
+    core.set_max_sessions(per_worker_limit(settings));
+    let stats = shared.metrics.add_worker(core.stats());
+    stats.set_thread();
     let mut bound = Vec::new();
     let mut sockets = sockets.into_iter();
     for spec in &settings.listeners {
@@ -83,9 +116,11 @@ pub fn install_sockets(
             }
             Target::Http(router) => {
                 let log = shared.access_log.clone();
+                let (stats, metrics) = (stats.clone(), shared.metrics.clone());
                 Box::new(move |_| {
                     let mut s = HttpSession::new(spec.clone(), server.clone(), router.clone());
                     s.set_access_log(log.clone());
+                    s.set_metrics(stats.clone(), Some(metrics.clone()));
                     Box::new(s)
                 })
             }

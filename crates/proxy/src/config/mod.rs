@@ -23,7 +23,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::router::{Action, Policy, Pool, Router};
+use crate::router::{Acl, Action, Policy, Pool, Route, Router, StatusFormat, VirtualHost};
 use crate::static_files::FileOptions;
 use std::sync::Arc;
 
@@ -64,11 +64,25 @@ struct RawConfig {
     #[serde(default)]
     access_log: Option<String>,
     #[serde(default)]
+    max_connections: Option<usize>,
+    #[serde(default)]
+    max_body_size: Option<u64>,
+    #[serde(default)]
+    metrics: Option<RawMetrics>,
+    #[serde(default)]
     listener: Vec<Spanned<RawListener>>,
     #[serde(default)]
     upstream: Vec<Spanned<servers::RawUpstream>>,
     #[serde(default)]
     server: Vec<Spanned<servers::RawServer>>,
+}
+
+/// `[metrics] listen = "127.0.0.1:8004"`: a listener answering `/api` (eXpServer's metrics
+/// JSON) and `/metrics` (Prometheus text).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: Spanned<String>,
 }
 
 /// `workers = 4` or `workers = "auto"`.
@@ -145,6 +159,8 @@ pub struct Settings {
     pub workers: usize,
     /// `"off"` (default), `"stderr"`, or a file to append one line per request to.
     pub access_log: String,
+    /// Client connections open at once, over all workers (0: from the descriptor limit).
+    pub max_connections: usize,
     pub listeners: Vec<ListenerSpec>,
 }
 
@@ -191,7 +207,21 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         let l = l.into_inner();
         listeners.push(check_listener(l, span, &at)?);
     }
-    listeners.extend(servers::check(raw.upstream, raw.server, &at)?);
+    listeners.extend(servers::check(
+        raw.upstream,
+        raw.server,
+        raw.max_body_size,
+        &at,
+    )?);
+    if let Some(m) = raw.metrics {
+        let addr = m.listen.get_ref().parse::<SocketAddr>().map_err(|_| {
+            at(
+                m.listen.span(),
+                format!("`listen`: not an address:port: {:?}", m.listen.get_ref()),
+            )
+        })?;
+        listeners.push(metrics_listener(addr));
+    }
     let workers = match raw.workers {
         None => 1,
         Some(w) => {
@@ -217,8 +247,33 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         server_name: raw.server_name.unwrap_or_else(|| "tether".to_string()),
         workers,
         access_log: raw.access_log.unwrap_or_else(|| "off".into()),
+        max_connections: raw.max_connections.unwrap_or(0),
         listeners,
     })
+}
+
+/// The metrics listener: `/api` answers eXpServer's metrics JSON, `/metrics` Prometheus text.
+pub(crate) fn metrics_listener(listen: SocketAddr) -> ListenerSpec {
+    let route = |path: &str, format| Route {
+        path: path.into(),
+        action: Action::Status(format),
+        acl: Acl::default(),
+        max_body: None,
+    };
+    let host = VirtualHost {
+        hostnames: Vec::new(),
+        routes: vec![
+            route("/api", StatusFormat::Json),
+            route("/metrics", StatusFormat::Prometheus),
+        ],
+    };
+    ListenerSpec {
+        listen,
+        target: Target::Http(Arc::new(Router { hosts: vec![host] })),
+        connect_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(60),
+        tunnel_timeout: Duration::from_secs(600),
+    }
 }
 
 fn check_listener(
@@ -343,7 +398,8 @@ mod tests {
     #[test]
     fn default_config_is_valid() {
         let s = Settings::default_config().expect("default config");
-        assert_eq!(s.listeners.len(), 2);
+        assert_eq!(s.listeners.len(), 3);
+        assert_eq!(s.listeners[2].listen, "127.0.0.1:8004".parse().unwrap());
         assert_eq!(s.workers, 1);
         let Target::Http(r) = &s.listeners[0].target else {
             panic!("http")

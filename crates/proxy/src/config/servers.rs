@@ -15,7 +15,9 @@
 //! proxy = "app"                    # or root = "public" / redirect = "https://..."
 //! allow = ["127.0.0.1", "10.0.0.0/8"]
 //! deny = ["10.9.9.9"]
+//! max_body_size = 1048576          # a longer request body gets 413 (default: no limit)
 //! # a `root` route also takes index, listing, gzip, gzip_level, gzip_types
+//! # status_page = "json" | "prometheus": this tether's metrics
 //! ```
 //!
 //! Servers sharing a `listen` address are virtual hosts of one listener.
@@ -31,7 +33,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{millis, resolve, ConfigError, ListenerSpec, Target};
-use crate::router::{Acl, Action, Cidr, Policy, Pool, Route, Router, VirtualHost};
+use crate::router::{Acl, Action, Cidr, Policy, Pool, Route, Router, StatusFormat, VirtualHost};
 use crate::static_files::FileOptions;
 
 type At<'a> = &'a dyn Fn(Range<usize>, String) -> ConfigError;
@@ -71,6 +73,8 @@ pub(super) struct RawRoute {
     gzip_types: Option<Vec<String>>,
     redirect: Option<String>,
     status: Option<Spanned<u16>>,
+    status_page: Option<Spanned<String>>,
+    max_body_size: Option<u64>,
     #[serde(default)]
     allow: Vec<Spanned<String>>,
     #[serde(default)]
@@ -128,6 +132,7 @@ pub(super) fn group(entries: Vec<(SocketAddr, VirtualHost, Timeouts)>) -> Vec<Li
 pub(super) fn check(
     upstreams: Vec<Spanned<RawUpstream>>,
     servers: Vec<Spanned<RawServer>>,
+    max_body: Option<u64>,
     at: At<'_>,
 ) -> Result<Vec<ListenerSpec>, ConfigError> {
     let mut pools: HashMap<String, Arc<Pool>> = HashMap::new();
@@ -178,7 +183,7 @@ pub(super) fn check(
         };
         let mut routes = Vec::new();
         for r in s.route {
-            routes.push(check_route(r, &pools, at)?);
+            routes.push(check_route(r, &pools, max_body, at)?);
         }
         let host = VirtualHost {
             hostnames: s.hostnames.iter().map(|h| h.to_ascii_lowercase()).collect(),
@@ -200,6 +205,7 @@ pub(super) fn check(
 fn check_route(
     r: Spanned<RawRoute>,
     pools: &HashMap<String, Arc<Pool>>,
+    max_body: Option<u64>,
     at: At<'_>,
 ) -> Result<Route, ConfigError> {
     let span = r.span();
@@ -211,17 +217,33 @@ fn check_route(
             format!("`path` must start with '/': {path:?}"),
         ));
     }
-    let kinds = [r.proxy.is_some(), r.root.is_some(), r.redirect.is_some()];
+    let kinds = [
+        r.proxy.is_some(),
+        r.root.is_some(),
+        r.redirect.is_some(),
+        r.status_page.is_some(),
+    ];
     if kinds.iter().filter(|&&k| k).count() != 1 {
         return Err(at(
             span,
-            "a route needs exactly one of `proxy`, `root`, `redirect`".into(),
+            "a route needs exactly one of `proxy`, `root`, `redirect`, `status_page`".into(),
         ));
     }
     if let (Some(st), None) = (&r.status, &r.redirect) {
         return Err(at(st.span(), "`status` goes with `redirect`".into()));
     }
-    let action = if let Some(p) = &r.proxy {
+    let action = if let Some(page) = &r.status_page {
+        match page.get_ref().as_str() {
+            "json" => Action::Status(StatusFormat::Json),
+            "prometheus" => Action::Status(StatusFormat::Prometheus),
+            other => {
+                return Err(at(
+                    page.span(),
+                    format!("`status_page`: {other:?} is not \"json\" or \"prometheus\""),
+                ))
+            }
+        }
+    } else if let Some(p) = &r.proxy {
         let pool = pools
             .get(p.get_ref())
             .ok_or_else(|| at(p.span(), format!("no upstream named {:?}", p.get_ref())))?;
@@ -267,5 +289,10 @@ fn check_route(
         allow: cidrs(&r.allow)?,
         deny: cidrs(&r.deny)?,
     };
-    Ok(Route { path, action, acl })
+    Ok(Route {
+        path,
+        action,
+        acl,
+        max_body: r.max_body_size.or(max_body),
+    })
 }

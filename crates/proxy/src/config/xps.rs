@@ -6,13 +6,14 @@
 //! Unknown keys are refused with `path:line:col` (serde_json reports the position).
 //! Relative paths are taken from the working directory, as eXpServer does.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Deserialize;
 
 use super::servers::{group, policy, Timeouts};
-use super::{resolve, ConfigError, Settings};
+use super::{metrics_listener, resolve, ConfigError, Settings};
 use crate::router::{Acl, Action, Cidr, Pool, Route, VirtualHost};
 use crate::static_files::FileOptions;
 
@@ -23,6 +24,17 @@ struct XpsConfig {
     workers: Option<u32>,
     #[serde(default)]
     servers: Vec<XpsServer>,
+    /// tether's addition: where the metrics listener (`/api`, `/metrics`) listens, or
+    /// `false` for none. Absent: 127.0.0.1:8004, where eXpServer's dashboard looks.
+    #[serde(default)]
+    metrics: Option<XpsMetrics>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum XpsMetrics {
+    Off(bool),
+    At(XpsListener),
 }
 
 #[derive(Deserialize)]
@@ -92,11 +104,25 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         None | Some(0) => 1,
         Some(n) => n.min(1024) as usize,
     };
+    let mut listeners = group(entries);
+    let metrics = match cfg.metrics {
+        None => Some(SocketAddr::from(([127, 0, 0, 1], 8004))),
+        Some(XpsMetrics::Off(false)) => None,
+        Some(XpsMetrics::Off(true)) => Some(SocketAddr::from(([127, 0, 0, 1], 8004))),
+        Some(XpsMetrics::At(l)) => Some(
+            resolve(&format!("{}:{}", l.host, l.port))
+                .map_err(|m| err(1, 1, format!("metrics: {m}")))?,
+        ),
+    };
+    if let Some(addr) = metrics.filter(|a| !listeners.iter().any(|l| l.listen.port() == a.port())) {
+        listeners.push(metrics_listener(addr));
+    }
     Ok(Settings {
         server_name: cfg.server_name.unwrap_or_else(|| "tether".into()),
         workers,
         access_log: "off".into(),
-        listeners: group(entries),
+        max_connections: 0,
+        listeners,
     })
 }
 
@@ -177,5 +203,6 @@ fn route(r: XpsRoute) -> Result<Route, String> {
         path: r.req_path,
         action,
         acl,
+        max_body: None,
     })
 }

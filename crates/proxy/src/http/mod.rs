@@ -25,8 +25,9 @@ use tether_http::{parse_request, BodyKind, Limits, Method, Parsed, RequestHead};
 use crate::access_log::{AccessLog, Entry};
 use crate::config::ListenerSpec;
 use crate::idle::{self, KEY_CONNECT, KEY_LINGER, LINGER};
+use crate::metrics::{Registry, ReqKind, WorkerStats};
 use crate::response;
-use crate::router::{Action, Router};
+use crate::router::{Action, Router, StatusFormat};
 use crate::static_files::{self, FileOptions};
 
 pub use forward::with_date;
@@ -75,17 +76,24 @@ pub struct HttpSession {
     client_ip: Option<std::net::IpAddr>,
     client_ip_text: String,
     access_log: Option<Arc<AccessLog>>,
-    /// The request being answered, for the access log.
+    /// The request being answered, for the metrics and the access log.
     current: Option<Current>,
+    stats: Arc<WorkerStats>,
+    metrics: Option<Arc<Registry>>,
 }
 
-/// What the access log needs of the request under way.
+/// The request under way: when it started, how it was answered.
 struct Current {
+    started: Instant,
+    status: u16,
+    /// What only the access log needs (none when it is off).
+    log: Option<Box<LogText>>,
+}
+
+struct LogText {
     line: String,
     referer: String,
     user_agent: String,
-    started: Instant,
-    status: u16,
 }
 
 impl HttpSession {
@@ -109,7 +117,15 @@ impl HttpSession {
             client_ip_text: String::new(),
             access_log: None,
             current: None,
+            stats: Arc::default(),
+            metrics: None,
         }
+    }
+
+    /// Count this session's requests in `stats`; `metrics` answers `status_page` routes.
+    pub fn set_metrics(&mut self, stats: Arc<WorkerStats>, metrics: Option<Arc<Registry>>) {
+        self.stats = stats;
+        self.metrics = metrics;
     }
 
     /// Write one access-log line per request to `log`.
@@ -124,18 +140,23 @@ impl HttpSession {
         }
     }
 
-    /// Write the access-log line of the request under way, once.
+    /// The request under way is over: count it and write its access-log line, once.
     fn log_request(&mut self, cx: &Cx<'_>) {
-        let (Some(log), Some(c)) = (self.access_log.as_ref(), self.current.take()) else {
+        let Some(c) = self.current.take() else {
+            return;
+        };
+        let took = cx.now().saturating_duration_since(c.started);
+        self.stats.request_done(c.status, took);
+        let (Some(log), Some(text)) = (self.access_log.as_ref(), c.log) else {
             return;
         };
         log.write(&Entry {
             client: self.client_ip,
-            request_line: &c.line,
+            request_line: &text.line,
             status: c.status,
-            referer: &c.referer,
-            user_agent: &c.user_agent,
-            duration: cx.now().saturating_duration_since(c.started),
+            referer: &text.referer,
+            user_agent: &text.user_agent,
+            duration: took,
         });
     }
 
@@ -192,17 +213,25 @@ impl HttpSession {
                     e.status,
                     e.reason
                 );
+                self.stats.conn_error();
+                // Counted as a request answered with its 4xx (no line for the access log).
+                self.stats.request_started();
+                self.current = Some(Current {
+                    started: cx.now(),
+                    status: 0,
+                    log: None,
+                });
                 return self.fail(cx, e.status);
             }
         };
         let _ = self.buf.split_to(head.len());
         self.keep_alive = head.keep_alive;
-        if self.access_log.is_some() {
+        let log = self.access_log.is_some().then(|| {
             let text = |name: &str| {
                 head.header(name)
                     .map_or("-".into(), |v| String::from_utf8_lossy(v).into_owned())
             };
-            self.current = Some(Current {
+            Box::new(LogText {
                 line: format!(
                     "{} {} {}",
                     head.method_str(),
@@ -211,10 +240,14 @@ impl HttpSession {
                 ),
                 referer: text("referer"),
                 user_agent: text("user-agent"),
-                started: cx.now(),
-                status: 0,
-            });
-        }
+            })
+        });
+        self.stats.request_started();
+        self.current = Some(Current {
+            started: cx.now(),
+            status: 0,
+            log,
+        });
         self.phase = Phase::Busy;
         let router = self.router.clone();
         let Some(route) = router.route(head.host(), head.path()) else {
@@ -239,10 +272,27 @@ impl HttpSession {
             );
             return self.status(cx, 403, head.method == Method::Head);
         }
+        self.stats.routed(match route.action {
+            Action::Files(_) => ReqKind::File,
+            Action::Proxy(_) => ReqKind::Proxy,
+            Action::Redirect { .. } => ReqKind::Redirect,
+            Action::Status(_) => ReqKind::Other,
+        });
         match &route.action {
             Action::Files(opts) => self.serve_file(cx, opts, &head),
+            Action::Status(format) => self.serve_status(cx, *format, &head),
+            Action::Proxy(_) if route.max_body.is_some_and(|m| body_over(&head.body, m)) => {
+                log::info!(
+                    "http {}: {} body over the limit of {} bytes",
+                    self.spec.listen,
+                    head.path(),
+                    route.max_body.unwrap_or(0)
+                );
+                self.keep_alive = false;
+                self.status(cx, 413, head.method == Method::Head)
+            }
             Action::Proxy(pool) => match pool.pick(ip) {
-                Some(addr) => proxy::start(self, cx, head, addr),
+                Some(addr) => proxy::start(self, cx, head, addr, route.max_body),
                 None => self.fail(cx, 502),
             },
             Action::Redirect { status, location } => {
@@ -280,7 +330,6 @@ impl HttpSession {
     fn respond(&mut self, cx: &mut Cx<'_>, head: Bytes, file: Option<Source>) {
         let Some(client) = self.client else { return };
         if self.current.is_some() {
-            // Only the access log wants the status of a response tether wrote itself.
             let status = head.get(9..12).and_then(|d| std::str::from_utf8(d).ok());
             self.note_status(status.and_then(|d| d.parse().ok()).unwrap_or(0));
         }
@@ -345,6 +394,35 @@ impl HttpSession {
         }
     }
 
+    /// A `status_page` route: the metrics as eXpServer's JSON or as Prometheus text.
+    fn serve_status(&mut self, cx: &mut Cx<'_>, format: StatusFormat, req: &RequestHead) {
+        let Some(registry) = self.metrics.as_ref() else {
+            return self.status(cx, 404, req.method == Method::Head);
+        };
+        if !matches!(req.method, Method::Get | Method::Head) {
+            let extra = "Allow: GET, HEAD\r\n";
+            let page = response::status_page_ka(405, &self.server, extra, false, self.keep_alive);
+            return self.respond(cx, page.into(), None);
+        }
+        let (body, ctype) = match format {
+            StatusFormat::Json => (registry.json(), "application/json"),
+            StatusFormat::Prometheus => (registry.prometheus(), "text/plain; version=0.0.4"),
+        };
+        let mut head = response::head(200, &self.server);
+        head.push_str(&format!(
+            "Content-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nAccess-Control-Allow-Origin: *\r\n",
+            body.len()
+        ));
+        if !self.keep_alive {
+            head.push_str("Connection: close\r\n");
+        }
+        head.push_str("\r\n");
+        if req.method != Method::Head {
+            head.push_str(&body);
+        }
+        self.respond(cx, head.into(), None);
+    }
+
     fn serve_file(&mut self, cx: &mut Cx<'_>, opts: &FileOptions, req: &RequestHead) {
         let reply = static_files::serve(opts, req, &self.server, self.keep_alive);
         self.keep_alive = !reply.close;
@@ -355,6 +433,11 @@ impl HttpSession {
         });
         self.respond(cx, reply.head, source);
     }
+}
+
+/// A declared body length over `max`.
+fn body_over(body: &BodyKind, max: u64) -> bool {
+    matches!(body, BodyKind::Length(n) if *n > max)
 }
 
 impl Session for HttpSession {
@@ -407,12 +490,18 @@ impl Session for HttpSession {
                     cx.close()
                 }
                 (_, PipeEnd::Finished) => {}
-                _ => cx.close(),
+                _ => {
+                    self.stats.conn_error();
+                    cx.close()
+                }
             }
         } else if Some(pipe) == self.local {
             match end {
                 PipeEnd::Finished => self.finish(cx),
-                _ => cx.close(),
+                _ => {
+                    self.stats.conn_error();
+                    cx.close()
+                }
             }
         } else if Some(pipe) == self.linger {
             self.linger = None;
@@ -444,6 +533,10 @@ impl Session for HttpSession {
                 };
                 if !idle::expired(cx, &conns, limit) {
                     return;
+                }
+                if self.phase != Phase::Head || !self.buf.is_empty() {
+                    // An idle keep-alive connection closing is routine; anything else is not.
+                    self.stats.conn_timeout();
                 }
                 match self.phase {
                     Phase::Head if !self.buf.is_empty() => {

@@ -53,6 +53,8 @@ pub(super) struct Exchange {
     upgrade: bool,
     to_up: Option<PipeId>,
     req_relay: Option<Relay>,
+    /// The route's body limit, checked as a chunked request body streams.
+    max_body: Option<u64>,
     req_done: bool,
     up_reader: Option<PipeId>,
     up_buf: BytesMut,
@@ -70,7 +72,13 @@ impl Exchange {
     }
 }
 
-pub(super) fn start(s: &mut HttpSession, cx: &mut Cx<'_>, req: RequestHead, addr: SocketAddr) {
+pub(super) fn start(
+    s: &mut HttpSession,
+    cx: &mut Cx<'_>,
+    req: RequestHead,
+    addr: SocketAddr,
+    max_body: Option<u64>,
+) {
     let head = forward::upstream_request(&req, &s.client_ip_text, addr).freeze();
     let x = Exchange {
         up: ConnId::dangling(),
@@ -84,6 +92,7 @@ pub(super) fn start(s: &mut HttpSession, cx: &mut Cx<'_>, req: RequestHead, addr
         upgrade: req.upgrade,
         to_up: None,
         req_relay: None,
+        max_body,
         req_done: false,
         up_reader: None,
         up_buf: BytesMut::new(),
@@ -251,7 +260,13 @@ fn relay_request(s: &mut HttpSession, cx: &mut Cx<'_>) {
     let (Some(how), Some(to)) = (x.req_relay.as_mut(), x.to_up) else {
         return;
     };
-    match relay(cx, how, buf, *reader, to) {
+    let result = relay(cx, how, buf, *reader, to).and_then(|done| match (&*how, x.max_body) {
+        (Relay::Chunked(sc), Some(max)) if sc.body_len() > max => {
+            Err(HttpError::new(413, "request body over the route's limit"))
+        }
+        _ => Ok(done),
+    });
+    match result {
         Ok(true) => {
             x.req_relay = None;
             cx.end(to);
