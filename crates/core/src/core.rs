@@ -21,8 +21,8 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
 use crate::connection::Connection;
-use crate::ids::{ConnId, ListenerId};
-use crate::io::{Io, Notice, SessionSlot};
+use crate::ids::{ConnId, ListenerId, SessionId};
+use crate::io::{Io, Notice};
 use crate::session::{deliver, Cx, Session};
 use crate::stats::LoopStats;
 use crate::timer::Owner;
@@ -103,7 +103,11 @@ impl Core {
             events: Events::with_capacity(1024),
             ready: Vec::with_capacity(1024),
             listeners: Slab::new(),
-            io: Io::new(registry),
+            io: {
+                let mut io = Io::new(registry);
+                io.waker = Some(waker.clone());
+                io
+            },
             handle: Handle {
                 waker,
                 stop: Arc::new(AtomicBool::new(false)),
@@ -215,7 +219,7 @@ impl Core {
             match token.0 & ((1 << KIND_BITS) - 1) {
                 KIND_LISTENER => self.accept(idx),
                 KIND_CONN => self.conn_event(idx, ready),
-                _ => {}
+                _ => self.deliver_wakes(),
             }
         }
         events.clear();
@@ -251,6 +255,36 @@ impl Core {
         self.settle();
         self.resume_accepting();
         Ok(())
+    }
+
+    /// Queue the wake-ups other threads sent ([`crate::Remote`]) as notices.
+    fn deliver_wakes(&mut self) {
+        let wakes = match self.io.wakes.lock() {
+            Ok(mut q) => std::mem::take(&mut *q),
+            Err(_) => return,
+        };
+        for (sid, gen, key) in wakes {
+            if self.io.sessions.get(sid).is_some_and(|s| s.gen == gen) {
+                self.io.notices.push_back((sid, gen, Notice::Wake(key)));
+                self.io.touch(sid);
+            }
+        }
+    }
+
+    /// Start a session with no client connection (a health checker, a poller); it gets
+    /// `on_spawn` and lives until it is done like any other.
+    pub fn spawn(&mut self, session: Box<dyn Session>) -> SessionId {
+        let (sid, gen) = self.io.new_session();
+        let mut obj = session;
+        let mut cx = Cx {
+            io: &mut self.io,
+            sid,
+        };
+        obj.on_spawn(&mut cx);
+        self.io.sessions[sid].obj = Some(obj);
+        self.io.touch(sid);
+        self.settle();
+        SessionId { idx: sid, gen }
     }
 
     /// Below the connection limit again: accept what waited in the backlog (the listeners
@@ -316,17 +350,7 @@ impl Core {
 
     fn start_session(&mut self, mut stream: TcpStream, session: Box<dyn Session>) {
         let _ = stream.set_nodelay(true);
-        let sgen = self.io.gen();
-        let sid = self.io.sessions.insert(SessionSlot {
-            gen: sgen,
-            obj: None,
-            conns: Vec::new(),
-            pipes: Vec::new(),
-            pending_connects: 0,
-            timers: Vec::new(),
-            closing: false,
-            touched: false,
-        });
+        let (sid, _) = self.io.new_session();
         let cgen = self.io.gen();
         let entry = self.io.conns.vacant_entry();
         let cidx = entry.key();

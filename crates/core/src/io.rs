@@ -17,6 +17,7 @@ use slab::Slab;
 
 use crate::connection::Connection;
 use crate::pipe::{Pipe, PipeEnd, SinkKind, SourceKind};
+use crate::remote::WakeQueue;
 use crate::session::Session;
 use crate::stats::LoopStats;
 use crate::timer::Timers;
@@ -43,6 +44,7 @@ pub(crate) enum Notice {
         result: io::Result<()>,
     },
     Timer(u64),
+    Wake(u64),
     Drained {
         idx: usize,
         gen: u64,
@@ -79,6 +81,9 @@ pub(crate) struct Io {
     next_gen: u64,
     scratch: BytesMut,
     pub stats: Arc<LoopStats>,
+    /// Wake-ups from other threads ([`crate::Remote`]), and the waker they use.
+    pub wakes: WakeQueue,
+    pub waker: Option<Arc<mio::Waker>>,
 }
 
 impl Io {
@@ -97,12 +102,30 @@ impl Io {
             next_gen: 0,
             scratch: BytesMut::new(),
             stats: Arc::new(LoopStats::default()),
+            wakes: WakeQueue::default(),
+            waker: None,
         }
     }
 
     pub fn gen(&mut self) -> u64 {
         self.next_gen += 1;
         self.next_gen
+    }
+
+    /// An empty session slot (its object is put in once started): (slot, generation).
+    pub fn new_session(&mut self) -> (usize, u64) {
+        let gen = self.gen();
+        let sid = self.sessions.insert(SessionSlot {
+            gen,
+            obj: None,
+            conns: Vec::new(),
+            pipes: Vec::new(),
+            pending_connects: 0,
+            timers: Vec::new(),
+            closing: false,
+            touched: false,
+        });
+        (sid, gen)
     }
 
     pub fn touch(&mut self, sid: usize) {

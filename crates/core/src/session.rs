@@ -21,6 +21,7 @@ use crate::core::conn_token;
 use crate::ids::{ConnId, PipeId, SessionId, TimerId};
 use crate::io::{Io, Notice};
 use crate::pipe::{Pipe, PipeBuffer, PipeEnd, PipeOpts, Sink, SinkKind, Source, SourceKind};
+use crate::remote::Remote;
 use crate::timer::Owner;
 
 /// A session: the per-connection logic plugged into the core.
@@ -51,6 +52,13 @@ pub trait Session {
     /// A timer armed with [`Cx::set_timer`] fired with the key it was given.
     fn on_timer(&mut self, _cx: &mut Cx<'_>, _key: u64) {}
 
+    /// Another thread called [`Remote::wake`] with `key` (see [`Cx::remote`]).
+    fn on_wake(&mut self, _cx: &mut Cx<'_>, _key: u64) {}
+
+    /// The session was started by [`crate::Core::spawn`], with no client connection (a
+    /// health checker, a poller): it opens what it needs itself.
+    fn on_spawn(&mut self, _cx: &mut Cx<'_>) {}
+
     /// Whether no flow can continue. Checked after every callback round.
     fn is_done(&self, cx: &Cx<'_>) -> bool {
         cx.open_pipes() == 0 && cx.pending_connects() == 0
@@ -73,6 +81,17 @@ impl<'a> Cx<'a> {
             idx: self.sid,
             gen: self.io.sessions[self.sid].gen,
         }
+    }
+
+    /// A handle another thread can use to wake this session (`on_wake`).
+    pub fn remote(&self) -> Option<Remote> {
+        let waker = self.io.waker.clone()?;
+        Some(Remote {
+            sid: self.sid,
+            gen: self.io.sessions[self.sid].gen,
+            queue: self.io.wakes.clone(),
+            waker,
+        })
     }
 
     /// Loop time (read once per wake-up of the loop).
@@ -393,6 +412,7 @@ pub(crate) fn deliver(s: &mut dyn Session, cx: &mut Cx<'_>, n: Notice) {
         Notice::PipeEnd { idx, gen, end } => s.on_pipe_end(cx, PipeId { idx, gen }, end),
         Notice::Connected { idx, gen, result } => s.on_connect(cx, ConnId { idx, gen }, result),
         Notice::Timer(key) => s.on_timer(cx, key),
+        Notice::Wake(key) => s.on_wake(cx, key),
         Notice::Drained { idx, gen } => s.on_drained(cx, PipeId { idx, gen }),
     }
 }
