@@ -31,7 +31,7 @@ fn contiguous(i: u32) -> ClientKey {
 /// Like `scattered`, but every fifth session comes from one of 10 busy NAT gateways
 /// (203.0.113.0 to .9): 20 % of the sessions on 10 keys.
 fn nat_heavy(i: u32) -> ClientKey {
-    if i % 5 == 0 {
+    if i.is_multiple_of(5) {
         ClientKey::new(IpAddr::V4(Ipv4Addr::new(203, 0, 113, (i / 5 % 10) as u8)))
     } else {
         scattered(i)
