@@ -22,6 +22,10 @@ fn cookie_round_trip_hides_the_server() {
         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
     assert!(!cookie.contains("web"));
     assert_eq!(s.open_cookie(&cookie, 1_999), Ok("web-1".to_string()));
+    // 1 version + 24 nonce + 8 expiry + 5 id + 16 tag = 54 bytes = 72 base64 characters
+    // (as docs/affinity.md says); a tag has no expiry: 46 bytes, 62 characters.
+    assert_eq!(cookie.len(), 72);
+    assert_eq!(s.tag("web-1").len(), 62);
     // A random nonce: sealing twice gives two different values.
     assert_ne!(cookie, s.seal_cookie("web-1", 2_000));
 }
