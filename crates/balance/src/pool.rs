@@ -1,0 +1,218 @@
+//! A pool: a named list of backend servers and the policy that picks among them.
+//!
+//! [`Pool::select`] is what the proxy calls for every new session. It tries the servers in
+//! tiers and hands the first tier that has an eligible server to the policy:
+//!
+//! 1. primaries (non-backup) that are healthy and not draining;
+//! 2. backups that are healthy and not draining;
+//! 3. only with `fail_open`: primaries that are not draining, healthy or not;
+//! 4. only with `fail_open`: backups that are not draining, healthy or not.
+//!
+//! `None` means nothing can take the session: the caller answers 503 (or refuses the TCP
+//! connection). [`Pool::select_excluding`] is the same with servers already tried for this
+//! session left out, for retrying a failed connect on the next server.
+//!
+//! The pool itself is immutable after [`Pool::new`]; what changes at run time (drain flags,
+//! health, active counts, policy state) lives in atomics and short mutexes, so one
+//! `Arc<Pool>` serves every worker thread.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::health::{CheckConfig, Health, PassiveConfig};
+use crate::policy::{Candidates, Policy, PolicyKind};
+use crate::server::{Server, ServerConfig, ServerRef};
+
+/// Pool-wide settings.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct PoolOptions {
+    /// How a server is picked for a new session.
+    pub policy: PolicyKind,
+    /// When no server is healthy, pick among the non-draining ones anyway instead of
+    /// returning `None` (a check that is wrong should not take the whole site down).
+    pub fail_open: bool,
+    /// Passive ejection settings, for every server.
+    pub passive: PassiveConfig,
+    /// The active health check the proxy should run, if any (its `rise`/`fall` are used
+    /// here; without a check, servers are only ever down by passive ejection).
+    pub check: Option<CheckConfig>,
+}
+
+/// Why a pool could not be built from its configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PoolError {
+    /// The pool has no servers.
+    NoServers,
+    /// A server id is empty.
+    EmptyId,
+    /// Two servers share this id.
+    DuplicateId(String),
+    /// This server has weight 0.
+    ZeroWeight(String),
+    /// The balance factor is below 1.0 or not a number.
+    BadBalanceFactor(f64),
+}
+
+impl fmt::Display for PoolError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PoolError::NoServers => write!(f, "the pool has no servers"),
+            PoolError::EmptyId => write!(f, "a server id is empty"),
+            PoolError::DuplicateId(id) => write!(f, "two servers have the id {id:?}"),
+            PoolError::ZeroWeight(id) => write!(f, "server {id:?} has weight 0 (at least 1)"),
+            PoolError::BadBalanceFactor(x) => {
+                write!(f, "balance factor {x} is invalid (at least 1.0)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for PoolError {}
+
+/// A named pool of servers with its selection policy (see the module documentation).
+#[derive(Debug)]
+pub struct Pool {
+    name: String,
+    servers: Vec<ServerRef>,
+    by_id: HashMap<String, usize>,
+    policy: Policy,
+    fail_open: bool,
+    check: Option<CheckConfig>,
+}
+
+impl Pool {
+    /// Build the pool `name` from its servers, in configuration order.
+    pub fn new(
+        name: &str,
+        servers: &[ServerConfig],
+        options: PoolOptions,
+    ) -> Result<Pool, PoolError> {
+        if servers.is_empty() {
+            return Err(PoolError::NoServers);
+        }
+        if let PolicyKind::IpHash {
+            balance_factor: Some(f),
+        } = options.policy
+        {
+            if f.is_nan() || f < 1.0 {
+                return Err(PoolError::BadBalanceFactor(f));
+            }
+        }
+        let (rise, fall) = options.check.as_ref().map_or((1, 1), |c| (c.rise, c.fall));
+        let mut by_id = HashMap::with_capacity(servers.len());
+        let mut list = Vec::with_capacity(servers.len());
+        for (index, config) in servers.iter().enumerate() {
+            if config.id.is_empty() {
+                return Err(PoolError::EmptyId);
+            }
+            if config.weight == 0 {
+                return Err(PoolError::ZeroWeight(config.id.clone()));
+            }
+            if by_id.insert(config.id.clone(), index).is_some() {
+                return Err(PoolError::DuplicateId(config.id.clone()));
+            }
+            let health = Health::new(name, &config.id, rise, fall, options.passive);
+            list.push(Arc::new(Server::new(name, index, config, health)));
+        }
+        Ok(Pool {
+            name: name.to_string(),
+            policy: Policy::new(options.policy, &list),
+            servers: list,
+            by_id,
+            fail_open: options.fail_open,
+            check: options.check,
+        })
+    }
+
+    /// The pool's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Every server, in configuration order (for health checking and status pages).
+    pub fn servers(&self) -> &[ServerRef] {
+        &self.servers
+    }
+
+    /// The server with this id.
+    pub fn server(&self, id: &str) -> Option<&ServerRef> {
+        self.by_id.get(id).and_then(|&i| self.servers.get(i))
+    }
+
+    /// The server at position `index` (see [`Server::index`]).
+    pub fn by_index(&self, index: usize) -> Option<&ServerRef> {
+        self.servers.get(index)
+    }
+
+    /// Start or stop draining the server `id`; `false` if there is no such server.
+    pub fn set_drain(&self, id: &str, drain: bool) -> bool {
+        self.server(id).map(|s| s.set_drain(drain)).is_some()
+    }
+
+    /// The active health check to run, if configured.
+    pub fn check(&self) -> Option<&CheckConfig> {
+        self.check.as_ref()
+    }
+
+    /// Whether the pool fails open (see [`PoolOptions::fail_open`]).
+    pub fn fail_open(&self) -> bool {
+        self.fail_open
+    }
+
+    /// The policy and its state.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Whether any server can take a new session at `now` (healthy and not draining).
+    pub fn any_available(&self, now: Instant) -> bool {
+        self.servers.iter().any(|s| s.accepts_new(now))
+    }
+
+    /// Pick a server for a new session. `key` is the client address for the `IpHash`
+    /// policy ([`ClientKey`](crate::ClientKey)); the others ignore it. Count the session
+    /// at once with [`Server::acquire`]: least connections and bounded load read that count.
+    pub fn select(&self, key: Option<&[u8]>, now: Instant) -> Option<ServerRef> {
+        self.select_where(key, now, &|_| true)
+    }
+
+    /// [`select`](Self::select), leaving out the servers whose ids are in `tried` (the
+    /// ones this session already failed to connect to).
+    pub fn select_excluding<S: AsRef<str>>(
+        &self,
+        key: Option<&[u8]>,
+        tried: &[S],
+        now: Instant,
+    ) -> Option<ServerRef> {
+        self.select_where(key, now, &|s| tried.iter().all(|t| t.as_ref() != s.id()))
+    }
+
+    fn select_where(
+        &self,
+        key: Option<&[u8]>,
+        now: Instant,
+        allowed: &dyn Fn(&Server) -> bool,
+    ) -> Option<ServerRef> {
+        let healthy = |backup: bool| {
+            move |s: &Server| s.is_backup() == backup && allowed(s) && s.accepts_new(now)
+        };
+        let any_health = |backup: bool| {
+            move |s: &Server| s.is_backup() == backup && allowed(s) && !s.is_draining()
+        };
+        let (primary, backup) = (healthy(false), healthy(true));
+        let (open_primary, open_backup) = (any_health(false), any_health(true));
+        let tiers: [&dyn Fn(&Server) -> bool; 4] = [&primary, &backup, &open_primary, &open_backup];
+        let used = if self.fail_open { 4 } else { 2 };
+        let picked = tiers.into_iter().take(used).find_map(|eligible| {
+            let candidates = Candidates {
+                servers: &self.servers,
+                eligible,
+            };
+            let index = self.policy.pick(&candidates, key)?;
+            self.servers.get(index).cloned()
+        });
+        picked
+    }
+}
