@@ -48,10 +48,17 @@ impl Default for MemoryStore {
 }
 
 impl MemoryStore {
-    /// A store holding at most `max_entries` entries (at least 1).
+    /// A store holding at most `max_entries` entries (at least 1), in up to 16 shards.
     pub fn new(max_entries: usize) -> Self {
+        MemoryStore::with_shards(max_entries, SHARDS)
+    }
+
+    /// A store holding at most `max_entries` entries (at least 1) in `shards` shards (at
+    /// least 1, at most `max_entries`). Each shard holds `max_entries / shards` entries, so
+    /// eviction starts when one shard is full, a little before the whole store is.
+    pub fn with_shards(max_entries: usize, shards: usize) -> Self {
         let max_entries = max_entries.max(1);
-        let count = SHARDS.min(max_entries);
+        let count = shards.clamp(1, max_entries);
         let shard_cap = max_entries / count; // count <= max_entries, so >= 1
         let shards = (0..count).map(|_| Mutex::new(HashMap::new())).collect();
         MemoryStore {
