@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what tether's tests and demos need on a Debian machine: curl, nc (netcat-openbsd),
-# python3. Safe to run twice; skips apt when everything is already there.
+# python3, redis-server. Safe to run twice; skips apt when everything is already there.
 set -euo pipefail
 
 need=()
@@ -8,6 +8,8 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 # The tests rely on OpenBSD netcat's -N (shutdown after EOF on stdin).
 if ! nc -h 2>&1 | grep -qE '^[[:space:]]+-N'; then need+=(netcat-openbsd); fi
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+# The affinity store tests (crates/store) start their own redis-server on a free port.
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
@@ -21,4 +23,4 @@ if ! python3 -c 'import websockets' >/dev/null 2>&1; then
   echo "setup: installing python websockets"
   python3 -m pip install -q websockets 2>/dev/null || python3 -m pip install -q --break-system-packages websockets
 fi
-echo "setup: curl $(curl --version | head -1 | cut -d' ' -f2), $(python3 --version), nc ok"
+echo "setup: curl $(curl --version | head -1 | cut -d' ' -f2), $(python3 --version), nc ok, $(redis-server --version | cut -d' ' -f1-3)"

@@ -1,0 +1,175 @@
+//! tether-store: the affinity store. It maps a key (a session cookie value, a client
+//! address, ...) to a server id, each entry with a time to live.
+//!
+//! One trait, [`Store`], and two stores behind it:
+//!
+//! - [`MemoryStore`] (`memory.rs`, the default): sharded `Mutex<HashMap>`s shared by the
+//!   worker threads, expiry on read plus an amortised sweep, a bound on the entry count.
+//! - [`RedisStore`] (`redis_store.rs`): the same in-memory map as a local cache, written
+//!   through to Redis by a helper thread (`writer.rs`) and kept in step with the other
+//!   proxy instances by a second helper thread subscribed to a pub/sub channel
+//!   (`subscriber.rs`, payload format in `message.rs`). Outages are tracked in `link.rs`.
+//!
+//! No method of [`Store`] touches the network on the caller's thread: the event loop may
+//! call any of them. Redis answers that are not in the local cache come back through
+//! [`Store::fetch`]'s callback, which the proxy turns into a `mio::Waker` wake-up.
+//!
+//! Build a store from the configuration string with [`from_url`] or [`open`].
+
+mod link;
+mod memory;
+mod message;
+mod queue;
+mod redis_store;
+mod subscriber;
+mod writer;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use memory::MemoryStore;
+pub use redis_store::RedisStore;
+
+/// Called with a key whose entry another proxy instance changed (see [`Store::subscribe`]).
+pub type Listener = Box<dyn Fn(&str) + Send + Sync>;
+
+/// Called once with the answer to [`Store::fetch`].
+pub type Done = Box<dyn FnOnce(Option<String>) + Send>;
+
+/// An affinity store: `key → server id`, each entry with a time to live.
+///
+/// Every method returns without waiting on the network.
+pub trait Store: Send + Sync {
+    /// The server id stored for `key`, from memory only. An expired entry is `None`.
+    fn get(&self, key: &str) -> Option<String>;
+
+    /// Stores `key → value` for `ttl`, replacing any earlier value (a re-pin).
+    fn put(&self, key: &str, value: &str, ttl: Duration);
+
+    /// Extends the life of `key` to `ttl` from now, if the entry exists.
+    fn touch(&self, key: &str, ttl: Duration);
+
+    /// Forgets `key`.
+    fn remove(&self, key: &str);
+
+    /// Like [`Store::get`], but on a local miss a shared store asks its backend on a helper
+    /// thread and calls `done` from that thread. When the answer is known at once (a local
+    /// hit, the memory store, Redis unreachable, a full queue) `done` runs before `fetch`
+    /// returns, on the caller's thread. `done` is called exactly once in every case.
+    fn fetch(&self, key: &str, done: Done);
+
+    /// Registers `f`, called with the key of every entry that another proxy instance put or
+    /// removed, after the local view has been updated. It runs on a helper thread and must
+    /// be quick (queue the key and wake the loop). Changes made through this store do not
+    /// call it, and the memory store, which has no other instances, never does.
+    fn subscribe(&self, f: Listener);
+
+    /// Drops the entries that expired by `now`; returns how many. Optional: expired entries
+    /// are never returned, and each store also sweeps on its own, a little at a time.
+    fn sweep(&self, now: Instant) -> usize;
+
+    /// Counters for logs and status pages.
+    fn stats(&self) -> Stats;
+}
+
+/// A snapshot of a store's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Entries held in memory (expired ones not yet swept included).
+    pub entries: usize,
+    /// Live entries evicted because the store was full.
+    pub evicted: u64,
+    /// `None` for the memory store; for Redis, whether both helper connections are up.
+    pub connected: Option<bool>,
+    /// Writes waiting for the Redis writer thread.
+    pub queued_writes: usize,
+    /// Writes dropped (oldest first) because the queue was full during an outage.
+    pub dropped_writes: u64,
+    /// Writes Redis accepted.
+    pub sent_writes: u64,
+    /// Outages seen (one "redis unreachable" warning each).
+    pub outages: u64,
+    /// Recoveries seen (one "redis back" line each).
+    pub recoveries: u64,
+}
+
+/// Settings shared by both stores; the Redis ones are ignored by the memory store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Most entries held in memory (the local cache, for Redis). At least 1.
+    pub max_entries: usize,
+    /// Prefix of every Redis key and of the pub/sub channel (`<prefix>affinity`).
+    pub prefix: String,
+    /// Most writes queued for Redis; past it the oldest is dropped. At least 1.
+    pub max_queue: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            max_entries: 100_000,
+            prefix: "tether:".to_string(),
+            max_queue: 10_000,
+        }
+    }
+}
+
+/// [`open`] with the default [`Options`].
+pub fn from_url(url: &str) -> Result<Arc<dyn Store>, String> {
+    open(url, &Options::default())
+}
+
+/// Builds the store a configuration names: `""` or `"memory"` for the in-memory store,
+/// `redis://host:port/db` for Redis. Anything else is an error that says what is accepted.
+/// Opening a Redis store does not connect on this thread: an unreachable server is
+/// reported (and retried) by the helper threads, not here.
+pub fn open(url: &str, options: &Options) -> Result<Arc<dyn Store>, String> {
+    let url = url.trim();
+    if url.is_empty() || url == "memory" {
+        return Ok(Arc::new(MemoryStore::new(options.max_entries)));
+    }
+    if url.starts_with("redis://") {
+        return Ok(Arc::new(RedisStore::open(url, options)?));
+    }
+    Err(format!(
+        "unknown affinity store {url:?}: expected \"memory\" (or empty) or a redis://host:port/db URL"
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_names() {
+        for url in ["", "memory", " memory "] {
+            let store = from_url(url).expect("memory store");
+            assert_eq!(store.stats().connected, None, "{url:?}");
+        }
+    }
+
+    #[test]
+    fn bad_urls_say_what_is_accepted() {
+        for url in [
+            "mem",
+            "http://127.0.0.1:6379",
+            "rediss://127.0.0.1/0",
+            "127.0.0.1:6379",
+        ] {
+            let err = from_url(url).err().expect("an error");
+            assert!(err.contains("expected \"memory\""), "{url}: {err}");
+            assert!(err.contains(url), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn malformed_redis_urls_are_errors() {
+        for url in [
+            "redis://127.0.0.1:notaport/0",
+            "redis://127.0.0.1:6379/notadb",
+        ] {
+            let err = from_url(url).err().expect("an error");
+            assert!(err.contains("bad redis URL"), "{url}: {err}");
+        }
+    }
+}

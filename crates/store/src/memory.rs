@@ -1,0 +1,233 @@
+//! The in-memory affinity store, shared by the worker threads behind an `Arc`.
+//!
+//! Entries live in a fixed number of shards, each a `Mutex<HashMap>` held only for one map
+//! operation, so workers rarely wait on each other. Expiry is lazy (an expired entry is
+//! removed when read) plus amortised: every [`SWEEP_EVERY`] puts, one shard is swept in
+//! turn; [`MemoryStore::sweep`] sweeps them all. The entry count is bounded: a put into a
+//! full shard first drops the shard's expired entries, then, if it is still full, evicts
+//! the entries closest to expiry (a sixteenth of the shard at once, so the cost of a full
+//! store is amortised too).
+//!
+//! The `*_at` methods take the current time so tests (and callers with a cached clock)
+//! can drive expiry without sleeping.
+
+use std::collections::hash_map::RandomState;
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::{Done, Listener, Stats, Store};
+
+/// Shards when the bound allows it.
+const SHARDS: usize = 16;
+/// Puts between two single-shard sweeps.
+const SWEEP_EVERY: usize = 256;
+
+struct Entry {
+    value: String,
+    expires: Instant,
+}
+
+type Shard = HashMap<String, Entry>;
+
+/// Sharded, bounded, expiring `key → server id` map. See the module documentation.
+pub struct MemoryStore {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: RandomState,
+    shard_cap: usize,
+    puts: AtomicUsize,
+    evicted: AtomicU64,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::new(crate::Options::default().max_entries)
+    }
+}
+
+impl MemoryStore {
+    /// A store holding at most `max_entries` entries (at least 1), in up to 16 shards.
+    pub fn new(max_entries: usize) -> Self {
+        MemoryStore::with_shards(max_entries, SHARDS)
+    }
+
+    /// A store holding at most `max_entries` entries (at least 1) in `shards` shards (at
+    /// least 1, at most `max_entries`). Each shard holds `max_entries / shards` entries, so
+    /// eviction starts when one shard is full, a little before the whole store is.
+    pub fn with_shards(max_entries: usize, shards: usize) -> Self {
+        let max_entries = max_entries.max(1);
+        let count = shards.clamp(1, max_entries);
+        let shard_cap = max_entries / count; // count <= max_entries, so >= 1
+        let shards = (0..count).map(|_| Mutex::new(HashMap::new())).collect();
+        MemoryStore {
+            shards,
+            hasher: RandomState::new(),
+            shard_cap,
+            puts: AtomicUsize::new(0),
+            evicted: AtomicU64::new(0),
+        }
+    }
+
+    /// Entries held, expired ones not yet swept included.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).len()).sum()
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The value of `key` if it is still alive at `now`; an expired entry is removed.
+    pub fn get_at(&self, key: &str, now: Instant) -> Option<String> {
+        let mut shard = self.shard(key);
+        match shard.get(key) {
+            Some(e) if e.expires > now => Some(e.value.clone()),
+            Some(_) => {
+                shard.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Stores `key → value` until `now + ttl`, evicting if the store is full.
+    pub fn put_at(&self, key: &str, value: &str, ttl: Duration, now: Instant) {
+        let expires = now + ttl;
+        {
+            let mut shard = self.shard(key);
+            if let Some(e) = shard.get_mut(key) {
+                value.clone_into(&mut e.value);
+                e.expires = expires;
+            } else {
+                if shard.len() >= self.shard_cap {
+                    self.make_room(&mut shard, now);
+                }
+                let entry = Entry {
+                    value: value.to_string(),
+                    expires,
+                };
+                shard.insert(key.to_string(), entry);
+            }
+        }
+        let n = self.puts.fetch_add(1, Ordering::Relaxed);
+        if n % SWEEP_EVERY == SWEEP_EVERY - 1 {
+            let i = (n / SWEEP_EVERY) % self.shards.len();
+            sweep_shard(&mut lock(&self.shards[i]), now);
+        }
+    }
+
+    /// Moves the expiry of a live `key` to `now + ttl`. Returns whether the key was alive.
+    pub fn touch_at(&self, key: &str, ttl: Duration, now: Instant) -> bool {
+        let mut shard = self.shard(key);
+        match shard.get_mut(key) {
+            Some(e) if e.expires > now => {
+                e.expires = now + ttl;
+                true
+            }
+            Some(_) => {
+                shard.remove(key);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Forgets `key`.
+    pub fn remove_key(&self, key: &str) {
+        self.shard(key).remove(key);
+    }
+
+    /// Live entries evicted so far because the store was full.
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
+    }
+
+    fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
+        // The modulo keeps the index below shards.len(), so indexing cannot fail.
+        let i = (self.hasher.hash_one(key) % self.shards.len() as u64) as usize;
+        lock(&self.shards[i])
+    }
+
+    /// Frees at least one slot in a full shard: expired entries first, then the ones that
+    /// expire soonest.
+    fn make_room(&self, shard: &mut Shard, now: Instant) {
+        if sweep_shard(shard, now) > 0 && shard.len() < self.shard_cap {
+            return;
+        }
+        // Puts never let a shard grow past its cap, so one batch always makes room.
+        let k = (self.shard_cap / 16).max(1).min(shard.len());
+        if k == 0 {
+            return;
+        }
+        let mut by_expiry: Vec<(Instant, &String)> =
+            shard.iter().map(|(key, e)| (e.expires, key)).collect();
+        by_expiry.select_nth_unstable_by_key(k - 1, |(t, _)| *t);
+        let victims: Vec<String> = by_expiry[..k]
+            .iter()
+            .map(|(_, key)| (*key).clone())
+            .collect();
+        for key in &victims {
+            shard.remove(key);
+        }
+        self.evicted
+            .fetch_add(victims.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Removes the shard's entries expired by `now`; returns how many.
+fn sweep_shard(shard: &mut Shard, now: Instant) -> usize {
+    let before = shard.len();
+    shard.retain(|_, e| e.expires > now);
+    before - shard.len()
+}
+
+/// Locks a shard. A panic while holding the lock cannot leave a map half-updated in a way
+/// that matters here (each operation is one map call), so a poisoned lock is used as is.
+fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Store for MemoryStore {
+    fn get(&self, key: &str) -> Option<String> {
+        self.get_at(key, Instant::now())
+    }
+
+    fn put(&self, key: &str, value: &str, ttl: Duration) {
+        self.put_at(key, value, ttl, Instant::now());
+    }
+
+    fn touch(&self, key: &str, ttl: Duration) {
+        self.touch_at(key, ttl, Instant::now());
+    }
+
+    fn remove(&self, key: &str) {
+        self.remove_key(key);
+    }
+
+    fn fetch(&self, key: &str, done: Done) {
+        done(self.get(key));
+    }
+
+    /// There are no other instances to hear from: `f` is dropped.
+    fn subscribe(&self, f: Listener) {
+        drop(f);
+    }
+
+    fn sweep(&self, now: Instant) -> usize {
+        self.shards
+            .iter()
+            .map(|s| sweep_shard(&mut lock(s), now))
+            .sum()
+    }
+
+    fn stats(&self) -> Stats {
+        Stats {
+            entries: self.len(),
+            evicted: self.evicted(),
+            ..Stats::default()
+        }
+    }
+}

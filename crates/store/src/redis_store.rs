@@ -1,0 +1,210 @@
+//! The Redis-backed affinity store: a local [`MemoryStore`] that answers every read,
+//! written through to Redis and kept in step with the other proxy instances.
+//!
+//! - A put, touch or remove updates the local cache at once and queues the Redis command
+//!   (`queue.rs`) for the writer thread (`writer.rs`): `SET <prefix><key> <value> EX <ttl>`
+//!   and a `PUBLISH <prefix>affinity` announcement for a put, `EXPIRE` for a touch, `DEL`
+//!   and an announcement for a remove.
+//! - The subscriber thread (`subscriber.rs`) listens on `<prefix>affinity` with its own
+//!   connection and applies the other instances' announcements to the local cache.
+//! - `get` answers from the local cache only and never starts a Redis lookup: a miss for
+//!   a key nobody has seen would otherwise cost a round trip per request. The caller that
+//!   wants Redis consulted on a miss uses `fetch`, which queues a `GET` + `PTTL` for the
+//!   writer thread, fills the cache with the answer and calls back from that thread.
+//!
+//! While Redis is down the local cache keeps serving, fetches answer `None` at once, and
+//! writes wait in the bounded queue (oldest dropped first, counted); they are sent, with
+//! the life they have left, once the writer reconnects. `link.rs` logs each outage once.
+
+use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::link::{Link, Role};
+use crate::queue::{Fetch, Queue, Write};
+use crate::{Done, Listener, MemoryStore, Options, Stats, Store};
+
+/// State shared by the store handle and its two helper threads.
+pub(crate) struct Shared {
+    pub(crate) cache: MemoryStore,
+    pub(crate) queue: Queue,
+    pub(crate) link: Link,
+    pub(crate) listeners: RwLock<Vec<Listener>>,
+    pub(crate) client: redis::Client,
+    /// Prefix of every key in Redis.
+    pub(crate) prefix: String,
+    /// The pub/sub channel: `<prefix>affinity`.
+    pub(crate) channel: String,
+    /// This instance's id in pub/sub payloads.
+    pub(crate) instance: String,
+    /// Writes Redis accepted.
+    pub(crate) sent: AtomicU64,
+}
+
+impl Shared {
+    /// The Redis key for a store key.
+    pub(crate) fn redis_key(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+}
+
+/// The Redis-backed store. See the module documentation. Dropping it stops both helper
+/// threads (after a best-effort flush of queued writes) and waits for them.
+pub struct RedisStore {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl RedisStore {
+    /// Parses `url` (`redis://[user:password@]host:port/db`) and starts the helper threads.
+    /// Does not wait for a connection: an unreachable server is logged and retried.
+    pub fn open(url: &str, options: &Options) -> Result<RedisStore, String> {
+        let client = redis::Client::open(url).map_err(|e| format!("bad redis URL {url:?}: {e}"))?;
+        let info = client.get_connection_info();
+        let label = format!("{}/{}", info.addr(), info.redis_settings().db());
+        let shared = Arc::new(Shared {
+            cache: MemoryStore::new(options.max_entries),
+            queue: Queue::new(options.max_queue),
+            link: Link::new(label),
+            listeners: RwLock::new(Vec::new()),
+            client,
+            prefix: options.prefix.clone(),
+            channel: format!("{}affinity", options.prefix),
+            instance: new_instance_id(),
+            sent: AtomicU64::new(0),
+        });
+        let mut store = RedisStore {
+            shared,
+            threads: Vec::new(),
+        };
+        store.spawn("tether-redis-writer", crate::writer::run)?;
+        store.spawn("tether-redis-sub", crate::subscriber::run)?;
+        log::info!(
+            "affinity store: redis at {} (keys {}*, channel {}, instance {})",
+            store.shared.link.label(),
+            store.shared.prefix,
+            store.shared.channel,
+            store.shared.instance
+        );
+        Ok(store)
+    }
+
+    /// This instance's id, as sent in pub/sub payloads.
+    pub fn instance_id(&self) -> &str {
+        &self.shared.instance
+    }
+
+    /// The pub/sub channel the store publishes on and listens to.
+    pub fn channel(&self) -> &str {
+        &self.shared.channel
+    }
+
+    fn spawn(&mut self, name: &str, body: fn(Arc<Shared>)) -> Result<(), String> {
+        let shared = Arc::clone(&self.shared);
+        let handle = thread::Builder::new()
+            .name(name.to_string())
+            .spawn(move || body(shared))
+            .map_err(|e| format!("cannot start the {name} thread: {e}"))?;
+        self.threads.push(handle);
+        Ok(())
+    }
+}
+
+impl Drop for RedisStore {
+    fn drop(&mut self) {
+        self.shared.queue.stop();
+        let me = thread::current().id();
+        for handle in self.threads.drain(..) {
+            // The last handle may be dropped inside a callback on a helper thread; that
+            // thread cannot wait for itself, and it exits on its own once stopped.
+            if handle.thread().id() != me && handle.join().is_err() {
+                log::error!("a redis helper thread panicked");
+            }
+        }
+    }
+}
+
+impl Store for RedisStore {
+    fn get(&self, key: &str) -> Option<String> {
+        self.shared.cache.get(key)
+    }
+
+    fn put(&self, key: &str, value: &str, ttl: Duration) {
+        let now = Instant::now();
+        self.shared.cache.put_at(key, value, ttl, now);
+        self.shared.queue.push_write(Write::Put {
+            key: key.to_string(),
+            value: value.to_string(),
+            expires: now + ttl,
+        });
+    }
+
+    /// Extends the local entry and sends `EXPIRE` whether or not the entry is cached here
+    /// (it may live in Redis only); one command per call, so touch once per request at most.
+    fn touch(&self, key: &str, ttl: Duration) {
+        let now = Instant::now();
+        self.shared.cache.touch_at(key, ttl, now);
+        self.shared.queue.push_write(Write::Touch {
+            key: key.to_string(),
+            expires: now + ttl,
+        });
+    }
+
+    fn remove(&self, key: &str) {
+        self.shared.cache.remove_key(key);
+        self.shared.queue.push_write(Write::Del {
+            key: key.to_string(),
+        });
+    }
+
+    fn fetch(&self, key: &str, done: Done) {
+        if let Some(value) = self.shared.cache.get(key) {
+            return done(Some(value));
+        }
+        if self.shared.link.is_down(Role::Writer) {
+            return done(None);
+        }
+        let fetch = Fetch {
+            key: key.to_string(),
+            done,
+        };
+        if let Err(refused) = self.shared.queue.push_fetch(fetch) {
+            (refused.done)(None);
+        }
+    }
+
+    fn subscribe(&self, f: Listener) {
+        self.shared
+            .listeners
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(f);
+    }
+
+    fn sweep(&self, now: Instant) -> usize {
+        self.shared.cache.sweep(now)
+    }
+
+    fn stats(&self) -> Stats {
+        let s = &self.shared;
+        Stats {
+            entries: s.cache.len(),
+            evicted: s.cache.evicted(),
+            connected: Some(s.link.is_up()),
+            queued_writes: s.queue.queued_writes(),
+            dropped_writes: s.queue.dropped(),
+            sent_writes: s.sent.load(Ordering::Relaxed),
+            outages: s.link.outages(),
+            recoveries: s.link.recoveries(),
+        }
+    }
+}
+
+/// 16 hex digits, different for each store of each process.
+fn new_instance_id() -> String {
+    let seed = (std::process::id(), SystemTime::now(), Instant::now());
+    format!("{:016x}", RandomState::new().hash_one(format!("{seed:?}")))
+}

@@ -1,0 +1,161 @@
+//! Test helpers: start a real `redis-server` on a free loopback port (and kill it on drop),
+//! talk to it with a raw connection, and wait for conditions with a bound on time.
+//!
+//! When `redis-server` is not installed, tests that need it are skipped with a message,
+//! unless the `CI` environment variable is set: then they fail.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tether_store::Store;
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Polls `cond` every 10 ms for at most `limit`; panics with `what` if it never holds.
+/// Returns how long it took.
+pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        if cond() {
+            return start.elapsed();
+        }
+        if start.elapsed() >= limit {
+            panic!("timed out after {limit:?} waiting for: {what}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until both of a Redis store's connections are up (subscribed, so announcements
+/// sent from now on reach it).
+pub fn wait_connected(store: &dyn Store) {
+    wait_for(
+        "the store's redis connections",
+        Duration::from_secs(5),
+        || store.stats().connected == Some(true),
+    );
+}
+
+/// A `redis-server` child process on 127.0.0.1, killed on drop.
+pub struct RedisServer {
+    child: Child,
+    pub port: u16,
+}
+
+/// Whether `redis-server` runs; when it does not and `CI` is unset, prints why the caller
+/// skips. In CI a missing server is a failure.
+pub fn redis_available() -> bool {
+    let found = Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if found {
+        return true;
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("redis-server is not installed, and CI is set: run scripts/setup.sh");
+    }
+    eprintln!("SKIPPED: redis-server is not installed (apt-get install redis-server, or scripts/setup.sh)");
+    false
+}
+
+impl RedisServer {
+    /// A server on a free port, or `None` (after saying why) when the test should skip.
+    pub fn start() -> Option<RedisServer> {
+        if !redis_available() {
+            return None;
+        }
+        Some(RedisServer::start_on(free_port()))
+    }
+
+    /// A server on `port`, answering `PING` before this returns (at most 10 s).
+    pub fn start_on(port: u16) -> RedisServer {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(std::env::temp_dir())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start redis-server");
+        let mut server = RedisServer { child, port };
+        let limit = Duration::from_secs(10);
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!("redis-server on port {port} exited at start: {status}");
+            }
+            if server.ping() {
+                return server;
+            }
+            if start.elapsed() >= limit {
+                panic!("redis-server on port {port} did not answer PING within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// A fresh raw connection, for checking what the store wrote.
+    pub fn raw(&self) -> redis::Connection {
+        let client = redis::Client::open(self.url()).expect("client");
+        let con = client
+            .get_connection_with_timeout(Duration::from_secs(2))
+            .expect("raw connection to the test redis-server");
+        con.set_read_timeout(Some(Duration::from_secs(2)))
+            .expect("read timeout");
+        con
+    }
+
+    /// `GET key` through a raw connection.
+    pub fn get(&self, key: &str) -> Option<String> {
+        redis::cmd("GET")
+            .arg(key)
+            .query(&mut self.raw())
+            .expect("GET")
+    }
+
+    /// `TTL key` (seconds; -2 when missing) through a raw connection.
+    pub fn ttl(&self, key: &str) -> i64 {
+        redis::cmd("TTL")
+            .arg(key)
+            .query(&mut self.raw())
+            .expect("TTL")
+    }
+
+    fn ping(&self) -> bool {
+        let Ok(client) = redis::Client::open(self.url()) else {
+            return false;
+        };
+        let Ok(mut con) = client.get_connection_with_timeout(Duration::from_millis(200)) else {
+            return false;
+        };
+        redis::cmd("PING")
+            .query::<String>(&mut con)
+            .is_ok_and(|s| s == "PONG")
+    }
+
+    /// Kills the server (SIGKILL: a crash, not a clean shutdown) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
