@@ -10,7 +10,9 @@
 //!   [`Health::record_failure`] and [`Health::record_success`]: `max_fails` consecutive
 //!   failures (a refused connect, a 5xx) eject the server for `fail_timeout`, after which it
 //!   is eligible again on probation: the next failure ejects it again at once, the next
-//!   success clears the count (nginx's `max_fails`/`fail_timeout`).
+//!   success clears the count (nginx's `max_fails`/`fail_timeout`). A failure reported
+//!   while the server is ejected (a session that was already in flight) restarts the
+//!   cool-off.
 //!
 //! [`Health::is_available`] is read on every selection, so it is two atomic loads in the
 //! common case; writers serialize on a short mutex. Each transition is logged once, naming

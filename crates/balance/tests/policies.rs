@@ -257,3 +257,40 @@ fn pool_configuration_errors() {
         Some(PoolError::BadBalanceFactor(0.9))
     );
 }
+
+#[test]
+fn shared_between_threads() {
+    fn shared<T: Send + Sync>() {}
+    shared::<Pool>();
+    shared::<tether_balance::Sealer>();
+    shared::<tether_balance::ServerRef>();
+    shared::<tether_balance::ActiveGuard>();
+
+    let pool = std::sync::Arc::new(common::pool(&servers(4), PolicyKind::ip_hash()));
+    let now = Instant::now();
+    let workers: Vec<_> = (0..2u32)
+        .map(|w| {
+            let pool = std::sync::Arc::clone(&pool);
+            std::thread::spawn(move || {
+                let mut held = Vec::new();
+                for i in 0..5_000 {
+                    let key = common::client(w * 100_000 + i);
+                    if let Some(s) = pool.select(Some(key.as_bytes()), now) {
+                        held.push(s.acquire());
+                    }
+                    if held.len() > 50 {
+                        held.clear();
+                    }
+                }
+                held.len()
+            })
+        })
+        .collect();
+    for w in workers {
+        assert!(w.join().is_ok(), "a worker panicked");
+    }
+    assert!(
+        pool.servers().iter().all(|s| s.active() == 0),
+        "every guard released"
+    );
+}
