@@ -18,5 +18,6 @@ pub mod router;
 pub mod server;
 pub mod static_files;
 pub mod tcp;
+pub mod upstream;
 
 pub use config::{ConfigError, Settings, DEFAULT_CONFIG};

@@ -75,6 +75,28 @@ pub fn status_page_ka(
     out
 }
 
+/// A short plain-text page saying why (`503 Service Unavailable: <message>`).
+pub fn message_page(
+    status: u16,
+    server: &str,
+    message: &str,
+    head_only: bool,
+    keep_alive: bool,
+) -> String {
+    let body = format!("{status} {}: {message}\n", reason(status));
+    let mut out = head(status, server);
+    out.push_str("Content-Type: text/plain; charset=utf-8\r\n");
+    out.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    if !keep_alive {
+        out.push_str("Connection: close\r\n");
+    }
+    out.push_str("\r\n");
+    if !head_only {
+        out.push_str(&body);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

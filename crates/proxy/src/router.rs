@@ -2,11 +2,11 @@
 //! a segment boundary) answers a request, who may ask (allow/deny by address or CIDR), and
 //! which server of an upstream pool gets a proxied request.
 
-use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::static_files::FileOptions;
+use crate::upstream::Upstream;
 
 /// An address or a network: `10.0.0.0/8`, `127.0.0.1`, `::1`, `fd00::/8`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,65 +84,10 @@ impl Acl {
     }
 }
 
-/// How a pool picks a server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Policy {
-    RoundRobin,
-    /// By a hash of the client address (eXpServer's `ip_hash`).
-    IpHash,
-}
-
-/// A named group of upstream servers.
-#[derive(Debug)]
-pub struct Pool {
-    pub name: String,
-    pub servers: Vec<SocketAddr>,
-    pub policy: Policy,
-    next: AtomicUsize,
-}
-
-impl Pool {
-    pub fn new(name: String, servers: Vec<SocketAddr>, policy: Policy) -> Pool {
-        Pool {
-            name,
-            servers,
-            policy,
-            next: AtomicUsize::new(0),
-        }
-    }
-
-    /// The server for a request from `client`.
-    pub fn pick(&self, client: Option<IpAddr>) -> Option<SocketAddr> {
-        if self.servers.is_empty() {
-            return None;
-        }
-        let i = match (self.policy, client) {
-            (Policy::IpHash, Some(ip)) => {
-                (fnv1a(&ip_bytes(ip)) % self.servers.len() as u64) as usize
-            }
-            _ => self.next.fetch_add(1, Ordering::Relaxed) % self.servers.len(),
-        };
-        Some(self.servers[i])
-    }
-}
-
-fn ip_bytes(ip: IpAddr) -> Vec<u8> {
-    match ip {
-        IpAddr::V4(v) => v.octets().to_vec(),
-        IpAddr::V6(v) => v.octets().to_vec(),
-    }
-}
-
-fn fnv1a(data: &[u8]) -> u64 {
-    data.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    })
-}
-
 /// What a route does.
 #[derive(Debug, Clone)]
 pub enum Action {
-    Proxy(Arc<Pool>),
+    Proxy(Arc<Upstream>),
     Files(Arc<FileOptions>),
     Redirect {
         status: u16,

@@ -10,6 +10,7 @@ use crate::access_log::AccessLog;
 use crate::config::{Settings, Target};
 use crate::http::HttpSession;
 use crate::metrics::Registry;
+use tether_store::Store;
 use crate::tcp::{TcpFile, TcpTunnel};
 
 /// What the workers share at run time (opened once, from the settings).
@@ -18,6 +19,10 @@ pub struct Shared {
     pub access_log: Option<Arc<AccessLog>>,
     /// Every worker's counters, for the metrics listener and `status_page` routes.
     pub metrics: Arc<Registry>,
+    /// Affinity entries (learned sessions, re-pins): in memory or in Redis.
+    pub store: Arc<dyn Store>,
+    /// The store is shared with other tether instances.
+    pub store_shared: bool,
 }
 
 impl Shared {
@@ -25,9 +30,14 @@ impl Shared {
         let access_log = AccessLog::open(&settings.access_log).map_err(|e| {
             io::Error::new(e.kind(), format!("access log {}: {e}", settings.access_log))
         })?;
+        let store = tether_store::from_url(&settings.store).map_err(|e| {
+            io::Error::new(io::ErrorKind::InvalidInput, format!("store {}: {e}", settings.store))
+        })?;
         Ok(Shared {
             access_log,
             metrics: Registry::new(&settings.server_name),
+            store,
+            store_shared: settings.store.starts_with("redis://"),
         })
     }
 }
@@ -117,10 +127,12 @@ pub fn install_sockets(
             Target::Http(router) => {
                 let log = shared.access_log.clone();
                 let (stats, metrics) = (stats.clone(), shared.metrics.clone());
+                let (store, shared_store) = (shared.store.clone(), shared.store_shared);
                 Box::new(move |_| {
                     let mut s = HttpSession::new(spec.clone(), server.clone(), router.clone());
                     s.set_access_log(log.clone());
                     s.set_metrics(stats.clone(), Some(metrics.clone()));
+                    s.set_store(store.clone(), shared_store);
                     Box::new(s)
                 })
             }

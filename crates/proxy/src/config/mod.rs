@@ -23,7 +23,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::router::{Acl, Action, Policy, Pool, Route, Router, StatusFormat, VirtualHost};
+use crate::router::{Acl, Action, Route, Router, StatusFormat, VirtualHost};
 use crate::static_files::FileOptions;
 use std::sync::Arc;
 
@@ -52,6 +52,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 mod servers;
+mod upstream;
 mod xps;
 
 #[derive(Deserialize)]
@@ -64,6 +65,8 @@ struct RawConfig {
     #[serde(default)]
     access_log: Option<String>,
     #[serde(default)]
+    store: Option<Spanned<String>>,
+    #[serde(default)]
     max_connections: Option<usize>,
     #[serde(default)]
     max_body_size: Option<u64>,
@@ -72,7 +75,7 @@ struct RawConfig {
     #[serde(default)]
     listener: Vec<Spanned<RawListener>>,
     #[serde(default)]
-    upstream: Vec<Spanned<servers::RawUpstream>>,
+    upstream: Vec<Spanned<upstream::RawUpstream>>,
     #[serde(default)]
     server: Vec<Spanned<servers::RawServer>>,
 }
@@ -161,6 +164,8 @@ pub struct Settings {
     pub access_log: String,
     /// Client connections open at once, over all workers (0: from the descriptor limit).
     pub max_connections: usize,
+    /// Where affinity entries live: `"memory"` or a `redis://` URL.
+    pub store: String,
     pub listeners: Vec<ListenerSpec>,
 }
 
@@ -213,6 +218,18 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         raw.max_body_size,
         &at,
     )?);
+    let store = match raw.store {
+        None => "memory".to_string(),
+        Some(s) if s.get_ref() == "memory" || s.get_ref().starts_with("redis://") => {
+            s.into_inner()
+        }
+        Some(s) => {
+            return Err(at(
+                s.span(),
+                format!("`store`: {:?} is not \"memory\" or a redis:// URL", s.get_ref()),
+            ))
+        }
+    };
     if let Some(m) = raw.metrics {
         let addr = m.listen.get_ref().parse::<SocketAddr>().map_err(|_| {
             at(
@@ -248,6 +265,7 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         workers,
         access_log: raw.access_log.unwrap_or_else(|| "off".into()),
         max_connections: raw.max_connections.unwrap_or(0),
+        store,
         listeners,
     })
 }
@@ -301,8 +319,11 @@ fn check_listener(
             if proto == Protocol::Tcp {
                 Target::TcpUpstream(addr)
             } else {
-                let pool = Pool::new(up.get_ref().clone(), vec![addr], Policy::RoundRobin);
-                Target::Http(Arc::new(Router::single(Action::Proxy(Arc::new(pool)))))
+                let server = tether_balance::ServerConfig::new(up.get_ref().clone(), addr);
+                let pool = tether_balance::Pool::new(up.get_ref(), &[server], Default::default())
+                    .map_err(|e| at(up.span(), format!("`upstream`: {e}")))?;
+                let upstream = crate::upstream::Upstream::plain(pool);
+                Target::Http(Arc::new(Router::single(Action::Proxy(Arc::new(upstream)))))
             }
         }
         (Protocol::Http, None, Some(root), _) => {
@@ -405,7 +426,7 @@ mod tests {
             panic!("http")
         };
         assert!(
-            matches!(&r.hosts[0].routes[0].action, Action::Proxy(p) if p.servers == ["127.0.0.1:3000".parse().unwrap()])
+            matches!(&r.hosts[0].routes[0].action, Action::Proxy(p) if p.pool.servers()[0].addr() == "127.0.0.1:3000".parse().unwrap())
         );
         let Target::Http(r) = &s.listeners[1].target else {
             panic!("http")

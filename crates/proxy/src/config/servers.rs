@@ -32,20 +32,12 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{millis, resolve, ConfigError, ListenerSpec, Target};
-use crate::router::{Acl, Action, Cidr, Policy, Pool, Route, Router, StatusFormat, VirtualHost};
+use super::{millis, upstream, ConfigError, ListenerSpec, Target};
+use crate::upstream::Upstream;
+use crate::router::{Acl, Action, Cidr, Route, Router, StatusFormat, VirtualHost};
 use crate::static_files::FileOptions;
 
 type At<'a> = &'a dyn Fn(Range<usize>, String) -> ConfigError;
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawUpstream {
-    name: Spanned<String>,
-    servers: Vec<Spanned<String>>,
-    #[serde(default)]
-    balance: Option<Spanned<String>>,
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,15 +91,6 @@ impl Default for Timeouts {
     }
 }
 
-/// A balancing policy by its config name.
-pub(super) fn policy(name: &str) -> Option<Policy> {
-    match name {
-        "round_robin" => Some(Policy::RoundRobin),
-        "ip_hash" => Some(Policy::IpHash),
-        _ => None,
-    }
-}
-
 /// Group virtual hosts by listening address (in order of first appearance) into listeners.
 pub(super) fn group(entries: Vec<(SocketAddr, VirtualHost, Timeouts)>) -> Vec<ListenerSpec> {
     let mut order: Vec<(SocketAddr, Vec<VirtualHost>, Timeouts)> = Vec::new();
@@ -130,12 +113,12 @@ pub(super) fn group(entries: Vec<(SocketAddr, VirtualHost, Timeouts)>) -> Vec<Li
 }
 
 pub(super) fn check(
-    upstreams: Vec<Spanned<RawUpstream>>,
+    upstreams: Vec<Spanned<upstream::RawUpstream>>,
     servers: Vec<Spanned<RawServer>>,
     max_body: Option<u64>,
     at: At<'_>,
 ) -> Result<Vec<ListenerSpec>, ConfigError> {
-    let mut pools: HashMap<String, Arc<Pool>> = HashMap::new();
+    let mut pools: HashMap<String, Arc<Upstream>> = HashMap::new();
     for u in upstreams {
         let u = u.into_inner();
         let name = u.name.get_ref().clone();
@@ -145,26 +128,7 @@ pub(super) fn check(
                 format!("a second upstream named {name:?}"),
             ));
         }
-        if u.servers.is_empty() {
-            return Err(at(
-                u.name.span(),
-                format!("upstream {name:?} has no servers"),
-            ));
-        }
-        let mut addrs = Vec::new();
-        for s in &u.servers {
-            addrs.push(resolve(s.get_ref()).map_err(|m| at(s.span(), format!("`servers`: {m}")))?);
-        }
-        let policy = match &u.balance {
-            None => Policy::RoundRobin,
-            Some(b) => policy(b.get_ref()).ok_or_else(|| {
-                at(
-                    b.span(),
-                    format!("`balance`: {:?} is not round_robin or ip_hash", b.get_ref()),
-                )
-            })?,
-        };
-        pools.insert(name.clone(), Arc::new(Pool::new(name, addrs, policy)));
+        pools.insert(name, Arc::new(upstream::check(u, at)?));
     }
     let mut entries = Vec::new();
     for s in servers {
@@ -204,7 +168,7 @@ pub(super) fn check(
 
 fn check_route(
     r: Spanned<RawRoute>,
-    pools: &HashMap<String, Arc<Pool>>,
+    pools: &HashMap<String, Arc<Upstream>>,
     max_body: Option<u64>,
     at: At<'_>,
 ) -> Result<Route, ConfigError> {

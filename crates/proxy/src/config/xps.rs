@@ -12,9 +12,11 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::servers::{group, policy, Timeouts};
+use super::servers::{group, Timeouts};
 use super::{metrics_listener, resolve, ConfigError, Settings};
-use crate::router::{Acl, Action, Cidr, Pool, Route, VirtualHost};
+use crate::router::{Acl, Action, Cidr, Route, VirtualHost};
+use crate::upstream::Upstream;
+use tether_balance::{Pool as BalancePool, PolicyKind, PoolOptions, ServerConfig};
 use crate::static_files::FileOptions;
 
 #[derive(Deserialize)]
@@ -122,6 +124,7 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         workers,
         access_log: "off".into(),
         max_connections: 0,
+        store: "memory".into(),
         listeners,
     })
 }
@@ -164,12 +167,20 @@ fn route(r: XpsRoute) -> Result<Route, String> {
             }
             let servers = ups
                 .iter()
-                .map(|u| resolve(u))
+                .map(|u| resolve(u).map(|a| ServerConfig::new(u.clone(), a)))
                 .collect::<Result<Vec<_>, _>>()?;
             let lb = r.load_balancing.as_deref().unwrap_or("round_robin");
-            let policy = policy(lb)
-                .ok_or_else(|| format!("`load_balancing`: {lb:?} is not round_robin or ip_hash"))?;
-            Action::Proxy(Arc::new(Pool::new(r.req_path.clone(), servers, policy)))
+            let policy = match lb {
+                "round_robin" => PolicyKind::RoundRobin,
+                "ip_hash" => PolicyKind::ip_hash(),
+                _ => return Err(format!("`load_balancing`: {lb:?} is not round_robin or ip_hash")),
+            };
+            let options = PoolOptions {
+                policy,
+                ..PoolOptions::default()
+            };
+            let pool = BalancePool::new(&r.req_path, &servers, options).map_err(|e| e.to_string())?;
+            Action::Proxy(Arc::new(Upstream::plain(pool)))
         }
         "redirect" => {
             let status = r.http_status_code.unwrap_or(302);

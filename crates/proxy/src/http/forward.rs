@@ -19,6 +19,33 @@ use tether_http::{
     connection_tokens, is_hop_by_hop, write_header, BodyKind, RequestHead, ResponseHead, Version,
 };
 
+/// Changes made to a head as it crosses (by the affinity: a session id's tag stripped from
+/// the request, a `Set-Cookie` added or re-tagged on the response).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Edits {
+    /// A new request target.
+    pub target: Option<String>,
+    /// `(name, old value, new value)`: a header `name` (case-insensitive) whose value is
+    /// exactly `old` is written with `new` instead.
+    pub replace: Vec<(String, Vec<u8>, Vec<u8>)>,
+    /// Header lines to add, each ending in CRLF.
+    pub add: String,
+}
+
+impl Edits {
+    pub fn is_empty(&self) -> bool {
+        self.target.is_none() && self.replace.is_empty() && self.add.is_empty()
+    }
+
+    /// The value to write for header `name: value`.
+    fn value<'a>(&'a self, name: &str, value: &'a [u8]) -> &'a [u8] {
+        self.replace
+            .iter()
+            .find(|(n, old, _)| n.eq_ignore_ascii_case(name) && old == value)
+            .map_or(value, |(_, _, new)| new.as_slice())
+    }
+}
+
 /// Whether a field must not cross the proxy: hop-by-hop, or named by `Connection`.
 fn is_local(name: &str, named: &[&str]) -> bool {
     is_hop_by_hop(name) || named.iter().any(|t| t.eq_ignore_ascii_case(name))
@@ -27,11 +54,18 @@ fn is_local(name: &str, named: &[&str]) -> bool {
 /// The request head to send upstream.
 /// `client_ip` is the client's address as text (empty if unknown); `upstream` is named in a
 /// `Host` header only when the request has none.
-pub fn upstream_request(req: &RequestHead, client_ip: &str, upstream: SocketAddr) -> BytesMut {
+/// `edits` (affinity) may replace the target and header values.
+pub fn upstream_request(
+    req: &RequestHead,
+    client_ip: &str,
+    upstream: SocketAddr,
+    edits: Option<&Edits>,
+) -> BytesMut {
     let mut out = BytesMut::with_capacity(req.len() + 192);
     out.extend_from_slice(req.method_str().as_bytes());
     out.extend_from_slice(b" ");
-    out.extend_from_slice(req.target().as_bytes());
+    let target = edits.and_then(|e| e.target.as_deref());
+    out.extend_from_slice(target.unwrap_or(req.target()).as_bytes());
     out.extend_from_slice(if req.version == Version::Http10 && !req.upgrade {
         b" HTTP/1.0\r\n"
     } else {
@@ -60,7 +94,13 @@ pub fn upstream_request(req: &RequestHead, client_ip: &str, upstream: SocketAddr
         if name.eq_ignore_ascii_case("host") {
             host = Some(value);
         }
-        write_header(&mut out, name, value);
+        match edits {
+            Some(e) => write_header(&mut out, name, e.value(name, value)),
+            None => write_header(&mut out, name, value),
+        }
+    }
+    if let Some(e) = edits {
+        out.extend_from_slice(e.add.as_bytes());
     }
     if host.is_none() {
         write_header(&mut out, "Host", upstream.to_string().as_bytes());
@@ -96,8 +136,14 @@ pub fn upstream_request(req: &RequestHead, client_ip: &str, upstream: SocketAddr
 }
 
 /// The response head to send the client. `keep_alive`: the client connection stays open
-/// after this response. A `101` keeps its `Upgrade`.
-pub fn client_response(resp: &ResponseHead, server: &str, keep_alive: bool) -> BytesMut {
+/// after this response. A `101` keeps its `Upgrade`. `edits` (affinity) may replace header
+/// values (a re-tagged `Set-Cookie`) and add lines (tether's affinity cookie).
+pub fn client_response(
+    resp: &ResponseHead,
+    server: &str,
+    keep_alive: bool,
+    edits: Option<&Edits>,
+) -> BytesMut {
     let mut out = BytesMut::with_capacity(resp.len() + 96);
     out.extend_from_slice(format!("HTTP/1.1 {} ", resp.status).as_bytes());
     out.extend_from_slice(resp.reason().as_bytes());
@@ -113,7 +159,13 @@ pub fn client_response(resp: &ResponseHead, server: &str, keep_alive: bool) -> B
         {
             continue;
         }
-        write_header(&mut out, name, value);
+        match edits {
+            Some(e) => write_header(&mut out, name, e.value(name, value)),
+            None => write_header(&mut out, name, value),
+        }
+    }
+    if let Some(e) = edits {
+        out.extend_from_slice(e.add.as_bytes());
     }
     write_header(&mut out, "Server", server.as_bytes());
     with_date(|d| write_header(&mut out, "Date", d.as_bytes()));
@@ -167,7 +219,7 @@ mod tests {
     #[test]
     fn request_rewrite() {
         let r = req(b"GET /x?y HTTP/1.1\r\nHost: a.example\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nX-Forwarded-For: 10.0.0.1\r\nX-Real-IP: 6.6.6.6\r\nAccept: */*\r\n\r\n");
-        let out = upstream_request(&r, "127.0.0.9", "10.0.0.1:1".parse().unwrap());
+        let out = upstream_request(&r, "127.0.0.9", "10.0.0.1:1".parse().unwrap(), None);
         let s = String::from_utf8(out.to_vec()).unwrap();
         assert!(
             s.starts_with("GET /x?y HTTP/1.1\r\nHost: a.example\r\nAccept: */*\r\n"),
@@ -188,7 +240,7 @@ mod tests {
     #[test]
     fn request_rewrite_http10_chunked_upgrade() {
         let r = req(b"GET / HTTP/1.0\r\n\r\n");
-        let s = String::from_utf8(upstream_request(&r, "", "10.0.0.1:1".parse().unwrap()).to_vec())
+        let s = String::from_utf8(upstream_request(&r, "", "10.0.0.1:1".parse().unwrap(), None).to_vec())
             .unwrap();
         assert!(
             s.starts_with("GET / HTTP/1.0\r\nHost: 10.0.0.1:1\r\n")
@@ -196,7 +248,7 @@ mod tests {
             "{s}"
         );
         let r = req(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n");
-        let s = String::from_utf8(upstream_request(&r, "", "10.0.0.1:1".parse().unwrap()).to_vec())
+        let s = String::from_utf8(upstream_request(&r, "", "10.0.0.1:1".parse().unwrap(), None).to_vec())
             .unwrap();
         assert_eq!(
             s.matches("Transfer-Encoding: chunked\r\n").count(),
@@ -206,7 +258,7 @@ mod tests {
         let r = req(
             b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
         );
-        let s = String::from_utf8(upstream_request(&r, "", "10.0.0.1:1".parse().unwrap()).to_vec())
+        let s = String::from_utf8(upstream_request(&r, "", "10.0.0.1:1".parse().unwrap(), None).to_vec())
             .unwrap();
         assert!(
             s.contains("Connection: upgrade\r\nUpgrade: websocket\r\n"),
@@ -221,7 +273,7 @@ mod tests {
             Ok(Parsed::Complete(h)) => h,
             other => panic!("{other:?}"),
         };
-        let s = String::from_utf8(client_response(&resp, "tether", true).to_vec()).unwrap();
+        let s = String::from_utf8(client_response(&resp, "tether", true, None).to_vec()).unwrap();
         assert!(
             s.starts_with(
                 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-App: 1\r\nServer: tether\r\nDate: "
@@ -232,7 +284,7 @@ mod tests {
             !s.contains("python") && !s.contains("Keep-Alive") && !s.contains("Connection"),
             "{s}"
         );
-        let s = String::from_utf8(client_response(&resp, "tether", false).to_vec()).unwrap();
+        let s = String::from_utf8(client_response(&resp, "tether", false, None).to_vec()).unwrap();
         assert!(s.ends_with("Connection: close\r\n\r\n"), "{s}");
     }
 }

@@ -12,17 +12,23 @@
 //!    `finish` either closes (lingering) or goes back to 2 with the bytes already buffered —
 //!    a pipelined request is served right away.
 
+mod affinity;
 mod forward;
 mod proxy;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use tether_core::{ConnId, Cx, PipeEnd, PipeId, PipeOpts, Session, Sink, Source};
 use tether_http::{parse_request, BodyKind, Limits, Method, Parsed, RequestHead};
 
+use tether_balance::{ActiveGuard, ClientKey, ServerRef};
+use tether_store::Store;
+
 use crate::access_log::{AccessLog, Entry};
+use crate::upstream::Upstream;
+use affinity::{Decision, Env};
 use crate::config::ListenerSpec;
 use crate::idle::{self, KEY_CONNECT, KEY_LINGER, LINGER};
 use crate::metrics::{Registry, ReqKind, WorkerStats};
@@ -80,7 +86,26 @@ pub struct HttpSession {
     current: Option<Current>,
     stats: Arc<WorkerStats>,
     metrics: Option<Arc<Registry>>,
+    /// The affinity store, and the client's address as a hashing key.
+    env: Env,
+    client_key: Option<ClientKey>,
+    /// The server this connection's requests are counted on (least connections, bounded
+    /// load), while it is the one they go to.
+    active: Option<ActiveGuard>,
+    /// A request waiting for the store's answer (a learned session held in Redis).
+    pending: Option<Pending>,
 }
+
+/// A proxied request whose affinity waits for the store.
+struct Pending {
+    head: RequestHead,
+    upstream: Arc<Upstream>,
+    max_body: Option<u64>,
+    answer: Arc<Mutex<Option<Option<String>>>>,
+}
+
+/// `on_wake` key: the store answered a `fetch`.
+const KEY_FETCH: u64 = 1;
 
 /// The request under way: when it started, how it was answered.
 struct Current {
@@ -119,6 +144,72 @@ impl HttpSession {
             current: None,
             stats: Arc::default(),
             metrics: None,
+            env: Env::default(),
+            client_key: None,
+            active: None,
+            pending: None,
+        }
+    }
+
+    /// Use `store` for affinity entries; `shared`: other instances use it too (Redis).
+    pub fn set_store(&mut self, store: Arc<dyn Store>, shared: bool) {
+        self.env = Env { store, shared };
+    }
+
+    /// Count this connection on `server` (and no longer on the previous one).
+    fn hold(&mut self, server: &ServerRef) {
+        if self.active.as_ref().is_some_and(|g| Arc::ptr_eq(g.server(), server)) {
+            return;
+        }
+        self.active = Some(server.acquire());
+    }
+
+    /// Send a proxied request to the server its affinity chooses, refuse it, or ask the
+    /// store first.
+    fn proxy_request(
+        &mut self,
+        cx: &mut Cx<'_>,
+        head: RequestHead,
+        upstream: Arc<Upstream>,
+        max_body: Option<u64>,
+        fetched: Option<Option<String>>,
+    ) {
+        let env = self.env.clone();
+        let key = self.client_key;
+        let ctx = env.ctx(&upstream, key.as_ref(), cx.now());
+        match affinity::decide(&ctx, &head, fetched) {
+            Decision::Go(pick) => proxy::start(self, cx, head, upstream, pick, max_body),
+            Decision::Refuse(status, message) => {
+                if !matches!(head.body, BodyKind::None | BodyKind::Length(0)) {
+                    self.keep_alive = false;
+                }
+                let head_only = head.method == Method::Head;
+                let page =
+                    response::message_page(status, &self.server, message, head_only, self.keep_alive);
+                self.respond(cx, page.into(), None);
+            }
+            Decision::Fetch(store_key) => {
+                let Some(remote) = cx.remote() else {
+                    return self.proxy_request(cx, head, upstream, max_body, Some(None));
+                };
+                let answer = Arc::new(Mutex::new(None));
+                let slot = answer.clone();
+                env.store.fetch(
+                    &store_key,
+                    Box::new(move |value| {
+                        if let Ok(mut a) = slot.lock() {
+                            *a = Some(value);
+                        }
+                        remote.wake(KEY_FETCH);
+                    }),
+                );
+                self.pending = Some(Pending {
+                    head,
+                    upstream,
+                    max_body,
+                    answer,
+                });
+            }
         }
     }
 
@@ -291,10 +382,10 @@ impl HttpSession {
                 self.keep_alive = false;
                 self.status(cx, 413, head.method == Method::Head)
             }
-            Action::Proxy(pool) => match pool.pick(ip) {
-                Some(addr) => proxy::start(self, cx, head, addr, route.max_body),
-                None => self.fail(cx, 502),
-            },
+            Action::Proxy(upstream) => {
+                let upstream = upstream.clone();
+                self.proxy_request(cx, head, upstream, route.max_body, None)
+            }
             Action::Redirect { status, location } => {
                 let extra = format!("Location: {location}\r\n");
                 let head_only = head.method == Method::Head;
@@ -443,6 +534,7 @@ fn body_over(body: &BodyKind, max: u64) -> bool {
 impl Session for HttpSession {
     fn on_start(&mut self, cx: &mut Cx<'_>, client: ConnId) {
         self.client_ip = cx.peer_addr(client).map(|a| a.ip());
+        self.client_key = self.client_ip.map(ClientKey::new);
         self.client_ip_text = self.client_ip.map(|ip| ip.to_string()).unwrap_or_default();
         self.client = Some(client);
         self.open_reader(cx);
@@ -517,6 +609,15 @@ impl Session for HttpSession {
             }
         }
         self.log_request(cx);
+    }
+
+    fn on_wake(&mut self, cx: &mut Cx<'_>, key: u64) {
+        if key != KEY_FETCH {
+            return;
+        }
+        let Some(p) = self.pending.take() else { return };
+        let answer = p.answer.lock().ok().and_then(|mut a| a.take()).unwrap_or(None);
+        self.proxy_request(cx, p.head, p.upstream, p.max_body, Some(answer));
     }
 
     fn on_timer(&mut self, cx: &mut Cx<'_>, key: u64) {

@@ -18,6 +18,7 @@
 //! reused. Otherwise a dead upstream is `502`, a silent one `504`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tether_core::{ConnId, Cx, PipeEnd, PipeId, PipeOpts, Sink, Source, TimerId};
@@ -25,7 +26,9 @@ use tether_http::{
     parse_response, BodyKind, ChunkedScanner, HttpError, Method, Parsed, RequestHead, ResponseHead,
 };
 
+use super::affinity::{self, Pick};
 use super::forward;
+use crate::upstream::Upstream;
 use super::{HttpSession, Phase};
 use crate::idle::KEY_CONNECT;
 
@@ -43,6 +46,13 @@ enum Relay {
 pub(super) struct Exchange {
     pub up: ConnId,
     addr: SocketAddr,
+    /// The pool, the server picked from it and what its affinity adds to the heads.
+    upstream: Arc<Upstream>,
+    pick: Pick,
+    /// Servers whose connect failed for this request (not tried again).
+    tried: Vec<String>,
+    /// The request, to rewrite for another server after a failed connect.
+    req: RequestHead,
     connected: bool,
     connect_timer: Option<TimerId>,
     retried: bool,
@@ -72,17 +82,29 @@ impl Exchange {
     }
 }
 
+/// The request head for `addr`, with the affinity's edits.
+fn head_for(s: &HttpSession, req: &RequestHead, pick: &Pick) -> Bytes {
+    let edits = Some(&pick.request).filter(|e| !e.is_empty());
+    forward::upstream_request(req, &s.client_ip_text, pick.server.addr(), edits).freeze()
+}
+
 pub(super) fn start(
     s: &mut HttpSession,
     cx: &mut Cx<'_>,
     req: RequestHead,
-    addr: SocketAddr,
+    upstream: Arc<Upstream>,
+    pick: Pick,
     max_body: Option<u64>,
 ) {
-    let head = forward::upstream_request(&req, &s.client_ip_text, addr).freeze();
+    let head = head_for(s, &req, &pick);
+    let addr = pick.server.addr();
+    s.hold(&pick.server);
     let x = Exchange {
         up: ConnId::dangling(),
         addr,
+        upstream,
+        pick,
+        tried: Vec::new(),
         connected: false,
         connect_timer: None,
         retried: false,
@@ -90,6 +112,7 @@ pub(super) fn start(
         body: req.body,
         head_request: req.method == Method::Head,
         upgrade: req.upgrade,
+        req,
         to_up: None,
         req_relay: None,
         max_body,
@@ -122,11 +145,52 @@ fn connect(s: &mut HttpSession, cx: &mut Cx<'_>, fresh: bool) {
             }
         }
         Err(e) => {
-            log::warn!("http {}: connect to {}: {e}", s.spec.listen, x.addr);
-            s.xchg = None;
-            s.fail(cx, 502);
+            let what = format!("connect: {e}");
+            connect_failed(s, cx, &what, 502);
         }
     }
+}
+
+/// A connect to the picked server failed (refused, unreachable, timed out): count it
+/// against the server, and try another one when the pool and the affinity allow (nothing
+/// of the request was sent, so any request may go elsewhere). Else `status`.
+fn connect_failed(s: &mut HttpSession, cx: &mut Cx<'_>, what: &str, status: u16) {
+    let now = cx.now();
+    let Some(x) = s.xchg.as_mut() else { return };
+    log::warn!(
+        "http {}: upstream {} ({} in {}) {what}",
+        s.spec.listen,
+        x.addr,
+        x.pick.server.id(),
+        x.upstream.name()
+    );
+    x.pick.server.health().record_failure(now);
+    x.tried.push(x.pick.server.id().to_string());
+    let next = if x.tried.len() as u32 <= x.upstream.retries {
+        let upstream = x.upstream.clone();
+        let ctx = s.env.ctx(&upstream, s.client_key.as_ref(), now);
+        affinity::repick(&ctx, &x.pick, &x.tried)
+    } else {
+        None
+    };
+    let Some(next) = next else {
+        abandon(s, cx);
+        return s.fail(cx, status);
+    };
+    let Some(x) = s.xchg.as_mut() else { return };
+    x.pick = next;
+    let head = {
+        let x = s.xchg.as_ref().expect("exchange");
+        head_for(s, &x.req, &x.pick)
+    };
+    let Some(x) = s.xchg.as_mut() else { return };
+    x.head = head;
+    x.addr = x.pick.server.addr();
+    x.connected = false;
+    x.retried = false;
+    let server = x.pick.server.clone();
+    s.hold(&server);
+    connect(s, cx, true);
 }
 
 pub(super) fn connected(
@@ -142,14 +206,9 @@ pub(super) fn connected(
         cx.cancel_timer(t);
     }
     if let Err(e) = result {
-        log::warn!(
-            "http {}: upstream {} unreachable: {e}",
-            s.spec.listen,
-            x.addr
-        );
         cx.close_conn(up);
-        s.xchg = None;
-        return s.fail(cx, 502);
+        let what = format!("unreachable: {e}");
+        return connect_failed(s, cx, &what, 502);
     }
     x.connected = true;
     let keep = PipeOpts {
@@ -356,7 +415,7 @@ pub(super) fn upstream_readable(s: &mut HttpSession, cx: &mut Cx<'_>, pipe: Pipe
         let _ = x.up_buf.split_to(resp.len());
         if (100..200).contains(&resp.status) && !(resp.status == 101 && x.upgrade) {
             // Interim response (100 Continue...): pass it on, then read the final one.
-            let head = forward::client_response(&resp, &s.server, true).freeze();
+            let head = forward::client_response(&resp, &s.server, true, None).freeze();
             let to = client_pipe(s, cx);
             cx.push(to, head);
             continue;
@@ -393,15 +452,18 @@ fn respond(s: &mut HttpSession, cx: &mut Cx<'_>, resp: ResponseHead) {
     let Some(x) = s.xchg.as_mut() else { return };
     x.response_started = true;
     if resp.status == 101 {
+        learn_from(s, cx, &resp);
         tunnel(s, cx, &resp);
         return s.log_request(cx);
     }
     if resp.body == BodyKind::UntilClose {
         s.keep_alive = false;
     }
+    learn_from(s, cx, &resp);
     let x = s.xchg.as_mut().expect("exchange");
     x.up_keep_alive = resp.keep_alive;
-    let head = forward::client_response(&resp, &s.server, s.keep_alive).freeze();
+    let edits = Some(&x.pick.response).filter(|e| !e.is_empty());
+    let head = forward::client_response(&resp, &s.server, s.keep_alive, edits).freeze();
     let interim_sent = x.to_client.is_some();
     let buffered = x.up_buf.len() as u64;
     let direct = match resp.body {
@@ -440,9 +502,30 @@ fn respond(s: &mut HttpSession, cx: &mut Cx<'_>, resp: ResponseHead) {
     }
 }
 
+/// The final response head arrived: a 5xx counts against the server (passive health),
+/// anything else for it; the affinity tags or learns what the response creates.
+fn learn_from(s: &mut HttpSession, cx: &mut Cx<'_>, resp: &ResponseHead) {
+    let now = cx.now();
+    let Some(x) = s.xchg.as_ref() else { return };
+    let server = x.pick.server.clone();
+    if resp.status >= 500 {
+        server.health().record_failure(now);
+    } else {
+        server.health().record_success();
+    }
+    let upstream = x.upstream.clone();
+    let (env, key) = (s.env.clone(), s.client_key);
+    let ctx = env.ctx(&upstream, key.as_ref(), now);
+    if let Some(x) = s.xchg.as_mut() {
+        affinity::on_response(&ctx, &mut x.pick, resp);
+    }
+}
+
 /// `101 Switching Protocols`: from now on bytes flow both ways untouched.
 fn tunnel(s: &mut HttpSession, cx: &mut Cx<'_>, resp: &ResponseHead) {
-    let head = forward::client_response(resp, &s.server, true).freeze();
+    let edits = s.xchg.as_ref().map(|x| x.pick.response.clone());
+    let edits = edits.as_ref().filter(|e| !e.is_empty());
+    let head = forward::client_response(resp, &s.server, true, edits).freeze();
     s.close_reader(cx);
     let Some(client) = s.client else { return };
     let Some(mut x) = s.xchg.take() else { return };
@@ -561,10 +644,10 @@ fn settle(s: &mut HttpSession, cx: &mut Cx<'_>) {
 }
 
 pub(super) fn connect_timeout(s: &mut HttpSession, cx: &mut Cx<'_>) {
-    if s.xchg.as_ref().is_some_and(|x| !x.connected) {
-        log::warn!("http {}: upstream connect timed out", s.spec.listen);
-        abandon(s, cx);
-        s.fail(cx, 504);
+    if let Some(x) = s.xchg.as_mut().filter(|x| !x.connected) {
+        let up = x.up;
+        cx.close_conn(up);
+        connect_failed(s, cx, "connect timed out", 504);
     }
 }
 

@@ -1,0 +1,335 @@
+//! `[[upstream]]`: a named pool of servers, its balancing policy, affinity, failover and
+//! health checks, checked into an `Upstream` (`upstream.rs`).
+//!
+//! ```toml
+//! [[upstream]]
+//! name = "app"
+//! servers = ["127.0.0.1:3000", { id = "b", addr = "127.0.0.1:3001", weight = 2, backup = false }]
+//! balance = "cookie"        # round_robin | least_connections | ip_hash | cookie | session_id | learn
+//! keys = ["<64 hex chars>"] # cookie / session_id: sealing keys (the first seals, all open)
+//! failover = "repin"        # or "strict" (503 rather than moving a session)
+//! [upstream.health]
+//! path = "/health"
+//! ```
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use tether_balance::{
+    is_valid_cookie_name, CheckConfig, FailoverMode, PassiveConfig, PolicyKind, Pool, PoolOptions,
+    Sealer, ServerConfig, StatusRange,
+};
+use toml::Spanned;
+
+use super::{resolve, ConfigError};
+use crate::upstream::{
+    Affinity, CookieAffinity, IdCarrier, LearnAffinity, SessionIdAffinity, UnknownTag, Upstream,
+};
+
+type At<'a> = &'a dyn Fn(Range<usize>, String) -> ConfigError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawUpstream {
+    pub name: Spanned<String>,
+    servers: Vec<Spanned<RawServerEntry>>,
+    balance: Option<Spanned<String>>,
+    hash_factor: Option<Spanned<f64>>,
+    failover: Option<Spanned<String>>,
+    fail_open: Option<bool>,
+    max_fails: Option<u32>,
+    fail_timeout_ms: Option<Spanned<u64>>,
+    retries: Option<u32>,
+    cookie_name: Option<Spanned<String>>,
+    cookie_ttl_s: Option<Spanned<u64>>,
+    strict: Option<bool>,
+    keys: Option<Vec<Spanned<String>>>,
+    key_file: Option<Spanned<String>>,
+    session_cookie: Option<Spanned<String>>,
+    session_query: Option<Spanned<String>>,
+    session_header: Option<Spanned<String>>,
+    session_response_header: Option<String>,
+    unknown_tag: Option<Spanned<String>>,
+    learn_ttl_s: Option<Spanned<u64>>,
+    health: Option<Spanned<RawHealth>>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawServerEntry {
+    Addr(String),
+    Table(RawServer),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    addr: String,
+    id: Option<String>,
+    weight: Option<u32>,
+    #[serde(default)]
+    backup: bool,
+    #[serde(default)]
+    drain: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHealth {
+    #[serde(default = "default_path")]
+    path: String,
+    host: Option<String>,
+    interval_ms: Option<u64>,
+    timeout_ms: Option<u64>,
+    rise: Option<u32>,
+    fall: Option<u32>,
+    /// `[min, max]` accepted statuses (default 200–399).
+    status: Option<[u16; 2]>,
+}
+
+fn default_path() -> String {
+    "/".into()
+}
+
+/// Check one `[[upstream]]`.
+pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<Upstream, ConfigError> {
+    let name = u.name.get_ref().clone();
+    if u.servers.is_empty() {
+        return Err(at(u.name.span(), format!("upstream {name:?} has no servers")));
+    }
+    let mut servers = Vec::new();
+    for s in &u.servers {
+        let span = s.span();
+        let (addr, mut conf) = match s.get_ref() {
+            RawServerEntry::Addr(a) => (a.clone(), None),
+            RawServerEntry::Table(t) => (t.addr.clone(), Some(t)),
+        };
+        let sock = resolve(&addr).map_err(|m| at(span.clone(), format!("`servers`: {m}")))?;
+        let mut sc = ServerConfig::new(addr.clone(), sock);
+        if let Some(t) = conf.take() {
+            if let Some(id) = &t.id {
+                sc.id = id.clone();
+            }
+            if let Some(w) = t.weight {
+                sc.weight = w;
+            }
+            sc.backup = t.backup;
+            sc.drain = t.drain;
+        }
+        servers.push(sc);
+    }
+    let word = |v: &Option<Spanned<String>>, default: &str| -> (String, Range<usize>) {
+        v.as_ref().map_or((default.into(), u.name.span()), |s| {
+            (s.get_ref().clone(), s.span())
+        })
+    };
+    let (balance, balance_span) = word(&u.balance, "round_robin");
+    let policy = match balance.as_str() {
+        "round_robin" | "cookie" | "session_id" | "learn" => PolicyKind::RoundRobin,
+        "least_connections" => PolicyKind::LeastConnections,
+        "ip_hash" => {
+            let factor = match &u.hash_factor {
+                None => PolicyKind::ip_hash(),
+                Some(f) if *f.get_ref() >= 1.0 => PolicyKind::IpHash {
+                    balance_factor: Some(*f.get_ref()),
+                },
+                Some(f) => {
+                    return Err(at(f.span(), "`hash_factor` must be at least 1.0".into()));
+                }
+            };
+            factor
+        }
+        other => {
+            return Err(at(
+                balance_span,
+                format!(
+                    "`balance`: {other:?} is not round_robin, least_connections, ip_hash, \
+                     cookie, session_id or learn"
+                ),
+            ))
+        }
+    };
+    let (failover, fspan) = word(&u.failover, "repin");
+    let failover = match failover.as_str() {
+        "repin" => FailoverMode::Repin,
+        "strict" => FailoverMode::Strict,
+        other => {
+            return Err(at(
+                fspan,
+                format!("`failover`: {other:?} is not repin or strict"),
+            ))
+        }
+    };
+    let passive = PassiveConfig {
+        max_fails: u.max_fails.unwrap_or(3).max(1),
+        fail_timeout: secs_or_ms(&u.fail_timeout_ms, 10_000, at, "fail_timeout_ms")?,
+    };
+    let check = match &u.health {
+        None => None,
+        Some(h) => Some(health(h, at)?),
+    };
+    let options = PoolOptions {
+        policy,
+        fail_open: u.fail_open.unwrap_or(false),
+        passive,
+        check,
+    };
+    let pool = Pool::new(&name, &servers, options)
+        .map_err(|e| at(u.name.span(), format!("upstream {name:?}: {e}")))?;
+    let affinity = match balance.as_str() {
+        "cookie" => {
+            let cookie = u.cookie_name.as_ref();
+            let name = cookie.map_or("tether_server".to_string(), |c| c.get_ref().clone());
+            if !is_valid_cookie_name(&name) {
+                let span = cookie.map_or(u.name.span(), |c| c.span());
+                return Err(at(span, format!("`cookie_name`: {name:?} is not a cookie name")));
+            }
+            Affinity::Cookie(CookieAffinity {
+                name,
+                sealer: sealer(&u, at)?,
+                ttl: Duration::from_secs(positive(&u.cookie_ttl_s, 86_400, at, "cookie_ttl_s")?),
+                strict: u.strict.unwrap_or(false),
+            })
+        }
+        "session_id" => {
+            let carriers = [
+                u.session_cookie.as_ref().map(|c| (IdCarrier::Cookie(c.get_ref().clone()), c)),
+                u.session_query.as_ref().map(|c| (IdCarrier::Query(c.get_ref().clone()), c)),
+                u.session_header.as_ref().map(|c| (IdCarrier::Header(c.get_ref().clone()), c)),
+            ];
+            let mut given = carriers.into_iter().flatten();
+            let (carrier, first) = given.next().ok_or_else(|| {
+                at(
+                    u.name.span(),
+                    "balance = \"session_id\" needs one of `session_cookie`, `session_query`, \
+                     `session_header`"
+                        .into(),
+                )
+            })?;
+            if let Some((_, extra)) = given.next() {
+                return Err(at(extra.span(), "give only one session id carrier".into()));
+            }
+            if first.get_ref().is_empty() {
+                return Err(at(first.span(), "the session id name is empty".into()));
+            }
+            let (unknown, uspan) = word(&u.unknown_tag, "error");
+            let unknown = match unknown.as_str() {
+                "error" => UnknownTag::Error,
+                "repin" => UnknownTag::Repin,
+                other => {
+                    return Err(at(
+                        uspan,
+                        format!("`unknown_tag`: {other:?} is not error or repin"),
+                    ))
+                }
+            };
+            Affinity::SessionId(SessionIdAffinity {
+                carrier,
+                response_header: u.session_response_header.clone(),
+                sealer: sealer(&u, at)?,
+                unknown,
+                repin_ttl: Duration::from_secs(positive(&u.learn_ttl_s, 86_400, at, "learn_ttl_s")?),
+            })
+        }
+        "learn" => {
+            let cookie = u.session_cookie.as_ref().ok_or_else(|| {
+                at(
+                    u.name.span(),
+                    "balance = \"learn\" needs `session_cookie` (the backend's cookie name)".into(),
+                )
+            })?;
+            Affinity::Learn(LearnAffinity {
+                cookie: cookie.get_ref().clone(),
+                ttl: Duration::from_secs(positive(&u.learn_ttl_s, 3_600, at, "learn_ttl_s")?),
+            })
+        }
+        _ => Affinity::None,
+    };
+    if matches!(affinity, Affinity::None | Affinity::Learn(_)) {
+        if let Some(k) = u.keys.as_ref().and_then(|k| k.first()) {
+            return Err(at(k.span(), "`keys` go with balance = \"cookie\" or \"session_id\"".into()));
+        }
+    }
+    Ok(Upstream {
+        pool: Arc::new(pool),
+        affinity,
+        failover,
+        retries: u.retries.unwrap_or(1),
+    })
+}
+
+/// The sealing keys: `keys = [...]` and/or the lines of `key_file`.
+fn sealer(u: &RawUpstream, at: At<'_>) -> Result<Arc<Sealer>, ConfigError> {
+    let mut keys: Vec<(String, Range<usize>)> = u
+        .keys
+        .iter()
+        .flatten()
+        .map(|k| (k.get_ref().clone(), k.span()))
+        .collect();
+    if let Some(f) = &u.key_file {
+        let text = std::fs::read_to_string(f.get_ref())
+            .map_err(|e| at(f.span(), format!("`key_file` {:?}: {e}", f.get_ref())))?;
+        keys.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(|l| (l.to_string(), f.span())),
+        );
+    }
+    if keys.is_empty() {
+        return Err(at(
+            u.name.span(),
+            "sealed affinity needs `keys` or `key_file` (every instance must share them)".into(),
+        ));
+    }
+    let texts: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+    Sealer::new(&texts).map_err(|e| {
+        let span = keys.first().map_or(u.name.span(), |(_, s)| s.clone());
+        at(span, format!("`keys`: {e}"))
+    })
+    .map(Arc::new)
+}
+
+fn health(h: &Spanned<RawHealth>, at: At<'_>) -> Result<CheckConfig, ConfigError> {
+    let span = h.span();
+    let h = h.get_ref();
+    let d = CheckConfig::default();
+    if !h.path.starts_with('/') {
+        return Err(at(span, format!("`health.path` must start with '/': {:?}", h.path)));
+    }
+    let ms = |v: Option<u64>, default: Duration| match v {
+        Some(0) => Err(at(span.clone(), "health times must be above 0".into())),
+        Some(v) => Ok(Duration::from_millis(v)),
+        None => Ok(default),
+    };
+    let expect = match h.status {
+        None => StatusRange::default(),
+        Some([min, max]) if (100..=599).contains(&min) && min <= max && max <= 599 => {
+            StatusRange { min, max }
+        }
+        Some(_) => return Err(at(span, "`health.status` is [min, max] within 100–599".into())),
+    };
+    Ok(CheckConfig {
+        path: h.path.clone(),
+        host: h.host.clone(),
+        interval: ms(h.interval_ms, d.interval)?,
+        timeout: ms(h.timeout_ms, d.timeout)?,
+        rise: h.rise.unwrap_or(d.rise).max(1),
+        fall: h.fall.unwrap_or(d.fall).max(1),
+        expect,
+    })
+}
+
+fn positive(v: &Option<Spanned<u64>>, default: u64, at: At<'_>, key: &str) -> Result<u64, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(v) if *v.get_ref() == 0 => Err(at(v.span(), format!("`{key}` must be above 0"))),
+        Some(v) => Ok(*v.get_ref()),
+    }
+}
+
+fn secs_or_ms(v: &Option<Spanned<u64>>, default: u64, at: At<'_>, key: &str) -> Result<Duration, ConfigError> {
+    positive(v, default, at, key).map(Duration::from_millis)
+}

@@ -1,0 +1,448 @@
+//! Which server of an upstream a request goes to, and what the heads carry for that: the
+//! affinity decision of one request (`decide`), the retry after a failed connect
+//! (`repick`), and what a response teaches (`on_response`). See `upstream.rs` for the kinds.
+//!
+//! - cookie: a valid sealed cookie → its server (`Pool::resolve`: kept while available,
+//!   else re-pinned or refused per `failover`); none, or a bad one → balanced, and the
+//!   response sets a new cookie (a bad one with `strict` → `503`).
+//! - session_id: a value `<tag>.<original>` whose tag opens → that server (or its re-pin
+//!   from the store); the upstream sees `<original>`. A tag naming a server no longer in
+//!   the pool → `503` or a re-pin (`unknown_tag`). Untagged → round robin, and the
+//!   response's new session id (its `Set-Cookie`, or the configured header) is tagged.
+//! - learn: the backend's session cookie value → server, from the store (memory or Redis;
+//!   a miss in memory asks Redis first: `Decision::Fetch`); the response's `Set-Cookie`
+//!   of that name is learned.
+//!
+//! Re-pins are written to the store, so every instance sharing it follows them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tether_balance::{
+    find_cookie, set_cookie, Affinity as Resolved, ClientKey, FailoverMode, ServerRef,
+};
+use tether_http::{RequestHead, ResponseHead};
+use tether_store::Store;
+
+use super::forward::Edits;
+use crate::upstream::{Affinity, IdCarrier, SessionIdAffinity, UnknownTag, Upstream};
+
+/// Everything a decision reads besides the request.
+pub(crate) struct Ctx<'a> {
+    pub up: &'a Upstream,
+    pub store: &'a dyn Store,
+    pub now: Instant,
+    /// Seconds since the Unix epoch (cookie expiry).
+    pub unix: u64,
+    /// The client address bytes (`ip_hash`).
+    pub key: Option<&'a [u8]>,
+    /// The store is shared with other instances (Redis): a miss in memory is asked there.
+    pub shared: bool,
+}
+
+/// What the sessions of a worker share for affinity: the store, and whether other
+/// instances share it.
+#[derive(Clone)]
+pub(crate) struct Env {
+    pub store: Arc<dyn Store>,
+    pub shared: bool,
+}
+
+impl Default for Env {
+    fn default() -> Env {
+        Env {
+            store: Arc::new(tether_store::MemoryStore::new(100_000)),
+            shared: false,
+        }
+    }
+}
+
+impl Env {
+    pub fn ctx<'a>(&'a self, up: &'a Upstream, key: Option<&'a ClientKey>, now: Instant) -> Ctx<'a> {
+        Ctx {
+            up,
+            store: &*self.store,
+            now,
+            unix: unix_now(),
+            key: key.map(ClientKey::as_bytes),
+            shared: self.shared,
+        }
+    }
+}
+
+/// Where a request goes.
+pub(crate) enum Decision {
+    Go(Pick),
+    /// Answer this status with this message; forward nothing.
+    Refuse(u16, &'static str),
+    /// A learned session this instance does not hold in memory: ask the store (Redis), then
+    /// decide again with its answer.
+    Fetch(String),
+}
+
+/// The server chosen and what the affinity adds to the heads.
+pub(crate) struct Pick {
+    pub server: ServerRef,
+    /// Changes to the request sent upstream.
+    pub request: Edits,
+    /// Lines and replacements for the response sent to the client.
+    pub response: Edits,
+    /// The session was pinned (a cookie, tag or learned entry named the server).
+    pub pinned: bool,
+    /// The store key this session's pin lives under (session_id re-pins, learn).
+    store_key: Option<String>,
+    /// The session id value as the client sent it, and its original (untagged) part.
+    tagged: Option<(String, String)>,
+}
+
+/// The store key of a learned session cookie value.
+fn learn_key(up: &Upstream, value: &str) -> String {
+    format!("learn:{}:{value}", up.name())
+}
+
+/// The store key of a re-pinned session id tag.
+fn repin_key(up: &Upstream, tagged: &str) -> String {
+    format!("sid:{}:{tagged}", up.name())
+}
+
+fn cookies(req: &RequestHead) -> impl Iterator<Item = &str> {
+    req.headers()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+        .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+}
+
+fn request_cookie<'a>(req: &'a RequestHead, name: &str) -> Option<&'a str> {
+    cookies(req).find_map(|h| find_cookie(h, name))
+}
+
+/// The value of query parameter `name` in `target`, raw (not decoded).
+fn query_param<'a>(target: &'a str, name: &str) -> Option<&'a str> {
+    let query = target.split_once('?')?.1;
+    query.split('&').find_map(|pair| {
+        let (k, v) = pair.split_once('=')?;
+        (k == name).then_some(v)
+    })
+}
+
+fn balanced(ctx: &Ctx<'_>) -> Option<ServerRef> {
+    ctx.up.pool.select(ctx.key, ctx.now)
+}
+
+fn pick(server: ServerRef) -> Pick {
+    Pick {
+        server,
+        request: Edits::default(),
+        response: Edits::default(),
+        pinned: false,
+        store_key: None,
+        tagged: None,
+    }
+}
+
+const NO_SERVER: &str = "no server of this upstream is available";
+const SERVER_GONE: &str = "the server holding this session is not available";
+
+/// Decide where `req` goes. `fetched`: the store's answer after a `Decision::Fetch`.
+pub(crate) fn decide(ctx: &Ctx<'_>, req: &RequestHead, fetched: Option<Option<String>>) -> Decision {
+    match &ctx.up.affinity {
+        Affinity::None => match balanced(ctx) {
+            Some(s) => Decision::Go(pick(s)),
+            None => Decision::Refuse(503, NO_SERVER),
+        },
+        Affinity::Cookie(c) => {
+            let opened = request_cookie(req, &c.name).map(|v| c.sealer.open_cookie(v, ctx.unix));
+            let target = match opened {
+                Some(Ok(id)) => Some(id),
+                Some(Err(e)) if c.strict => {
+                    log::info!("upstream {}: affinity cookie refused: {e:?}", ctx.up.name());
+                    return Decision::Refuse(503, "invalid affinity cookie");
+                }
+                _ => None,
+            };
+            let (server, pinned) = match target {
+                Some(id) => match resolve(ctx, &id) {
+                    Some(Resolved::Keep(s)) => (s, true),
+                    Some(Resolved::Repin(s)) => (s, false),
+                    _ => return Decision::Refuse(503, SERVER_GONE),
+                },
+                None => match balanced(ctx) {
+                    Some(s) => (s, false),
+                    None => return Decision::Refuse(503, NO_SERVER),
+                },
+            };
+            let mut p = pick(server);
+            p.pinned = pinned;
+            if !pinned {
+                p.response.add = cookie_line(ctx, &p.server);
+            }
+            Decision::Go(p)
+        }
+        Affinity::SessionId(sid) => decide_session_id(ctx, sid, req, fetched),
+        Affinity::Learn(l) => {
+            let Some(value) = request_cookie(req, &l.cookie) else {
+                return match balanced(ctx) {
+                    Some(s) => Decision::Go(pick(s)),
+                    None => Decision::Refuse(503, NO_SERVER),
+                };
+            };
+            let key = learn_key(ctx.up, value);
+            let known = match fetched {
+                Some(answer) => answer,
+                None => match ctx.store.get(&key) {
+                    Some(v) => Some(v),
+                    None if ctx.shared => return Decision::Fetch(key),
+                    None => None,
+                },
+            };
+            let (server, pinned) = match known {
+                Some(id) => match resolve(ctx, &id) {
+                    Some(Resolved::Keep(s)) => {
+                        ctx.store.touch(&key, l.ttl);
+                        (s, true)
+                    }
+                    Some(Resolved::Repin(s)) => {
+                        log::info!("upstream {}: session re-pinned {id} → {}", ctx.up.name(), s.id());
+                        ctx.store.put(&key, s.id(), l.ttl);
+                        (s, false)
+                    }
+                    _ => return Decision::Refuse(503, SERVER_GONE),
+                },
+                None => match balanced(ctx) {
+                    Some(s) => (s, false),
+                    None => return Decision::Refuse(503, NO_SERVER),
+                },
+            };
+            let mut p = pick(server);
+            p.pinned = pinned;
+            p.store_key = Some(key);
+            Decision::Go(p)
+        }
+    }
+}
+
+/// `Pool::resolve` with the upstream's failover mode; `None` when the id is unknown and
+/// the mode is strict.
+fn resolve(ctx: &Ctx<'_>, id: &str) -> Option<Resolved> {
+    match ctx.up.pool.resolve(id, ctx.key, ctx.up.failover, ctx.now) {
+        Resolved::Refuse => None,
+        r => Some(r),
+    }
+}
+
+/// tether's affinity cookie for `server`, as a `Set-Cookie` line.
+fn cookie_line(ctx: &Ctx<'_>, server: &ServerRef) -> String {
+    let Affinity::Cookie(c) = &ctx.up.affinity else {
+        return String::new();
+    };
+    let expiry = ctx.unix + c.ttl.as_secs();
+    let value = c.sealer.seal_cookie(server.id(), expiry);
+    format!("Set-Cookie: {}\r\n", set_cookie(&c.name, &value, expiry, ctx.unix, false))
+}
+
+/// The session id as the request carries it.
+fn carried<'a>(sid: &SessionIdAffinity, req: &'a RequestHead) -> Option<&'a str> {
+    match &sid.carrier {
+        IdCarrier::Cookie(name) => request_cookie(req, name),
+        IdCarrier::Query(name) => query_param(req.target(), name),
+        IdCarrier::Header(name) => req.header(name).and_then(|v| std::str::from_utf8(v).ok()),
+    }
+}
+
+fn decide_session_id(
+    ctx: &Ctx<'_>,
+    sid: &SessionIdAffinity,
+    req: &RequestHead,
+    fetched: Option<Option<String>>,
+) -> Decision {
+    let value = carried(sid, req);
+    let split = value.and_then(|v| sid.sealer.split_tagged(v).map(|(id, orig)| (v, id, orig)));
+    let Some((value, tag_id, original)) = split else {
+        // Untagged (a new session, or a value tether did not tag): round robin.
+        return match balanced(ctx) {
+            Some(s) => Decision::Go(pick(s)),
+            None => Decision::Refuse(503, NO_SERVER),
+        };
+    };
+    let key = repin_key(ctx.up, value);
+    let repinned = match fetched {
+        Some(answer) => answer,
+        None => match ctx.store.get(&key) {
+            Some(v) => Some(v),
+            None if ctx.shared
+                && !ctx.up.pool.server(&tag_id).is_some_and(|s| s.is_available(ctx.now)) =>
+            {
+                return Decision::Fetch(key)
+            }
+            None => None,
+        },
+    };
+    let target = repinned.unwrap_or(tag_id);
+    let known = ctx.up.pool.server(&target).is_some();
+    let (server, pinned) = if !known && sid.unknown == UnknownTag::Error {
+        log::info!("upstream {}: session tag names unknown server {target:?}", ctx.up.name());
+        return Decision::Refuse(503, SERVER_GONE);
+    } else {
+        let mode = if known { ctx.up.failover } else { FailoverMode::Repin };
+        match ctx.up.pool.resolve(&target, ctx.key, mode, ctx.now) {
+            Resolved::Keep(s) => (s, true),
+            Resolved::Repin(s) => {
+                log::info!("upstream {}: session re-pinned {target} → {}", ctx.up.name(), s.id());
+                ctx.store.put(&key, s.id(), sid.repin_ttl);
+                (s, false)
+            }
+            Resolved::Refuse => return Decision::Refuse(503, SERVER_GONE),
+        }
+    };
+    let mut p = pick(server);
+    p.pinned = pinned;
+    p.store_key = Some(key);
+    p.tagged = Some((value.to_string(), original.to_string()));
+    strip_tag(sid, req, value, original, &mut p.request);
+    if !pinned {
+        retag(sid, &p.server, original, &mut p.response);
+    }
+    Decision::Go(p)
+}
+
+/// Forward the session id without tether's tag: the backend sees its own value.
+fn strip_tag(sid: &SessionIdAffinity, req: &RequestHead, value: &str, original: &str, e: &mut Edits) {
+    match &sid.carrier {
+        IdCarrier::Cookie(name) => {
+            for h in cookies(req) {
+                if find_cookie(h, name) == Some(value) {
+                    let new = h.replacen(&format!("{name}={value}"), &format!("{name}={original}"), 1);
+                    e.replace.push(("cookie".into(), h.as_bytes().to_vec(), new.into_bytes()));
+                }
+            }
+        }
+        IdCarrier::Query(name) => {
+            let target = req.target();
+            e.target = Some(target.replacen(&format!("{name}={value}"), &format!("{name}={original}"), 1));
+        }
+        IdCarrier::Header(name) => {
+            e.replace.push((name.clone(), value.as_bytes().to_vec(), original.as_bytes().to_vec()));
+        }
+    }
+}
+
+/// After a re-pin, hand the client its session id tagged with the new server (a cookie
+/// carrier can be re-set; other carriers follow the re-pin kept in the store).
+fn retag(sid: &SessionIdAffinity, server: &ServerRef, original: &str, e: &mut Edits) {
+    if let IdCarrier::Cookie(name) = &sid.carrier {
+        let value = sid.sealer.tag_value(server.id(), original);
+        e.add.push_str(&format!("Set-Cookie: {name}={value}; Path=/; HttpOnly\r\n"));
+    }
+}
+
+/// A connect to `p.server` failed: pick another server (never one in `tried`) and carry the
+/// session's affinity over to it. `None`: no other server may take it.
+pub(crate) fn repick(ctx: &Ctx<'_>, p: &Pick, tried: &[String]) -> Option<Pick> {
+    if p.pinned && ctx.up.failover == FailoverMode::Strict {
+        return None;
+    }
+    let server = ctx.up.pool.select_excluding(ctx.key, tried, ctx.now)?;
+    let mut next = pick(server);
+    next.request = p.request.clone();
+    next.store_key = p.store_key.clone();
+    next.tagged = p.tagged.clone();
+    match &ctx.up.affinity {
+        Affinity::Cookie(_) => next.response.add = cookie_line(ctx, &next.server),
+        Affinity::SessionId(sid) => {
+            if let (Some(key), Some((_, original))) = (&next.store_key, &next.tagged) {
+                ctx.store.put(key, next.server.id(), sid.repin_ttl);
+                retag(sid, &next.server, original, &mut next.response);
+            }
+        }
+        Affinity::Learn(l) => {
+            if let (Some(key), true) = (&next.store_key, p.pinned) {
+                ctx.store.put(key, next.server.id(), l.ttl);
+            }
+        }
+        Affinity::None => {}
+    }
+    Some(next)
+}
+
+/// The response head arrived: tag a new session id, learn a session cookie. Adds to
+/// `p.response` what the client's head must change.
+pub(crate) fn on_response(ctx: &Ctx<'_>, p: &mut Pick, resp: &ResponseHead) {
+    match &ctx.up.affinity {
+        Affinity::SessionId(sid) => {
+            let server = p.server.clone();
+            for (name, value) in resp.headers() {
+                let Ok(text) = std::str::from_utf8(value) else { continue };
+                let new = match (&sid.carrier, name) {
+                    (IdCarrier::Cookie(c), n) if n.eq_ignore_ascii_case("set-cookie") => {
+                        tag_set_cookie(sid, &server, c, text)
+                    }
+                    (IdCarrier::Header(h), n) if n.eq_ignore_ascii_case(h) => {
+                        Some(sid.sealer.tag_value(server.id(), text))
+                    }
+                    _ => None,
+                };
+                let new = new.or_else(|| {
+                    let h = sid.response_header.as_deref()?;
+                    name.eq_ignore_ascii_case(h)
+                        .then(|| sid.sealer.tag_value(server.id(), text))
+                });
+                if let Some(new) = new {
+                    p.response.replace.push((name.to_string(), value.to_vec(), new.into_bytes()));
+                }
+            }
+        }
+        Affinity::Learn(l) => {
+            for (name, value) in resp.headers() {
+                if !name.eq_ignore_ascii_case("set-cookie") {
+                    continue;
+                }
+                let Ok(text) = std::str::from_utf8(value) else { continue };
+                let Some(v) = set_cookie_value(text, &l.cookie) else { continue };
+                if !v.is_empty() {
+                    ctx.store.put(&learn_key(ctx.up, v), p.server.id(), l.ttl);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The value a `Set-Cookie` header sets for cookie `name`, if it is that cookie.
+fn set_cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
+    let first = header.split(';').next()?;
+    let (n, v) = first.split_once('=')?;
+    (n.trim() == name).then(|| v.trim())
+}
+
+/// A `Set-Cookie` for the session cookie with its value tagged; `None` for other cookies or
+/// a value already tagged by us.
+fn tag_set_cookie(sid: &SessionIdAffinity, server: &ServerRef, name: &str, header: &str) -> Option<String> {
+    let v = set_cookie_value(header, name)?;
+    if v.is_empty() || sid.sealer.split_tagged(v).is_some() {
+        return None;
+    }
+    let tagged = sid.sealer.tag_value(server.id(), v);
+    let attributes = &header[header.find(';').unwrap_or(header.len())..];
+    Some(format!("{name}={tagged}{attributes}"))
+}
+
+/// Seconds since the Unix epoch.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_and_set_cookie_values() {
+        assert_eq!(query_param("/a?x=1&sid=T.v&y=2", "sid"), Some("T.v"));
+        assert_eq!(query_param("/a?sidx=1", "sid"), None);
+        assert_eq!(query_param("/a", "sid"), None);
+        assert_eq!(set_cookie_value("SID=abc; Path=/; HttpOnly", "SID"), Some("abc"));
+        assert_eq!(set_cookie_value("OTHER=abc", "SID"), None);
+    }
+}

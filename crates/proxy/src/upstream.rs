@@ -1,0 +1,119 @@
+//! An upstream pool as the proxy uses it: the servers and their selection
+//! (`tether_balance::Pool`), plus how a session keeps to its server (affinity), what happens
+//! when that server is gone (failover), and how many other servers a failed connect may try.
+//!
+//! Affinity kinds (`balance = ...` in the config):
+//! - none (`round_robin`, `least_connections`, `ip_hash`): every request is balanced;
+//! - `cookie`: tether sets a sealed cookie naming the server (`CookieAffinity`);
+//! - `session_id`: the application's own session id carries a sealed server tag
+//!   (`SessionIdAffinity`);
+//! - `learn`: the backend's session cookie is learned into the store (`LearnAffinity`).
+//!
+//! What one request decides is in `http/affinity.rs`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tether_balance::{FailoverMode, Pool, Sealer};
+
+/// A pool with its affinity and failover settings.
+#[derive(Debug)]
+pub struct Upstream {
+    pub pool: Arc<Pool>,
+    pub affinity: Affinity,
+    pub failover: FailoverMode,
+    /// Other servers a request may try after a failed connect (nothing was sent yet).
+    pub retries: u32,
+}
+
+impl Upstream {
+    /// A pool with no affinity, repin failover and one retry.
+    pub fn plain(pool: Pool) -> Upstream {
+        Upstream {
+            pool: Arc::new(pool),
+            affinity: Affinity::None,
+            failover: FailoverMode::Repin,
+            retries: 1,
+        }
+    }
+
+    /// The pool's name.
+    pub fn name(&self) -> &str {
+        self.pool.name()
+    }
+}
+
+/// How requests of one session find their server again.
+#[derive(Debug)]
+pub enum Affinity {
+    None,
+    Cookie(CookieAffinity),
+    SessionId(SessionIdAffinity),
+    Learn(LearnAffinity),
+}
+
+/// tether's own affinity cookie: `name=<sealed server id and expiry>`.
+pub struct CookieAffinity {
+    pub name: String,
+    pub sealer: Arc<Sealer>,
+    /// Life of the cookie (and of the sealed expiry inside it).
+    pub ttl: Duration,
+    /// A tampered, forged or expired cookie is answered `503` instead of being ignored.
+    pub strict: bool,
+}
+
+/// Where the application carries its session id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdCarrier {
+    Cookie(String),
+    Query(String),
+    Header(String),
+}
+
+/// What to do with a tag naming a server no longer in the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownTag {
+    /// Answer `503` with a clear body.
+    Error,
+    /// Balance the request to a server of the pool and re-tag the session there.
+    Repin,
+}
+
+/// The application's session id, tagged by tether with the server that created it.
+pub struct SessionIdAffinity {
+    pub carrier: IdCarrier,
+    /// A response header that carries a new session id (besides the carrier's Set-Cookie).
+    pub response_header: Option<String>,
+    pub sealer: Arc<Sealer>,
+    pub unknown: UnknownTag,
+    /// How long a re-pin of a tag is remembered in the store.
+    pub repin_ttl: Duration,
+}
+
+/// The backend's session cookie, learned from its Set-Cookie into the store.
+#[derive(Debug, Clone)]
+pub struct LearnAffinity {
+    pub cookie: String,
+    /// Time to live of a learned entry, refreshed on use.
+    pub ttl: Duration,
+}
+
+impl std::fmt::Debug for CookieAffinity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CookieAffinity")
+            .field("name", &self.name)
+            .field("ttl", &self.ttl)
+            .field("strict", &self.strict)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for SessionIdAffinity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionIdAffinity")
+            .field("carrier", &self.carrier)
+            .field("response_header", &self.response_header)
+            .field("unknown", &self.unknown)
+            .finish_non_exhaustive()
+    }
+}
