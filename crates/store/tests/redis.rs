@@ -84,6 +84,16 @@ fn a_put_on_one_instance_reaches_another_within_a_second() {
         !heard_a.lock().expect("log").is_empty()
     });
     assert_eq!(*heard_a.lock().expect("log"), ["key with spaces"]);
+
+    // An operator's announcement, as the README shows it with redis-cli.
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("tether:affinity")
+        .arg("del cli 0 15 key with spaces")
+        .query(&mut server.raw())
+        .expect("PUBLISH");
+    wait_for("both forget the key", second, || {
+        a.get("key with spaces").is_none() && b.get("key with spaces").is_none()
+    });
     assert_eq!(a.stats().outages, 0);
 }
 
