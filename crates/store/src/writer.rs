@@ -62,6 +62,9 @@ pub(crate) fn run(shared: Arc<Shared>) {
         if w.con.is_some() {
             let batch = w.shared.queue.take(BATCH);
             if batch.writes.is_empty() && batch.fetches.is_empty() {
+                // Connected with nothing to send: the link is fine, whatever came before.
+                w.fresh = false;
+                w.backoff.reset();
                 w.shared.queue.wait(IDLE);
             } else {
                 w.send(batch);
