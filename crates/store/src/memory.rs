@@ -95,7 +95,7 @@ impl MemoryStore {
 
     /// Stores `key → value` until `now + ttl`, evicting if the store is full.
     pub fn put_at(&self, key: &str, value: &str, ttl: Duration, now: Instant) {
-        let expires = now + ttl;
+        let expires = expiry(now, ttl);
         {
             let mut shard = self.shard(key);
             if let Some(e) = shard.get_mut(key) {
@@ -119,12 +119,30 @@ impl MemoryStore {
         }
     }
 
+    /// Stores `key → value` unless a live entry is there already (a change that arrived
+    /// while the value was being looked up is newer); returns the value now stored.
+    pub(crate) fn fill_at(&self, key: &str, value: String, ttl: Duration, now: Instant) -> String {
+        let mut shard = self.shard(key);
+        if let Some(e) = shard.get(key).filter(|e| e.expires > now) {
+            return e.value.clone();
+        }
+        if shard.len() >= self.shard_cap && !shard.contains_key(key) {
+            self.make_room(&mut shard, now);
+        }
+        let entry = Entry {
+            value: value.clone(),
+            expires: expiry(now, ttl),
+        };
+        shard.insert(key.to_string(), entry);
+        value
+    }
+
     /// Moves the expiry of a live `key` to `now + ttl`. Returns whether the key was alive.
     pub fn touch_at(&self, key: &str, ttl: Duration, now: Instant) -> bool {
         let mut shard = self.shard(key);
         match shard.get_mut(key) {
             Some(e) if e.expires > now => {
-                e.expires = now + ttl;
+                e.expires = expiry(now, ttl);
                 true
             }
             Some(_) => {
@@ -175,6 +193,15 @@ impl MemoryStore {
         self.evicted
             .fetch_add(victims.len() as u64, Ordering::Relaxed);
     }
+}
+
+/// Longest life an entry gets: `Instant + Duration` panics on overflow, so a huge TTL
+/// (say `Duration::MAX` from a config) is cut to this.
+pub(crate) const MAX_TTL: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// `now + ttl`, with `ttl` capped at [`MAX_TTL`].
+pub(crate) fn expiry(now: Instant, ttl: Duration) -> Instant {
+    now + ttl.min(MAX_TTL)
 }
 
 /// Removes the shard's entries expired by `now`; returns how many.
@@ -229,5 +256,25 @@ impl Store for MemoryStore {
             evicted: self.evicted(),
             ..Stats::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fill_does_not_overwrite_a_newer_live_entry() {
+        let store = MemoryStore::with_shards(2, 1);
+        let t0 = Instant::now();
+        let min = Duration::from_secs(60);
+        assert_eq!(store.fill_at("k", "old".into(), min, t0), "old");
+        store.put_at("k", "new", min, t0);
+        assert_eq!(store.fill_at("k", "old".into(), min, t0), "new");
+        let later = t0 + 2 * min;
+        assert_eq!(store.fill_at("k", "again".into(), min, later), "again");
+        store.put_at("j", "s1", min, later);
+        store.fill_at("i", "s2".into(), min, later);
+        assert_eq!(store.len(), 2, "a fill keeps the bound");
     }
 }

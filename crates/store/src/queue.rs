@@ -104,11 +104,16 @@ impl Queue {
         Ok(())
     }
 
-    /// Takes up to `max` writes and `max` fetches without waiting.
+    /// Takes up to `max` writes and, once no write is left behind, up to `max` fetches,
+    /// without waiting. Sent writes first, a fetch sees every write queued before it.
     pub(crate) fn take(&self, max: usize) -> Batch {
         let mut lists = self.lock();
         let w = lists.writes.len().min(max);
-        let f = lists.fetches.len().min(max);
+        let f = if w == lists.writes.len() {
+            lists.fetches.len().min(max)
+        } else {
+            0
+        };
         Batch {
             writes: lists.writes.drain(..w).collect(),
             fetches: lists.fetches.drain(..f).collect(),
@@ -213,6 +218,23 @@ mod tests {
         q.requeue_writes(vec![del("a"), del("b")]);
         assert_eq!(q.dropped(), 1, "a, the oldest, is dropped");
         assert_eq!(keys(&q.take(10).writes), ["b", "c", "d"]);
+    }
+
+    #[test]
+    fn fetches_wait_for_the_writes_queued_before_them() {
+        let q = Queue::new(10);
+        for k in ["a", "b", "c"] {
+            q.push_write(del(k));
+        }
+        let fetch = Fetch {
+            key: "a".into(),
+            done: Box::new(|_| {}),
+        };
+        assert!(q.push_fetch(fetch).is_ok());
+        let first = q.take(2);
+        assert_eq!((first.writes.len(), first.fetches.len()), (2, 0));
+        let second = q.take(2);
+        assert_eq!((second.writes.len(), second.fetches.len()), (1, 1));
     }
 
     #[test]

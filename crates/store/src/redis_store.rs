@@ -24,6 +24,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::link::{Link, Role};
+use crate::memory::expiry;
 use crate::queue::{Fetch, Queue, Write};
 use crate::{Done, Listener, MemoryStore, Options, Stats, Store};
 
@@ -138,7 +139,7 @@ impl Store for RedisStore {
         self.shared.queue.push_write(Write::Put {
             key: key.to_string(),
             value: value.to_string(),
-            expires: now + ttl,
+            expires: expiry(now, ttl),
         });
     }
 
@@ -149,7 +150,7 @@ impl Store for RedisStore {
         self.shared.cache.touch_at(key, ttl, now);
         self.shared.queue.push_write(Write::Touch {
             key: key.to_string(),
-            expires: now + ttl,
+            expires: expiry(now, ttl),
         });
     }
 

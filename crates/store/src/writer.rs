@@ -62,6 +62,9 @@ pub(crate) fn run(shared: Arc<Shared>) {
         if w.con.is_some() {
             let batch = w.shared.queue.take(BATCH);
             if batch.writes.is_empty() && batch.fetches.is_empty() {
+                // Connected with nothing to send: the link is fine, whatever came before.
+                w.fresh = false;
+                w.backoff.reset();
                 w.shared.queue.wait(IDLE);
             } else {
                 w.send(batch);
@@ -142,18 +145,9 @@ impl Writer {
         }
     }
 
-    /// Hands fetch answers to their callers and counts the writes Redis took.
+    /// Counts the writes Redis took and hands fetch answers to their callers.
     fn apply(&mut self, batch: Batch, values: Vec<Value>, now: Instant) {
         let mut values = values.into_iter();
-        for Fetch { key, done } in batch.fetches {
-            let get = values.next().unwrap_or(Value::Nil);
-            let pttl = values.next().unwrap_or(Value::Nil);
-            let answer = fetched(get, pttl);
-            if let Some((value, ttl)) = &answer {
-                self.shared.cache.put_at(&key, value, *ttl, now);
-            }
-            call(done, answer.map(|(value, _)| value));
-        }
         let (mut sent, mut errors) = (0, Vec::new());
         for w in &batch.writes {
             let n = match w {
@@ -167,6 +161,13 @@ impl Writer {
                 _ if n > 0 => sent += 1,
                 _ => {}
             }
+        }
+        for Fetch { key, done } in batch.fetches {
+            let get = values.next().unwrap_or(Value::Nil);
+            let pttl = values.next().unwrap_or(Value::Nil);
+            let answer = fetched(get, pttl)
+                .map(|(value, ttl)| self.shared.cache.fill_at(&key, value, ttl, now));
+            call(done, answer);
         }
         self.shared.sent.fetch_add(sent, Ordering::Relaxed);
         if let Some(first) = errors.first() {
@@ -202,11 +203,6 @@ fn build(shared: &Shared, batch: &Batch, now: Instant) -> (redis::Pipeline, usiz
     let mut pipe = redis::pipe();
     pipe.ignore_errors();
     let mut commands = 0;
-    for f in &batch.fetches {
-        let key = shared.redis_key(&f.key);
-        pipe.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
-        commands += 2;
-    }
     for w in &batch.writes {
         match w {
             Write::Put {
@@ -238,6 +234,12 @@ fn build(shared: &Shared, batch: &Batch, now: Instant) -> (redis::Pipeline, usiz
             }
             Write::Put { .. } | Write::Touch { .. } => {} // expired while queued
         }
+    }
+    // After the writes, so a fetch sees this instance's own latest change.
+    for f in &batch.fetches {
+        let key = shared.redis_key(&f.key);
+        pipe.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
+        commands += 2;
     }
     (pipe, commands)
 }

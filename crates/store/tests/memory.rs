@@ -50,6 +50,8 @@ fn put_replaces_and_touch_extends() {
         "nothing to touch"
     );
     assert!(!store.touch_at("never", 10 * SEC, t0));
+    store.put("forever", "s1", Duration::MAX); // capped, no overflow panic
+    assert!(store.get("forever").is_some());
     store.put("gone", "s1", 10 * SEC);
     store.remove("gone");
     assert_eq!(store.get("gone"), None);

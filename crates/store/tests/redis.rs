@@ -84,6 +84,16 @@ fn a_put_on_one_instance_reaches_another_within_a_second() {
         !heard_a.lock().expect("log").is_empty()
     });
     assert_eq!(*heard_a.lock().expect("log"), ["key with spaces"]);
+
+    // An operator's announcement, as the README shows it with redis-cli.
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("tether:affinity")
+        .arg("del cli 0 15 key with spaces")
+        .query(&mut server.raw())
+        .expect("PUBLISH");
+    wait_for("both forget the key", second, || {
+        a.get("key with spaces").is_none() && b.get("key with spaces").is_none()
+    });
     assert_eq!(a.stats().outages, 0);
 }
 
@@ -125,6 +135,23 @@ fn a_restarted_instance_fetches_what_another_wrote() {
 
     let (answer, _) = fetch(&b, "cookie:nobody", Duration::from_secs(3));
     assert_eq!(answer, None);
+
+    // A key of another type: redis answers WRONGTYPE, the fetch answers None, and the
+    // connection keeps working.
+    let _: () = redis::cmd("HSET")
+        .arg("tether:hash")
+        .arg("f")
+        .arg("v")
+        .query(&mut server.raw())
+        .expect("HSET");
+    let (answer, _) = fetch(&b, "hash", Duration::from_secs(3));
+    assert_eq!(answer, None);
+    let (answer, _) = fetch(&a, "cookie:xyz", Duration::from_secs(3));
+    assert_eq!(answer.as_deref(), Some("s1"));
+    a.remove("cookie:xyz");
+    let (answer, _) = fetch(&a, "cookie:xyz", Duration::from_secs(3));
+    assert_eq!(answer, None, "removed from the cache and from redis");
+    assert_eq!(b.stats().outages, 0);
 }
 
 #[test]
@@ -163,7 +190,14 @@ fn keys_ttls_and_announcements_in_redis() {
     let msg = pubsub.get_message().expect("the del announcement");
     let payload: String = msg.get_payload().expect("text payload");
     assert_eq!(payload, format!("del {} 0 1 k", store.instance_id()));
-    assert_eq!(store.stats().sent_writes, 3);
+
+    store.put("forever", "s1", Duration::MAX); // capped, not an overflow panic
+    wait_for("SET app1:forever", limit, || {
+        server.get("app1:forever").is_some()
+    });
+    let ten_years = 10 * 365 * 24 * 3600;
+    assert!((ten_years - 5..=ten_years).contains(&server.ttl("app1:forever")));
+    assert_eq!(store.stats().sent_writes, 4);
 }
 
 #[test]
