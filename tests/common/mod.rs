@@ -222,6 +222,14 @@ pub fn python_upstream(port: u16) -> Proc {
     python(&[script.as_os_str(), port_s.as_ref()], port)
 }
 
+/// `tests/support_app.py` on `port` named `name`: a stateful app (sessions in memory,
+/// `/login`, `/session`, `/health` switchable with `/admin/down` and `/admin/up`).
+pub fn python_app(port: u16, name: &str) -> Proc {
+    let script = repo().join("tests/support_app.py");
+    let port_s = port.to_string();
+    python(&[script.as_os_str(), port_s.as_ref(), name.as_ref()], port)
+}
+
 /// A `[[listener]]` serving `root` over HTTP on `port`.
 pub fn files_config(port: u16, root: &Path) -> String {
     format!(

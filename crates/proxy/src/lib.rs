@@ -9,6 +9,7 @@
 pub mod access_log;
 pub mod config;
 pub mod files;
+pub mod health;
 pub mod http;
 pub mod idle;
 pub mod listing;

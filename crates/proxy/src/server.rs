@@ -8,10 +8,12 @@ use tether_core::{Core, SessionFactory};
 
 use crate::access_log::AccessLog;
 use crate::config::{Settings, Target};
+use crate::health::HealthChecker;
 use crate::http::HttpSession;
 use crate::metrics::Registry;
-use tether_store::Store;
 use crate::tcp::{TcpFile, TcpTunnel};
+use std::sync::atomic::{AtomicBool, Ordering};
+use tether_store::Store;
 
 /// What the workers share at run time (opened once, from the settings).
 #[derive(Clone)]
@@ -23,6 +25,8 @@ pub struct Shared {
     pub store: Arc<dyn Store>,
     /// The store is shared with other tether instances.
     pub store_shared: bool,
+    /// The active health checks run on the first worker installed only.
+    health_started: Arc<AtomicBool>,
 }
 
 impl Shared {
@@ -31,13 +35,17 @@ impl Shared {
             io::Error::new(e.kind(), format!("access log {}: {e}", settings.access_log))
         })?;
         let store = tether_store::from_url(&settings.store).map_err(|e| {
-            io::Error::new(io::ErrorKind::InvalidInput, format!("store {}: {e}", settings.store))
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("store {}: {e}", settings.store),
+            )
         })?;
         Ok(Shared {
             access_log,
             metrics: Registry::new(&settings.server_name),
             store,
             store_shared: settings.store.starts_with("redis://"),
+            health_started: Arc::new(AtomicBool::new(false)),
         })
     }
 }
@@ -112,6 +120,11 @@ pub fn install_sockets(
     core.set_max_sessions(per_worker_limit(settings));
     let stats = shared.metrics.add_worker(core.stats());
     stats.set_thread();
+    if !shared.health_started.swap(true, Ordering::SeqCst) {
+        if let Some(checker) = HealthChecker::from_settings(settings) {
+            core.spawn(Box::new(checker));
+        }
+    }
     let mut bound = Vec::new();
     let mut sockets = sockets.into_iter();
     for spec in &settings.listeners {

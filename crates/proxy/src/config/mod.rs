@@ -220,13 +220,14 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
     )?);
     let store = match raw.store {
         None => "memory".to_string(),
-        Some(s) if s.get_ref() == "memory" || s.get_ref().starts_with("redis://") => {
-            s.into_inner()
-        }
+        Some(s) if s.get_ref() == "memory" || s.get_ref().starts_with("redis://") => s.into_inner(),
         Some(s) => {
             return Err(at(
                 s.span(),
-                format!("`store`: {:?} is not \"memory\" or a redis:// URL", s.get_ref()),
+                format!(
+                    "`store`: {:?} is not \"memory\" or a redis:// URL",
+                    s.get_ref()
+                ),
             ))
         }
     };

@@ -33,9 +33,9 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{millis, upstream, ConfigError, ListenerSpec, Target};
-use crate::upstream::Upstream;
 use crate::router::{Acl, Action, Cidr, Route, Router, StatusFormat, VirtualHost};
 use crate::static_files::FileOptions;
+use crate::upstream::Upstream;
 
 type At<'a> = &'a dyn Fn(Range<usize>, String) -> ConfigError;
 

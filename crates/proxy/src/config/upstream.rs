@@ -97,7 +97,10 @@ fn default_path() -> String {
 pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<Upstream, ConfigError> {
     let name = u.name.get_ref().clone();
     if u.servers.is_empty() {
-        return Err(at(u.name.span(), format!("upstream {name:?} has no servers")));
+        return Err(at(
+            u.name.span(),
+            format!("upstream {name:?} has no servers"),
+        ));
     }
     let mut servers = Vec::new();
     for s in &u.servers {
@@ -184,7 +187,10 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<Upstream, ConfigError>
             let name = cookie.map_or("tether_server".to_string(), |c| c.get_ref().clone());
             if !is_valid_cookie_name(&name) {
                 let span = cookie.map_or(u.name.span(), |c| c.span());
-                return Err(at(span, format!("`cookie_name`: {name:?} is not a cookie name")));
+                return Err(at(
+                    span,
+                    format!("`cookie_name`: {name:?} is not a cookie name"),
+                ));
             }
             Affinity::Cookie(CookieAffinity {
                 name,
@@ -195,9 +201,15 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<Upstream, ConfigError>
         }
         "session_id" => {
             let carriers = [
-                u.session_cookie.as_ref().map(|c| (IdCarrier::Cookie(c.get_ref().clone()), c)),
-                u.session_query.as_ref().map(|c| (IdCarrier::Query(c.get_ref().clone()), c)),
-                u.session_header.as_ref().map(|c| (IdCarrier::Header(c.get_ref().clone()), c)),
+                u.session_cookie
+                    .as_ref()
+                    .map(|c| (IdCarrier::Cookie(c.get_ref().clone()), c)),
+                u.session_query
+                    .as_ref()
+                    .map(|c| (IdCarrier::Query(c.get_ref().clone()), c)),
+                u.session_header
+                    .as_ref()
+                    .map(|c| (IdCarrier::Header(c.get_ref().clone()), c)),
             ];
             let mut given = carriers.into_iter().flatten();
             let (carrier, first) = given.next().ok_or_else(|| {
@@ -230,7 +242,12 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<Upstream, ConfigError>
                 response_header: u.session_response_header.clone(),
                 sealer: sealer(&u, at)?,
                 unknown,
-                repin_ttl: Duration::from_secs(positive(&u.learn_ttl_s, 86_400, at, "learn_ttl_s")?),
+                repin_ttl: Duration::from_secs(positive(
+                    &u.learn_ttl_s,
+                    86_400,
+                    at,
+                    "learn_ttl_s",
+                )?),
             })
         }
         "learn" => {
@@ -249,7 +266,10 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<Upstream, ConfigError>
     };
     if matches!(affinity, Affinity::None | Affinity::Learn(_)) {
         if let Some(k) = u.keys.as_ref().and_then(|k| k.first()) {
-            return Err(at(k.span(), "`keys` go with balance = \"cookie\" or \"session_id\"".into()));
+            return Err(at(
+                k.span(),
+                "`keys` go with balance = \"cookie\" or \"session_id\"".into(),
+            ));
         }
     }
     Ok(Upstream {
@@ -285,11 +305,12 @@ fn sealer(u: &RawUpstream, at: At<'_>) -> Result<Arc<Sealer>, ConfigError> {
         ));
     }
     let texts: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
-    Sealer::new(&texts).map_err(|e| {
-        let span = keys.first().map_or(u.name.span(), |(_, s)| s.clone());
-        at(span, format!("`keys`: {e}"))
-    })
-    .map(Arc::new)
+    Sealer::new(&texts)
+        .map_err(|e| {
+            let span = keys.first().map_or(u.name.span(), |(_, s)| s.clone());
+            at(span, format!("`keys`: {e}"))
+        })
+        .map(Arc::new)
 }
 
 fn health(h: &Spanned<RawHealth>, at: At<'_>) -> Result<CheckConfig, ConfigError> {
@@ -297,7 +318,10 @@ fn health(h: &Spanned<RawHealth>, at: At<'_>) -> Result<CheckConfig, ConfigError
     let h = h.get_ref();
     let d = CheckConfig::default();
     if !h.path.starts_with('/') {
-        return Err(at(span, format!("`health.path` must start with '/': {:?}", h.path)));
+        return Err(at(
+            span,
+            format!("`health.path` must start with '/': {:?}", h.path),
+        ));
     }
     let ms = |v: Option<u64>, default: Duration| match v {
         Some(0) => Err(at(span.clone(), "health times must be above 0".into())),
@@ -309,7 +333,12 @@ fn health(h: &Spanned<RawHealth>, at: At<'_>) -> Result<CheckConfig, ConfigError
         Some([min, max]) if (100..=599).contains(&min) && min <= max && max <= 599 => {
             StatusRange { min, max }
         }
-        Some(_) => return Err(at(span, "`health.status` is [min, max] within 100–599".into())),
+        Some(_) => {
+            return Err(at(
+                span,
+                "`health.status` is [min, max] within 100–599".into(),
+            ))
+        }
     };
     Ok(CheckConfig {
         path: h.path.clone(),
@@ -322,7 +351,12 @@ fn health(h: &Spanned<RawHealth>, at: At<'_>) -> Result<CheckConfig, ConfigError
     })
 }
 
-fn positive(v: &Option<Spanned<u64>>, default: u64, at: At<'_>, key: &str) -> Result<u64, ConfigError> {
+fn positive(
+    v: &Option<Spanned<u64>>,
+    default: u64,
+    at: At<'_>,
+    key: &str,
+) -> Result<u64, ConfigError> {
     match v {
         None => Ok(default),
         Some(v) if *v.get_ref() == 0 => Err(at(v.span(), format!("`{key}` must be above 0"))),
@@ -330,6 +364,11 @@ fn positive(v: &Option<Spanned<u64>>, default: u64, at: At<'_>, key: &str) -> Re
     }
 }
 
-fn secs_or_ms(v: &Option<Spanned<u64>>, default: u64, at: At<'_>, key: &str) -> Result<Duration, ConfigError> {
+fn secs_or_ms(
+    v: &Option<Spanned<u64>>,
+    default: u64,
+    at: At<'_>,
+    key: &str,
+) -> Result<Duration, ConfigError> {
     positive(v, default, at, key).map(Duration::from_millis)
 }

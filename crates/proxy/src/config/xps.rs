@@ -15,9 +15,9 @@ use serde::Deserialize;
 use super::servers::{group, Timeouts};
 use super::{metrics_listener, resolve, ConfigError, Settings};
 use crate::router::{Acl, Action, Cidr, Route, VirtualHost};
-use crate::upstream::Upstream;
-use tether_balance::{Pool as BalancePool, PolicyKind, PoolOptions, ServerConfig};
 use crate::static_files::FileOptions;
+use crate::upstream::Upstream;
+use tether_balance::{PolicyKind, Pool as BalancePool, PoolOptions, ServerConfig};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -173,13 +173,18 @@ fn route(r: XpsRoute) -> Result<Route, String> {
             let policy = match lb {
                 "round_robin" => PolicyKind::RoundRobin,
                 "ip_hash" => PolicyKind::ip_hash(),
-                _ => return Err(format!("`load_balancing`: {lb:?} is not round_robin or ip_hash")),
+                _ => {
+                    return Err(format!(
+                        "`load_balancing`: {lb:?} is not round_robin or ip_hash"
+                    ))
+                }
             };
             let options = PoolOptions {
                 policy,
                 ..PoolOptions::default()
             };
-            let pool = BalancePool::new(&r.req_path, &servers, options).map_err(|e| e.to_string())?;
+            let pool =
+                BalancePool::new(&r.req_path, &servers, options).map_err(|e| e.to_string())?;
             Action::Proxy(Arc::new(Upstream::plain(pool)))
         }
         "redirect" => {

@@ -58,7 +58,12 @@ impl Default for Env {
 }
 
 impl Env {
-    pub fn ctx<'a>(&'a self, up: &'a Upstream, key: Option<&'a ClientKey>, now: Instant) -> Ctx<'a> {
+    pub fn ctx<'a>(
+        &'a self,
+        up: &'a Upstream,
+        key: Option<&'a ClientKey>,
+        now: Instant,
+    ) -> Ctx<'a> {
         Ctx {
             up,
             store: &*self.store,
@@ -72,7 +77,7 @@ impl Env {
 
 /// Where a request goes.
 pub(crate) enum Decision {
-    Go(Pick),
+    Go(Box<Pick>),
     /// Answer this status with this message; forward nothing.
     Refuse(u16, &'static str),
     /// A learned session this instance does not hold in memory: ask the store (Redis), then
@@ -140,13 +145,17 @@ fn pick(server: ServerRef) -> Pick {
 }
 
 const NO_SERVER: &str = "no server of this upstream is available";
-const SERVER_GONE: &str = "the server holding this session is not available";
+pub(crate) const SERVER_GONE: &str = "the server holding this session is not available";
 
 /// Decide where `req` goes. `fetched`: the store's answer after a `Decision::Fetch`.
-pub(crate) fn decide(ctx: &Ctx<'_>, req: &RequestHead, fetched: Option<Option<String>>) -> Decision {
+pub(crate) fn decide(
+    ctx: &Ctx<'_>,
+    req: &RequestHead,
+    fetched: Option<Option<String>>,
+) -> Decision {
     match &ctx.up.affinity {
         Affinity::None => match balanced(ctx) {
-            Some(s) => Decision::Go(pick(s)),
+            Some(s) => Decision::Go(Box::new(pick(s))),
             None => Decision::Refuse(503, NO_SERVER),
         },
         Affinity::Cookie(c) => {
@@ -175,13 +184,13 @@ pub(crate) fn decide(ctx: &Ctx<'_>, req: &RequestHead, fetched: Option<Option<St
             if !pinned {
                 p.response.add = cookie_line(ctx, &p.server);
             }
-            Decision::Go(p)
+            Decision::Go(Box::new(p))
         }
         Affinity::SessionId(sid) => decide_session_id(ctx, sid, req, fetched),
         Affinity::Learn(l) => {
             let Some(value) = request_cookie(req, &l.cookie) else {
                 return match balanced(ctx) {
-                    Some(s) => Decision::Go(pick(s)),
+                    Some(s) => Decision::Go(Box::new(pick(s))),
                     None => Decision::Refuse(503, NO_SERVER),
                 };
             };
@@ -201,7 +210,11 @@ pub(crate) fn decide(ctx: &Ctx<'_>, req: &RequestHead, fetched: Option<Option<St
                         (s, true)
                     }
                     Some(Resolved::Repin(s)) => {
-                        log::info!("upstream {}: session re-pinned {id} → {}", ctx.up.name(), s.id());
+                        log::info!(
+                            "upstream {}: session re-pinned {id} → {}",
+                            ctx.up.name(),
+                            s.id()
+                        );
                         ctx.store.put(&key, s.id(), l.ttl);
                         (s, false)
                     }
@@ -215,7 +228,7 @@ pub(crate) fn decide(ctx: &Ctx<'_>, req: &RequestHead, fetched: Option<Option<St
             let mut p = pick(server);
             p.pinned = pinned;
             p.store_key = Some(key);
-            Decision::Go(p)
+            Decision::Go(Box::new(p))
         }
     }
 }
@@ -236,7 +249,10 @@ fn cookie_line(ctx: &Ctx<'_>, server: &ServerRef) -> String {
     };
     let expiry = ctx.unix + c.ttl.as_secs();
     let value = c.sealer.seal_cookie(server.id(), expiry);
-    format!("Set-Cookie: {}\r\n", set_cookie(&c.name, &value, expiry, ctx.unix, false))
+    format!(
+        "Set-Cookie: {}\r\n",
+        set_cookie(&c.name, &value, expiry, ctx.unix, false)
+    )
 }
 
 /// The session id as the request carries it.
@@ -259,7 +275,7 @@ fn decide_session_id(
     let Some((value, tag_id, original)) = split else {
         // Untagged (a new session, or a value tether did not tag): round robin.
         return match balanced(ctx) {
-            Some(s) => Decision::Go(pick(s)),
+            Some(s) => Decision::Go(Box::new(pick(s))),
             None => Decision::Refuse(503, NO_SERVER),
         };
     };
@@ -269,7 +285,11 @@ fn decide_session_id(
         None => match ctx.store.get(&key) {
             Some(v) => Some(v),
             None if ctx.shared
-                && !ctx.up.pool.server(&tag_id).is_some_and(|s| s.is_available(ctx.now)) =>
+                && !ctx
+                    .up
+                    .pool
+                    .server(&tag_id)
+                    .is_some_and(|s| s.is_available(ctx.now)) =>
             {
                 return Decision::Fetch(key)
             }
@@ -279,14 +299,25 @@ fn decide_session_id(
     let target = repinned.unwrap_or(tag_id);
     let known = ctx.up.pool.server(&target).is_some();
     let (server, pinned) = if !known && sid.unknown == UnknownTag::Error {
-        log::info!("upstream {}: session tag names unknown server {target:?}", ctx.up.name());
+        log::info!(
+            "upstream {}: session tag names unknown server {target:?}",
+            ctx.up.name()
+        );
         return Decision::Refuse(503, SERVER_GONE);
     } else {
-        let mode = if known { ctx.up.failover } else { FailoverMode::Repin };
+        let mode = if known {
+            ctx.up.failover
+        } else {
+            FailoverMode::Repin
+        };
         match ctx.up.pool.resolve(&target, ctx.key, mode, ctx.now) {
             Resolved::Keep(s) => (s, true),
             Resolved::Repin(s) => {
-                log::info!("upstream {}: session re-pinned {target} → {}", ctx.up.name(), s.id());
+                log::info!(
+                    "upstream {}: session re-pinned {target} → {}",
+                    ctx.up.name(),
+                    s.id()
+                );
                 ctx.store.put(&key, s.id(), sid.repin_ttl);
                 (s, false)
             }
@@ -301,26 +332,39 @@ fn decide_session_id(
     if !pinned {
         retag(sid, &p.server, original, &mut p.response);
     }
-    Decision::Go(p)
+    Decision::Go(Box::new(p))
 }
 
 /// Forward the session id without tether's tag: the backend sees its own value.
-fn strip_tag(sid: &SessionIdAffinity, req: &RequestHead, value: &str, original: &str, e: &mut Edits) {
+fn strip_tag(
+    sid: &SessionIdAffinity,
+    req: &RequestHead,
+    value: &str,
+    original: &str,
+    e: &mut Edits,
+) {
     match &sid.carrier {
         IdCarrier::Cookie(name) => {
             for h in cookies(req) {
                 if find_cookie(h, name) == Some(value) {
-                    let new = h.replacen(&format!("{name}={value}"), &format!("{name}={original}"), 1);
-                    e.replace.push(("cookie".into(), h.as_bytes().to_vec(), new.into_bytes()));
+                    let new =
+                        h.replacen(&format!("{name}={value}"), &format!("{name}={original}"), 1);
+                    e.replace
+                        .push(("cookie".into(), h.as_bytes().to_vec(), new.into_bytes()));
                 }
             }
         }
         IdCarrier::Query(name) => {
             let target = req.target();
-            e.target = Some(target.replacen(&format!("{name}={value}"), &format!("{name}={original}"), 1));
+            e.target =
+                Some(target.replacen(&format!("{name}={value}"), &format!("{name}={original}"), 1));
         }
         IdCarrier::Header(name) => {
-            e.replace.push((name.clone(), value.as_bytes().to_vec(), original.as_bytes().to_vec()));
+            e.replace.push((
+                name.clone(),
+                value.as_bytes().to_vec(),
+                original.as_bytes().to_vec(),
+            ));
         }
     }
 }
@@ -330,7 +374,8 @@ fn strip_tag(sid: &SessionIdAffinity, req: &RequestHead, value: &str, original: 
 fn retag(sid: &SessionIdAffinity, server: &ServerRef, original: &str, e: &mut Edits) {
     if let IdCarrier::Cookie(name) = &sid.carrier {
         let value = sid.sealer.tag_value(server.id(), original);
-        e.add.push_str(&format!("Set-Cookie: {name}={value}; Path=/; HttpOnly\r\n"));
+        e.add
+            .push_str(&format!("Set-Cookie: {name}={value}; Path=/; HttpOnly\r\n"));
     }
 }
 
@@ -370,7 +415,9 @@ pub(crate) fn on_response(ctx: &Ctx<'_>, p: &mut Pick, resp: &ResponseHead) {
         Affinity::SessionId(sid) => {
             let server = p.server.clone();
             for (name, value) in resp.headers() {
-                let Ok(text) = std::str::from_utf8(value) else { continue };
+                let Ok(text) = std::str::from_utf8(value) else {
+                    continue;
+                };
                 let new = match (&sid.carrier, name) {
                     (IdCarrier::Cookie(c), n) if n.eq_ignore_ascii_case("set-cookie") => {
                         tag_set_cookie(sid, &server, c, text)
@@ -386,7 +433,9 @@ pub(crate) fn on_response(ctx: &Ctx<'_>, p: &mut Pick, resp: &ResponseHead) {
                         .then(|| sid.sealer.tag_value(server.id(), text))
                 });
                 if let Some(new) = new {
-                    p.response.replace.push((name.to_string(), value.to_vec(), new.into_bytes()));
+                    p.response
+                        .replace
+                        .push((name.to_string(), value.to_vec(), new.into_bytes()));
                 }
             }
         }
@@ -395,8 +444,12 @@ pub(crate) fn on_response(ctx: &Ctx<'_>, p: &mut Pick, resp: &ResponseHead) {
                 if !name.eq_ignore_ascii_case("set-cookie") {
                     continue;
                 }
-                let Ok(text) = std::str::from_utf8(value) else { continue };
-                let Some(v) = set_cookie_value(text, &l.cookie) else { continue };
+                let Ok(text) = std::str::from_utf8(value) else {
+                    continue;
+                };
+                let Some(v) = set_cookie_value(text, &l.cookie) else {
+                    continue;
+                };
                 if !v.is_empty() {
                     ctx.store.put(&learn_key(ctx.up, v), p.server.id(), l.ttl);
                 }
@@ -415,7 +468,12 @@ fn set_cookie_value<'a>(header: &'a str, name: &str) -> Option<&'a str> {
 
 /// A `Set-Cookie` for the session cookie with its value tagged; `None` for other cookies or
 /// a value already tagged by us.
-fn tag_set_cookie(sid: &SessionIdAffinity, server: &ServerRef, name: &str, header: &str) -> Option<String> {
+fn tag_set_cookie(
+    sid: &SessionIdAffinity,
+    server: &ServerRef,
+    name: &str,
+    header: &str,
+) -> Option<String> {
     let v = set_cookie_value(header, name)?;
     if v.is_empty() || sid.sealer.split_tagged(v).is_some() {
         return None;
@@ -442,7 +500,10 @@ mod tests {
         assert_eq!(query_param("/a?x=1&sid=T.v&y=2", "sid"), Some("T.v"));
         assert_eq!(query_param("/a?sidx=1", "sid"), None);
         assert_eq!(query_param("/a", "sid"), None);
-        assert_eq!(set_cookie_value("SID=abc; Path=/; HttpOnly", "SID"), Some("abc"));
+        assert_eq!(
+            set_cookie_value("SID=abc; Path=/; HttpOnly", "SID"),
+            Some("abc")
+        );
         assert_eq!(set_cookie_value("OTHER=abc", "SID"), None);
     }
 }

@@ -240,16 +240,20 @@ mod tests {
     #[test]
     fn request_rewrite_http10_chunked_upgrade() {
         let r = req(b"GET / HTTP/1.0\r\n\r\n");
-        let s = String::from_utf8(upstream_request(&r, "", "10.0.0.1:1".parse().unwrap(), None).to_vec())
-            .unwrap();
+        let s = String::from_utf8(
+            upstream_request(&r, "", "10.0.0.1:1".parse().unwrap(), None).to_vec(),
+        )
+        .unwrap();
         assert!(
             s.starts_with("GET / HTTP/1.0\r\nHost: 10.0.0.1:1\r\n")
                 && s.contains("Connection: close\r\n"),
             "{s}"
         );
         let r = req(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n");
-        let s = String::from_utf8(upstream_request(&r, "", "10.0.0.1:1".parse().unwrap(), None).to_vec())
-            .unwrap();
+        let s = String::from_utf8(
+            upstream_request(&r, "", "10.0.0.1:1".parse().unwrap(), None).to_vec(),
+        )
+        .unwrap();
         assert_eq!(
             s.matches("Transfer-Encoding: chunked\r\n").count(),
             1,
@@ -258,8 +262,10 @@ mod tests {
         let r = req(
             b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
         );
-        let s = String::from_utf8(upstream_request(&r, "", "10.0.0.1:1".parse().unwrap(), None).to_vec())
-            .unwrap();
+        let s = String::from_utf8(
+            upstream_request(&r, "", "10.0.0.1:1".parse().unwrap(), None).to_vec(),
+        )
+        .unwrap();
         assert!(
             s.contains("Connection: upgrade\r\nUpgrade: websocket\r\n"),
             "{s}"

@@ -27,14 +27,14 @@ use tether_balance::{ActiveGuard, ClientKey, ServerRef};
 use tether_store::Store;
 
 use crate::access_log::{AccessLog, Entry};
-use crate::upstream::Upstream;
-use affinity::{Decision, Env};
 use crate::config::ListenerSpec;
 use crate::idle::{self, KEY_CONNECT, KEY_LINGER, LINGER};
 use crate::metrics::{Registry, ReqKind, WorkerStats};
 use crate::response;
 use crate::router::{Action, Router, StatusFormat};
 use crate::static_files::{self, FileOptions};
+use crate::upstream::Upstream;
+use affinity::{Decision, Env};
 
 pub use forward::with_date;
 use proxy::Exchange;
@@ -158,7 +158,11 @@ impl HttpSession {
 
     /// Count this connection on `server` (and no longer on the previous one).
     fn hold(&mut self, server: &ServerRef) {
-        if self.active.as_ref().is_some_and(|g| Arc::ptr_eq(g.server(), server)) {
+        if self
+            .active
+            .as_ref()
+            .is_some_and(|g| Arc::ptr_eq(g.server(), server))
+        {
             return;
         }
         self.active = Some(server.acquire());
@@ -178,14 +182,18 @@ impl HttpSession {
         let key = self.client_key;
         let ctx = env.ctx(&upstream, key.as_ref(), cx.now());
         match affinity::decide(&ctx, &head, fetched) {
-            Decision::Go(pick) => proxy::start(self, cx, head, upstream, pick, max_body),
+            Decision::Go(pick) => proxy::start(self, cx, head, upstream, *pick, max_body),
             Decision::Refuse(status, message) => {
                 if !matches!(head.body, BodyKind::None | BodyKind::Length(0)) {
                     self.keep_alive = false;
                 }
-                let head_only = head.method == Method::Head;
-                let page =
-                    response::message_page(status, &self.server, message, head_only, self.keep_alive);
+                let page = response::message_page(
+                    status,
+                    &self.server,
+                    message,
+                    head.method == Method::Head,
+                    self.keep_alive,
+                );
                 self.respond(cx, page.into(), None);
             }
             Decision::Fetch(store_key) => {
@@ -399,6 +407,14 @@ impl HttpSession {
                 self.respond(cx, page.into(), None);
             }
         }
+    }
+
+    /// Answer `status` with a one-line reason and close the connection (the request body,
+    /// if any, was not read).
+    fn refuse(&mut self, cx: &mut Cx<'_>, status: u16, message: &str) {
+        self.keep_alive = false;
+        let page = response::message_page(status, &self.server, message, false, false);
+        self.respond(cx, page.into(), None);
     }
 
     /// Answer with a status page and close the connection.
@@ -616,7 +632,12 @@ impl Session for HttpSession {
             return;
         }
         let Some(p) = self.pending.take() else { return };
-        let answer = p.answer.lock().ok().and_then(|mut a| a.take()).unwrap_or(None);
+        let answer = p
+            .answer
+            .lock()
+            .ok()
+            .and_then(|mut a| a.take())
+            .unwrap_or(None);
         self.proxy_request(cx, p.head, p.upstream, p.max_body, Some(answer));
     }
 

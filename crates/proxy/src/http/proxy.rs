@@ -28,9 +28,9 @@ use tether_http::{
 
 use super::affinity::{self, Pick};
 use super::forward;
-use crate::upstream::Upstream;
 use super::{HttpSession, Phase};
 use crate::idle::KEY_CONNECT;
+use crate::upstream::Upstream;
 
 /// Bytes of upstream response read ahead while its head is parsed.
 const HEAD_READ: usize = 64 * 1024;
@@ -174,7 +174,14 @@ fn connect_failed(s: &mut HttpSession, cx: &mut Cx<'_>, what: &str, status: u16)
         None
     };
     let Some(next) = next else {
+        let strict = s.xchg.as_ref().is_some_and(|x| {
+            x.pick.pinned && x.upstream.failover == tether_balance::FailoverMode::Strict
+        });
         abandon(s, cx);
+        if strict {
+            // The session's server is gone and sessions may not move: say so.
+            return s.refuse(cx, 503, affinity::SERVER_GONE);
+        }
         return s.fail(cx, status);
     };
     let Some(x) = s.xchg.as_mut() else { return };

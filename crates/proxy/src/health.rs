@@ -1,0 +1,257 @@
+//! Active health checks, driven by the event loop: one spawned session (`Core::spawn`) per
+//! tether process probes every server of every pool that has a `[upstream.health]` table.
+//!
+//! A probe: connect (a fresh connection, never a pooled one), send
+//! `GET <path> HTTP/1.1` with `Connection: close`, read until the status line, pass if the
+//! status is in the expected range; a refused connect, a reset, a bad status line or no
+//! answer within `timeout` fails. Each result goes to the server's `Health` (`rise`/`fall`
+//! counting, logged transitions); the next probe of that server starts `interval` later.
+//! Nothing blocks: connects, reads and timeouts are the loop's.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tether_balance::{CheckConfig, ServerRef};
+use tether_core::{ConnId, Cx, PipeEnd, PipeId, Session, Sink, Source, TimerId};
+
+use crate::config::{Settings, Target};
+use crate::router::Action;
+use crate::upstream::Upstream;
+
+/// Longest status line read before a probe gives up on the answer.
+const MAX_STATUS_LINE: usize = 1024;
+
+struct Probe {
+    pool: String,
+    server: ServerRef,
+    check: CheckConfig,
+    request: Bytes,
+    conn: Option<ConnId>,
+    reader: Option<PipeId>,
+    writer: Option<PipeId>,
+    buf: Vec<u8>,
+    timeout: Option<TimerId>,
+}
+
+/// The session that runs every probe.
+pub struct HealthChecker {
+    probes: Vec<Probe>,
+}
+
+/// Timer keys: probe `i` starts at key `2i`, times out at key `2i + 1`.
+fn start_key(i: usize) -> u64 {
+    (i as u64) * 2
+}
+
+impl HealthChecker {
+    /// A checker for every pool of `settings` with a health check; `None` if there is none.
+    pub fn from_settings(settings: &Settings) -> Option<HealthChecker> {
+        let mut seen: Vec<*const Upstream> = Vec::new();
+        let mut probes = Vec::new();
+        for l in &settings.listeners {
+            let Target::Http(router) = &l.target else {
+                continue;
+            };
+            for route in router.hosts.iter().flat_map(|h| h.routes.iter()) {
+                let Action::Proxy(up) = &route.action else {
+                    continue;
+                };
+                if seen.contains(&Arc::as_ptr(up)) {
+                    continue;
+                }
+                seen.push(Arc::as_ptr(up));
+                let Some(check) = up.pool.check() else {
+                    continue;
+                };
+                for server in up.pool.servers() {
+                    let host = check
+                        .host
+                        .clone()
+                        .unwrap_or_else(|| server.addr().to_string());
+                    let request = format!(
+                        "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: tether-health\r\nConnection: close\r\n\r\n",
+                        check.path
+                    );
+                    probes.push(Probe {
+                        pool: up.name().to_string(),
+                        server: server.clone(),
+                        check: check.clone(),
+                        request: Bytes::from(request),
+                        conn: None,
+                        reader: None,
+                        writer: None,
+                        buf: Vec::new(),
+                        timeout: None,
+                    });
+                }
+            }
+        }
+        (!probes.is_empty()).then_some(HealthChecker { probes })
+    }
+
+    fn start(&mut self, cx: &mut Cx<'_>, i: usize) {
+        let Some(p) = self.probes.get_mut(i) else {
+            return;
+        };
+        if p.conn.is_some() {
+            return;
+        }
+        p.buf.clear();
+        match cx.connect_fresh(p.server.addr()) {
+            Ok(c) => {
+                p.conn = Some(c);
+                p.timeout = Some(cx.set_timer(p.check.timeout, start_key(i) + 1));
+            }
+            Err(e) => {
+                log::debug!("health {}/{}: connect: {e}", p.pool, p.server.id());
+                self.finish(cx, i, false);
+            }
+        }
+    }
+
+    /// Record the result of probe `i`, close what it opened, schedule the next one.
+    fn finish(&mut self, cx: &mut Cx<'_>, i: usize, ok: bool) {
+        let Some(p) = self.probes.get_mut(i) else {
+            return;
+        };
+        if let Some(t) = p.timeout.take() {
+            cx.cancel_timer(t);
+        }
+        for pipe in [p.reader.take(), p.writer.take()].into_iter().flatten() {
+            cx.close_pipe(pipe);
+        }
+        if let Some(c) = p.conn.take() {
+            cx.close_conn(c);
+        }
+        p.buf.clear();
+        p.server.health().record_check(ok);
+        cx.set_timer(p.check.interval, start_key(i));
+    }
+
+    fn by_conn(&self, c: ConnId) -> Option<usize> {
+        self.probes.iter().position(|p| p.conn == Some(c))
+    }
+
+    fn by_pipe(&self, pipe: PipeId) -> Option<usize> {
+        self.probes
+            .iter()
+            .position(|p| p.reader == Some(pipe) || p.writer == Some(pipe))
+    }
+}
+
+/// The status code of a complete status line at the start of `buf`: `Some(None)` for a
+/// malformed one, `None` while incomplete.
+fn status_of(buf: &[u8]) -> Option<Option<u16>> {
+    let end = buf.windows(2).position(|w| w == b"\r\n")?;
+    let line = std::str::from_utf8(&buf[..end]).ok();
+    Some(line.and_then(|l| {
+        let mut parts = l.split(' ');
+        let version = parts.next()?;
+        let code = parts.next()?;
+        (version.starts_with("HTTP/1.") && code.len() == 3)
+            .then(|| code.parse().ok())
+            .flatten()
+    }))
+}
+
+impl Session for HealthChecker {
+    fn on_start(&mut self, cx: &mut Cx<'_>, _client: ConnId) {
+        cx.close();
+    }
+
+    fn on_spawn(&mut self, cx: &mut Cx<'_>) {
+        for i in 0..self.probes.len() {
+            self.start(cx, i);
+        }
+    }
+
+    fn on_connect(&mut self, cx: &mut Cx<'_>, conn: ConnId, result: std::io::Result<()>) {
+        let Some(i) = self.by_conn(conn) else {
+            return cx.close_conn(conn);
+        };
+        if let Err(e) = result {
+            log::debug!(
+                "health {}/{}: {e}",
+                self.probes[i].pool,
+                self.probes[i].server.id()
+            );
+            return self.finish(cx, i, false);
+        }
+        let p = &mut self.probes[i];
+        let w = cx.pipe(Source::Session, Sink::Conn(conn));
+        cx.push(w, p.request.clone());
+        cx.end(w);
+        p.writer = Some(w);
+        p.reader = Some(cx.pipe(Source::Conn(conn), Sink::Session));
+    }
+
+    fn on_readable(&mut self, cx: &mut Cx<'_>, pipe: PipeId) {
+        let Some(i) = self.by_pipe(pipe) else { return };
+        while let Some(b) = cx.take(pipe) {
+            self.probes[i].buf.extend_from_slice(&b);
+        }
+        let p = &self.probes[i];
+        match status_of(&p.buf) {
+            Some(Some(code)) => {
+                let ok = p.check.expect.accepts(code);
+                if !ok {
+                    log::debug!("health {}/{}: status {code}", p.pool, p.server.id());
+                }
+                self.finish(cx, i, ok);
+            }
+            Some(None) => self.finish(cx, i, false),
+            None if p.buf.len() > MAX_STATUS_LINE => self.finish(cx, i, false),
+            None => {}
+        }
+    }
+
+    fn on_pipe_end(&mut self, cx: &mut Cx<'_>, pipe: PipeId, end: PipeEnd) {
+        let Some(i) = self.by_pipe(pipe) else { return };
+        let p = &mut self.probes[i];
+        if p.writer == Some(pipe) {
+            p.writer = None;
+            if end != PipeEnd::Finished {
+                self.finish(cx, i, false);
+            }
+        } else {
+            // The server closed (or reset) before a whole status line.
+            p.reader = None;
+            self.finish(cx, i, false);
+        }
+    }
+
+    fn on_timer(&mut self, cx: &mut Cx<'_>, key: u64) {
+        let i = (key / 2) as usize;
+        if key.is_multiple_of(2) {
+            self.start(cx, i);
+        } else if self.probes.get(i).is_some_and(|p| p.conn.is_some()) {
+            self.probes[i].timeout = None;
+            log::debug!(
+                "health {}/{}: timed out",
+                self.probes[i].pool,
+                self.probes[i].server.id()
+            );
+            self.finish(cx, i, false);
+        }
+    }
+
+    fn is_done(&self, _cx: &Cx<'_>) -> bool {
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::status_of;
+
+    #[test]
+    fn status_lines() {
+        assert_eq!(status_of(b"HTTP/1.1 200 OK\r\n"), Some(Some(200)));
+        assert_eq!(
+            status_of(b"HTTP/1.0 503 Unavailable\r\nX: y"),
+            Some(Some(503))
+        );
+        assert_eq!(status_of(b"HTTP/1.1 20"), None);
+        assert_eq!(status_of(b"garbage\r\n"), Some(None));
+    }
+}
