@@ -38,7 +38,7 @@ fn a_mail_arrives_with_its_subject_and_body() {
     assert_eq!(got[0]["to"][0], "admin@tether.test");
     let data = got[0]["data"].as_str().unwrap_or("");
     assert!(
-        data.contains("Simulation Server <session@tether.test>"),
+        data.contains("From: \"Simulation Server\" <session@tether.test>"),
         "{data}"
     );
     assert!(data.contains("Content-Type: text/plain"), "{data}");
