@@ -1,0 +1,339 @@
+//! `Broker`: the shared state of one broker and its poller thread. Every poll interval the
+//! poller asks each simulation server for `/load` (one scoped thread per server, all at
+//! once, each bounded by the timeout), records the answers (`state.rs`), mails or logs each
+//! transition, and when "some server is available" flips, bumps `generation()` and calls
+//! every subscribed waker. Workers (event loops) only read: `session_body`, `available`,
+//! `load_body`, `monitor_html` take a short lock and never wait on the network.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use tether_mail::Mailer;
+
+use crate::config::BrokerConfig;
+use crate::monitor;
+use crate::poll;
+use crate::state::{self, format_load, Load, ServerState, Transition};
+
+/// `/session`'s answer when no server can take a client (Webots' words).
+pub const NO_SERVER: &str = "Error: no simulation server available at the moment.";
+
+/// The headers `/session` carries, so a page from another origin may ask.
+pub const CORS_HEADERS: [(&str, &str); 3] = [
+    ("Access-Control-Allow-Origin", "*"),
+    ("Access-Control-Allow-Headers", "x-requested-with"),
+    ("Access-Control-Allow-Methods", "POST, GET, OPTIONS"),
+];
+
+/// A handle to undo `subscribe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SubscriptionId(u64);
+
+type Waker = Arc<dyn Fn() + Send + Sync>;
+
+/// One broker, shared (`Arc`) by the poller and every worker thread.
+pub struct Broker {
+    config: BrokerConfig,
+    mailer: Mailer,
+    started: String,
+    servers: Mutex<Vec<ServerState>>,
+    available: AtomicBool,
+    generation: AtomicU64,
+    rounds: Mutex<u64>,
+    round_done: Condvar,
+    subscribers: Mutex<Vec<(SubscriptionId, Waker)>>,
+    next_subscription: AtomicU64,
+    stopping: Mutex<bool>,
+    stop_signal: Condvar,
+    poller: Mutex<Option<JoinHandle<()>>>,
+    agent: ureq::Agent,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Broker {
+    /// A broker with no poller: loads stay at 0 until `poll_once` (tests, tools).
+    pub fn new(config: BrokerConfig, mailer: Mailer) -> Arc<Broker> {
+        let servers: Vec<ServerState> =
+            config.servers.iter().map(|e| ServerState::new(e)).collect();
+        let available = servers.iter().any(|s| s.load.is_available(config.max_load));
+        if mailer.is_log_only() {
+            log::info!(
+                "broker {}: no mail settings, transitions go to the log",
+                config.name
+            );
+        }
+        Arc::new(Broker {
+            agent: poll::agent(config.timeout()),
+            config,
+            mailer,
+            started: httpdate::fmt_http_date(SystemTime::now()),
+            servers: Mutex::new(servers),
+            available: AtomicBool::new(available),
+            generation: AtomicU64::new(0),
+            rounds: Mutex::new(0),
+            round_done: Condvar::new(),
+            subscribers: Mutex::new(Vec::new()),
+            next_subscription: AtomicU64::new(1),
+            stopping: Mutex::new(false),
+            stop_signal: Condvar::new(),
+            poller: Mutex::new(None),
+        })
+    }
+
+    /// A broker whose poller thread polls now, then every `poll_interval`. Until the first
+    /// round ends, every load reads 0 (as in Webots); `wait_first_poll` waits for it.
+    pub fn start(config: BrokerConfig, mailer: Mailer) -> std::io::Result<Arc<Broker>> {
+        let broker = Broker::new(config, mailer);
+        let b = Arc::clone(&broker);
+        let handle = std::thread::Builder::new()
+            .name(format!("broker-{}", broker.config.name))
+            .spawn(move || b.run())?;
+        *lock(&broker.poller) = Some(handle);
+        Ok(broker)
+    }
+
+    /// Stop the poller and wait for it (at most one poll timeout). Idempotent.
+    pub fn stop(&self) {
+        *lock(&self.stopping) = true;
+        self.stop_signal.notify_all();
+        let handle = lock(&self.poller).take();
+        if let Some(h) = handle {
+            if h.join().is_err() {
+                log::error!("broker {}: the poller thread panicked", self.config.name);
+            }
+        }
+    }
+
+    fn run(&self) {
+        log::info!(
+            "broker {}: polling {} simulation server(s) every {:?}",
+            self.config.name,
+            self.config.servers.len(),
+            self.config.poll_interval()
+        );
+        loop {
+            let began = Instant::now();
+            self.poll_once();
+            let next = began + self.config.poll_interval();
+            let guard = lock(&self.stopping);
+            let wait = next.saturating_duration_since(Instant::now());
+            let stopped = match self.stop_signal.wait_timeout_while(guard, wait, |s| !*s) {
+                Ok((s, _)) => *s,
+                Err(poisoned) => *poisoned.into_inner().0,
+            };
+            if stopped {
+                return;
+            }
+        }
+    }
+
+    /// One polling round, on the calling thread (never call it from an event loop): every
+    /// server at once, each bounded by the timeout; then mails, availability, wakers.
+    pub fn poll_once(&self) {
+        let scheme = self.config.http_scheme();
+        let urls: Vec<String> = self
+            .config
+            .servers
+            .iter()
+            .map(|e| poll::load_url(scheme, e))
+            .collect();
+        let loads: Vec<Load> = std::thread::scope(|scope| {
+            let handles: Vec<_> = urls
+                .iter()
+                .map(|url| scope.spawn(|| poll::fetch_load(&self.agent, url)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Load::Down("poll thread panicked".into()))
+                })
+                .collect()
+        });
+        let max = self.config.max_load;
+        let mut events = Vec::new();
+        let now_available = {
+            let mut servers = lock(&self.servers);
+            for (s, load) in servers.iter_mut().zip(loads) {
+                if let Some(t) = s.record(load, max, self.config.history) {
+                    events.push((t, s.entry.clone(), s.load.clone()));
+                }
+            }
+            servers.iter().any(|s| s.load.is_available(max))
+        };
+        for (t, entry, load) in events {
+            self.notify(t, &entry, &load);
+        }
+        if self.available.swap(now_available, Ordering::SeqCst) != now_available {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            log::info!(
+                "broker {}: simulation servers {}",
+                self.config.name,
+                if now_available {
+                    "available (1)"
+                } else {
+                    "unavailable (0)"
+                }
+            );
+            let wakers: Vec<Waker> = lock(&self.subscribers)
+                .iter()
+                .map(|(_, w)| Arc::clone(w))
+                .collect();
+            for w in wakers {
+                w();
+            }
+        }
+        *lock(&self.rounds) += 1;
+        self.round_done.notify_all();
+    }
+
+    /// Log a transition, and mail it when mail settings are there.
+    fn notify(&self, t: Transition, entry: &str, load: &Load) {
+        let (sentence, body) = transition_text(t, entry, load, &self.config.monitor_link());
+        match t {
+            Transition::NotResponding | Transition::ReachedMaxLoad => log::warn!("{sentence}"),
+            Transition::WorkingAgain | Transition::AvailableAgain => log::info!("{sentence}"),
+        }
+        if !self.mailer.is_log_only() {
+            self.mailer.send(t.subject(), &body);
+        }
+    }
+
+    /// Wait until at least one polling round has ended (at most `limit`). True if so.
+    pub fn wait_first_poll(&self, limit: Duration) -> bool {
+        self.wait_rounds(1, limit)
+    }
+
+    /// Wait until `n` polling rounds have ended in all (at most `limit`). True if so.
+    pub fn wait_rounds(&self, n: u64, limit: Duration) -> bool {
+        let guard = lock(&self.rounds);
+        match self.round_done.wait_timeout_while(guard, limit, |r| *r < n) {
+            Ok((r, _)) => *r >= n,
+            Err(poisoned) => *poisoned.into_inner().0 >= n,
+        }
+    }
+
+    /// Polling rounds ended so far.
+    pub fn rounds(&self) -> u64 {
+        *lock(&self.rounds)
+    }
+
+    pub fn config(&self) -> &BrokerConfig {
+        &self.config
+    }
+
+    /// `/session`: `ws(s)://<entry>` of the least-loaded server below the max load, or
+    /// `NO_SERVER`.
+    pub fn session_body(&self) -> String {
+        let servers = lock(&self.servers);
+        match state::pick(&servers, self.config.max_load) {
+            Some(s) => format!("{}://{}", self.config.ws_scheme(), s.entry),
+            None => NO_SERVER.to_string(),
+        }
+    }
+
+    /// Some server may take a client (what the feed sends as `1`/`0`).
+    pub fn available(&self) -> bool {
+        self.available.load(Ordering::SeqCst)
+    }
+
+    /// `1` or `0`: the feed's message, and `/` without upgrade.
+    pub fn available_body(&self) -> &'static str {
+        if self.available() {
+            "1"
+        } else {
+            "0"
+        }
+    }
+
+    /// Bumped each time `available()` flips.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// `/load`: the mean load of the servers that answer, or `-1` when none does.
+    pub fn load_body(&self) -> String {
+        match state::mean_load(&lock(&self.servers)) {
+            Some(l) => format_load(l),
+            None => "-1".into(),
+        }
+    }
+
+    /// `/monitor`: the HTML page.
+    pub fn monitor_html(&self) -> String {
+        let servers = lock(&self.servers);
+        monitor::render(&monitor::View {
+            started: &self.started,
+            servers: &servers,
+            max_load: self.config.max_load,
+            http_scheme: self.config.http_scheme(),
+            refresh_secs: self.config.poll_interval().as_secs().max(1),
+            history: self.config.history,
+        })
+    }
+
+    /// A copy of every server's state (for tools and tests).
+    pub fn snapshot(&self) -> Vec<ServerState> {
+        lock(&self.servers).clone()
+    }
+
+    /// The CORS headers `/session` answers with (and its `OPTIONS` preflight).
+    pub fn cors_headers(&self) -> &'static [(&'static str, &'static str)] {
+        &CORS_HEADERS
+    }
+
+    /// Call `waker` (from the poller thread; keep it short, e.g. `mio::Waker::wake`) each
+    /// time `available()` flips.
+    pub fn subscribe(&self, waker: Box<dyn Fn() + Send + Sync>) -> SubscriptionId {
+        let id = SubscriptionId(self.next_subscription.fetch_add(1, Ordering::Relaxed));
+        lock(&self.subscribers).push((id, Arc::from(waker)));
+        id
+    }
+
+    pub fn unsubscribe(&self, id: SubscriptionId) {
+        lock(&self.subscribers).retain(|(i, _)| *i != id);
+    }
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("name", &self.config.name)
+            .field("servers", &self.config.servers)
+            .field("available", &self.available())
+            .field("rounds", &self.rounds())
+            .finish()
+    }
+}
+
+/// (the log sentence, the mail body) for a transition. The body names the server and its
+/// load and ends with the link to the broker's `/monitor`.
+pub fn transition_text(t: Transition, entry: &str, load: &Load, monitor: &str) -> (String, String) {
+    let shown = match load {
+        Load::Up(l) => format!("{}%", format_load(*l)),
+        Load::Down(_) => "N/A".into(),
+    };
+    let sentence = match (t, load) {
+        (Transition::NotResponding, Load::Down(why)) => format!(
+            "{entry} simulation server may be down, as it is not responding to the requests \
+             of the session server ({why}; load {shown})"
+        ),
+        (Transition::NotResponding, _) => format!("{entry} simulation server is not responding"),
+        (Transition::WorkingAgain, _) => {
+            format!("{entry} simulation server is up and running again (load = {shown})")
+        }
+        (Transition::ReachedMaxLoad, _) => {
+            format!("{entry} simulation server has reached maximum load ({shown})")
+        }
+        (Transition::AvailableAgain, _) => {
+            format!("{entry} simulation server is available again (load = {shown})")
+        }
+    };
+    let body = format!("Hello,\n\n{sentence}.\n\nCheck it at {monitor}");
+    (sentence, body)
+}

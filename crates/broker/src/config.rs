@@ -1,0 +1,229 @@
+//! `BrokerConfig`: the broker's settings as tether's TOML writes them (one `[[broker]]`
+//! table that the proxy's config embeds; unknown keys refused). Webots' `session.json` is
+//! read by `session_json.rs` and turned into the same struct.
+//!
+//! ```toml
+//! [[broker]]
+//! name = "sim"                       # how routes refer to it (default "broker")
+//! servers = ["localhost:2000", "sim2.example.org/2000"]
+//! ssl = false                        # true: wss:// in /session, https:// to poll
+//! max_load = 95                      # a server at or above this is never chosen
+//! poll_interval_ms = 5000
+//! timeout_ms = 5000                  # per /load request
+//! public_url = "http://localhost:1999"   # where /monitor is, for the mails
+//! administrator = "admin@example.org"    # receives the mails
+//! history = 60                       # samples per server shown on /monitor
+//!
+//! [broker.mail]                      # tether_mail::MailSettings; absent: mails go to the log
+//! server = "smtp.example.org"
+//! sender = "noreply@example.org"
+//! ```
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use tether_mail::{MailError, MailSettings, Mailer};
+
+/// The broker's settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerConfig {
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Simulation servers, `host:port` or `host/port` (behind a rewriting front door),
+    /// exactly as `/session` hands them out.
+    pub servers: Vec<String>,
+    #[serde(default)]
+    pub ssl: bool,
+    #[serde(default = "default_max_load")]
+    pub max_load: f64,
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// The broker's own public base URL; the mails link to `<public_url>/monitor`.
+    #[serde(default)]
+    pub public_url: Option<String>,
+    #[serde(default)]
+    pub administrator: Option<String>,
+    #[serde(default)]
+    pub mail: Option<MailSettings>,
+    #[serde(default = "default_history")]
+    pub history: usize,
+}
+
+fn default_name() -> String {
+    "broker".into()
+}
+fn default_max_load() -> f64 {
+    95.0
+}
+fn default_poll_interval_ms() -> u64 {
+    5_000
+}
+fn default_timeout_ms() -> u64 {
+    5_000
+}
+fn default_history() -> usize {
+    60
+}
+
+impl BrokerConfig {
+    /// A config with every default and these servers.
+    pub fn new(servers: &[&str]) -> BrokerConfig {
+        BrokerConfig {
+            name: default_name(),
+            servers: servers.iter().map(|s| s.to_string()).collect(),
+            ssl: false,
+            max_load: default_max_load(),
+            poll_interval_ms: default_poll_interval_ms(),
+            timeout_ms: default_timeout_ms(),
+            public_url: None,
+            administrator: None,
+            mail: None,
+            history: default_history(),
+        }
+    }
+
+    /// Check what serde cannot; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.servers.is_empty() {
+            return Err("`servers` is empty: list at least one simulation server".into());
+        }
+        for s in &self.servers {
+            if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(format!("`servers`: {s:?} is not a host:port"));
+            }
+            if s.contains("://") {
+                return Err(format!(
+                    "`servers`: write {s:?} without a scheme (`ssl` picks ws/wss and http/https)"
+                ));
+            }
+        }
+        if !(self.max_load.is_finite() && self.max_load > 0.0) {
+            return Err(format!("`max_load` = {} must be above 0", self.max_load));
+        }
+        if self.poll_interval_ms < 100 {
+            return Err("`poll_interval_ms` must be at least 100".into());
+        }
+        if self.timeout_ms == 0 {
+            return Err("`timeout_ms` must be above 0".into());
+        }
+        if self.history == 0 || self.history > 10_000 {
+            return Err("`history` must be between 1 and 10000".into());
+        }
+        if let Some(m) = self.mail_settings() {
+            if m.recipients.is_empty() {
+                return Err("`mail` needs `administrator` (or `mail.recipients`)".into());
+            }
+            m.validate().map_err(|e| format!("`mail`: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// The mail settings with `administrator` among the recipients; `None` without `mail`
+    /// (then the transitions go to the log only).
+    pub fn mail_settings(&self) -> Option<MailSettings> {
+        let mut m = self.mail.clone()?;
+        if let Some(admin) = &self.administrator {
+            if !m.recipients.contains(admin) {
+                m.recipients.push(admin.clone());
+            }
+        }
+        Some(m)
+    }
+
+    /// The mailer these settings ask for: SMTP with `mail`, the log without.
+    pub fn mailer(&self) -> Result<Mailer, MailError> {
+        Mailer::from_settings(self.mail_settings().as_ref())
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    /// `ws:` or `wss:`, for `/session`.
+    pub fn ws_scheme(&self) -> &'static str {
+        if self.ssl {
+            "wss"
+        } else {
+            "ws"
+        }
+    }
+
+    /// `http` or `https`, to poll `/load` and to link each server's `/monitor`.
+    pub fn http_scheme(&self) -> &'static str {
+        if self.ssl {
+            "https"
+        } else {
+            "http"
+        }
+    }
+
+    /// Where the mails point: `<public_url>/monitor`, or just `/monitor` without one.
+    pub fn monitor_link(&self) -> String {
+        match &self.public_url {
+            Some(u) => format!("{}/monitor", u.trim_end_matches('/')),
+            None => "/monitor".into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_from_toml() {
+        let c: BrokerConfig = toml::from_str("servers = [\"localhost:2000\"]\n").expect("parses");
+        assert_eq!(c, BrokerConfig::new(&["localhost:2000"]));
+        assert_eq!(c.max_load, 95.0);
+        assert_eq!(c.poll_interval(), Duration::from_secs(5));
+        assert_eq!(c.timeout(), Duration::from_secs(5));
+        assert!(c.validate().is_ok());
+        assert_eq!((c.ws_scheme(), c.http_scheme()), ("ws", "http"));
+    }
+
+    #[test]
+    fn unknown_key_is_refused_with_its_position() {
+        let e = toml::from_str::<BrokerConfig>("servers = [\"a:1\"]\nmax_laod = 90\n")
+            .expect_err("refused");
+        assert!(e.to_string().contains("unknown field `max_laod`"), "{e}");
+        assert_eq!(e.span().map(|s| s.start), Some(18)); // line 2, column 1
+    }
+
+    #[test]
+    fn mail_table_and_administrator() {
+        let c: BrokerConfig = toml::from_str(
+            "servers = [\"a:1\"]\nadministrator = \"admin@x.org\"\npublic_url = \"https://x.org/s/\"\n\
+             [mail]\nserver = \"127.0.0.1\"\nport = 2525\nsender = \"noreply@x.org\"\n",
+        )
+        .expect("parses");
+        let m = c.mail_settings().expect("mail");
+        assert_eq!(m.recipients, vec!["admin@x.org".to_string()]);
+        assert_eq!(m.port, 2525);
+        assert!(c.validate().is_ok());
+        assert_eq!(c.monitor_link(), "https://x.org/s/monitor");
+        let mut no_admin = c.clone();
+        no_admin.administrator = None;
+        assert!(no_admin.validate().unwrap_err().contains("administrator"));
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut c = BrokerConfig::new(&[]);
+        assert!(c.validate().unwrap_err().contains("`servers`"));
+        c.servers = vec!["http://a:1".into()];
+        assert!(c.validate().unwrap_err().contains("scheme"));
+        c.servers = vec!["a:1".into()];
+        c.max_load = 0.0;
+        assert!(c.validate().unwrap_err().contains("`max_load`"));
+        c.max_load = 95.0;
+        c.poll_interval_ms = 10;
+        assert!(c.validate().unwrap_err().contains("`poll_interval_ms`"));
+    }
+}

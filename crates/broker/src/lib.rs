@@ -1,0 +1,43 @@
+//! tether-broker: sends clients to the least-loaded simulation server, a drop-in for the
+//! Webots session server. No event-loop sockets here: the proxy routes requests to a
+//! `Broker` and writes what it returns; the broker's own I/O (polling, mails) runs on its
+//! threads.
+//!
+//! Following one client of a Webots web page through the code:
+//! 1. The page opens `ws://broker/` to learn whether it may start a simulation. The proxy
+//!    checks the upgrade (`ws::check_upgrade`), answers `ws::handshake_response`, and keeps
+//!    a `ws::FeedSocket` that queued `1` or `0` (`Broker::available`). When the poller
+//!    (`broker.rs`) sees availability flip it calls the waker the proxy's worker gave to
+//!    `Broker::subscribe`; the worker calls `FeedSocket::update` for each feed client.
+//! 2. The user presses start; the page asks `GET /session`. `Broker::reply` (`http.rs`)
+//!    answers `Broker::session_body`: `state::pick` chose the lowest load strictly below
+//!    `max_load` (ties: the first listed), written `ws(s)://<entry>` — or Webots' error text.
+//! 3. Meanwhile, every `poll_interval_ms`, `Broker::poll_once` asks every server's `/load`
+//!    at once (`poll.rs`, ureq, bounded by `timeout_ms`), records the loads
+//!    (`state::ServerState::record`), and each `state::Transition` becomes a log line and,
+//!    with mail settings, a mail (`tether_mail::Mailer`).
+//! 4. An administrator opens `/monitor` (`monitor.rs`), or a front end reads `/load`.
+//!
+//! Config: `BrokerConfig` (`config.rs`, a TOML `[[broker]]` table), or Webots'
+//! `session.json` as it is (`session_json.rs`). Logs like Webots: `logfile.rs`.
+
+mod broker;
+mod config;
+mod http;
+mod logfile;
+mod monitor;
+mod poll;
+mod session_json;
+mod state;
+pub mod ws;
+
+pub use broker::{transition_text, Broker, SubscriptionId, CORS_HEADERS, NO_SERVER};
+pub use config::BrokerConfig;
+pub use http::Reply;
+pub use logfile::{session_log_writer, RotatingFile, BACKUPS, MAX_BYTES};
+pub use poll::parse_load;
+pub use session_json::{
+    expand_path, load_session_json, looks_like_session_json, parse_session_json, ConfigError,
+    SessionJson,
+};
+pub use state::{format_load, mean_load, pick, transition, Load, ServerState, Transition};

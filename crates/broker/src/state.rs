@@ -1,0 +1,208 @@
+//! What the broker knows about each simulation server, and the pure rules over it: the
+//! last load (`Load`, `Down` for a server that did not answer), recent history, which
+//! server `/session` picks, the mean for `/load`, and which change of load is worth a mail
+//! (`Transition`). No I/O here: `broker.rs` feeds poll results in.
+
+use std::collections::VecDeque;
+
+/// A server's last known load, in percent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Load {
+    Up(f64),
+    /// It did not answer with a number; why (refused, timeout, HTTP 500, ...).
+    Down(String),
+}
+
+impl Load {
+    pub fn value(&self) -> Option<f64> {
+        match self {
+            Load::Up(l) => Some(*l),
+            Load::Down(_) => None,
+        }
+    }
+
+    /// Up and strictly below `max`: may be handed out.
+    pub fn is_available(&self, max: f64) -> bool {
+        self.value().is_some_and(|l| l < max)
+    }
+}
+
+/// A change of load the administrator hears about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    NotResponding,
+    WorkingAgain,
+    ReachedMaxLoad,
+    AvailableAgain,
+}
+
+impl Transition {
+    /// The mail subject, word for word as Webots sends it.
+    pub fn subject(self) -> &'static str {
+        match self {
+            Transition::NotResponding => "Simulation server not responding",
+            Transition::WorkingAgain => "Simulation server working again",
+            Transition::ReachedMaxLoad => "Simulation server reached maximum load",
+            Transition::AvailableAgain => "Simulation server available again",
+        }
+    }
+}
+
+/// Webots' rules: up → down, down → up (whatever the load), crossing `max` upward,
+/// crossing it downward. Anything else (down → down, small changes) is quiet.
+pub fn transition(before: &Load, after: &Load, max: f64) -> Option<Transition> {
+    match (before, after) {
+        (Load::Up(_), Load::Down(_)) => Some(Transition::NotResponding),
+        (Load::Down(_), Load::Up(_)) => Some(Transition::WorkingAgain),
+        (Load::Up(b), Load::Up(a)) if *b < max && *a >= max => Some(Transition::ReachedMaxLoad),
+        (Load::Up(b), Load::Up(a)) if *b >= max && *a < max => Some(Transition::AvailableAgain),
+        _ => None,
+    }
+}
+
+/// One simulation server as the broker sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerState {
+    /// As written in the config, e.g. `localhost:2000` or `host.example.org/2000`.
+    pub entry: String,
+    /// Starts at `Up(0.0)` before the first poll, as in Webots.
+    pub load: Load,
+    /// The last samples, oldest first; `None` for a poll that found the server down.
+    pub history: VecDeque<Option<f64>>,
+}
+
+impl ServerState {
+    pub fn new(entry: &str) -> ServerState {
+        ServerState {
+            entry: entry.to_string(),
+            load: Load::Up(0.0),
+            history: VecDeque::new(),
+        }
+    }
+
+    /// Take a poll result; keep at most `keep` samples. Returns the transition, if any.
+    pub fn record(&mut self, load: Load, max: f64, keep: usize) -> Option<Transition> {
+        let t = transition(&self.load, &load, max);
+        if self.history.len() >= keep.max(1) {
+            self.history.pop_front();
+        }
+        self.history.push_back(load.value());
+        self.load = load;
+        t
+    }
+}
+
+/// The server `/session` hands out: the lowest load strictly below `max`; on a tie the
+/// first in the list. `None` when every server is down or loaded.
+pub fn pick(servers: &[ServerState], max: f64) -> Option<&ServerState> {
+    let mut best: Option<(&ServerState, f64)> = None;
+    for s in servers {
+        let Some(l) = s.load.value().filter(|l| *l < max) else {
+            continue;
+        };
+        let better = match best {
+            None => true,
+            Some((_, b)) => l < b, // strict: the first of equals stays
+        };
+        if better {
+            best = Some((s, l));
+        }
+    }
+    best.map(|(s, _)| s)
+}
+
+/// The mean load of the servers that answer; `None` when none does.
+pub fn mean_load(servers: &[ServerState]) -> Option<f64> {
+    let loads: Vec<f64> = servers.iter().filter_map(|s| s.load.value()).collect();
+    if loads.is_empty() {
+        return None;
+    }
+    Some(loads.iter().sum::<f64>() / loads.len() as f64)
+}
+
+/// A load as text: at most two decimals, no trailing zeros (`42`, `42.5`, `33.33`).
+pub fn format_load(l: f64) -> String {
+    let s = format!("{l:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn servers(loads: &[Option<f64>]) -> Vec<ServerState> {
+        loads
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let mut s = ServerState::new(&format!("h:{i}"));
+                s.load = l.map_or(Load::Down("refused".into()), Load::Up);
+                s
+            })
+            .collect()
+    }
+
+    #[test]
+    fn pick_lowest_first_on_tie_below_max() {
+        let s = servers(&[Some(50.0), Some(20.0), Some(20.0), None]);
+        assert_eq!(pick(&s, 95.0).map(|s| s.entry.as_str()), Some("h:1"));
+        let s = servers(&[Some(95.0), None, Some(99.0)]);
+        assert!(pick(&s, 95.0).is_none());
+        let s = servers(&[Some(95.0), Some(94.99)]);
+        assert_eq!(pick(&s, 95.0).map(|s| s.entry.as_str()), Some("h:1"));
+    }
+
+    #[test]
+    fn transitions_follow_webots() {
+        let up = |l| Load::Up(l);
+        let down = || Load::Down("x".into());
+        assert_eq!(
+            transition(&up(0.0), &down(), 95.0),
+            Some(Transition::NotResponding)
+        );
+        assert_eq!(
+            transition(&down(), &up(99.0), 95.0),
+            Some(Transition::WorkingAgain)
+        );
+        assert_eq!(
+            transition(&up(10.0), &up(95.0), 95.0),
+            Some(Transition::ReachedMaxLoad)
+        );
+        assert_eq!(
+            transition(&up(96.0), &up(94.0), 95.0),
+            Some(Transition::AvailableAgain)
+        );
+        assert_eq!(transition(&down(), &down(), 95.0), None);
+        assert_eq!(transition(&up(10.0), &up(20.0), 95.0), None);
+        assert_eq!(transition(&up(96.0), &up(97.0), 95.0), None);
+    }
+
+    #[test]
+    fn history_is_bounded() {
+        let mut s = ServerState::new("h:1");
+        for i in 0..5 {
+            s.record(Load::Up(i as f64), 95.0, 3);
+        }
+        s.record(Load::Down("x".into()), 95.0, 3);
+        assert_eq!(s.history, VecDeque::from(vec![Some(3.0), Some(4.0), None]));
+    }
+
+    #[test]
+    fn mean_and_format() {
+        assert_eq!(
+            mean_load(&servers(&[Some(10.0), None, Some(30.0)])),
+            Some(20.0)
+        );
+        assert_eq!(mean_load(&servers(&[None])), None);
+        assert_eq!(format_load(42.0), "42");
+        assert_eq!(format_load(42.5), "42.5");
+        assert_eq!(format_load(100.0 / 3.0), "33.33");
+        assert_eq!(format_load(-0.001), "0");
+        assert_eq!(format_load(-1.0), "-1");
+    }
+}
