@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what tether's tests and demos need on a Debian machine: curl, nc (netcat-openbsd),
-# python3, redis-server, and the Python packages websockets and aiosmtpd. Safe to run twice;
+# python3, redis-server, chromium, and the Python packages websockets and aiosmtpd. Safe to run twice;
 # skips apt when everything is already there.
 set -euo pipefail
 
@@ -11,6 +11,8 @@ if ! nc -h 2>&1 | grep -qE '^[[:space:]]+-N'; then need+=(netcat-openbsd); fi
 command -v python3 >/dev/null 2>&1 || need+=(python3)
 # The affinity store tests (crates/store) start their own redis-server on a free port.
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+# The broker's /monitor page is checked in headless Chromium (tests/broker.rs).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""

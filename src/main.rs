@@ -46,12 +46,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     if cli.print_default_config {
         print!("{}", tether_proxy::DEFAULT_CONFIG);
         return ExitCode::SUCCESS;
     }
     if let Some(Command::Check { config }) = cli.command {
+        init_logging(None);
         return match Settings::load(&config) {
             Ok(s) => {
                 println!("{}: ok ({} listeners)", config.display(), s.listeners.len());
@@ -74,6 +74,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    init_logging(settings.session_log.as_ref());
     match run(&settings) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -145,6 +146,21 @@ fn run(settings: &Settings) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The log goes to stderr (`RUST_LOG`, default `info`), or, for Webots' `session.json`, to
+/// `<logDir>/session/output.log` (rotated at 500 kB × 10) or stdout with `debug`.
+fn init_logging(session_log: Option<&(PathBuf, bool)>) {
+    let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    if let Some((dir, debug)) = session_log {
+        match tether_broker::session_log_writer(dir, *debug) {
+            Ok(w) => {
+                b.target(env_logger::Target::Pipe(w));
+            }
+            Err(e) => eprintln!("log {}: {e} (logging to stderr)", dir.display()),
+        }
+    }
+    b.init();
 }
 
 /// One line about what a listener serves, for the log.

@@ -95,6 +95,71 @@ pub enum Action {
     },
     /// The metrics of this tether (`status_page` routes, and the metrics listener).
     Status(StatusFormat),
+    /// The simulation-server broker of this name (`/session`, `/`, `/load`, `/monitor`,
+    /// relative to the route's path).
+    Broker(String),
+    /// Nothing but the route's `port_rewrite`: any other path is `404`.
+    NotFound,
+}
+
+/// `port_rewrite`: `/<port>/<rest>` under the route goes to `host:<port>/<rest>`, HTTP and
+/// WebSocket alike, for ports in `min..=max` only (never an open relay to other services).
+#[derive(Debug)]
+pub struct PortRewrite {
+    pub host: IpAddr,
+    pub min: u16,
+    pub max: u16,
+    /// One pool per port, made on first use.
+    pools: std::sync::Mutex<std::collections::HashMap<u16, Arc<Upstream>>>,
+}
+
+impl PortRewrite {
+    pub fn new(host: IpAddr, min: u16, max: u16) -> PortRewrite {
+        PortRewrite {
+            host,
+            min,
+            max,
+            pools: Default::default(),
+        }
+    }
+
+    /// For `rest` (the path after the route's prefix, from its `/`): the port it names, if
+    /// its first segment is a number, and the target to send (`/<rest>`, query kept).
+    pub fn split(rest: &str) -> Option<(u16, String)> {
+        let rest = rest.strip_prefix('/')?;
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let port = &rest[..end];
+        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let port: u16 = port.parse().ok()?;
+        let tail = &rest[end..];
+        let target = if tail.starts_with('/') {
+            tail.to_string()
+        } else {
+            format!("/{tail}")
+        };
+        Some((port, target))
+    }
+
+    /// The pool for `port`, or `None` outside the allowed range.
+    pub fn upstream(&self, port: u16) -> Option<Arc<Upstream>> {
+        if !(self.min..=self.max).contains(&port) {
+            return None;
+        }
+        let mut pools = self.pools.lock().ok()?;
+        if let Some(u) = pools.get(&port) {
+            return Some(u.clone());
+        }
+        let addr = std::net::SocketAddr::new(self.host, port);
+        let server = tether_balance::ServerConfig::new(addr.to_string(), addr);
+        let pool =
+            tether_balance::Pool::new(&format!("port {port}"), &[server], Default::default())
+                .ok()?;
+        let up = Arc::new(Upstream::plain(pool));
+        pools.insert(port, up.clone());
+        Some(up)
+    }
 }
 
 /// How a status route shows the metrics.
@@ -115,6 +180,8 @@ pub struct Route {
     pub acl: Acl,
     /// A request body longer than this is refused with `413` (none: no limit).
     pub max_body: Option<u64>,
+    /// `/<port>/...` paths under this route go to a local port (see `PortRewrite`).
+    pub ports: Option<Arc<PortRewrite>>,
 }
 
 impl Route {
@@ -164,6 +231,7 @@ impl Router {
             action,
             acl: Acl::default(),
             max_body: None,
+            ports: None,
         };
         Router {
             hosts: vec![VirtualHost {
@@ -225,6 +293,7 @@ mod tests {
             action: redirect(to),
             acl: Acl::default(),
             max_body: None,
+            ports: None,
         }
     }
 
@@ -304,5 +373,24 @@ mod tests {
         let ip = Some("192.0.2.7".parse().unwrap());
         let first = ih.pick(ip);
         assert!((0..10).all(|_| ih.pick(ip) == first));
+    }
+}
+
+#[cfg(test)]
+mod port_tests {
+    use super::PortRewrite;
+
+    #[test]
+    fn port_paths() {
+        assert_eq!(
+            PortRewrite::split("/2000/x/y?q=1"),
+            Some((2000, "/x/y?q=1".into()))
+        );
+        assert_eq!(PortRewrite::split("/2000"), Some((2000, "/".into())));
+        assert_eq!(PortRewrite::split("/2000?a"), Some((2000, "/?a".into())));
+        assert_eq!(PortRewrite::split("/session"), None);
+        assert_eq!(PortRewrite::split("/99999/x"), None);
+        let p = PortRewrite::new([127, 0, 0, 1].into(), 2000, 2999);
+        assert!(p.upstream(2000).is_some() && p.upstream(3000).is_none());
     }
 }

@@ -12,7 +12,9 @@ use crate::health::HealthChecker;
 use crate::http::HttpSession;
 use crate::metrics::Registry;
 use crate::tcp::{TcpFile, TcpTunnel};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use tether_broker::Broker;
 use tether_store::Store;
 
 /// What the workers share at run time (opened once, from the settings).
@@ -27,6 +29,8 @@ pub struct Shared {
     pub store_shared: bool,
     /// The active health checks run on the first worker installed only.
     health_started: Arc<AtomicBool>,
+    /// The simulation-server brokers, started (their poller threads run).
+    pub brokers: Arc<HashMap<String, Arc<Broker>>>,
 }
 
 impl Shared {
@@ -40,7 +44,19 @@ impl Shared {
                 format!("store {}: {e}", settings.store),
             )
         })?;
+        let mut brokers = HashMap::new();
+        for config in &settings.brokers {
+            let mailer = config.mailer().map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("broker {}: {e}", config.name),
+                )
+            })?;
+            let broker = Broker::start(config.clone(), mailer)?;
+            brokers.insert(config.name.clone(), broker);
+        }
         Ok(Shared {
+            brokers: Arc::new(brokers),
             access_log,
             metrics: Registry::new(&settings.server_name),
             store,
@@ -141,11 +157,13 @@ pub fn install_sockets(
                 let log = shared.access_log.clone();
                 let (stats, metrics) = (stats.clone(), shared.metrics.clone());
                 let (store, shared_store) = (shared.store.clone(), shared.store_shared);
+                let brokers = shared.brokers.clone();
                 Box::new(move |_| {
                     let mut s = HttpSession::new(spec.clone(), server.clone(), router.clone());
                     s.set_access_log(log.clone());
                     s.set_metrics(stats.clone(), Some(metrics.clone()));
                     s.set_store(store.clone(), shared_store);
+                    s.set_brokers(brokers.clone());
                     Box::new(s)
                 })
             }

@@ -26,6 +26,7 @@ use toml::Spanned;
 use crate::router::{Acl, Action, Route, Router, StatusFormat, VirtualHost};
 use crate::static_files::FileOptions;
 use std::sync::Arc;
+use tether_broker::BrokerConfig;
 
 /// The embedded default config: what `tether` runs with no argument.
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
@@ -52,6 +53,7 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 mod servers;
+mod session_json;
 mod upstream;
 mod xps;
 
@@ -78,6 +80,8 @@ struct RawConfig {
     upstream: Vec<Spanned<upstream::RawUpstream>>,
     #[serde(default)]
     server: Vec<Spanned<servers::RawServer>>,
+    #[serde(default)]
+    broker: Vec<Spanned<BrokerConfig>>,
 }
 
 /// `[metrics] listen = "127.0.0.1:8004"`: a listener answering `/api` (eXpServer's metrics
@@ -155,7 +159,7 @@ pub struct ListenerSpec {
 }
 
 /// A checked config.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub server_name: String,
     /// Event-loop threads, each with its own `SO_REUSEPORT` listeners.
@@ -167,6 +171,10 @@ pub struct Settings {
     /// Where affinity entries live: `"memory"` or a `redis://` URL.
     pub store: String,
     pub listeners: Vec<ListenerSpec>,
+    /// Simulation-server brokers (`[[broker]]`, or Webots' `session.json`), by name.
+    pub brokers: Vec<BrokerConfig>,
+    /// Webots' `session.json`: log to `<logDir>/session/output.log` (or stdout with `debug`).
+    pub session_log: Option<(PathBuf, bool)>,
 }
 
 impl Settings {
@@ -185,6 +193,9 @@ impl Settings {
             message: format!("cannot read: {e}"),
         })?;
         if text.trim_start().starts_with('{') {
+            if session_json::is_session_json(&text) {
+                return session_json::parse(&text, &name);
+            }
             return xps::parse(&text, &name);
         }
         parse(&text, &name)
@@ -212,10 +223,23 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         let l = l.into_inner();
         listeners.push(check_listener(l, span, &at)?);
     }
+    let mut brokers: Vec<BrokerConfig> = Vec::new();
+    for b in raw.broker {
+        let span = b.span();
+        let b = b.into_inner();
+        b.validate()
+            .map_err(|m| at(span.clone(), format!("[[broker]]: {m}")))?;
+        if brokers.iter().any(|x| x.name == b.name) {
+            return Err(at(span, format!("a second [[broker]] named {:?}", b.name)));
+        }
+        brokers.push(b);
+    }
+    let names: Vec<String> = brokers.iter().map(|b| b.name.clone()).collect();
     listeners.extend(servers::check(
         raw.upstream,
         raw.server,
         raw.max_body_size,
+        &names,
         &at,
     )?);
     let store = match raw.store {
@@ -268,6 +292,8 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         max_connections: raw.max_connections.unwrap_or(0),
         store,
         listeners,
+        brokers,
+        session_log: None,
     })
 }
 
@@ -278,6 +304,7 @@ pub(crate) fn metrics_listener(listen: SocketAddr) -> ListenerSpec {
         action: Action::Status(format),
         acl: Acl::default(),
         max_body: None,
+        ports: None,
     };
     let host = VirtualHost {
         hostnames: Vec::new(),

@@ -33,7 +33,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{millis, upstream, ConfigError, ListenerSpec, Target};
-use crate::router::{Acl, Action, Cidr, Route, Router, StatusFormat, VirtualHost};
+use crate::router::{Acl, Action, Cidr, PortRewrite, Route, Router, StatusFormat, VirtualHost};
 use crate::static_files::FileOptions;
 use crate::upstream::Upstream;
 
@@ -66,11 +66,27 @@ pub(super) struct RawRoute {
     redirect: Option<String>,
     status: Option<Spanned<u16>>,
     status_page: Option<Spanned<String>>,
+    broker: Option<Spanned<String>>,
+    port_rewrite: Option<Spanned<RawPortRewrite>>,
     max_body_size: Option<u64>,
     #[serde(default)]
     allow: Vec<Spanned<String>>,
     #[serde(default)]
     deny: Vec<Spanned<String>>,
+}
+
+/// `port_rewrite = { host = "127.0.0.1", min = 2000, max = 2999 }`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPortRewrite {
+    #[serde(default = "loopback")]
+    host: String,
+    min: u16,
+    max: u16,
+}
+
+fn loopback() -> String {
+    "127.0.0.1".into()
 }
 
 /// Timeouts of a listener.
@@ -116,6 +132,7 @@ pub(super) fn check(
     upstreams: Vec<Spanned<upstream::RawUpstream>>,
     servers: Vec<Spanned<RawServer>>,
     max_body: Option<u64>,
+    brokers: &[String],
     at: At<'_>,
 ) -> Result<Vec<ListenerSpec>, ConfigError> {
     let mut pools: HashMap<String, Arc<Upstream>> = HashMap::new();
@@ -147,7 +164,7 @@ pub(super) fn check(
         };
         let mut routes = Vec::new();
         for r in s.route {
-            routes.push(check_route(r, &pools, max_body, at)?);
+            routes.push(check_route(r, &pools, max_body, brokers, at)?);
         }
         let host = VirtualHost {
             hostnames: s.hostnames.iter().map(|h| h.to_ascii_lowercase()).collect(),
@@ -170,6 +187,7 @@ fn check_route(
     r: Spanned<RawRoute>,
     pools: &HashMap<String, Arc<Upstream>>,
     max_body: Option<u64>,
+    brokers: &[String],
     at: At<'_>,
 ) -> Result<Route, ConfigError> {
     let span = r.span();
@@ -186,17 +204,47 @@ fn check_route(
         r.root.is_some(),
         r.redirect.is_some(),
         r.status_page.is_some(),
+        r.broker.is_some(),
     ];
-    if kinds.iter().filter(|&&k| k).count() != 1 {
+    let n = kinds.iter().filter(|&&k| k).count();
+    if n > 1 || (n == 0 && r.port_rewrite.is_none()) {
         return Err(at(
             span,
-            "a route needs exactly one of `proxy`, `root`, `redirect`, `status_page`".into(),
+            "a route needs exactly one of `proxy`, `root`, `redirect`, `status_page`, `broker` \
+             (or only `port_rewrite`)"
+                .into(),
         ));
     }
+    let ports = match &r.port_rewrite {
+        None => None,
+        Some(p) => {
+            let raw = p.get_ref();
+            let host = raw.host.parse().map_err(|_| {
+                at(
+                    p.span(),
+                    format!("`port_rewrite.host`: not an IP address: {:?}", raw.host),
+                )
+            })?;
+            if raw.min == 0 || raw.min > raw.max {
+                return Err(at(p.span(), "`port_rewrite`: need 1 <= min <= max".into()));
+            }
+            Some(Arc::new(PortRewrite::new(host, raw.min, raw.max)))
+        }
+    };
     if let (Some(st), None) = (&r.status, &r.redirect) {
         return Err(at(st.span(), "`status` goes with `redirect`".into()));
     }
-    let action = if let Some(page) = &r.status_page {
+    let action = if let Some(b) = &r.broker {
+        if !brokers.contains(b.get_ref()) {
+            return Err(at(
+                b.span(),
+                format!("no [[broker]] named {:?}", b.get_ref()),
+            ));
+        }
+        Action::Broker(b.get_ref().clone())
+    } else if n == 0 {
+        Action::NotFound
+    } else if let Some(page) = &r.status_page {
         match page.get_ref().as_str() {
             "json" => Action::Status(StatusFormat::Json),
             "prometheus" => Action::Status(StatusFormat::Prometheus),
@@ -258,5 +306,6 @@ fn check_route(
         action,
         acl,
         max_body: r.max_body_size.or(max_body),
+        ports,
     })
 }

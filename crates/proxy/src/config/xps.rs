@@ -125,6 +125,8 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         access_log: "off".into(),
         max_connections: 0,
         store: "memory".into(),
+        brokers: Vec::new(),
+        session_log: None,
         listeners,
     })
 }
@@ -220,5 +222,6 @@ fn route(r: XpsRoute) -> Result<Route, String> {
         action,
         acl,
         max_body: None,
+        ports: None,
     })
 }

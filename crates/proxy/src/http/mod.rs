@@ -14,8 +14,10 @@
 
 mod affinity;
 mod forward;
+mod mounts;
 mod proxy;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -24,6 +26,7 @@ use tether_core::{ConnId, Cx, PipeEnd, PipeId, PipeOpts, Session, Sink, Source};
 use tether_http::{parse_request, BodyKind, Limits, Method, Parsed, RequestHead};
 
 use tether_balance::{ActiveGuard, ClientKey, ServerRef};
+use tether_broker::Broker;
 use tether_store::Store;
 
 use crate::access_log::{AccessLog, Entry};
@@ -31,7 +34,7 @@ use crate::config::ListenerSpec;
 use crate::idle::{self, KEY_CONNECT, KEY_LINGER, LINGER};
 use crate::metrics::{Registry, ReqKind, WorkerStats};
 use crate::response;
-use crate::router::{Action, Router, StatusFormat};
+use crate::router::{Action, PortRewrite, Router, StatusFormat};
 use crate::static_files::{self, FileOptions};
 use crate::upstream::Upstream;
 use affinity::{Decision, Env};
@@ -52,6 +55,8 @@ enum Phase {
     Tunnel,
     /// A last response is on its way; then the connection closes.
     Closing,
+    /// The broker's WebSocket feed (`mounts.rs`).
+    Feed,
 }
 
 /// One client connection of an `http` listener.
@@ -94,6 +99,9 @@ pub struct HttpSession {
     active: Option<ActiveGuard>,
     /// A request waiting for the store's answer (a learned session held in Redis).
     pending: Option<Pending>,
+    /// The simulation-server brokers routes may name, and this client's feed, if any.
+    brokers: Arc<HashMap<String, Arc<Broker>>>,
+    feed: Option<Box<mounts::Feed>>,
 }
 
 /// A proxied request whose affinity waits for the store.
@@ -102,6 +110,7 @@ struct Pending {
     upstream: Arc<Upstream>,
     max_body: Option<u64>,
     answer: Arc<Mutex<Option<Option<String>>>>,
+    retarget: Option<String>,
 }
 
 /// `on_wake` key: the store answered a `fetch`.
@@ -148,7 +157,14 @@ impl HttpSession {
             client_key: None,
             active: None,
             pending: None,
+            brokers: Arc::default(),
+            feed: None,
         }
+    }
+
+    /// The started brokers, by name, for `broker` routes.
+    pub fn set_brokers(&mut self, brokers: Arc<HashMap<String, Arc<Broker>>>) {
+        self.brokers = brokers;
     }
 
     /// Use `store` for affinity entries; `shared`: other instances use it too (Redis).
@@ -177,12 +193,18 @@ impl HttpSession {
         upstream: Arc<Upstream>,
         max_body: Option<u64>,
         fetched: Option<Option<String>>,
+        retarget: Option<String>,
     ) {
         let env = self.env.clone();
         let key = self.client_key;
         let ctx = env.ctx(&upstream, key.as_ref(), cx.now());
         match affinity::decide(&ctx, &head, fetched) {
-            Decision::Go(pick) => proxy::start(self, cx, head, upstream, *pick, max_body),
+            Decision::Go(mut pick) => {
+                if retarget.is_some() {
+                    pick.request.target = retarget;
+                }
+                proxy::start(self, cx, head, upstream, *pick, max_body)
+            }
             Decision::Refuse(status, message) => {
                 if !matches!(head.body, BodyKind::None | BodyKind::Length(0)) {
                     self.keep_alive = false;
@@ -198,7 +220,7 @@ impl HttpSession {
             }
             Decision::Fetch(store_key) => {
                 let Some(remote) = cx.remote() else {
-                    return self.proxy_request(cx, head, upstream, max_body, Some(None));
+                    return self.proxy_request(cx, head, upstream, max_body, Some(None), retarget);
                 };
                 let answer = Arc::new(Mutex::new(None));
                 let slot = answer.clone();
@@ -216,6 +238,7 @@ impl HttpSession {
                     upstream,
                     max_body,
                     answer,
+                    retarget,
                 });
             }
         }
@@ -355,6 +378,12 @@ impl HttpSession {
             }
             return self.status(cx, 404, head.method == Method::Head);
         };
+        let rel = mounts::relative(&route.path, head.path()).to_string();
+        if let Some(ports) = route.ports.clone() {
+            if let Some((port, target)) = PortRewrite::split(&rel) {
+                return mounts::port_rewrite(self, cx, head, &ports, port, target, route);
+            }
+        }
         if !matches!(route.action, Action::Proxy(_))
             && !matches!(head.body, BodyKind::None | BodyKind::Length(0))
         {
@@ -375,10 +404,12 @@ impl HttpSession {
             Action::Files(_) => ReqKind::File,
             Action::Proxy(_) => ReqKind::Proxy,
             Action::Redirect { .. } => ReqKind::Redirect,
-            Action::Status(_) => ReqKind::Other,
+            Action::Status(_) | Action::Broker(_) | Action::NotFound => ReqKind::Other,
         });
         match &route.action {
             Action::Files(opts) => self.serve_file(cx, opts, &head),
+            Action::Broker(name) => mounts::broker(self, cx, name, &rel, &head),
+            Action::NotFound => self.status(cx, 404, head.method == Method::Head),
             Action::Status(format) => self.serve_status(cx, *format, &head),
             Action::Proxy(_) if route.max_body.is_some_and(|m| body_over(&head.body, m)) => {
                 log::info!(
@@ -392,7 +423,7 @@ impl HttpSession {
             }
             Action::Proxy(upstream) => {
                 let upstream = upstream.clone();
-                self.proxy_request(cx, head, upstream, route.max_body, None)
+                self.proxy_request(cx, head, upstream, route.max_body, None, None)
             }
             Action::Redirect { status, location } => {
                 let extra = format!("Location: {location}\r\n");
@@ -562,6 +593,7 @@ impl Session for HttpSession {
             match self.phase {
                 Phase::Head => self.next_request(cx),
                 Phase::Busy => proxy::client_readable(self, cx),
+                Phase::Feed => mounts::feed_readable(self, cx),
                 _ => {}
             }
         } else {
@@ -578,6 +610,13 @@ impl Session for HttpSession {
     }
 
     fn on_pipe_end(&mut self, cx: &mut Cx<'_>, pipe: PipeId, end: PipeEnd) {
+        if self.phase == Phase::Feed {
+            // The client left, or the feed's closing handshake is written: done.
+            if Some(pipe) == self.reader {
+                self.reader = None;
+            }
+            return cx.close();
+        }
         if Some(pipe) == self.reader {
             self.reader = None;
             if end == PipeEnd::Finished {
@@ -619,6 +658,7 @@ impl Session for HttpSession {
     }
 
     fn on_close(&mut self, cx: &mut Cx<'_>) {
+        mounts::feed_closed(self);
         if let Some(c) = self.current.as_mut() {
             if c.status == 0 {
                 c.status = 499; // nginx's "client closed request"
@@ -628,6 +668,9 @@ impl Session for HttpSession {
     }
 
     fn on_wake(&mut self, cx: &mut Cx<'_>, key: u64) {
+        if key == mounts::KEY_FEED {
+            return mounts::feed_wake(self, cx);
+        }
         if key != KEY_FETCH {
             return;
         }
@@ -638,13 +681,15 @@ impl Session for HttpSession {
             .ok()
             .and_then(|mut a| a.take())
             .unwrap_or(None);
-        self.proxy_request(cx, p.head, p.upstream, p.max_body, Some(answer));
+        self.proxy_request(cx, p.head, p.upstream, p.max_body, Some(answer), p.retarget);
     }
 
     fn on_timer(&mut self, cx: &mut Cx<'_>, key: u64) {
         match key {
             KEY_CONNECT => proxy::connect_timeout(self, cx),
             KEY_LINGER => cx.close(),
+            // The feed is the server's to speak on: an idle client is normal there.
+            idle::KEY_IDLE if self.phase == Phase::Feed => {}
             idle::KEY_IDLE => {
                 let up = self.xchg.as_ref().map(|x| x.up).or(self.tunnel_up);
                 let conns: Vec<ConnId> = self.client.into_iter().chain(up).collect();

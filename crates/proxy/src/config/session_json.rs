@@ -1,0 +1,53 @@
+//! Webots' `session.json`, run as it is (`tether session.json`): one HTTP listener on
+//! `port` (all addresses, as Webots' session server) whose route `/` is the broker — the
+//! same `/session`, `/`, `/load` and `/monitor` — logging to `<logDir>/session/output.log`
+//! (or standard output with `debug`). Recognised by its keys (`looks_like_session_json`).
+
+use std::net::SocketAddr;
+
+use tether_broker::{looks_like_session_json, parse_session_json};
+
+use super::servers::{group, Timeouts};
+use super::{ConfigError, Settings};
+use crate::router::{Acl, Action, Route, VirtualHost};
+
+/// Whether `text` (JSON) is a Webots `session.json` rather than an eXpServer config.
+pub(super) fn is_session_json(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| looks_like_session_json(&v))
+}
+
+pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
+    let json = parse_session_json(text, name).map_err(|e| ConfigError {
+        path: e.path,
+        line: e.line,
+        col: e.col,
+        message: e.message,
+    })?;
+    if let Some(why) = json.mail_disabled_reason() {
+        log::warn!("{name}: {why}");
+    }
+    let mut broker = json.broker_config();
+    broker.name = "session".into();
+    let route = Route {
+        path: "/".into(),
+        action: Action::Broker(broker.name.clone()),
+        acl: Acl::default(),
+        max_body: None,
+        ports: None,
+    };
+    let host = VirtualHost {
+        hostnames: Vec::new(),
+        routes: vec![route],
+    };
+    let listen = SocketAddr::from(([0, 0, 0, 0], json.port));
+    Ok(Settings {
+        server_name: "tether".into(),
+        workers: 1,
+        access_log: "off".into(),
+        max_connections: 0,
+        store: "memory".into(),
+        listeners: group(vec![(listen, host, Timeouts::default())]),
+        brokers: vec![broker],
+        session_log: Some((json.log_dir(), json.debug)),
+    })
+}

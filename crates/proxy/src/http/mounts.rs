@@ -1,0 +1,181 @@
+//! What a route mounts besides proxying and files: the simulation-server broker (its HTTP
+//! answers, and its WebSocket feed of availability), and `port_rewrite` (`/<port>/<rest>`
+//! to a local port, the front door of a Webots farm).
+//!
+//! The feed: after the `101`, the session keeps the client's reader pipe (frames from the
+//! client go to `FeedSocket::receive`: logged and ignored, pings answered, a close replied)
+//! and one pipe to the client for the frames it sends. The broker's poller thread wakes the
+//! session through a `Remote` when availability changes; `on_wake` sends the new value.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tether_broker::ws::{self, FeedSocket, FeedState};
+use tether_broker::{Broker, SubscriptionId};
+use tether_core::{Cx, PipeId, PipeOpts, Sink, Source};
+use tether_http::{BodyKind, Method, RequestHead};
+
+use super::{forward, HttpSession, Phase};
+use crate::router::{PortRewrite, Route};
+
+/// `on_wake` key: the broker's availability changed.
+pub(super) const KEY_FEED: u64 = 2;
+
+/// The path under a route's prefix, from its `/` (`/sim/session` under `/sim` → `/session`;
+/// the prefix itself → `/`).
+pub(super) fn relative<'a>(prefix: &str, path: &'a str) -> &'a str {
+    let prefix = prefix.trim_end_matches('/');
+    match path.get(prefix.len()..) {
+        Some("") | None => "/",
+        Some(rest) => rest,
+    }
+}
+
+/// One client of the broker's WebSocket feed.
+pub(super) struct Feed {
+    broker: Arc<Broker>,
+    socket: FeedSocket,
+    subscription: SubscriptionId,
+    pub out: PipeId,
+}
+
+/// A request on a `broker` route.
+pub(super) fn broker(
+    s: &mut HttpSession,
+    cx: &mut Cx<'_>,
+    name: &str,
+    rel: &str,
+    head: &RequestHead,
+) {
+    let head_only = head.method == Method::Head;
+    let Some(b) = s.brokers.get(name).cloned() else {
+        return s.status(cx, 404, head_only);
+    };
+    if head.upgrade && rel == "/" {
+        match ws::check_upgrade(head.headers()) {
+            Ok(Some(key)) => return start_feed(s, cx, b, &key),
+            Ok(None) => {}
+            Err(e) => {
+                s.keep_alive = false;
+                return s.status(cx, e.status(), head_only);
+            }
+        }
+    }
+    let Some(reply) = b.reply(head.method_str(), rel) else {
+        return s.status(cx, 404, head_only);
+    };
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\nServer: {}\r\n",
+        reply.status, reply.reason, s.server
+    );
+    forward::with_date(|d| out.push_str(&format!("Date: {d}\r\n")));
+    for (k, v) in &reply.headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if reply.status != 204 {
+        out.push_str(&format!("Content-Length: {}\r\n", reply.body.len()));
+    }
+    if !s.keep_alive {
+        out.push_str("Connection: close\r\n");
+    }
+    out.push_str("\r\n");
+    if !head_only && reply.status != 204 {
+        out.push_str(&reply.body);
+    }
+    s.respond(cx, out.into(), None);
+}
+
+/// Answer the upgrade and start sending availability frames.
+fn start_feed(s: &mut HttpSession, cx: &mut Cx<'_>, broker: Arc<Broker>, key: &str) {
+    let Some(client) = s.client else { return };
+    s.note_status(101);
+    s.log_request(cx);
+    let opts = PipeOpts {
+        fin: true,
+        ..PipeOpts::default()
+    };
+    let out = cx.pipe_with(Source::Session, Sink::Conn(client), opts);
+    cx.push(out, Bytes::from(ws::handshake_response(key)));
+    let peer = s.client_ip_text.clone();
+    let mut socket = FeedSocket::new(&peer, broker.available());
+    cx.push(out, Bytes::from(socket.take_output()));
+    let subscription = match cx.remote() {
+        Some(remote) => broker.subscribe(Box::new(move || remote.wake(KEY_FEED))),
+        None => return cx.close(),
+    };
+    s.phase = Phase::Feed;
+    s.feed = Some(Box::new(Feed {
+        broker,
+        socket,
+        subscription,
+        out,
+    }));
+    // Frames the client sent right behind its handshake.
+    feed_readable(s, cx);
+}
+
+/// Client bytes for the feed.
+pub(super) fn feed_readable(s: &mut HttpSession, cx: &mut Cx<'_>) {
+    s.gather(cx);
+    let bytes = s.buf.split();
+    let Some(f) = s.feed.as_mut() else { return };
+    let state = if bytes.is_empty() {
+        f.socket.state()
+    } else {
+        f.socket.receive(&bytes)
+    };
+    flush(cx, f, state);
+}
+
+/// The broker's availability changed: send it.
+pub(super) fn feed_wake(s: &mut HttpSession, cx: &mut Cx<'_>) {
+    let Some(f) = s.feed.as_mut() else { return };
+    let available = f.broker.available();
+    f.socket.update(available);
+    let state = f.socket.state();
+    flush(cx, f, state);
+}
+
+fn flush(cx: &mut Cx<'_>, f: &mut Feed, state: FeedState) {
+    let out = f.socket.take_output();
+    if !out.is_empty() {
+        cx.push(f.out, Bytes::from(out));
+    }
+    if state == FeedState::Closed {
+        cx.end(f.out);
+    }
+}
+
+/// The session ends: stop hearing from the broker.
+pub(super) fn feed_closed(s: &mut HttpSession) {
+    if let Some(f) = s.feed.take() {
+        f.broker.unsubscribe(f.subscription);
+    }
+}
+
+/// `/<port>/<rest>` on a route with `port_rewrite`: proxy to the local port, HTTP or
+/// WebSocket, if the port is in range; else `404`.
+pub(super) fn port_rewrite(
+    s: &mut HttpSession,
+    cx: &mut Cx<'_>,
+    head: RequestHead,
+    ports: &PortRewrite,
+    port: u16,
+    target: String,
+    route: &Route,
+) {
+    let Some(upstream) = ports.upstream(port) else {
+        log::info!(
+            "http {}: port {port} outside {}–{}: 404",
+            s.spec.listen,
+            ports.min,
+            ports.max
+        );
+        if !matches!(head.body, BodyKind::None | BodyKind::Length(0)) {
+            s.keep_alive = false;
+        }
+        return s.status(cx, 404, head.method == Method::Head);
+    };
+    s.stats.routed(crate::metrics::ReqKind::Proxy);
+    s.proxy_request(cx, head, upstream, route.max_body, None, Some(target));
+}
