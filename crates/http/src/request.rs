@@ -149,6 +149,16 @@ impl RequestHead {
         }
     }
 
+    /// The target's `?query` (with its `?`; before any `#fragment`), or `""`.
+    pub fn query(&self) -> &str {
+        let t = self.target();
+        let Some(start) = t.find('?') else {
+            return "";
+        };
+        let end = t[start..].find('#').map_or(t.len(), |i| start + i);
+        &t[start..end]
+    }
+
     /// The `Host` value, trimmed. For an absolute-form target it is the target's authority
     /// (which must then equal the `Host` field, if there is one).
     pub fn host(&self) -> Option<&str> {

@@ -378,7 +378,8 @@ impl HttpSession {
             }
             return self.status(cx, 404, head.method == Method::Head);
         };
-        let rel = mounts::relative(&route.path, head.path()).to_string();
+        // The path under the route's prefix, with the query (port rewrite, broker).
+        let rel = mounts::relative(&route.path, head.path()).to_string() + head.query();
         if let Some(ports) = route.ports.clone() {
             if let Some((port, target)) = PortRewrite::split(&rel) {
                 return mounts::port_rewrite(self, cx, head, &ports, port, target, route);
