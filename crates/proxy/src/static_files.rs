@@ -554,7 +554,6 @@ pub fn accepts_gzip(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Read as _;
     use tether_http::{parse_request, Limits, Parsed};
 
     /// A reply taken apart: the head, the body (inline bytes, then the streamed range read
