@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what tether's tests and demos need on a Debian machine: curl, nc (netcat-openbsd),
-# python3. Safe to run twice; skips apt when everything is already there.
+# python3, and the Python packages websockets and aiosmtpd. Safe to run twice; skips apt
+# when everything is already there.
 set -euo pipefail
 
 need=()
@@ -20,5 +21,10 @@ fi
 if ! python3 -c 'import websockets' >/dev/null 2>&1; then
   echo "setup: installing python websockets"
   python3 -m pip install -q websockets 2>/dev/null || python3 -m pip install -q --break-system-packages websockets
+fi
+# The mail tests (tether-mail, tether-broker) send to a real SMTP server: aiosmtpd.
+if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+  echo "setup: installing python aiosmtpd"
+  python3 -m pip install -q aiosmtpd 2>/dev/null || python3 -m pip install -q --break-system-packages aiosmtpd
 fi
 echo "setup: curl $(curl --version | head -1 | cut -d' ' -f2), $(python3 --version), nc ok"
