@@ -51,8 +51,11 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+mod ops;
 mod servers;
 mod xps;
+
+pub use ops::{AdminSettings, Ops, SupervisorSettings};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -69,6 +72,12 @@ struct RawConfig {
     max_body_size: Option<u64>,
     #[serde(default)]
     metrics: Option<RawMetrics>,
+    #[serde(default)]
+    drain_timeout_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    admin: Option<ops::RawAdmin>,
+    #[serde(default)]
+    supervisor: Option<ops::RawSupervisor>,
     #[serde(default)]
     listener: Vec<Spanned<RawListener>>,
     #[serde(default)]
@@ -162,6 +171,8 @@ pub struct Settings {
     /// Client connections open at once, over all workers (0: from the descriptor limit).
     pub max_connections: usize,
     pub listeners: Vec<ListenerSpec>,
+    /// `[admin]`, `[supervisor]`, `drain_timeout_ms` (`ops.rs`).
+    pub ops: Ops,
 }
 
 impl Settings {
@@ -179,10 +190,16 @@ impl Settings {
             col: 1,
             message: format!("cannot read: {e}"),
         })?;
+        Settings::from_text(&text, &name)
+    }
+
+    /// Check config text read elsewhere (`name` for messages): eXpServer's JSON when it
+    /// starts with `{`, else TOML.
+    pub fn from_text(text: &str, name: &str) -> Result<Settings, ConfigError> {
         if text.trim_start().starts_with('{') {
-            return xps::parse(&text, &name);
+            return xps::parse(text, name);
         }
-        parse(&text, &name)
+        parse(text, name)
     }
 }
 
@@ -243,12 +260,19 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
             return Err(at(0..0, format!("two listeners on {}", a.listen)));
         }
     }
+    let ops = ops::check(raw.drain_timeout_ms, raw.admin, raw.supervisor, &at)?;
+    if let Some(a) = ops.admin.listen {
+        if listeners.iter().any(|l| l.listen == a) {
+            return Err(at(0..0, format!("the admin listener shares {a} with a listener")));
+        }
+    }
     Ok(Settings {
         server_name: raw.server_name.unwrap_or_else(|| "tether".to_string()),
         workers,
         access_log: raw.access_log.unwrap_or_else(|| "off".into()),
         max_connections: raw.max_connections.unwrap_or(0),
         listeners,
+        ops,
     })
 }
 

@@ -123,6 +123,7 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         access_log: "off".into(),
         max_connections: 0,
         listeners,
+        ops: super::Ops::default(),
     })
 }
 

@@ -12,6 +12,7 @@
 //!    `finish` either closes (lingering) or goes back to 2 with the bytes already buffered —
 //!    a pipelined request is served right away.
 
+mod drain;
 mod forward;
 mod proxy;
 
@@ -80,6 +81,10 @@ pub struct HttpSession {
     current: Option<Current>,
     stats: Arc<WorkerStats>,
     metrics: Option<Arc<Registry>>,
+    /// The core is draining: no keep-alive after the current request (`drain.rs`).
+    draining: bool,
+    /// At least one request was answered on this connection.
+    served: bool,
 }
 
 /// The request under way: when it started, how it was answered.
@@ -119,6 +124,8 @@ impl HttpSession {
             current: None,
             stats: Arc::default(),
             metrics: None,
+            draining: false,
+            served: false,
         }
     }
 
@@ -225,7 +232,7 @@ impl HttpSession {
             }
         };
         let _ = self.buf.split_to(head.len());
-        self.keep_alive = head.keep_alive;
+        self.keep_alive = head.keep_alive && !self.draining;
         let log = self.access_log.is_some().then(|| {
             let text = |name: &str| {
                 head.header(name)
@@ -369,6 +376,7 @@ impl HttpSession {
     fn finish(&mut self, cx: &mut Cx<'_>) {
         self.local = None;
         self.log_request(cx);
+        self.served = true;
         if self.phase == Phase::Closing || !self.keep_alive {
             if self.phase != Phase::Closing {
                 self.start_closing(cx);
@@ -508,6 +516,10 @@ impl Session for HttpSession {
         } else {
             proxy::pipe_end(self, cx, pipe, end);
         }
+    }
+
+    fn on_drain(&mut self, cx: &mut Cx<'_>) {
+        drain::drain(self, cx);
     }
 
     fn on_close(&mut self, cx: &mut Cx<'_>) {
