@@ -27,7 +27,12 @@ pub fn send_key(settings: &Settings, key: &str, admin: SocketAddr) -> Vec<String
 }
 
 /// `send_key` with a mailer the caller keeps.
-pub fn send_key_with(mailer: &Mailer, settings: &Settings, key: &str, admin: SocketAddr) -> Vec<String> {
+pub fn send_key_with(
+    mailer: &Mailer,
+    settings: &Settings,
+    key: &str,
+    admin: SocketAddr,
+) -> Vec<String> {
     let Some(m) = &settings.ops.supervisor.mail else {
         return Vec::new();
     };
@@ -145,7 +150,10 @@ mod tests {
 
     #[test]
     fn statuses_read_well() {
-        assert_eq!(describe_status(Some(ExitStatus::from_raw(3 << 8))), "exit code 3");
+        assert_eq!(
+            describe_status(Some(ExitStatus::from_raw(3 << 8))),
+            "exit code 3"
+        );
         assert_eq!(
             describe_status(Some(ExitStatus::from_raw(9))),
             "killed by signal 9 (SIGKILL)"

@@ -52,8 +52,14 @@ const KILL_GRACE: Duration = Duration::from_secs(2);
 pub enum Event {
     Signal(i32),
     /// A word from a worker's status pipe: `ready`, `reload`, `restart`, `shutdown`.
-    Status { pid: u32, word: String },
-    Heartbeat { ok: bool, sent: Instant },
+    Status {
+        pid: u32,
+        word: String,
+    },
+    Heartbeat {
+        ok: bool,
+        sent: Instant,
+    },
     Console(String),
 }
 
@@ -253,7 +259,7 @@ impl Master {
             log::info!("worker {pid} ready (generation {})", w.generation);
             return;
         }
-        if !self.starting.as_ref().is_some_and(|(w, _)| w.pid == pid) {
+        if self.starting.as_ref().is_none_or(|(w, _)| w.pid != pid) {
             return;
         }
         let Some((mut new, text)) = self.starting.take() else {
@@ -298,7 +304,7 @@ impl Master {
         let Some(w) = self.current.as_mut() else {
             return;
         };
-        if w.killed_for.is_some() || !w.ready_at.is_some_and(|r| r <= sent) {
+        if w.killed_for.is_some() || w.ready_at.is_none_or(|r| r > sent) {
             return;
         }
         if ok {
@@ -325,7 +331,9 @@ impl Master {
             return;
         }
         if self.starting.is_some() {
-            log::info!("reload ({why}): a new worker is starting; reloading again once it is ready");
+            log::info!(
+                "reload ({why}): a new worker is starting; reloading again once it is ready"
+            );
             self.reload_again = true;
             return;
         }
@@ -424,6 +432,9 @@ impl Master {
         let deadline = Instant::now() + drain + KILL_GRACE;
         self.shutdown = Some(deadline);
         self.respawn_at = None;
+        // The listening sockets close as soon as the workers close theirs: new connections
+        // are refused instead of waiting in a queue nobody will serve.
+        self.sockets = SocketSet::default();
         let all = self
             .current
             .iter_mut()
@@ -545,7 +556,8 @@ impl Master {
         }
         let late = |w: &Worker| {
             w.stop_deadline.is_some_and(|d| now >= d)
-                || (w.ready_at.is_none() && now.saturating_duration_since(w.started) > START_TIMEOUT)
+                || (w.ready_at.is_none()
+                    && now.saturating_duration_since(w.started) > START_TIMEOUT)
         };
         let all = self
             .current

@@ -2,7 +2,9 @@
 //!
 //! `spawn` re-executes this binary with `--worker`: the worker gets its own process group
 //! (a Ctrl-C on the terminal reaches only the master, which then drains the worker),
-//! `PR_SET_PDEATHSIG = SIGKILL` (the worker dies with the master, whatever kills it), and
+//! `PR_SET_PDEATHSIG = SIGKILL` (the worker dies with the master, whatever kills it; the
+//! signal follows the death of the forking *thread*, so only the master's main thread calls
+//! `spawn`), and
 //! the descriptors of the boot message without close-on-exec; the boot message goes to its
 //! stdin. Three threads per worker then read:
 //! - its stdout and stderr, line by line: kept in a ring for the crash mail (`Output`),
@@ -123,7 +125,11 @@ pub fn spawn(
     let pid = child.id();
     let output = Arc::new(Output::default());
     let log_file = match &opts.log_file {
-        Some(p) => match std::fs::OpenOptions::new().create(true).append(true).open(p) {
+        Some(p) => match std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(p)
+        {
             Ok(f) => Some(Arc::new(Mutex::new(f))),
             Err(e) => {
                 log::error!("worker_log {}: {e}; not written", p.display());

@@ -39,11 +39,11 @@ impl SocketSet {
             }
         }
         let want = settings.ops.admin.listen;
-        if !self.admin.contains_key(&want) {
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.admin.entry(want) {
             let addr = want.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
             let s = TcpListener::bind(addr)
                 .map_err(|e| io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-            self.admin.insert(want, s);
+            slot.insert(s);
         }
         Ok(())
     }

@@ -180,7 +180,11 @@ impl AdminControl for Control {
         m.insert("version".into(), json!(crate::VERSION));
         m.insert(
             "mode".into(),
-            json!(if i.master.is_some() { "supervised" } else { "alone" }),
+            json!(if i.master.is_some() {
+                "supervised"
+            } else {
+                "alone"
+            }),
         );
         m.insert("draining".into(), json!(self.drainer.draining()));
         if let Some((pid, generation, restarts, started_ms)) = i.master {

@@ -152,7 +152,12 @@ pub fn pid_alive(pid: u32) -> bool {
 pub fn running_pids(log: &str) -> Vec<u32> {
     log.split(" running (pid ")
         .skip(1)
-        .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok())
+        .filter_map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
         .collect()
 }
 

@@ -122,7 +122,10 @@ impl Admin {
                 "no key"
             };
             let who = peer.map_or_else(|| "?".into(), |p| p.to_string());
-            log::warn!("admin: {} {path} from {who} refused: {why}", req.method_str());
+            log::warn!(
+                "admin: {} {path} from {who} refused: {why}",
+                req.method_str()
+            );
             return Reply::new(401, "a valid `Authorization: Bearer <key>` is needed\n");
         }
         log::info!("admin: {} {path}", req.method_str());
@@ -136,11 +139,12 @@ impl Admin {
                 s.insert("pools".into(), self.pools.pools());
                 Reply::new(200, Value::Object(s).to_string())
             }
-            "/admin/shutdown" | "/admin/restart" | "/admin/reload" => {
-                Reply::new(405, "use POST\n")
-            }
+            "/admin/shutdown" | "/admin/restart" | "/admin/reload" => Reply::new(405, "use POST\n"),
             "/admin/status" => Reply::new(405, "use GET\n"),
-            p => match p.strip_prefix("/admin/drain/").and_then(|r| r.split_once('/')) {
+            p => match p
+                .strip_prefix("/admin/drain/")
+                .and_then(|r| r.split_once('/'))
+            {
                 Some((pool, server)) if post && !server.contains('/') => {
                     self.pools.drain(pool, server)
                 }
@@ -302,7 +306,9 @@ impl PoolControl for ConfiguredPools {
         }
         Reply::new(
             501,
-            format!("pool {pool:?} has {server}, but draining a server is not wired to the pools yet\n"),
+            format!(
+                "pool {pool:?} has {server}, but draining a server is not wired to the pools yet\n"
+            ),
         )
     }
 
@@ -369,7 +375,8 @@ mod tests {
         let a = admin();
         let none = ask(&a, "POST /admin/reload HTTP/1.1\r\nHost: x\r\n\r\n");
         assert_eq!(none.status, 401);
-        let wrong = "POST /admin/reload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3creT\r\n\r\n";
+        let wrong =
+            "POST /admin/reload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3creT\r\n\r\n";
         assert_eq!(ask(&a, wrong).status, 401);
         let short = "POST /admin/reload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3c\r\n\r\n";
         assert_eq!(ask(&a, short).status, 401);
@@ -377,7 +384,12 @@ mod tests {
         assert_eq!(ask(&a, basic).status, 401);
         let ok = "POST /admin/reload HTTP/1.1\r\nHost: x\r\nAuthorization: bearer  s3cret \r\n\r\n";
         assert_eq!(ask(&a, ok), Reply::new(202, "reloading\n"));
-        let no_key = Admin::new(None, "t", Arc::new(Fixed), Arc::new(ConfiguredPools { pools: vec![] }));
+        let no_key = Admin::new(
+            None,
+            "t",
+            Arc::new(Fixed),
+            Arc::new(ConfiguredPools { pools: vec![] }),
+        );
         assert_eq!(ask(&no_key, ok).status, 401);
     }
 

@@ -263,7 +263,10 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
     let ops = ops::check(raw.drain_timeout_ms, raw.admin, raw.supervisor, &at)?;
     if let Some(a) = ops.admin.listen {
         if listeners.iter().any(|l| l.listen == a) {
-            return Err(at(0..0, format!("the admin listener shares {a} with a listener")));
+            return Err(at(
+                0..0,
+                format!("the admin listener shares {a} with a listener"),
+            ));
         }
     }
     Ok(Settings {

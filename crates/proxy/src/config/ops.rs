@@ -195,10 +195,7 @@ mod tests {
         assert_eq!(s.ops.admin.listen, None);
         assert!(s.ops.supervisor.show_worker_output);
         assert_eq!(s.ops.supervisor.heartbeat_failures, 3);
-        assert_eq!(
-            s.ops.supervisor.heartbeat_interval,
-            Duration::from_secs(10)
-        );
+        assert_eq!(s.ops.supervisor.heartbeat_interval, Duration::from_secs(10));
     }
 
     #[test]

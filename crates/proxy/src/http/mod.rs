@@ -83,8 +83,6 @@ pub struct HttpSession {
     metrics: Option<Arc<Registry>>,
     /// The core is draining: no keep-alive after the current request (`drain.rs`).
     draining: bool,
-    /// At least one request was answered on this connection.
-    served: bool,
 }
 
 /// The request under way: when it started, how it was answered.
@@ -125,7 +123,6 @@ impl HttpSession {
             stats: Arc::default(),
             metrics: None,
             draining: false,
-            served: false,
         }
     }
 
@@ -376,7 +373,6 @@ impl HttpSession {
     fn finish(&mut self, cx: &mut Cx<'_>) {
         self.local = None;
         self.log_request(cx);
-        self.served = true;
         if self.phase == Phase::Closing || !self.keep_alive {
             if self.phase != Phase::Closing {
                 self.start_closing(cx);
@@ -390,6 +386,7 @@ impl HttpSession {
         if self.phase == Phase::Head && self.client_done {
             self.end_of_input(cx);
         }
+        drain::idle_check(self, cx);
     }
 
     /// The client sent its FIN and no complete request is buffered: a partial head is
@@ -535,6 +532,7 @@ impl Session for HttpSession {
         match key {
             KEY_CONNECT => proxy::connect_timeout(self, cx),
             KEY_LINGER => cx.close(),
+            drain::KEY_DRAIN => drain::idle_check(self, cx),
             idle::KEY_IDLE => {
                 let up = self.xchg.as_ref().map(|x| x.up).or(self.tunnel_up);
                 let conns: Vec<ConnId> = self.client.into_iter().chain(up).collect();
