@@ -114,8 +114,8 @@ fn stopped_worker_is_replaced_by_the_heartbeat() {
     let waiting = std::thread::spawn(move || http(port, "GET", "/hello.txt", ""));
     wait_running(&mut t, 2);
     let took = stopped.elapsed();
-    // 3 misses at 200 ms, each waiting up to 200 ms for its answer, then a restart.
-    assert!(took < Duration::from_secs(3), "replaced after {took:?}");
+    // 3 misses at 200 ms (each probe waits up to 200 ms), then a restart: about 1 s.
+    assert!(took < Duration::from_secs(5), "replaced after {took:?}");
     let log = t.log_text();
     assert!(log.contains("no answer to 3 heartbeats in a row"), "{log}");
     assert!(eventually(Duration::from_secs(5), || !pid_alive(hung)));
