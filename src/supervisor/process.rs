@@ -21,7 +21,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use tether_proxy::config::Settings;
 
@@ -74,6 +75,24 @@ pub struct Worker {
     pub killed_for: Option<String>,
     /// Asked to stop (drain): killed if still there at this time.
     pub stop_deadline: Option<Instant>,
+    /// The threads copying its stdout and stderr.
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl Worker {
+    /// After its exit: wait (at most a second) until its last lines are copied, so the
+    /// crash mail and the logs have them.
+    pub fn finish_output(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while self.readers.iter().any(|r| !r.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        for r in std::mem::take(&mut self.readers) {
+            if r.is_finished() {
+                let _ = r.join();
+            }
+        }
+    }
 }
 
 /// How the worker's output is shown.
@@ -138,11 +157,18 @@ pub fn spawn(
         },
         None => None,
     };
+    let mut readers = Vec::with_capacity(2);
     if let Some(out) = child.stdout.take() {
-        copy_lines(out, false, opts.show, output.clone(), log_file.clone())?;
+        readers.push(copy_lines(
+            out,
+            false,
+            opts.show,
+            output.clone(),
+            log_file.clone(),
+        )?);
     }
     if let Some(err) = child.stderr.take() {
-        copy_lines(err, true, opts.show, output.clone(), log_file)?;
+        readers.push(copy_lines(err, true, opts.show, output.clone(), log_file)?);
     }
     read_status(File::from(status_read), pid, events.clone())?;
     if let Some(stdin) = child.stdin.take() {
@@ -161,6 +187,7 @@ pub fn spawn(
         misses: 0,
         killed_for: None,
         stop_deadline: None,
+        readers,
     })
 }
 
@@ -198,7 +225,7 @@ fn copy_lines(
     show: bool,
     output: Arc<Output>,
     log_file: Option<Arc<Mutex<File>>>,
-) -> io::Result<()> {
+) -> io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
         .name("worker-output".into())
         .spawn(move || {
@@ -224,8 +251,7 @@ fn copy_lines(
                 let text = String::from_utf8_lossy(&line);
                 output.push(text.trim_end_matches(['\r', '\n']).to_string());
             }
-        })?;
-    Ok(())
+        })
 }
 
 /// Turn each line of the status pipe into an event.

@@ -19,7 +19,8 @@ impl Master {
         let mut i = 0;
         while i < self.retiring.len() {
             if let Some(status) = exited(&mut self.retiring[i]) {
-                let w = self.retiring.swap_remove(i);
+                let mut w = self.retiring.swap_remove(i);
+                w.finish_output();
                 log::info!(
                     "worker {} (generation {}) finished ({})",
                     w.pid,
@@ -32,7 +33,8 @@ impl Master {
             }
         }
         if let Some(status) = self.starting.as_mut().and_then(|(w, _)| exited(w)) {
-            if let Some((w, _)) = self.starting.take() {
+            if let Some((mut w, _)) = self.starting.take() {
+                w.finish_output();
                 log::error!(
                     "new worker {} exited before it was ready ({}); the running config stays",
                     w.pid,
@@ -47,9 +49,10 @@ impl Master {
         let Some(status) = self.current.as_mut().and_then(exited) else {
             return Ok(());
         };
-        let Some(w) = self.current.take() else {
+        let Some(mut w) = self.current.take() else {
             return Ok(());
         };
+        w.finish_output();
         let desc = mail::describe_status(Some(status));
         if self.shutdown.is_some() {
             log::info!("worker {} stopped ({desc})", w.pid);
