@@ -1,7 +1,10 @@
-//! The `tether` binary: command line, config loading, logging, and running the core.
+//! The `tether` binary: command line, config loading, logging; then either the supervisor
+//! (`supervisor/`: a master process that runs the worker and replaces it) or the worker
+//! itself (`worker.rs`: the event loops).
 //!
 //! ```text
-//! tether [CONFIG]                 run (the embedded default config without CONFIG)
+//! tether [CONFIG]                 run supervised (the embedded default config without CONFIG)
+//! tether --no-supervise [CONFIG]  run the worker alone (systemd without the master, tests)
 //! tether check CONFIG             validate CONFIG; `path:line:col: message` on error
 //! tether --print-default-config   print the embedded default config (TOML)
 //! tether --version
@@ -11,10 +14,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tether_core::Core;
-use tether_proxy::config::{Settings, Target};
+use tether_proxy::config::Settings;
 
-const VERSION: &str = concat!(
+mod admin_key;
+mod boot;
+mod supervisor;
+mod worker;
+
+pub(crate) const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (git ",
     env!("TETHER_GIT_HASH"),
@@ -36,6 +43,12 @@ struct Cli {
     /// Print the embedded default config and exit.
     #[arg(long)]
     print_default_config: bool,
+    /// Run the worker alone, without the master process (no respawn, heartbeat, reload).
+    #[arg(long)]
+    no_supervise: bool,
+    /// Internal: run as the master's worker (reads its boot message on stdin).
+    #[arg(long, hide = true)]
+    worker: bool,
 }
 
 #[derive(Subcommand)]
@@ -63,19 +76,27 @@ fn main() -> ExitCode {
             }
         };
     }
-    let settings = match &cli.config {
-        Some(path) => Settings::load(path),
-        None => Settings::default_config(),
-    };
-    let settings = match settings {
-        Ok(s) => s,
+    if cli.worker {
+        return exit(worker::run_supervised());
+    }
+    let source = supervisor::ConfigSource::new(cli.config.clone());
+    let (text, settings) = match source.read() {
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
     init_logging(settings.session_log.as_ref());
-    match run(&settings) {
+    if cli.no_supervise {
+        exit(worker::run_alone(settings))
+    } else {
+        exit(supervisor::run(source, text, settings))
+    }
+}
+
+fn exit(r: std::io::Result<()>) -> ExitCode {
+    match r {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             log::error!("{e}");
@@ -84,73 +105,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// Bind every listener once per worker (so a bad address fails before anything runs), then
-/// run one event loop per worker thread, each with its own `SO_REUSEPORT` sockets.
-fn run(settings: &Settings) -> std::io::Result<()> {
-    let workers = settings.workers.max(1);
-    let shared = tether_proxy::server::Shared::open(settings)?;
-    let mut per_worker = Vec::with_capacity(workers);
-    for _ in 0..workers {
-        per_worker.push(tether_proxy::server::bind_all(settings)?);
-    }
-    for spec in &settings.listeners {
-        log::info!("listening on {}: {}", spec.listen, describe(&spec.target));
-    }
-    // Each worker reports once its loop owns its sockets; "running" is logged after all have.
-    let (ready_tx, ready) = std::sync::mpsc::channel::<Result<(), String>>();
-    let mut threads = Vec::with_capacity(workers);
-    for (w, sockets) in per_worker.into_iter().enumerate() {
-        let settings = settings.clone();
-        let shared = shared.clone();
-        let ready_tx = ready_tx.clone();
-        let t = std::thread::Builder::new()
-            .name(format!("worker-{w}"))
-            .spawn(move || {
-                let started = Core::new().and_then(|mut core| {
-                    tether_proxy::server::install_sockets(&mut core, &settings, sockets, &shared)?;
-                    Ok(core)
-                });
-                match started {
-                    Ok(mut core) => {
-                        let _ = ready_tx.send(Ok(()));
-                        core.run()
-                    }
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(format!("worker {w}: {e}")));
-                        Err(e)
-                    }
-                }
-            })?;
-        threads.push(t);
-    }
-    drop(ready_tx);
-    for _ in 0..workers {
-        match ready.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(std::io::Error::other(e)),
-            Err(_) => {
-                return Err(std::io::Error::other(
-                    "a worker stopped before it was ready",
-                ))
-            }
-        }
-    }
-    log::info!(
-        "tether {VERSION} running (pid {}, {workers} worker(s))",
-        std::process::id()
-    );
-    for t in threads {
-        match t.join() {
-            Ok(r) => r?,
-            Err(_) => return Err(std::io::Error::other("a worker thread panicked")),
-        }
-    }
-    Ok(())
-}
-
 /// The log goes to stderr (`RUST_LOG`, default `info`), or, for Webots' `session.json`, to
 /// `<logDir>/session/output.log` (rotated at 500 kB × 10) or stdout with `debug`.
-fn init_logging(session_log: Option<&(PathBuf, bool)>) {
+pub(crate) fn init_logging(session_log: Option<&(PathBuf, bool)>) {
     let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
     if let Some((dir, debug)) = session_log {
         match tether_broker::session_log_writer(dir, *debug) {
@@ -161,16 +118,4 @@ fn init_logging(session_log: Option<&(PathBuf, bool)>) {
         }
     }
     b.init();
-}
-
-/// One line about what a listener serves, for the log.
-fn describe(t: &Target) -> String {
-    match t {
-        Target::TcpUpstream(a) => format!("tcp tunnel to {a}"),
-        Target::TcpFile(p) => format!("tcp file {}", p.display()),
-        Target::Http(r) => {
-            let routes: usize = r.hosts.iter().map(|h| h.routes.len()).sum();
-            format!("http, {} virtual host(s), {routes} route(s)", r.hosts.len())
-        }
-    }
 }

@@ -86,14 +86,26 @@ impl Drop for TempDir {
     }
 }
 
-/// A child process killed (and reaped) on drop.
+/// A child process killed (and reaped) on drop. For a tether started by `tether_args`,
+/// the child is the supervising master and the process that serves is its worker: `pid()`
+/// names the worker (the last "running (pid N" line of the log), and drop waits until every
+/// worker the log names is gone too (they die with their master: PDEATHSIG).
 pub struct Proc {
     pub child: Child,
     pub log: Option<PathBuf>,
 }
 
 impl Proc {
+    /// The pid of the process that serves: tether's worker (per the log), else the child.
     pub fn pid(&self) -> u32 {
+        running_pids(&self.log_text())
+            .last()
+            .copied()
+            .unwrap_or_else(|| self.child.id())
+    }
+
+    /// The pid of the child itself (a supervised tether's master).
+    pub fn child_pid(&self) -> u32 {
         self.child.id()
     }
 
@@ -114,7 +126,39 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let me = self.child.id();
+        for pid in running_pids(&self.log_text()) {
+            if pid != me && !eventually(Duration::from_secs(5), || !pid_alive(pid)) {
+                // SAFETY: kill has no memory preconditions.
+                unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+                eprintln!("tether worker {pid} outlived its master");
+            }
+        }
     }
+}
+
+/// Whether `pid` is a live process (a zombie counts as gone).
+pub fn pid_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(s) => s
+            .rfind(')')
+            .and_then(|i| s.get(i + 2..i + 3))
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// The pids of the "running (pid N" lines of a tether log, in order.
+pub fn running_pids(log: &str) -> Vec<u32> {
+    log.split(" running (pid ")
+        .skip(1)
+        .filter_map(|rest| {
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
 }
 
 /// Start tether with `args` in `cwd`, logging to `cwd/tether.log`; wait for `ports`.

@@ -8,6 +8,10 @@
 //! 3. fire due timers;
 //! 4. `settle`: pump queued pipes and deliver queued notices until both queues are empty,
 //!    then free every touched session that is done.
+//!
+//! Draining (`Handle::drain`, for a graceful shutdown or a reload): the loop accepts what is
+//! queued on its listeners, closes them, tells every session (`Session::on_drain`), and
+//! `run` returns once no session is left.
 
 use std::io;
 use std::net::SocketAddr;
@@ -61,17 +65,30 @@ struct Listener {
     paused: bool,
 }
 
-/// Stops a running core from any thread.
+/// Stops or drains a running core from any thread.
 #[derive(Clone)]
 pub struct Handle {
     waker: Arc<Waker>,
     stop: Arc<AtomicBool>,
+    drain: Arc<AtomicBool>,
 }
 
 impl Handle {
     /// Ask the loop to return from `run` at its next wake-up.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    /// Ask the loop to drain: accept what waits in the listeners' queues, close the
+    /// listeners, tell every session (`Session::on_drain`), and return from `run` once no
+    /// session is left. The caller bounds the wait: `stop` ends it at once.
+    pub fn drain(&self) {
+        self.drain.store(true, Ordering::SeqCst);
+        self.wake();
+    }
+
+    fn wake(&self) {
         if let Err(e) = self.waker.wake() {
             log::error!("cannot wake the event loop: {e}");
         }
@@ -91,6 +108,8 @@ pub struct Core {
     max_sessions: usize,
     /// Accepting stopped at `max_sessions`; resumes when a session ends.
     full: bool,
+    /// Draining: the listeners are closed and `run` returns when no session is left.
+    draining: bool,
 }
 
 impl Core {
@@ -111,9 +130,11 @@ impl Core {
             handle: Handle {
                 waker,
                 stop: Arc::new(AtomicBool::new(false)),
+                drain: Arc::new(AtomicBool::new(false)),
             },
             max_sessions: usize::MAX,
             full: false,
+            draining: false,
         })
     }
 
@@ -195,13 +216,64 @@ impl Core {
         self.io.pool.idle_timeout = idle_timeout;
     }
 
-    /// Run until [`Handle::stop`] is called.
+    /// Run until [`Handle::stop`] is called, or, after [`Handle::drain`], until no session
+    /// is left.
     pub fn run(&mut self) -> io::Result<()> {
         while !self.handle.stop.load(Ordering::SeqCst) {
+            if self.handle.drain.load(Ordering::SeqCst) {
+                self.begin_drain();
+                if self.io.sessions.is_empty() {
+                    break;
+                }
+            }
             let timeout = self.io.timers.timeout(Instant::now());
             self.turn(timeout)?;
         }
         Ok(())
+    }
+
+    /// Start draining (once): accept what is queued on each listener, close the listeners,
+    /// and call `Session::on_drain` on every session. For an embedder driving `turn`
+    /// itself; `run` does it on [`Handle::drain`].
+    pub fn begin_drain(&mut self) {
+        if self.draining {
+            return;
+        }
+        self.draining = true;
+        let idxs: Vec<usize> = self.listeners.iter().map(|(i, _)| i).collect();
+        for i in idxs {
+            // A connection already queued here would be reset by the close: take it.
+            self.accept(i);
+            let mut l = self.listeners.remove(i);
+            if let Err(e) = self.poll.registry().deregister(&mut l.socket) {
+                log::warn!("drain: deregistering the listener on {}: {e}", l.local);
+            }
+        }
+        let sids: Vec<usize> = self.io.sessions.iter().map(|(i, _)| i).collect();
+        for sid in sids {
+            let Some(slot) = self.io.sessions.get_mut(sid) else {
+                continue;
+            };
+            if slot.closing {
+                continue;
+            }
+            let Some(mut obj) = slot.obj.take() else {
+                continue;
+            };
+            let mut cx = Cx {
+                io: &mut self.io,
+                sid,
+            };
+            obj.on_drain(&mut cx);
+            self.io.sessions[sid].obj = Some(obj);
+            self.io.touch(sid);
+        }
+        self.settle();
+    }
+
+    /// Whether the loop is draining (its listeners are closed).
+    pub fn is_draining(&self) -> bool {
+        self.draining
     }
 
     /// One turn of the loop: wait at most `timeout` for events, handle them, fire timers.

@@ -64,6 +64,11 @@ pub trait Session {
         cx.open_pipes() == 0 && cx.pending_connects() == 0
     }
 
+    /// The core is draining (graceful shutdown, reload): no new connection will come, and
+    /// the loop ends once every session is done. Finish what is under way and end soon; a
+    /// connection idle between requests may close now. Default: nothing changes.
+    fn on_drain(&mut self, _cx: &mut Cx<'_>) {}
+
     /// The session is being freed; its connections close right after.
     fn on_close(&mut self, _cx: &mut Cx<'_>) {}
 }

@@ -1,5 +1,6 @@
 //! tether-proxy: the product sessions wired onto tether-core, and the config model.
 //!
+//! - `admin`: the admin listener's session (`/healthz`, the admin API behind a bearer key);
 //! - `config`: the TOML config, checked into `Settings` (errors as `path:line:col: message`);
 //! - `server`: binds each listener of the settings with its session factory;
 //! - `tcp`: the `tcp` listener's sessions (tunnel to an upstream, stream a file);
@@ -7,6 +8,7 @@
 //! - `files`, `response`, `idle`: path confinement and MIME types, status pages, idle timeouts.
 
 pub mod access_log;
+pub mod admin;
 pub mod config;
 pub mod files;
 pub mod health;

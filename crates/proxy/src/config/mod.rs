@@ -52,10 +52,13 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+mod ops;
 mod servers;
 mod session_json;
 mod upstream;
 mod xps;
+
+pub use ops::{AdminSettings, Ops, SupervisorSettings};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,6 +77,12 @@ struct RawConfig {
     max_body_size: Option<u64>,
     #[serde(default)]
     metrics: Option<RawMetrics>,
+    #[serde(default)]
+    drain_timeout_ms: Option<Spanned<u64>>,
+    #[serde(default)]
+    admin: Option<ops::RawAdmin>,
+    #[serde(default)]
+    supervisor: Option<ops::RawSupervisor>,
     #[serde(default)]
     listener: Vec<Spanned<RawListener>>,
     #[serde(default)]
@@ -175,6 +184,8 @@ pub struct Settings {
     pub brokers: Vec<BrokerConfig>,
     /// Webots' `session.json`: log to `<logDir>/session/output.log` (or stdout with `debug`).
     pub session_log: Option<(PathBuf, bool)>,
+    /// `[admin]`, `[supervisor]`, `drain_timeout_ms` (`ops.rs`).
+    pub ops: Ops,
 }
 
 impl Settings {
@@ -192,13 +203,19 @@ impl Settings {
             col: 1,
             message: format!("cannot read: {e}"),
         })?;
+        Settings::from_text(&text, &name)
+    }
+
+    /// Check config text read elsewhere (`name` for messages): eXpServer's JSON when it
+    /// starts with `{`, else TOML.
+    pub fn from_text(text: &str, name: &str) -> Result<Settings, ConfigError> {
         if text.trim_start().starts_with('{') {
-            if session_json::is_session_json(&text) {
-                return session_json::parse(&text, &name);
+            if session_json::is_session_json(text) {
+                return session_json::parse(text, name);
             }
-            return xps::parse(&text, &name);
+            return xps::parse(text, name);
         }
-        parse(&text, &name)
+        parse(text, name)
     }
 }
 
@@ -285,6 +302,15 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
             return Err(at(0..0, format!("two listeners on {}", a.listen)));
         }
     }
+    let ops = ops::check(raw.drain_timeout_ms, raw.admin, raw.supervisor, &at)?;
+    if let Some(a) = ops.admin.listen {
+        if listeners.iter().any(|l| l.listen == a) {
+            return Err(at(
+                0..0,
+                format!("the admin listener shares {a} with a listener"),
+            ));
+        }
+    }
     Ok(Settings {
         server_name: raw.server_name.unwrap_or_else(|| "tether".to_string()),
         workers,
@@ -294,6 +320,7 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         listeners,
         brokers,
         session_log: None,
+        ops,
     })
 }
 

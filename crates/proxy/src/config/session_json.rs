@@ -49,5 +49,6 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         listeners: group(vec![(listen, host, Timeouts::default())]),
         brokers: vec![broker],
         session_log: Some((json.log_dir(), json.debug)),
+        ops: Default::default(),
     })
 }

@@ -128,6 +128,7 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         brokers: Vec::new(),
         session_log: None,
         listeners,
+        ops: super::Ops::default(),
     })
 }
 

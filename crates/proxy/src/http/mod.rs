@@ -13,6 +13,7 @@
 //!    a pipelined request is served right away.
 
 mod affinity;
+mod drain;
 mod forward;
 mod mounts;
 mod proxy;
@@ -102,6 +103,8 @@ pub struct HttpSession {
     /// The simulation-server brokers routes may name, and this client's feed, if any.
     brokers: Arc<HashMap<String, Arc<Broker>>>,
     feed: Option<Box<mounts::Feed>>,
+    /// The core is draining: no keep-alive after the current request (`drain.rs`).
+    draining: bool,
 }
 
 /// A proxied request whose affinity waits for the store.
@@ -159,6 +162,7 @@ impl HttpSession {
             pending: None,
             brokers: Arc::default(),
             feed: None,
+            draining: false,
         }
     }
 
@@ -347,7 +351,7 @@ impl HttpSession {
             }
         };
         let _ = self.buf.split_to(head.len());
-        self.keep_alive = head.keep_alive;
+        self.keep_alive = head.keep_alive && !self.draining;
         let log = self.access_log.is_some().then(|| {
             let text = |name: &str| {
                 head.header(name)
@@ -521,6 +525,7 @@ impl HttpSession {
         if self.phase == Phase::Head && self.client_done {
             self.end_of_input(cx);
         }
+        drain::idle_check(self, cx);
     }
 
     /// The client sent its FIN and no complete request is buffered: a partial head is
@@ -658,6 +663,10 @@ impl Session for HttpSession {
         }
     }
 
+    fn on_drain(&mut self, cx: &mut Cx<'_>) {
+        drain::drain(self, cx);
+    }
+
     fn on_close(&mut self, cx: &mut Cx<'_>) {
         mounts::feed_closed(self);
         if let Some(c) = self.current.as_mut() {
@@ -691,6 +700,7 @@ impl Session for HttpSession {
             KEY_LINGER => cx.close(),
             // The feed is the server's to speak on: an idle client is normal there.
             idle::KEY_IDLE if self.phase == Phase::Feed => {}
+            drain::KEY_DRAIN => drain::idle_check(self, cx),
             idle::KEY_IDLE => {
                 let up = self.xchg.as_ref().map(|x| x.up).or(self.tunnel_up);
                 let conns: Vec<ConnId> = self.client.into_iter().chain(up).collect();

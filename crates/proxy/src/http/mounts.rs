@@ -146,6 +146,17 @@ fn flush(cx: &mut Cx<'_>, f: &mut Feed, state: FeedState) {
     }
 }
 
+/// tether is shutting down: close the feed ("going away"), then the connection.
+pub(super) fn feed_going_away(s: &mut HttpSession, cx: &mut Cx<'_>) {
+    let Some(f) = s.feed.as_mut() else { return };
+    f.socket.close(1001, "tether is shutting down");
+    let out = f.socket.take_output();
+    if !out.is_empty() {
+        cx.push(f.out, Bytes::from(out));
+    }
+    cx.end(f.out);
+}
+
 /// The session ends: stop hearing from the broker.
 pub(super) fn feed_closed(s: &mut HttpSession) {
     if let Some(f) = s.feed.take() {

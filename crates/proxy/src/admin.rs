@@ -1,0 +1,429 @@
+//! The admin listener's session, served by a worker's event loop (so a hung loop fails the
+//! heartbeat): one request per connection, answered and closed.
+//!
+//! - `GET /healthz` → `200 ok` with no key: the supervisor's heartbeat.
+//! - everything under `/admin/` needs `Authorization: Bearer <key>` (compared in constant
+//!   time); missing or wrong: `401` and a log line.
+//!   - `POST /admin/shutdown`, `POST /admin/restart`, `POST /admin/reload`: handed to the
+//!     process through [`AdminControl`] (the binary implements it: the supervised worker
+//!     asks its master, a lone worker drains itself);
+//!   - `POST /admin/drain/<pool>/<server>`: through [`PoolControl`] (`404` for an unknown
+//!     pool or server);
+//!   - `GET /admin/status`: JSON, [`AdminControl::status`] plus `"pools"`.
+//!
+//! The key is never logged here; the session only compares it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use serde_json::{json, Map, Value};
+use subtle::ConstantTimeEq;
+use tether_core::{ConnId, Cx, PipeEnd, PipeId, PipeOpts, Session, Sink, Source};
+use tether_http::{parse_request, Limits, Method, Parsed, RequestHead};
+
+use crate::config::{Settings, Target};
+use crate::response;
+use crate::router::Action;
+use crate::upstream::Upstream;
+
+/// A request must arrive whole within this time.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What an admin action answers: a status and a short text (or JSON) body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn new(status: u16, body: impl Into<String>) -> Reply {
+        Reply {
+            status,
+            body: body.into(),
+        }
+    }
+}
+
+/// The process side of the admin API. Called on the event-loop thread: must not block.
+pub trait AdminControl: Send + Sync {
+    /// `POST /admin/shutdown`: stop gracefully.
+    fn shutdown(&self) -> Reply;
+    /// `POST /admin/restart`: replace the worker.
+    fn restart(&self) -> Reply;
+    /// `POST /admin/reload`: re-read the config.
+    fn reload(&self) -> Reply;
+    /// `GET /admin/status`: fields about the processes (`"pools"` is added to them).
+    fn status(&self) -> Map<String, Value>;
+}
+
+/// The pools side: marking a server draining (no new sessions), and the pools' state.
+pub trait PoolControl: Send + Sync {
+    /// `POST /admin/drain/<pool>/<server>`: `404` for an unknown pool or server.
+    fn drain(&self, pool: &str, server: &str) -> Reply;
+    /// The `"pools"` of `/admin/status`.
+    fn pools(&self) -> Value;
+}
+
+/// What every admin session of a listener shares.
+pub struct Admin {
+    /// The bearer key; `None`: every `/admin/` request is refused.
+    key: Option<Vec<u8>>,
+    server: Arc<str>,
+    control: Arc<dyn AdminControl>,
+    pools: Arc<dyn PoolControl>,
+}
+
+impl Admin {
+    pub fn new(
+        key: Option<String>,
+        server: &str,
+        control: Arc<dyn AdminControl>,
+        pools: Arc<dyn PoolControl>,
+    ) -> Arc<Admin> {
+        Arc::new(Admin {
+            key: key.map(String::into_bytes),
+            server: Arc::from(server),
+            control,
+            pools,
+        })
+    }
+
+    /// Whether `header` (an `Authorization` value) carries the key.
+    fn authorized(&self, header: Option<&[u8]>) -> bool {
+        let (Some(key), Some(h)) = (self.key.as_deref(), header) else {
+            return false;
+        };
+        let Some(given) = bearer(h) else {
+            return false;
+        };
+        // Lengths differ: refused at once (the key's length is no secret).
+        given.ct_eq(key).into()
+    }
+
+    /// Answer one complete request.
+    fn answer(&self, req: &RequestHead, peer: Option<SocketAddr>) -> Reply {
+        let path = req.path();
+        let m = req.method;
+        if path == "/healthz" {
+            return match m {
+                Method::Get | Method::Head => Reply::new(200, "ok\n"),
+                _ => Reply::new(405, "GET /healthz\n"),
+            };
+        }
+        if path != "/admin" && !path.starts_with("/admin/") {
+            return Reply::new(404, "not found\n");
+        }
+        if !self.authorized(req.header("authorization")) {
+            let why = if req.header("authorization").is_some() {
+                "wrong key"
+            } else {
+                "no key"
+            };
+            let who = peer.map_or_else(|| "?".into(), |p| p.to_string());
+            log::warn!(
+                "admin: {} {path} from {who} refused: {why}",
+                req.method_str()
+            );
+            return Reply::new(401, "a valid `Authorization: Bearer <key>` is needed\n");
+        }
+        log::info!("admin: {} {path}", req.method_str());
+        let post = m == Method::Post;
+        match path.trim_end_matches('/') {
+            "/admin/shutdown" if post => self.control.shutdown(),
+            "/admin/restart" if post => self.control.restart(),
+            "/admin/reload" if post => self.control.reload(),
+            "/admin/status" if matches!(m, Method::Get | Method::Head) => {
+                let mut s = self.control.status();
+                s.insert("pools".into(), self.pools.pools());
+                Reply::new(200, Value::Object(s).to_string())
+            }
+            "/admin/shutdown" | "/admin/restart" | "/admin/reload" => Reply::new(405, "use POST\n"),
+            "/admin/status" => Reply::new(405, "use GET\n"),
+            p => match p
+                .strip_prefix("/admin/drain/")
+                .and_then(|r| r.split_once('/'))
+            {
+                Some((pool, server)) if post && !server.contains('/') => {
+                    self.pools.drain(pool, server)
+                }
+                Some(_) if !post => Reply::new(405, "use POST\n"),
+                _ => Reply::new(404, "not found\n"),
+            },
+        }
+    }
+
+    /// The bytes of a whole response that closes the connection.
+    fn response(&self, reply: &Reply, head_only: bool) -> String {
+        let reason = match reply.status {
+            202 => "Accepted",
+            401 => "Unauthorized",
+            409 => "Conflict",
+            s => response::reason(s),
+        };
+        let ctype = if reply.body.starts_with('{') {
+            "application/json"
+        } else {
+            "text/plain; charset=utf-8"
+        };
+        let mut out = format!(
+            "HTTP/1.1 {} {reason}\r\nServer: {}\r\nDate: {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n",
+            reply.status,
+            self.server,
+            response::http_date(),
+            reply.body.len()
+        );
+        if reply.status == 401 {
+            out.push_str("WWW-Authenticate: Bearer realm=\"tether admin\"\r\n");
+        }
+        out.push_str("\r\n");
+        if !head_only {
+            out.push_str(&reply.body);
+        }
+        out
+    }
+}
+
+/// The key of an `Authorization: Bearer <key>` value.
+fn bearer(h: &[u8]) -> Option<&[u8]> {
+    let h = h.trim_ascii();
+    let (scheme, rest) = h.split_at(h.iter().position(|&b| b == b' ')?);
+    scheme
+        .eq_ignore_ascii_case(b"bearer")
+        .then(|| rest.trim_ascii())
+}
+
+/// One admin connection.
+pub struct AdminSession {
+    admin: Arc<Admin>,
+    client: Option<ConnId>,
+    peer: Option<SocketAddr>,
+    reader: Option<PipeId>,
+    buf: BytesMut,
+    answered: bool,
+}
+
+impl AdminSession {
+    pub fn new(admin: Arc<Admin>) -> AdminSession {
+        AdminSession {
+            admin,
+            client: None,
+            peer: None,
+            reader: None,
+            buf: BytesMut::new(),
+            answered: false,
+        }
+    }
+
+    fn send(&mut self, cx: &mut Cx<'_>, reply: &Reply, head_only: bool) {
+        self.answered = true;
+        if let Some(r) = self.reader.take() {
+            cx.close_pipe(r);
+        }
+        let Some(client) = self.client else {
+            return cx.close();
+        };
+        let bytes = self.admin.response(reply, head_only);
+        let p = cx.pipe_with(Source::Session, Sink::Conn(client), PipeOpts::default());
+        cx.push(p, bytes.into());
+        cx.end(p);
+    }
+}
+
+impl Session for AdminSession {
+    fn on_start(&mut self, cx: &mut Cx<'_>, client: ConnId) {
+        self.client = Some(client);
+        self.peer = cx.peer_addr(client);
+        self.reader = Some(cx.pipe(Source::Conn(client), Sink::Session));
+        cx.set_timer(HEAD_TIMEOUT, 0);
+    }
+
+    fn on_readable(&mut self, cx: &mut Cx<'_>, pipe: PipeId) {
+        if self.answered {
+            return;
+        }
+        while let Some(b) = cx.take(pipe) {
+            self.buf.extend_from_slice(&b);
+        }
+        match parse_request(&self.buf, &Limits::default()) {
+            Ok(Parsed::Partial) => {}
+            Ok(Parsed::Complete(req)) => {
+                let reply = self.admin.answer(&req, self.peer);
+                self.send(cx, &reply, req.method == Method::Head);
+            }
+            Err(e) => self.send(cx, &Reply::new(e.status, format!("{}\n", e.reason)), false),
+        }
+    }
+
+    fn on_pipe_end(&mut self, cx: &mut Cx<'_>, pipe: PipeId, _end: PipeEnd) {
+        if Some(pipe) == self.reader {
+            // The client stopped sending before a whole request: nothing to answer.
+            cx.close();
+        }
+    }
+
+    fn on_timer(&mut self, cx: &mut Cx<'_>, _key: u64) {
+        cx.close();
+    }
+}
+
+/// A [`PoolControl`] over the pools of the router as configured (`tether_balance::Pool`,
+/// shared with the sessions): drain marks a server so it takes no new sessions (its pinned
+/// sessions stay); status reports each server's health, drain mark and active count.
+pub struct ConfiguredPools {
+    /// Every pool once, in config order.
+    pools: Vec<Arc<Upstream>>,
+}
+
+impl ConfiguredPools {
+    pub fn new(settings: &Settings) -> ConfiguredPools {
+        let mut pools: Vec<Arc<Upstream>> = Vec::new();
+        for l in &settings.listeners {
+            let Target::Http(router) = &l.target else {
+                continue;
+            };
+            for route in router.hosts.iter().flat_map(|h| h.routes.iter()) {
+                if let Action::Proxy(p) = &route.action {
+                    if !pools.iter().any(|x| Arc::ptr_eq(x, p)) {
+                        pools.push(p.clone());
+                    }
+                }
+            }
+        }
+        ConfiguredPools { pools }
+    }
+}
+
+impl PoolControl for ConfiguredPools {
+    fn drain(&self, pool: &str, server: &str) -> Reply {
+        let Some(up) = self.pools.iter().find(|u| u.name() == pool) else {
+            return Reply::new(404, format!("no pool {pool:?}\n"));
+        };
+        if !up.pool.set_drain(server, true) {
+            return Reply::new(404, format!("no server {server:?} in pool {pool:?}\n"));
+        }
+        log::info!("admin: server {server} of pool {pool} draining (no new sessions)");
+        Reply::new(
+            200,
+            format!("server {server:?} of pool {pool:?} is draining\n"),
+        )
+    }
+
+    fn pools(&self) -> Value {
+        let now = std::time::Instant::now();
+        let list = self.pools.iter().map(|up| {
+            let servers: Vec<Value> = up
+                .pool
+                .servers()
+                .iter()
+                .map(|s| {
+                    json!({
+                        "id": s.id(),
+                        "server": s.addr().to_string(),
+                        "health": if s.is_available(now) { "up" } else { "down" },
+                        "draining": s.is_draining(),
+                        "active": s.active(),
+                        "weight": s.weight(),
+                        "backup": s.is_backup(),
+                    })
+                })
+                .collect();
+            json!({"name": up.name(), "balance": format!("{:?}", up.pool.policy()), "servers": servers})
+        });
+        Value::Array(list.collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixed;
+    impl AdminControl for Fixed {
+        fn shutdown(&self) -> Reply {
+            Reply::new(202, "shutting down\n")
+        }
+        fn restart(&self) -> Reply {
+            Reply::new(202, "restarting\n")
+        }
+        fn reload(&self) -> Reply {
+            Reply::new(202, "reloading\n")
+        }
+        fn status(&self) -> Map<String, Value> {
+            let mut m = Map::new();
+            m.insert("pid".into(), json!(1));
+            m
+        }
+    }
+
+    fn admin() -> Arc<Admin> {
+        let settings = crate::config::parse(
+            "[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:3000\"]\n[[server]]\nlisten = [\"127.0.0.1:1\"]\n[[server.route]]\npath = \"/\"\nproxy = \"app\"\n",
+            "t.toml",
+        )
+        .expect("config");
+        let pools = Arc::new(ConfiguredPools::new(&settings));
+        Admin::new(Some("s3cret".into()), "tether", Arc::new(Fixed), pools)
+    }
+
+    fn ask(a: &Admin, req: &str) -> Reply {
+        let head = parse_request(req.as_bytes(), &Limits::default())
+            .expect("valid")
+            .complete()
+            .expect("complete");
+        a.answer(&head, None)
+    }
+
+    #[test]
+    fn healthz_needs_no_key() {
+        let r = ask(&admin(), "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(r, Reply::new(200, "ok\n"));
+    }
+
+    #[test]
+    fn admin_needs_the_key() {
+        let a = admin();
+        let none = ask(&a, "POST /admin/reload HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert_eq!(none.status, 401);
+        let wrong =
+            "POST /admin/reload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3creT\r\n\r\n";
+        assert_eq!(ask(&a, wrong).status, 401);
+        let short = "POST /admin/reload HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3c\r\n\r\n";
+        assert_eq!(ask(&a, short).status, 401);
+        let basic = "POST /admin/reload HTTP/1.1\r\nHost: x\r\nAuthorization: Basic s3cret\r\n\r\n";
+        assert_eq!(ask(&a, basic).status, 401);
+        let ok = "POST /admin/reload HTTP/1.1\r\nHost: x\r\nAuthorization: bearer  s3cret \r\n\r\n";
+        assert_eq!(ask(&a, ok), Reply::new(202, "reloading\n"));
+        let no_key = Admin::new(
+            None,
+            "t",
+            Arc::new(Fixed),
+            Arc::new(ConfiguredPools { pools: vec![] }),
+        );
+        assert_eq!(ask(&no_key, ok).status, 401);
+    }
+
+    #[test]
+    fn routes_methods_and_drain() {
+        let a = admin();
+        let auth = "Host: x\r\nAuthorization: Bearer s3cret\r\n\r\n";
+        let get = |p: &str| ask(&a, &format!("GET {p} HTTP/1.1\r\n{auth}"));
+        let post = |p: &str| ask(&a, &format!("POST {p} HTTP/1.1\r\n{auth}"));
+        let status = get("/admin/status");
+        assert_eq!(status.status, 200);
+        let v: Value = serde_json::from_str(&status.body).expect("json");
+        assert_eq!(v["pid"], 1);
+        assert_eq!(v["pools"][0]["name"], "app");
+        assert_eq!(v["pools"][0]["servers"][0]["server"], "127.0.0.1:3000");
+        assert_eq!(get("/admin/reload").status, 405);
+        assert_eq!(post("/admin/status").status, 405);
+        assert_eq!(post("/admin/nope").status, 404);
+        assert_eq!(post("/admin/drain/app/127.0.0.1:3000").status, 200);
+        assert_eq!(post("/admin/drain/app/127.0.0.1:3001").status, 404);
+        assert_eq!(post("/admin/drain/web/127.0.0.1:3000").status, 404);
+        assert_eq!(post("/admin/drain/app").status, 404);
+        assert_eq!(get("/elsewhere").status, 404);
+    }
+}
