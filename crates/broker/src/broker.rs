@@ -3,7 +3,8 @@
 //! once, each bounded by the timeout), records the answers (`state.rs`), mails or logs each
 //! transition, and when "some server is available" flips, bumps `generation()` and calls
 //! every subscribed waker. Workers (event loops) only read: `session_body`, `available`,
-//! `load_body`, `monitor_html` take a short lock and never wait on the network.
+//! `load_body`, `monitor_html` take a short lock and never wait on the network. The broker
+//! also holds the `/session` gate (`authorized`): open, or a bearer token.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tether_mail::Mailer;
 
+use crate::access::{self, Secret};
 use crate::config::BrokerConfig;
 use crate::monitor;
 use crate::poll;
@@ -26,6 +28,25 @@ pub const CORS_HEADERS: [(&str, &str); 3] = [
     ("Access-Control-Allow-Headers", "x-requested-with"),
     ("Access-Control-Allow-Methods", "POST, GET, OPTIONS"),
 ];
+
+/// `CORS_HEADERS` for a broker with a token: a browser's preflight must allow the
+/// `Authorization` header its `/session` request carries.
+pub const CORS_HEADERS_WITH_TOKEN: [(&str, &str); 3] = [
+    ("Access-Control-Allow-Origin", "*"),
+    (
+        "Access-Control-Allow-Headers",
+        "x-requested-with, authorization",
+    ),
+    ("Access-Control-Allow-Methods", "POST, GET, OPTIONS"),
+];
+
+/// Who may ask `/session`.
+enum Gate {
+    Open,
+    Token(Secret),
+    /// `token_file` could not be read when the broker was made: refuse everyone.
+    Closed,
+}
 
 /// A handle to undo `subscribe`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -49,6 +70,7 @@ pub struct Broker {
     stop_signal: Condvar,
     poller: Mutex<Option<JoinHandle<()>>>,
     agent: ureq::Agent,
+    gate: Gate,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -57,9 +79,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Broker {
     /// A broker with no poller: loads stay at 0 until `poll_once` (tests, tools).
+    /// A token that cannot be read (`token_file`) closes `/session` to everyone (logged);
+    /// `start` refuses it instead.
     pub fn new(config: BrokerConfig, mailer: Mailer) -> Arc<Broker> {
-        let servers: Vec<ServerState> =
-            config.servers.iter().map(|e| ServerState::new(e)).collect();
+        let servers: Vec<ServerState> = config.servers.iter().map(ServerState::from_spec).collect();
+        let gate = match config.access_token() {
+            Ok(None) => Gate::Open,
+            Ok(Some(t)) => Gate::Token(t),
+            Err(m) => {
+                log::error!(
+                    "broker {}: {m}; /session refuses every request",
+                    config.name
+                );
+                Gate::Closed
+            }
+        };
         let available = servers.iter().any(|s| s.load.is_available(config.max_load));
         if mailer.is_log_only() {
             log::info!(
@@ -82,12 +116,19 @@ impl Broker {
             stopping: Mutex::new(false),
             stop_signal: Condvar::new(),
             poller: Mutex::new(None),
+            gate,
         })
     }
 
     /// A broker whose poller thread polls now, then every `poll_interval`. Until the first
     /// round ends, every load reads 0 (as in Webots); `wait_first_poll` waits for it.
     pub fn start(config: BrokerConfig, mailer: Mailer) -> std::io::Result<Arc<Broker>> {
+        config.access_token().map_err(|m| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("broker {}: {m}", config.name),
+            )
+        })?;
         let broker = Broker::new(config, mailer);
         let b = Arc::clone(&broker);
         let handle = std::thread::Builder::new()
@@ -140,7 +181,7 @@ impl Broker {
             .config
             .servers
             .iter()
-            .map(|e| poll::load_url(scheme, e))
+            .map(|s| poll::load_url(scheme, &s.entry))
             .collect();
         let loads: Vec<Load> = std::thread::scope(|scope| {
             let handles: Vec<_> = urls
@@ -230,10 +271,31 @@ impl Broker {
     /// `/session`: `ws(s)://<entry>` of the least-loaded server below the max load, or
     /// `NO_SERVER`.
     pub fn session_body(&self) -> String {
+        self.session_body_for(None)
+    }
+
+    /// `/session?url=<repository>`: the same among the servers that allow `url` (`None`:
+    /// among all).
+    pub fn session_body_for(&self, url: Option<&str>) -> String {
         let servers = lock(&self.servers);
-        match state::pick(&servers, self.config.max_load) {
+        match state::pick_for(&servers, self.config.max_load, url) {
             Some(s) => format!("{}://{}", self.config.ws_scheme(), s.entry),
             None => NO_SERVER.to_string(),
+        }
+    }
+
+    /// Does `/session` ask for a token?
+    pub fn needs_token(&self) -> bool {
+        !matches!(self.gate, Gate::Open)
+    }
+
+    /// May this request have `/session`? `authorization` is the `Authorization` header's
+    /// value, `query_token` the `token=` parameter; without a token configured, yes.
+    pub fn authorized(&self, authorization: Option<&[u8]>, query_token: Option<&str>) -> bool {
+        match &self.gate {
+            Gate::Open => true,
+            Gate::Token(t) => access::authorized(t, authorization, query_token),
+            Gate::Closed => false,
         }
     }
 
@@ -283,8 +345,13 @@ impl Broker {
     }
 
     /// The CORS headers `/session` answers with (and its `OPTIONS` preflight).
+    /// With a token, `Authorization` is among the allowed headers.
     pub fn cors_headers(&self) -> &'static [(&'static str, &'static str)] {
-        &CORS_HEADERS
+        if self.needs_token() {
+            &CORS_HEADERS_WITH_TOKEN
+        } else {
+            &CORS_HEADERS
+        }
     }
 
     /// Call `waker` (from the poller thread; keep it short, e.g. `mio::Waker::wake`) each
@@ -304,7 +371,7 @@ impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Broker")
             .field("name", &self.config.name)
-            .field("servers", &self.config.servers)
+            .field("servers", &self.config.entries())
             .field("available", &self.available())
             .field("rounds", &self.rounds())
             .finish()

@@ -1,11 +1,14 @@
 //! `BrokerConfig`: the broker's settings as tether's TOML writes them (one `[[broker]]`
 //! table that the proxy's config embeds; unknown keys refused). Webots' `session.json` is
-//! read by `session_json.rs` and turned into the same struct.
+//! read by `session_json.rs` and turned into the same struct. A server is a string or a
+//! table (`spec.rs`); the optional `/session` token is `token` or `token_file` (`access.rs`).
 //!
 //! ```toml
 //! [[broker]]
 //! name = "sim"                       # how routes refer to it (default "broker")
-//! servers = ["localhost:2000", "sim2.example.org/2000"]
+//! servers = ["localhost:2000", { entry = "sim2.example.org/2000", weight = 2,
+//!            allowed_repositories = ["https://github.com/cyberbotics/"] }]
+//! token_file = "/etc/tether/session.token"   # or token = "..."; /session needs it
 //! ssl = false                        # true: wss:// in /session, https:// to poll
 //! max_load = 95                      # a server at or above this is never chosen
 //! poll_interval_ms = 5000
@@ -24,15 +27,18 @@ use std::time::Duration;
 use serde::Deserialize;
 use tether_mail::{MailError, MailSettings, Mailer};
 
+use crate::access::{read_token_file, Secret};
+use crate::spec::ServerSpec;
+
 /// The broker's settings.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BrokerConfig {
     #[serde(default = "default_name")]
     pub name: String,
-    /// Simulation servers, `host:port` or `host/port` (behind a rewriting front door),
-    /// exactly as `/session` hands them out.
-    pub servers: Vec<String>,
+    /// Simulation servers: `host:port` or `host/port` (behind a rewriting front door),
+    /// exactly as `/session` hands them out, with their weight and allowed repositories.
+    pub servers: Vec<ServerSpec>,
     #[serde(default)]
     pub ssl: bool,
     #[serde(default = "default_max_load")]
@@ -50,6 +56,12 @@ pub struct BrokerConfig {
     pub mail: Option<MailSettings>,
     #[serde(default = "default_history")]
     pub history: usize,
+    /// `/session` needs `Authorization: Bearer <token>` (or `?token=`).
+    #[serde(default)]
+    pub token: Option<Secret>,
+    /// The same, read from a file (one line; a path relative to the working directory).
+    #[serde(default)]
+    pub token_file: Option<String>,
 }
 
 fn default_name() -> String {
@@ -73,7 +85,7 @@ impl BrokerConfig {
     pub fn new(servers: &[&str]) -> BrokerConfig {
         BrokerConfig {
             name: default_name(),
-            servers: servers.iter().map(|s| s.to_string()).collect(),
+            servers: servers.iter().map(|s| ServerSpec::new(s)).collect(),
             ssl: false,
             max_load: default_max_load(),
             poll_interval_ms: default_poll_interval_ms(),
@@ -82,7 +94,14 @@ impl BrokerConfig {
             administrator: None,
             mail: None,
             history: default_history(),
+            token: None,
+            token_file: None,
         }
+    }
+
+    /// The servers' entries, as `/session` hands them out.
+    pub fn entries(&self) -> Vec<&str> {
+        self.servers.iter().map(|s| s.entry.as_str()).collect()
     }
 
     /// Check what serde cannot; the message names the key.
@@ -91,15 +110,9 @@ impl BrokerConfig {
             return Err("`servers` is empty: list at least one simulation server".into());
         }
         for s in &self.servers {
-            if s.is_empty() || s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(format!("`servers`: {s:?} is not a host:port"));
-            }
-            if s.contains("://") {
-                return Err(format!(
-                    "`servers`: write {s:?} without a scheme (`ssl` picks ws/wss and http/https)"
-                ));
-            }
+            s.validate()?;
         }
+        self.access_token()?;
         if !(self.max_load.is_finite() && self.max_load > 0.0) {
             return Err(format!("`max_load` = {} must be above 0", self.max_load));
         }
@@ -119,6 +132,20 @@ impl BrokerConfig {
             m.validate().map_err(|e| format!("`mail`: {e}"))?;
         }
         Ok(())
+    }
+
+    /// The token `/session` asks for: `token`, or the content of `token_file` (read now),
+    /// or `None`. Both keys, or a bad token, is an error naming the key.
+    pub fn access_token(&self) -> Result<Option<Secret>, String> {
+        match (&self.token, &self.token_file) {
+            (Some(_), Some(_)) => Err("give `token` or `token_file`, not both".into()),
+            (Some(t), None) => t
+                .check_token()
+                .map(|_| Some(t.clone()))
+                .map_err(|m| format!("`token`: {m}")),
+            (None, Some(path)) => read_token_file(path).map(Some),
+            (None, None) => Ok(None),
+        }
     }
 
     /// The mail settings with `administrator` among the recipients; `None` without `mail`
@@ -217,13 +244,58 @@ mod tests {
     fn validation_names_the_key() {
         let mut c = BrokerConfig::new(&[]);
         assert!(c.validate().unwrap_err().contains("`servers`"));
-        c.servers = vec!["http://a:1".into()];
+        c.servers = vec![ServerSpec::new("http://a:1")];
         assert!(c.validate().unwrap_err().contains("scheme"));
-        c.servers = vec!["a:1".into()];
+        c.servers = vec![ServerSpec::new("a:1")];
         c.max_load = 0.0;
         assert!(c.validate().unwrap_err().contains("`max_load`"));
         c.max_load = 95.0;
         c.poll_interval_ms = 10;
         assert!(c.validate().unwrap_err().contains("`poll_interval_ms`"));
+    }
+
+    #[test]
+    fn token_or_token_file() {
+        let c: BrokerConfig =
+            toml::from_str("servers = [\"a:1\"]\ntoken = \"0123456789abcdef\"\n").expect("parses");
+        assert!(c.validate().is_ok());
+        assert!(
+            !format!("{c:?}").contains("0123456789abcdef"),
+            "hidden in Debug"
+        );
+        assert_eq!(
+            c.access_token()
+                .ok()
+                .flatten()
+                .map(|t| t.expose().to_string()),
+            Some("0123456789abcdef".into())
+        );
+        let mut short = c.clone();
+        short.token = Some(Secret::new("short"));
+        assert!(short.validate().unwrap_err().contains("`token`"));
+        let mut both = c.clone();
+        both.token_file = Some("/nonexistent".into());
+        assert!(both.validate().unwrap_err().contains("not both"));
+        both.token = None;
+        assert!(both.validate().unwrap_err().contains("`token_file`"));
+        assert_eq!(BrokerConfig::new(&["a:1"]).access_token(), Ok(None));
+    }
+
+    #[test]
+    fn servers_as_tables() {
+        let c: BrokerConfig =
+            toml::from_str("servers = [\"a:1\", { entry = \"b:2\", weight = 3 }]\n")
+                .expect("parses");
+        assert_eq!(c.entries(), ["a:1", "b:2"]);
+        assert_eq!(c.servers[1].weight, 3);
+        assert!(c.validate().is_ok());
+        let bad: BrokerConfig = toml::from_str(
+            "servers = [{ entry = \"b:2\", allowed_repositories = [\"https://x.org\"] }]\n",
+        )
+        .expect("parses");
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .contains("`allowed_repositories`"));
     }
 }

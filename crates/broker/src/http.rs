@@ -2,7 +2,10 @@
 //! headers, body. Paths are relative to where the broker is mounted: `/session`, `/load`,
 //! `/monitor`, and `/` without upgrade (with an upgrade the proxy uses `ws.rs`). The proxy
 //! adds `Content-Length`, `Date` and `Connection`; for `HEAD` it sends the head only.
+//! `/session` reads its query (`url=`, `token=`) and the `Authorization` header: `401`
+//! without the token when one is configured, the CORS headers on every answer.
 
+use crate::access::SessionQuery;
 use crate::broker::Broker;
 
 /// One answer.
@@ -38,11 +41,35 @@ impl Reply {
     }
 }
 
+/// A request as the broker needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    pub method: &'a str,
+    /// The path under the broker's mount, with its query (`/session?url=...`).
+    pub target: &'a str,
+    /// The value of the `Authorization` header, if any.
+    pub authorization: Option<&'a [u8]>,
+}
+
+/// `/session`'s body without a valid token; it starts with `Error:` like `NO_SERVER`, so a
+/// Webots page shows it as it shows that one.
+pub const UNAUTHORIZED: &str = "Error: this session server needs a valid token.";
+
 impl Broker {
-    /// The answer to `method` on `path` (a query string is ignored), or `None` for a path
-    /// the broker does not serve (the proxy's 404).
+    /// The answer to `method` on `path` without an `Authorization` header (a `token=` in
+    /// the query counts), or `None` for a path the broker does not serve (the proxy's 404).
     pub fn reply(&self, method: &str, path: &str) -> Option<Reply> {
-        let path = path.split(['?', '#']).next().unwrap_or(path);
+        self.answer(&Request {
+            method,
+            target: path,
+            authorization: None,
+        })
+    }
+
+    /// The answer to a request, or `None` for a path the broker does not serve.
+    pub fn answer(&self, req: &Request<'_>) -> Option<Reply> {
+        let method = req.method;
+        let path = req.target.split(['?', '#']).next().unwrap_or(req.target);
         let get = matches!(method, "GET" | "HEAD");
         let reply = match path {
             "/session" => {
@@ -53,7 +80,7 @@ impl Broker {
                         headers: vec![],
                         body: String::new(),
                     },
-                    _ if get => Reply::ok(TEXT, self.session_body()),
+                    _ if get => self.session(req),
                     _ => Reply::not_allowed("GET, HEAD, OPTIONS"),
                 };
                 r.headers.extend_from_slice(self.cors_headers());
@@ -66,6 +93,38 @@ impl Broker {
             _ => return None,
         };
         Some(reply)
+    }
+
+    /// `GET /session[?url=...][&token=...]`: the token first, then the choice.
+    fn session(&self, req: &Request<'_>) -> Reply {
+        let q = SessionQuery::parse(req.target);
+        if !self.authorized(req.authorization, q.token.as_deref()) {
+            let tried = req.authorization.is_some() || q.token.is_some();
+            if tried {
+                log::info!(
+                    "broker {}: /session with a wrong token: 401",
+                    self.config().name
+                );
+            }
+            return Reply {
+                status: 401,
+                reason: "Unauthorized",
+                headers: vec![
+                    TEXT,
+                    NO_CACHE,
+                    (
+                        "WWW-Authenticate",
+                        if tried {
+                            "Bearer realm=\"session\", error=\"invalid_token\""
+                        } else {
+                            "Bearer realm=\"session\""
+                        },
+                    ),
+                ],
+                body: UNAUTHORIZED.into(),
+            };
+        }
+        Reply::ok(TEXT, self.session_body_for(q.url.as_deref()))
     }
 }
 
@@ -115,6 +174,54 @@ mod tests {
             NO_SERVER,
             "Error: no simulation server available at the moment."
         );
+    }
+
+    #[test]
+    fn token_gates_session_only() {
+        use crate::access::Secret;
+        use crate::Request;
+        let mut c = BrokerConfig::new(&["localhost:2000"]);
+        c.token = Some(Secret::new("0123456789abcdef"));
+        let b = Broker::new(c, Mailer::log_only());
+        let ask = |target: &str, auth: Option<&[u8]>| {
+            b.answer(&Request {
+                method: "GET",
+                target,
+                authorization: auth,
+            })
+            .expect("served")
+        };
+        let r = ask("/session", None);
+        assert_eq!((r.status, r.body.as_str()), (401, crate::UNAUTHORIZED));
+        assert_eq!(
+            header(&r, "WWW-Authenticate"),
+            Some("Bearer realm=\"session\"")
+        );
+        assert_eq!(header(&r, "Access-Control-Allow-Origin"), Some("*"));
+        assert_eq!(
+            header(&r, "Access-Control-Allow-Headers"),
+            Some("x-requested-with, authorization")
+        );
+        let r = ask("/session", Some(b"Bearer 0123456789abcdeX"));
+        assert_eq!(r.status, 401);
+        assert!(header(&r, "WWW-Authenticate").is_some_and(|v| v.contains("invalid_token")));
+        let r = ask("/session", Some(b"Bearer 0123456789abcdef"));
+        assert_eq!((r.status, r.body.as_str()), (200, "ws://localhost:2000"));
+        assert_eq!(ask("/session?token=0123456789abcdef", None).status, 200);
+        assert_eq!(ask("/session?token=nope", None).status, 401);
+        assert_eq!(b.reply("OPTIONS", "/session").map(|r| r.status), Some(204));
+        for open in ["/", "/load", "/monitor"] {
+            assert_eq!(ask(open, None).status, 200, "{open}");
+        }
+    }
+
+    #[test]
+    fn unreadable_token_file_closes_session() {
+        let mut c = BrokerConfig::new(&["localhost:2000"]);
+        c.token_file = Some("/nonexistent/tether-token".into());
+        let b = Broker::new(c.clone(), Mailer::log_only());
+        assert_eq!(b.reply("GET", "/session").map(|r| r.status), Some(401));
+        assert!(Broker::start(c, Mailer::log_only()).is_err());
     }
 
     #[test]

@@ -9,9 +9,12 @@
 //!    a `ws::FeedSocket` that queued `1` or `0` (`Broker::available`). When the poller
 //!    (`broker.rs`) sees availability flip it calls the waker the proxy's worker gave to
 //!    `Broker::subscribe`; the worker calls `FeedSocket::update` for each feed client.
-//! 2. The user presses start; the page asks `GET /session`. `Broker::reply` (`http.rs`)
-//!    answers `Broker::session_body`: `state::pick` chose the lowest load strictly below
-//!    `max_load` (ties: the first listed), written `ws(s)://<entry>` — or Webots' error text.
+//! 2. The user presses start; the page asks `GET /session?url=<repository>`.
+//!    `Broker::answer` (`http.rs`) checks the token if one is configured (`access.rs`), then
+//!    answers `Broker::session_body_for`: `state::pick_for` chose, among the servers whose
+//!    `allowed_repositories` admit the URL (`spec.rs`), the lowest `load / weight` with the
+//!    load strictly below `max_load` (ties: the first listed), written `ws(s)://<entry>` —
+//!    or Webots' error text.
 //! 3. Meanwhile, every `poll_interval_ms`, `Broker::poll_once` asks every server's `/load`
 //!    at once (`poll.rs`, ureq, bounded by `timeout_ms`), records the loads
 //!    (`state::ServerState::record`), and each `state::Transition` becomes a log line and,
@@ -21,6 +24,7 @@
 //! Config: `BrokerConfig` (`config.rs`, a TOML `[[broker]]` table), or Webots'
 //! `session.json` as it is (`session_json.rs`). Logs like Webots: `logfile.rs`.
 
+mod access;
 mod broker;
 mod config;
 mod http;
@@ -28,16 +32,23 @@ mod logfile;
 mod monitor;
 mod poll;
 mod session_json;
+mod spec;
 mod state;
 pub mod ws;
 
-pub use broker::{transition_text, Broker, SubscriptionId, CORS_HEADERS, NO_SERVER};
+pub use access::{Secret, SessionQuery, MAX_TOKEN_LEN, MIN_TOKEN_LEN};
+pub use broker::{
+    transition_text, Broker, SubscriptionId, CORS_HEADERS, CORS_HEADERS_WITH_TOKEN, NO_SERVER,
+};
 pub use config::BrokerConfig;
-pub use http::Reply;
+pub use http::{Reply, Request, UNAUTHORIZED};
 pub use logfile::{session_log_writer, RotatingFile, BACKUPS, MAX_BYTES};
 pub use poll::parse_load;
 pub use session_json::{
     expand_path, load_session_json, looks_like_session_json, parse_session_json, ConfigError,
     SessionJson,
 };
-pub use state::{format_load, mean_load, pick, transition, Load, ServerState, Transition};
+pub use spec::{plain_url, ServerSpec, MAX_WEIGHT};
+pub use state::{
+    format_load, mean_load, pick, pick_for, transition, Load, ServerState, Transition,
+};

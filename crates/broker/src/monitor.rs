@@ -1,7 +1,8 @@
 //! The `/monitor` page: when the broker started, how many servers it manages, a table (#,
 //! the server linked to its own `/monitor`, its load in %, `N/A` when down, highlighted at
-//! or above the max load), an average row (the servers that answer), and per server the
-//! recent samples as a small inline SVG sparkline. The page reloads itself every poll.
+//! or above the max load; its weight and allowed repositories when it has them), an average
+//! row (the servers that answer), and per server the recent samples as a small inline SVG
+//! sparkline. The page reloads itself every poll.
 
 use std::fmt::Write;
 
@@ -46,9 +47,10 @@ pub(crate) fn render(v: &View<'_>) -> String {
         let entry = escape(&s.entry);
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td><a href='{}://{entry}/monitor'>{entry}</a></td>{}<td>{}</td></tr>",
+            "<tr><td>{}</td><td><a href='{}://{entry}/monitor'>{entry}</a>{}</td>{}<td>{}</td></tr>",
             i + 1,
             v.http_scheme,
+            details(s),
             load_cell(s.load.value(), v.max_load, false),
             sparkline(s, v.max_load, v.history),
         );
@@ -60,6 +62,27 @@ pub(crate) fn render(v: &View<'_>) -> String {
         load_cell(mean_load(v.servers), v.max_load, true),
     );
     h
+}
+
+/// After the server's link: its weight (when not 1) and allowed repositories (when listed).
+fn details(s: &ServerState) -> String {
+    let mut out = String::new();
+    if s.weight != 1 {
+        let _ = write!(out, " <small class='weight'>weight {}</small>", s.weight);
+    }
+    if let Some(list) = &s.allowed_repositories {
+        let list: Vec<String> = list.iter().map(|p| escape(p)).collect();
+        let _ = write!(
+            out,
+            "<br/><small class='repos'>repositories: {}</small>",
+            if list.is_empty() {
+                "none".to_string()
+            } else {
+                list.join(", ")
+            }
+        );
+    }
+    out
 }
 
 /// `<td>42%</td>`, highlighted at or above `max`, `N/A` when down; `bold` for the average.
@@ -190,6 +213,18 @@ mod tests {
         assert!(h.contains("average:</td><td><b>68.5%</b></td>"), "{h}");
         assert_eq!(h.matches("<svg").count(), 3);
         assert!(h.contains("fill='#c00'/>"), "down sample drawn: {h}");
+    }
+
+    #[test]
+    fn weight_and_repositories_are_shown() {
+        let mut a = ServerState::new("a:1");
+        a.weight = 3;
+        a.allowed_repositories = Some(vec!["https://github.com/<x>/".into()]);
+        let h = page(&[a]);
+        assert!(
+            h.contains("a:1</a> <small class='weight'>weight 3</small><br/><small class='repos'>repositories: https://github.com/&lt;x&gt;/</small></td>"),
+            "{h}"
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use tether_mail::MailSettings;
 
 use crate::config::BrokerConfig;
+use crate::spec::ServerSpec;
 
 /// A config error, printed as `path:line:col: message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,7 +245,11 @@ impl SessionJson {
     /// The broker settings this file means.
     pub fn broker_config(&self) -> BrokerConfig {
         let mut c = BrokerConfig::new(&[]);
-        c.servers = self.simulation_servers.clone();
+        c.servers = self
+            .simulation_servers
+            .iter()
+            .map(|s| ServerSpec::new(s))
+            .collect();
         c.ssl = self.secure();
         c.public_url = Some(self.public_url());
         c.mail = self.mail_settings();

@@ -1,9 +1,12 @@
 //! What the broker knows about each simulation server, and the pure rules over it: the
 //! last load (`Load`, `Down` for a server that did not answer), recent history, which
-//! server `/session` picks, the mean for `/load`, and which change of load is worth a mail
+//! server `/session` picks (by `load / weight`, among the servers that allow the asked
+//! repository), the mean for `/load`, and which change of load is worth a mail
 //! (`Transition`). No I/O here: `broker.rs` feeds poll results in.
 
 use std::collections::VecDeque;
+
+use crate::spec::ServerSpec;
 
 /// A server's last known load, in percent.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,6 +68,10 @@ pub fn transition(before: &Load, after: &Load, max: f64) -> Option<Transition> {
 pub struct ServerState {
     /// As written in the config, e.g. `localhost:2000` or `host.example.org/2000`.
     pub entry: String,
+    /// From the config (`ServerSpec`): selection compares `load / weight`.
+    pub weight: u32,
+    /// From the config: the repositories it may run (`None`: any).
+    pub allowed_repositories: Option<Vec<String>>,
     /// Starts at `Up(0.0)` before the first poll, as in Webots.
     pub load: Load,
     /// The last samples, oldest first; `None` for a poll that found the server down.
@@ -72,12 +79,29 @@ pub struct ServerState {
 }
 
 impl ServerState {
+    /// Weight 1, any repository.
     pub fn new(entry: &str) -> ServerState {
+        ServerState::from_spec(&ServerSpec::new(entry))
+    }
+
+    pub fn from_spec(spec: &ServerSpec) -> ServerState {
         ServerState {
-            entry: entry.to_string(),
+            entry: spec.entry.clone(),
+            weight: spec.weight.max(1),
+            allowed_repositories: spec.allowed_repositories.clone(),
             load: Load::Up(0.0),
             history: VecDeque::new(),
         }
+    }
+
+    /// May it run the repository at `url`? (`ServerSpec::allows`.)
+    pub fn allows(&self, url: &str) -> bool {
+        crate::spec::allows(self.allowed_repositories.as_deref(), url)
+    }
+
+    /// What selection compares: the load divided by the weight.
+    pub fn score(&self) -> Option<f64> {
+        self.load.value().map(|l| l / f64::from(self.weight.max(1)))
     }
 
     /// Take a poll result; keep at most `keep` samples. Returns the transition, if any.
@@ -92,20 +116,31 @@ impl ServerState {
     }
 }
 
-/// The server `/session` hands out: the lowest load strictly below `max`; on a tie the
-/// first in the list. `None` when every server is down or loaded.
+/// The server `/session` hands out: among the servers up and strictly below `max` (the
+/// raw load: the weight never lets a server past it), the lowest `load / weight`; on a
+/// tie the first in the list. `None` when every server is down or loaded.
 pub fn pick(servers: &[ServerState], max: f64) -> Option<&ServerState> {
+    pick_for(servers, max, None)
+}
+
+/// `pick` among the servers that allow the repository at `url` (`None`: every server).
+pub fn pick_for<'a>(
+    servers: &'a [ServerState],
+    max: f64,
+    url: Option<&str>,
+) -> Option<&'a ServerState> {
     let mut best: Option<(&ServerState, f64)> = None;
     for s in servers {
-        let Some(l) = s.load.value().filter(|l| *l < max) else {
+        if !s.load.is_available(max) || url.is_some_and(|u| !s.allows(u)) {
             continue;
-        };
+        }
+        let Some(score) = s.score() else { continue };
         let better = match best {
             None => true,
-            Some((_, b)) => l < b, // strict: the first of equals stays
+            Some((_, b)) => score < b, // strict: the first of equals stays
         };
         if better {
-            best = Some((s, l));
+            best = Some((s, score));
         }
     }
     best.map(|(s, _)| s)
@@ -155,6 +190,49 @@ mod tests {
         assert!(pick(&s, 95.0).is_none());
         let s = servers(&[Some(95.0), Some(94.99)]);
         assert_eq!(pick(&s, 95.0).map(|s| s.entry.as_str()), Some("h:1"));
+    }
+
+    #[test]
+    fn weight_divides_the_load_but_not_the_max() {
+        let mut s = servers(&[Some(40.0), Some(60.0), Some(96.0)]);
+        s[1].weight = 2; // 30
+        s[2].weight = 10; // 9.6, but at or above the max
+        assert_eq!(pick(&s, 95.0).map(|s| s.entry.as_str()), Some("h:1"));
+        s[1].load = Load::Up(80.0); // 40: a tie with h:0, the first stays
+        assert_eq!(pick(&s, 95.0).map(|s| s.entry.as_str()), Some("h:0"));
+        s[1].load = Load::Up(90.0); // 45
+        assert_eq!(pick(&s, 95.0).map(|s| s.entry.as_str()), Some("h:0"));
+    }
+
+    #[test]
+    fn pick_for_a_repository() {
+        let mut s = servers(&[Some(50.0), Some(10.0), Some(70.0)]);
+        s[0].allowed_repositories = Some(vec!["https://github.com/cyberbotics/".into()]);
+        s[1].allowed_repositories = Some(vec!["https://github.com/acme/".into()]);
+        let name =
+            |url: Option<&str>, s: &[ServerState]| pick_for(s, 95.0, url).map(|s| s.entry.clone());
+        assert_eq!(name(None, &s), Some("h:1".into()));
+        assert_eq!(
+            name(Some("https://github.com/cyberbotics/webots/w.wbt"), &s),
+            Some("h:0".into())
+        );
+        assert_eq!(
+            name(Some("https://github.com/acme/x/w.wbt"), &s),
+            Some("h:1".into())
+        );
+        assert_eq!(
+            name(Some("https://gitlab.com/x/w.wbt"), &s),
+            Some("h:2".into())
+        );
+        assert_eq!(
+            name(Some("https://github.com/acme/../cyberbotics/w.wbt"), &s),
+            Some("h:2".into()),
+            "a dot segment matches no list"
+        );
+        s[2].load = Load::Up(99.0);
+        assert_eq!(name(Some("https://gitlab.com/x/w.wbt"), &s), None);
+        s[0].load = Load::Down("refused".into());
+        assert_eq!(name(Some("https://github.com/cyberbotics/w.wbt"), &s), None);
     }
 
     #[test]

@@ -24,7 +24,7 @@ fn webots_defaults() {
     assert_eq!(j.mail_server_port, None);
     assert!(j.mail_settings().is_none());
     let c = j.broker_config();
-    assert_eq!(c.servers, ["localhost:2000"]);
+    assert_eq!(c.entries(), ["localhost:2000"]);
     assert!(!c.ssl);
     assert_eq!(c.max_load, 95.0);
     assert_eq!(c.poll_interval_ms, 5000);

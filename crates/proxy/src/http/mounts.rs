@@ -61,7 +61,13 @@ pub(super) fn broker(
             }
         }
     }
-    let Some(reply) = b.reply(head.method_str(), rel) else {
+    // The query (`/session?url=...`) and the `Authorization` header (the `/session` token).
+    let request = tether_broker::Request {
+        method: head.method_str(),
+        target: rel,
+        authorization: head.header("authorization"),
+    };
+    let Some(reply) = b.answer(&request) else {
         return s.status(cx, 404, head_only);
     };
     let mut out = format!(
