@@ -22,6 +22,13 @@
 # tether on CPU $PROXY_CPU; nginx, redis-server and wrk on CPU $LOAD_CPU. The instances
 # take turns within each round; medians over the rounds. Report (Markdown) on stdout and in
 # $OUT_DIR/report.md.
+#
+# KEEP_AWAKE=1 (default) runs a `nice -n 19` busy loop on CPU $PROXY_CPU during the run. On
+# the 2-vCPU VM of docs/benchmarks.md an instance that leaves its vCPU idle between events
+# pays the vCPU's wake-up latency on every event: the memory-store instance (nothing else
+# to run) ran at half the req/s of the Redis-store one (whose writer thread keeps the vCPU
+# busy) with less CPU per request. The busy loop takes the idle state out of the
+# comparison; KEEP_AWAKE=0 shows the effect.
 set -euo pipefail
 
 ROUNDS=${ROUNDS:-5}
@@ -31,6 +38,7 @@ CONNS=${CONNS:-32}
 SESSIONS=${SESSIONS:-1000}
 PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
+KEEP_AWAKE=${KEEP_AWAKE:-1}
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT_DIR=${OUT_DIR:-$repo/target/affinity-compare}
@@ -213,6 +221,10 @@ run() {  # store round
   kill -0 "${PID[$s]}" 2>/dev/null || die "tether ($s) died; see $OUT_DIR/tether-$s.log"
 }
 
+if [ "$KEEP_AWAKE" = 1 ]; then
+  taskset -c "$PROXY_CPU" nice -n 19 sh -c 'while :; do :; done' &
+  PIDS+=($!)
+fi
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 log "warm-up ${WARMUP}s each"
 for s in memory redis; do
@@ -237,7 +249,7 @@ round_ratios() {
 {
   echo "Run: $(date -u '+%Y-%m-%d %H:%M UTC'); $("$TETHER" --version 2>&1 | head -1); $(redis-server --version | awk '{print $1, $2, $3}'); wrk $(wrk -v 2>&1 | head -1 | awk '{print $2}')"
   echo "Machine: nproc $(nproc), $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), kernel $(uname -r); load average $LOAD_START at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end"
-  echo "Settings: ROUNDS=$ROUNDS DURATION=${DURATION}s CONNS=$CONNS SESSIONS=$SESSIONS; tether on CPU $PROXY_CPU; nginx, redis-server, wrk on CPU $LOAD_CPU"
+  echo "Settings: ROUNDS=$ROUNDS DURATION=${DURATION}s CONNS=$CONNS SESSIONS=$SESSIONS KEEP_AWAKE=$KEEP_AWAKE; tether on CPU $PROXY_CPU; nginx, redis-server, wrk on CPU $LOAD_CPU"
   echo
   echo "| store | req/s | req/s range | p99 | tether CPU µs/request | redis-server CPU µs/request | non-2xx / socket errors |"
   echo "|---|---|---|---|---|---|---|"
