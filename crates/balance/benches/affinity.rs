@@ -12,13 +12,19 @@
 //! - `seal/*`: sealing a cookie or a tag (paid once per new session), opening each, and
 //!   writing the `Set-Cookie` value.
 //!
-//! `cargo bench -p tether-balance --bench affinity`; figures in docs/benchmarks.md.
+//! After Criterion, every case is timed again in 31 interleaved rounds (all cases take
+//! turns, so drifting noise on a shared machine hits them alike) and the median per case
+//! is printed: Criterion's output is the record, the summary a steadier comparison.
+//!
+//!     cargo bench -p tether-balance --bench affinity
+//!
+//! Figures in docs/benchmarks.md ("Affinity").
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::Criterion;
 use tether_balance::{
     find_cookie, set_cookie, ActiveGuard, ClientKey, FailoverMode, PolicyKind, Pool, PoolOptions,
     Sealer, ServerConfig,
@@ -51,97 +57,187 @@ fn pool(policy: PolicyKind) -> (Pool, Vec<ActiveGuard>) {
     (pool, guards)
 }
 
-/// 1024 client addresses scattered over 10.0.0.0/8.
-fn clients() -> Vec<ClientKey> {
-    (0..1024u32)
-        .map(|i| {
-            let x = i.wrapping_mul(2_654_435_761) & 0x00ff_ffff;
-            ClientKey::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | x)))
-        })
-        .collect()
+/// Everything the cases read, built once.
+struct Fixture {
+    pools: Vec<(Pool, Vec<ActiveGuard>)>,
+    clients: Vec<ClientKey>,
+    sealer: Sealer,
+    header: String,
+    cookie: String,
+    tag: String,
+    tagged: String,
+    now: Instant,
 }
 
-fn decide(c: &mut Criterion) {
-    let now = Instant::now();
-    let mut g = c.benchmark_group("decide");
-    for (name, policy) in [
-        ("round_robin", PolicyKind::RoundRobin),
-        ("least_connections", PolicyKind::LeastConnections),
-    ] {
-        let (pool, _held) = pool(policy);
-        g.bench_function(name, |b| b.iter(|| black_box(pool.select(None, now))));
-    }
-    let keys = clients();
-    for (name, factor) in [("ip_hash_bounded", Some(1.25)), ("ip_hash_unbounded", None)] {
-        let (pool, _held) = pool(PolicyKind::IpHash {
-            balance_factor: factor,
-        });
-        let mut i = 0usize;
-        g.bench_function(name, |b| {
-            b.iter(|| {
-                i = (i + 1) % keys.len();
-                black_box(pool.select(Some(keys[i].as_bytes()), now))
+const RR: usize = 0;
+const LC: usize = 1;
+const IP_BOUNDED: usize = 2;
+const IP_UNBOUNDED: usize = 3;
+
+fn fixture() -> Fixture {
+    let sealer = Sealer::new(&[KEY]).expect("valid key");
+    let cookie = sealer.seal_cookie("s3", EXPIRY);
+    // The decisions measure the success path: the tokens open.
+    assert_eq!(sealer.open_cookie(&cookie, NOW_UNIX).as_deref(), Ok("s3"));
+    Fixture {
+        pools: vec![
+            pool(PolicyKind::RoundRobin),
+            pool(PolicyKind::LeastConnections),
+            pool(PolicyKind::IpHash {
+                balance_factor: Some(1.25),
+            }),
+            pool(PolicyKind::IpHash {
+                balance_factor: None,
+            }),
+        ],
+        // 1024 client addresses scattered over 10.0.0.0/8.
+        clients: (0..1024u32)
+            .map(|i| {
+                let x = i.wrapping_mul(2_654_435_761) & 0x00ff_ffff;
+                ClientKey::new(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 | x)))
             })
-        });
+            .collect(),
+        header: format!("_ga=GA1.2.3.4; theme=dark; tether_server={cookie}; lang=en"),
+        tag: sealer.tag("s3"),
+        tagged: sealer.tag_value("s3", "0f9c2d6e8a7b4c1d9e0f2a3b4c5d6e7f"),
+        cookie,
+        sealer,
+        now: Instant::now(),
     }
-
-    let sealer = Sealer::new(&[KEY]).expect("valid key");
-    let (pool, _held) = pool(PolicyKind::RoundRobin);
-    let cookie = sealer.seal_cookie("s3", EXPIRY);
-    let header = format!("_ga=GA1.2.3.4; theme=dark; tether_server={cookie}; lang=en");
-    g.bench_function("cookie_open_resolve", |b| {
-        b.iter(|| {
-            let value = find_cookie(black_box(&header), "tether_server").expect("present");
-            let id = sealer.open_cookie(value, NOW_UNIX).expect("genuine");
-            black_box(pool.resolve(&id, None, FailoverMode::Repin, now))
-        })
-    });
-    let tagged = sealer.tag_value("s3", "0f9c2d6e8a7b4c1d9e0f2a3b4c5d6e7f");
-    g.bench_function("session_id_split_resolve", |b| {
-        b.iter(|| {
-            let (id, original) = sealer.split_tagged(black_box(&tagged)).expect("genuine");
-            black_box(original);
-            black_box(pool.resolve(&id, None, FailoverMode::Repin, now))
-        })
-    });
-    g.finish();
 }
 
-fn seal(c: &mut Criterion) {
-    let sealer = Sealer::new(&[KEY]).expect("valid key");
-    let cookie = sealer.seal_cookie("s3", EXPIRY);
-    let tag = sealer.tag("s3");
-    let mut g = c.benchmark_group("seal");
-    g.bench_function("seal_cookie", |b| {
-        b.iter(|| black_box(sealer.seal_cookie(black_box("s3"), EXPIRY)))
-    });
-    g.bench_function("open_cookie", |b| {
-        b.iter(|| black_box(sealer.open_cookie(black_box(&cookie), NOW_UNIX)))
-    });
-    g.bench_function("tag", |b| b.iter(|| black_box(sealer.tag(black_box("s3")))));
-    g.bench_function("open_tag", |b| {
-        b.iter(|| black_box(sealer.open_tag(black_box(&tag))))
-    });
-    g.bench_function("set_cookie_line", |b| {
-        b.iter(|| {
-            black_box(set_cookie(
-                "tether_server",
-                black_box(&cookie),
-                EXPIRY,
-                NOW_UNIX,
-                false,
-            ))
-        })
-    });
-    g.finish();
+type Case<'a> = (&'static str, Box<dyn FnMut() + 'a>);
+
+/// The cases, each one call of what is measured. `group/name`.
+fn cases(fx: &Fixture) -> Vec<Case<'_>> {
+    let now = fx.now;
+    let select = |i: usize| {
+        let p = &fx.pools[i].0;
+        move || {
+            black_box(p.select(None, now));
+        }
+    };
+    let hashed = |i: usize| {
+        let p = &fx.pools[i].0;
+        let mut n = 0usize;
+        move || {
+            n = (n + 1) % fx.clients.len();
+            black_box(p.select(Some(fx.clients[n].as_bytes()), now));
+        }
+    };
+    let rr = &fx.pools[RR].0;
+    vec![
+        ("decide/round_robin", Box::new(select(RR))),
+        ("decide/least_connections", Box::new(select(LC))),
+        ("decide/ip_hash_bounded", Box::new(hashed(IP_BOUNDED))),
+        ("decide/ip_hash_unbounded", Box::new(hashed(IP_UNBOUNDED))),
+        (
+            "decide/cookie_open_resolve",
+            Box::new(move || {
+                let value = find_cookie(black_box(&fx.header), "tether_server");
+                let id = fx.sealer.open_cookie(value.unwrap_or_default(), NOW_UNIX);
+                let id = id.unwrap_or_default();
+                black_box(rr.resolve(&id, None, FailoverMode::Repin, now));
+            }),
+        ),
+        (
+            "decide/session_id_split_resolve",
+            Box::new(move || {
+                let split = fx.sealer.split_tagged(black_box(&fx.tagged));
+                let (id, original) = split.unwrap_or_default();
+                black_box(original);
+                black_box(rr.resolve(&id, None, FailoverMode::Repin, now));
+            }),
+        ),
+        (
+            "seal/seal_cookie",
+            Box::new(|| {
+                black_box(fx.sealer.seal_cookie(black_box("s3"), EXPIRY));
+            }),
+        ),
+        (
+            "seal/open_cookie",
+            Box::new(|| {
+                black_box(fx.sealer.open_cookie(black_box(&fx.cookie), NOW_UNIX)).ok();
+            }),
+        ),
+        (
+            "seal/tag",
+            Box::new(|| {
+                black_box(fx.sealer.tag(black_box("s3")));
+            }),
+        ),
+        (
+            "seal/open_tag",
+            Box::new(|| {
+                black_box(fx.sealer.open_tag(black_box(&fx.tag))).ok();
+            }),
+        ),
+        (
+            "seal/set_cookie_line",
+            Box::new(|| {
+                black_box(set_cookie(
+                    "tether_server",
+                    black_box(&fx.cookie),
+                    EXPIRY,
+                    NOW_UNIX,
+                    false,
+                ));
+            }),
+        ),
+    ]
 }
 
-criterion_group! {
-    name = benches;
-    config = Criterion::default()
+/// Every case in turn, `ROUNDS` times; the median ns per call of each.
+fn summary(fx: &Fixture) {
+    const ROUNDS: usize = 31;
+    const TARGET: Duration = Duration::from_millis(20);
+    let mut cases = cases(fx);
+    // Calls per round: about TARGET of work per case.
+    let calls: Vec<u32> = cases
+        .iter_mut()
+        .map(|(_, f)| {
+            let start = Instant::now();
+            let mut n = 0u32;
+            while start.elapsed() < TARGET / 4 {
+                f();
+                n += 1;
+            }
+            (n * 4).max(1)
+        })
+        .collect();
+    let mut times: Vec<Vec<f64>> = vec![Vec::with_capacity(ROUNDS); cases.len()];
+    for _ in 0..ROUNDS {
+        for (i, (_, f)) in cases.iter_mut().enumerate() {
+            let start = Instant::now();
+            for _ in 0..calls[i] {
+                f();
+            }
+            times[i].push(start.elapsed().as_nanos() as f64 / f64::from(calls[i]));
+        }
+    }
+    println!("summary (median of {ROUNDS} interleaved rounds, ns per call):");
+    for ((name, _), mut t) in cases.iter().zip(times) {
+        t.sort_by(f64::total_cmp);
+        println!("  {name:34} {:8.0}", t[t.len() / 2]);
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let has = |a: &str| args.iter().any(|x| x == a);
+    let benchmarking = has("--bench") && !has("--test") && !has("--list");
+    let fx = fixture();
+    let mut c = Criterion::default()
         .sample_size(50)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
-    targets = decide, seal
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    for (name, mut f) in cases(&fx) {
+        c.bench_function(name, |b| b.iter(&mut f));
+    }
+    c.final_summary();
+    if benchmarking && !args.iter().any(|x| x.starts_with("--profile-time")) {
+        summary(&fx);
+    }
 }
-criterion_main!(benches);
