@@ -31,6 +31,9 @@ pub(crate) struct Connection {
     pub last_active: Instant,
     /// Taken from the pool of idle connections rather than freshly connected.
     pub reused: bool,
+    /// The pool's idle-deadline timer for this connection (0: none). It outlives a reuse:
+    /// the next park moves it instead of arming a new one (`pool.rs`).
+    pub pool_timer: u64,
 }
 
 impl Connection {
@@ -50,6 +53,7 @@ impl Connection {
             writer: None,
             last_active: now,
             reused: false,
+            pool_timer: 0,
         }
     }
 

@@ -375,6 +375,8 @@ impl Io {
             }
         }
         let mut conn = self.conns.remove(c);
+        // A connection once pooled keeps its idle deadline while a session uses it.
+        self.timers.cancel(conn.pool_timer);
         let _ = self.registry.deregister(&mut conn.stream);
         if let Some(s) = self.sessions.get_mut(conn.session) {
             s.conns.retain(|&x| x != c);
