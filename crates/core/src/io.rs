@@ -258,6 +258,10 @@ impl Io {
                                     *source_active = false;
                                 }
                             }
+                            if b.len() < want && !conn.drain_to_block {
+                                // Drained, and no FIN pending: see `connection.rs`.
+                                conn.read_ready = false;
+                            }
                             buf.push(b);
                             moved = true;
                         }
@@ -461,11 +465,13 @@ fn room(scratch: &mut BytesMut, want: usize) {
     }
 }
 
-/// `read(2)` into the shared buffer, returning the bytes read (empty at end of stream).
+/// `read(2)` of `want` bytes into the shared buffer, returning the bytes read (empty at end
+/// of stream).
 fn read_fd(fd: i32, scratch: &mut BytesMut, want: usize) -> io::Result<Bytes> {
     room(scratch, want);
     let spare = scratch.spare_capacity_mut();
     let len = spare.len().min(want);
+    debug_assert_eq!(len, want, "room() leaves space for the whole read");
     // SAFETY: `spare` is writable memory of at least `len` bytes owned by `scratch`.
     let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), len) };
     carve(scratch, n)

@@ -4,8 +4,16 @@
 //!
 //! A parked connection that becomes readable was closed by its server (or sent something
 //! unasked): it is dropped at once. Before a reuse, a `recv(MSG_PEEK)` checks that nothing
-//! arrived meanwhile. Each parked connection has an idle deadline; the pool keeps at most
-//! `max_idle` connections per address, dropping the oldest.
+//! arrived that the loop has not acted on — unless the loop already knows: a connection
+//! parked after its socket said `WouldBlock` (not `read_ready`), within [`PROBE_AFTER`], gets
+//! a new edge for anything that arrives, and the loop drops it when the event comes. That is
+//! the busy case (a connection reused for every request), where the probe was one system
+//! call per request. What it leaves open is a FIN in flight during the current loop turn;
+//! the probe could only narrow that window, not close it: a request that fails on a reused
+//! connection before any answer is retried once on a fresh one by the http session
+//! (`http/proxy.rs`, for a request without a body).
+//! Each parked connection has an idle deadline; the pool keeps at most `max_idle`
+//! connections per address, dropping the oldest.
 //!
 //! A connection keeps one idle-deadline timer for its whole life (`Connection::pool_timer`),
 //! not one per park: parking again moves the deadline later (`Timers::postpone`, O(1)), a
@@ -24,6 +32,10 @@ use crate::timer::Owner;
 
 /// `Connection::session` of a parked connection.
 pub(crate) const POOL: usize = usize::MAX;
+
+/// A pooled connection idle for this long is probed (`recv(MSG_PEEK)`) before a reuse even
+/// if it was parked drained: servers close idle keep-alive connections after seconds.
+pub(crate) const PROBE_AFTER: Duration = Duration::from_millis(100);
 
 /// A small multiply-rotate hash for the pool's keys (socket addresses, hashed on every park
 /// and reuse): SipHash's resistance to chosen keys buys nothing for addresses from the
@@ -126,19 +138,9 @@ impl Io {
             else {
                 continue;
             };
-            let mut probe = [0u8; 1];
-            // SAFETY: `probe` is a valid one-byte buffer; the descriptor is open.
-            let n = unsafe {
-                libc::recv(
-                    conn.stream.as_raw_fd(),
-                    probe.as_mut_ptr().cast(),
-                    1,
-                    libc::MSG_PEEK | libc::MSG_DONTWAIT,
-                )
-            };
-            let quiet =
-                n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock;
-            if !quiet {
+            let idle = self.now.saturating_duration_since(conn.last_active);
+            let known_quiet = !conn.read_ready && idle < PROBE_AFTER;
+            if !known_quiet && !quiet(conn) {
                 // Closed by the server, or bytes nobody asked for: not reusable.
                 self.drop_pooled(c);
                 continue;
@@ -178,4 +180,19 @@ impl Io {
     pub fn pooled(&self) -> usize {
         self.pool.idle.values().map(Vec::len).sum()
     }
+}
+
+/// Nothing arrived on a parked connection: no byte, no FIN, no error (`recv(MSG_PEEK)`).
+fn quiet(conn: &crate::connection::Connection) -> bool {
+    let mut probe = [0u8; 1];
+    // SAFETY: `probe` is a valid one-byte buffer; the descriptor is open.
+    let n = unsafe {
+        libc::recv(
+            conn.stream.as_raw_fd(),
+            probe.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
 }

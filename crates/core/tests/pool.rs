@@ -209,8 +209,9 @@ fn the_idle_deadline_counts_from_the_last_park() {
     let first_park = std::time::Instant::now();
     // Reuse it (and park it again) well before the first deadline.
     std::thread::sleep(idle / 2);
-    assert_eq!(ask_through(&mut core, addr), b"pong");
+    // The second park happens after this instant.
     let second_park = std::time::Instant::now();
+    assert_eq!(ask_through(&mut core, addr), b"pong");
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "reused");
     assert_eq!(
         core.timers(),
