@@ -96,9 +96,16 @@ pub enum PipeEnd {
 }
 
 /// The byte queue of a pipe: a list of shared buffers and their total length.
+///
+/// The oldest chunk is kept inline and only the others in a (boxed) `VecDeque`: most pipes
+/// never hold more than one chunk at a time (a request head, a response, a read), so they
+/// never allocate, and an idle keep-alive connection's reader pipe holds no heap memory.
 #[derive(Default)]
 pub struct PipeBuffer {
-    chunks: VecDeque<Bytes>,
+    /// The oldest chunk; `None` only when the buffer is empty.
+    first: Option<Bytes>,
+    /// The chunks after `first`, oldest first (allocated when a second chunk comes).
+    rest: Option<Box<VecDeque<Bytes>>>,
     len: usize,
 }
 
@@ -115,15 +122,21 @@ impl PipeBuffer {
 
     /// Queue bytes at the end (no copy: the allocation is shared).
     pub fn push(&mut self, b: Bytes) {
-        if !b.is_empty() {
-            self.len += b.len();
-            self.chunks.push_back(b);
+        if b.is_empty() {
+            return;
+        }
+        self.len += b.len();
+        if self.first.is_none() {
+            self.first = Some(b);
+        } else {
+            self.rest.get_or_insert_default().push_back(b);
         }
     }
 
     /// Take the oldest chunk.
     pub fn pop(&mut self) -> Option<Bytes> {
-        let b = self.chunks.pop_front()?;
+        let b = self.first.take()?;
+        self.first = self.next();
         self.len -= b.len();
         Some(b)
     }
@@ -131,8 +144,9 @@ impl PipeBuffer {
     /// Fill `out` with slices of the queued bytes, oldest first, for a vectored write;
     /// returns how many slots were filled.
     pub fn slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
+        let chunks = self.first.iter().chain(self.rest.iter().flat_map(|r| r.iter()));
         let mut n = 0;
-        for (slot, c) in out.iter_mut().zip(self.chunks.iter()) {
+        for (slot, c) in out.iter_mut().zip(chunks) {
             *slot = IoSlice::new(c);
             n += 1;
         }
@@ -143,12 +157,12 @@ impl PipeBuffer {
     pub fn consume(&mut self, mut n: usize) {
         self.len -= n;
         while n > 0 {
-            let Some(front) = self.chunks.front_mut() else {
+            let Some(front) = self.first.as_mut() else {
                 break;
             };
             if front.len() <= n {
                 n -= front.len();
-                self.chunks.pop_front();
+                self.first = self.next();
             } else {
                 front.advance(n);
                 n = 0;
@@ -158,8 +172,16 @@ impl PipeBuffer {
 
     /// Drop everything.
     pub fn clear(&mut self) {
-        self.chunks.clear();
+        self.first = None;
+        if let Some(r) = self.rest.as_mut() {
+            r.clear();
+        }
         self.len = 0;
+    }
+
+    /// The chunk after `first`, taken out of `rest`.
+    fn next(&mut self) -> Option<Bytes> {
+        self.rest.as_mut().and_then(|r| r.pop_front())
     }
 }
 
@@ -227,6 +249,29 @@ mod tests {
         assert_eq!(b.len(), 3);
         assert_eq!(b.pop().as_deref(), Some(&b"rld"[..]));
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn order_holds_across_the_inline_chunk() {
+        let mut b = PipeBuffer::default();
+        for part in ["a", "bc", "def"] {
+            b.push(Bytes::from(part));
+        }
+        assert_eq!(b.pop().as_deref(), Some(&b"a"[..]));
+        b.push(Bytes::from_static(b"g"));
+        b.consume(3);
+        assert_eq!(b.len(), 3);
+        let mut v = [IoSlice::new(&[]); 8];
+        let n = b.slices(&mut v);
+        let joined: Vec<u8> = v[..n].iter().flat_map(|s| s.iter().copied()).collect();
+        assert_eq!(joined, b"efg");
+        assert_eq!(b.pop().as_deref(), Some(&b"ef"[..]));
+        assert_eq!(b.pop().as_deref(), Some(&b"g"[..]));
+        assert_eq!(b.pop(), None);
+        assert!(b.is_empty());
+        b.push(Bytes::from_static(b"h"));
+        b.clear();
+        assert_eq!((b.len(), b.pop()), (0, None));
     }
 
     #[test]
