@@ -128,7 +128,15 @@ impl Span {
     }
 
     pub(crate) fn get_str(self, raw: &[u8]) -> &str {
-        std::str::from_utf8(self.get(raw)).unwrap_or_default()
+        let b = self.get(raw);
+        if b.is_ascii() {
+            // SAFETY: ASCII is valid UTF-8. (Names, methods, targets are ASCII: checking that
+            // is several times cheaper than `from_utf8` on these short strings, and they are
+            // read for every header of every message.)
+            unsafe { std::str::from_utf8_unchecked(b) }
+        } else {
+            std::str::from_utf8(b).unwrap_or_default()
+        }
     }
 
     pub(crate) fn len(self) -> usize {
@@ -162,7 +170,9 @@ impl Fields {
     pub(crate) fn get<'a>(&self, raw: &'a [u8], name: &str) -> Option<&'a [u8]> {
         self.list
             .iter()
-            .find(|(n, _)| n.len() == name.len() && n.get_str(raw).eq_ignore_ascii_case(name))
+            .find(|(n, _)| {
+                n.len() == name.len() && n.get(raw).eq_ignore_ascii_case(name.as_bytes())
+            })
             .map(|(_, v)| v.get(raw))
     }
 }
