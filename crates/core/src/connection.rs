@@ -3,6 +3,14 @@
 //! Edge-triggered means an event says "something changed", once. So the connection remembers
 //! `read_ready` / `write_ready` (the socket can do I/O now) until a read or write answers
 //! `WouldBlock`. A pipe attached later still sees the readiness that arrived before it.
+//!
+//! One exception saves a system call per message: a read that returns fewer bytes than asked
+//! has emptied the socket's receive queue (a TCP socket copies all it holds, up to the size
+//! asked), and any byte arriving later raises a new edge. So after a short read the
+//! connection is no longer `read_ready`, without the `read` that would answer `WouldBlock`
+//! — unless the last event also reported the peer's FIN or an error (`drain_to_block`):
+//! then no new edge would come for it, and reading goes on until `read` says so (end of
+//! stream or `WouldBlock`). This is what nginx does with `EPOLLRDHUP`.
 
 use std::net::{Shutdown, SocketAddr};
 use std::time::Instant;
@@ -31,6 +39,12 @@ pub(crate) struct Connection {
     pub last_active: Instant,
     /// Taken from the pool of idle connections rather than freshly connected.
     pub reused: bool,
+    /// Read until `WouldBlock` even after a short read: the last read event may have carried
+    /// the peer's FIN or an error (see the module doc). True until the loop says otherwise.
+    pub drain_to_block: bool,
+    /// The pool's idle-deadline timer for this connection (0: none). It outlives a reuse:
+    /// the next park moves it instead of arming a new one (`pool.rs`).
+    pub pool_timer: u64,
 }
 
 impl Connection {
@@ -50,6 +64,8 @@ impl Connection {
             writer: None,
             last_active: now,
             reused: false,
+            drain_to_block: true,
+            pool_timer: 0,
         }
     }
 

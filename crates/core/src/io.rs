@@ -30,6 +30,17 @@ const SCRATCH: usize = 256 * 1024;
 const MAX_IOV: usize = 64;
 /// Bytes handed to one `sendfile`.
 const SENDFILE_CHUNK: usize = 1024 * 1024;
+/// Size asked for a kernel pipe that splices a stream (at least the pipe's threshold).
+const SPLICE_PIPE: usize = 256 * 1024;
+
+/// What one read from a connection source gave.
+enum Got {
+    Eof,
+    /// Bytes read into user space.
+    Read(Bytes),
+    /// Bytes spliced into the pipe's kernel pipe.
+    Spliced(usize),
+}
 
 pub(crate) enum Notice {
     Readable(usize),
@@ -204,10 +215,16 @@ impl Io {
                 }
                 let mut moved = false;
                 while !pipe.buf.is_empty() && conn.write_ready {
-                    let r = {
+                    let fd = conn.stream.as_raw_fd();
+                    let r = if let Some(k) = pipe.buf.splice_out() {
+                        // Spliced bytes come before the queue.
+                        k.drain_to(fd)
+                    } else {
                         let mut iov = [IoSlice::new(&[]); MAX_IOV];
                         let n = pipe.buf.slices(&mut iov);
-                        (&conn.stream).write_vectored(&iov[..n])
+                        (&conn.stream)
+                            .write_vectored(&iov[..n])
+                            .inspect(|&n| pipe.buf.consume(n))
                     };
                     match r {
                         Ok(0) => {
@@ -216,7 +233,6 @@ impl Io {
                         }
                         Ok(n) => {
                             LoopStats::add(&self.stats.bytes_out, n as u64);
-                            pipe.buf.consume(n);
                             conn.last_active = self.now;
                             moved = true;
                         }
@@ -238,6 +254,7 @@ impl Io {
     fn fill(&mut self, p: usize) -> bool {
         let Pipe {
             source,
+            sink,
             buf,
             threshold,
             source_active,
@@ -249,11 +266,13 @@ impl Io {
             return false;
         }
         let threshold = *threshold;
+        let to_conn = matches!(sink, SinkKind::Conn(_));
         let mut moved = false;
         match source {
             SourceKind::Session => {}
             SourceKind::Conn(c) => {
                 let conn = &mut self.conns[*c];
+                let fd = conn.stream.as_raw_fd();
                 while buf.len() < threshold && conn.read_ready && *source_active {
                     let want = limit.map_or(READ_CHUNK, |l| l.min(READ_CHUNK as u64) as usize);
                     if want == 0 {
@@ -261,8 +280,33 @@ impl Io {
                         moved = true;
                         break;
                     }
-                    match read_fd(conn.stream.as_raw_fd(), &mut self.scratch, want) {
-                        Ok(b) if b.is_empty() => {
+                    let got = if let Some(k) = buf.splice_in() {
+                        let room = k.cap - k.held;
+                        let want = limit.map_or(room, |l| l.min(room as u64) as usize);
+                        if want == 0 {
+                            break; // the kernel pipe is full: drain first
+                        }
+                        let held = k.held;
+                        match k.fill_from(fd, want) {
+                            Ok(0) => Ok(Got::Eof),
+                            Ok(n) => Ok(Got::Spliced(n)),
+                            // With bytes in the kernel pipe, WouldBlock may mean that it is
+                            // full rather than the socket empty: the pump comes back here
+                            // once the sink took them.
+                            Err(e) if e.kind() == io::ErrorKind::WouldBlock && held > 0 => break,
+                            Err(e) => Err(e),
+                        }
+                    } else {
+                        read_fd(fd, &mut self.scratch, want).map(|b| {
+                            if b.is_empty() {
+                                Got::Eof
+                            } else {
+                                Got::Read(b)
+                            }
+                        })
+                    };
+                    match got {
+                        Ok(Got::Eof) => {
                             conn.read_eof = true;
                             conn.read_ready = false;
                             *source_active = false;
@@ -272,16 +316,31 @@ impl Io {
                             }
                             moved = true;
                         }
-                        Ok(b) => {
+                        Ok(got) => {
+                            let n = match &got {
+                                Got::Read(b) => b.len(),
+                                Got::Spliced(n) => *n,
+                                Got::Eof => 0,
+                            };
                             conn.last_active = self.now;
-                            LoopStats::add(&self.stats.bytes_in, b.len() as u64);
+                            LoopStats::add(&self.stats.bytes_in, n as u64);
                             if let Some(l) = limit {
-                                *l -= b.len() as u64;
+                                *l -= n as u64;
                                 if *l == 0 {
                                     *source_active = false;
                                 }
                             }
-                            buf.push(b);
+                            if let Got::Read(b) = got {
+                                if n < want && !conn.drain_to_block {
+                                    // Drained, and no FIN pending: see `connection.rs`.
+                                    conn.read_ready = false;
+                                }
+                                if n == READ_CHUNK && to_conn && !buf.splicing() {
+                                    // A full read, socket to socket: a stream worth splicing.
+                                    buf.start_splicing(threshold.max(SPLICE_PIPE));
+                                }
+                                buf.push(b);
+                            }
                             moved = true;
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => conn.read_ready = false,
@@ -398,6 +457,8 @@ impl Io {
             }
         }
         let mut conn = self.conns.remove(c);
+        // A connection once pooled keeps its idle deadline while a session uses it.
+        self.timers.cancel(conn.pool_timer);
         let _ = self.registry.deregister(&mut conn.stream);
         if let Some(s) = self.sessions.get_mut(conn.session) {
             s.conns.retain(|&x| x != c);
@@ -482,11 +543,13 @@ fn room(scratch: &mut BytesMut, want: usize) {
     }
 }
 
-/// `read(2)` into the shared buffer, returning the bytes read (empty at end of stream).
+/// `read(2)` of `want` bytes into the shared buffer, returning the bytes read (empty at end
+/// of stream).
 fn read_fd(fd: i32, scratch: &mut BytesMut, want: usize) -> io::Result<Bytes> {
     room(scratch, want);
     let spare = scratch.spare_capacity_mut();
     let len = spare.len().min(want);
+    debug_assert_eq!(len, want, "room() leaves space for the whole read");
     // SAFETY: `spare` is writable memory of at least `len` bytes owned by `scratch`.
     let n = unsafe { libc::read(fd, spare.as_mut_ptr().cast(), len) };
     carve(scratch, n)

@@ -15,7 +15,8 @@
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::IoSlice;
+use std::io::{self, IoSlice};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use bytes::{Buf, Bytes};
 
@@ -96,34 +97,60 @@ pub enum PipeEnd {
 }
 
 /// The byte queue of a pipe: a list of shared buffers and their total length.
+///
+/// The oldest chunk is kept inline and only the others in a (boxed) `VecDeque`: most pipes
+/// never hold more than one chunk at a time (a request head, a response, a read), so they
+/// never allocate, and an idle keep-alive connection's reader pipe holds no heap memory.
+///
+/// A socket-to-socket pipe moving a large stream also holds bytes in a kernel pipe
+/// ([`Spliced`]): they go socket → kernel pipe → socket with `splice(2)` and never reach
+/// user space. Those bytes come before every chunk in the queue (bytes are spliced in only
+/// while the queue is empty), and count in `len()`.
 #[derive(Default)]
 pub struct PipeBuffer {
-    chunks: VecDeque<Bytes>,
+    /// The oldest chunk; `None` only when the queue is empty.
+    first: Option<Bytes>,
+    /// The rest of the queue and the kernel pipe, allocated when first needed.
+    more: Option<Box<More>>,
+    /// Bytes in the queue (not in the kernel pipe).
     len: usize,
 }
 
+#[derive(Default)]
+struct More {
+    /// The chunks after `first`, oldest first.
+    rest: VecDeque<Bytes>,
+    kernel: Option<Spliced>,
+}
+
 impl PipeBuffer {
-    /// Bytes queued.
+    /// Bytes held (queued, and in the kernel pipe).
     pub fn len(&self) -> usize {
-        self.len
+        self.len + self.spliced()
     }
 
-    /// Nothing queued.
+    /// Nothing held.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// Queue bytes at the end (no copy: the allocation is shared).
     pub fn push(&mut self, b: Bytes) {
-        if !b.is_empty() {
-            self.len += b.len();
-            self.chunks.push_back(b);
+        if b.is_empty() {
+            return;
+        }
+        self.len += b.len();
+        if self.first.is_none() {
+            self.first = Some(b);
+        } else {
+            self.more.get_or_insert_default().rest.push_back(b);
         }
     }
 
-    /// Take the oldest chunk.
+    /// Take the oldest queued chunk (never bytes in the kernel pipe).
     pub fn pop(&mut self) -> Option<Bytes> {
-        let b = self.chunks.pop_front()?;
+        let b = self.first.take()?;
+        self.first = self.next();
         self.len -= b.len();
         Some(b)
     }
@@ -131,24 +158,25 @@ impl PipeBuffer {
     /// Fill `out` with slices of the queued bytes, oldest first, for a vectored write;
     /// returns how many slots were filled.
     pub fn slices<'a>(&'a self, out: &mut [IoSlice<'a>]) -> usize {
+        let rest = self.more.iter().flat_map(|m| m.rest.iter());
         let mut n = 0;
-        for (slot, c) in out.iter_mut().zip(self.chunks.iter()) {
+        for (slot, c) in out.iter_mut().zip(self.first.iter().chain(rest)) {
             *slot = IoSlice::new(c);
             n += 1;
         }
         n
     }
 
-    /// Drop the first `n` bytes (they were written).
+    /// Drop the first `n` queued bytes (they were written).
     pub fn consume(&mut self, mut n: usize) {
         self.len -= n;
         while n > 0 {
-            let Some(front) = self.chunks.front_mut() else {
+            let Some(front) = self.first.as_mut() else {
                 break;
             };
             if front.len() <= n {
                 n -= front.len();
-                self.chunks.pop_front();
+                self.first = self.next();
             } else {
                 front.advance(n);
                 n = 0;
@@ -156,10 +184,141 @@ impl PipeBuffer {
         }
     }
 
-    /// Drop everything.
+    /// Drop everything (what the kernel pipe holds too).
     pub fn clear(&mut self) {
-        self.chunks.clear();
+        self.first = None;
+        if let Some(m) = self.more.as_mut() {
+            m.rest.clear();
+            if m.kernel.as_ref().is_some_and(|k| k.held > 0) {
+                // The bytes cannot be taken back out cheaply: close that pipe.
+                m.kernel = None;
+            }
+        }
         self.len = 0;
+    }
+
+    /// The chunk after `first`, taken out of `rest`.
+    fn next(&mut self) -> Option<Bytes> {
+        self.more.as_mut().and_then(|m| m.rest.pop_front())
+    }
+
+    /// Bytes in the kernel pipe.
+    pub(crate) fn spliced(&self) -> usize {
+        self.more
+            .as_ref()
+            .and_then(|m| m.kernel.as_ref())
+            .map_or(0, |k| k.held)
+    }
+
+    /// The kernel pipe, if this buffer splices and may splice in now: it has one and the
+    /// queue is empty (so spliced bytes stay ahead of queued ones).
+    pub(crate) fn splice_in(&mut self) -> Option<&mut Spliced> {
+        if self.len > 0 {
+            return None;
+        }
+        self.more.as_mut()?.kernel.as_mut()
+    }
+
+    /// The kernel pipe when it holds bytes (they go out before the queue).
+    pub(crate) fn splice_out(&mut self) -> Option<&mut Spliced> {
+        self.more.as_mut()?.kernel.as_mut().filter(|k| k.held > 0)
+    }
+
+    /// Move the rest of the stream through a kernel pipe of about `size` bytes. False if
+    /// one cannot be made (then the buffer goes on as it was).
+    pub(crate) fn start_splicing(&mut self, size: usize) -> bool {
+        let more = self.more.get_or_insert_default();
+        if more.kernel.is_none() {
+            match Spliced::new(size) {
+                Ok(k) => more.kernel = Some(k),
+                Err(e) => {
+                    log::debug!("no kernel pipe for splice: {e}");
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Whether bytes go through a kernel pipe.
+    pub(crate) fn splicing(&self) -> bool {
+        self.more.as_ref().is_some_and(|m| m.kernel.is_some())
+    }
+}
+
+/// A kernel pipe for `splice(2)`: bytes spliced in from one socket wait here and are
+/// spliced out to another, never copied to user space.
+pub(crate) struct Spliced {
+    read: OwnedFd,
+    write: OwnedFd,
+    /// Bytes in the pipe.
+    pub held: usize,
+    /// Its capacity in bytes.
+    pub cap: usize,
+}
+
+impl Spliced {
+    fn new(size: usize) -> io::Result<Spliced> {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: both descriptors were just made and belong to nobody else.
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // SAFETY: plain fcntl calls on a descriptor we own. Growing the pipe may be refused
+        // (pipe-max-size, the per-user page limit): the default size then serves.
+        let cap = unsafe {
+            let grown = libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, size as libc::c_int);
+            if grown > 0 {
+                grown
+            } else {
+                libc::fcntl(write.as_raw_fd(), libc::F_GETPIPE_SZ)
+            }
+        };
+        if cap <= 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Spliced {
+            read,
+            write,
+            held: 0,
+            cap: cap as usize,
+        })
+    }
+
+    /// Splice at most `want` bytes from socket `from` into the pipe.
+    pub fn fill_from(&mut self, from: RawFd, want: usize) -> io::Result<usize> {
+        let n = splice(from, self.write.as_raw_fd(), want)?;
+        self.held += n;
+        Ok(n)
+    }
+
+    /// Splice what the pipe holds out to socket `to`.
+    pub fn drain_to(&mut self, to: RawFd) -> io::Result<usize> {
+        let n = splice(self.read.as_raw_fd(), to, self.held)?;
+        self.held -= n;
+        Ok(n)
+    }
+}
+
+fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
+    let flags = libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK;
+    // SAFETY: both descriptors are open; null offsets (streams).
+    let n = unsafe {
+        libc::splice(
+            from,
+            std::ptr::null_mut(),
+            to,
+            std::ptr::null_mut(),
+            len,
+            flags,
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
     }
 }
 
@@ -227,6 +386,29 @@ mod tests {
         assert_eq!(b.len(), 3);
         assert_eq!(b.pop().as_deref(), Some(&b"rld"[..]));
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn order_holds_across_the_inline_chunk() {
+        let mut b = PipeBuffer::default();
+        for part in ["a", "bc", "def"] {
+            b.push(Bytes::from(part));
+        }
+        assert_eq!(b.pop().as_deref(), Some(&b"a"[..]));
+        b.push(Bytes::from_static(b"g"));
+        b.consume(3);
+        assert_eq!(b.len(), 3);
+        let mut v = [IoSlice::new(&[]); 8];
+        let n = b.slices(&mut v);
+        let joined: Vec<u8> = v[..n].iter().flat_map(|s| s.iter().copied()).collect();
+        assert_eq!(joined, b"efg");
+        assert_eq!(b.pop().as_deref(), Some(&b"ef"[..]));
+        assert_eq!(b.pop().as_deref(), Some(&b"g"[..]));
+        assert_eq!(b.pop(), None);
+        assert!(b.is_empty());
+        b.push(Bytes::from_static(b"h"));
+        b.clear();
+        assert_eq!((b.len(), b.pop()), (0, None));
     }
 
     #[test]

@@ -4,10 +4,25 @@
 //!
 //! A parked connection that becomes readable was closed by its server (or sent something
 //! unasked): it is dropped at once. Before a reuse, a `recv(MSG_PEEK)` checks that nothing
-//! arrived meanwhile. Each parked connection has an idle deadline; the pool keeps at most
-//! `max_idle` connections per address, dropping the oldest.
+//! arrived that the loop has not acted on — unless the loop already knows: a connection
+//! parked after its socket said `WouldBlock` (not `read_ready`), within [`PROBE_AFTER`], gets
+//! a new edge for anything that arrives, and the loop drops it when the event comes. That is
+//! the busy case (a connection reused for every request), where the probe was one system
+//! call per request. What it leaves open is a FIN in flight during the current loop turn;
+//! the probe could only narrow that window, not close it: a request that fails on a reused
+//! connection before any answer is retried once on a fresh one by the http session
+//! (`http/proxy.rs`, for a request without a body).
+//! Each parked connection has an idle deadline; the pool keeps at most `max_idle`
+//! connections per address, dropping the oldest.
+//!
+//! A connection keeps one idle-deadline timer for its whole life (`Connection::pool_timer`),
+//! not one per park: parking again moves the deadline later (`Timers::postpone`, O(1)), a
+//! reuse leaves it armed, and when it fires the core drops the connection only if it is
+//! still parked and has been idle for the whole timeout. So a connection reused for every
+//! request costs no timer work per request.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
@@ -18,9 +33,49 @@ use crate::timer::Owner;
 /// `Connection::session` of a parked connection.
 pub(crate) const POOL: usize = usize::MAX;
 
+/// A pooled connection idle for this long is probed (`recv(MSG_PEEK)`) before a reuse even
+/// if it was parked drained: servers close idle keep-alive connections after seconds.
+pub(crate) const PROBE_AFTER: Duration = Duration::from_millis(100);
+
+/// A small multiply-rotate hash for the pool's keys (socket addresses, hashed on every park
+/// and reuse): SipHash's resistance to chosen keys buys nothing for addresses from the
+/// config.
+#[derive(Default)]
+pub(crate) struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type AddrMap<V> = HashMap<SocketAddr, V, BuildHasherDefault<AddrHasher>>;
+
 pub(crate) struct Pool {
-    /// Per address: (connection index, generation, idle-deadline timer), oldest first.
-    idle: HashMap<SocketAddr, Vec<(usize, u64, u64)>>,
+    /// Per address: (connection index, generation), oldest first.
+    idle: AddrMap<Vec<(usize, u64)>>,
     pub max_idle: usize,
     pub idle_timeout: Duration,
 }
@@ -28,7 +83,7 @@ pub(crate) struct Pool {
 impl Default for Pool {
     fn default() -> Pool {
         Pool {
-            idle: HashMap::new(),
+            idle: AddrMap::default(),
             max_idle: 64,
             idle_timeout: Duration::from_secs(60),
         }
@@ -59,11 +114,13 @@ impl Io {
             s.conns.retain(|&x| x != c);
         }
         let at = self.now + self.pool.idle_timeout;
-        let timer = self.timers.add(at, Owner::Pooled { idx: c, gen });
+        if !self.timers.postpone(conn.pool_timer, at) {
+            conn.pool_timer = self.timers.add(at, Owner::Pooled { idx: c, gen });
+        }
         let list = self.pool.idle.entry(peer).or_default();
-        list.push((c, gen, timer));
+        list.push((c, gen));
         if list.len() > self.pool.max_idle {
-            let (old, _, _) = list[0];
+            let (old, _) = list[0];
             self.drop_pooled(old);
         }
         true
@@ -72,9 +129,8 @@ impl Io {
     /// Take a healthy idle connection to `addr` for session `sid`, if the pool has one.
     pub fn adopt(&mut self, sid: usize, addr: SocketAddr) -> Option<(usize, u64)> {
         loop {
-            let (c, gen, timer) = self.pool.idle.get_mut(&addr)?.pop()?;
-            // Reused or dropped, its idle deadline goes (else every request would leave one).
-            self.timers.cancel(timer);
+            let (c, gen) = self.pool.idle.get_mut(&addr)?.pop()?;
+            // The idle deadline stays armed: the next park moves it (see the module doc).
             let Some(conn) = self
                 .conns
                 .get_mut(c)
@@ -82,19 +138,9 @@ impl Io {
             else {
                 continue;
             };
-            let mut probe = [0u8; 1];
-            // SAFETY: `probe` is a valid one-byte buffer; the descriptor is open.
-            let n = unsafe {
-                libc::recv(
-                    conn.stream.as_raw_fd(),
-                    probe.as_mut_ptr().cast(),
-                    1,
-                    libc::MSG_PEEK | libc::MSG_DONTWAIT,
-                )
-            };
-            let quiet =
-                n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock;
-            if !quiet {
+            let idle = self.now.saturating_duration_since(conn.last_active);
+            let known_quiet = !conn.read_ready && idle < PROBE_AFTER;
+            if !known_quiet && !quiet(conn) {
                 // Closed by the server, or bytes nobody asked for: not reusable.
                 self.drop_pooled(c);
                 continue;
@@ -117,9 +163,8 @@ impl Io {
         };
         if let Some(peer) = conn.peer {
             if let Some(list) = self.pool.idle.get_mut(&peer) {
-                if let Some(i) = list.iter().position(|&(x, _, _)| x == c) {
-                    let (_, _, timer) = list.remove(i);
-                    self.timers.cancel(timer);
+                if let Some(i) = list.iter().position(|&(x, _)| x == c) {
+                    list.remove(i);
                 }
                 if list.is_empty() {
                     self.pool.idle.remove(&peer);
@@ -127,6 +172,7 @@ impl Io {
             }
         }
         let mut conn = self.conns.remove(c);
+        self.timers.cancel(conn.pool_timer);
         let _ = self.registry.deregister(&mut conn.stream);
     }
 
@@ -134,4 +180,19 @@ impl Io {
     pub fn pooled(&self) -> usize {
         self.pool.idle.values().map(Vec::len).sum()
     }
+}
+
+/// Nothing arrived on a parked connection: no byte, no FIN, no error (`recv(MSG_PEEK)`).
+fn quiet(conn: &crate::connection::Connection) -> bool {
+    let mut probe = [0u8; 1];
+    // SAFETY: `probe` is a valid one-byte buffer; the descriptor is open.
+    let n = unsafe {
+        libc::recv(
+            conn.stream.as_raw_fd(),
+            probe.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock
 }

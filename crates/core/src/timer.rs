@@ -1,11 +1,20 @@
-//! Timers in the loop: a binary heap of deadlines. Cancelled timers are dropped from the
-//! table and skipped when their deadline comes up, so cancelling costs O(1); when cancelled
-//! entries outnumber live ones the heap is rebuilt, so a stream of short sessions with long
-//! timeouts cannot grow it without bound.
+//! Timers in the loop: a binary heap of deadlines over a slab of armed timers.
+//!
+//! A timer id is its slab index plus a sequence number, so looking one up, cancelling it or
+//! moving its deadline later is O(1) with no hashing. The heap holds `(deadline, id)`
+//! entries and is cleaned lazily: an entry whose timer was cancelled is skipped when it
+//! comes up, and an entry whose timer was postponed ([`Timers::postpone`]) is pushed again
+//! at the new deadline. When skipped entries outnumber live ones the heap is rebuilt, so a
+//! stream of short sessions with long timeouts cannot grow it without bound.
+//!
+//! Postponing is what keeps a recurring deadline cheap: a pooled upstream connection parked
+//! once per request moves its one idle deadline instead of arming a new timer each time.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
+
+use slab::Slab;
 
 /// Who a timer belongs to.
 #[derive(Clone, Copy, Debug)]
@@ -18,45 +27,121 @@ pub(crate) enum Owner {
     Pooled { idx: usize, gen: u64 },
 }
 
+struct Armed {
+    /// The deadline now (may be later than the heap entry that will bring it up).
+    at: Instant,
+    owner: Owner,
+    /// The sequence number in the timer's id (a stale id does not match a reused slot).
+    seq: u32,
+}
+
 #[derive(Default)]
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
-    live: HashMap<u64, (Instant, Owner)>,
-    next: u64,
+    armed: Slab<Armed>,
+    seq: u32,
 }
 
-/// Cancelled entries tolerated in the heap before it is rebuilt (if also above the live count).
+/// Skipped entries tolerated in the heap before it is rebuilt (if also above the live count).
 const COMPACT_AFTER: usize = 4096;
 
+fn id_of(idx: usize, seq: u32) -> u64 {
+    (u64::from(seq) << 32) | idx as u64
+}
+
+fn split(id: u64) -> (usize, u32) {
+    ((id & 0xffff_ffff) as usize, (id >> 32) as u32)
+}
+
+/// What the heap entry `(at, id)` stands for now.
+enum Entry {
+    /// Cancelled or fired: drop the entry.
+    Stale,
+    /// Postponed: the timer is due later than this entry says.
+    Moved(Instant),
+    /// Due at the entry's time.
+    Due,
+}
+
 impl Timers {
+    /// Arm a timer; the id is never 0.
     pub fn add(&mut self, at: Instant, owner: Owner) -> u64 {
-        self.next += 1;
-        let id = self.next;
+        // Sequence 0 is skipped so that no id is 0 (callers may use 0 for "none").
+        self.seq = self.seq.wrapping_add(1).max(1);
+        let seq = self.seq;
+        let idx = self.armed.insert(Armed { at, owner, seq });
+        let id = id_of(idx, seq);
         self.heap.push(Reverse((at, id)));
-        self.live.insert(id, (at, owner));
         id
     }
 
+    fn get(&self, id: u64) -> Option<&Armed> {
+        let (idx, seq) = split(id);
+        self.armed.get(idx).filter(|a| a.seq == seq)
+    }
+
+    /// Whether `id` is armed (neither fired nor cancelled).
+    #[cfg(test)]
+    pub fn is_live(&self, id: u64) -> bool {
+        self.get(id).is_some()
+    }
+
     pub fn cancel(&mut self, id: u64) {
-        if self.live.remove(&id).is_some() {
-            let dead = self.heap.len() - self.live.len();
-            if dead > COMPACT_AFTER && dead > self.live.len() {
-                self.heap = self
-                    .live
-                    .iter()
-                    .map(|(&id, &(at, _))| Reverse((at, id)))
-                    .collect();
-            }
+        let (idx, seq) = split(id);
+        if self.armed.get(idx).is_some_and(|a| a.seq == seq) {
+            self.armed.remove(idx);
+            self.compact();
+        }
+    }
+
+    /// Move a live timer's deadline to `at`. Later is O(1) (the heap entry is pushed again
+    /// when it comes up); earlier adds a heap entry. False if `id` is not live.
+    pub fn postpone(&mut self, id: u64, at: Instant) -> bool {
+        let (idx, seq) = split(id);
+        let Some(a) = self.armed.get_mut(idx).filter(|a| a.seq == seq) else {
+            return false;
+        };
+        let earlier = at < a.at;
+        a.at = at;
+        if earlier {
+            self.heap.push(Reverse((at, id)));
+        }
+        true
+    }
+
+    fn entry(&self, at: Instant, id: u64) -> Entry {
+        match self.get(id) {
+            None => Entry::Stale,
+            Some(a) if a.at > at => Entry::Moved(a.at),
+            Some(_) => Entry::Due,
+        }
+    }
+
+    /// Rebuild the heap from the armed timers when it holds mostly skipped entries.
+    fn compact(&mut self) {
+        let dead = self.heap.len().saturating_sub(self.armed.len());
+        if dead > COMPACT_AFTER && dead > self.armed.len() {
+            self.heap = self
+                .armed
+                .iter()
+                .map(|(idx, a)| Reverse((a.at, id_of(idx, a.seq))))
+                .collect();
         }
     }
 
     /// How long the poll may sleep: until the earliest live deadline.
     pub fn timeout(&mut self, now: Instant) -> Option<Duration> {
         while let Some(Reverse((at, id))) = self.heap.peek().copied() {
-            if self.live.contains_key(&id) {
-                return Some(at.saturating_duration_since(now));
+            match self.entry(at, id) {
+                Entry::Due => return Some(at.saturating_duration_since(now)),
+                Entry::Moved(later) => {
+                    self.heap.pop();
+                    self.heap.push(Reverse((later, id)));
+                }
+                Entry::Stale => {
+                    self.heap.pop();
+                }
             }
-            self.heap.pop();
         }
         None
     }
@@ -68,8 +153,13 @@ impl Timers {
                 return None;
             }
             self.heap.pop();
-            if let Some((_, owner)) = self.live.remove(&id) {
-                return Some((id, owner));
+            match self.entry(at, id) {
+                Entry::Due => {
+                    let owner = self.armed.remove(split(id).0).owner;
+                    return Some((id, owner));
+                }
+                Entry::Moved(later) => self.heap.push(Reverse((later, id))),
+                Entry::Stale => {}
             }
         }
         None
@@ -77,12 +167,12 @@ impl Timers {
 
     /// Timers armed and neither fired nor cancelled.
     pub fn live(&self) -> usize {
-        self.live.len()
+        self.armed.len()
     }
 
     #[cfg(test)]
     pub fn len(&self) -> usize {
-        self.live.len()
+        self.armed.len()
     }
 
     #[cfg(test)]
@@ -95,6 +185,13 @@ impl Timers {
 mod tests {
     use super::*;
 
+    fn listener(o: Owner) -> usize {
+        match o {
+            Owner::Listener(i) => i,
+            _ => usize::MAX,
+        }
+    }
+
     #[test]
     fn fires_in_order_and_skips_cancelled() {
         let mut t = Timers::default();
@@ -103,13 +200,11 @@ mod tests {
         t.add(now + Duration::from_millis(10), Owner::Listener(2));
         t.add(now + Duration::from_millis(30), Owner::Listener(3));
         t.cancel(a);
+        assert!(!t.is_live(a));
         assert_eq!(t.timeout(now), Some(Duration::from_millis(10)));
         let later = now + Duration::from_millis(40);
         let fired: Vec<usize> = std::iter::from_fn(|| t.pop_due(later))
-            .map(|(_, o)| match o {
-                Owner::Listener(i) => i,
-                _ => 0,
-            })
+            .map(|(_, o)| listener(o))
             .collect();
         assert_eq!(fired, vec![2, 3]);
         assert_eq!(t.len(), 0);
@@ -130,5 +225,55 @@ mod tests {
             "heap holds {}",
             t.heap_len()
         );
+    }
+
+    #[test]
+    fn a_stale_id_names_no_timer() {
+        let mut t = Timers::default();
+        let now = Instant::now();
+        let a = t.add(now, Owner::Listener(1));
+        t.cancel(a);
+        // The slot is reused by the next timer; the old id must not reach it.
+        let b = t.add(now, Owner::Listener(2));
+        assert_eq!(split(a).0, split(b).0);
+        assert!(!t.is_live(a) && t.is_live(b));
+        t.cancel(a);
+        assert!(!t.postpone(a, now + Duration::from_secs(1)));
+        assert_eq!(
+            t.pop_due(now).map(|(id, o)| (id, listener(o))),
+            Some((b, 2))
+        );
+        assert_ne!(a, 0);
+        assert_ne!(b, 0);
+    }
+
+    #[test]
+    fn postponed_timers_fire_at_their_new_deadline() {
+        let mut t = Timers::default();
+        let now = Instant::now();
+        let ms = Duration::from_millis;
+        let a = t.add(now + ms(10), Owner::Listener(1));
+        let b = t.add(now + ms(20), Owner::Listener(2));
+        // Later: lazily. Many times over, as a pooled connection parked per request does.
+        let last = now + ms(31);
+        for i in (0..1000).rev() {
+            assert!(t.postpone(a, last - Duration::from_micros(i)));
+        }
+        assert_eq!(t.heap_len(), 2, "postponing later adds no heap entry");
+        assert_eq!(t.timeout(now), Some(ms(20)));
+        assert_eq!(t.pop_due(now + ms(25)).map(|(_, o)| listener(o)), Some(2));
+        assert!(t.pop_due(now + ms(30)).is_none(), "a is due at 31 ms now");
+        assert!(t.pop_due(last - Duration::from_micros(1)).is_none());
+        assert_eq!(t.timeout(now), Some(ms(31)));
+        // Earlier: a new heap entry; the old one is skipped.
+        let c = t.add(now + ms(100), Owner::Listener(3));
+        assert!(t.postpone(c, now + ms(5)));
+        let fired: Vec<(u64, usize)> = std::iter::from_fn(|| t.pop_due(now + ms(200)))
+            .map(|(id, o)| (id, listener(o)))
+            .collect();
+        assert_eq!(fired, vec![(c, 3), (a, 1)]);
+        assert_eq!(t.len(), 0);
+        assert_eq!(t.timeout(now), None);
+        assert!(!t.is_live(b));
     }
 }

@@ -174,3 +174,66 @@ fn reuse_leaves_no_timer_behind() {
     // One idle deadline for the one pooled connection, not one per request.
     assert_eq!(core.timers(), 1, "timers left armed after 50 reuses");
 }
+
+/// Turn `core` until `until` holds or `limit` passes; true if it held.
+fn turn_until(core: &mut Core, limit: Duration, mut until: impl FnMut(&Core) -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if until(core) {
+            return true;
+        }
+        core.turn(Some(Duration::from_millis(5))).expect("turn");
+    }
+    until(core)
+}
+
+/// Ask `addr` from another thread while `core` turns; the answer.
+fn ask_through(core: &mut Core, addr: SocketAddr) -> Vec<u8> {
+    let client = std::thread::spawn(move || ask(addr));
+    while !client.is_finished() {
+        core.turn(Some(Duration::from_millis(5))).expect("turn");
+    }
+    let answer = client.join().expect("client");
+    // Let the session finish and park its upstream connection.
+    turn_until(core, Duration::from_secs(5), |c| c.pooled() == 1);
+    answer
+}
+
+#[test]
+fn the_idle_deadline_counts_from_the_last_park() {
+    let idle = Duration::from_millis(400);
+    let (up, accepted, _) = upstream(false);
+    let (mut core, addr) = relay_core(up);
+    core.set_pool(4, idle);
+    assert_eq!(ask_through(&mut core, addr), b"pong");
+    let first_park = std::time::Instant::now();
+    // Reuse it (and park it again) well before the first deadline.
+    std::thread::sleep(idle / 2);
+    // The second park happens after this instant.
+    let second_park = std::time::Instant::now();
+    assert_eq!(ask_through(&mut core, addr), b"pong");
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "reused");
+    assert_eq!(
+        core.timers(),
+        1,
+        "one idle deadline, moved, not a second one"
+    );
+    // Past the first park's deadline: still pooled, the deadline moved with the second park.
+    let past_first = first_park + idle + idle / 8;
+    while std::time::Instant::now() < past_first {
+        core.turn(Some(Duration::from_millis(5))).expect("turn");
+    }
+    if second_park.elapsed() < idle {
+        assert_eq!(
+            core.pooled(),
+            1,
+            "dropped before its idle time since the last park"
+        );
+    }
+    // Then it goes, with its timer.
+    let gone = turn_until(&mut core, idle * 4, |c| c.pooled() == 0);
+    assert!(gone, "the idle connection was never dropped");
+    assert!(second_park.elapsed() >= idle);
+    assert_eq!(core.timers(), 0);
+    assert_eq!(core.connections(), 0);
+}

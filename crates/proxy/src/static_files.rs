@@ -13,7 +13,7 @@
 //! 5. gzip (when on, for a listed type, no `Range`, accepted by the client, not over
 //!    [`GZIP_MAX`]): compressed in memory and sent inline; otherwise the file is streamed.
 
-use std::fs::File;
+use std::fs::{File, Metadata};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -24,7 +24,8 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use tether_http::{BodyKind, Method, RequestHead};
 
-use crate::files::{self, Resolved};
+use crate::files::{self, Resolved, RootCache};
+use crate::http::with_date;
 use crate::{listing, response};
 
 /// Files bigger than this are sent plain: compression runs in memory, on the loop thread,
@@ -65,6 +66,8 @@ pub struct FileOptions {
     pub gzip_level: u32,
     /// MIME types (without parameters) to compress; `*` for all.
     pub gzip_types: Vec<String>,
+    /// `root`, opened (see `files::RootCache`).
+    opened: RootCache,
 }
 
 impl FileOptions {
@@ -77,6 +80,7 @@ impl FileOptions {
             gzip: false,
             gzip_level: 6,
             gzip_types: DEFAULT_GZIP_TYPES.iter().map(|t| t.to_string()).collect(),
+            opened: RootCache::default(),
         }
     }
 }
@@ -110,8 +114,12 @@ pub fn serve(opts: &FileOptions, req: &RequestHead, server: &str, keep_alive: bo
         }
         .page(405, "Allow: GET, HEAD\r\n");
     }
-    match files::resolve(&opts.root, req.path(), &opts.index) {
-        Resolved::File(path, _) => serve_file(opts, &cx, &path),
+    let resolved = match opts.opened.get(&opts.root) {
+        Ok(root) => files::resolve(&root, req.path(), &opts.index),
+        Err(_) => files::check_path(req.path()).unwrap_or(Resolved::NotFound),
+    };
+    match resolved {
+        Resolved::File(path, file, meta) => serve_file(opts, &cx, &path, file, &meta),
         Resolved::Directory { dir, url } if opts.listing => serve_listing(opts, &cx, &dir, &url),
         Resolved::Directory { .. } => cx.page(403, ""),
         Resolved::Redirect(to) => cx.page(301, &format!("Location: {to}\r\n")),
@@ -168,17 +176,36 @@ impl Cx<'_> {
     /// included), `Connection: close` if the connection ends, the blank line, then the body
     /// (not for HEAD).
     fn reply(&self, status: u16, headers: &str, body: Body) -> FileReply {
-        let mut head = format!(
-            "HTTP/1.1 {status} {}\r\nServer: {}\r\nDate: {}\r\n{headers}",
-            reason(status),
-            self.server,
-            response::http_date()
-        );
+        self.reply_with(
+            status,
+            |out| out.extend_from_slice(headers.as_bytes()),
+            body,
+        )
+    }
+
+    /// [`Cx::reply`] with the header lines written by `headers` straight into the head, and
+    /// a small file body read into the same buffer: one allocation, one write.
+    fn reply_with(&self, status: u16, headers: impl FnOnce(&mut Vec<u8>), body: Body) -> FileReply {
+        let inline_len = match &body {
+            Body::Inline(b) => b.len(),
+            Body::File(_, _, len) if *len <= INLINE_MAX => *len as usize,
+            _ => 0,
+        };
+        let mut out = Vec::with_capacity(HEAD_ROOM + self.server.len() + inline_len);
+        out.extend_from_slice(b"HTTP/1.1 ");
+        push_dec(&mut out, status.into());
+        out.push(b' ');
+        out.extend_from_slice(reason(status).as_bytes());
+        out.extend_from_slice(b"\r\nServer: ");
+        out.extend_from_slice(self.server.as_bytes());
+        out.extend_from_slice(b"\r\nDate: ");
+        with_date(|d| out.extend_from_slice(d.as_bytes()));
+        out.extend_from_slice(b"\r\n");
+        headers(&mut out);
         if !self.keep_alive {
-            head.push_str("Connection: close\r\n");
+            out.extend_from_slice(b"Connection: close\r\n");
         }
-        head.push_str("\r\n");
-        let mut out = head.into_bytes();
+        out.extend_from_slice(b"\r\n");
         let file = match body {
             Body::Inline(b) if !self.head_only => {
                 out.extend_from_slice(&b);
@@ -236,61 +263,49 @@ fn reason(status: u16) -> &'static str {
     }
 }
 
-fn serve_file(opts: &FileOptions, cx: &Cx<'_>, path: &Path) -> FileReply {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) => {
-            log::warn!("files: open {}: {e}", path.display());
-            let status = if e.kind() == io::ErrorKind::NotFound {
-                404
-            } else {
-                403
-            };
-            return cx.page(status, "");
-        }
-    };
-    let meta = match file.metadata() {
-        Ok(m) => m,
-        Err(e) => {
-            log::warn!("files: stat {}: {e}", path.display());
-            return cx.page(500, "");
-        }
-    };
+fn serve_file(
+    opts: &FileOptions,
+    cx: &Cx<'_>,
+    path: &Path,
+    file: File,
+    meta: &Metadata,
+) -> FileReply {
     let size = meta.len();
     let modified = meta.modified().ok();
     let mtime = modified.and_then(unix_secs);
-    let ctype = files::content_type(path);
-    let strong = etag(modified, size);
+    let mime = files::mime(path);
     let range = match cx.req.method {
         Method::Get => cx.header("Range"),
         _ => None,
     };
     let negotiable =
-        opts.gzip && (GZIP_MIN..=GZIP_MAX).contains(&size) && type_listed(&ctype, &opts.gzip_types);
+        opts.gzip && (GZIP_MIN..=GZIP_MAX).contains(&size) && type_listed(mime, &opts.gzip_types);
     let gzip = negotiable && range.is_none() && cx.accepts_gzip();
-    let tag = if gzip {
-        gzip_etag(&strong)
-    } else {
-        strong.clone()
+    let strong = Tag::new(modified, size, false);
+    let v = Validators {
+        tag: if gzip {
+            Tag::new(modified, size, true)
+        } else {
+            strong
+        },
+        modified,
+        vary: negotiable,
+    };
+    if not_modified(cx, v.tag.as_str(), mtime) {
+        return cx.reply_with(304, |out| v.write(out), Body::None);
+    }
+    let content_type = |out: &mut Vec<u8>| {
+        out.extend_from_slice(b"Content-Type: ");
+        out.extend_from_slice(mime.as_bytes());
+        if files::is_text(mime) {
+            out.extend_from_slice(b"; charset=utf-8");
+        }
+        out.extend_from_slice(b"\r\n");
     };
 
-    let mut validators = format!("ETag: {tag}\r\n");
-    if let Some(t) = modified {
-        validators.push_str(&format!(
-            "Last-Modified: {}\r\n",
-            httpdate::fmt_http_date(t)
-        ));
-    }
-    if negotiable {
-        validators.push_str("Vary: Accept-Encoding\r\n");
-    }
-    if not_modified(cx, &tag, mtime) {
-        return cx.reply(304, &validators, Body::None);
-    }
-
     let range = match range {
-        Some(v) if if_range_holds(cx.header("If-Range").as_deref(), &strong, mtime) => {
-            parse_range(&v, size)
+        Some(r) if if_range_holds(cx.header("If-Range").as_deref(), strong.as_str(), mtime) => {
+            parse_range(&r, size)
         }
         _ => ByteRange::Whole,
     };
@@ -301,18 +316,25 @@ fn serve_file(opts: &FileOptions, cx: &Cx<'_>, path: &Path) -> FileReply {
         }
         ByteRange::Part(first, last) => {
             let len = last - first + 1;
-            let headers = format!(
-                "Content-Type: {ctype}\r\nContent-Range: bytes {first}-{last}/{size}\r\nContent-Length: {len}\r\n{validators}"
-            );
-            cx.reply(206, &headers, Body::File(file, first, len))
+            let headers = |out: &mut Vec<u8>| {
+                content_type(out);
+                let text = format!("Content-Range: bytes {first}-{last}/{size}\r\n");
+                out.extend_from_slice(text.as_bytes());
+                push_field_dec(out, b"Content-Length", len);
+                v.write(out);
+            };
+            cx.reply_with(206, headers, Body::File(file, first, len))
         }
         ByteRange::Whole if gzip => match compress(&mut (&file).take(size), opts.gzip_level) {
             Ok(z) => {
-                let headers = format!(
-                    "Content-Type: {ctype}\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n{validators}",
-                    z.len()
-                );
-                cx.reply(200, &headers, Body::Inline(z))
+                let len = z.len() as u64;
+                let headers = |out: &mut Vec<u8>| {
+                    content_type(out);
+                    out.extend_from_slice(b"Content-Encoding: gzip\r\n");
+                    push_field_dec(out, b"Content-Length", len);
+                    v.write(out);
+                };
+                cx.reply_with(200, headers, Body::Inline(z))
             }
             Err(e) => {
                 log::warn!("files: read {}: {e}", path.display());
@@ -320,12 +342,140 @@ fn serve_file(opts: &FileOptions, cx: &Cx<'_>, path: &Path) -> FileReply {
             }
         },
         ByteRange::Whole => {
-            let headers = format!(
-                "Content-Type: {ctype}\r\nContent-Length: {size}\r\nAccept-Ranges: bytes\r\n{validators}"
-            );
-            cx.reply(200, &headers, Body::File(file, 0, size))
+            let headers = |out: &mut Vec<u8>| {
+                content_type(out);
+                push_field_dec(out, b"Content-Length", size);
+                out.extend_from_slice(b"Accept-Ranges: bytes\r\n");
+                v.write(out);
+            };
+            cx.reply_with(200, headers, Body::File(file, 0, size))
         }
     }
+}
+
+/// Room for a head without its variable parts (`Server`, the body).
+const HEAD_ROOM: usize = 320;
+
+/// The validators of a file response: `ETag`, `Last-Modified`, `Vary` (when a gzipped
+/// variant exists).
+struct Validators {
+    tag: Tag,
+    modified: Option<SystemTime>,
+    vary: bool,
+}
+
+impl Validators {
+    fn write(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"ETag: ");
+        out.extend_from_slice(self.tag.as_str().as_bytes());
+        out.extend_from_slice(b"\r\n");
+        if let Some(t) = self.modified {
+            out.extend_from_slice(b"Last-Modified: ");
+            with_http_date(t, |d| out.extend_from_slice(d.as_bytes()));
+            out.extend_from_slice(b"\r\n");
+        }
+        if self.vary {
+            out.extend_from_slice(b"Vary: Accept-Encoding\r\n");
+        }
+    }
+}
+
+/// An entity-tag, formatted on the stack: `"<mtime ns>-<size>"` in hex, `-gz` appended for
+/// the gzipped representation (see [`etag`]).
+#[derive(Clone, Copy)]
+struct Tag {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl Tag {
+    fn new(modified: Option<SystemTime>, size: u64, gzip: bool) -> Tag {
+        let ns = modified
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos());
+        let mut t = Tag {
+            buf: [0; 64],
+            len: 0,
+        };
+        t.put(b"\"");
+        t.put_hex(ns);
+        t.put(b"-");
+        t.put_hex(size.into());
+        if gzip {
+            t.put(b"-gz");
+        }
+        t.put(b"\"");
+        t
+    }
+
+    fn put(&mut self, b: &[u8]) {
+        self.buf[self.len..self.len + b.len()].copy_from_slice(b);
+        self.len += b.len();
+    }
+
+    fn put_hex(&mut self, v: u128) {
+        let mut digits = [0u8; 32];
+        let mut i = digits.len();
+        let mut v = v;
+        loop {
+            i -= 1;
+            digits[i] = b"0123456789abcdef"[(v & 0xf) as usize];
+            v >>= 4;
+            if v == 0 {
+                break;
+            }
+        }
+        self.put(&digits[i..]);
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII was written.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
+/// `value` in decimal.
+fn push_dec(out: &mut Vec<u8>, mut value: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// `name: value` CRLF, the value in decimal.
+fn push_field_dec(out: &mut Vec<u8>, name: &[u8], value: u64) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    push_dec(out, value);
+    out.extend_from_slice(b"\r\n");
+}
+
+thread_local! {
+    /// The last `Last-Modified` value formatted on this thread, by its second.
+    static LAST_MODIFIED: std::cell::RefCell<(u64, String)> =
+        const { std::cell::RefCell::new((u64::MAX, String::new())) };
+}
+
+/// Call `f` with `t` as an HTTP date; the last one is kept per thread (a file served again
+/// and again has the same modification time).
+fn with_http_date<R>(t: SystemTime, f: impl FnOnce(&str) -> R) -> R {
+    let secs = unix_secs(t);
+    LAST_MODIFIED.with(|cell| {
+        let mut c = cell.borrow_mut();
+        match secs {
+            Some(s) if c.0 == s => {}
+            Some(s) => *c = (s, httpdate::fmt_http_date(t)),
+            None => return f(&httpdate::fmt_http_date(t)),
+        }
+        f(&c.1)
+    })
 }
 
 fn serve_listing(opts: &FileOptions, cx: &Cx<'_>, dir: &Path, url: &str) -> FileReply {
@@ -399,10 +549,7 @@ fn type_listed(ctype: &str, types: &[String]) -> bool {
 /// A strong entity-tag from the modification time (nanoseconds) and the size, in hex:
 /// `"<mtime>-<size>"`.
 pub fn etag(modified: Option<SystemTime>, size: u64) -> String {
-    let ns = modified
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos());
-    format!("\"{ns:x}-{size:x}\"")
+    Tag::new(modified, size, false).as_str().to_string()
 }
 
 /// The entity-tag of the gzipped representation: `"<mtime>-<size>-gz"`.
@@ -552,324 +699,5 @@ pub fn accepts_gzip(value: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tether_http::{parse_request, Limits, Parsed};
-
-    /// A reply taken apart: the head, the body (inline bytes, then the streamed range read
-    /// from the file), and whether part of it was streamed.
-    struct Got {
-        head: String,
-        body: Vec<u8>,
-        streamed: bool,
-    }
-
-    impl Got {
-        fn field(&self, name: &str) -> Option<&str> {
-            self.head.lines().find_map(|l| {
-                let (k, v) = l.split_once(": ")?;
-                k.eq_ignore_ascii_case(name).then_some(v)
-            })
-        }
-        fn status(&self) -> &str {
-            self.head.get(9..12).unwrap_or_default()
-        }
-    }
-
-    fn send(opts: &FileOptions, method: &str, path: &str, fields: &str) -> Got {
-        let text = format!("{method} {path} HTTP/1.1\r\nHost: x\r\n{fields}\r\n");
-        let req = match parse_request(text.as_bytes(), &Limits::default()) {
-            Ok(Parsed::Complete(h)) => h,
-            other => panic!("{other:?}"),
-        };
-        let r = serve(opts, &req, "tether", true);
-        assert!(!r.close);
-        let n = r
-            .head
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .expect("blank")
-            + 4;
-        let mut body = r.head[n..].to_vec();
-        let streamed = r.body.is_some();
-        if let Some((f, offset, len)) = r.body {
-            let mut more = vec![0; len as usize];
-            f.read_exact_at(&mut more, offset).expect("range in file");
-            body.extend_from_slice(&more);
-        }
-        let head = String::from_utf8_lossy(&r.head[..n]).to_string();
-        Got {
-            head,
-            body,
-            streamed,
-        }
-    }
-
-    fn get(opts: &FileOptions, path: &str, fields: &str) -> Got {
-        send(opts, "GET", path, fields)
-    }
-
-    fn gunzip(z: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(z)
-            .read_to_end(&mut out)
-            .expect("gzip");
-        out
-    }
-
-    struct Root(PathBuf);
-    impl Drop for Root {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-    fn root(tag: &str) -> Root {
-        let p = std::env::temp_dir().join(format!("tether-sf-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(p.join("d")).expect("temp dir");
-        Root(p)
-    }
-
-    #[test]
-    fn ranges() {
-        use ByteRange::*;
-        let cases = [
-            ("bytes=10-19", Part(10, 19)),
-            ("bytes=10-", Part(10, 99)),
-            ("bytes=-10", Part(90, 99)),
-            ("bytes=-1000", Part(0, 99)),
-            ("bytes=90-1000", Part(90, 99)),
-            ("BYTES = 0-0", Part(0, 0)),
-            ("bytes=99999999999999999999999-", Unsatisfiable),
-            ("bytes=100-", Unsatisfiable),
-            ("bytes=100-200", Unsatisfiable),
-            ("bytes=-0", Unsatisfiable),
-            ("bytes=0-1,5-6", Whole),
-            ("bytes=5-4", Whole),
-            ("bytes=a-b", Whole),
-            ("bytes=-", Whole),
-            ("bytes=", Whole),
-            ("items=0-1", Whole),
-            ("0-1", Whole),
-            ("bytes=+1-2", Whole),
-        ];
-        for (v, want) in cases {
-            assert_eq!(parse_range(v, 100), want, "{v}");
-        }
-        assert_eq!(parse_range("bytes=-5", 0), Unsatisfiable);
-        assert_eq!(parse_range("bytes=0-", 0), Unsatisfiable);
-    }
-
-    #[test]
-    fn etags() {
-        let t = etag(
-            Some(UNIX_EPOCH + std::time::Duration::from_nanos(0x1234)),
-            0x56,
-        );
-        assert_eq!(t, "\"1234-56\"");
-        assert_eq!(gzip_etag(&t), "\"1234-56-gz\"");
-        let lists = [
-            ("\"1234-56\"", true),
-            ("W/\"1234-56\"", true),
-            ("\"x\", W/\"1234-56\"", true),
-            ("*", true),
-            ("\"x\",\"y\"", false),
-            ("\"1234-56-gz\"", false),
-            ("1234-56", false),
-            ("\"1234-56", false),
-            ("", false),
-        ];
-        for (list, want) in lists {
-            assert_eq!(etag_matches(list, &t), want, "{list}");
-        }
-        let date = |s| if_range_holds(Some(s), &t, Some(5));
-        assert!(if_range_holds(None, &t, Some(5)));
-        assert!(date(&t) && !date("W/\"1234-56\"") && !date("\"other\"") && !date("garbage"));
-        assert!(date("Thu, 01 Jan 1970 00:00:05 GMT"));
-        assert!(!date("Thu, 01 Jan 1970 00:00:06 GMT"));
-    }
-
-    #[test]
-    fn accept_encoding() {
-        let cases = [
-            ("gzip", true),
-            ("deflate, gzip;q=0.5", true),
-            ("GZIP", true),
-            ("x-gzip", true),
-            ("*", true),
-            ("br, *;q=0.1", true),
-            ("gzip;q=0", false),
-            ("gzip; q=0.000", false),
-            ("gzip;q=0, *", false),
-            ("*;q=0", false),
-            ("deflate, br", false),
-            ("identity", false),
-            ("gzip;q=bad", false),
-            ("", false),
-        ];
-        for (v, want) in cases {
-            assert_eq!(accepts_gzip(v), want, "{v}");
-        }
-    }
-
-    #[test]
-    fn gzip_when_accepted() {
-        let r = root("gzip");
-        let text = "hello, compressible world\n".repeat(200);
-        for name in ["t.txt", "p.png"] {
-            std::fs::write(r.0.join(name), &text).expect("write");
-        }
-        std::fs::write(r.0.join("tiny.txt"), "hi").expect("write");
-        let mut opts = FileOptions::new(r.0.clone());
-        opts.gzip = true;
-        let ae = "Accept-Encoding: gzip, deflate\r\n";
-
-        let g = get(&opts, "/t.txt", ae);
-        assert_eq!(g.status(), "200", "{}", g.head);
-        assert_eq!(g.field("Content-Encoding"), Some("gzip"), "{}", g.head);
-        assert_eq!(g.field("Vary"), Some("Accept-Encoding"));
-        assert_eq!(
-            g.field("Content-Length"),
-            Some(g.body.len().to_string().as_str())
-        );
-        assert_eq!(g.field("Accept-Ranges"), None);
-        assert!(!g.streamed && g.body.len() < text.len());
-        assert_eq!(gunzip(&g.body), text.as_bytes());
-        let tag = g.field("ETag").expect("etag").to_string();
-        assert!(tag.ends_with("-gz\""), "{tag}");
-        // The gzip ETag revalidates the gzip reply.
-        let g = get(&opts, "/t.txt", &format!("{ae}If-None-Match: {tag}\r\n"));
-        assert_eq!((g.status(), g.body.len()), ("304", 0), "{}", g.head);
-        // HEAD: the same head, no body.
-        let h = send(&opts, "HEAD", "/t.txt", ae);
-        assert_eq!(h.field("Content-Encoding"), Some("gzip"));
-        assert!(h.field("Content-Length").is_some() && h.body.is_empty());
-
-        // Plain: no Accept-Encoding, q=0, a Range, a type not listed, a tiny file.
-        let plain = [
-            ("/t.txt", String::new(), true),
-            ("/t.txt", "Accept-Encoding: gzip;q=0\r\n".to_string(), true),
-            ("/t.txt", format!("{ae}Range: bytes=0-9\r\n"), true),
-            ("/p.png", ae.to_string(), false),
-            ("/tiny.txt", ae.to_string(), false),
-        ];
-        for (path, fields, vary) in plain {
-            let g = get(&opts, path, &fields);
-            assert_eq!(g.field("Content-Encoding"), None, "{path} {fields}");
-            assert_eq!(g.field("Vary").is_some(), vary, "{path} {fields}");
-            assert!(text.as_bytes().starts_with(&g.body) || g.body == b"hi");
-        }
-        opts.gzip = false;
-        let g = get(&opts, "/t.txt", ae);
-        assert_eq!((g.field("Content-Encoding"), g.field("Vary")), (None, None));
-        assert_eq!(g.body, text.as_bytes());
-
-        // Over the cap: plain, streamed.
-        opts.gzip = true;
-        let big = vec![b'a'; GZIP_MAX as usize + 1];
-        std::fs::write(r.0.join("big.txt"), &big).expect("write");
-        let g = get(&opts, "/big.txt", ae);
-        assert_eq!(g.field("Content-Encoding"), None, "{}", g.head);
-        assert!(g.streamed && g.body == big);
-
-        // Level 0 still makes valid gzip; the listing is compressed too.
-        opts.gzip_level = 0;
-        assert_eq!(gunzip(&get(&opts, "/t.txt", ae).body), text.as_bytes());
-        let g = get(&opts, "/d/", ae);
-        assert_eq!(g.field("Content-Encoding"), Some("gzip"), "{}", g.head);
-        assert!(String::from_utf8_lossy(&gunzip(&g.body)).contains("Index of /d/"));
-    }
-
-    #[test]
-    fn conditional_and_ranges() {
-        let r = root("cond");
-        let data: Vec<u8> = (0..100u8).collect();
-        std::fs::write(r.0.join("f.bin"), &data).expect("write");
-        let big: Vec<u8> = (0..INLINE_MAX as usize + 10).map(|i| i as u8).collect();
-        std::fs::write(r.0.join("big.bin"), &big).expect("write");
-        let opts = FileOptions::new(r.0.clone());
-        let g = get(&opts, "/f.bin", "");
-        assert_eq!(g.field("Accept-Ranges"), Some("bytes"));
-        assert!(g.body == data && !g.streamed);
-        let tag = g.field("ETag").expect("etag").to_string();
-        let lm = g.field("Last-Modified").expect("last-modified").to_string();
-        let g = get(&opts, "/big.bin", "");
-        assert!(g.body == big && g.streamed);
-
-        let g = get(&opts, "/f.bin", &format!("If-None-Match: \"a\", {tag}\r\n"));
-        assert!(
-            g.head.starts_with("HTTP/1.1 304 Not Modified\r\n"),
-            "{}",
-            g.head
-        );
-        assert_eq!(g.field("ETag"), Some(tag.as_str()));
-        assert_eq!(g.field("Content-Length"), None);
-        assert!(g.body.is_empty() && g.field("Connection").is_none());
-        let g = get(&opts, "/f.bin", &format!("If-Modified-Since: {lm}\r\n"));
-        assert_eq!(g.status(), "304");
-        // If-None-Match wins over If-Modified-Since.
-        let both = format!("If-None-Match: \"a\"\r\nIf-Modified-Since: {lm}\r\n");
-        assert_eq!(get(&opts, "/f.bin", &both).status(), "200");
-        let old = "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n";
-        assert_eq!(get(&opts, "/f.bin", old).status(), "200");
-
-        let g = get(&opts, "/f.bin", "Range: bytes=10-19\r\n");
-        assert!(
-            g.head.starts_with("HTTP/1.1 206 Partial Content\r\n"),
-            "{}",
-            g.head
-        );
-        assert_eq!(g.field("Content-Range"), Some("bytes 10-19/100"));
-        assert_eq!(g.field("Content-Length"), Some("10"));
-        assert_eq!(g.body, &data[10..20]);
-        let g = get(&opts, "/big.bin", "Range: bytes=1-\r\n");
-        assert!(g.body == big[1..] && g.streamed);
-        let g = get(&opts, "/f.bin", "Range: bytes=100-\r\n");
-        assert!(
-            g.head.starts_with("HTTP/1.1 416 Range Not Satisfiable\r\n"),
-            "{}",
-            g.head
-        );
-        assert_eq!(g.field("Content-Range"), Some("bytes */100"));
-        assert_eq!(
-            g.field("Content-Length"),
-            Some(g.body.len().to_string().as_str())
-        );
-        let g = get(
-            &opts,
-            "/f.bin",
-            &format!("Range: bytes=-5\r\nIf-Range: {tag}\r\n"),
-        );
-        assert_eq!((g.status(), g.body.as_slice()), ("206", &data[95..]));
-        let g = get(&opts, "/f.bin", "Range: bytes=-5\r\nIf-Range: \"old\"\r\n");
-        assert_eq!((g.status(), g.body.as_slice()), ("200", &data[..]));
-
-        // HEAD ignores Range and sends no body.
-        let h = send(&opts, "HEAD", "/f.bin", "Range: bytes=0-1\r\n");
-        assert_eq!((h.status(), h.body.len()), ("200", 0));
-        assert_eq!(h.field("Content-Length"), Some("100"));
-    }
-
-    #[test]
-    fn listing_on_and_off() {
-        let r = root("list");
-        std::fs::write(r.0.join("d/a b&c.txt"), "x").expect("write");
-        let mut opts = FileOptions::new(r.0.clone());
-        let g = get(&opts, "/d/", "");
-        assert_eq!(g.status(), "200", "{}", g.head);
-        assert_eq!(g.field("Content-Type"), Some("text/html; charset=utf-8"));
-        assert_eq!(
-            g.field("Content-Length"),
-            Some(g.body.len().to_string().as_str())
-        );
-        let page = String::from_utf8_lossy(&g.body);
-        assert!(
-            page.contains("href=\"a%20b%26c.txt\">a b&amp;c.txt<"),
-            "{page}"
-        );
-        opts.listing = false;
-        assert_eq!(get(&opts, "/d/", "").status(), "403");
-        opts.index = vec!["a b&c.txt".to_string()];
-        assert_eq!(get(&opts, "/d/", "").body, b"x");
-    }
-}
+#[path = "static_files_tests.rs"]
+mod tests;

@@ -46,9 +46,45 @@ impl Edits {
     }
 }
 
+/// The tokens of a message's `Connection` value, on the stack (no `Vec` per message).
+struct Named<'a> {
+    tokens: [&'a str; 8],
+    n: usize,
+    /// The value, when it has more tokens than fit (then it is tokenised again per field).
+    overflow: Option<&'a [u8]>,
+}
+
+impl<'a> Named<'a> {
+    fn of(value: Option<&'a [u8]>) -> Named<'a> {
+        let mut named = Named {
+            tokens: [""; 8],
+            n: 0,
+            overflow: None,
+        };
+        for t in value.into_iter().flat_map(connection_tokens) {
+            if named.n == named.tokens.len() {
+                named.overflow = value;
+                break;
+            }
+            named.tokens[named.n] = t;
+            named.n += 1;
+        }
+        named
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        match self.overflow {
+            Some(v) => connection_tokens(v).any(|t| t.eq_ignore_ascii_case(name)),
+            None => self.tokens[..self.n]
+                .iter()
+                .any(|t| t.eq_ignore_ascii_case(name)),
+        }
+    }
+}
+
 /// Whether a field must not cross the proxy: hop-by-hop, or named by `Connection`.
-fn is_local(name: &str, named: &[&str]) -> bool {
-    is_hop_by_hop(name) || named.iter().any(|t| t.eq_ignore_ascii_case(name))
+fn is_local(name: &str, named: &Named<'_>) -> bool {
+    is_hop_by_hop(name) || named.contains(name)
 }
 
 /// The request head to send upstream.
@@ -71,10 +107,7 @@ pub fn upstream_request(
     } else {
         b" HTTP/1.1\r\n"
     });
-    let named: Vec<&str> = req
-        .header("connection")
-        .map(|v| connection_tokens(v).collect())
-        .unwrap_or_default();
+    let named = Named::of(req.header("connection"));
     let mut xff: Option<&[u8]> = None;
     let mut host: Option<&[u8]> = None;
     for (name, value) in req.headers() {
@@ -145,13 +178,18 @@ pub fn client_response(
     edits: Option<&Edits>,
 ) -> BytesMut {
     let mut out = BytesMut::with_capacity(resp.len() + 96);
-    out.extend_from_slice(format!("HTTP/1.1 {} ", resp.status).as_bytes());
+    out.extend_from_slice(b"HTTP/1.1 ");
+    // A status is 100-599 (parse_response refuses anything else): three digits.
+    let s = resp.status.min(999);
+    out.extend_from_slice(&[
+        b'0' + (s / 100) as u8,
+        b'0' + (s / 10 % 10) as u8,
+        b'0' + (s % 10) as u8,
+        b' ',
+    ]);
     out.extend_from_slice(resp.reason().as_bytes());
     out.extend_from_slice(b"\r\n");
-    let named: Vec<&str> = resp
-        .header("connection")
-        .map(|v| connection_tokens(v).collect())
-        .unwrap_or_default();
+    let named = Named::of(resp.header("connection"));
     for (name, value) in resp.headers() {
         if is_local(name, &named)
             || name.eq_ignore_ascii_case("server")
@@ -273,6 +311,36 @@ mod tests {
     }
 
     #[test]
+    fn fields_named_by_connection_are_dropped_however_many() {
+        let many: Vec<String> = (0..12).map(|i| format!("X-H{i}")).collect();
+        let mut raw = format!(
+            "GET / HTTP/1.1\r\nHost: h\r\nConnection: {}\r\n",
+            many.join(", ")
+        );
+        for h in &many {
+            raw.push_str(&format!("{h}: 1\r\n"));
+        }
+        raw.push_str("X-Kept: 1\r\n\r\n");
+        for n in [1, 8, 12] {
+            let cut = raw.replace(
+                &format!("Connection: {}", many.join(", ")),
+                &format!("Connection: {}", many[..n].join(", ")),
+            );
+            let out = upstream_request(
+                &req(cut.as_bytes()),
+                "",
+                "10.0.0.1:1".parse().unwrap(),
+                None,
+            );
+            let s = String::from_utf8(out.to_vec()).unwrap();
+            for (i, h) in many.iter().enumerate() {
+                assert_eq!(s.contains(&format!("{h}: ")), i >= n, "{n} named, {h}: {s}");
+            }
+            assert!(s.contains("X-Kept: 1\r\n"), "{s}");
+        }
+    }
+
+    #[test]
     fn response_rewrite() {
         let raw = b"HTTP/1.1 200 OK\r\nServer: python\r\nDate: x\r\nContent-Length: 2\r\nKeep-Alive: timeout=5\r\nX-App: 1\r\n\r\nok";
         let resp = match parse_response(raw, false, &Limits::default()) {
@@ -292,5 +360,19 @@ mod tests {
         );
         let s = String::from_utf8(client_response(&resp, "tether", false, None).to_vec()).unwrap();
         assert!(s.ends_with("Connection: close\r\n\r\n"), "{s}");
+        for (status, line) in [
+            (100, "HTTP/1.1 100 Continue\r\n"),
+            (404, "HTTP/1.1 404 Not Found\r\n"),
+            (599, "HTTP/1.1 599 X\r\n"),
+        ] {
+            let raw = line.to_string() + "Content-Length: 0\r\n\r\n";
+            let resp = match parse_response(raw.as_bytes(), false, &Limits::default()) {
+                Ok(Parsed::Complete(h)) => h,
+                other => panic!("{other:?}"),
+            };
+            assert_eq!(resp.status, status);
+            let s = String::from_utf8(client_response(&resp, "t", true, None).to_vec()).unwrap();
+            assert!(s.starts_with(line), "{s}");
+        }
     }
 }
