@@ -3,99 +3,16 @@
 //! Set-Cookie, client-address hashing, weights and drain, failover (re-pin or 503), and
 //! two tether instances that agree because they share keys.
 
+mod affinity_support;
 mod common;
 
 use std::collections::HashMap;
 use std::time::Duration;
 
+use affinity_support::*;
 use common::*;
 
-const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const OLD_KEY: &str = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
-
-/// One response: status, head, body.
-struct Reply {
-    status: u16,
-    head: String,
-    body: String,
-}
-
-impl Reply {
-    /// The value `name=` is set to by a `Set-Cookie` of this response.
-    fn set_cookie(&self, name: &str) -> Option<String> {
-        self.head.lines().find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            if !k.eq_ignore_ascii_case("set-cookie") {
-                return None;
-            }
-            let first = v.trim().split(';').next()?;
-            let (n, value) = first.split_once('=')?;
-            (n == name).then(|| value.to_string())
-        })
-    }
-}
-
-/// GET `url` with extra curl arguments (headers, `--interface`).
-fn fetch(url: &str, extra: &[&str]) -> Reply {
-    let mut args = vec!["-s", "-i"];
-    args.extend_from_slice(extra);
-    args.push(url);
-    let out = curl(&args);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Reply {
-        status,
-        head: head.to_string(),
-        body: body.to_string(),
-    }
-}
-
-fn with_cookie(url: &str, cookie: &str) -> Reply {
-    let h = format!("Cookie: {cookie}");
-    fetch(url, &["-H", &h])
-}
-
-/// Three named apps on free ports.
-fn apps(names: &[&str]) -> (Vec<Proc>, Vec<u16>) {
-    let ports: Vec<u16> = names.iter().map(|_| free_port()).collect();
-    let procs = names
-        .iter()
-        .zip(&ports)
-        .map(|(n, &p)| python_app(p, n))
-        .collect();
-    (procs, ports)
-}
-
-/// A config with one upstream `app` (servers a, b, c... on `ports`) routed at `/`.
-fn config(port: u16, ports: &[u16], upstream_extra: &str, top: &str) -> String {
-    let names = ["a", "b", "c", "d"];
-    let servers: Vec<String> = ports
-        .iter()
-        .zip(names)
-        .map(|(p, n)| format!("{{ id = \"{n}\", addr = \"127.0.0.1:{p}\" }}"))
-        .collect();
-    format!(
-        r#"{top}
-[[upstream]]
-name = "app"
-servers = [{}]
-{upstream_extra}
-
-[[server]]
-listen = ["127.0.0.1:{port}"]
-
-[[server.route]]
-path = "/"
-proxy = "app"
-"#,
-        servers.join(", ")
-    )
-}
 
 #[test]
 fn sealed_cookie_pins_hides_the_server_resists_tampering_and_repins_on_failure() {
@@ -338,12 +255,14 @@ fn learned_sessions_follow_the_backend_cookie_and_repin_when_the_server_dies() {
 
 #[test]
 fn learned_sessions_are_shared_through_redis_between_instances() {
-    let Some(redis) = redis_server() else { return };
+    let Some(redis) = Redis::start_new() else {
+        return;
+    };
     let dir = TempDir::new("aff-redis");
     let (_procs, ports) = apps(&["a", "b", "c"]);
     let (p1, p2) = (free_port(), free_port());
     let extra = "balance = \"learn\"\nsession_cookie = \"SID\"";
-    let top = format!("store = \"redis://127.0.0.1:{}/0\"", redis.1);
+    let top = format!("store = \"redis://127.0.0.1:{}/0\"", redis.port);
     let _t1 = tether(&dir, &config(p1, &ports, extra, &top), &[p1]);
     let d2 = TempDir::new("aff-redis-2");
     // The second instance starts after the sessions exist: it must ask Redis.
@@ -501,34 +420,4 @@ fn a_refused_connect_is_retried_on_another_server_and_the_server_is_ejected() {
     // Ejected after the first failure: later requests do not try it again.
     let tries = log.matches(&format!("upstream 127.0.0.1:{dead}")).count();
     assert_eq!(tries, 1, "{log}");
-}
-
-/// A redis-server on a free port, killed on drop; `None` (test skipped) only when it is not
-/// installed and `CI` is unset.
-fn redis_server() -> Option<(Proc, u16)> {
-    let port = free_port();
-    let child = std::process::Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn();
-    match child {
-        Ok(child) => {
-            let p = Proc { child, log: None };
-            wait_port(port);
-            Some((p, port))
-        }
-        Err(e) if std::env::var_os("CI").is_none() => {
-            eprintln!("SKIPPED: redis-server not available ({e})");
-            None
-        }
-        Err(e) => panic!("redis-server is required in CI: {e}"),
-    }
 }

@@ -1,5 +1,5 @@
-//! Helpers shared by the affinity end-to-end tests added after `tests/affinity.rs`
-//! (`tests/affinity_more.rs`, `tests/visit_counter.rs`): curl with the response head, the
+//! Helpers shared by the affinity end-to-end tests (`tests/affinity.rs`,
+//! `tests/affinity_more.rs`, `tests/visit_counter.rs`): curl with the response head, the
 //! stateful python apps on free ports, a one-upstream tether config, and a real
 //! `redis-server` that can be stopped and started again on the same port.
 #![allow(dead_code)]
