@@ -240,7 +240,12 @@ fn an_outage_is_served_from_the_cache_warned_once_and_recovered() {
     let stats = store.stats();
     assert_eq!((stats.outages, stats.recoveries), (1, 0), "{stats:?}");
     assert_eq!(stats.connected, Some(false));
-    assert_eq!(stats.queued_writes, n + 1, "{stats:?}");
+    // Every write of the outage is queued; one write in flight when redis died may be
+    // re-queued as well (it is re-sent after the outage, not lost).
+    assert!(
+        (n + 1..=n + 2).contains(&stats.queued_writes),
+        "n = {n}: {stats:?}"
+    );
 
     let server2 = RedisServer::start_on(server.port);
     wait_for(
