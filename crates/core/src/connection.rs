@@ -45,6 +45,22 @@ pub(crate) struct Connection {
     /// The pool's idle-deadline timer for this connection (0: none). It outlives a reuse:
     /// the next park moves it instead of arming a new one (`pool.rs`).
     pub pool_timer: u64,
+    /// The TLS record layer of this connection (`tls.rs`); `None` on a plain socket.
+    pub tls: Option<Box<crate::tls::Tls>>,
+    /// Pooled connections to one address are told apart by this (0: plain; else the TLS
+    /// client's tag).
+    pub pool_tag: u64,
+    /// An accepted connection still in its TLS handshake, owned by no session yet.
+    pub pending: Option<Box<PendingAccept>>,
+}
+
+/// What an accepted connection needs to get its session once its handshake is over.
+pub(crate) struct PendingAccept {
+    pub listener: usize,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    /// The handshake deadline.
+    pub timer: u64,
 }
 
 impl Connection {
@@ -66,15 +82,61 @@ impl Connection {
             reused: false,
             drain_to_block: true,
             pool_timer: 0,
+            tls: None,
+            pool_tag: 0,
+            pending: None,
         }
     }
 
-    /// Half-close: send FIN once the last byte is written.
+    /// Half-close: send FIN once the last byte is written (on TLS, `close_notify` first,
+    /// and the FIN once every record is out: see `flush_tls`).
     pub fn shutdown_write(&mut self) {
-        if !self.write_shut {
-            self.write_shut = true;
-            // NotConnected when the peer already reset: nothing left to tell it.
-            let _ = self.stream.shutdown(Shutdown::Write);
+        if self.write_shut {
+            return;
         }
+        if let Some(tls) = self.tls.as_mut() {
+            crate::tls::close(tls);
+            let _ = self.flush_tls();
+            return;
+        }
+        self.write_shut = true;
+        // NotConnected when the peer already reset: nothing left to tell it.
+        let _ = self.stream.shutdown(Shutdown::Write);
+    }
+
+    /// Write what TLS records wait, then the FIN a half-close asked for. Err on a socket
+    /// error (the connection cannot write any more).
+    pub fn flush_tls(&mut self) -> std::io::Result<()> {
+        let Some(tls) = self.tls.as_mut() else {
+            return Ok(());
+        };
+        let r = crate::tls::flush(tls, &self.stream, &mut self.write_ready);
+        match r {
+            Ok(true) if tls.fin_after_flush && !self.write_shut => {
+                self.write_shut = true;
+                let _ = self.stream.shutdown(Shutdown::Write);
+                Ok(())
+            }
+            Ok(_) => Ok(()),
+            Err(e) => {
+                self.write_shut = true;
+                Err(e)
+            }
+        }
+    }
+
+    /// Records wait for the socket (a pipe sinking here is not over yet).
+    pub fn tls_pending(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| t.pending_out())
+    }
+
+    /// A read may give bytes now: the socket is readable, or TLS holds plaintext or the
+    /// peer's close.
+    pub fn can_read(&self) -> bool {
+        self.read_ready
+            || self
+                .tls
+                .as_ref()
+                .is_some_and(|t| t.plain > 0 || t.peer_closed)
     }
 }

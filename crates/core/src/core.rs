@@ -24,12 +24,13 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::connection::Connection;
+use crate::connection::{Connection, PendingAccept};
 use crate::ids::{ConnId, ListenerId, SessionId};
 use crate::io::{Io, Notice};
 use crate::session::{deliver, Cx, Session};
 use crate::stats::LoopStats;
 use crate::timer::Owner;
+use crate::tls::{rustls, Tls, TlsInfo};
 
 const KIND_BITS: usize = 2;
 const KIND_LISTENER: usize = 0;
@@ -47,12 +48,37 @@ fn listener_token(idx: usize) -> Token {
 }
 
 /// What a session factory learns about an accepted connection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Accepted {
     pub listener: ListenerId,
     pub peer: SocketAddr,
     pub local: SocketAddr,
+    /// On a TLS listener: the handshake's outcome (SNI, ALPN, ...). The factory is called
+    /// once the handshake is over.
+    pub tls: Option<Arc<TlsInfo>>,
 }
+
+/// How a listener's connections are opened.
+#[derive(Clone)]
+pub struct ListenerOpts {
+    /// Terminate TLS with this config: sessions start after the handshake and see
+    /// plaintext.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// A handshake not over after this long is abandoned (the connection is closed).
+    pub handshake_timeout: Duration,
+}
+
+impl Default for ListenerOpts {
+    fn default() -> ListenerOpts {
+        ListenerOpts {
+            tls: None,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `Connection::session` of an accepted connection still in its TLS handshake.
+pub(crate) const HANDSHAKE: usize = usize::MAX - 1;
 
 /// Makes the session for each accepted connection.
 pub type SessionFactory = Box<dyn FnMut(&Accepted) -> Box<dyn Session>>;
@@ -61,6 +87,7 @@ struct Listener {
     socket: TcpListener,
     factory: SessionFactory,
     local: SocketAddr,
+    opts: ListenerOpts,
     /// Accepting is paused (descriptor exhaustion) until a retry timer fires.
     paused: bool,
 }
@@ -150,6 +177,16 @@ impl Core {
         socket: std::net::TcpListener,
         factory: SessionFactory,
     ) -> io::Result<ListenerId> {
+        self.add_listener_with(socket, ListenerOpts::default(), factory)
+    }
+
+    /// Adopt a bound listening socket whose connections are opened as `opts` says (TLS).
+    pub fn add_listener_with(
+        &mut self,
+        socket: std::net::TcpListener,
+        opts: ListenerOpts,
+        factory: SessionFactory,
+    ) -> io::Result<ListenerId> {
         socket.set_nonblocking(true)?;
         let local = socket.local_addr()?;
         let mut socket = TcpListener::from_std(socket);
@@ -162,6 +199,7 @@ impl Core {
             socket,
             factory,
             local,
+            opts,
             paused: false,
         });
         Ok(ListenerId(idx))
@@ -249,6 +287,14 @@ impl Core {
                 log::warn!("drain: deregistering the listener on {}: {e}", l.local);
             }
         }
+        // Handshakes under way have sent no request yet: close them like idle connections.
+        let shaking: Vec<usize> = (self.io.conns.iter())
+            .filter(|(_, c)| c.session == HANDSHAKE)
+            .map(|(i, _)| i)
+            .collect();
+        for c in shaking {
+            self.drop_handshaking(c);
+        }
         let sids: Vec<usize> = self.io.sessions.iter().map(|(i, _)| i).collect();
         for sid in sids {
             let Some(slot) = self.io.sessions.get_mut(sid) else {
@@ -316,6 +362,16 @@ impl Core {
                         self.io.drop_pooled(idx);
                     }
                 }
+                Owner::Handshake { idx, gen } => {
+                    let due = |c: &Connection| c.gen == gen && c.session == HANDSHAKE;
+                    if let Some(c) = self.io.conns.get(idx).filter(|c| due(c)) {
+                        log::info!(
+                            "TLS handshake from {} timed out",
+                            c.peer.map_or("?".into(), |p| p.to_string())
+                        );
+                        self.drop_handshaking(idx);
+                    }
+                }
                 Owner::Listener(idx) => {
                     if let Some(l) = self.listeners.get_mut(idx) {
                         l.paused = false;
@@ -362,7 +418,7 @@ impl Core {
     /// Below the connection limit again: accept what waited in the backlog (the listeners
     /// are edge-triggered, so they would not report it again).
     fn resume_accepting(&mut self) {
-        if !self.full || self.io.sessions.len() >= self.max_sessions {
+        if !self.full || self.io.sessions.len() + self.io.handshaking >= self.max_sessions {
             return;
         }
         self.full = false;
@@ -381,7 +437,7 @@ impl Core {
             if l.paused {
                 return;
             }
-            if self.io.sessions.len() >= self.max_sessions {
+            if self.io.sessions.len() + self.io.handshaking >= self.max_sessions {
                 if !self.full {
                     log::warn!(
                         "connection limit {} reached: not accepting until one closes",
@@ -394,13 +450,20 @@ impl Core {
             match l.socket.accept() {
                 Ok((stream, peer)) => {
                     LoopStats::add(&self.io.stats.accepted, 1);
-                    let info = Accepted {
-                        listener: ListenerId(lidx),
-                        peer,
-                        local: l.local,
-                    };
-                    let session = (l.factory)(&info);
-                    self.start_session(stream, session);
+                    if let Some(config) = l.opts.tls.clone() {
+                        let timeout = l.opts.handshake_timeout;
+                        let local = l.local;
+                        self.start_handshake(lidx, stream, peer, local, config, timeout);
+                    } else {
+                        let info = Accepted {
+                            listener: ListenerId(lidx),
+                            peer,
+                            local: l.local,
+                            tls: None,
+                        };
+                        let session = (l.factory)(&info);
+                        self.start_session(stream, session);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -420,9 +483,10 @@ impl Core {
         }
     }
 
-    fn start_session(&mut self, mut stream: TcpStream, session: Box<dyn Session>) {
+    /// Register an accepted socket as a connection owned by `session` (a slab index or
+    /// `HANDSHAKE`). None (and the socket closed) if the poll refuses it.
+    fn add_conn(&mut self, mut stream: TcpStream, session: usize) -> Option<(usize, u64)> {
         let _ = stream.set_nodelay(true);
-        let (sid, _) = self.io.new_session();
         let cgen = self.io.gen();
         let entry = self.io.conns.vacant_entry();
         let cidx = entry.key();
@@ -433,10 +497,127 @@ impl Core {
             .register(&mut stream, conn_token(cidx), interest)
         {
             log::warn!("cannot register an accepted connection: {e}");
-            self.io.sessions.remove(sid);
+            return None;
+        }
+        entry.insert(Connection::new(stream, cgen, session, self.io.now));
+        Some((cidx, cgen))
+    }
+
+    fn start_session(&mut self, stream: TcpStream, session: Box<dyn Session>) {
+        let Some((cidx, _)) = self.add_conn(stream, HANDSHAKE) else {
+            return;
+        };
+        self.begin_session(cidx, session);
+    }
+
+    /// Accept a connection on a TLS listener: it handshakes, owned by no session, until
+    /// `finish_handshake` (or the deadline, or a failure) .
+    fn start_handshake(
+        &mut self,
+        lidx: usize,
+        stream: TcpStream,
+        peer: SocketAddr,
+        local: SocketAddr,
+        config: Arc<rustls::ServerConfig>,
+        timeout: Duration,
+    ) {
+        let tls = match Tls::server(config) {
+            Ok(t) => t,
+            Err(e) => {
+                log::warn!("TLS from {peer}: cannot start a handshake: {e}");
+                return;
+            }
+        };
+        let Some((cidx, cgen)) = self.add_conn(stream, HANDSHAKE) else {
+            return;
+        };
+        let timer = self.io.timers.add(
+            self.io.now + timeout,
+            Owner::Handshake {
+                idx: cidx,
+                gen: cgen,
+            },
+        );
+        let conn = &mut self.io.conns[cidx];
+        conn.tls = Some(Box::new(tls));
+        conn.pending = Some(Box::new(PendingAccept {
+            listener: lidx,
+            peer,
+            local,
+            timer,
+        }));
+        self.io.handshaking += 1;
+    }
+
+    /// Readiness on a connection in its handshake: drive it; once over, start its session.
+    fn handshake_event(&mut self, cidx: usize) {
+        let Some(conn) = self.io.conns.get_mut(cidx) else {
+            return;
+        };
+        let Some(tls) = conn.tls.as_mut() else {
+            return;
+        };
+        let step = crate::tls::handshake(
+            tls,
+            &conn.stream,
+            &mut conn.read_ready,
+            &mut conn.write_ready,
+        );
+        match step {
+            crate::tls::Handshake::Pending => {}
+            crate::tls::Handshake::Failed(why) => {
+                let peer = conn.peer.map_or("?".into(), |p| p.to_string());
+                log::info!("TLS handshake from {peer} failed: {why}");
+                self.drop_handshaking(cidx);
+            }
+            crate::tls::Handshake::Done => self.finish_handshake(cidx),
+        }
+    }
+
+    fn finish_handshake(&mut self, cidx: usize) {
+        let Some(conn) = self.io.conns.get_mut(cidx) else {
+            return;
+        };
+        let Some(pending) = conn.pending.take() else {
+            return;
+        };
+        let tls = conn.tls.as_ref().and_then(|t| t.info.clone());
+        self.io.handshaking -= 1;
+        self.io.timers.cancel(pending.timer);
+        let Some(l) = self.listeners.get_mut(pending.listener) else {
+            self.drop_handshaking(cidx);
+            return;
+        };
+        let info = Accepted {
+            listener: ListenerId(pending.listener),
+            peer: pending.peer,
+            local: pending.local,
+            tls,
+        };
+        let session = (l.factory)(&info);
+        self.begin_session(cidx, session);
+        self.settle();
+    }
+
+    /// Close a connection that failed or abandoned its handshake.
+    fn drop_handshaking(&mut self, cidx: usize) {
+        if !self.io.conns.contains(cidx) {
             return;
         }
-        entry.insert(Connection::new(stream, cgen, sid, self.io.now));
+        let mut conn = self.io.conns.remove(cidx);
+        if let Some(p) = conn.pending.take() {
+            self.io.timers.cancel(p.timer);
+            self.io.handshaking -= 1;
+        }
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+    }
+
+    /// Give accepted connection `cidx` its session and start it.
+    fn begin_session(&mut self, cidx: usize, session: Box<dyn Session>) {
+        let (sid, _) = self.io.new_session();
+        let conn = &mut self.io.conns[cidx];
+        conn.session = sid;
+        let cgen = conn.gen;
         LoopStats::add(&self.io.stats.open, 1);
         let slot = &mut self.io.sessions[sid];
         slot.conns.push(cidx);
@@ -473,8 +654,12 @@ impl Core {
             }
             return;
         }
+        if sid == HANDSHAKE {
+            self.handshake_event(cidx);
+            return;
+        }
         if conn.connecting {
-            let outcome = match conn.stream.take_error() {
+            let mut outcome = match conn.stream.take_error() {
                 Ok(Some(e)) | Err(e) => Some(Err(e)),
                 Ok(None) => match conn.stream.peer_addr() {
                     Ok(_) => Some(Ok(())),
@@ -485,6 +670,24 @@ impl Core {
                     Err(e) => Some(Err(e)),
                 },
             };
+            if let (Some(Ok(())), Some(tls)) = (&outcome, conn.tls.as_mut()) {
+                // TCP is up: the TLS handshake decides when the connect is done.
+                let step = crate::tls::handshake(
+                    tls,
+                    &conn.stream,
+                    &mut conn.read_ready,
+                    &mut conn.write_ready,
+                );
+                match step {
+                    crate::tls::Handshake::Pending => return,
+                    crate::tls::Handshake::Done => {}
+                    crate::tls::Handshake::Failed(why) => {
+                        let to = conn.peer.map_or("?".into(), |p| p.to_string());
+                        let msg = format!("TLS handshake with {to}: {why}");
+                        outcome = Some(Err(io::Error::new(io::ErrorKind::InvalidData, msg)));
+                    }
+                }
+            }
             let Some(result) = outcome else {
                 return;
             };
@@ -509,6 +712,10 @@ impl Core {
             );
             self.io.touch(sid);
             return;
+        }
+        if ready.write && conn.tls.is_some() {
+            // Records (a ticket, an alert, close_notify) may wait with no pipe to send them.
+            let _ = conn.flush_tls();
         }
         let (reader, writer) = (conn.reader, conn.writer);
         if ready.read {

@@ -95,6 +95,8 @@ pub(crate) struct Io {
     /// Wake-ups from other threads ([`crate::Remote`]), and the waker they use.
     pub wakes: WakeQueue,
     pub waker: Option<Arc<mio::Waker>>,
+    /// Accepted connections still in their TLS handshake (no session yet).
+    pub handshaking: usize,
 }
 
 impl Io {
@@ -115,6 +117,7 @@ impl Io {
             stats: Arc::new(LoopStats::default()),
             wakes: WakeQueue::default(),
             waker: None,
+            handshaking: 0,
         }
     }
 
@@ -190,8 +193,20 @@ impl Io {
             let sid = pipe.session;
             self.notify(sid, Notice::Readable(p));
         }
-        if self.pipes[p].is_over() {
+        if self.pipes[p].is_over() && !self.sink_holds_records(p) {
             self.retire(p);
+        }
+    }
+
+    /// The pipe's sink is a TLS connection that still holds records for the socket: the
+    /// pipe is not over until they are written (the next writable event pumps it again).
+    fn sink_holds_records(&self, p: usize) -> bool {
+        let pipe = &self.pipes[p];
+        match pipe.sink {
+            SinkKind::Conn(c) if pipe.error.is_none() => {
+                self.conns.get(c).is_some_and(|x| x.tls_pending())
+            }
+            _ => false,
         }
     }
 
@@ -207,6 +222,9 @@ impl Io {
                 let moved = !pipe.buf.is_empty();
                 pipe.buf.clear();
                 moved
+            }
+            SinkKind::Conn(c) if self.conns[c].tls.is_some() => {
+                drain_tls(pipe, &mut self.conns[c], self.now)
             }
             SinkKind::Conn(c) => {
                 let conn = &mut self.conns[c];
@@ -266,21 +284,41 @@ impl Io {
             return false;
         }
         let threshold = *threshold;
-        let to_conn = matches!(sink, SinkKind::Conn(_));
+        // Splicing moves raw socket bytes: only between two plain sockets.
+        let to_conn = match sink {
+            SinkKind::Conn(c) => self.conns.get(*c).is_some_and(|x| x.tls.is_none()),
+            _ => false,
+        };
         let mut moved = false;
         match source {
             SourceKind::Session => {}
             SourceKind::Conn(c) => {
                 let conn = &mut self.conns[*c];
                 let fd = conn.stream.as_raw_fd();
-                while buf.len() < threshold && conn.read_ready && *source_active {
+                let plain = conn.tls.is_none();
+                while buf.len() < threshold && conn.can_read() && *source_active {
                     let want = limit.map_or(READ_CHUNK, |l| l.min(READ_CHUNK as u64) as usize);
                     if want == 0 {
                         *source_active = false;
                         moved = true;
                         break;
                     }
-                    let got = if let Some(k) = buf.splice_in() {
+                    let got = if let Some(tls) = conn.tls.as_mut() {
+                        crate::tls::read_plain(
+                            tls,
+                            &conn.stream,
+                            &mut conn.read_ready,
+                            &mut self.scratch,
+                            want,
+                        )
+                        .map(|b| {
+                            if b.is_empty() {
+                                Got::Eof
+                            } else {
+                                Got::Read(b)
+                            }
+                        })
+                    } else if let Some(k) = buf.splice_in() {
                         let room = k.cap - k.held;
                         let want = limit.map_or(room, |l| l.min(room as u64) as usize);
                         if want == 0 {
@@ -331,11 +369,11 @@ impl Io {
                                 }
                             }
                             if let Got::Read(b) = got {
-                                if n < want && !conn.drain_to_block {
+                                if plain && n < want && !conn.drain_to_block {
                                     // Drained, and no FIN pending: see `connection.rs`.
                                     conn.read_ready = false;
                                 }
-                                if n == READ_CHUNK && to_conn && !buf.splicing() {
+                                if plain && n == READ_CHUNK && to_conn && !buf.splicing() {
                                     // A full read, socket to socket: a stream worth splicing.
                                     buf.start_splicing(threshold.max(SPLICE_PIPE));
                                 }
@@ -469,6 +507,39 @@ impl Io {
     }
 }
 
+/// Hand the pipe's bytes to a TLS connection: plaintext into rustls as far as its buffer
+/// limit allows, records out to the socket. True if any bytes moved.
+fn drain_tls(pipe: &mut Pipe, conn: &mut Connection, now: Instant) -> bool {
+    let mut moved = false;
+    loop {
+        if let Err(e) = conn.flush_tls() {
+            fail_sink(pipe, e.kind());
+            return true;
+        }
+        if conn.tls_pending() || pipe.buf.is_empty() {
+            return moved;
+        }
+        let Some(tls) = conn.tls.as_mut() else {
+            return moved;
+        };
+        let mut iov = [IoSlice::new(&[]); MAX_IOV];
+        let n = pipe.buf.slices(&mut iov);
+        match crate::tls::write_plain(tls, &iov[..n]) {
+            Ok(0) => return moved,
+            Ok(n) => {
+                pipe.buf.consume(n);
+                conn.last_active = now;
+                moved = true;
+            }
+            Err(e) => {
+                fail_sink(pipe, e.kind());
+                conn.write_shut = true;
+                return true;
+            }
+        }
+    }
+}
+
 fn fail_sink(pipe: &mut Pipe, kind: io::ErrorKind) {
     pipe.sink_active = false;
     pipe.buf.clear();
@@ -536,7 +607,7 @@ fn send_file(pipe: &mut Pipe, conn: &mut Connection, now: Instant, stats: &LoopS
 }
 
 /// Make sure the shared read buffer has room for `want` bytes.
-fn room(scratch: &mut BytesMut, want: usize) {
+pub(crate) fn room(scratch: &mut BytesMut, want: usize) {
     if scratch.capacity() < want {
         // Reuses the old allocation when every `Bytes` carved from it is gone.
         scratch.reserve(SCRATCH.max(want));
@@ -565,7 +636,7 @@ fn pread_fd(fd: i32, scratch: &mut BytesMut, want: usize, offset: u64) -> io::Re
     carve(scratch, n)
 }
 
-fn carve(scratch: &mut BytesMut, n: isize) -> io::Result<Bytes> {
+pub(crate) fn carve(scratch: &mut BytesMut, n: isize) -> io::Result<Bytes> {
     if n < 0 {
         return Err(io::Error::last_os_error());
     }

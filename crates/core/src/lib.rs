@@ -23,8 +23,9 @@ mod remote;
 mod session;
 mod stats;
 mod timer;
+pub mod tls;
 
-pub use crate::core::{Accepted, Core, Handle, SessionFactory};
+pub use crate::core::{Accepted, Core, Handle, ListenerOpts, SessionFactory};
 pub use crate::ids::{ConnId, ListenerId, PipeId, SessionId, TimerId};
 pub use crate::pipe::{PipeBuffer, PipeEnd, PipeOpts, Sink, Source, DEFAULT_THRESHOLD};
 pub use crate::remote::Remote;

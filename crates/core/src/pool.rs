@@ -71,7 +71,7 @@ impl Hasher for AddrHasher {
     }
 }
 
-type AddrMap<V> = HashMap<SocketAddr, V, BuildHasherDefault<AddrHasher>>;
+type AddrMap<V> = HashMap<(SocketAddr, u64), V, BuildHasherDefault<AddrHasher>>;
 
 pub(crate) struct Pool {
     /// Per address: (connection index, generation), oldest first.
@@ -103,7 +103,12 @@ impl Io {
             && conn.writer.is_none()
             && !conn.read_eof
             && !conn.write_shut
-            && !conn.connecting;
+            && !conn.connecting
+            && !conn.tls_pending()
+            && conn
+                .tls
+                .as_ref()
+                .is_none_or(|t| t.plain == 0 && !t.peer_closed);
         if !reusable || self.pool.max_idle == 0 {
             return false;
         }
@@ -117,7 +122,7 @@ impl Io {
         if !self.timers.postpone(conn.pool_timer, at) {
             conn.pool_timer = self.timers.add(at, Owner::Pooled { idx: c, gen });
         }
-        let list = self.pool.idle.entry(peer).or_default();
+        let list = self.pool.idle.entry((peer, conn.pool_tag)).or_default();
         list.push((c, gen));
         if list.len() > self.pool.max_idle {
             let (old, _) = list[0];
@@ -127,9 +132,9 @@ impl Io {
     }
 
     /// Take a healthy idle connection to `addr` for session `sid`, if the pool has one.
-    pub fn adopt(&mut self, sid: usize, addr: SocketAddr) -> Option<(usize, u64)> {
+    pub fn adopt(&mut self, sid: usize, addr: SocketAddr, tag: u64) -> Option<(usize, u64)> {
         loop {
-            let (c, gen) = self.pool.idle.get_mut(&addr)?.pop()?;
+            let (c, gen) = self.pool.idle.get_mut(&(addr, tag))?.pop()?;
             // The idle deadline stays armed: the next park moves it (see the module doc).
             let Some(conn) = self
                 .conns
@@ -162,12 +167,13 @@ impl Io {
             return;
         };
         if let Some(peer) = conn.peer {
-            if let Some(list) = self.pool.idle.get_mut(&peer) {
+            let key = (peer, conn.pool_tag);
+            if let Some(list) = self.pool.idle.get_mut(&key) {
                 if let Some(i) = list.iter().position(|&(x, _)| x == c) {
                     list.remove(i);
                 }
                 if list.is_empty() {
-                    self.pool.idle.remove(&peer);
+                    self.pool.idle.remove(&key);
                 }
             }
         }

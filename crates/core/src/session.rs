@@ -156,13 +156,43 @@ impl<'a> Cx<'a> {
     /// Connect to `addr`, reusing an idle pooled connection when there is one (see
     /// [`Cx::park`]); `on_connect` tells how it went, in both cases.
     pub fn connect(&mut self, addr: SocketAddr) -> io::Result<ConnId> {
-        if let Some((idx, gen)) = self.io.adopt(self.sid, addr) {
+        if let Some((idx, gen)) = self.io.adopt(self.sid, addr, 0) {
             let result = Ok(());
             self.io
                 .notify(self.sid, Notice::Connected { idx, gen, result });
             return Ok(ConnId { idx, gen });
         }
         self.connect_fresh(addr)
+    }
+
+    /// Connect to `addr` over TLS, reusing an idle pooled TLS connection made with the same
+    /// name and config when there is one. `on_connect` comes once the handshake is over
+    /// (an `InvalidData` error names a handshake failure, a bad certificate say).
+    pub fn connect_tls(
+        &mut self,
+        addr: SocketAddr,
+        tls: &crate::tls::TlsClient,
+    ) -> io::Result<ConnId> {
+        let tag = tls.tag();
+        if let Some((idx, gen)) = self.io.adopt(self.sid, addr, tag) {
+            let result = Ok(());
+            self.io
+                .notify(self.sid, Notice::Connected { idx, gen, result });
+            return Ok(ConnId { idx, gen });
+        }
+        let state = crate::tls::Tls::client(tls)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let id = self.connect_fresh(addr)?;
+        let conn = &mut self.io.conns[id.idx];
+        conn.tls = Some(Box::new(state));
+        conn.pool_tag = tag;
+        Ok(id)
+    }
+
+    /// The TLS facts of a connection (SNI, ALPN, version, cipher), once its handshake is
+    /// over; `None` on a plain connection.
+    pub fn tls_info(&self, c: ConnId) -> Option<std::sync::Arc<crate::tls::TlsInfo>> {
+        self.conn(c)?.tls.as_ref()?.info.clone()
     }
 
     /// Whether `c` came from the pool (a request that fails on it before any answer may be
@@ -251,6 +281,8 @@ impl<'a> Cx<'a> {
                 return dead;
             }
         }
+        // sendfile(2) writes raw bytes: not to a TLS connection.
+        let sink_tls = sink_conn.is_some_and(|c| self.conn(c).is_some_and(|x| x.tls.is_some()));
         let gen = self.io.gen();
         let idx = self.io.pipes.vacant_entry().key();
         let source = match from {
@@ -262,7 +294,7 @@ impl<'a> Cx<'a> {
                 file,
                 offset,
                 remaining: len,
-                sendfile: true,
+                sendfile: !sink_tls,
             },
             Source::Session => SourceKind::Session,
         };

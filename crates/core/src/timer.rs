@@ -25,6 +25,8 @@ pub(crate) enum Owner {
     Listener(usize),
     /// A parked upstream connection's idle deadline.
     Pooled { idx: usize, gen: u64 },
+    /// An accepted connection's TLS handshake deadline.
+    Handshake { idx: usize, gen: u64 },
 }
 
 struct Armed {
