@@ -25,6 +25,8 @@ pub struct Entry<'a> {
     pub referer: &'a str,
     pub user_agent: &'a str,
     pub duration: Duration,
+    /// On a TLS connection: version, cipher, SNI and ALPN, after the duration.
+    pub tls: Option<&'a tether_core::tls::TlsInfo>,
 }
 
 impl AccessLog {
@@ -44,8 +46,17 @@ impl AccessLog {
         let ip = e
             .client
             .map_or_else(|| "-".to_string(), |ip| ip.to_string());
+        let tls = e.tls.map_or(String::new(), |t| {
+            format!(
+                " tls={} {} sni={} alpn={}",
+                t.version,
+                t.cipher,
+                t.sni.as_deref().unwrap_or("-"),
+                t.alpn.as_deref().unwrap_or("-")
+            )
+        });
         let line = format!(
-            "{ip} - - [{}] \"{}\" {} \"{}\" \"{}\" {:.3}\n",
+            "{ip} - - [{}] \"{}\" {} \"{}\" \"{}\" {:.3}{tls}\n",
             clf_time(SystemTime::now()),
             e.request_line.escape_default(),
             e.status,

@@ -21,6 +21,7 @@ pub mod router;
 pub mod server;
 pub mod static_files;
 pub mod tcp;
+pub mod tls;
 pub mod upstream;
 
 pub use config::{ConfigError, Settings, DEFAULT_CONFIG};

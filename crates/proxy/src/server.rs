@@ -144,6 +144,10 @@ pub fn install_sockets(
     let mut bound = Vec::new();
     let mut sockets = sockets.into_iter();
     for spec in &settings.listeners {
+        let opts = tether_core::ListenerOpts {
+            tls: spec.front.tls.as_ref().map(|t| t.config.clone()),
+            handshake_timeout: spec.front.handshake_timeout,
+        };
         let spec = Arc::new(spec.clone());
         let server = server.clone();
         let factory: SessionFactory = match spec.target.clone() {
@@ -172,7 +176,7 @@ pub fn install_sockets(
         let Some(socket) = sockets.next() else {
             return Err(io::Error::other(format!("no socket bound for {listen}")));
         };
-        let id = core.add_listener(socket, factory)?;
+        let id = core.add_listener_with(socket, opts, factory)?;
         bound.push(core.local_addr(id).unwrap_or(listen));
     }
     Ok(bound)

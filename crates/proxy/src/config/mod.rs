@@ -55,7 +55,10 @@ impl std::error::Error for ConfigError {}
 mod ops;
 mod servers;
 mod session_json;
+mod tls;
 mod upstream;
+
+pub use tls::Front;
 mod xps;
 
 pub use ops::{AdminSettings, Ops, SupervisorSettings};
@@ -127,6 +130,9 @@ struct RawListener {
     connect_timeout_ms: Option<Spanned<u64>>,
     idle_timeout_ms: Option<Spanned<u64>>,
     tunnel_timeout_ms: Option<Spanned<u64>>,
+    tls: Option<Spanned<tls::RawTls>>,
+    redirect_http: Option<Spanned<tls::RawRedirect>>,
+    hsts: Option<String>,
 }
 
 /// What a listener is wired to.
@@ -165,6 +171,8 @@ pub struct ListenerSpec {
     /// http: a tunnel after `101 Switching Protocols` (WebSocket) with no byte either way
     /// for this long is closed.
     pub tunnel_timeout: Duration,
+    /// TLS, and what the plain listener of an HTTPS site does (`config/tls.rs`).
+    pub front: Front,
 }
 
 /// A checked config.
@@ -346,6 +354,7 @@ pub(crate) fn metrics_listener(listen: SocketAddr) -> ListenerSpec {
         connect_timeout: Duration::from_secs(5),
         idle_timeout: Duration::from_secs(60),
         tunnel_timeout: Duration::from_secs(600),
+        front: Front::default(),
     }
 }
 
@@ -360,6 +369,21 @@ fn check_listener(
             format!("`listen`: not an address:port: {:?}", l.listen.get_ref()),
         )
     })?;
+    let part = tls::part(
+        &l.tls,
+        l.redirect_http,
+        l.hsts,
+        l.protocol == Protocol::Http,
+        span.clone(),
+        at,
+    )?;
+    if l.protocol == Protocol::Tcp && (part.redirect_https.is_some() || part.hsts.is_some()) {
+        return Err(at(
+            span,
+            "`redirect_http` and `hsts` are for http listeners".into(),
+        ));
+    }
+    let front = tls::merge(vec![part], listen, at)?;
     let targets = [l.upstream.is_some(), l.root.is_some(), l.file.is_some()];
     if targets.iter().filter(|&&t| t).count() != 1 {
         return Err(at(
@@ -420,6 +444,7 @@ fn check_listener(
         connect_timeout: ms(l.connect_timeout_ms, 5_000, "connect_timeout_ms")?,
         idle_timeout: ms(l.idle_timeout_ms, idle_default, "idle_timeout_ms")?,
         tunnel_timeout: ms(l.tunnel_timeout_ms, 600_000, "tunnel_timeout_ms")?,
+        front,
     })
 }
 

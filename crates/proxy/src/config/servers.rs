@@ -32,6 +32,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::tls::FrontPart;
 use super::{millis, upstream, ConfigError, ListenerSpec, Target};
 use crate::router::{Acl, Action, Cidr, PortRewrite, Route, Router, StatusFormat, VirtualHost};
 use crate::static_files::FileOptions;
@@ -50,6 +51,9 @@ pub(super) struct RawServer {
     connect_timeout_ms: Option<Spanned<u64>>,
     idle_timeout_ms: Option<Spanned<u64>>,
     tunnel_timeout_ms: Option<Spanned<u64>>,
+    tls: Option<Spanned<super::tls::RawTls>>,
+    redirect_http: Option<Spanned<super::tls::RawRedirect>>,
+    hsts: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -107,23 +111,31 @@ impl Default for Timeouts {
     }
 }
 
+type Entry = (SocketAddr, VirtualHost, Timeouts, FrontPart);
+
 /// Group virtual hosts by listening address (in order of first appearance) into listeners.
-pub(super) fn group(entries: Vec<(SocketAddr, VirtualHost, Timeouts)>) -> Vec<ListenerSpec> {
-    let mut order: Vec<(SocketAddr, Vec<VirtualHost>, Timeouts)> = Vec::new();
-    for (addr, host, t) in entries {
+pub(super) fn group(entries: Vec<Entry>, at: At<'_>) -> Result<Vec<ListenerSpec>, ConfigError> {
+    let mut order: Vec<(SocketAddr, Vec<VirtualHost>, Timeouts, Vec<FrontPart>)> = Vec::new();
+    for (addr, host, t, front) in entries {
         match order.iter_mut().find(|(a, ..)| *a == addr) {
-            Some((_, hosts, _)) => hosts.push(host),
-            None => order.push((addr, vec![host], t)),
+            Some((_, hosts, _, fronts)) => {
+                hosts.push(host);
+                fronts.push(front);
+            }
+            None => order.push((addr, vec![host], t, vec![front])),
         }
     }
     order
         .into_iter()
-        .map(|(listen, hosts, t)| ListenerSpec {
-            listen,
-            target: Target::Http(Arc::new(Router { hosts })),
-            connect_timeout: t.connect,
-            idle_timeout: t.idle,
-            tunnel_timeout: t.tunnel,
+        .map(|(listen, hosts, t, fronts)| {
+            Ok(ListenerSpec {
+                listen,
+                target: Target::Http(Arc::new(Router { hosts })),
+                connect_timeout: t.connect,
+                idle_timeout: t.idle,
+                tunnel_timeout: t.tunnel,
+                front: super::tls::merge(fronts, listen, at)?,
+            })
         })
         .collect()
 }
@@ -162,6 +174,7 @@ pub(super) fn check(
             idle: millis(s.idle_timeout_ms, 60_000, "idle_timeout_ms", at)?,
             tunnel: millis(s.tunnel_timeout_ms, 600_000, "tunnel_timeout_ms", at)?,
         };
+        let front = super::tls::part(&s.tls, s.redirect_http, s.hsts, true, span.clone(), at)?;
         let mut routes = Vec::new();
         for r in s.route {
             routes.push(check_route(r, &pools, max_body, brokers, at)?);
@@ -177,10 +190,10 @@ pub(super) fn check(
                     format!("`listen`: not an address:port: {:?}", l.get_ref()),
                 )
             })?;
-            entries.push((addr, host.clone(), timeouts));
+            entries.push((addr, host.clone(), timeouts, front.clone()));
         }
     }
-    Ok(group(entries))
+    group(entries, at)
 }
 
 fn check_route(

@@ -40,13 +40,23 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         routes: vec![route],
     };
     let listen = SocketAddr::from(([0, 0, 0, 0], json.port));
+    let no_error = |_: std::ops::Range<usize>, message: String| ConfigError {
+        path: name.to_string(),
+        line: 1,
+        col: 1,
+        message,
+    };
+    let listeners = group(
+        vec![(listen, host, Timeouts::default(), Default::default())],
+        &no_error,
+    )?;
     Ok(Settings {
         server_name: "tether".into(),
         workers: 1,
         access_log: "off".into(),
         max_connections: 0,
         store: "memory".into(),
-        listeners: group(vec![(listen, host, Timeouts::default())]),
+        listeners,
         brokers: vec![broker],
         session_log: Some((json.log_dir(), json.debug)),
         ops: Default::default(),

@@ -99,14 +99,14 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         for (li, l) in s.listeners.iter().enumerate() {
             let addr = resolve(&format!("{}:{}", l.host, l.port))
                 .map_err(|m| err(1, 1, format!("servers[{si}].listeners[{li}]: {m}")))?;
-            entries.push((addr, host.clone(), Timeouts::default()));
+            entries.push((addr, host.clone(), Timeouts::default(), Default::default()));
         }
     }
     let workers = match cfg.workers {
         None | Some(0) => 1,
         Some(n) => n.min(1024) as usize,
     };
-    let mut listeners = group(entries);
+    let mut listeners = group(entries, &|_, m| err(1, 1, m))?;
     let metrics = match cfg.metrics {
         None => Some(SocketAddr::from(([127, 0, 0, 1], 8004))),
         Some(XpsMetrics::Off(false)) => None,

@@ -88,12 +88,14 @@ fn is_local(name: &str, named: &Named<'_>) -> bool {
 }
 
 /// The request head to send upstream.
-/// `client_ip` is the client's address as text (empty if unknown); `upstream` is named in a
+/// `client_ip` is the client's address as text (empty if unknown); `https`: the client came
+/// over TLS (`X-Forwarded-Proto: https`); `upstream` is named in a
 /// `Host` header only when the request has none.
 /// `edits` (affinity) may replace the target and header values.
 pub fn upstream_request(
     req: &RequestHead,
     client_ip: &str,
+    https: bool,
     upstream: SocketAddr,
     edits: Option<&Edits>,
 ) -> BytesMut {
@@ -152,7 +154,8 @@ pub fn upstream_request(
         _ => write_header(&mut out, "X-Forwarded-For", ip.as_bytes()),
     }
     write_header(&mut out, "X-Real-IP", ip.as_bytes());
-    write_header(&mut out, "X-Forwarded-Proto", b"http");
+    let proto: &[u8] = if https { b"https" } else { b"http" };
+    write_header(&mut out, "X-Forwarded-Proto", proto);
     if let Some(h) = host {
         write_header(&mut out, "X-Forwarded-Host", h);
     }
@@ -166,6 +169,19 @@ pub fn upstream_request(
     }
     out.extend_from_slice(b"\r\n");
     out
+}
+
+/// `head` with `line` (`Name: value\r\n`) added after its status line (HSTS on every
+/// response of a TLS listener, whoever wrote the head).
+pub fn with_line(head: bytes::Bytes, line: &str) -> bytes::Bytes {
+    let Some(end) = head.windows(2).position(|w| w == b"\r\n") else {
+        return head;
+    };
+    let mut out = BytesMut::with_capacity(head.len() + line.len());
+    out.extend_from_slice(&head[..end + 2]);
+    out.extend_from_slice(line.as_bytes());
+    out.extend_from_slice(&head[end + 2..]);
+    out.freeze()
 }
 
 /// The response head to send the client. `keep_alive`: the client connection stays open
@@ -257,7 +273,7 @@ mod tests {
     #[test]
     fn request_rewrite() {
         let r = req(b"GET /x?y HTTP/1.1\r\nHost: a.example\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\nX-Forwarded-For: 10.0.0.1\r\nX-Real-IP: 6.6.6.6\r\nAccept: */*\r\n\r\n");
-        let out = upstream_request(&r, "127.0.0.9", "10.0.0.1:1".parse().unwrap(), None);
+        let out = upstream_request(&r, "127.0.0.9", false, "10.0.0.1:1".parse().unwrap(), None);
         let s = String::from_utf8(out.to_vec()).unwrap();
         assert!(
             s.starts_with("GET /x?y HTTP/1.1\r\nHost: a.example\r\nAccept: */*\r\n"),
@@ -279,7 +295,7 @@ mod tests {
     fn request_rewrite_http10_chunked_upgrade() {
         let r = req(b"GET / HTTP/1.0\r\n\r\n");
         let s = String::from_utf8(
-            upstream_request(&r, "", "10.0.0.1:1".parse().unwrap(), None).to_vec(),
+            upstream_request(&r, "", false, "10.0.0.1:1".parse().unwrap(), None).to_vec(),
         )
         .unwrap();
         assert!(
@@ -289,7 +305,7 @@ mod tests {
         );
         let r = req(b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n");
         let s = String::from_utf8(
-            upstream_request(&r, "", "10.0.0.1:1".parse().unwrap(), None).to_vec(),
+            upstream_request(&r, "", false, "10.0.0.1:1".parse().unwrap(), None).to_vec(),
         )
         .unwrap();
         assert_eq!(
@@ -301,7 +317,7 @@ mod tests {
             b"GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
         );
         let s = String::from_utf8(
-            upstream_request(&r, "", "10.0.0.1:1".parse().unwrap(), None).to_vec(),
+            upstream_request(&r, "", false, "10.0.0.1:1".parse().unwrap(), None).to_vec(),
         )
         .unwrap();
         assert!(
@@ -329,6 +345,7 @@ mod tests {
             let out = upstream_request(
                 &req(cut.as_bytes()),
                 "",
+                false,
                 "10.0.0.1:1".parse().unwrap(),
                 None,
             );

@@ -102,6 +102,8 @@ pub struct HttpSession {
     pending: Option<Pending>,
     /// The simulation-server brokers routes may name, and this client's feed, if any.
     brokers: Arc<HashMap<String, Arc<Broker>>>,
+    /// The client's TLS facts (SNI, version, cipher, ALPN) on a TLS listener.
+    tls: Option<Arc<tether_core::tls::TlsInfo>>,
     feed: Option<Box<mounts::Feed>>,
     /// The core is draining: no keep-alive after the current request (`drain.rs`).
     draining: bool,
@@ -161,6 +163,7 @@ impl HttpSession {
             active: None,
             pending: None,
             brokers: Arc::default(),
+            tls: None,
             feed: None,
             draining: false,
         }
@@ -283,6 +286,7 @@ impl HttpSession {
             referer: &text.referer,
             user_agent: &text.user_agent,
             duration: took,
+            tls: self.tls.as_deref(),
         });
     }
 
@@ -375,8 +379,13 @@ impl HttpSession {
             log,
         });
         self.phase = Phase::Busy;
+        if let Some(port) = self.spec.front.redirect_https {
+            return self.redirect_https(cx, &head, port);
+        }
         let router = self.router.clone();
-        let Some(route) = router.route(head.host(), head.path()) else {
+        // Without a Host (HTTP/1.0), the name the client asked TLS for.
+        let host = head.host().or(self.tls.as_ref().and_then(|t| t.sni.as_deref()));
+        let Some(route) = router.route(host, head.path()) else {
             if !matches!(head.body, BodyKind::None | BodyKind::Length(0)) {
                 self.keep_alive = false;
             }
@@ -470,8 +479,40 @@ impl HttpSession {
     /// Send a response tether wrote itself: `head` (with its body, for a status page), then
     /// `file` if any. With keep-alive the connection carries on afterwards; otherwise it
     /// closes once the response is out.
+    /// `redirect_http`: `308` to the same URL over HTTPS (the Host without its port, then
+    /// the HTTPS port unless 443).
+    fn redirect_https(&mut self, cx: &mut Cx<'_>, head: &RequestHead, port: u16) {
+        let host = match head.host() {
+            Some(h) => h.to_string(),
+            None => match self.client.and_then(|c| cx.local_addr(c)) {
+                Some(a) if a.is_ipv6() => format!("[{}]", a.ip()),
+                Some(a) => a.ip().to_string(),
+                None => return self.status(cx, 400, head.method == Method::Head),
+            },
+        };
+        let name = match host.strip_prefix('[') {
+            Some(v6) => format!("[{}]", v6.split(']').next().unwrap_or(v6)),
+            None => host.split(':').next().unwrap_or(&host).to_string(),
+        };
+        let port = if port == 443 {
+            String::new()
+        } else {
+            format!(":{port}")
+        };
+        let target = if head.target().starts_with('/') {
+            head.target()
+        } else {
+            "/"
+        };
+        let extra = format!("Location: https://{name}{port}{target}\r\n");
+        let head_only = head.method == Method::Head;
+        let page = response::status_page_ka(308, &self.server, &extra, head_only, self.keep_alive);
+        self.respond(cx, page.into(), None);
+    }
+
     fn respond(&mut self, cx: &mut Cx<'_>, head: Bytes, file: Option<Source>) {
         let Some(client) = self.client else { return };
+        let head = secure(&self.spec, head);
         if self.current.is_some() {
             let status = head.get(9..12).and_then(|d| std::str::from_utf8(d).ok());
             self.note_status(status.and_then(|d| d.parse().ok()).unwrap_or(0));
@@ -590,6 +631,7 @@ impl Session for HttpSession {
         self.client_key = self.client_ip.map(ClientKey::new);
         self.client_ip_text = self.client_ip.map(|ip| ip.to_string()).unwrap_or_default();
         self.client = Some(client);
+        self.tls = cx.tls_info(client);
         self.open_reader(cx);
         idle::arm(cx, self.spec.idle_timeout);
     }
@@ -732,5 +774,13 @@ impl Session for HttpSession {
             }
             _ => {}
         }
+    }
+}
+
+/// A response head with the listener's `Strict-Transport-Security`, if it has one.
+pub(crate) fn secure(spec: &ListenerSpec, head: Bytes) -> Bytes {
+    match &spec.front.hsts {
+        Some(v) => forward::with_line(head, &format!("Strict-Transport-Security: {v}\r\n")),
+        None => head,
     }
 }

@@ -1,0 +1,233 @@
+//! `tls = { ... }` on a `[[server]]` or `[[listener]]`, and what a plain listener does for
+//! HTTPS (`redirect_http`, and `hsts` on a TLS one): checked into `Front`.
+//!
+//! ```toml
+//! [[server]]
+//! listen = ["0.0.0.0:443"]
+//! hostnames = ["example.org"]
+//! tls = { certificates = [{ cert = "fullchain.pem", key = "key.pem" }] }
+//! hsts = "max-age=63072000"
+//!
+//! [[server]]
+//! listen = ["0.0.0.0:80"]
+//! redirect_http = true     # every request: 308 to https://<host><path>
+//! ```
+//!
+//! Every key of `tls`: `certificates` (the first is the default for a client whose SNI
+//! names none of them, unless `strict_sni = true`), `min_version` ("1.2" default, or
+//! "1.3"), `alpn` (default `["http/1.1"]` on http listeners, none on tcp ones),
+//! `client_ca` (require and verify client certificates), `session_tickets` (default true),
+//! `session_cache` (entries, default 10000; 0 turns the cache off), `handshake_timeout_ms`
+//! (default 10000). Servers sharing a `listen` address share its certificates: SNI picks.
+
+use std::ops::Range;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::ConfigError;
+use crate::tls::{load_cert, server_config, ListenerTls, ServerTlsOptions};
+
+type At<'a> = &'a dyn Fn(Range<usize>, String) -> ConfigError;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawTls {
+    certificates: Vec<Spanned<RawCert>>,
+    min_version: Option<Spanned<String>>,
+    alpn: Option<Vec<String>>,
+    client_ca: Option<String>,
+    #[serde(default)]
+    strict_sni: bool,
+    session_tickets: Option<bool>,
+    session_cache: Option<usize>,
+    handshake_timeout_ms: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCert {
+    cert: String,
+    key: String,
+}
+
+/// `redirect_http = true` (to port 443) or `redirect_http = 8443`.
+#[derive(Deserialize, Clone, Copy)]
+#[serde(untagged)]
+pub(super) enum RawRedirect {
+    On(bool),
+    Port(u16),
+}
+
+/// What one `[[server]]` (or `[[listener]]`) says about its listeners' front.
+#[derive(Clone, Default)]
+pub(super) struct FrontPart {
+    pub tls: Option<TlsPart>,
+    pub redirect_https: Option<u16>,
+    pub hsts: Option<String>,
+    pub span: Range<usize>,
+}
+
+/// Merge the fronts of the servers sharing one address into the listener's `Front`.
+pub(super) fn merge(parts: Vec<FrontPart>, addr: std::net::SocketAddr, at: At<'_>) -> Result<Front, ConfigError> {
+    let tls_count = parts.iter().filter(|p| p.tls.is_some()).count();
+    let span = parts.first().map_or(0..0, |p| p.span.clone());
+    if tls_count != 0 && tls_count != parts.len() {
+        return Err(at(
+            span,
+            format!("the servers on {addr} must all have `tls` or none"),
+        ));
+    }
+    let redirect_https = parts.iter().find_map(|p| p.redirect_https);
+    if redirect_https.is_some() && tls_count > 0 {
+        return Err(at(
+            span,
+            format!("`redirect_http` on {addr}, a TLS listener: it goes on the plain one"),
+        ));
+    }
+    let hsts = parts.iter().find_map(|p| p.hsts.clone());
+    if hsts.is_some() && tls_count == 0 {
+        return Err(at(
+            span,
+            format!("`hsts` on {addr}, a plain listener: browsers take it over HTTPS only"),
+        ));
+    }
+    let tls_parts: Vec<TlsPart> = parts.into_iter().filter_map(|p| p.tls).collect();
+    let built = build(tls_parts, span, at)?;
+    let (tls, handshake_timeout) = match built {
+        Some((t, d)) => (Some(t), d),
+        None => (None, Duration::from_secs(10)),
+    };
+    Ok(Front {
+        tls,
+        handshake_timeout,
+        redirect_https,
+        hsts,
+    })
+}
+
+/// Read the front keys of one server.
+pub(super) fn part(
+    tls: &Option<Spanned<RawTls>>,
+    redirect_http: Option<Spanned<RawRedirect>>,
+    hsts: Option<String>,
+    http: bool,
+    span: Range<usize>,
+    at: At<'_>,
+) -> Result<FrontPart, ConfigError> {
+    Ok(FrontPart {
+        tls: tls.as_ref().map(|t| check(t, http, at)).transpose()?,
+        redirect_https: redirect(redirect_http, at)?,
+        hsts,
+        span,
+    })
+}
+
+/// How a listener meets its clients: TLS or not, and what HTTP over the plain one does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Front {
+    pub tls: Option<ListenerTls>,
+    pub handshake_timeout: Duration,
+    /// A plain listener answering every request `308` to `https://host[:port]/path`:
+    /// the HTTPS port (443 is left out of the URL).
+    pub redirect_https: Option<u16>,
+    /// `Strict-Transport-Security` added to every response of a TLS listener.
+    pub hsts: Option<String>,
+}
+
+/// A server's (or listener's) TLS part before the listener's certificates are merged.
+#[derive(Clone)]
+pub(super) struct TlsPart {
+    pub options: ServerTlsOptions,
+    pub handshake_timeout: Duration,
+}
+
+/// Read the certificates and options of one `tls` table.
+pub(super) fn check(raw: &Spanned<RawTls>, http: bool, at: At<'_>) -> Result<TlsPart, ConfigError> {
+    let span = raw.span();
+    let r = raw.get_ref();
+    if r.certificates.is_empty() {
+        return Err(at(span, "`tls` needs at least one of `certificates`".into()));
+    }
+    let mut certs = Vec::new();
+    for c in &r.certificates {
+        let loaded = load_cert(c.get_ref().cert.as_ref(), c.get_ref().key.as_ref())
+            .map_err(|m| at(c.span(), m))?;
+        certs.push(loaded);
+    }
+    let tls12 = match r.min_version.as_ref().map(|v| (v.get_ref().as_str(), v.span())) {
+        None | Some(("1.2", _)) => true,
+        Some(("1.3", _)) => false,
+        Some((other, s)) => {
+            return Err(at(
+                s,
+                format!("`min_version`: {other:?} is not \"1.2\" or \"1.3\""),
+            ))
+        }
+    };
+    let alpn = r.alpn.clone().unwrap_or_else(|| {
+        if http {
+            vec!["http/1.1".to_string()]
+        } else {
+            Vec::new()
+        }
+    });
+    if let Some(bad) = alpn.iter().find(|p| p.is_empty() || p.len() > 255) {
+        return Err(at(span, format!("`alpn`: {bad:?} is not a protocol name")));
+    }
+    if let Some(bad) = alpn.iter().find(|p| http && p.as_str() != "http/1.1") {
+        return Err(at(
+            span,
+            format!("`alpn`: {bad:?} is not served here (http/1.1 is)"),
+        ));
+    }
+    let handshake_timeout = super::millis(
+        r.handshake_timeout_ms.clone(),
+        10_000,
+        "handshake_timeout_ms",
+        at,
+    )?;
+    Ok(TlsPart {
+        options: ServerTlsOptions {
+            certs,
+            strict_sni: r.strict_sni,
+            tls12,
+            alpn,
+            client_ca: r.client_ca.as_ref().map(PathBuf::from),
+            session_tickets: r.session_tickets.unwrap_or(true),
+            session_cache: r.session_cache.unwrap_or(10_000),
+        },
+        handshake_timeout,
+    })
+}
+
+/// Merge the TLS parts of the servers of one address (the first one's options win, every
+/// certificate is offered) and build the listener's config.
+pub(super) fn build(
+    mut parts: Vec<TlsPart>,
+    span: Range<usize>,
+    at: At<'_>,
+) -> Result<Option<(ListenerTls, Duration)>, ConfigError> {
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    let mut first = parts.remove(0);
+    for p in parts {
+        first.options.certs.extend(p.options.certs);
+    }
+    let timeout = first.handshake_timeout;
+    let tls = server_config(first.options).map_err(|m| at(span, format!("`tls`: {m}")))?;
+    Ok(Some((tls, timeout)))
+}
+
+/// `redirect_http` to the HTTPS port.
+pub(super) fn redirect(r: Option<Spanned<RawRedirect>>, at: At<'_>) -> Result<Option<u16>, ConfigError> {
+    match r.map(|r| (r.span(), *r.get_ref())) {
+        None | Some((_, RawRedirect::On(false))) => Ok(None),
+        Some((_, RawRedirect::On(true))) => Ok(Some(443)),
+        Some((s, RawRedirect::Port(0))) => Err(at(s, "`redirect_http`: port 0".into())),
+        Some((_, RawRedirect::Port(p))) => Ok(Some(p)),
+    }
+}

@@ -1,0 +1,258 @@
+//! TLS on listeners, end to end: the real binary, `curl --cacert` against a CA made at test
+//! time, `openssl s_client` for SNI, ALPN and versions, python upstreams behind it.
+
+mod common;
+mod tls_support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::*;
+use tls_support::{s_client, Ca, Key};
+
+fn https(port: u16, ca: &Ca, path: &str, extra: &[&str]) -> std::process::Output {
+    let url = format!("https://localhost:{port}{path}");
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    let mut args = vec![
+        "--cacert",
+        ca.cert.to_str().unwrap(),
+        "--resolve",
+        &resolve,
+        "-i",
+    ];
+    args.extend_from_slice(extra);
+    args.push(&url);
+    curl(&args)
+}
+
+#[test]
+fn https_files_and_proxy_with_forwarded_proto() {
+    let dir = TempDir::new("tls-basic");
+    let ca = Ca::new(dir.path(), "ca");
+    let (cert, key) = ca.leaf("site", &["localhost"], Key::P256, 30);
+    // nginx `root` semantics: the route path stays in the file path.
+    dir.write("www/files/hello.txt", b"hello over tls\n");
+    let (tls_port, up_port) = (free_port(), free_port());
+    let _up = python_echo_head(up_port);
+    let config = format!(
+        r#"
+[[upstream]]
+name = "app"
+servers = ["127.0.0.1:{up_port}"]
+
+[[server]]
+listen = ["127.0.0.1:{tls_port}"]
+tls = {{ certificates = [{{ cert = "{}", key = "{}" }}] }}
+hsts = "max-age=600"
+
+[[server.route]]
+path = "/files"
+root = "{}"
+
+[[server.route]]
+path = "/"
+proxy = "app"
+"#,
+        cert.display(),
+        key.display(),
+        dir.path().join("www").display()
+    );
+    let _t = tether(&dir, &config, &[tls_port]);
+    let out = https(tls_port, &ca, "/files/hello.txt", &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("hello over tls"), "{text}");
+    assert_eq!(
+        header(&text, "strict-transport-security"),
+        Some("max-age=600"),
+        "{text}"
+    );
+    let out = https(tls_port, &ca, "/app", &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("X-Forwarded-Proto: https"), "{text}");
+    assert_eq!(
+        header(&text, "strict-transport-security"),
+        Some("max-age=600"),
+        "{text}"
+    );
+    // Without --cacert the certificate is not trusted: curl refuses.
+    let url = format!("https://127.0.0.1:{tls_port}/");
+    let out = curl(&[&url]);
+    assert!(!out.status.success());
+}
+
+#[test]
+fn keep_alive_and_large_body_over_tls() {
+    let dir = TempDir::new("tls-ka");
+    let ca = Ca::new(dir.path(), "ca");
+    let (cert, key) = ca.leaf("site", &["localhost"], Key::P256, 30);
+    let big = noise(8 * 1024 * 1024 + 123, 7);
+    dir.write("www/big.bin", &big);
+    let port = free_port();
+    let config = format!(
+        "[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"http\"\nroot = \"{}\"\ntls = {{ certificates = [{{ cert = \"{}\", key = \"{}\" }}] }}\n",
+        dir.path().join("www").display(),
+        cert.display(),
+        key.display()
+    );
+    let _t = tether(&dir, &config, &[port]);
+    let out_file = dir.path().join("got.bin");
+    let url = format!("https://localhost:{port}/big.bin");
+    let resolve = format!("localhost:{port}:127.0.0.1");
+    // Two downloads on one connection (curl reuses it for the second URL).
+    let out = curl(&[
+        "--cacert",
+        ca.cert.to_str().unwrap(),
+        "--resolve",
+        &resolve,
+        "-o",
+        out_file.to_str().unwrap(),
+        &url,
+        "-o",
+        "/dev/null",
+        &url,
+        "-w",
+        "%{num_connects}\n",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got = std::fs::read(&out_file).unwrap();
+    assert!(got == big, "download differs: {} vs {} bytes", got.len(), big.len());
+    let counts = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(counts.lines().collect::<Vec<_>>(), ["1", "0"], "second request reused the connection");
+}
+
+#[test]
+fn sni_picks_the_certificate_and_strict_sni_refuses_unknown_names() {
+    let dir = TempDir::new("tls-sni");
+    let ca = Ca::new(dir.path(), "ca");
+    let (a_cert, a_key) = ca.leaf("a", &["a.test"], Key::P256, 30);
+    let (w_cert, w_key) = ca.leaf("w", &["*.wild.test"], Key::Rsa2048, 30);
+    let (port, strict) = (free_port(), free_port());
+    dir.write("www/x.txt", b"x");
+    let root = dir.path().join("www");
+    let certs = format!(
+        "[{{ cert = \"{}\", key = \"{}\" }}, {{ cert = \"{}\", key = \"{}\" }}]",
+        a_cert.display(),
+        a_key.display(),
+        w_cert.display(),
+        w_key.display()
+    );
+    let config = format!(
+        "[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"http\"\nroot = \"{r}\"\ntls = {{ certificates = {certs} }}\n\n\
+         [[listener]]\nlisten = \"127.0.0.1:{strict}\"\nprotocol = \"http\"\nroot = \"{r}\"\ntls = {{ certificates = {certs}, strict_sni = true, min_version = \"1.3\" }}\n",
+        r = root.display()
+    );
+    let t = tether(&dir, &config, &[port, strict]);
+    let ca_s = ca.cert.to_str().unwrap();
+    let out = s_client(port, &["-servername", "x.wild.test", "-CAfile", ca_s], b"");
+    assert!(out.contains("CN = x.wild.test") || out.contains("CN=*.wild.test") || out.contains("CN = *.wild.test"), "{out}");
+    assert!(out.contains("Verify return code: 0"), "{out}");
+    let out = s_client(port, &["-servername", "a.test", "-CAfile", ca_s], b"");
+    assert!(out.contains("CN = a.test") || out.contains("CN=a.test"), "{out}");
+    // An unknown name gets the default (the first) on the lenient listener...
+    let out = s_client(port, &["-servername", "other.test"], b"");
+    assert!(out.contains("CN = a.test") || out.contains("CN=a.test"), "{out}");
+    // ... and a failed handshake on the strict one, logged.
+    let out = s_client(strict, &["-servername", "other.test"], b"");
+    assert!(!out.contains("CN = a.test"), "{out}");
+    assert!(eventually(Duration::from_secs(5), || t
+        .log_text()
+        .contains("no certificate for SNI \"other.test\"")));
+    // min_version = "1.3": a TLS 1.2 client is refused, 1.3 is served.
+    let out = s_client(strict, &["-servername", "a.test", "-tls1_2"], b"");
+    assert!(!out.contains("CN = a.test"), "{out}");
+    let out = s_client(strict, &["-servername", "a.test", "-tls1_3"], b"");
+    assert!(out.contains("TLSv1.3"), "{out}");
+    // ALPN: http/1.1 offered by default.
+    let out = s_client(port, &["-servername", "a.test", "-alpn", "h2,http/1.1"], b"");
+    assert!(out.contains("ALPN protocol: http/1.1"), "{out}");
+}
+
+#[test]
+fn plain_http_and_garbage_on_a_tls_port_are_closed_and_logged() {
+    let dir = TempDir::new("tls-bad");
+    let ca = Ca::new(dir.path(), "ca");
+    let (cert, key) = ca.leaf("site", &["localhost"], Key::P256, 30);
+    dir.write("www/x.txt", b"still here");
+    let port = free_port();
+    let config = format!(
+        "[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"http\"\nroot = \"{}\"\ntls = {{ certificates = [{{ cert = \"{}\", key = \"{}\" }}] }}\n",
+        dir.path().join("www").display(),
+        cert.display(),
+        key.display()
+    );
+    let mut t = tether(&dir, &config, &[port]);
+    for input in [
+        &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        &b"\x16\x03\x01\x00\x05garbagegarbage"[..],
+        &[0u8; 300][..],
+    ] {
+        let mut s = TcpStream::connect(addr(port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(input).unwrap();
+        let mut buf = Vec::new();
+        // The connection is closed (an alert at most), not held open.
+        let _ = s.read_to_end(&mut buf);
+        assert!(!String::from_utf8_lossy(&buf).contains("HTTP/1.1"));
+    }
+    assert!(eventually(Duration::from_secs(5), || t
+        .log_text()
+        .contains("TLS handshake from 127.0.0.1")));
+    assert!(t.alive());
+    let out = https(port, &ca, "/x.txt", &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("still here"));
+}
+
+#[test]
+fn redirect_http_answers_308_to_https() {
+    let dir = TempDir::new("tls-redirect");
+    let (plain, other) = (free_port(), free_port());
+    let config = format!(
+        "[[server]]\nlisten = [\"127.0.0.1:{plain}\"]\nredirect_http = true\n[[server.route]]\npath = \"/\"\nstatus_page = \"json\"\n\n\
+         [[server]]\nlisten = [\"127.0.0.1:{other}\"]\nredirect_http = 8443\n[[server.route]]\npath = \"/\"\nstatus_page = \"json\"\n"
+    );
+    let _t = tether(&dir, &config, &[plain, other]);
+    let out = curl(&["-i", &format!("http://127.0.0.1:{plain}/a/b?c=d")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("HTTP/1.1 308"), "{text}");
+    assert_eq!(header(&text, "location"), Some("https://127.0.0.1/a/b?c=d"));
+    let out = curl(&["-i", "-H", "Host: example.org:8080", &format!("http://127.0.0.1:{other}/x")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(header(&text, "location"), Some("https://example.org:8443/x"), "{text}");
+}
+
+#[test]
+fn check_refuses_a_key_that_does_not_match_and_points_at_it() {
+    let dir = TempDir::new("tls-check");
+    let ca = Ca::new(dir.path(), "ca");
+    let (cert, _) = ca.leaf("one", &["localhost"], Key::P256, 30);
+    let (_, other_key) = ca.leaf("two", &["localhost"], Key::P256, 30);
+    let config = format!(
+        "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"http\"\nroot = \".\"\ntls = {{ certificates = [{{ cert = \"{}\", key = \"{}\" }}] }}\n",
+        cert.display(),
+        other_key.display()
+    );
+    let path = dir.write("bad.toml", config.as_bytes());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args(["check", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("bad.toml:5:"), "{err}");
+    assert!(err.contains("does not match certificate"), "{err}");
+    // A garbage certificate file: the chain does not parse.
+    let junk = dir.write("junk.pem", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+    let config = config.replace(cert.to_str().unwrap(), junk.to_str().unwrap());
+    let path = dir.write("junk.toml", config.as_bytes());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args(["check", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("junk.toml:5:") && err.contains("junk.pem"), "{err}");
+}
