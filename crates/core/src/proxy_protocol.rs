@@ -27,7 +27,7 @@
 //!
 //! Encoding with mixed families (an IPv4 source and an IPv6 destination, or the reverse)
 //! maps the IPv4 one to its IPv4-mapped IPv6 form (`::ffff:a.b.c.d`) and writes `TCP6` /
-//! `INET6`, so no address is lost (HAProxy's v2 encoder does the same). IPv6 flow info and
+//! `INET6`, so no address is lost (as HAProxy's encoders do). IPv6 flow info and
 //! scope ids are not carried by the protocol.
 
 mod trusted;
@@ -232,11 +232,12 @@ fn parse_v1(buf: &[u8]) -> Result<Parsed, ProxyError> {
     }
     let window = &buf[..buf.len().min(V1_MAX_LEN)];
     let Some(end) = window.iter().position(|&b| b == b'\r' || b == b'\n') else {
-        if buf.len() >= V1_MAX_LEN {
-            return Err(ProxyError::V1TooLong);
-        }
-        v1_prefix(&buf[V1_PREFIX.len()..])?;
-        return Ok(Parsed::Incomplete);
+        // What is wrong in the fields is a clearer error than the length.
+        v1_prefix(&window[V1_PREFIX.len()..])?;
+        return match buf.len() >= V1_MAX_LEN {
+            true => Err(ProxyError::V1TooLong),
+            false => Ok(Parsed::Incomplete),
+        };
     };
     if window[end] == b'\n' {
         return Err(ProxyError::V1BadSyntax); // a bare LF
@@ -283,7 +284,7 @@ fn v1_line(line: &[u8]) -> Result<Option<(SocketAddr, SocketAddr)>, ProxyError> 
     )))
 }
 
-/// Checks that `rest` (after `PROXY `, no CR or LF in it, shorter than the limit) can still
+/// Checks that `rest` (after `PROXY `, no CR or LF in it) can still
 /// become a valid line: every field but the last is whole and valid, the last one a valid
 /// beginning of what belongs there.
 fn v1_prefix(rest: &[u8]) -> Result<(), ProxyError> {

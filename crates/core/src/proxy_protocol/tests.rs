@@ -362,6 +362,14 @@ fn v1_too_long() {
         parse(&long.as_bytes()[..V1_MAX_LEN - 1]),
         Ok(Parsed::Incomplete)
     );
+    // A bad field is reported as such, even past the limit.
+    let long = format!("PROXY TCP5 {}", "x".repeat(200));
+    assert_eq!(err(long.as_bytes()), ProxyError::V1BadProtocol);
+    let long = format!("PROXY TCP4 1.2.3.4 5.6.7.8 1 2{}", "0".repeat(100));
+    assert_eq!(err(long.as_bytes()), ProxyError::V1BadPort);
+    // An address that runs on is a bad address before it is too long.
+    let long = format!("PROXY TCP6 {}", "0:".repeat(100));
+    assert_eq!(err(long.as_bytes()), ProxyError::V1BadAddress);
     // 108 bytes with the CRLF: the CR is the 107th byte.
     let over = format!("PROXY UNKNOWN {}\r\n", "x".repeat(V1_MAX_LEN - 16 + 1));
     assert_eq!(over.len(), V1_MAX_LEN + 1);
