@@ -19,6 +19,7 @@ mod ids;
 mod io;
 mod pipe;
 mod pool;
+pub mod proxy_protocol;
 mod remote;
 mod session;
 mod stats;
