@@ -6,7 +6,7 @@ GET /close         -> a body delimited by closing the connection (no length)
 POST /echo         -> the request body back (Content-Length or chunked request)
 GET /head          -> the request head as received
 GET /slow?ms=N     -> waits N ms, then answers "slow"
-usage: python3 support_upstream.py PORT
+usage: python3 support_upstream.py PORT [CERT KEY]   (with CERT and KEY: HTTPS)
 """
 import http.server
 import sys
@@ -81,4 +81,11 @@ class Server(http.server.ThreadingHTTPServer):
     count = {}
 
 
-Server(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
+server = Server(("127.0.0.1", int(sys.argv[1])), Handler)
+if len(sys.argv) > 3:
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+server.serve_forever()

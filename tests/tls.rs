@@ -61,7 +61,11 @@ proxy = "app"
     let _t = tether(&dir, &config, &[tls_port]);
     let out = https(tls_port, &ca, "/files/hello.txt", &[]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text} {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(text.contains("hello over tls"), "{text}");
     assert_eq!(
@@ -117,11 +121,24 @@ fn keep_alive_and_large_body_over_tls() {
         "-w",
         "%{num_connects}\n",
     ]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let got = std::fs::read(&out_file).unwrap();
-    assert!(got == big, "download differs: {} vs {} bytes", got.len(), big.len());
+    assert!(
+        got == big,
+        "download differs: {} vs {} bytes",
+        got.len(),
+        big.len()
+    );
     let counts = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(counts.lines().collect::<Vec<_>>(), ["1", "0"], "second request reused the connection");
+    assert_eq!(
+        counts.lines().collect::<Vec<_>>(),
+        ["1", "0"],
+        "second request reused the connection"
+    );
 }
 
 #[test]
@@ -148,13 +165,24 @@ fn sni_picks_the_certificate_and_strict_sni_refuses_unknown_names() {
     let t = tether(&dir, &config, &[port, strict]);
     let ca_s = ca.cert.to_str().unwrap();
     let out = s_client(port, &["-servername", "x.wild.test", "-CAfile", ca_s], b"");
-    assert!(out.contains("CN = x.wild.test") || out.contains("CN=*.wild.test") || out.contains("CN = *.wild.test"), "{out}");
+    assert!(
+        out.contains("CN = x.wild.test")
+            || out.contains("CN=*.wild.test")
+            || out.contains("CN = *.wild.test"),
+        "{out}"
+    );
     assert!(out.contains("Verify return code: 0"), "{out}");
     let out = s_client(port, &["-servername", "a.test", "-CAfile", ca_s], b"");
-    assert!(out.contains("CN = a.test") || out.contains("CN=a.test"), "{out}");
+    assert!(
+        out.contains("CN = a.test") || out.contains("CN=a.test"),
+        "{out}"
+    );
     // An unknown name gets the default (the first) on the lenient listener...
     let out = s_client(port, &["-servername", "other.test"], b"");
-    assert!(out.contains("CN = a.test") || out.contains("CN=a.test"), "{out}");
+    assert!(
+        out.contains("CN = a.test") || out.contains("CN=a.test"),
+        "{out}"
+    );
     // ... and a failed handshake on the strict one, logged.
     let out = s_client(strict, &["-servername", "other.test"], b"");
     assert!(!out.contains("CN = a.test"), "{out}");
@@ -167,7 +195,11 @@ fn sni_picks_the_certificate_and_strict_sni_refuses_unknown_names() {
     let out = s_client(strict, &["-servername", "a.test", "-tls1_3"], b"");
     assert!(out.contains("TLSv1.3"), "{out}");
     // ALPN: http/1.1 offered by default.
-    let out = s_client(port, &["-servername", "a.test", "-alpn", "h2,http/1.1"], b"");
+    let out = s_client(
+        port,
+        &["-servername", "a.test", "-alpn", "h2,http/1.1"],
+        b"",
+    );
     assert!(out.contains("ALPN protocol: http/1.1"), "{out}");
 }
 
@@ -219,9 +251,18 @@ fn redirect_http_answers_308_to_https() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("HTTP/1.1 308"), "{text}");
     assert_eq!(header(&text, "location"), Some("https://127.0.0.1/a/b?c=d"));
-    let out = curl(&["-i", "-H", "Host: example.org:8080", &format!("http://127.0.0.1:{other}/x")]);
+    let out = curl(&[
+        "-i",
+        "-H",
+        "Host: example.org:8080",
+        &format!("http://127.0.0.1:{other}/x"),
+    ]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(header(&text, "location"), Some("https://example.org:8443/x"), "{text}");
+    assert_eq!(
+        header(&text, "location"),
+        Some("https://example.org:8443/x"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -245,7 +286,10 @@ fn check_refuses_a_key_that_does_not_match_and_points_at_it() {
     assert!(err.contains("bad.toml:5:"), "{err}");
     assert!(err.contains("does not match certificate"), "{err}");
     // A garbage certificate file: the chain does not parse.
-    let junk = dir.write("junk.pem", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
+    let junk = dir.write(
+        "junk.pem",
+        b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+    );
     let config = config.replace(cert.to_str().unwrap(), junk.to_str().unwrap());
     let path = dir.write("junk.toml", config.as_bytes());
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_tether"))
@@ -254,5 +298,112 @@ fn check_refuses_a_key_that_does_not_match_and_points_at_it() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("junk.toml:5:") && err.contains("junk.pem"), "{err}");
+    assert!(
+        err.contains("junk.toml:5:") && err.contains("junk.pem"),
+        "{err}"
+    );
+}
+
+/// `tests/support_upstream.py` over HTTPS with `cert`/`key`.
+fn https_upstream(port: u16, cert: &std::path::Path, key: &std::path::Path) -> Proc {
+    let script = repo().join("tests/support_upstream.py");
+    let child = std::process::Command::new("python3")
+        .arg(script)
+        .arg(port.to_string())
+        .arg(cert)
+        .arg(key)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3");
+    let p = Proc { child, log: None };
+    wait_port(port);
+    p
+}
+
+#[test]
+fn tls_upstreams_verified_pooled_and_health_checked() {
+    let dir = TempDir::new("tls-up");
+    let ca = Ca::new(dir.path(), "ca");
+    let other_ca = Ca::new(dir.path(), "other");
+    let (cert, key) = ca.leaf("backend", &["backend.test", "127.0.0.1"], Key::P256, 30);
+    let (up, front, bad, loose) = (free_port(), free_port(), free_port(), free_port());
+    let _b = https_upstream(up, &cert, &key);
+    let config = format!(
+        r#"
+[[upstream]]
+name = "secure"
+servers = ["https://127.0.0.1:{up}"]
+tls = {{ ca = "{ca}", sni = "backend.test" }}
+[upstream.health]
+path = "/whoami"
+interval_ms = 200
+
+[[upstream]]
+name = "wrong_ca"
+servers = ["127.0.0.1:{up}"]
+tls = {{ ca = "{other}" }}
+[upstream.health]
+path = "/whoami"
+interval_ms = 200
+
+[[upstream]]
+name = "unverified"
+servers = ["127.0.0.1:{up}"]
+tls = {{ verify = false }}
+
+[[server]]
+listen = ["127.0.0.1:{front}"]
+[[server.route]]
+path = "/"
+proxy = "secure"
+
+[[server]]
+listen = ["127.0.0.1:{bad}"]
+[[server.route]]
+path = "/"
+proxy = "wrong_ca"
+
+[[server]]
+listen = ["127.0.0.1:{loose}"]
+[[server.route]]
+path = "/"
+proxy = "unverified"
+"#,
+        ca = ca.cert.display(),
+        other = other_ca.cert.display(),
+    );
+    let t = tether(&dir, &config, &[front, bad, loose]);
+    // Several requests on one client connection reuse one pooled TLS upstream connection:
+    // the backend counts requests per connection.
+    let url = format!("http://127.0.0.1:{front}/whoami");
+    let out = curl(&[&url, &url, &url]);
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(body.contains("n=1") && body.contains("n=3"), "{body}");
+    // Health checks over TLS: the pool whose CA does not match goes down, the verified one
+    // stays up.
+    assert!(eventually(Duration::from_secs(10), || t
+        .log_text()
+        .lines()
+        .any(
+            |l| l.contains("pool wrong_ca server") && l.contains("down")
+        )));
+    assert!(!t
+        .log_text()
+        .lines()
+        .any(|l| l.contains("pool secure server") && l.contains("down")));
+    let (status, _) = get(&format!("http://127.0.0.1:{front}/whoami"));
+    assert_eq!(status, 200);
+    // An upstream certificate from another CA: 502 (503 once the checks marked it down),
+    // and the log says why.
+    let (status, _) = get(&format!("http://127.0.0.1:{bad}/whoami"));
+    assert!(matches!(status, 502 | 503), "{status}");
+    assert!(eventually(Duration::from_secs(5), || t
+        .log_text()
+        .contains("TLS handshake with 127.0.0.1")));
+    // verify = false: served, and the start log warned about it.
+    let (status, _) = get(&format!("http://127.0.0.1:{loose}/whoami"));
+    assert_eq!(status, 200);
+    assert!(t.log_text().contains("not verified (verify = false)"));
 }

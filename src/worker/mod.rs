@@ -153,8 +153,21 @@ fn serve(plan: Plan) -> io::Result<()> {
     let shared = Shared::open(&settings)?;
     let drainer = Drainer::new(settings.ops.drain_timeout);
     for spec in &settings.listeners {
-        log::info!("listening on {}: {}", spec.listen, describe(&spec.target));
+        let tls = if spec.front.tls.is_some() {
+            " over TLS"
+        } else {
+            ""
+        };
+        log::info!(
+            "listening on {}{tls}: {}",
+            spec.listen,
+            describe(&spec.target)
+        );
     }
+    for w in tether_proxy::tls::warnings(&settings) {
+        log::warn!("{w}");
+    }
+    watch_expiry(&settings);
     let admin_addr = admin.as_ref().and_then(|a| a.local_addr().ok());
     let control = Arc::new(Control {
         info: Info {
@@ -268,6 +281,27 @@ fn watch_signals(drainer: Arc<Drainer>, link: Option<Arc<MasterLink>>) -> io::Re
             }
         })?;
     Ok(())
+}
+
+/// Warn daily about certificates that expire soon (the start already warned once).
+fn watch_expiry(settings: &Settings) {
+    if tether_proxy::tls::certificates(settings).is_empty() {
+        return;
+    }
+    let settings = settings.clone();
+    let spawned = std::thread::Builder::new()
+        .name("cert-expiry".into())
+        .spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_secs(86_400));
+            for w in tether_proxy::tls::warnings(&settings) {
+                if w.starts_with("certificate ") {
+                    log::warn!("{w}");
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        log::warn!("cannot start the daily certificate expiry check: {e}");
+    }
 }
 
 /// One line about what a listener serves, for the log.

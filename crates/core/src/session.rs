@@ -168,13 +168,20 @@ impl<'a> Cx<'a> {
     /// Connect to `addr` over TLS, reusing an idle pooled TLS connection made with the same
     /// name and config when there is one. `on_connect` comes once the handshake is over
     /// (an `InvalidData` error names a handshake failure, a bad certificate say).
+    /// `fresh`: never from the pool (a retry, a health probe).
     pub fn connect_tls(
         &mut self,
         addr: SocketAddr,
         tls: &crate::tls::TlsClient,
+        fresh: bool,
     ) -> io::Result<ConnId> {
         let tag = tls.tag();
-        if let Some((idx, gen)) = self.io.adopt(self.sid, addr, tag) {
+        let pooled = if fresh {
+            None
+        } else {
+            self.io.adopt(self.sid, addr, tag)
+        };
+        if let Some((idx, gen)) = pooled {
             let result = Ok(());
             self.io
                 .notify(self.sid, Notice::Connected { idx, gen, result });

@@ -48,7 +48,7 @@ pub struct TlsInfo {
 
 /// How an upstream connection speaks TLS: its config, the name to send and verify (SNI),
 /// and a tag that keeps pooled connections apart (0 is a plain connection).
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct TlsClient {
     pub config: Arc<rustls::ClientConfig>,
     pub name: rustls::pki_types::ServerName<'static>,

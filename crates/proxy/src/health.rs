@@ -31,6 +31,7 @@ struct Probe {
     writer: Option<PipeId>,
     buf: Vec<u8>,
     timeout: Option<TimerId>,
+    tls: Option<tether_core::tls::TlsClient>,
 }
 
 /// The session that runs every probe.
@@ -82,6 +83,7 @@ impl HealthChecker {
                         writer: None,
                         buf: Vec::new(),
                         timeout: None,
+                        tls: up.tls_for(server.index()).cloned(),
                     });
                 }
             }
@@ -97,7 +99,11 @@ impl HealthChecker {
             return;
         }
         p.buf.clear();
-        match cx.connect_fresh(p.server.addr()) {
+        let started = match &p.tls {
+            Some(tls) => cx.connect_tls(p.server.addr(), tls, true),
+            None => cx.connect_fresh(p.server.addr()),
+        };
+        match started {
             Ok(c) => {
                 p.conn = Some(c);
                 p.timeout = Some(cx.set_timer(p.check.timeout, start_key(i) + 1));

@@ -87,8 +87,8 @@ pub fn load_cert(cert: &Path, key: &Path) -> Result<LoadedCert, String> {
         }
         Err(e) => return Err(format!("certificate {}: {e}", cert.display())),
     }
-    let (names, not_after) = describe(&certified.cert[0])
-        .map_err(|e| format!("certificate {}: {e}", cert.display()))?;
+    let (names, not_after) =
+        describe(&certified.cert[0]).map_err(|e| format!("certificate {}: {e}", cert.display()))?;
     for extra in &certified.cert[1..] {
         describe(extra).map_err(|e| format!("certificate {} (chain): {e}", cert.display()))?;
     }
@@ -134,10 +134,7 @@ pub struct CertStore {
 
 impl CertStore {
     pub fn new(certs: Vec<LoadedCert>, strict_sni: bool) -> CertStore {
-        CertStore {
-            certs,
-            strict_sni,
-        }
+        CertStore { certs, strict_sni }
     }
 
     /// The loaded certificates (for expiry warnings, status pages).
@@ -248,8 +245,8 @@ pub fn server_config(o: ServerTlsOptions) -> Result<ListenerTls, String> {
 /// The CA certificates of a PEM file as a root store.
 fn roots_from(path: &Path) -> Result<rustls::RootCertStore, String> {
     let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let certs =
+        CertificateDer::pem_file_iter(path).map_err(|e| format!("{}: {e}", path.display()))?;
     for c in certs {
         let c = c.map_err(|e| format!("{}: {e}", path.display()))?;
         roots
@@ -330,7 +327,9 @@ pub fn client_for(
     sni: Option<&str>,
     addr_text: &str,
 ) -> Result<TlsClient, String> {
-    let host = sni.map(str::to_string).unwrap_or_else(|| host_of(addr_text));
+    let host = sni
+        .map(str::to_string)
+        .unwrap_or_else(|| host_of(addr_text));
     let name =
         ServerName::try_from(host.clone()).map_err(|_| format!("{host:?} is not a server name"))?;
     Ok(TlsClient {
@@ -398,31 +397,56 @@ impl ServerCertVerifier for NoVerify {
     }
 }
 
-/// Log a warning for each certificate that expires within `days` (at start, then daily).
-pub fn warn_expiring(certs: &[LoadedCert], days: i64) -> usize {
-    let now = SystemTime::now();
-    let mut n = 0;
-    for c in certs {
-        let left = c.days_left(now);
-        if left < days {
-            n += 1;
-            log::warn!(
-                "certificate {} ({}) expires in {left} day(s)",
-                c.cert_path.display(),
-                c.names.join(", ")
-            );
+/// Certificates expiring within this many days are warned about.
+pub const EXPIRY_WARNING_DAYS: i64 = 14;
+
+/// Every certificate the listeners of `settings` serve, once each (by path).
+pub fn certificates(settings: &crate::config::Settings) -> Vec<LoadedCert> {
+    let mut seen: HashMap<PathBuf, LoadedCert> = HashMap::new();
+    for l in &settings.listeners {
+        if let Some(t) = &l.front.tls {
+            for c in t.store.certs() {
+                seen.entry(c.cert_path.clone()).or_insert_with(|| c.clone());
+            }
         }
     }
-    n
+    let mut all: Vec<LoadedCert> = seen.into_values().collect();
+    all.sort_by(|a, b| a.cert_path.cmp(&b.cert_path));
+    all
 }
 
-/// Every certificate of every listener, by path (for status pages and expiry checks).
-pub fn by_path(all: &[Arc<CertStore>]) -> HashMap<PathBuf, LoadedCert> {
-    let mut m = HashMap::new();
-    for s in all {
-        for c in s.certs() {
-            m.insert(c.cert_path.clone(), c.clone());
+/// What to warn about at start (and, for expiry, daily): certificates expiring within
+/// [`EXPIRY_WARNING_DAYS`], upstreams whose certificates are not verified.
+pub fn warnings(settings: &crate::config::Settings) -> Vec<String> {
+    let now = SystemTime::now();
+    let mut out: Vec<String> = certificates(settings)
+        .iter()
+        .filter(|c| c.days_left(now) < EXPIRY_WARNING_DAYS)
+        .map(|c| {
+            format!(
+                "certificate {} ({}) expires in {} day(s)",
+                c.cert_path.display(),
+                c.names.join(", "),
+                c.days_left(now)
+            )
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for l in &settings.listeners {
+        let crate::config::Target::Http(router) = &l.target else {
+            continue;
+        };
+        for r in router.hosts.iter().flat_map(|h| h.routes.iter()) {
+            if let crate::router::Action::Proxy(up) = &r.action {
+                if up.tls_unverified && !seen.contains(&up.name().to_string()) {
+                    seen.push(up.name().to_string());
+                    out.push(format!(
+                        "upstream {:?}: TLS certificates are not verified (verify = false)",
+                        up.name()
+                    ));
+                }
+            }
         }
     }
-    m
+    out
 }

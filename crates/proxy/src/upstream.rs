@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tether_balance::{FailoverMode, Pool, Sealer};
+use tether_core::tls::TlsClient;
 
 /// A pool with its affinity and failover settings.
 #[derive(Debug)]
@@ -24,6 +25,10 @@ pub struct Upstream {
     pub failover: FailoverMode,
     /// Other servers a request may try after a failed connect (nothing was sent yet).
     pub retries: u32,
+    /// TLS to the servers, by server index (empty: plain TCP).
+    pub tls: Vec<TlsClient>,
+    /// `tls = { verify = false }`: server certificates are not checked (logged at start).
+    pub tls_unverified: bool,
 }
 
 impl Upstream {
@@ -34,7 +39,14 @@ impl Upstream {
             affinity: Affinity::None,
             failover: FailoverMode::Repin,
             retries: 1,
+            tls: Vec::new(),
+            tls_unverified: false,
         }
+    }
+
+    /// How to speak TLS to server `index` of the pool (`None`: plain).
+    pub fn tls_for(&self, index: usize) -> Option<&TlsClient> {
+        self.tls.get(index)
     }
 
     /// The pool's name.

@@ -71,7 +71,11 @@ pub(super) struct FrontPart {
 }
 
 /// Merge the fronts of the servers sharing one address into the listener's `Front`.
-pub(super) fn merge(parts: Vec<FrontPart>, addr: std::net::SocketAddr, at: At<'_>) -> Result<Front, ConfigError> {
+pub(super) fn merge(
+    parts: Vec<FrontPart>,
+    addr: std::net::SocketAddr,
+    at: At<'_>,
+) -> Result<Front, ConfigError> {
     let tls_count = parts.iter().filter(|p| p.tls.is_some()).count();
     let span = parts.first().map_or(0..0, |p| p.span.clone());
     if tls_count != 0 && tls_count != parts.len() {
@@ -149,7 +153,10 @@ pub(super) fn check(raw: &Spanned<RawTls>, http: bool, at: At<'_>) -> Result<Tls
     let span = raw.span();
     let r = raw.get_ref();
     if r.certificates.is_empty() {
-        return Err(at(span, "`tls` needs at least one of `certificates`".into()));
+        return Err(at(
+            span,
+            "`tls` needs at least one of `certificates`".into(),
+        ));
     }
     let mut certs = Vec::new();
     for c in &r.certificates {
@@ -157,7 +164,11 @@ pub(super) fn check(raw: &Spanned<RawTls>, http: bool, at: At<'_>) -> Result<Tls
             .map_err(|m| at(c.span(), m))?;
         certs.push(loaded);
     }
-    let tls12 = match r.min_version.as_ref().map(|v| (v.get_ref().as_str(), v.span())) {
+    let tls12 = match r
+        .min_version
+        .as_ref()
+        .map(|v| (v.get_ref().as_str(), v.span()))
+    {
         None | Some(("1.2", _)) => true,
         Some(("1.3", _)) => false,
         Some((other, s)) => {
@@ -223,7 +234,10 @@ pub(super) fn build(
 }
 
 /// `redirect_http` to the HTTPS port.
-pub(super) fn redirect(r: Option<Spanned<RawRedirect>>, at: At<'_>) -> Result<Option<u16>, ConfigError> {
+pub(super) fn redirect(
+    r: Option<Spanned<RawRedirect>>,
+    at: At<'_>,
+) -> Result<Option<u16>, ConfigError> {
     match r.map(|r| (r.span(), *r.get_ref())) {
         None | Some((_, RawRedirect::On(false))) => Ok(None),
         Some((_, RawRedirect::On(true))) => Ok(Some(443)),

@@ -54,6 +54,25 @@ pub(super) struct RawUpstream {
     unknown_tag: Option<Spanned<String>>,
     learn_ttl_s: Option<Spanned<u64>>,
     health: Option<Spanned<RawHealth>>,
+    tls: Option<Spanned<RawUpstreamTls>>,
+}
+
+/// `tls = true`, or `tls = { ca = "ca.pem", sni = "name", verify = false, cert, key }`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawUpstreamTls {
+    On(bool),
+    Table(RawUpstreamTlsTable),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawUpstreamTlsTable {
+    ca: Option<String>,
+    sni: Option<String>,
+    verify: Option<bool>,
+    cert: Option<String>,
+    key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -103,12 +122,18 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<Upstream, ConfigError>
         ));
     }
     let mut servers = Vec::new();
+    let mut https = Vec::new();
     for s in &u.servers {
         let span = s.span();
         let (addr, mut conf) = match s.get_ref() {
             RawServerEntry::Addr(a) => (a.clone(), None),
             RawServerEntry::Table(t) => (t.addr.clone(), Some(t)),
         };
+        let (addr, is_https) = match addr.strip_prefix("https://") {
+            Some(rest) => (rest.trim_end_matches('/').to_string(), true),
+            None => (addr, false),
+        };
+        https.push((is_https, span.clone(), addr.clone()));
         let sock = resolve(&addr).map_err(|m| at(span.clone(), format!("`servers`: {m}")))?;
         let mut sc = ServerConfig::new(addr.clone(), sock);
         if let Some(t) = conf.take() {
@@ -272,12 +297,85 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<Upstream, ConfigError>
             ));
         }
     }
+    let tls = upstream_tls(&u, &servers, &https, at)?;
+    let tls_unverified = !tls.is_empty()
+        && matches!(
+            u.tls.as_ref().map(|t| t.get_ref()),
+            Some(RawUpstreamTls::Table(RawUpstreamTlsTable {
+                verify: Some(false),
+                ..
+            }))
+        );
     Ok(Upstream {
+        tls_unverified,
         pool: Arc::new(pool),
         affinity,
         failover,
         retries: u.retries.unwrap_or(1),
+        tls,
     })
+}
+
+/// The TLS clients of the servers: none for a plain upstream; all servers speak TLS when
+/// `tls` is on or their addresses are `https://` (a mix is refused).
+fn upstream_tls(
+    u: &RawUpstream,
+    servers: &[ServerConfig],
+    https: &[(bool, Range<usize>, String)],
+    at: At<'_>,
+) -> Result<Vec<tether_core::tls::TlsClient>, ConfigError> {
+    let any_https = https.iter().any(|(h, ..)| *h);
+    if let Some((_, span, _)) = https.iter().find(|(h, ..)| !*h).filter(|_| any_https) {
+        return Err(at(
+            span.clone(),
+            "mix of https:// and plain servers in one upstream".into(),
+        ));
+    }
+    let written = u.tls.as_ref().map(|t| t.get_ref());
+    let on = any_https
+        || matches!(
+            written,
+            Some(RawUpstreamTls::On(true) | RawUpstreamTls::Table(_))
+        );
+    if !on {
+        return Ok(Vec::new());
+    }
+    let verified = crate::tls::UpstreamTlsOptions {
+        verify: true,
+        ..Default::default()
+    };
+    let (opts, span) = match &u.tls {
+        None => (verified, u.name.span()),
+        Some(t) => match t.get_ref() {
+            RawUpstreamTls::On(_) => (verified, t.span()),
+            RawUpstreamTls::Table(x) => {
+                let client_cert = match (&x.cert, &x.key) {
+                    (Some(c), Some(k)) => Some((c.into(), k.into())),
+                    (None, None) => None,
+                    _ => return Err(at(t.span(), "`tls`: give both `cert` and `key`".into())),
+                };
+                (
+                    crate::tls::UpstreamTlsOptions {
+                        ca: x.ca.as_ref().map(Into::into),
+                        sni: x.sni.clone(),
+                        verify: x.verify.unwrap_or(true),
+                        client_cert,
+                    },
+                    t.span(),
+                )
+            }
+        },
+    };
+    let config =
+        crate::tls::client_config(&opts).map_err(|m| at(span.clone(), format!("`tls`: {m}")))?;
+    debug_assert_eq!(servers.len(), https.len());
+    https
+        .iter()
+        .map(|(_, _, addr)| {
+            crate::tls::client_for(&config, opts.sni.as_deref(), addr)
+                .map_err(|m| at(span.clone(), format!("`tls` for server {addr:?}: {m}")))
+        })
+        .collect()
 }
 
 /// The sealing keys: `keys = [...]` and/or the lines of `key_file`.

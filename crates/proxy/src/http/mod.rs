@@ -384,7 +384,9 @@ impl HttpSession {
         }
         let router = self.router.clone();
         // Without a Host (HTTP/1.0), the name the client asked TLS for.
-        let host = head.host().or(self.tls.as_ref().and_then(|t| t.sni.as_deref()));
+        let host = head
+            .host()
+            .or(self.tls.as_ref().and_then(|t| t.sni.as_deref()));
         let Some(route) = router.route(host, head.path()) else {
             if !matches!(head.body, BodyKind::None | BodyKind::Length(0)) {
                 self.keep_alive = false;

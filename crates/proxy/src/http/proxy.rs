@@ -85,8 +85,14 @@ impl Exchange {
 /// The request head for `addr`, with the affinity's edits.
 fn head_for(s: &HttpSession, req: &RequestHead, pick: &Pick) -> Bytes {
     let edits = Some(&pick.request).filter(|e| !e.is_empty());
-    forward::upstream_request(req, &s.client_ip_text, s.tls.is_some(), pick.server.addr(), edits)
-        .freeze()
+    forward::upstream_request(
+        req,
+        &s.client_ip_text,
+        s.tls.is_some(),
+        pick.server.addr(),
+        edits,
+    )
+    .freeze()
 }
 
 pub(super) fn start(
@@ -132,10 +138,10 @@ pub(super) fn start(
 
 fn connect(s: &mut HttpSession, cx: &mut Cx<'_>, fresh: bool) {
     let Some(x) = s.xchg.as_mut() else { return };
-    let r = if fresh {
-        cx.connect_fresh(x.addr)
-    } else {
-        cx.connect(x.addr)
+    let r = match x.upstream.tls_for(x.pick.server.index()) {
+        Some(tls) => cx.connect_tls(x.addr, tls, fresh),
+        None if fresh => cx.connect_fresh(x.addr),
+        None => cx.connect(x.addr),
     };
     match r {
         Ok(up) => {
@@ -423,7 +429,10 @@ pub(super) fn upstream_readable(s: &mut HttpSession, cx: &mut Cx<'_>, pipe: Pipe
         let _ = x.up_buf.split_to(resp.len());
         if (100..200).contains(&resp.status) && !(resp.status == 101 && x.upgrade) {
             // Interim response (100 Continue...): pass it on, then read the final one.
-            let head = super::secure(&s.spec, forward::client_response(&resp, &s.server, true, None).freeze());
+            let head = super::secure(
+                &s.spec,
+                forward::client_response(&resp, &s.server, true, None).freeze(),
+            );
             let to = client_pipe(s, cx);
             cx.push(to, head);
             continue;
@@ -471,7 +480,10 @@ fn respond(s: &mut HttpSession, cx: &mut Cx<'_>, resp: ResponseHead) {
     let x = s.xchg.as_mut().expect("exchange");
     x.up_keep_alive = resp.keep_alive;
     let edits = Some(&x.pick.response).filter(|e| !e.is_empty());
-    let head = super::secure(&s.spec, forward::client_response(&resp, &s.server, s.keep_alive, edits).freeze());
+    let head = super::secure(
+        &s.spec,
+        forward::client_response(&resp, &s.server, s.keep_alive, edits).freeze(),
+    );
     let interim_sent = x.to_client.is_some();
     let buffered = x.up_buf.len() as u64;
     let direct = match resp.body {
@@ -533,7 +545,10 @@ fn learn_from(s: &mut HttpSession, cx: &mut Cx<'_>, resp: &ResponseHead) {
 fn tunnel(s: &mut HttpSession, cx: &mut Cx<'_>, resp: &ResponseHead) {
     let edits = s.xchg.as_ref().map(|x| x.pick.response.clone());
     let edits = edits.as_ref().filter(|e| !e.is_empty());
-    let head = super::secure(&s.spec, forward::client_response(resp, &s.server, true, edits).freeze());
+    let head = super::secure(
+        &s.spec,
+        forward::client_response(resp, &s.server, true, edits).freeze(),
+    );
     s.close_reader(cx);
     let Some(client) = s.client else { return };
     let Some(mut x) = s.xchg.take() else { return };
