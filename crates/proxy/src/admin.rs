@@ -65,6 +65,11 @@ pub trait PoolControl: Send + Sync {
     fn drain(&self, pool: &str, server: &str) -> Reply;
     /// The `"pools"` of `/admin/status`.
     fn pools(&self) -> Value;
+    /// The `"certificates"` of `/admin/status`: each listener certificate's names and
+    /// expiry.
+    fn certificates(&self) -> Value {
+        Value::Array(Vec::new())
+    }
 }
 
 /// What every admin session of a listener shares.
@@ -138,6 +143,7 @@ impl Admin {
             "/admin/status" if matches!(m, Method::Get | Method::Head) => {
                 let mut s = self.control.status();
                 s.insert("pools".into(), self.pools.pools());
+                s.insert("certificates".into(), self.pools.certificates());
                 Reply::new(200, Value::Object(s).to_string())
             }
             "/admin/shutdown" | "/admin/restart" | "/admin/reload" => Reply::new(405, "use POST\n"),
@@ -275,6 +281,7 @@ impl Session for AdminSession {
 pub struct ConfiguredPools {
     /// Every pool once, in config order.
     pools: Vec<Arc<Upstream>>,
+    certificates: Vec<crate::tls::LoadedCert>,
 }
 
 impl ConfiguredPools {
@@ -292,7 +299,10 @@ impl ConfiguredPools {
                 }
             }
         }
-        ConfiguredPools { pools }
+        ConfiguredPools {
+            pools,
+            certificates: crate::tls::certificates(settings),
+        }
     }
 }
 
@@ -309,6 +319,25 @@ impl PoolControl for ConfiguredPools {
             200,
             format!("server {server:?} of pool {pool:?} is draining\n"),
         )
+    }
+
+    fn certificates(&self) -> Value {
+        let now = std::time::SystemTime::now();
+        let list = self.certificates.iter().map(|c| {
+            let at = c
+                .not_after
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            json!({
+                "file": c.cert_path.display().to_string(),
+                "names": c.names,
+                "not_after": httpdate::fmt_http_date(c.not_after),
+                "not_after_unix": at,
+                "days_left": c.days_left(now),
+                "expiring": c.days_left(now) < crate::tls::EXPIRY_WARNING_DAYS,
+            })
+        });
+        Value::Array(list.collect())
     }
 
     fn pools(&self) -> Value {

@@ -119,6 +119,8 @@ pub struct Registry {
     workers: Mutex<Vec<Worker>>,
     started: Instant,
     samples: Mutex<Samples>,
+    /// The listeners' certificates: (file, names, expiry as Unix seconds).
+    certificates: Mutex<Vec<(String, String, u64)>>,
 }
 
 /// The sums of one scrape, in eXpServer's names.
@@ -160,7 +162,25 @@ impl Registry {
             workers: Mutex::new(Vec::new()),
             started: Instant::now(),
             samples: Mutex::new(Samples::default()),
+            certificates: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The certificates `/metrics` reports the expiry of.
+    pub fn set_certificates(&self, certs: &[crate::tls::LoadedCert]) {
+        let list = certs
+            .iter()
+            .map(|c| {
+                let at = c
+                    .not_after
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                (c.cert_path.display().to_string(), c.names.join(","), at)
+            })
+            .collect();
+        if let Ok(mut m) = self.certificates.lock() {
+            *m = list;
+        }
     }
 
     /// Register a worker: its loop's counters; returns the HTTP counters its sessions bump.
@@ -260,7 +280,27 @@ impl Registry {
 
     /// Prometheus text exposition (version 0.0.4).
     pub fn prometheus(&self) -> String {
-        prometheus_text(&self.snapshot())
+        let mut out = prometheus_text(&self.snapshot());
+        let certs = self
+            .certificates
+            .lock()
+            .map(|c| c.clone())
+            .unwrap_or_default();
+        if !certs.is_empty() {
+            out.push_str(
+                "# HELP tether_certificate_expiry_seconds When a listener's certificate expires (Unix time).\n\
+                 # TYPE tether_certificate_expiry_seconds gauge\n",
+            );
+            for (file, names, at) in certs {
+                let _ = writeln!(
+                    out,
+                    "tether_certificate_expiry_seconds{{file=\"{}\",names=\"{}\"}} {at}",
+                    file.escape_default(),
+                    names.escape_default()
+                );
+            }
+        }
+        out
     }
 }
 

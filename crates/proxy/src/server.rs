@@ -55,10 +55,12 @@ impl Shared {
             let broker = Broker::start(config.clone(), mailer)?;
             brokers.insert(config.name.clone(), broker);
         }
+        let metrics = Registry::new(&settings.server_name);
+        metrics.set_certificates(&crate::tls::certificates(settings));
         Ok(Shared {
             brokers: Arc::new(brokers),
             access_log,
-            metrics: Registry::new(&settings.server_name),
+            metrics,
             store,
             store_shared: settings.store.starts_with("redis://"),
             health_started: Arc::new(AtomicBool::new(false)),
