@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what tether's tests and demos need on a Debian machine: curl, nc (netcat-openbsd),
-# python3, redis-server, chromium, and the Python packages websockets and aiosmtpd. Safe to run twice;
+# python3, redis-server, chromium, openssl, and the Python packages websockets and aiosmtpd. Safe to run twice;
 # skips apt when everything is already there.
 set -euo pipefail
 
@@ -13,6 +13,8 @@ command -v python3 >/dev/null 2>&1 || need+=(python3)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 # The broker's /monitor page is checked in headless Chromium (tests/broker.rs).
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# The TLS tests make their certificates at test time and use s_client (tests/tls*.rs).
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""

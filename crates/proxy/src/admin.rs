@@ -429,7 +429,10 @@ mod tests {
             None,
             "t",
             Arc::new(Fixed),
-            Arc::new(ConfiguredPools { pools: vec![] }),
+            Arc::new(ConfiguredPools {
+                pools: vec![],
+                certificates: vec![],
+            }),
         );
         assert_eq!(ask(&no_key, ok).status, 401);
     }
