@@ -407,3 +407,59 @@ proxy = "unverified"
     assert_eq!(status, 200);
     assert!(t.log_text().contains("not verified (verify = false)"));
 }
+
+#[test]
+fn client_certificates_are_required_when_client_ca_is_set() {
+    let dir = TempDir::new("tls-mtls");
+    let ca = Ca::new(dir.path(), "ca");
+    let (cert, key) = ca.leaf("site", &["localhost"], Key::P256, 30);
+    let (client_cert, client_key) = ca.leaf("client", &["client.test"], Key::P256, 30);
+    dir.write("www/x.txt", b"for clients with a certificate");
+    let port = free_port();
+    let config = format!(
+        "[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"http\"\nroot = \"{}\"\ntls = {{ certificates = [{{ cert = \"{}\", key = \"{}\" }}], client_ca = \"{}\" }}\n",
+        dir.path().join("www").display(),
+        cert.display(),
+        key.display(),
+        ca.cert.display()
+    );
+    let _t = tether(&dir, &config, &[port]);
+    let out = https(
+        port,
+        &ca,
+        "/x.txt",
+        &[
+            "--cert",
+            client_cert.to_str().unwrap(),
+            "--key",
+            client_key.to_str().unwrap(),
+        ],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("for clients with a certificate"), "{text}");
+    let out = https(port, &ca, "/x.txt", &[]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("for clients"));
+}
+
+#[test]
+fn tcp_listener_terminates_tls_and_tunnels_plaintext() {
+    let dir = TempDir::new("tls-tcp");
+    let ca = Ca::new(dir.path(), "ca");
+    let (cert, key) = ca.leaf("site", &["localhost"], Key::P256, 30);
+    let (port, up) = (free_port(), free_port());
+    // A plain upstream that answers what the client sent, as HTTP.
+    let _u = python_echo_head(up);
+    let config = format!(
+        "[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"tcp\"\nupstream = \"127.0.0.1:{up}\"\ntls = {{ certificates = [{{ cert = \"{}\", key = \"{}\" }}] }}\n",
+        cert.display(),
+        key.display()
+    );
+    let _t = tether(&dir, &config, &[port]);
+    let out = https(port, &ca, "/through-the-tunnel", &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.starts_with("HTTP/1.0 200") || text.starts_with("HTTP/1.1 200"),
+        "{text}"
+    );
+    assert!(text.contains("GET /through-the-tunnel"), "{text}");
+}
