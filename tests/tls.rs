@@ -463,3 +463,36 @@ fn tcp_listener_terminates_tls_and_tunnels_plaintext() {
     );
     assert!(text.contains("GET /through-the-tunnel"), "{text}");
 }
+
+#[test]
+fn sessions_resume_with_tickets_on_tls12_and_tls13() {
+    let dir = TempDir::new("tls-resume");
+    let ca = Ca::new(dir.path(), "ca");
+    let (cert, key) = ca.leaf("site", &["localhost"], Key::P256, 30);
+    let port = free_port();
+    let config = format!(
+        "[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"http\"\nroot = \"{}\"\ntls = {{ certificates = [{{ cert = \"{}\", key = \"{}\" }}] }}\n",
+        dir.path().display(),
+        cert.display(),
+        key.display()
+    );
+    let _t = tether(&dir, &config, &[port]);
+    for version in ["-tls1_2", "-tls1_3"] {
+        let sess = dir.path().join(format!("sess{version}"));
+        let sess = sess.to_str().unwrap();
+        // TLS 1.3 tickets come after the handshake: send a request so s_client reads them.
+        let req = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
+        let first = s_client(
+            port,
+            &[version, "-servername", "localhost", "-sess_out", sess],
+            req,
+        );
+        assert!(first.contains("New, "), "{first}");
+        let second = s_client(
+            port,
+            &[version, "-servername", "localhost", "-sess_in", sess],
+            req,
+        );
+        assert!(second.contains("Reused, "), "{version}: {second}");
+    }
+}
