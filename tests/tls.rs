@@ -496,3 +496,57 @@ fn sessions_resume_with_tickets_on_tls12_and_tls13() {
         assert!(second.contains("Reused, "), "{version}: {second}");
     }
 }
+
+#[test]
+fn abandoned_handshakes_leave_no_descriptor_behind() {
+    let dir = TempDir::new("tls-abandon");
+    let ca = Ca::new(dir.path(), "ca");
+    let (cert, key) = ca.leaf("site", &["localhost"], Key::P256, 30);
+    dir.write("www/x.txt", b"alive");
+    let port = free_port();
+    let config = format!(
+        "[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"http\"\nroot = \"{}\"\ntls = {{ certificates = [{{ cert = \"{}\", key = \"{}\" }}], handshake_timeout_ms = 500 }}\n",
+        dir.path().join("www").display(),
+        cert.display(),
+        key.display()
+    );
+    let t = tether(&dir, &config, &[port]);
+    let pid = t.pid();
+    let baseline = fd_count(pid);
+    // 1,000 clients that start a ClientHello and go away.
+    for i in 0..1000 {
+        let mut s = TcpStream::connect(addr(port)).unwrap();
+        let partial: &[u8] = if i % 2 == 0 {
+            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"
+        } else {
+            b""
+        };
+        let _ = s.write_all(partial);
+    }
+    // 50 that stay open without finishing: closed by the handshake deadline.
+    let held: Vec<TcpStream> = (0..50)
+        .map(|_| {
+            let mut s = TcpStream::connect(addr(port)).unwrap();
+            let _ = s.write_all(b"\x16\x03\x01\x02\x00");
+            s
+        })
+        .collect();
+    // Every held one hits the deadline (the log says so), then the descriptors are back.
+    assert!(
+        eventually(Duration::from_secs(10), || t
+            .log_text()
+            .matches("timed out")
+            .count()
+            >= 50),
+        "{}",
+        t.log_text()
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || fd_count(pid) <= baseline),
+        "fds: {} now, {baseline} before",
+        fd_count(pid)
+    );
+    drop(held);
+    let out = https(port, &ca, "/x.txt", &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("alive"));
+}
