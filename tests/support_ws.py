@@ -3,6 +3,7 @@
 python3 support_ws.py server PORT         echo server: every message back, prefixed "echo:"
 python3 support_ws.py client URL N        sends N messages (text and a 1 MiB binary), checks
                                           each echo, prints "ok N" and exits 0, else exits 1
+                                          (a wss:// URL is verified against $WS_CA)
 """
 import asyncio
 import sys
@@ -23,7 +24,13 @@ async def serve(port):
 
 
 async def client(url, n):
-    async with websockets.connect(url, max_size=None, open_timeout=10) as ws:
+    tls = None
+    if url.startswith("wss://"):
+        import os
+        import ssl
+
+        tls = ssl.create_default_context(cafile=os.environ["WS_CA"])
+    async with websockets.connect(url, max_size=None, open_timeout=10, ssl=tls) as ws:
         for i in range(n):
             await ws.send(f"message {i}")
             got = await asyncio.wait_for(ws.recv(), 10)

@@ -550,3 +550,45 @@ fn abandoned_handshakes_leave_no_descriptor_behind() {
     let out = https(port, &ca, "/x.txt", &[]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("alive"));
 }
+
+#[test]
+fn websocket_over_wss_to_a_ws_backend() {
+    use std::process::{Command, Stdio};
+    let dir = TempDir::new("tls-wss");
+    let ca = Ca::new(dir.path(), "ca");
+    let (cert, key) = ca.leaf("site", &["localhost"], Key::P256, 30);
+    let (up, port) = (free_port(), free_port());
+    let server = Command::new("python3")
+        .arg(repo().join("tests/support_ws.py"))
+        .args(["server", &up.to_string()])
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("python3 websockets server");
+    let _server = Proc {
+        child: server,
+        log: None,
+    };
+    wait_port(up);
+    let config = format!(
+        "[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"http\"\nupstream = \"127.0.0.1:{up}\"\ntls = {{ certificates = [{{ cert = \"{}\", key = \"{}\" }}] }}\n",
+        cert.display(),
+        key.display()
+    );
+    let t = tether(&dir, &config, &[port]);
+    // 50 text messages and a 1 MiB binary one, each echoed byte for byte.
+    let out = Command::new("timeout")
+        .args(["30", "python3"])
+        .arg(repo().join("tests/support_ws.py"))
+        .args(["client", &format!("wss://localhost:{port}/chat"), "50"])
+        .env("WS_CA", &ca.cert)
+        .output()
+        .expect("python3 websockets client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "client failed: {stdout}{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        t.log_text()
+    );
+    assert_eq!(stdout.trim(), "ok 50");
+}
