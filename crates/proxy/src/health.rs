@@ -244,6 +244,12 @@ impl Session for HealthChecker {
     fn is_done(&self, _cx: &Cx<'_>) -> bool {
         false
     }
+
+    /// A draining loop takes no new requests: its checks end now (the next worker runs its
+    /// own), so the drain does not wait `drain_timeout` for a session that never ends.
+    fn on_drain(&mut self, cx: &mut Cx<'_>) {
+        cx.close();
+    }
 }
 
 #[cfg(test)]
