@@ -480,17 +480,33 @@ fn sessions_resume_with_tickets_on_tls12_and_tls13() {
     for version in ["-tls1_2", "-tls1_3"] {
         let sess = dir.path().join(format!("sess{version}"));
         let sess = sess.to_str().unwrap();
-        // TLS 1.3 tickets come after the handshake: send a request so s_client reads them.
+        // TLS 1.3 tickets come after the handshake: send a request so s_client reads them,
+        // and `-ign_eof` so it keeps reading (until tether closes after `Connection: close`)
+        // instead of quitting at the end of its stdin, maybe before the tickets arrived.
         let req = b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
         let first = s_client(
             port,
-            &[version, "-servername", "localhost", "-sess_out", sess],
+            &[
+                version,
+                "-ign_eof",
+                "-servername",
+                "localhost",
+                "-sess_out",
+                sess,
+            ],
             req,
         );
         assert!(first.contains("New, "), "{first}");
         let second = s_client(
             port,
-            &[version, "-servername", "localhost", "-sess_in", sess],
+            &[
+                version,
+                "-ign_eof",
+                "-servername",
+                "localhost",
+                "-sess_in",
+                sess,
+            ],
             req,
         );
         assert!(second.contains("Reused, "), "{version}: {second}");
