@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what tether's tests and demos need on a Debian machine: curl, nc (netcat-openbsd),
-# python3, redis-server, chromium, openssl, and the Python packages websockets and aiosmtpd. Safe to run twice;
+# python3, redis-server, chromium, openssl, haproxy, and the Python packages websockets and aiosmtpd. Safe to run twice;
 # skips apt when everything is already there.
 set -euo pipefail
 
@@ -15,6 +15,8 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # The TLS tests make their certificates at test time and use s_client (tests/tls*.rs).
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# The PROXY protocol tests put HAProxy (send-proxy-v2) in front of tether (tests/proxy_protocol.rs).
+command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
 
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""

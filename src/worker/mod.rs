@@ -307,7 +307,8 @@ fn watch_expiry(settings: &Settings) {
 /// One line about what a listener serves, for the log.
 fn describe(t: &Target) -> String {
     match t {
-        Target::TcpUpstream(a) => format!("tcp tunnel to {a}"),
+        Target::TcpUpstream(a, None) => format!("tcp tunnel to {a}"),
+        Target::TcpUpstream(a, Some(v)) => format!("tcp tunnel to {a} (PROXY protocol {v:?})"),
         Target::TcpFile(p) => format!("tcp file {}", p.display()),
         Target::Http(r) => {
             let routes: usize = r.hosts.iter().map(|h| h.routes.len()).sum();

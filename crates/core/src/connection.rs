@@ -50,17 +50,45 @@ pub(crate) struct Connection {
     /// Pooled connections to one address are told apart by this (0: plain; else the TLS
     /// client's tag).
     pub pool_tag: u64,
-    /// An accepted connection still in its TLS handshake, owned by no session yet.
+    /// An accepted connection still in its handshake (PROXY header, TLS), owned by no
+    /// session yet.
     pub pending: Option<Box<PendingAccept>>,
+    /// The local address a PROXY protocol header named (the balancer's front address);
+    /// `None`: the socket's own.
+    pub local: Option<SocketAddr>,
+    /// An outgoing connection's PROXY protocol header: written first, once TCP is up (and
+    /// before a TLS handshake).
+    pub proxy_header: Option<Box<[u8]>>,
 }
 
 /// What an accepted connection needs to get its session once its handshake is over.
 pub(crate) struct PendingAccept {
     pub listener: usize,
+    /// The client: the socket's peer, or the source a PROXY protocol header named.
     pub peer: SocketAddr,
     pub local: SocketAddr,
     /// The handshake deadline.
     pub timer: u64,
+    pub awaiting: Awaiting,
+}
+
+/// What an accepted connection waits for before its session starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Awaiting {
+    /// A PROXY protocol header (read with `MSG_PEEK`, then exactly its bytes consumed).
+    ProxyHeader,
+    /// The TLS handshake (`Connection::tls` is set).
+    Tls,
+}
+
+impl Awaiting {
+    /// For a log line: what did not come.
+    pub fn what(self) -> &'static str {
+        match self {
+            Awaiting::ProxyHeader => "PROXY protocol header",
+            Awaiting::Tls => "TLS handshake",
+        }
+    }
 }
 
 impl Connection {
@@ -85,6 +113,8 @@ impl Connection {
             tls: None,
             pool_tag: 0,
             pending: None,
+            local: None,
+            proxy_header: None,
         }
     }
 

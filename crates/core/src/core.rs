@@ -24,13 +24,16 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::connection::{Connection, PendingAccept};
+use crate::connection::Connection;
 use crate::ids::{ConnId, ListenerId, SessionId};
 use crate::io::{Io, Notice};
+use crate::proxy_protocol::Trusted;
 use crate::session::{deliver, Cx, Session};
 use crate::stats::LoopStats;
 use crate::timer::Owner;
-use crate::tls::{rustls, Tls, TlsInfo};
+use crate::tls::{rustls, TlsInfo};
+
+mod pending;
 
 const KIND_BITS: usize = 2;
 const KIND_LISTENER: usize = 0;
@@ -64,7 +67,11 @@ pub struct ListenerOpts {
     /// Terminate TLS with this config: sessions start after the handshake and see
     /// plaintext.
     pub tls: Option<Arc<rustls::ServerConfig>>,
-    /// A handshake not over after this long is abandoned (the connection is closed).
+    /// A PROXY protocol header (v1 or v2) comes first, from these peers only (a connection
+    /// from any other address is closed): the session sees the client it names.
+    pub proxy_protocol: Option<Arc<Trusted>>,
+    /// A handshake (PROXY header and TLS) not over after this long is abandoned (the
+    /// connection is closed).
     pub handshake_timeout: Duration,
 }
 
@@ -72,19 +79,23 @@ impl Default for ListenerOpts {
     fn default() -> ListenerOpts {
         ListenerOpts {
             tls: None,
+            proxy_protocol: None,
             handshake_timeout: Duration::from_secs(10),
         }
     }
 }
 
-/// `Connection::session` of an accepted connection still in its TLS handshake.
+/// `Connection::session` of an accepted connection still in its handshake (PROXY header,
+/// TLS), owned by no session yet (`pending.rs`).
 pub(crate) const HANDSHAKE: usize = usize::MAX - 1;
 
 /// Makes the session for each accepted connection.
 pub type SessionFactory = Box<dyn FnMut(&Accepted) -> Box<dyn Session>>;
 
 struct Listener {
-    socket: TcpListener,
+    /// `None` once closed by a drain: the entry stays for the factory, which the
+    /// connections still in their handshake need.
+    socket: Option<TcpListener>,
     factory: SessionFactory,
     local: SocketAddr,
     opts: ListenerOpts,
@@ -196,7 +207,7 @@ impl Core {
             .registry()
             .register(&mut socket, listener_token(idx), Interest::READABLE)?;
         entry.insert(Listener {
-            socket,
+            socket: Some(socket),
             factory,
             local,
             opts,
@@ -260,7 +271,7 @@ impl Core {
         while !self.handle.stop.load(Ordering::SeqCst) {
             if self.handle.drain.load(Ordering::SeqCst) {
                 self.begin_drain();
-                if self.io.sessions.is_empty() {
+                if self.io.sessions.is_empty() && self.io.handshaking == 0 {
                     break;
                 }
             }
@@ -277,24 +288,24 @@ impl Core {
         if self.draining {
             return;
         }
-        self.draining = true;
         let idxs: Vec<usize> = self.listeners.iter().map(|(i, _)| i).collect();
         for i in idxs {
             // A connection already queued here would be reset by the close: take it.
             self.accept(i);
-            let mut l = self.listeners.remove(i);
-            if let Err(e) = self.poll.registry().deregister(&mut l.socket) {
-                log::warn!("drain: deregistering the listener on {}: {e}", l.local);
+            let Some(l) = self.listeners.get_mut(i) else {
+                continue;
+            };
+            if let Some(mut socket) = l.socket.take() {
+                if let Err(e) = self.poll.registry().deregister(&mut socket) {
+                    log::warn!("drain: deregistering the listener on {}: {e}", l.local);
+                }
             }
         }
-        // Handshakes under way have sent no request yet: close them like idle connections.
-        let shaking: Vec<usize> = (self.io.conns.iter())
-            .filter(|(_, c)| c.session == HANDSHAKE)
-            .map(|(i, _)| i)
-            .collect();
-        for c in shaking {
-            self.drop_handshaking(c);
-        }
+        // From here on a session that starts (its handshake over) is told at once.
+        self.draining = true;
+        // Handshakes under way finish (a client in one is about to send a request), within
+        // a shorter deadline; their sessions start draining (`begin_session`).
+        self.hasten_handshakes();
         let sids: Vec<usize> = self.io.sessions.iter().map(|(i, _)| i).collect();
         for sid in sids {
             let Some(slot) = self.io.sessions.get_mut(sid) else {
@@ -362,16 +373,7 @@ impl Core {
                         self.io.drop_pooled(idx);
                     }
                 }
-                Owner::Handshake { idx, gen } => {
-                    let due = |c: &Connection| c.gen == gen && c.session == HANDSHAKE;
-                    if let Some(c) = self.io.conns.get(idx).filter(|c| due(c)) {
-                        log::info!(
-                            "TLS handshake from {} timed out",
-                            c.peer.map_or("?".into(), |p| p.to_string())
-                        );
-                        self.drop_handshaking(idx);
-                    }
-                }
+                Owner::Handshake { idx, gen } => self.handshake_timed_out(idx, gen),
                 Owner::Listener(idx) => {
                     if let Some(l) = self.listeners.get_mut(idx) {
                         l.paused = false;
@@ -447,13 +449,14 @@ impl Core {
                 self.full = true;
                 return;
             }
-            match l.socket.accept() {
+            let Some(socket) = l.socket.as_ref() else {
+                return;
+            };
+            match socket.accept() {
                 Ok((stream, peer)) => {
                     LoopStats::add(&self.io.stats.accepted, 1);
-                    if let Some(config) = l.opts.tls.clone() {
-                        let timeout = l.opts.handshake_timeout;
-                        let local = l.local;
-                        self.start_handshake(lidx, stream, peer, local, config, timeout);
+                    if l.opts.proxy_protocol.is_some() || l.opts.tls.is_some() {
+                        self.start_pending(lidx, stream, peer);
                     } else {
                         let info = Accepted {
                             listener: ListenerId(lidx),
@@ -485,7 +488,11 @@ impl Core {
 
     /// Register an accepted socket as a connection owned by `session` (a slab index or
     /// `HANDSHAKE`). None (and the socket closed) if the poll refuses it.
-    fn add_conn(&mut self, mut stream: TcpStream, session: usize) -> Option<(usize, u64)> {
+    pub(super) fn add_conn(
+        &mut self,
+        mut stream: TcpStream,
+        session: usize,
+    ) -> Option<(usize, u64)> {
         let _ = stream.set_nodelay(true);
         let cgen = self.io.gen();
         let entry = self.io.conns.vacant_entry();
@@ -510,110 +517,8 @@ impl Core {
         self.begin_session(cidx, session);
     }
 
-    /// Accept a connection on a TLS listener: it handshakes, owned by no session, until
-    /// `finish_handshake` (or the deadline, or a failure) .
-    fn start_handshake(
-        &mut self,
-        lidx: usize,
-        stream: TcpStream,
-        peer: SocketAddr,
-        local: SocketAddr,
-        config: Arc<rustls::ServerConfig>,
-        timeout: Duration,
-    ) {
-        let tls = match Tls::server(config) {
-            Ok(t) => t,
-            Err(e) => {
-                log::warn!("TLS from {peer}: cannot start a handshake: {e}");
-                return;
-            }
-        };
-        let Some((cidx, cgen)) = self.add_conn(stream, HANDSHAKE) else {
-            return;
-        };
-        let timer = self.io.timers.add(
-            self.io.now + timeout,
-            Owner::Handshake {
-                idx: cidx,
-                gen: cgen,
-            },
-        );
-        let conn = &mut self.io.conns[cidx];
-        conn.tls = Some(Box::new(tls));
-        conn.pending = Some(Box::new(PendingAccept {
-            listener: lidx,
-            peer,
-            local,
-            timer,
-        }));
-        self.io.handshaking += 1;
-    }
-
-    /// Readiness on a connection in its handshake: drive it; once over, start its session.
-    fn handshake_event(&mut self, cidx: usize) {
-        let Some(conn) = self.io.conns.get_mut(cidx) else {
-            return;
-        };
-        let Some(tls) = conn.tls.as_mut() else {
-            return;
-        };
-        let step = crate::tls::handshake(
-            tls,
-            &conn.stream,
-            &mut conn.read_ready,
-            &mut conn.write_ready,
-        );
-        match step {
-            crate::tls::Handshake::Pending => {}
-            crate::tls::Handshake::Failed(why) => {
-                let peer = conn.peer.map_or("?".into(), |p| p.to_string());
-                log::info!("TLS handshake from {peer} failed: {why}");
-                self.drop_handshaking(cidx);
-            }
-            crate::tls::Handshake::Done => self.finish_handshake(cidx),
-        }
-    }
-
-    fn finish_handshake(&mut self, cidx: usize) {
-        let Some(conn) = self.io.conns.get_mut(cidx) else {
-            return;
-        };
-        let Some(pending) = conn.pending.take() else {
-            return;
-        };
-        let tls = conn.tls.as_ref().and_then(|t| t.info.clone());
-        self.io.handshaking -= 1;
-        self.io.timers.cancel(pending.timer);
-        let Some(l) = self.listeners.get_mut(pending.listener) else {
-            self.drop_handshaking(cidx);
-            return;
-        };
-        let info = Accepted {
-            listener: ListenerId(pending.listener),
-            peer: pending.peer,
-            local: pending.local,
-            tls,
-        };
-        let session = (l.factory)(&info);
-        self.begin_session(cidx, session);
-        self.settle();
-    }
-
-    /// Close a connection that failed or abandoned its handshake.
-    fn drop_handshaking(&mut self, cidx: usize) {
-        if !self.io.conns.contains(cidx) {
-            return;
-        }
-        let mut conn = self.io.conns.remove(cidx);
-        if let Some(p) = conn.pending.take() {
-            self.io.timers.cancel(p.timer);
-            self.io.handshaking -= 1;
-        }
-        let _ = self.poll.registry().deregister(&mut conn.stream);
-    }
-
     /// Give accepted connection `cidx` its session and start it.
-    fn begin_session(&mut self, cidx: usize, session: Box<dyn Session>) {
+    pub(super) fn begin_session(&mut self, cidx: usize, session: Box<dyn Session>) {
         let (sid, _) = self.io.new_session();
         let conn = &mut self.io.conns[cidx];
         conn.session = sid;
@@ -633,6 +538,11 @@ impl Core {
                 gen: cgen,
             },
         );
+        if self.draining {
+            // Its handshake ended after the drain began: it serves what the client sends
+            // now, as a connection between requests does.
+            obj.on_drain(&mut cx);
+        }
         self.io.sessions[sid].obj = Some(obj);
         self.io.touch(sid);
     }
@@ -670,6 +580,12 @@ impl Core {
                     Err(e) => Some(Err(e)),
                 },
             };
+            if let (Some(Ok(())), Some(header)) = (&outcome, conn.proxy_header.take()) {
+                // TCP is up: the PROXY header goes first, before any TLS record.
+                if let Err(e) = write_header(&conn.stream, &header) {
+                    outcome = Some(Err(e));
+                }
+            }
             if let (Some(Ok(())), Some(tls)) = (&outcome, conn.tls.as_mut()) {
                 // TCP is up: the TLS handshake decides when the connect is done.
                 let step = crate::tls::handshake(
@@ -733,7 +649,7 @@ impl Core {
 
     /// Pump dirty pipes and deliver notices until nothing is left to do, then free the
     /// sessions that are done.
-    fn settle(&mut self) {
+    pub(super) fn settle(&mut self) {
         loop {
             if let Some(p) = self.io.dirty.pop() {
                 self.io.pump(p);
@@ -803,6 +719,25 @@ impl Core {
         LoopStats::sub(&self.io.stats.open, 1);
         for t in slot.timers {
             self.io.timers.cancel(t);
+        }
+    }
+}
+
+/// Write a PROXY protocol header on a connection that has just connected: its send
+/// buffer is empty, so a header (at most a few hundred bytes) goes in one write; a short
+/// write is an error rather than a wait.
+fn write_header(stream: &TcpStream, header: &[u8]) -> io::Result<()> {
+    loop {
+        match io::Write::write(&mut &*stream, header) {
+            Ok(n) if n == header.len() => return Ok(()),
+            Ok(n) => {
+                return Err(io::Error::other(format!(
+                    "PROXY header: only {n} of {} bytes written",
+                    header.len()
+                )))
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
         }
     }
 }

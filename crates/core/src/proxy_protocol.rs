@@ -196,6 +196,23 @@ pub fn encode_v2(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
     out
 }
 
+/// A v1 header that names no client (`PROXY UNKNOWN\r\n`): what a connection of the
+/// proxy's own (a health check) sends, so the receiver keeps the real peer.
+pub fn encode_v1_unknown() -> Vec<u8> {
+    b"PROXY UNKNOWN\r\n".to_vec()
+}
+
+/// A v2 `LOCAL` header with no addresses: what a connection of the proxy's own (a health
+/// check) sends, so the receiver keeps the real peer.
+pub fn encode_v2_local() -> Vec<u8> {
+    let mut out = Vec::with_capacity(V2_FIXED);
+    out.extend_from_slice(&V2_SIGNATURE);
+    out.push(0x20); // version 2, LOCAL
+    out.push(0x00); // UNSPEC
+    out.extend_from_slice(&0u16.to_be_bytes());
+    out
+}
+
 enum Pair {
     V4(SocketAddrV4, SocketAddrV4),
     V6(SocketAddrV6, SocketAddrV6),

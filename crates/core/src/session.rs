@@ -73,6 +73,18 @@ pub trait Session {
     fn on_close(&mut self, _cx: &mut Cx<'_>) {}
 }
 
+/// How [`Cx::connect_with`] opens an upstream connection.
+#[derive(Clone, Copy, Default)]
+pub struct ConnectOpts<'a> {
+    /// Speak TLS with this client config and name.
+    pub tls: Option<&'a crate::tls::TlsClient>,
+    /// Send this PROXY protocol header (`proxy_protocol::encode_v1`/`encode_v2`) before
+    /// anything else.
+    pub proxy_header: Option<&'a [u8]>,
+    /// Never take a pooled connection (a retry, a health probe).
+    pub fresh: bool,
+}
+
 /// What a session can do to the core.
 pub struct Cx<'a> {
     pub(crate) io: &'a mut Io,
@@ -131,9 +143,11 @@ impl<'a> Cx<'a> {
         self.conn(c).and_then(|x| x.peer)
     }
 
-    /// The local address of a connection.
+    /// The local address of a connection (on a PROXY protocol listener: the front address
+    /// the header named).
     pub fn local_addr(&self, c: ConnId) -> Option<SocketAddr> {
-        self.conn(c).and_then(|x| x.stream.local_addr().ok())
+        let conn = self.conn(c)?;
+        conn.local.or_else(|| conn.stream.local_addr().ok())
     }
 
     /// The raw descriptor of a connection (for socket options; do not read or write it).
@@ -192,6 +206,43 @@ impl<'a> Cx<'a> {
         let id = self.connect_fresh(addr)?;
         let conn = &mut self.io.conns[id.idx];
         conn.tls = Some(Box::new(state));
+        conn.pool_tag = tag;
+        Ok(id)
+    }
+
+    /// Connect to `addr` as `opts` says: over TLS or not, with a PROXY protocol header
+    /// first or not, from the pool or fresh. Pooled connections are told apart by TLS
+    /// client and by header, so a connection that introduced one client is reused only for
+    /// that same client connection.
+    pub fn connect_with(&mut self, addr: SocketAddr, opts: ConnectOpts<'_>) -> io::Result<ConnId> {
+        let Some(header) = opts.proxy_header else {
+            return match opts.tls {
+                Some(tls) => self.connect_tls(addr, tls, opts.fresh),
+                None if opts.fresh => self.connect_fresh(addr),
+                None => self.connect(addr),
+            };
+        };
+        let tag = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            opts.tls.map_or(0, |t| t.tag()).hash(&mut h);
+            header.hash(&mut h);
+            h.finish() | 1
+        };
+        if !opts.fresh {
+            if let Some((idx, gen)) = self.io.adopt(self.sid, addr, tag) {
+                let result = Ok(());
+                self.io
+                    .notify(self.sid, Notice::Connected { idx, gen, result });
+                return Ok(ConnId { idx, gen });
+            }
+        }
+        let id = match opts.tls {
+            Some(tls) => self.connect_tls(addr, tls, true)?,
+            None => self.connect_fresh(addr)?,
+        };
+        let conn = &mut self.io.conns[id.idx];
+        conn.proxy_header = Some(header.into());
         conn.pool_tag = tag;
         Ok(id)
     }

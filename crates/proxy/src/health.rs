@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tether_balance::{CheckConfig, ServerRef};
-use tether_core::{ConnId, Cx, PipeEnd, PipeId, Session, Sink, Source, TimerId};
+use tether_core::{ConnId, ConnectOpts, Cx, PipeEnd, PipeId, Session, Sink, Source, TimerId};
 
 use crate::config::{Settings, Target};
 use crate::router::Action;
@@ -32,6 +32,8 @@ struct Probe {
     buf: Vec<u8>,
     timeout: Option<TimerId>,
     tls: Option<tether_core::tls::TlsClient>,
+    /// The pool's `send_proxy`: probes send a header that names no client.
+    send_proxy: Option<crate::upstream::SendProxy>,
 }
 
 /// The session that runs every probe.
@@ -84,6 +86,7 @@ impl HealthChecker {
                         buf: Vec::new(),
                         timeout: None,
                         tls: up.tls_for(server.index()).cloned(),
+                        send_proxy: up.send_proxy,
                     });
                 }
             }
@@ -99,10 +102,14 @@ impl HealthChecker {
             return;
         }
         p.buf.clear();
-        let started = match &p.tls {
-            Some(tls) => cx.connect_tls(p.server.addr(), tls, true),
-            None => cx.connect_fresh(p.server.addr()),
+        // A probe is tether's own connection: its PROXY header names no client.
+        let header = p.send_proxy.map(|v| v.header(None, None));
+        let opts = ConnectOpts {
+            tls: p.tls.as_ref(),
+            proxy_header: header.as_deref(),
+            fresh: true,
         };
+        let started = cx.connect_with(p.server.addr(), opts);
         match started {
             Ok(c) => {
                 p.conn = Some(c);

@@ -148,13 +148,14 @@ pub fn install_sockets(
     for spec in &settings.listeners {
         let opts = tether_core::ListenerOpts {
             tls: spec.front.tls.as_ref().map(|t| t.config.clone()),
+            proxy_protocol: spec.front.proxy_protocol.clone(),
             handshake_timeout: spec.front.handshake_timeout,
         };
         let spec = Arc::new(spec.clone());
         let server = server.clone();
         let factory: SessionFactory = match spec.target.clone() {
-            Target::TcpUpstream(addr) => {
-                Box::new(move |_| Box::new(TcpTunnel::new(spec.clone(), addr)))
+            Target::TcpUpstream(addr, send_proxy) => {
+                Box::new(move |_| Box::new(TcpTunnel::new(spec.clone(), addr, send_proxy)))
             }
             Target::TcpFile(path) => {
                 Box::new(move |_| Box::new(TcpFile::new(spec.clone(), path.clone())))

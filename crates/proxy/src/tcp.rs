@@ -4,10 +4,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tether_core::{ConnId, Cx, PipeEnd, PipeId, Session, Sink, Source};
+use tether_core::{ConnId, ConnectOpts, Cx, PipeEnd, PipeId, Session, Sink, Source};
 
 use crate::config::ListenerSpec;
 use crate::idle::{self, KEY_CONNECT, KEY_LINGER, LINGER};
+use crate::upstream::SendProxy;
 
 /// Tunnels bytes both ways between the client and `upstream`, with half-close: a FIN from
 /// one side is passed on once what it sent before is delivered. A reset on either side
@@ -15,15 +16,21 @@ use crate::idle::{self, KEY_CONNECT, KEY_LINGER, LINGER};
 pub struct TcpTunnel {
     spec: Arc<ListenerSpec>,
     upstream: SocketAddr,
+    send_proxy: Option<SendProxy>,
     client: Option<ConnId>,
     up: Option<ConnId>,
 }
 
 impl TcpTunnel {
-    pub fn new(spec: Arc<ListenerSpec>, upstream: SocketAddr) -> TcpTunnel {
+    pub fn new(
+        spec: Arc<ListenerSpec>,
+        upstream: SocketAddr,
+        send_proxy: Option<SendProxy>,
+    ) -> TcpTunnel {
         TcpTunnel {
             spec,
             upstream,
+            send_proxy,
             client: None,
             up: None,
         }
@@ -33,7 +40,14 @@ impl TcpTunnel {
 impl Session for TcpTunnel {
     fn on_start(&mut self, cx: &mut Cx<'_>, client: ConnId) {
         self.client = Some(client);
-        match cx.connect(self.upstream) {
+        let header =
+            (self.send_proxy).map(|v| v.header(cx.peer_addr(client), cx.local_addr(client)));
+        let opts = ConnectOpts {
+            tls: None,
+            proxy_header: header.as_deref(),
+            fresh: false,
+        };
+        match cx.connect_with(self.upstream, opts) {
             Ok(up) => {
                 self.up = Some(up);
                 cx.set_timer(self.spec.connect_timeout, KEY_CONNECT);

@@ -11,6 +11,7 @@
 //!
 //! What one request decides is in `http/affinity.rs`.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -29,6 +30,39 @@ pub struct Upstream {
     pub tls: Vec<TlsClient>,
     /// `tls = { verify = false }`: server certificates are not checked (logged at start).
     pub tls_unverified: bool,
+    /// `send_proxy = "v1" | "v2"`: each connection to a server starts with a PROXY
+    /// protocol header naming the client.
+    pub send_proxy: Option<SendProxy>,
+}
+
+/// The PROXY protocol version sent to servers that want to know the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendProxy {
+    V1,
+    V2,
+}
+
+impl SendProxy {
+    /// `"v1"` or `"v2"`.
+    pub fn parse(text: &str) -> Option<SendProxy> {
+        match text {
+            "v1" => Some(SendProxy::V1),
+            "v2" => Some(SendProxy::V2),
+            _ => None,
+        }
+    }
+
+    /// The header for a connection on behalf of `client`, who reached tether at `front`;
+    /// without them (an unknown address), the header that names no client.
+    pub fn header(self, client: Option<SocketAddr>, front: Option<SocketAddr>) -> Vec<u8> {
+        use tether_core::proxy_protocol as pp;
+        match (self, client.zip(front)) {
+            (SendProxy::V1, Some((c, f))) => pp::encode_v1(c, f),
+            (SendProxy::V2, Some((c, f))) => pp::encode_v2(c, f),
+            (SendProxy::V1, None) => pp::encode_v1_unknown(),
+            (SendProxy::V2, None) => pp::encode_v2_local(),
+        }
+    }
 }
 
 impl Upstream {
@@ -41,6 +75,7 @@ impl Upstream {
             retries: 1,
             tls: Vec::new(),
             tls_unverified: false,
+            send_proxy: None,
         }
     }
 

@@ -640,3 +640,12 @@ fn single_byte_mutations_never_panic() {
         }
     }
 }
+
+#[test]
+fn local_and_unknown_headers_parse_as_no_addresses() {
+    let v2 = encode_v2_local();
+    assert_eq!(done(&v2), (16, None));
+    assert_eq!(check_prefixes(&v2), None);
+    let v1 = encode_v1_unknown();
+    assert_eq!(done(&v1), (v1.len(), None));
+}

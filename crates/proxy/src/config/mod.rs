@@ -133,13 +133,17 @@ struct RawListener {
     tls: Option<Spanned<tls::RawTls>>,
     redirect_http: Option<Spanned<tls::RawRedirect>>,
     hsts: Option<String>,
+    proxy_protocol: Option<Spanned<tls::RawProxyProtocol>>,
+    /// tcp: send a PROXY protocol header ("v1" or "v2") to the upstream first.
+    send_proxy: Option<Spanned<String>>,
 }
 
 /// What a listener is wired to.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// tcp: tunnel bytes both ways to this address.
-    TcpUpstream(SocketAddr),
+    /// tcp: tunnel bytes both ways to this address, after a PROXY protocol header when
+    /// `send_proxy` says so.
+    TcpUpstream(SocketAddr, Option<crate::upstream::SendProxy>),
     /// tcp: stream this file on connect, then close.
     TcpFile(PathBuf),
     /// http: requests go through this router (virtual hosts and routes).
@@ -149,7 +153,7 @@ pub enum Target {
 impl PartialEq for Target {
     fn eq(&self, other: &Target) -> bool {
         match (self, other) {
-            (Target::TcpUpstream(a), Target::TcpUpstream(b)) => a == b,
+            (Target::TcpUpstream(a, x), Target::TcpUpstream(b, y)) => a == b && x == y,
             (Target::TcpFile(a), Target::TcpFile(b)) => a == b,
             (Target::Http(a), Target::Http(b)) => Arc::ptr_eq(a, b),
             _ => false,
@@ -371,6 +375,7 @@ fn check_listener(
     })?;
     let part = tls::part(
         &l.tls,
+        l.proxy_protocol,
         l.redirect_http,
         l.hsts,
         l.protocol == Protocol::Http,
@@ -391,12 +396,23 @@ fn check_listener(
             "a listener needs exactly one of `upstream`, `root`, `file`".into(),
         ));
     }
+    let send_proxy = match (&l.send_proxy, l.protocol, &l.upstream) {
+        (Some(v), Protocol::Http, _) | (Some(v), _, None) => {
+            return Err(at(
+                v.span(),
+                "`send_proxy` on a listener is for a tcp `upstream` (an http one: set it on \
+                 an [[upstream]])"
+                    .into(),
+            ))
+        }
+        _ => upstream::send_proxy(l.send_proxy, at)?,
+    };
     let target = match (l.protocol, l.upstream, l.root, l.file) {
         (proto, Some(up), _, _) => {
             let addr =
                 resolve(up.get_ref()).map_err(|m| at(up.span(), format!("`upstream`: {m}")))?;
             if proto == Protocol::Tcp {
-                Target::TcpUpstream(addr)
+                Target::TcpUpstream(addr, send_proxy)
             } else {
                 let server = tether_balance::ServerConfig::new(up.get_ref().clone(), addr);
                 let pool = tether_balance::Pool::new(up.get_ref(), &[server], Default::default())

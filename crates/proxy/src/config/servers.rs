@@ -54,6 +54,7 @@ pub(super) struct RawServer {
     tls: Option<Spanned<super::tls::RawTls>>,
     redirect_http: Option<Spanned<super::tls::RawRedirect>>,
     hsts: Option<String>,
+    proxy_protocol: Option<Spanned<super::tls::RawProxyProtocol>>,
 }
 
 #[derive(Deserialize)]
@@ -174,7 +175,15 @@ pub(super) fn check(
             idle: millis(s.idle_timeout_ms, 60_000, "idle_timeout_ms", at)?,
             tunnel: millis(s.tunnel_timeout_ms, 600_000, "tunnel_timeout_ms", at)?,
         };
-        let front = super::tls::part(&s.tls, s.redirect_http, s.hsts, true, span.clone(), at)?;
+        let front = super::tls::part(
+            &s.tls,
+            s.proxy_protocol,
+            s.redirect_http,
+            s.hsts,
+            true,
+            span.clone(),
+            at,
+        )?;
         let mut routes = Vec::new();
         for r in s.route {
             routes.push(check_route(r, &pools, max_body, brokers, at)?);

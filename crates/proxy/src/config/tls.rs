@@ -19,9 +19,15 @@
 //! `client_ca` (require and verify client certificates), `session_tickets` (default true),
 //! `session_cache` (entries, default 10000; 0 turns the cache off), `handshake_timeout_ms`
 //! (default 10000). Servers sharing a `listen` address share its certificates: SNI picks.
+//!
+//! `proxy_protocol = { trusted = ["10.0.0.0/8"] }` (on a `[[server]]` or `[[listener]]`,
+//! plain or TLS): every connection starts with a PROXY protocol v1 or v2 header from a
+//! load balancer in one of these networks (others are closed); the client it names is the
+//! client everywhere (ip_hash, allow/deny, X-Forwarded-For, the access log).
 
 use std::ops::Range;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -29,6 +35,7 @@ use toml::Spanned;
 
 use super::ConfigError;
 use crate::tls::{load_cert, server_config, ListenerTls, ServerTlsOptions};
+use tether_core::proxy_protocol::{Network, Trusted};
 
 type At<'a> = &'a dyn Fn(Range<usize>, String) -> ConfigError;
 
@@ -61,10 +68,19 @@ pub(super) enum RawRedirect {
     Port(u16),
 }
 
+/// `proxy_protocol = { trusted = ["10.0.0.0/8", "::1"] }`: a PROXY protocol header (v1
+/// or v2) comes first on every connection, from these networks only.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawProxyProtocol {
+    trusted: Vec<Spanned<String>>,
+}
+
 /// What one `[[server]]` (or `[[listener]]`) says about its listeners' front.
 #[derive(Clone, Default)]
 pub(super) struct FrontPart {
     pub tls: Option<TlsPart>,
+    pub proxy_protocol: Option<Arc<Trusted>>,
     pub redirect_https: Option<u16>,
     pub hsts: Option<String>,
     pub span: Range<usize>,
@@ -91,6 +107,13 @@ pub(super) fn merge(
             format!("`redirect_http` on {addr}, a TLS listener: it goes on the plain one"),
         ));
     }
+    let proxy_protocol = parts.first().and_then(|p| p.proxy_protocol.clone());
+    if let Some(p) = parts.iter().find(|p| p.proxy_protocol != proxy_protocol) {
+        return Err(at(
+            p.span.clone(),
+            format!("the servers on {addr} must all have the same `proxy_protocol` or none"),
+        ));
+    }
     let hsts = parts.iter().find_map(|p| p.hsts.clone());
     if hsts.is_some() && tls_count == 0 {
         return Err(at(
@@ -107,6 +130,7 @@ pub(super) fn merge(
     Ok(Front {
         tls,
         handshake_timeout,
+        proxy_protocol,
         redirect_https,
         hsts,
     })
@@ -115,6 +139,7 @@ pub(super) fn merge(
 /// Read the front keys of one server.
 pub(super) fn part(
     tls: &Option<Spanned<RawTls>>,
+    proxy_protocol: Option<Spanned<RawProxyProtocol>>,
     redirect_http: Option<Spanned<RawRedirect>>,
     hsts: Option<String>,
     http: bool,
@@ -123,17 +148,42 @@ pub(super) fn part(
 ) -> Result<FrontPart, ConfigError> {
     Ok(FrontPart {
         tls: tls.as_ref().map(|t| check(t, http, at)).transpose()?,
+        proxy_protocol: proxy_protocol.map(|p| trusted(p, at)).transpose()?,
         redirect_https: redirect(redirect_http, at)?,
         hsts,
         span,
     })
 }
 
-/// How a listener meets its clients: TLS or not, and what HTTP over the plain one does.
+/// The networks of a `proxy_protocol` table; an empty list is refused (no connection
+/// could ever be accepted).
+fn trusted(raw: Spanned<RawProxyProtocol>, at: At<'_>) -> Result<Arc<Trusted>, ConfigError> {
+    let span = raw.span();
+    let raw = raw.into_inner();
+    if raw.trusted.is_empty() {
+        return Err(at(
+            span,
+            "`proxy_protocol.trusted` lists no network: no connection could be accepted".into(),
+        ));
+    }
+    let mut networks = Vec::new();
+    for t in &raw.trusted {
+        let n = Network::parse(t.get_ref())
+            .map_err(|m| at(t.span(), format!("`proxy_protocol.trusted`: {m}")))?;
+        networks.push(n);
+    }
+    Ok(Arc::new(Trusted::new(networks)))
+}
+
+/// How a listener meets its clients: a PROXY protocol header first or not, TLS or not,
+/// and what HTTP over the plain one does.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Front {
     pub tls: Option<ListenerTls>,
+    /// The handshake deadline: PROXY header and TLS handshake together.
     pub handshake_timeout: Duration,
+    /// Read a PROXY protocol header from these peers (and close others).
+    pub proxy_protocol: Option<Arc<Trusted>>,
     /// A plain listener answering every request `308` to `https://host[:port]/path`:
     /// the HTTPS port (443 is left out of the URL).
     pub redirect_https: Option<u16>,

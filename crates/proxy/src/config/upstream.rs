@@ -8,6 +8,7 @@
 //! balance = "cookie"        # round_robin | least_connections | ip_hash | cookie | session_id | learn
 //! keys = ["<64 hex chars>"] # cookie / session_id: sealing keys (the first seals, all open)
 //! failover = "repin"        # or "strict" (503 rather than moving a session)
+//! send_proxy = "v2"         # or "v1": a PROXY protocol header naming the client first
 //! [upstream.health]
 //! path = "/health"
 //! ```
@@ -25,7 +26,8 @@ use toml::Spanned;
 
 use super::{resolve, ConfigError};
 use crate::upstream::{
-    Affinity, CookieAffinity, IdCarrier, LearnAffinity, SessionIdAffinity, UnknownTag, Upstream,
+    Affinity, CookieAffinity, IdCarrier, LearnAffinity, SendProxy, SessionIdAffinity, UnknownTag,
+    Upstream,
 };
 
 type At<'a> = &'a dyn Fn(Range<usize>, String) -> ConfigError;
@@ -55,6 +57,7 @@ pub(super) struct RawUpstream {
     learn_ttl_s: Option<Spanned<u64>>,
     health: Option<Spanned<RawHealth>>,
     tls: Option<Spanned<RawUpstreamTls>>,
+    send_proxy: Option<Spanned<String>>,
 }
 
 /// `tls = true`, or `tls = { ca = "ca.pem", sni = "name", verify = false, cert, key }`.
@@ -306,7 +309,9 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<Upstream, ConfigError>
                 ..
             }))
         );
+    let send_proxy = send_proxy(u.send_proxy, at)?;
     Ok(Upstream {
+        send_proxy,
         tls_unverified,
         pool: Arc::new(pool),
         affinity,
@@ -314,6 +319,22 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<Upstream, ConfigError>
         retries: u.retries.unwrap_or(1),
         tls,
     })
+}
+
+/// `send_proxy = "v1" | "v2"` (on an `[[upstream]]` or a tcp `[[listener]]`).
+pub(super) fn send_proxy(
+    raw: Option<Spanned<String>>,
+    at: At<'_>,
+) -> Result<Option<SendProxy>, ConfigError> {
+    raw.map(|v| {
+        SendProxy::parse(v.get_ref()).ok_or_else(|| {
+            at(
+                v.span(),
+                format!("`send_proxy`: {:?} is not \"v1\" or \"v2\"", v.get_ref()),
+            )
+        })
+    })
+    .transpose()
 }
 
 /// The TLS clients of the servers: none for a plain upstream; all servers speak TLS when

@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tether_core::{ConnId, Cx, PipeEnd, PipeId, PipeOpts, Sink, Source, TimerId};
+use tether_core::{ConnId, ConnectOpts, Cx, PipeEnd, PipeId, PipeOpts, Sink, Source, TimerId};
 use tether_http::{
     parse_response, BodyKind, ChunkedScanner, HttpError, Method, Parsed, RequestHead, ResponseHead,
 };
@@ -138,11 +138,16 @@ pub(super) fn start(
 
 fn connect(s: &mut HttpSession, cx: &mut Cx<'_>, fresh: bool) {
     let Some(x) = s.xchg.as_mut() else { return };
-    let r = match x.upstream.tls_for(x.pick.server.index()) {
-        Some(tls) => cx.connect_tls(x.addr, tls, fresh),
-        None if fresh => cx.connect_fresh(x.addr),
-        None => cx.connect(x.addr),
+    let header = x.upstream.send_proxy.map(|v| {
+        let client = s.client.and_then(|c| cx.peer_addr(c));
+        v.header(client, s.client.and_then(|c| cx.local_addr(c)))
+    });
+    let opts = ConnectOpts {
+        tls: x.upstream.tls_for(x.pick.server.index()),
+        proxy_header: header.as_deref(),
+        fresh,
     };
+    let r = cx.connect_with(x.addr, opts);
     match r {
         Ok(up) => {
             x.up = up;
