@@ -52,7 +52,7 @@ mod seal;
 mod server;
 
 pub use cookie::{find_cookie, is_valid_cookie_name, set_cookie};
-pub use failover::{Affinity, FailoverMode};
+pub use failover::{Affinity, AffinityStats, FailoverMode};
 pub use health::{CheckConfig, Health, PassiveConfig, StatusRange};
 pub use key::{parse_key, KeyError, KeyKind, PASSPHRASE_ROUNDS};
 pub use policy::ip_hash::ClientKey;

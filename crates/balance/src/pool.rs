@@ -21,6 +21,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::failover::AffinityCounts;
 use crate::health::{CheckConfig, Health, PassiveConfig};
 use crate::policy::{Candidates, Policy, PolicyKind};
 use crate::server::{Server, ServerConfig, ServerRef};
@@ -80,6 +81,8 @@ pub struct Pool {
     policy: Policy,
     fail_open: bool,
     check: Option<CheckConfig>,
+    /// How sessions found their server (`select` and `resolve` count; `affinity_stats`).
+    pub(crate) counts: AffinityCounts,
 }
 
 impl Pool {
@@ -123,6 +126,7 @@ impl Pool {
             by_id,
             fail_open: options.fail_open,
             check: options.check,
+            counts: AffinityCounts::default(),
         })
     }
 
@@ -174,7 +178,9 @@ impl Pool {
     /// Pick a server for a new session. `key` is the client address for the `IpHash`
     /// policy ([`ClientKey`](crate::ClientKey)); the others ignore it. Count the session
     /// at once with [`Server::acquire`]: least connections and bounded load read that count.
+    /// Each call counts as a balanced pick in [`affinity_stats`](Self::affinity_stats).
     pub fn select(&self, key: Option<&[u8]>, now: Instant) -> Option<ServerRef> {
+        self.counts.balanced();
         self.select_where(key, now, &|_| true)
     }
 
@@ -189,7 +195,7 @@ impl Pool {
         self.select_where(key, now, &|s| tried.iter().all(|t| t.as_ref() != s.id()))
     }
 
-    fn select_where(
+    pub(crate) fn select_where(
         &self,
         key: Option<&[u8]>,
         now: Instant,

@@ -103,3 +103,29 @@ fn nothing_available() {
         "refuse"
     );
 }
+
+#[test]
+fn decisions_are_counted() {
+    let pool = pool(false);
+    let now = Instant::now();
+    let key = Some(client(7));
+    let key = key.as_ref().map(|k| k.as_bytes());
+    assert!(pool.select(key, now).is_some());
+    assert_eq!(
+        which(&pool.resolve("s1", key, FailoverMode::Repin, now)),
+        "keep s1"
+    );
+    down(&pool, "s1", now);
+    assert!(which(&pool.resolve("s1", key, FailoverMode::Repin, now)).starts_with("repin "));
+    assert_eq!(
+        which(&pool.resolve("s1", key, FailoverMode::Strict, now)),
+        "refuse"
+    );
+    let st = pool.affinity_stats();
+    // The re-pin's own pick is not counted as a balanced (new) session.
+    assert_eq!(
+        (st.balanced, st.kept, st.repinned, st.refused),
+        (1, 1, 1, 1),
+        "{st:?}"
+    );
+}

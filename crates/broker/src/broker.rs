@@ -1,12 +1,15 @@
 //! `Broker`: the shared state of one broker and its poller thread. Every poll interval the
 //! poller asks each simulation server for `/load` (one scoped thread per server, all at
-//! once, each bounded by the timeout), records the answers (`state.rs`), mails or logs each
-//! transition, and when "some server is available" flips, bumps `generation()` and calls
-//! every subscribed waker. Workers (event loops) only read: `session_body`, `available`,
+//! once, each bounded by the timeout) and records each answer as soon as it arrives
+//! (`state.rs`; a server with no answer yet is `Load::Unpolled`, never handed out), mails
+//! or logs each transition, and when "some server is available" flips, bumps
+//! `generation()` and calls every subscribed waker. `start` returns once the first round's
+//! requests are on their way, so that round has begun before the listeners serve. Workers (event loops) only read: `session_body`, `available`,
 //! `load_body`, `monitor_html` take a short lock and never wait on the network. The broker
 //! also holds the `/session` gate (`authorized`): open, or a bearer token.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -17,7 +20,10 @@ use crate::access::{self, Secret};
 use crate::config::BrokerConfig;
 use crate::monitor;
 use crate::poll;
-use crate::state::{self, format_load, Load, ServerState, Transition};
+use crate::state::{self, format_load, python_load, Load, ServerState, Transition};
+
+/// How long `start` waits for the first round's requests to be sent.
+const FIRST_ROUND_WAIT: Duration = Duration::from_secs(2);
 
 /// `/session`'s answer when no server can take a client (Webots' words).
 pub const NO_SERVER: &str = "Error: no simulation server available at the moment.";
@@ -78,7 +84,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Broker {
-    /// A broker with no poller: loads stay at 0 until `poll_once` (tests, tools).
+    /// A broker with no poller: every server is `Unpolled` (none handed out) until
+    /// `poll_once` (tests, tools).
     /// A token that cannot be read (`token_file`) closes `/session` to everyone (logged);
     /// `start` refuses it instead.
     pub fn new(config: BrokerConfig, mailer: Mailer) -> Arc<Broker> {
@@ -120,8 +127,10 @@ impl Broker {
         })
     }
 
-    /// A broker whose poller thread polls now, then every `poll_interval`. Until the first
-    /// round ends, every load reads 0 (as in Webots); `wait_first_poll` waits for it.
+    /// A broker whose poller thread polls now, then every `poll_interval`. Returns once the
+    /// first round's requests are sent (at most `FIRST_ROUND_WAIT`); each answer counts as
+    /// it arrives, and a server not answered yet is not available. `wait_first_poll` waits
+    /// for the whole first round.
     pub fn start(config: BrokerConfig, mailer: Mailer) -> std::io::Result<Arc<Broker>> {
         config.access_token().map_err(|m| {
             std::io::Error::new(
@@ -131,10 +140,18 @@ impl Broker {
         })?;
         let broker = Broker::new(config, mailer);
         let b = Arc::clone(&broker);
+        let (sent_tx, sent) = mpsc::channel();
         let handle = std::thread::Builder::new()
             .name(format!("broker-{}", broker.config.name))
-            .spawn(move || b.run())?;
+            .spawn(move || b.run(sent_tx))?;
         *lock(&broker.poller) = Some(handle);
+        if sent.recv_timeout(FIRST_ROUND_WAIT).is_err() {
+            log::warn!(
+                "broker {}: the first polling round has not started after {:?}",
+                broker.config.name,
+                FIRST_ROUND_WAIT
+            );
+        }
         Ok(broker)
     }
 
@@ -150,16 +167,23 @@ impl Broker {
         }
     }
 
-    fn run(&self) {
+    /// The poller thread: a round now (`first_sent` hears when its requests are out), then
+    /// one every interval until `stop`.
+    fn run(&self, first_sent: mpsc::Sender<()>) {
         log::info!(
             "broker {}: polling {} simulation server(s) every {:?}",
             self.config.name,
             self.config.servers.len(),
             self.config.poll_interval()
         );
+        let mut first_sent = Some(first_sent);
         loop {
             let began = Instant::now();
-            self.poll_once();
+            self.poll_round(|| {
+                if let Some(tx) = first_sent.take() {
+                    let _ = tx.send(());
+                }
+            });
             let next = began + self.config.poll_interval();
             let guard = lock(&self.stopping);
             let wait = next.saturating_duration_since(Instant::now());
@@ -174,8 +198,14 @@ impl Broker {
     }
 
     /// One polling round, on the calling thread (never call it from an event loop): every
-    /// server at once, each bounded by the timeout; then mails, availability, wakers.
+    /// server at once, each bounded by the timeout, each answer applied as it arrives
+    /// (mails, availability, wakers); returns when every server answered or timed out.
     pub fn poll_once(&self) {
+        self.poll_round(|| {});
+    }
+
+    /// `poll_once`, calling `sent` once every server's request is under way.
+    fn poll_round(&self, sent: impl FnOnce()) {
         let scheme = self.config.http_scheme();
         let urls: Vec<String> = self
             .config
@@ -183,54 +213,68 @@ impl Broker {
             .iter()
             .map(|s| poll::load_url(scheme, &s.entry))
             .collect();
-        let loads: Vec<Load> = std::thread::scope(|scope| {
+        std::thread::scope(|scope| {
             let handles: Vec<_> = urls
                 .iter()
-                .map(|url| scope.spawn(|| poll::fetch_load(&self.agent, url)))
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Load::Down("poll thread panicked".into()))
+                .enumerate()
+                .map(|(i, url)| {
+                    scope.spawn(move || self.record_load(i, poll::fetch_load(&self.agent, url)))
                 })
-                .collect()
-        });
-        let max = self.config.max_load;
-        let mut events = Vec::new();
-        let now_available = {
-            let mut servers = lock(&self.servers);
-            for (s, load) in servers.iter_mut().zip(loads) {
-                if let Some(t) = s.record(load, max, self.config.history) {
-                    events.push((t, s.entry.clone(), s.load.clone()));
-                }
-            }
-            servers.iter().any(|s| s.load.is_available(max))
-        };
-        for (t, entry, load) in events {
-            self.notify(t, &entry, &load);
-        }
-        if self.available.swap(now_available, Ordering::SeqCst) != now_available {
-            self.generation.fetch_add(1, Ordering::SeqCst);
-            log::info!(
-                "broker {}: simulation servers {}",
-                self.config.name,
-                if now_available {
-                    "available (1)"
-                } else {
-                    "unavailable (0)"
-                }
-            );
-            let wakers: Vec<Waker> = lock(&self.subscribers)
-                .iter()
-                .map(|(_, w)| Arc::clone(w))
                 .collect();
-            for w in wakers {
-                w();
+            sent();
+            for (i, h) in handles.into_iter().enumerate() {
+                if h.join().is_err() {
+                    self.record_load(i, Load::Down("poll thread panicked".into()));
+                }
             }
-        }
+        });
         *lock(&self.rounds) += 1;
         self.round_done.notify_all();
+    }
+
+    /// Record server `index`'s poll result now (the poller calls it as each answer arrives;
+    /// tests and tools may feed results too): its transition is logged or mailed, and
+    /// when "some server is available" flips, the feed's subscribers are woken. The flip is
+    /// decided under the servers' lock, so answers arriving together cannot reorder it.
+    pub fn record_load(&self, index: usize, load: Load) {
+        let max = self.config.max_load;
+        let (event, flipped) = {
+            let mut servers = lock(&self.servers);
+            let Some(s) = servers.get_mut(index) else {
+                return;
+            };
+            let event = s
+                .record(load, max, self.config.history)
+                .map(|t| (t, s.entry.clone(), s.load.clone()));
+            let now = servers.iter().any(|s| s.load.is_available(max));
+            let flipped = self.available.swap(now, Ordering::SeqCst) != now;
+            if flipped {
+                self.generation.fetch_add(1, Ordering::SeqCst);
+            }
+            (event, flipped.then_some(now))
+        };
+        if let Some((t, entry, load)) = event {
+            self.notify(t, &entry, &load);
+        }
+        let Some(now_available) = flipped else {
+            return;
+        };
+        log::info!(
+            "broker {}: simulation servers {}",
+            self.config.name,
+            if now_available {
+                "available (1)"
+            } else {
+                "unavailable (0)"
+            }
+        );
+        let wakers: Vec<Waker> = lock(&self.subscribers)
+            .iter()
+            .map(|(_, w)| Arc::clone(w))
+            .collect();
+        for w in wakers {
+            w();
+        }
     }
 
     /// Log a transition, and mail it when mail settings are there.
@@ -318,10 +362,11 @@ impl Broker {
         self.generation.load(Ordering::SeqCst)
     }
 
-    /// `/load`: the mean load of the servers that answer, or `-1` when none does.
+    /// `/load`: the mean load of the servers that answered a number, as Python prints a
+    /// float (`45.666666666666664`, `30.0`), or `-1` when none did.
     pub fn load_body(&self) -> String {
         match state::mean_load(&lock(&self.servers)) {
-            Some(l) => format_load(l),
+            Some(l) => python_load(l),
             None => "-1".into(),
         }
     }
@@ -383,7 +428,7 @@ impl std::fmt::Debug for Broker {
 pub fn transition_text(t: Transition, entry: &str, load: &Load, monitor: &str) -> (String, String) {
     let shown = match load {
         Load::Up(l) => format!("{}%", format_load(*l)),
-        Load::Down(_) => "N/A".into(),
+        Load::Unpolled | Load::Down(_) => "N/A".into(),
     };
     let sentence = match (t, load) {
         (Transition::NotResponding, Load::Down(why)) => format!(

@@ -146,8 +146,9 @@ mod tests {
             BrokerConfig::new(&["localhost:2000", "h/2001"]),
             Mailer::log_only(),
         );
+        // Not polled yet: nobody is handed out, nobody counts in /load.
         let s = b.reply("GET", "/session?x=1").expect("served");
-        assert_eq!((s.status, s.body.as_str()), (200, "ws://localhost:2000"));
+        assert_eq!((s.status, s.body.as_str()), (200, NO_SERVER));
         assert_eq!(header(&s, "Access-Control-Allow-Origin"), Some("*"));
         assert_eq!(
             header(&s, "Access-Control-Allow-Headers"),
@@ -164,8 +165,8 @@ mod tests {
             Some("POST, GET, OPTIONS")
         );
         assert_eq!(b.reply("POST", "/session").map(|r| r.status), Some(405));
-        assert_eq!(b.reply("GET", "/").map(|r| r.body), Some("1".into()));
-        assert_eq!(b.reply("GET", "/load").map(|r| r.body), Some("0".into()));
+        assert_eq!(b.reply("GET", "/").map(|r| r.body), Some("0".into()));
+        assert_eq!(b.reply("GET", "/load").map(|r| r.body), Some("-1".into()));
         let m = b.reply("GET", "/monitor").expect("monitor");
         assert_eq!(header(&m, "Content-Type"), Some("text/html; charset=utf-8"));
         assert!(m.body.contains("Managing 2 simulation servers"));
@@ -183,6 +184,7 @@ mod tests {
         let mut c = BrokerConfig::new(&["localhost:2000"]);
         c.token = Some(Secret::new("0123456789abcdef"));
         let b = Broker::new(c, Mailer::log_only());
+        b.record_load(0, crate::Load::Up(10.0));
         let ask = |target: &str, auth: Option<&[u8]>| {
             b.answer(&Request {
                 method: "GET",
@@ -229,6 +231,7 @@ mod tests {
         let mut c = BrokerConfig::new(&["host.example.org/2000"]);
         c.ssl = true;
         let b = Broker::new(c, Mailer::log_only());
+        b.record_load(0, crate::Load::Up(10.0));
         assert_eq!(b.session_body(), "wss://host.example.org/2000");
         assert!(b
             .monitor_html()

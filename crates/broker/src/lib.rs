@@ -16,9 +16,10 @@
 //!    load strictly below `max_load` (ties: the first listed), written `ws(s)://<entry>` —
 //!    or Webots' error text.
 //! 3. Meanwhile, every `poll_interval_ms`, `Broker::poll_once` asks every server's `/load`
-//!    at once (`poll.rs`, ureq, bounded by `timeout_ms`), records the loads
-//!    (`state::ServerState::record`), and each `state::Transition` becomes a log line and,
-//!    with mail settings, a mail (`tether_mail::Mailer`).
+//!    at once (`poll.rs`, ureq, bounded by `timeout_ms`) and records each answer as soon as
+//!    it arrives (`state::ServerState::record`; a server with no answer yet is
+//!    `Load::Unpolled`, never handed out); each `state::Transition` becomes a log line
+//!    and, with mail settings, a mail (`tether_mail::Mailer`).
 //! 4. An administrator opens `/monitor` (`monitor.rs`), or a front end reads `/load`.
 //!
 //! Config: `BrokerConfig` (`config.rs`, a TOML `[[broker]]` table), or Webots'
@@ -31,6 +32,7 @@ mod http;
 mod logfile;
 mod monitor;
 mod poll;
+mod pyfloat;
 mod session_json;
 mod spec;
 mod state;
@@ -44,11 +46,12 @@ pub use config::BrokerConfig;
 pub use http::{Reply, Request, UNAUTHORIZED};
 pub use logfile::{session_log_writer, RotatingFile, BACKUPS, MAX_BYTES};
 pub use poll::parse_load;
+pub use pyfloat::python_str;
 pub use session_json::{
     expand_path, load_session_json, looks_like_session_json, parse_session_json, ConfigError,
     SessionJson,
 };
 pub use spec::{plain_url, ServerSpec, MAX_WEIGHT};
 pub use state::{
-    format_load, mean_load, pick, pick_for, transition, Load, ServerState, Transition,
+    format_load, mean_load, pick, pick_for, python_load, transition, Load, ServerState, Transition,
 };

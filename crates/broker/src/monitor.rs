@@ -1,12 +1,12 @@
 //! The `/monitor` page: when the broker started, how many servers it manages, a table (#,
-//! the server linked to its own `/monitor`, its load in %, `N/A` when down, highlighted at
-//! or above the max load; its weight and allowed repositories when it has them), an average
+//! the server linked to its own `/monitor`, its load in % as Webots writes it (`50.0%`),
+//! `N/A` when down or not polled yet, highlighted at or above the max load; its weight and allowed repositories when it has them), an average
 //! row (the servers that answer), and per server the recent samples as a small inline SVG
 //! sparkline. The page reloads itself every poll.
 
 use std::fmt::Write;
 
-use crate::state::{format_load, mean_load, ServerState};
+use crate::state::{format_load, mean_load, python_load, Load, ServerState};
 
 /// What the page shows.
 pub(crate) struct View<'a> {
@@ -51,7 +51,7 @@ pub(crate) fn render(v: &View<'_>) -> String {
             i + 1,
             v.http_scheme,
             details(s),
-            load_cell(s.load.value(), v.max_load, false),
+            server_cell(&s.load, v.max_load),
             sparkline(s, v.max_load, v.history),
         );
     }
@@ -59,7 +59,7 @@ pub(crate) fn render(v: &View<'_>) -> String {
         h,
         "<tr class='average'><td></td><td style='text-align:right'>average:</td>{}<td></td></tr>\n\
          </tbody></table>\n</body></html>\n",
-        load_cell(mean_load(v.servers), v.max_load, true),
+        load_cell(mean_load(v.servers), v.max_load),
     );
     h
 }
@@ -85,18 +85,26 @@ fn details(s: &ServerState) -> String {
     out
 }
 
-/// `<td>42%</td>`, highlighted at or above `max`, `N/A` when down; `bold` for the average.
-fn load_cell(load: Option<f64>, max: f64, bold: bool) -> String {
+/// A server's load as Webots writes it (`<td>42.0%</td>`), highlighted at or above `max`;
+/// `N/A` when down, or not polled yet (then titled so).
+fn server_cell(load: &Load, max: f64) -> String {
+    match load {
+        Load::Unpolled => "<td class='down' title='not polled yet'>N/A</td>".into(),
+        Load::Down(_) => "<td class='down'>N/A</td>".into(),
+        Load::Up(l) if *l >= max => format!("<td class='high'>{}%</td>", python_load(*l)),
+        Load::Up(l) => format!("<td>{}%</td>", python_load(*l)),
+    }
+}
+
+/// The average row's cell: `<td><b>42.5%</b></td>` (two decimals at most), highlighted at
+/// or above `max`, `N/A` when no server answers.
+fn load_cell(load: Option<f64>, max: f64) -> String {
     let (class, text) = match load {
         None => (" class='down'", "N/A".to_string()),
         Some(l) if l >= max => (" class='high'", format!("{}%", format_load(l))),
         Some(l) => ("", format!("{}%", format_load(l))),
     };
-    if bold {
-        format!("<td{class}><b>{text}</b></td>")
-    } else {
-        format!("<td{class}>{text}</td>")
-    }
+    format!("<td{class}><b>{text}</b></td>")
 }
 
 /// The samples as a polyline (0 % at the bottom, 100 % at the top), broken where the
@@ -204,10 +212,10 @@ mod tests {
             h.contains("<meta http-equiv='refresh' content='5'/>"),
             "{h}"
         );
-        assert!(h.contains("<tr><td>1</td><td><a href='http://a.test:2000/monitor'>a.test:2000</a></td><td>40%</td>"), "{h}");
+        assert!(h.contains("<tr><td>1</td><td><a href='http://a.test:2000/monitor'>a.test:2000</a></td><td>40.0%</td>"), "{h}");
         assert!(h.contains("<a href='http://b.test/2000/monitor'>b.test/2000</a></td><td class='down'>N/A</td>"), "{h}");
         assert!(
-            h.contains("c&lt;x&gt;:1</a></td><td class='high'>97%</td>"),
+            h.contains("c&lt;x&gt;:1</a></td><td class='high'>97.0%</td>"),
             "{h}"
         );
         assert!(h.contains("average:</td><td><b>68.5%</b></td>"), "{h}");
@@ -233,6 +241,11 @@ mod tests {
         a.record(Load::Down("timed out".into()), 95.0, 60);
         let h = page(&[a]);
         assert!(h.contains("<p>Managing 1 simulation server:</p>"), "{h}");
+        let h = page(&[ServerState::new("b:1")]);
+        assert!(
+            h.contains("b:1</a></td><td class='down' title='not polled yet'>N/A</td>"),
+            "{h}"
+        );
         assert!(
             h.contains("average:</td><td class='down'><b>N/A</b></td>"),
             "{h}"

@@ -1,5 +1,6 @@
 //! What the broker knows about each simulation server, and the pure rules over it: the
-//! last load (`Load`, `Down` for a server that did not answer), recent history, which
+//! last load (`Load`: `Unpolled` until the server's first poll result, `Down` for a server
+//! that did not answer a number), recent history, which
 //! server `/session` picks (by `load / weight`, among the servers that allow the asked
 //! repository), the mean for `/load`, and which change of load is worth a mail
 //! (`Transition`). No I/O here: `broker.rs` feeds poll results in.
@@ -11,6 +12,9 @@ use crate::spec::ServerSpec;
 /// A server's last known load, in percent.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Load {
+    /// No poll result yet (the first round is under way): never handed out, not counted
+    /// in `/load`.
+    Unpolled,
     Up(f64),
     /// It did not answer with a number; why (refused, timeout, HTTP 500, ...).
     Down(String),
@@ -20,7 +24,7 @@ impl Load {
     pub fn value(&self) -> Option<f64> {
         match self {
             Load::Up(l) => Some(*l),
-            Load::Down(_) => None,
+            Load::Unpolled | Load::Down(_) => None,
         }
     }
 
@@ -52,8 +56,16 @@ impl Transition {
 }
 
 /// Webots' rules: up → down, down → up (whatever the load), crossing `max` upward,
-/// crossing it downward. Anything else (down → down, small changes) is quiet.
+/// crossing it downward. Anything else (down → down, small changes) is quiet. A server's
+/// first result counts from load 0, as Webots starts every server at 0: down at start-up
+/// is mailed as not responding, loaded at start-up as having reached the maximum.
 pub fn transition(before: &Load, after: &Load, max: f64) -> Option<Transition> {
+    let zero = Load::Up(0.0);
+    let before = if *before == Load::Unpolled {
+        &zero
+    } else {
+        before
+    };
     match (before, after) {
         (Load::Up(_), Load::Down(_)) => Some(Transition::NotResponding),
         (Load::Down(_), Load::Up(_)) => Some(Transition::WorkingAgain),
@@ -72,7 +84,7 @@ pub struct ServerState {
     pub weight: u32,
     /// From the config: the repositories it may run (`None`: any).
     pub allowed_repositories: Option<Vec<String>>,
-    /// Starts at `Up(0.0)` before the first poll, as in Webots.
+    /// `Unpolled` until the first poll result for this server arrives.
     pub load: Load,
     /// The last samples, oldest first; `None` for a poll that found the server down.
     pub history: VecDeque<Option<f64>>,
@@ -89,7 +101,7 @@ impl ServerState {
             entry: spec.entry.clone(),
             weight: spec.weight.max(1),
             allowed_repositories: spec.allowed_repositories.clone(),
-            load: Load::Up(0.0),
+            load: Load::Unpolled,
             history: VecDeque::new(),
         }
     }
@@ -155,7 +167,14 @@ pub fn mean_load(servers: &[ServerState]) -> Option<f64> {
     Some(loads.iter().sum::<f64>() / loads.len() as f64)
 }
 
-/// A load as text: at most two decimals, no trailing zeros (`42`, `42.5`, `33.33`).
+/// A load as Webots' session server writes it on `/load` and `/monitor`: Python's
+/// `str(float)` (`42.0`, `45.666666666666664`).
+pub fn python_load(l: f64) -> String {
+    crate::pyfloat::python_str(l)
+}
+
+/// A load as text for mails, logs and `/monitor`'s average: at most two decimals, no
+/// trailing zeros (`42`, `42.5`, `33.33`).
 pub fn format_load(l: f64) -> String {
     let s = format!("{l:.2}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
@@ -258,6 +277,26 @@ mod tests {
         assert_eq!(transition(&down(), &down(), 95.0), None);
         assert_eq!(transition(&up(10.0), &up(20.0), 95.0), None);
         assert_eq!(transition(&up(96.0), &up(97.0), 95.0), None);
+    }
+
+    #[test]
+    fn unpolled_is_never_picked_nor_averaged_and_counts_from_zero() {
+        let mut s = servers(&[Some(50.0), Some(20.0)]);
+        s[1].load = Load::Unpolled;
+        assert_eq!(pick(&s, 95.0).map(|s| s.entry.as_str()), Some("h:0"));
+        assert_eq!(mean_load(&s), Some(50.0));
+        s[0].load = Load::Unpolled;
+        assert!(pick(&s, 95.0).is_none());
+        assert_eq!(mean_load(&s), None);
+        let down = Load::Down("refused".into());
+        let u = Load::Unpolled;
+        assert_eq!(transition(&u, &down, 95.0), Some(Transition::NotResponding));
+        assert_eq!(
+            transition(&u, &Load::Up(97.0), 95.0),
+            Some(Transition::ReachedMaxLoad)
+        );
+        assert_eq!(transition(&u, &Load::Up(10.0), 95.0), None);
+        assert_eq!(ServerState::new("h:1").load, Load::Unpolled);
     }
 
     #[test]

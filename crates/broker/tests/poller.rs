@@ -69,7 +69,7 @@ fn refused_port_is_na_and_never_chosen() {
     assert_eq!(b.session_body(), format!("ws://{}", entries[1]));
     assert_eq!(
         b.load_body(),
-        "80",
+        "80.0",
         "the mean counts answering servers only"
     );
     let html = b.monitor_html();
@@ -82,7 +82,7 @@ fn refused_port_is_na_and_never_chosen() {
     );
     assert!(
         html.contains(&format!(
-            "<a href='http://{0}/monitor'>{0}</a></td><td>80%</td>",
+            "<a href='http://{0}/monitor'>{0}</a></td><td>80.0%</td>",
             entries[1]
         )),
         "{html}"
@@ -141,7 +141,7 @@ fn non_numeric_body_and_http_error_are_down() {
     garbage.set("mode=numeric&load=12");
     b.poll_once();
     assert_eq!(b.session_body(), format!("ws://{}", garbage.entry()));
-    assert_eq!(b.load_body(), "12");
+    assert_eq!(b.load_body(), "12.0");
 }
 
 #[test]

@@ -46,6 +46,7 @@ fn port_rewrite_means_wss_and_slash_urls() {
     assert!(c.ssl);
     assert_eq!(c.public_url.as_deref(), Some("https://localhost/1999"));
     let b = tether_broker::Broker::new(c, tether_mail::Mailer::log_only());
+    b.record_load(0, tether_broker::Load::Up(0.0));
     assert_eq!(b.session_body(), "wss://localhost/2000");
 }
 

@@ -23,9 +23,8 @@ use subtle::ConstantTimeEq;
 use tether_core::{ConnId, Cx, PipeEnd, PipeId, PipeOpts, Session, Sink, Source};
 use tether_http::{parse_request, Limits, Method, Parsed, RequestHead};
 
-use crate::config::{Settings, Target};
+use crate::config::Settings;
 use crate::response;
-use crate::router::Action;
 use crate::upstream::Upstream;
 
 /// A request must arrive whole within this time.
@@ -286,19 +285,7 @@ pub struct ConfiguredPools {
 
 impl ConfiguredPools {
     pub fn new(settings: &Settings) -> ConfiguredPools {
-        let mut pools: Vec<Arc<Upstream>> = Vec::new();
-        for l in &settings.listeners {
-            let Target::Http(router) = &l.target else {
-                continue;
-            };
-            for route in router.hosts.iter().flat_map(|h| h.routes.iter()) {
-                if let Action::Proxy(p) = &route.action {
-                    if !pools.iter().any(|x| Arc::ptr_eq(x, p)) {
-                        pools.push(p.clone());
-                    }
-                }
-            }
-        }
+        let pools = crate::status_page::upstreams(settings);
         ConfiguredPools {
             pools,
             certificates: crate::tls::certificates(settings),

@@ -5,7 +5,8 @@
 //! - `server`: binds each listener of the settings with its session factory;
 //! - `tcp`: the `tcp` listener's sessions (tunnel to an upstream, stream a file);
 //! - `http`: the minimal `http` listener (proxy to one upstream, or serve a directory);
-//! - `files`, `response`, `idle`: path confinement and MIME types, status pages, idle timeouts.
+//! - `files`, `response`, `idle`: path confinement and MIME types, status pages, idle timeouts;
+//! - `metrics`, `status_page`: the counters, and the `status_page = "html"` page over them.
 
 pub mod access_log;
 pub mod admin;
@@ -20,6 +21,7 @@ pub mod response;
 pub mod router;
 pub mod server;
 pub mod static_files;
+pub mod status_page;
 pub mod tcp;
 pub mod tls;
 pub mod upstream;

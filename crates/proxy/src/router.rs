@@ -169,6 +169,8 @@ pub enum StatusFormat {
     Json,
     /// Prometheus text exposition.
     Prometheus,
+    /// An HTML page for people: listeners, pools, servers, counters (`status_page.rs`).
+    Html,
 }
 
 /// One route of a virtual host.

@@ -57,6 +57,7 @@ impl Shared {
         }
         let metrics = Registry::new(&settings.server_name);
         metrics.set_certificates(&crate::tls::certificates(settings));
+        metrics.set_topology(crate::status_page::Topology::from_settings(settings));
         Ok(Shared {
             brokers: Arc::new(brokers),
             access_log,

@@ -17,7 +17,7 @@
 //! deny = ["10.9.9.9"]
 //! max_body_size = 1048576          # a longer request body gets 413 (default: no limit)
 //! # a `root` route also takes index, listing, gzip, gzip_level, gzip_types
-//! # status_page = "json" | "prometheus": this tether's metrics
+//! # status_page = "json" | "prometheus" | "html": this tether's metrics (html: a page)
 //! ```
 //!
 //! Servers sharing a `listen` address are virtual hosts of one listener.
@@ -270,10 +270,11 @@ fn check_route(
         match page.get_ref().as_str() {
             "json" => Action::Status(StatusFormat::Json),
             "prometheus" => Action::Status(StatusFormat::Prometheus),
+            "html" => Action::Status(StatusFormat::Html),
             other => {
                 return Err(at(
                     page.span(),
-                    format!("`status_page`: {other:?} is not \"json\" or \"prometheus\""),
+                    format!("`status_page`: {other:?} is not \"json\", \"prometheus\" or \"html\""),
                 ))
             }
         }

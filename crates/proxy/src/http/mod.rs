@@ -581,7 +581,8 @@ impl HttpSession {
         }
     }
 
-    /// A `status_page` route: the metrics as eXpServer's JSON or as Prometheus text.
+    /// A `status_page` route: the metrics as eXpServer's JSON, Prometheus text or an HTML
+    /// page (`status_page.rs`).
     fn serve_status(&mut self, cx: &mut Cx<'_>, format: StatusFormat, req: &RequestHead) {
         let Some(registry) = self.metrics.as_ref() else {
             return self.status(cx, 404, req.method == Method::Head);
@@ -591,10 +592,7 @@ impl HttpSession {
             let page = response::status_page_ka(405, &self.server, extra, false, self.keep_alive);
             return self.respond(cx, page.into(), None);
         }
-        let (body, ctype) = match format {
-            StatusFormat::Json => (registry.json(), "application/json"),
-            StatusFormat::Prometheus => (registry.prometheus(), "text/plain; version=0.0.4"),
-        };
+        let (body, ctype) = crate::status_page::body(format, registry);
         let mut head = response::head(200, &self.server);
         head.push_str(&format!(
             "Content-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nAccess-Control-Allow-Origin: *\r\n",

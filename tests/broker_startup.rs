@@ -1,0 +1,232 @@
+//! The broker's first seconds and its numbers, end to end through the real `tether` binary
+//! with `examples/fake_simulation_server.py` servers (issue 12):
+//! - right after start, before any server answered, `/session` never hands out a server
+//!   that has not answered (one hangs past the timeout) or answered garbage: it names a
+//!   server that answered a number, or says Webots' sentence; `/load` counts only servers
+//!   that answered. The request goes out on the very connection that first found the port
+//!   accepting (within 100 ms of it).
+//! - `/load` and `/monitor` print loads as Webots does (Python's `str(float)`):
+//!   `45.666666666666664`, `30.0`, `-1`, and `50.0%` on `/monitor`.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const NO_SERVER: &str = "Error: no simulation server available at the moment.";
+
+/// A fake simulation server on a kernel-chosen port.
+struct Sim {
+    _proc: Proc,
+    port: u16,
+}
+
+impl Sim {
+    fn start(args: &[&str]) -> Sim {
+        let mut child = Command::new("python3")
+            .arg(repo().join("examples/fake_simulation_server.py"))
+            .args(["--port", "0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("python3");
+        let stdout = child.stdout.take().expect("stdout");
+        let proc = Proc { child, log: None };
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let port = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("fake_simulation_server.py {args:?}: {line:?}"));
+        Sim { _proc: proc, port }
+    }
+
+    fn entry(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    fn set(&self, query: &str) {
+        let out = curl(&[
+            "-s",
+            "-X",
+            "POST",
+            &format!("http://127.0.0.1:{}/set?{query}", self.port),
+        ]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "ok", "set {query}");
+    }
+}
+
+fn config(port: u16, entries: &[String], keys: &str) -> String {
+    let quoted: Vec<String> = entries.iter().map(|e| format!("\"{e}\"")).collect();
+    format!(
+        "[[broker]]\nname = \"sim\"\nservers = [{}]\n{keys}\n\n\
+         [[server]]\nlisten = [\"127.0.0.1:{port}\"]\n\n\
+         [[server.route]]\npath = \"/\"\nbroker = \"sim\"\n",
+        quoted.join(", ")
+    )
+}
+
+/// `GET target` on an open connection; the body (the broker's answers are short and the
+/// connection closes after them).
+fn ask_on(mut s: TcpStream, target: &str) -> String {
+    let req = format!("GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    s.write_all(req.as_bytes()).expect("send the request");
+    let mut text = Vec::new();
+    let _ = s.read_to_end(&mut text);
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    assert!(head.starts_with("HTTP/1.1 200"), "{target}: {text:?}");
+    body.to_string()
+}
+
+fn body_of(url: &str) -> String {
+    String::from_utf8_lossy(&get(url).1).into_owned()
+}
+
+fn wait_body(url: &str, want: &str) {
+    let mut last = String::new();
+    let ok = eventually(Duration::from_secs(10), || {
+        last = body_of(url);
+        last == want
+    });
+    assert!(ok, "{url}: wanted {want:?}, still {last:?}");
+}
+
+/// Start tether on `cfg` and return it with the first connection that the port accepted
+/// and when; the connection is made every 2 ms (bounded), so the caller's request goes
+/// out within a few milliseconds of the port accepting.
+fn start_and_connect(dir: &TempDir, cfg: &str, port: u16) -> (Proc, TcpStream, Instant) {
+    let path = dir.write("tether.toml", cfg.as_bytes());
+    let log = dir.path().join("tether.log");
+    let child = Command::new(TETHER)
+        .arg(&path)
+        .current_dir(dir.path())
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn tether");
+    let proc = Proc {
+        child,
+        log: Some(log),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(s) = TcpStream::connect(addr(port)) {
+            return (proc, s, Instant::now());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tether never listened on {port}:\n{}",
+            proc.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn session_at_start_never_names_a_server_that_has_not_answered_a_number() {
+    let dir = TempDir::new("broker-start");
+    let garbage = Sim::start(&["--mode", "garbage"]);
+    let hang = Sim::start(&["--mode", "hang"]);
+    let good = Sim::start(&["--load", "50"]);
+    let port = free_port();
+    // The hanging server holds the first round for the whole timeout: before the fix every
+    // server read load 0 for those 3 s and the first listed (garbage) was handed out.
+    let cfg = config(
+        port,
+        &[garbage.entry(), hang.entry(), good.entry()],
+        "timeout_ms = 3000\npoll_interval_ms = 60000",
+    );
+    let (_t, conn, accepted) = start_and_connect(&dir, &cfg, port);
+    let session = ask_on(conn, "/session");
+    let load = ask_on(TcpStream::connect(addr(port)).expect("connect"), "/load");
+    assert!(
+        accepted.elapsed() < Duration::from_secs(3),
+        "the answers must come from the first round"
+    );
+    let good_url = format!("ws://{}", good.entry());
+    assert!(
+        session == good_url || session == NO_SERVER,
+        "/session at start: {session:?} (garbage is {}, hanging is {})",
+        garbage.entry(),
+        hang.entry()
+    );
+    assert!(load == "50.0" || load == "-1", "/load at start: {load:?}");
+    // And once the good one answered, it is chosen, while the hanging one still hangs.
+    let base = format!("http://127.0.0.1:{port}");
+    wait_body(&format!("{base}/session"), &good_url);
+    wait_body(&format!("{base}/load"), "50.0");
+    assert!(
+        accepted.elapsed() < Duration::from_secs(3),
+        "the good server's answer was applied before the round ended"
+    );
+}
+
+#[test]
+fn nothing_is_available_until_a_server_answers_a_number() {
+    let dir = TempDir::new("broker-start-none");
+    let garbage = Sim::start(&["--mode", "garbage"]);
+    let hang = Sim::start(&["--mode", "hang"]);
+    let port = free_port();
+    let cfg = config(
+        port,
+        &[garbage.entry(), hang.entry()],
+        "timeout_ms = 3000\npoll_interval_ms = 60000",
+    );
+    let (_t, conn, accepted) = start_and_connect(&dir, &cfg, port);
+    let session = ask_on(conn, "/session");
+    let load = ask_on(TcpStream::connect(addr(port)).expect("connect"), "/load");
+    let feed = ask_on(TcpStream::connect(addr(port)).expect("connect"), "/");
+    assert!(accepted.elapsed() < Duration::from_secs(3), "first round");
+    assert_eq!(session, NO_SERVER);
+    assert_eq!(load, "-1");
+    assert_eq!(feed, "0");
+}
+
+#[test]
+fn load_and_monitor_print_loads_as_python_does() {
+    let dir = TempDir::new("broker-load-text");
+    let a = Sim::start(&["--load", "12"]);
+    let b = Sim::start(&["--load", "50"]);
+    let c = Sim::start(&["--load", "75"]);
+    let port = free_port();
+    let cfg = config(
+        port,
+        &[a.entry(), b.entry(), c.entry()],
+        "timeout_ms = 1000\npoll_interval_ms = 100",
+    );
+    let _t = tether(&dir, &cfg, &[port]);
+    let base = format!("http://127.0.0.1:{port}");
+    // 137 / 3, as Python prints it.
+    wait_body(&format!("{base}/load"), "45.666666666666664");
+    let page = body_of(&format!("{base}/monitor"));
+    for (s, text) in [(&a, "12.0%"), (&b, "50.0%"), (&c, "75.0%")] {
+        let e = s.entry();
+        assert!(
+            page.contains(&format!("{e}</a></td><td>{text}</td>")),
+            "{e} {text}:\n{page}"
+        );
+    }
+    // (10 + 50) / 2 with the third down: a whole number keeps its ".0".
+    a.set("load=10");
+    c.set("mode=garbage");
+    wait_body(&format!("{base}/load"), "30.0");
+    a.set("load=12.5");
+    wait_body(&format!("{base}/load"), "31.25");
+    assert!(body_of(&format!("{base}/monitor")).contains("12.5%</td>"));
+    // Nobody answers a number: -1, as Webots writes it.
+    a.set("mode=error");
+    b.set("mode=garbage");
+    wait_body(&format!("{base}/load"), "-1");
+}
