@@ -101,6 +101,11 @@ impl Broker {
                 Gate::Closed
             }
         };
+        // Checked with the config; read again here, and a file gone since is logged.
+        let roots = config.poll_roots().unwrap_or_else(|m| {
+            log::error!("broker {}: {m}; polls use the built-in roots", config.name);
+            None
+        });
         let available = servers.iter().any(|s| s.load.is_available(config.max_load));
         if mailer.is_log_only() {
             log::info!(
@@ -109,7 +114,7 @@ impl Broker {
             );
         }
         Arc::new(Broker {
-            agent: poll::agent(config.timeout()),
+            agent: poll::agent(config.timeout(), roots),
             config,
             mailer,
             started: httpdate::fmt_http_date(SystemTime::now()),

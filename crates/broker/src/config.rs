@@ -10,6 +10,7 @@
 //!            allowed_repositories = ["https://github.com/cyberbotics/"] }]
 //! token_file = "/etc/tether/session.token"   # or token = "..."; /session needs it
 //! ssl = false                        # true: wss:// in /session, https:// to poll
+//! ca = "farm-ca.pem"                 # with ssl: verify the polls against it (default: Mozilla's roots)
 //! max_load = 95                      # a server at or above this is never chosen
 //! poll_interval_ms = 5000
 //! timeout_ms = 5000                  # per /load request
@@ -62,6 +63,11 @@ pub struct BrokerConfig {
     /// The same, read from a file (one line; a path relative to the working directory).
     #[serde(default)]
     pub token_file: Option<String>,
+    /// With `ssl`: verify the servers' certificates on the `https://` polls against the
+    /// certificates of this PEM file instead of the built-in (Mozilla) roots — a private
+    /// CA, or the front door's own when the entries go through it.
+    #[serde(default)]
+    pub ca: Option<String>,
 }
 
 fn default_name() -> String {
@@ -96,6 +102,7 @@ impl BrokerConfig {
             history: default_history(),
             token: None,
             token_file: None,
+            ca: None,
         }
     }
 
@@ -104,8 +111,30 @@ impl BrokerConfig {
         self.servers.iter().map(|s| s.entry.as_str()).collect()
     }
 
+    /// The roots `ca` names (`None`: the built-in ones); an unreadable file, or one with no
+    /// certificate, is an error that names it.
+    pub fn poll_roots(&self) -> Result<Option<Vec<ureq::tls::Certificate<'static>>>, String> {
+        let Some(path) = &self.ca else {
+            return Ok(None);
+        };
+        let pem = std::fs::read(path).map_err(|e| format!("`ca`: {path}: {e}"))?;
+        let mut certs = Vec::new();
+        for item in ureq::tls::parse_pem(&pem) {
+            match item {
+                Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+                Ok(_) => {}
+                Err(e) => return Err(format!("`ca`: {path}: {e}")),
+            }
+        }
+        if certs.is_empty() {
+            return Err(format!("`ca`: {path}: no certificate in it"));
+        }
+        Ok(Some(certs))
+    }
+
     /// Check what serde cannot; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
+        self.poll_roots()?;
         if self.servers.is_empty() {
             return Err("`servers` is empty: list at least one simulation server".into());
         }
@@ -203,6 +232,20 @@ impl BrokerConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ca_must_be_a_readable_file_with_certificates() {
+        let mut c = BrokerConfig::new(&["a:1"]);
+        c.ca = Some("/nonexistent/ca.pem".into());
+        let e = c.validate().expect_err("missing file");
+        assert!(e.starts_with("`ca`: /nonexistent/ca.pem: "), "{e}");
+        let empty = std::env::temp_dir().join(format!("tether-empty-ca-{}", std::process::id()));
+        std::fs::write(&empty, "no pem here\n").expect("write");
+        c.ca = Some(empty.display().to_string());
+        let e = c.validate().expect_err("no certificate");
+        assert!(e.ends_with("no certificate in it"), "{e}");
+        let _ = std::fs::remove_file(empty);
+    }
 
     #[test]
     fn defaults_from_toml() {

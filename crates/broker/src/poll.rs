@@ -8,9 +8,18 @@ use std::time::Duration;
 
 use crate::state::Load;
 
-/// The HTTP client the poller shares between its threads.
-pub(crate) fn agent(timeout: Duration) -> ureq::Agent {
+/// The HTTP client the poller shares between its threads; `roots` replace the built-in
+/// ones for `https://` polls.
+pub(crate) fn agent(
+    timeout: Duration,
+    roots: Option<Vec<ureq::tls::Certificate<'static>>>,
+) -> ureq::Agent {
+    let mut tls = ureq::tls::TlsConfig::builder();
+    if let Some(roots) = roots {
+        tls = tls.root_certs(ureq::tls::RootCerts::from(roots));
+    }
     let config = ureq::Agent::config_builder()
+        .tls_config(tls.build())
         .timeout_global(Some(timeout))
         .http_status_as_error(true)
         .max_redirects(0)
