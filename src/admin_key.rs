@@ -1,7 +1,8 @@
 //! The admin key: read from `admin.key_file`, or made at start (32 random bytes as hex) and
 //! written there (mode 0600) when the file does not exist yet, or only kept in memory when no
-//! file is configured. Where it can be found is logged; the key itself only with
-//! `admin.print_key = true`. The start mail (`supervisor/mail.rs`) carries it.
+//! file is configured. Where it can be found is logged (at info level, also when it is
+//! nowhere: that is the default config's normal state, not a fault); the key itself only
+//! with `admin.print_key = true`. The start mail (`supervisor/mail.rs`) carries it.
 
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -64,9 +65,12 @@ pub fn log_where(settings: &Settings, key: &str, source: &KeySource, mailed_to: 
     if settings.ops.admin.print_key {
         log::info!("admin key: {key}");
     } else if places.is_empty() {
-        log::warn!(
-            "admin key: made for this run but neither written (no admin.key_file) nor mailed \
-             (no [supervisor.mail]): the admin API cannot be used; /healthz still answers"
+        // The default config's case: nothing is wrong (the admin listener serves the
+        // supervisor's /healthz), so it is said at info level, with how to get a key.
+        log::info!(
+            "admin key: kept in memory for this run only; to use the admin API, set \
+             admin.key_file (the key is written there) or [supervisor.mail]; /healthz \
+             answers without a key"
         );
         return;
     }

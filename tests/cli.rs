@@ -56,7 +56,7 @@ fn default_config_prints_and_checks() {
 #[test]
 fn check_reports_path_line_col() {
     let dir = TempDir::new("cli-bad");
-    let cases: [(&str, &str, &str); 7] = [
+    let cases: [(&str, &str, &str); 12] = [
         ("top.toml", "server_name = \"x\"\nworkerz = 2\n", ":2:1: unknown field `workerz`"),
         ("nested.toml", "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"tcp\"\n  upstreem = \"127.0.0.1:2\"\n",
             ":4:3: unknown field `upstreem`"),
@@ -68,6 +68,16 @@ fn check_reports_path_line_col() {
         ("missing.toml", "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"http\"\n", ":1:1: a listener needs exactly one of"),
         ("zero.toml", "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"tcp\"\nupstream = \"127.0.0.1:2\"\nidle_timeout_ms = 0\n",
             ":5:19: `idle_timeout_ms` must be above 0"),
+        // Nothing to serve: an error rather than a tether that listens nowhere.
+        ("empty.toml", "", ":1:1: no listener"),
+        ("comments.toml", "# nothing yet\nserver_name = \"x\"\n[admin]\nlisten = \"127.0.0.1:1\"\n", ":1:1: no listener"),
+        // A second listener on an address points at its own `listen`.
+        ("dup.toml", "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"tcp\"\nupstream = \"127.0.0.1:2\"\n\n[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"tcp\"\nupstream = \"127.0.0.1:3\"\n",
+            ":7:10: two listeners on 127.0.0.1:1"),
+        ("dup-server.toml", "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"http\"\nroot = \".\"\n\n[[server]]\n  listen = [\"127.0.0.1:9\", \"127.0.0.1:1\"]\n",
+            ":7:28: two listeners on 127.0.0.1:1"),
+        ("tcp-header.toml", "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"tcp\"\nupstream = \"127.0.0.1:2\"\nheader_timeout_ms = 5\n",
+            ":5:21: `header_timeout_ms` is for http listeners"),
     ];
     for (name, text, want) in cases {
         let p = dir.write(name, text.as_bytes());
@@ -166,4 +176,58 @@ fn every_shipped_example_config_checks() {
         n += 1;
     }
     assert!(n >= 3, "only {n} example configs");
+}
+
+#[test]
+fn default_config_starts_without_a_warning() {
+    // The embedded default config exactly as `tether` runs it with no argument, except for
+    // its addresses: free loopback ports instead of 0.0.0.0:8001 and the fixed 800x ports
+    // (tests stay on loopback and must not clash with anything else running).
+    let (code, text, _) = run(&["--print-default-config"]);
+    assert_eq!(code, 0);
+    let ports = [free_port(), free_port(), free_port(), free_port()];
+    let mut cfg = text.replace("0.0.0.0:", "127.0.0.1:");
+    for (fixed, port) in [8001, 8002, 8004, 8005].into_iter().zip(ports) {
+        let old = format!("127.0.0.1:{fixed}\"");
+        assert!(
+            cfg.contains(&old),
+            "{old} not in the default config:\n{text}"
+        );
+        cfg = cfg.replace(&old, &format!("127.0.0.1:{port}\""));
+    }
+    let dir = TempDir::new("cli-quiet");
+    let path = dir.write("default.toml", cfg.as_bytes());
+    let log = dir.path().join("tether.log");
+    // Started as a user would: supervised, no RUST_LOG (info level).
+    let child = Command::new(TETHER)
+        .arg(&path)
+        .current_dir(dir.path())
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("spawn tether");
+    let mut p = Proc {
+        child,
+        log: Some(log),
+    };
+    let started = eventually(std::time::Duration::from_secs(10), || {
+        p.log_text().contains(" running (pid ")
+    });
+    assert!(started, "alive={}; log:\n{}", p.alive(), p.log_text());
+    for port in ports {
+        wait_port(port);
+    }
+    let log = p.log_text();
+    // The start was logged (so an empty log cannot pass), the admin key's line included.
+    assert!(
+        log.contains(" INFO ") && log.contains("admin key:"),
+        "{log}"
+    );
+    let loud: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+        .collect();
+    assert!(loud.is_empty(), "the default config starts with {loud:?}");
 }

@@ -17,6 +17,7 @@ pub mod http;
 pub mod idle;
 pub mod listing;
 pub mod metrics;
+pub mod per_ip;
 pub mod response;
 pub mod router;
 pub mod server;

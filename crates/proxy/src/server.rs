@@ -9,8 +9,9 @@ use tether_core::{Core, SessionFactory};
 use crate::access_log::AccessLog;
 use crate::config::{Settings, Target};
 use crate::health::HealthChecker;
-use crate::http::HttpSession;
+use crate::http::{HttpSession, TooMany};
 use crate::metrics::Registry;
+use crate::per_ip::PerIp;
 use crate::tcp::{TcpFile, TcpTunnel};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +32,8 @@ pub struct Shared {
     health_started: Arc<AtomicBool>,
     /// The simulation-server brokers, started (their poller threads run).
     pub brokers: Arc<HashMap<String, Arc<Broker>>>,
+    /// Connections open per client address (`max_connections_per_ip`), if limited.
+    pub per_ip: Option<Arc<PerIp>>,
 }
 
 impl Shared {
@@ -65,6 +68,7 @@ impl Shared {
             store,
             store_shared: settings.store.starts_with("redis://"),
             health_started: Arc::new(AtomicBool::new(false)),
+            per_ip: settings.max_connections_per_ip.map(PerIp::new),
         })
     }
 }
@@ -166,8 +170,23 @@ pub fn install_sockets(
                 let (stats, metrics) = (stats.clone(), shared.metrics.clone());
                 let (store, shared_store) = (shared.store.clone(), shared.store_shared);
                 let brokers = shared.brokers.clone();
-                Box::new(move |_| {
+                let per_ip = shared.per_ip.clone();
+                Box::new(move |accepted| {
+                    // Count the connection on its client address; one over the limit is
+                    // refused with 429.
+                    let slot = match &per_ip {
+                        None => None,
+                        Some(table) => match table.acquire(accepted.peer.ip()) {
+                            Some(slot) => Some(slot),
+                            None => {
+                                let (spec, server) = (spec.clone(), server.clone());
+                                let peer = accepted.peer;
+                                return Box::new(TooMany::new(spec, server, stats.clone(), peer));
+                            }
+                        },
+                    };
                     let mut s = HttpSession::new(spec.clone(), server.clone(), router.clone());
+                    s.set_ip_slot(slot);
                     s.set_access_log(log.clone());
                     s.set_metrics(stats.clone(), Some(metrics.clone()));
                     s.set_store(store.clone(), shared_store);

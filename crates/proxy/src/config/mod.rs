@@ -28,6 +28,9 @@ use crate::static_files::FileOptions;
 use std::sync::Arc;
 use tether_broker::BrokerConfig;
 
+/// The default `header_timeout_ms`: nginx's `client_header_timeout` as careful setups use it.
+pub(crate) const HEADER_TIMEOUT_MS: u64 = 10_000;
+
 /// The embedded default config: what `tether` runs with no argument.
 pub const DEFAULT_CONFIG: &str = include_str!("default.toml");
 
@@ -76,6 +79,8 @@ struct RawConfig {
     store: Option<Spanned<String>>,
     #[serde(default)]
     max_connections: Option<usize>,
+    #[serde(default)]
+    max_connections_per_ip: Option<Spanned<usize>>,
     #[serde(default)]
     max_body_size: Option<u64>,
     #[serde(default)]
@@ -129,6 +134,7 @@ struct RawListener {
     file: Option<Spanned<String>>,
     connect_timeout_ms: Option<Spanned<u64>>,
     idle_timeout_ms: Option<Spanned<u64>>,
+    header_timeout_ms: Option<Spanned<u64>>,
     tunnel_timeout_ms: Option<Spanned<u64>>,
     tls: Option<Spanned<tls::RawTls>>,
     redirect_http: Option<Spanned<tls::RawRedirect>>,
@@ -169,9 +175,14 @@ pub struct ListenerSpec {
     pub listen: SocketAddr,
     pub target: Target,
     pub connect_timeout: Duration,
-    /// For tcp: a tunnel with no byte either way for this long is closed. For http: the
-    /// time allowed for a request head, and for a proxied exchange to stay silent.
+    /// For tcp: a tunnel with no byte either way for this long is closed. For http: how long
+    /// a connection may wait for the first byte of a request (a new connection, or between
+    /// keep-alive requests; then it is closed without an answer), and how long a request
+    /// body or a proxied exchange may stay silent.
     pub idle_timeout: Duration,
+    /// http: the time allowed for a whole request head, from its first byte (slowloris:
+    /// bytes arriving do not extend it); past it the client gets `408` and a close.
+    pub header_timeout: Duration,
     /// http: a tunnel after `101 Switching Protocols` (WebSocket) with no byte either way
     /// for this long is closed.
     pub tunnel_timeout: Duration,
@@ -189,6 +200,9 @@ pub struct Settings {
     pub access_log: String,
     /// Client connections open at once, over all workers (0: from the descriptor limit).
     pub max_connections: usize,
+    /// Client connections of `http` listeners open at once from one client address, over
+    /// all workers and listeners; one more is answered `429` (None: no limit).
+    pub max_connections_per_ip: Option<usize>,
     /// Where affinity entries live: `"memory"` or a `redis://` URL.
     pub store: String,
     pub listeners: Vec<ListenerSpec>,
@@ -219,15 +233,27 @@ impl Settings {
     }
 
     /// Check config text read elsewhere (`name` for messages): eXpServer's JSON when it
-    /// starts with `{`, else TOML.
+    /// starts with `{`, else TOML. A config without any listener (an empty file, say) is an
+    /// error: tether would start and serve nothing.
     pub fn from_text(text: &str, name: &str) -> Result<Settings, ConfigError> {
-        if text.trim_start().starts_with('{') {
+        let settings = if text.trim_start().starts_with('{') {
             if session_json::is_session_json(text) {
-                return session_json::parse(text, name);
+                session_json::parse(text, name)?
+            } else {
+                xps::parse(text, name)?
             }
-            return xps::parse(text, name);
+        } else {
+            parse(text, name)?
+        };
+        if settings.listeners.is_empty() {
+            return Err(ConfigError {
+                path: name.to_string(),
+                line: 1,
+                col: 1,
+                message: "no listener ([[listener]], [[server]] or [metrics])".into(),
+            });
         }
-        parse(text, name)
+        Ok(settings)
     }
 }
 
@@ -246,11 +272,13 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         let span = e.span().unwrap_or(0..0);
         at(span, e.message().trim().to_string())
     })?;
-    let mut listeners = Vec::new();
+    // Each listener with the span of its `listen` (for errors about the address).
+    let mut listeners: Vec<(ListenerSpec, Range<usize>)> = Vec::new();
     for l in raw.listener {
         let span = l.span();
         let l = l.into_inner();
-        listeners.push(check_listener(l, span, &at)?);
+        let listen = l.listen.span();
+        listeners.push((check_listener(l, span, &at)?, listen));
     }
     let mut brokers: Vec<BrokerConfig> = Vec::new();
     for b in raw.broker {
@@ -291,7 +319,7 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
                 format!("`listen`: not an address:port: {:?}", m.listen.get_ref()),
             )
         })?;
-        listeners.push(metrics_listener(addr));
+        listeners.push((metrics_listener(addr), m.listen.span()));
     }
     let workers = match raw.workers {
         None => 1,
@@ -309,25 +337,37 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
             }
         }
     };
-    for (i, a) in listeners.iter().enumerate() {
-        if listeners[..i].iter().any(|b| b.listen == a.listen) {
-            return Err(at(0..0, format!("two listeners on {}", a.listen)));
+    for (i, (a, span)) in listeners.iter().enumerate() {
+        if listeners[..i].iter().any(|(b, _)| b.listen == a.listen) {
+            return Err(at(span.clone(), format!("two listeners on {}", a.listen)));
         }
     }
+    let admin_span = raw.admin.as_ref().and_then(|a| a.listen_span());
     let ops = ops::check(raw.drain_timeout_ms, raw.admin, raw.supervisor, &at)?;
     if let Some(a) = ops.admin.listen {
-        if listeners.iter().any(|l| l.listen == a) {
+        if listeners.iter().any(|(l, _)| l.listen == a) {
             return Err(at(
-                0..0,
+                admin_span.unwrap_or(0..0),
                 format!("the admin listener shares {a} with a listener"),
             ));
         }
     }
+    let max_connections_per_ip = match raw.max_connections_per_ip {
+        Some(n) if *n.get_ref() == 0 => {
+            return Err(at(
+                n.span(),
+                "`max_connections_per_ip` must be above 0".into(),
+            ))
+        }
+        n => n.map(Spanned::into_inner),
+    };
+    let listeners = listeners.into_iter().map(|(l, _)| l).collect();
     Ok(Settings {
         server_name: raw.server_name.unwrap_or_else(|| "tether".to_string()),
         workers,
         access_log: raw.access_log.unwrap_or_else(|| "off".into()),
         max_connections: raw.max_connections.unwrap_or(0),
+        max_connections_per_ip,
         store,
         listeners,
         brokers,
@@ -357,6 +397,7 @@ pub(crate) fn metrics_listener(listen: SocketAddr) -> ListenerSpec {
         target: Target::Http(Arc::new(Router { hosts: vec![host] })),
         connect_timeout: Duration::from_secs(5),
         idle_timeout: Duration::from_secs(60),
+        header_timeout: Duration::from_millis(HEADER_TIMEOUT_MS),
         tunnel_timeout: Duration::from_secs(600),
         front: Front::default(),
     }
@@ -386,6 +427,12 @@ fn check_listener(
         return Err(at(
             span,
             "`redirect_http` and `hsts` are for http listeners".into(),
+        ));
+    }
+    if let (Protocol::Tcp, Some(h)) = (l.protocol, &l.header_timeout_ms) {
+        return Err(at(
+            h.span(),
+            "`header_timeout_ms` is for http listeners".into(),
         ));
     }
     let front = tls::merge(vec![part], listen, at)?;
@@ -459,6 +506,7 @@ fn check_listener(
         target,
         connect_timeout: ms(l.connect_timeout_ms, 5_000, "connect_timeout_ms")?,
         idle_timeout: ms(l.idle_timeout_ms, idle_default, "idle_timeout_ms")?,
+        header_timeout: ms(l.header_timeout_ms, HEADER_TIMEOUT_MS, "header_timeout_ms")?,
         tunnel_timeout: ms(l.tunnel_timeout_ms, 600_000, "tunnel_timeout_ms")?,
         front,
     })
@@ -509,69 +557,4 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn default_config_is_valid() {
-        let s = Settings::default_config().expect("default config");
-        assert_eq!(s.listeners.len(), 3);
-        assert_eq!(s.listeners[2].listen, "127.0.0.1:8004".parse().unwrap());
-        assert_eq!(s.workers, 1);
-        let Target::Http(r) = &s.listeners[0].target else {
-            panic!("http")
-        };
-        assert!(
-            matches!(&r.hosts[0].routes[0].action, Action::Proxy(p) if p.pool.servers()[0].addr() == "127.0.0.1:3000".parse().unwrap())
-        );
-        let Target::Http(r) = &s.listeners[1].target else {
-            panic!("http")
-        };
-        assert!(
-            matches!(&r.hosts[0].routes[0].action, Action::Files(f) if f.root == std::path::Path::new("public"))
-        );
-    }
-
-    #[test]
-    fn unknown_key_has_position() {
-        let e = parse(
-            "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"tcp\"\nupstraem = \"x\"\n",
-            "t.toml",
-        )
-        .unwrap_err();
-        assert_eq!((e.line, e.col), (4, 1), "{e}");
-        assert!(e.message.contains("upstraem"), "{e}");
-    }
-
-    #[test]
-    fn unknown_top_level_key() {
-        let e = parse("server_nam = \"x\"\n", "t.toml").unwrap_err();
-        assert_eq!((e.line, e.col), (1, 1), "{e}");
-    }
-
-    #[test]
-    fn bad_address_points_at_value() {
-        let e = parse(
-            "[[listener]]\nlisten = \"nope\"\nprotocol = \"tcp\"\nupstream = \"127.0.0.1:1\"\n",
-            "t.toml",
-        )
-        .unwrap_err();
-        assert_eq!((e.line, e.col), (2, 10), "{e}");
-    }
-
-    #[test]
-    fn two_targets_rejected() {
-        let e = parse(
-            "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"http\"\nupstream = \"127.0.0.1:2\"\nroot = \"x\"\n",
-            "t.toml",
-        )
-        .unwrap_err();
-        assert!(e.message.contains("exactly one"), "{e}");
-    }
-
-    #[test]
-    fn line_col_counts_chars() {
-        assert_eq!(line_col("ab\ncé\nx", 7), (3, 1));
-        assert_eq!(line_col("ab\ncéd", 6), (2, 3));
-    }
-}
+mod tests;

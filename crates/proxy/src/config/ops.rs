@@ -108,6 +108,13 @@ pub(super) struct RawAdmin {
     print_key: Option<bool>,
 }
 
+impl RawAdmin {
+    /// Where `listen` is written, for errors about its address.
+    pub(super) fn listen_span(&self) -> Option<Range<usize>> {
+        self.listen.as_ref().map(Spanned::span)
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSupervisor {

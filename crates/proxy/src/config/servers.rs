@@ -50,6 +50,7 @@ pub(super) struct RawServer {
     route: Vec<Spanned<RawRoute>>,
     connect_timeout_ms: Option<Spanned<u64>>,
     idle_timeout_ms: Option<Spanned<u64>>,
+    header_timeout_ms: Option<Spanned<u64>>,
     tunnel_timeout_ms: Option<Spanned<u64>>,
     tls: Option<Spanned<super::tls::RawTls>>,
     redirect_http: Option<Spanned<super::tls::RawRedirect>>,
@@ -99,6 +100,7 @@ fn loopback() -> String {
 pub(super) struct Timeouts {
     pub connect: Duration,
     pub idle: Duration,
+    pub header: Duration,
     pub tunnel: Duration,
 }
 
@@ -107,36 +109,50 @@ impl Default for Timeouts {
         Timeouts {
             connect: Duration::from_millis(5_000),
             idle: Duration::from_millis(60_000),
+            header: Duration::from_millis(super::HEADER_TIMEOUT_MS),
             tunnel: Duration::from_millis(600_000),
         }
     }
 }
 
-type Entry = (SocketAddr, VirtualHost, Timeouts, FrontPart);
+/// A virtual host on one address, with where that address is written.
+type Entry = (SocketAddr, Range<usize>, VirtualHost, Timeouts, FrontPart);
+
+/// A listener with the span of its first `listen` entry.
+type Grouped = (ListenerSpec, Range<usize>);
 
 /// Group virtual hosts by listening address (in order of first appearance) into listeners.
-pub(super) fn group(entries: Vec<Entry>, at: At<'_>) -> Result<Vec<ListenerSpec>, ConfigError> {
-    let mut order: Vec<(SocketAddr, Vec<VirtualHost>, Timeouts, Vec<FrontPart>)> = Vec::new();
-    for (addr, host, t, front) in entries {
+pub(super) fn group(entries: Vec<Entry>, at: At<'_>) -> Result<Vec<Grouped>, ConfigError> {
+    type Group = (
+        SocketAddr,
+        Range<usize>,
+        Vec<VirtualHost>,
+        Timeouts,
+        Vec<FrontPart>,
+    );
+    let mut order: Vec<Group> = Vec::new();
+    for (addr, span, host, t, front) in entries {
         match order.iter_mut().find(|(a, ..)| *a == addr) {
-            Some((_, hosts, _, fronts)) => {
+            Some((_, _, hosts, _, fronts)) => {
                 hosts.push(host);
                 fronts.push(front);
             }
-            None => order.push((addr, vec![host], t, vec![front])),
+            None => order.push((addr, span, vec![host], t, vec![front])),
         }
     }
     order
         .into_iter()
-        .map(|(listen, hosts, t, fronts)| {
-            Ok(ListenerSpec {
+        .map(|(listen, span, hosts, t, fronts)| {
+            let spec = ListenerSpec {
                 listen,
                 target: Target::Http(Arc::new(Router { hosts })),
                 connect_timeout: t.connect,
                 idle_timeout: t.idle,
+                header_timeout: t.header,
                 tunnel_timeout: t.tunnel,
                 front: super::tls::merge(fronts, listen, at)?,
-            })
+            };
+            Ok((spec, span))
         })
         .collect()
 }
@@ -147,7 +163,7 @@ pub(super) fn check(
     max_body: Option<u64>,
     brokers: &[String],
     at: At<'_>,
-) -> Result<Vec<ListenerSpec>, ConfigError> {
+) -> Result<Vec<Grouped>, ConfigError> {
     let mut pools: HashMap<String, Arc<Upstream>> = HashMap::new();
     for u in upstreams {
         let u = u.into_inner();
@@ -173,6 +189,12 @@ pub(super) fn check(
         let timeouts = Timeouts {
             connect: millis(s.connect_timeout_ms, 5_000, "connect_timeout_ms", at)?,
             idle: millis(s.idle_timeout_ms, 60_000, "idle_timeout_ms", at)?,
+            header: millis(
+                s.header_timeout_ms,
+                super::HEADER_TIMEOUT_MS,
+                "header_timeout_ms",
+                at,
+            )?,
             tunnel: millis(s.tunnel_timeout_ms, 600_000, "tunnel_timeout_ms", at)?,
         };
         let front = super::tls::part(
@@ -199,7 +221,7 @@ pub(super) fn check(
                     format!("`listen`: not an address:port: {:?}", l.get_ref()),
                 )
             })?;
-            entries.push((addr, host.clone(), timeouts, front.clone()));
+            entries.push((addr, l.span(), host.clone(), timeouts, front.clone()));
         }
     }
     group(entries, at)

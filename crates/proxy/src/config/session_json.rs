@@ -47,14 +47,18 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         message,
     };
     let listeners = group(
-        vec![(listen, host, Timeouts::default(), Default::default())],
+        vec![(listen, 0..0, host, Timeouts::default(), Default::default())],
         &no_error,
-    )?;
+    )?
+    .into_iter()
+    .map(|(l, _)| l)
+    .collect();
     Ok(Settings {
         server_name: "tether".into(),
         workers: 1,
         access_log: "off".into(),
         max_connections: 0,
+        max_connections_per_ip: None,
         store: "memory".into(),
         listeners,
         brokers: vec![broker],

@@ -99,14 +99,23 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         for (li, l) in s.listeners.iter().enumerate() {
             let addr = resolve(&format!("{}:{}", l.host, l.port))
                 .map_err(|m| err(1, 1, format!("servers[{si}].listeners[{li}]: {m}")))?;
-            entries.push((addr, host.clone(), Timeouts::default(), Default::default()));
+            entries.push((
+                addr,
+                0..0,
+                host.clone(),
+                Timeouts::default(),
+                Default::default(),
+            ));
         }
     }
     let workers = match cfg.workers {
         None | Some(0) => 1,
         Some(n) => n.min(1024) as usize,
     };
-    let mut listeners = group(entries, &|_, m| err(1, 1, m))?;
+    let mut listeners: Vec<_> = group(entries, &|_, m| err(1, 1, m))?
+        .into_iter()
+        .map(|(l, _)| l)
+        .collect();
     let metrics = match cfg.metrics {
         None => Some(SocketAddr::from(([127, 0, 0, 1], 8004))),
         Some(XpsMetrics::Off(false)) => None,
@@ -124,6 +133,7 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         workers,
         access_log: "off".into(),
         max_connections: 0,
+        max_connections_per_ip: None,
         store: "memory".into(),
         brokers: Vec::new(),
         session_log: None,

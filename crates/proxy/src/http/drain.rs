@@ -22,7 +22,7 @@ pub(super) const KEY_DRAIN: u64 = 4;
 pub(super) fn drain(s: &mut HttpSession, cx: &mut Cx<'_>) {
     s.draining = true;
     match s.phase {
-        Phase::Head => idle_check(s, cx),
+        Phase::Head(_) => idle_check(s, cx),
         Phase::Busy => {
             if s.xchg.as_ref().is_some_and(|x| !x.response_started) {
                 s.keep_alive = false;
@@ -37,7 +37,7 @@ pub(super) fn drain(s: &mut HttpSession, cx: &mut Cx<'_>) {
 /// `DRAIN_IDLE`, else look again when that time is up. A request arriving meanwhile is
 /// served (and closes the connection).
 pub(super) fn idle_check(s: &mut HttpSession, cx: &mut Cx<'_>) {
-    if !s.draining || s.phase != Phase::Head {
+    if !s.draining || !matches!(s.phase, Phase::Head(_)) {
         return;
     }
     s.gather(cx);

@@ -3,11 +3,11 @@
 //! or serving a directory (this file).
 //!
 //! Life of a connection:
-//! 1. `on_start`: a pipe client → session (`reader`); the idle check doubles as the head
-//!    timeout and the keep-alive timeout.
+//! 1. `on_start`: a pipe client → session (`reader`); the idle check waits for a request's
+//!    first byte (and watches exchanges); `head_deadline.rs` times the head from then on.
 //! 2. `next_request`: the bytes gathered so far are parsed by `tether_http::parse_request`.
-//!    Partial: wait. An error: a status page, then close (`fail`). Complete: dispatch to
-//!    `serve_file` or `proxy::start`.
+//!    Partial: wait (the head's deadline starts). An error: a status page, then close
+//!    (`fail`). Complete: dispatch to `serve_file` or `proxy::start`.
 //! 3. The exchange runs (see `proxy.rs`); when both the request and the response are done,
 //!    `finish` either closes (lingering) or goes back to 2 with the bytes already buffered —
 //!    a pipelined request is served right away.
@@ -15,8 +15,10 @@
 mod affinity;
 mod drain;
 mod forward;
+mod head_deadline;
 mod mounts;
 mod proxy;
+mod too_many;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,6 +36,7 @@ use crate::access_log::{AccessLog, Entry};
 use crate::config::ListenerSpec;
 use crate::idle::{self, KEY_CONNECT, KEY_LINGER, LINGER};
 use crate::metrics::{Registry, ReqKind, WorkerStats};
+use crate::per_ip::IpSlot;
 use crate::response;
 use crate::router::{Action, PortRewrite, Router, StatusFormat};
 use crate::static_files::{self, FileOptions};
@@ -42,14 +45,16 @@ use affinity::{Decision, Env};
 
 pub use forward::with_date;
 use proxy::Exchange;
+pub use too_many::TooMany;
 
 /// Bytes a client may have buffered (pipelined) in the reader pipe while a response runs.
 const READ_AHEAD: usize = 64 * 1024;
 
 #[derive(PartialEq, Eq, Debug, Clone, Copy)]
 enum Phase {
-    /// Waiting for (the rest of) a request head.
-    Head,
+    /// Waiting for (the rest of) a request head; once its first byte came, the time by which
+    /// it must be complete (`head_deadline.rs`).
+    Head(Option<head_deadline::HeadDeadline>),
     /// Serving a request: a file, or an exchange with the upstream.
     Busy,
     /// Two-way tunnel after `101 Switching Protocols`.
@@ -107,6 +112,9 @@ pub struct HttpSession {
     feed: Option<Box<mounts::Feed>>,
     /// The core is draining: no keep-alive after the current request (`drain.rs`).
     draining: bool,
+    /// This connection counted on its client address (`max_connections_per_ip`); given
+    /// back when the session is dropped.
+    _ip_slot: Option<IpSlot>,
 }
 
 /// A proxied request whose affinity waits for the store.
@@ -142,7 +150,7 @@ impl HttpSession {
             server,
             router,
             limits: Limits::default(),
-            phase: Phase::Head,
+            phase: Phase::Head(None),
             client: None,
             reader: None,
             buf: BytesMut::new(),
@@ -166,7 +174,13 @@ impl HttpSession {
             tls: None,
             feed: None,
             draining: false,
+            _ip_slot: None,
         }
+    }
+
+    /// Hold `slot` (this connection, counted on its client address) while the session lives.
+    pub fn set_ip_slot(&mut self, slot: Option<IpSlot>) {
+        self._ip_slot = slot;
     }
 
     /// The started brokers, by name, for `broker` routes.
@@ -326,15 +340,19 @@ impl HttpSession {
 
     /// Parse the next request from `buf` and serve it, if complete.
     fn next_request(&mut self, cx: &mut Cx<'_>) {
-        if self.phase != Phase::Head {
+        if !matches!(self.phase, Phase::Head(_)) {
             return;
         }
         self.gather(cx);
         if self.buf.is_empty() {
             return;
         }
-        let head = match parse_request(&self.buf, &self.limits) {
-            Ok(Parsed::Partial) => return,
+        let parsed = parse_request(&self.buf, &self.limits);
+        if !matches!(parsed, Ok(Parsed::Partial)) {
+            head_deadline::stop(self, cx);
+        }
+        let head = match parsed {
+            Ok(Parsed::Partial) => return head_deadline::start(self, cx),
             Ok(Parsed::Complete(h)) => h,
             Err(e) => {
                 log::debug!(
@@ -562,10 +580,10 @@ impl HttpSession {
             cx.set_timer(LINGER, KEY_LINGER);
             return;
         }
-        self.phase = Phase::Head;
+        self.phase = Phase::Head(None);
         self.open_reader(cx);
         self.next_request(cx);
-        if self.phase == Phase::Head && self.client_done {
+        if matches!(self.phase, Phase::Head(_)) && self.client_done {
             self.end_of_input(cx);
         }
         drain::idle_check(self, cx);
@@ -639,7 +657,7 @@ impl Session for HttpSession {
     fn on_readable(&mut self, cx: &mut Cx<'_>, pipe: PipeId) {
         if Some(pipe) == self.reader {
             match self.phase {
-                Phase::Head => self.next_request(cx),
+                Phase::Head(_) => self.next_request(cx),
                 Phase::Busy => proxy::client_readable(self, cx),
                 Phase::Feed => mounts::feed_readable(self, cx),
                 _ => {}
@@ -672,9 +690,9 @@ impl Session for HttpSession {
             }
             match (self.phase, end) {
                 // The client stopped sending: serve what is buffered, take no more.
-                (Phase::Head, PipeEnd::Finished) => {
+                (Phase::Head(_), PipeEnd::Finished) => {
                     self.next_request(cx);
-                    if self.phase == Phase::Head {
+                    if matches!(self.phase, Phase::Head(_)) {
                         self.end_of_input(cx);
                     }
                 }
@@ -743,6 +761,11 @@ impl Session for HttpSession {
             // The feed is the server's to speak on: an idle client is normal there.
             idle::KEY_IDLE if self.phase == Phase::Feed => {}
             drain::KEY_DRAIN => drain::idle_check(self, cx),
+            head_deadline::KEY_HEADER => head_deadline::expired(self, cx),
+            // A head under way is timed by its deadline, not by silence.
+            idle::KEY_IDLE if matches!(self.phase, Phase::Head(Some(_))) => {
+                idle::arm(cx, self.spec.idle_timeout)
+            }
             idle::KEY_IDLE => {
                 let up = self.xchg.as_ref().map(|x| x.up).or(self.tunnel_up);
                 let conns: Vec<ConnId> = self.client.into_iter().chain(up).collect();
@@ -754,15 +777,13 @@ impl Session for HttpSession {
                 if !idle::expired(cx, &conns, limit) {
                     return;
                 }
-                if self.phase != Phase::Head || !self.buf.is_empty() {
+                if !matches!(self.phase, Phase::Head(_)) {
                     // An idle keep-alive connection closing is routine; anything else is not.
                     self.stats.conn_timeout();
                 }
                 match self.phase {
-                    Phase::Head if !self.buf.is_empty() => {
-                        self.fail(cx, 408);
-                        cx.set_timer(LINGER, KEY_LINGER);
-                    }
+                    // No byte of a request yet: nothing to answer (`head_deadline.rs`).
+                    Phase::Head(_) => cx.close(),
                     Phase::Busy if self.xchg.as_ref().is_some_and(|x| !x.response_started) => {
                         log::warn!("http {}: upstream response timed out", self.spec.listen);
                         proxy::abandon(self, cx);
