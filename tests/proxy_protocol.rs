@@ -401,3 +401,33 @@ proxy = "app"
     assert!(body.contains("X-Forwarded-For: 127.0.0.8\n"), "{body}");
     assert!(body.contains("X-Forwarded-Proto: https\n"), "{body}");
 }
+
+#[test]
+fn max_connections_per_ip_counts_the_client_the_header_names() {
+    let dir = TempDir::new("pp-per-ip");
+    let (port, up) = (free_port(), free_port());
+    let _u = python_echo_head(up);
+    let config = format!(
+        "max_connections_per_ip = 1\n[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"http\"\nupstream = \"127.0.0.1:{up}\"\nproxy_protocol = {{ trusted = [\"127.0.0.1\"] }}\n"
+    );
+    let _t = tether(&dir, &config, &[port]);
+    // One connection of 192.0.2.1 held open (its header sent, no request yet)...
+    let mut held = TcpStream::connect(addr(port)).unwrap();
+    held.write_all(&v1("192.0.2.1", 1000, port)).unwrap();
+    // ...and the header has been read once a request on it is answered: hold it with a
+    // keep-alive request.
+    held.write_all(b"GET /held HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    held.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut first = [0u8; 12];
+    held.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    // A second one from the same client (by its header, all come from 127.0.0.1): 429.
+    let out = exchange(port, &[&[v1("192.0.2.1", 1001, port), get("/")].concat()]);
+    assert!(out.starts_with("HTTP/1.1 429"), "{out}");
+    // Another client through the same balancer address: served.
+    let out = exchange(port, &[&[v1("192.0.2.2", 1002, port), get("/")].concat()]);
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    drop(held);
+}
