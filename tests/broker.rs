@@ -14,17 +14,15 @@ use common::*;
 /// A fake simulation server on `port` with `load`.
 fn sim(port: u16, load: &str) -> Proc {
     let script = repo().join("examples/fake_sim_server.py");
-    let child = Command::new("python3")
-        .arg(&script)
-        .args(["--port", &port.to_string(), "--load", load])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3");
-    let p = Proc { child, log: None };
-    wait_port(port);
-    p
+    let port_s = port.to_string();
+    let args = [
+        script.as_os_str(),
+        "--port".as_ref(),
+        port_s.as_ref(),
+        "--load".as_ref(),
+        load.as_ref(),
+    ];
+    python(&args, port)
 }
 
 fn set_load(port: u16, load: &str) {
@@ -285,21 +283,10 @@ fn webots_session_json_runs_as_is_logs_to_its_dir_and_mails_the_administrator() 
 
 #[test]
 fn monitor_renders_in_headless_chromium() {
-    let chromium = ["chromium", "chromium-browser"].into_iter().find(|c| {
-        Command::new(c)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    });
-    let Some(chromium) = chromium else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromium is required in CI"
-        );
-        eprintln!("SKIPPED: chromium not installed");
+    let dir = TempDir::new("broker-chromium");
+    let Some(chromium) = Chromium::find(dir.path()) else {
         return;
     };
-    let dir = TempDir::new("broker-chromium");
     let (s1, s2, port) = (free_port(), free_port(), free_port());
     let _a = sim(s1, "20");
     let _b = sim(s2, "97");
@@ -308,43 +295,8 @@ fn monitor_renders_in_headless_chromium() {
     assert!(eventually(Duration::from_secs(5), || {
         String::from_utf8_lossy(&get(&url).1).contains("97")
     }));
-    let profile = dir.path().join("profile");
-    let flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ];
-    let user_dir = format!("--user-data-dir={}", profile.display());
-    let dom = Command::new("timeout")
-        .arg("60")
-        .arg(chromium)
-        .args(flags)
-        .arg(&user_dir)
-        .args(["--dump-dom", &url])
-        .output()
-        .expect("chromium --dump-dom");
-    let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
+    let dom = chromium.dump_dom(&url);
     assert!(dom.contains("<table"), "{dom}");
     assert!(dom.contains(&format!("localhost:{s1}")) && dom.contains(&format!("localhost:{s2}")));
-    let shot = dir.path().join("monitor.png");
-    let out = Command::new("timeout")
-        .arg("60")
-        .arg(chromium)
-        .args(flags)
-        .arg(&user_dir)
-        .arg(format!("--screenshot={}", shot.display()))
-        .args(["--window-size=1024,768", &url])
-        .output()
-        .expect("chromium --screenshot");
-    let png = std::fs::read(&shot).unwrap_or_default();
-    assert!(
-        png.len() > 1000 && png.starts_with(b"\x89PNG"),
-        "no screenshot: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    chromium.screenshot(&url, &dir.path().join("monitor.png"));
 }

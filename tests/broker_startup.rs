@@ -9,59 +9,17 @@
 //!   `45.666666666666664`, `30.0`, `-1`, and `50.0%` on `/monitor`.
 
 mod common;
+mod sim_support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use sim_support::Sim;
 
 const NO_SERVER: &str = "Error: no simulation server available at the moment.";
-
-/// A fake simulation server on a kernel-chosen port.
-struct Sim {
-    _proc: Proc,
-    port: u16,
-}
-
-impl Sim {
-    fn start(args: &[&str]) -> Sim {
-        let mut child = Command::new("python3")
-            .arg(repo().join("examples/fake_simulation_server.py"))
-            .args(["--port", "0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3");
-        let stdout = child.stdout.take().expect("stdout");
-        let proc = Proc { child, log: None };
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let port = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("fake_simulation_server.py {args:?}: {line:?}"));
-        Sim { _proc: proc, port }
-    }
-
-    fn entry(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn set(&self, query: &str) {
-        let out = curl(&[
-            "-s",
-            "-X",
-            "POST",
-            &format!("http://127.0.0.1:{}/set?{query}", self.port),
-        ]);
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "ok", "set {query}");
-    }
-}
 
 fn config(port: u16, entries: &[String], keys: &str) -> String {
     let quoted: Vec<String> = entries.iter().map(|e| format!("\"{e}\"")).collect();

@@ -8,7 +8,6 @@
 mod common;
 mod tls_support;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -42,16 +41,7 @@ async def main():
 
 asyncio.run(main())
 "#;
-    let child = Command::new("python3")
-        .args(["-c", script, &port.to_string(), load])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 websockets");
-    let p = Proc { child, log: None };
-    wait_port(port);
-    p
+    python_script(script, &[&port.to_string(), load], port)
 }
 
 #[test]
@@ -110,20 +100,6 @@ port_rewrite = {{ host = "127.0.0.1", min = {sim}, max = {sim} }}
     );
     assert_eq!(https("/load"), "17.0");
     // The client opens what it was given: wss:// to tether, ws:// to the server.
-    let out = Command::new("timeout")
-        .args(["30", "python3"])
-        .arg(repo().join("tests/support_ws.py"))
-        .args(["client", &format!("{url}/client"), "20"])
-        .env("WS_CA", &ca.cert)
-        .env("SSL_CERT_FILE", &ca.cert)
-        .output()
-        .expect("python3 websockets client");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "client failed: {stdout}{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        t.log_text()
-    );
-    assert_eq!(stdout.trim(), "ok 20");
+    let got = ws_client(&format!("{url}/client"), 20, Some(&ca.cert));
+    assert_eq!(got, "ok 20", "{}", t.log_text());
 }

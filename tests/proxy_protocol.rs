@@ -177,6 +177,16 @@ proxy_protocol = {{ trusted = ["10.0.0.0/8", "::1"] }}
     assert!(t.alive());
 }
 
+/// `tether check PATH` must fail: its message.
+fn check_fails(cfg: &std::path::Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_tether"))
+        .args(["check", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "{} passed check", cfg.display());
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn check_refuses_a_bad_trusted_network_and_send_proxy_value() {
     let dir = TempDir::new("pp-check");
@@ -184,12 +194,7 @@ fn check_refuses_a_bad_trusted_network_and_send_proxy_value() {
         "bad.toml",
         b"[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"http\"\nupstream = \"127.0.0.1:2\"\nproxy_protocol = { trusted = [\"10.0.0.0/33\"] }\n",
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_tether"))
-        .args(["check", cfg.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let err = check_fails(&cfg);
     assert!(err.contains("bad.toml:5:"), "{err}");
     assert!(err.contains("proxy_protocol.trusted"), "{err}");
 
@@ -197,12 +202,7 @@ fn check_refuses_a_bad_trusted_network_and_send_proxy_value() {
         "bad2.toml",
         b"[[upstream]]\nname = \"a\"\nservers = [\"127.0.0.1:2\"]\nsend_proxy = \"v3\"\n[[server]]\nlisten = [\"127.0.0.1:1\"]\n[[server.route]]\npath = \"/\"\nproxy = \"a\"\n",
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_tether"))
-        .args(["check", cfg.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let err = check_fails(&cfg);
     assert!(err.contains("bad2.toml:4:14"), "{err}");
     assert!(err.contains("send_proxy"), "{err}");
 }
@@ -228,16 +228,7 @@ while True:
         pass
     c.close()
 "#;
-    let child = Command::new("python3")
-        .args(["-c", script, &port.to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3");
-    let p = Proc { child, log: None };
-    wait_port(port);
-    p
+    python_script(script, &[&port.to_string()], port)
 }
 
 #[test]

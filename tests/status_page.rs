@@ -11,15 +11,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser"].into_iter().find(|c| {
-        Command::new(c)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    })
-}
-
 /// The page's row of `server` (from `<tr><td>server` to `</tr>`).
 fn row<'a>(page: &'a str, server: &str) -> &'a str {
     let start = page
@@ -170,35 +161,10 @@ proxy = "app"
     assert!(other_row.contains("<td class='n'>1</td>"), "{other_row}");
     assert!(p.contains("<th>2xx</th>"), "{p}");
 
-    let Some(chromium) = chromium() else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "chromium is required in CI"
-        );
-        eprintln!("SKIPPED: chromium not installed");
+    let Some(chromium) = Chromium::find(dir.path()) else {
         return;
     };
-    let profile = dir.path().join("profile");
-    let flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ];
-    let user_dir = format!("--user-data-dir={}", profile.display());
-    let dom = Command::new("timeout")
-        .arg("60")
-        .arg(chromium)
-        .args(flags)
-        .arg(&user_dir)
-        .args(["--dump-dom", &status])
-        .output()
-        .expect("chromium --dump-dom");
-    let dom = String::from_utf8_lossy(&dom.stdout).into_owned();
+    let dom = chromium.dump_dom(&status);
     for want in [
         "<h1>tether-status-test status</h1>",
         "<h2>Listeners</h2>",
@@ -214,21 +180,7 @@ proxy = "app"
     assert_eq!(dom.matches("<table class=\"servers\"").count(), 1, "{dom}");
 
     let shot = dir.path().join("status.png");
-    let out = Command::new("timeout")
-        .arg("60")
-        .arg(chromium)
-        .args(flags)
-        .arg(&user_dir)
-        .arg(format!("--screenshot={}", shot.display()))
-        .args(["--window-size=1024,768", &status])
-        .output()
-        .expect("chromium --screenshot");
-    let png = std::fs::read(&shot).unwrap_or_default();
-    assert!(
-        png.len() > 1000 && png.starts_with(b"\x89PNG"),
-        "no screenshot: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    chromium.screenshot(&status, &shot);
     let distinct = png_distinct_bytes(&shot);
     assert!(
         distinct > 16,

@@ -592,19 +592,6 @@ fn websocket_over_wss_to_a_ws_backend() {
     );
     let t = tether(&dir, &config, &[port]);
     // 50 text messages and a 1 MiB binary one, each echoed byte for byte.
-    let out = Command::new("timeout")
-        .args(["30", "python3"])
-        .arg(repo().join("tests/support_ws.py"))
-        .args(["client", &format!("wss://localhost:{port}/chat"), "50"])
-        .env("WS_CA", &ca.cert)
-        .output()
-        .expect("python3 websockets client");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "client failed: {stdout}{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        t.log_text()
-    );
-    assert_eq!(stdout.trim(), "ok 50");
+    let got = ws_client(&format!("wss://localhost:{port}/chat"), 50, Some(&ca.cert));
+    assert_eq!(got, "ok 50", "{}", t.log_text());
 }

@@ -24,18 +24,6 @@ fn websocket_echo_through_the_proxy() {
     wait_port(up);
     let cfg = format!("[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"http\"\nupstream = \"127.0.0.1:{up}\"\n");
     let t = tether(&dir, &cfg, &[port]);
-    let out = Command::new("timeout")
-        .args(["30", "python3"])
-        .arg(repo().join("tests/support_ws.py"))
-        .args(["client", &format!("ws://127.0.0.1:{port}/chat"), "50"])
-        .output()
-        .expect("python3 websockets client");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "client failed: {stdout}{}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        t.log_text()
-    );
-    assert_eq!(stdout.trim(), "ok 50");
+    let got = ws_client(&format!("ws://127.0.0.1:{port}/chat"), 50, None);
+    assert_eq!(got, "ok 50", "{}", t.log_text());
 }

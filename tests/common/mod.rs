@@ -219,8 +219,38 @@ pub fn tether(dir: &TempDir, config: &str, ports: &[u16]) -> Proc {
     tether_args(dir.path(), &[cfg.to_str().expect("utf-8 path")], ports)
 }
 
+/// `python3 -c SCRIPT ARGS...`, quiet, once `port` accepts.
+pub fn python_script(script: &str, args: &[&str], port: u16) -> Proc {
+    let mut all: Vec<&std::ffi::OsStr> = vec!["-c".as_ref(), script.as_ref()];
+    all.extend(args.iter().map(|a| std::ffi::OsStr::new(*a)));
+    python(&all, port)
+}
+
+/// `tests/support_ws.py client URL N` (bounded by 30 s): sends N messages and a 1 MiB one,
+/// checks each echo; a `wss://` URL is verified against `ca`. Its stdout says `ok N`.
+pub fn ws_client(url: &str, n: usize, ca: Option<&Path>) -> String {
+    let mut cmd = Command::new("timeout");
+    cmd.args(["30", "python3"])
+        .arg(repo().join("tests/support_ws.py"))
+        .args(["client", url, &n.to_string()]);
+    if let Some(ca) = ca {
+        cmd.env("WS_CA", ca);
+    }
+    let out = cmd.output().expect("python3 websockets client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() {
+        stdout.trim().to_string()
+    } else {
+        format!(
+            "client failed ({}): {stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+}
+
 /// Run `python3 ARGS`, quiet, and wait until `port` accepts.
-fn python(args: &[&std::ffi::OsStr], port: u16) -> Proc {
+pub fn python(args: &[&std::ffi::OsStr], port: u16) -> Proc {
     let child = Command::new("python3")
         .args(args)
         .stdin(Stdio::null())
@@ -408,4 +438,72 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
             (x >> 24) as u8
         })
         .collect()
+}
+
+/// Headless Chromium with a profile of its own, for pages that must render.
+pub struct Chromium {
+    bin: &'static str,
+    user_dir: String,
+}
+
+const CHROMIUM_FLAGS: [&str; 8] = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
+impl Chromium {
+    /// The installed Chromium (its profile under `dir`); `None` (the test skips) only
+    /// outside CI: in CI a missing Chromium fails the test.
+    pub fn find(dir: &Path) -> Option<Chromium> {
+        let bin = ["chromium", "chromium-browser"].into_iter().find(|c| {
+            Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+        let Some(bin) = bin else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "chromium is required in CI"
+            );
+            eprintln!("SKIPPED: chromium not installed");
+            return None;
+        };
+        let user_dir = format!("--user-data-dir={}", dir.join("profile").display());
+        Some(Chromium { bin, user_dir })
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("timeout")
+            .arg("60")
+            .arg(self.bin)
+            .args(CHROMIUM_FLAGS)
+            .arg(&self.user_dir)
+            .args(args)
+            .output()
+            .expect("chromium")
+    }
+
+    /// The DOM of `url` once loaded (`--dump-dom`).
+    pub fn dump_dom(&self, url: &str) -> String {
+        String::from_utf8_lossy(&self.run(&["--dump-dom", url]).stdout).into_owned()
+    }
+
+    /// A 1024x768 screenshot of `url` into `png`; asserts a PNG was written.
+    pub fn screenshot(&self, url: &str, png: &Path) {
+        let shot = format!("--screenshot={}", png.display());
+        let out = self.run(&[&shot, "--window-size=1024,768", url]);
+        let bytes = std::fs::read(png).unwrap_or_default();
+        assert!(
+            bytes.len() > 1000 && bytes.starts_with(b"\x89PNG"),
+            "no screenshot: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
