@@ -36,20 +36,6 @@ fn servers_line(entries: &[String]) -> String {
     format!("servers = [{}]", quoted.join(", "))
 }
 
-fn body_of(url: &str) -> String {
-    String::from_utf8_lossy(&get(url).1).into_owned()
-}
-
-/// Wait (bounded) until `url` answers `want`; the last answer in the panic message.
-fn wait_body(url: &str, want: &str) {
-    let mut last = String::new();
-    let ok = eventually(Duration::from_secs(10), || {
-        last = body_of(url);
-        last == want
-    });
-    assert!(ok, "{url}: wanted {want:?}, still {last:?}");
-}
-
 /// `curl -i ARGS` → (status, head, body).
 fn fetch(args: &[&str]) -> (u16, String, String) {
     let out = curl(&[&["-s", "-i"], args].concat());

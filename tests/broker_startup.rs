@@ -46,19 +46,6 @@ fn ask_on(mut s: TcpStream, target: &str) -> String {
     body.to_string()
 }
 
-fn body_of(url: &str) -> String {
-    String::from_utf8_lossy(&get(url).1).into_owned()
-}
-
-fn wait_body(url: &str, want: &str) {
-    let mut last = String::new();
-    let ok = eventually(Duration::from_secs(10), || {
-        last = body_of(url);
-        last == want
-    });
-    assert!(ok, "{url}: wanted {want:?}, still {last:?}");
-}
-
 /// Start tether on `cfg` and return it with the first connection that the port accepted
 /// and when; the connection is made every 2 ms (bounded), so the caller's request goes
 /// out within a few milliseconds of the port accepting.

@@ -507,3 +507,18 @@ impl Chromium {
         );
     }
 }
+
+/// The body of `GET url` as text (any status).
+pub fn body_of(url: &str) -> String {
+    String::from_utf8_lossy(&get(url).1).into_owned()
+}
+
+/// Wait (bounded, 10 s) until `url` answers `want`; the last answer in the panic message.
+pub fn wait_body(url: &str, want: &str) {
+    let mut last = String::new();
+    let ok = eventually(Duration::from_secs(10), || {
+        last = body_of(url);
+        last == want
+    });
+    assert!(ok, "{url}: wanted {want:?}, still {last:?}");
+}

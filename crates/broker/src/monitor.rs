@@ -6,6 +6,8 @@
 
 use std::fmt::Write;
 
+use tether_http::html_escape;
+
 use crate::state::{format_load, mean_load, python_load, Load, ServerState};
 
 /// What the page shows.
@@ -39,12 +41,12 @@ pub(crate) fn render(v: &View<'_>) -> String {
          <table class='bordered'><thead><tr><th>#</th><th>simulation server</th>\
          <th>load</th><th>last {} polls</th></tr></thead><tbody>\n",
         v.refresh_secs.max(1),
-        escape(v.started),
+        html_escape(v.started),
         if n == 1 { "" } else { "s" },
         v.history,
     );
     for (i, s) in v.servers.iter().enumerate() {
-        let entry = escape(&s.entry);
+        let entry = html_escape(&s.entry);
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td><a href='{}://{entry}/monitor'>{entry}</a>{}</td>{}<td>{}</td></tr>",
@@ -71,7 +73,7 @@ fn details(s: &ServerState) -> String {
         let _ = write!(out, " <small class='weight'>weight {}</small>", s.weight);
     }
     if let Some(list) = &s.allowed_repositories {
-        let list: Vec<String> = list.iter().map(|p| escape(p)).collect();
+        let list: Vec<String> = list.iter().map(|p| html_escape(p)).collect();
         let _ = write!(
             out,
             "<br/><small class='repos'>repositories: {}</small>",
@@ -164,22 +166,6 @@ fn summary(s: &ServerState) -> String {
         .map(|l| l.map_or("N/A".into(), format_load))
         .collect();
     format!("{} polls: {}", samples.len(), samples.join(" "))
-}
-
-/// HTML text and attribute escaping.
-pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\'' => out.push_str("&#39;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -39,6 +39,7 @@ mod error;
 mod framing;
 mod head;
 mod headers;
+mod html;
 mod request;
 mod response;
 
@@ -49,5 +50,6 @@ pub use chunked::{ChunkedDecoder, ChunkedScanner, MAX_EXTENSIONS, MAX_TRAILERS};
 pub use error::HttpError;
 pub use head::{BodyKind, Limits, Parsed, Version};
 pub use headers::{connection_tokens, is_hop_by_hop, write_header};
+pub use html::html_escape;
 pub use request::{parse_request, Method, RequestHead};
 pub use response::{parse_response, ResponseHead};

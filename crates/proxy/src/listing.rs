@@ -8,10 +8,12 @@
 //! leads out of the root is still refused.
 
 use std::fmt::Write as _;
+
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::time::SystemTime;
+use tether_http::html_escape;
 
 use crate::files::percent_encode;
 
@@ -55,22 +57,6 @@ pub fn entries(dir: &Path) -> io::Result<Vec<Entry>> {
 /// Directories first, then by name (bytewise).
 pub fn sort(entries: &mut [Entry]) {
     entries.sort_by(|a, b| b.is_dir.cmp(&a.is_dir).then_with(|| a.name.cmp(&b.name)));
-}
-
-/// Escape `&`, `<`, `>`, `"` and `'` for HTML text and attribute values.
-pub fn html_escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// The listing page of the directory at URL path `url` (decoded, ending in `/`).

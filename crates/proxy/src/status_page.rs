@@ -13,9 +13,11 @@
 //! `Topology` is built once from the settings (`Shared::open`) and kept in the registry.
 
 use std::fmt::Write;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
+use tether_http::html_escape;
 
 use tether_balance::policy::Policy;
 
@@ -147,7 +149,7 @@ pub fn render(s: &Snapshot, t: &Topology, now: Instant) -> String {
          <h1>{name} status</h1>\n<p id='process'>pid {pid}, up {up}, {workers} worker{ws}; \
          {open} connection{os} open, {acc} accepted. <small>Reloads every {REFRESH_SECS} s.\
          </small></p>\n",
-        name = escape(&s.server_name),
+        name = html_escape(&s.server_name),
         pid = s.pid,
         up = uptime(s.uptime_msec),
         workers = s.workers,
@@ -218,13 +220,13 @@ fn listeners(h: &mut String, t: &Topology) {
          <th>serves</th></tr></thead><tbody>\n",
     );
     for l in &t.listeners {
-        let routes: Vec<String> = l.routes.iter().map(|r| escape(r)).collect();
+        let routes: Vec<String> = l.routes.iter().map(|r| html_escape(r)).collect();
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}{}{}</td></tr>",
             l.listen,
             if l.tls { "yes" } else { "no" },
-            escape(&l.serves),
+            html_escape(&l.serves),
             if routes.is_empty() {
                 ""
             } else {
@@ -264,7 +266,7 @@ fn pools(h: &mut String, t: &Topology, now: Instant) {
     }
     for up in &t.pools {
         let st = up.pool.affinity_stats();
-        let name = escape(up.name());
+        let name = html_escape(up.name());
         let _ = write!(
             h,
             "<h3>{name}</h3>\n<p class='pool'>balance {}, affinity {}",
@@ -304,7 +306,7 @@ fn pools(h: &mut String, t: &Topology, now: Instant) {
                 h,
                 "<tr><td>{}{}</td><td>{}</td>{health}<td class='n'>{}</td>\
                  <td class='n'>{}</td>{drain}</tr>",
-                escape(s.id()),
+                html_escape(s.id()),
                 if s.is_backup() {
                     " <small>backup</small>"
                 } else {
@@ -317,22 +319,6 @@ fn pools(h: &mut String, t: &Topology, now: Instant) {
         }
         h.push_str("</tbody></table>\n");
     }
-}
-
-/// HTML text and attribute escaping.
-fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\'' => out.push_str("&#39;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
