@@ -1,0 +1,26 @@
+//! tether-h2: the server side of HTTP/2 (RFC 9113) without I/O, for the core's loop to
+//! drive as it drives an HTTP/1.1 session.
+//!
+//! - `frame.rs`: the frames, checked as a receiver must and written as a server does;
+//! - `headers.rs`: header blocks (HPACK by `loona-hpack` under a size limit), request heads
+//!   checked and mapped (cookie crumbs joined), responses encoded;
+//! - `stream.rs`: a stream's state and windows, and the per-second limits;
+//! - `conn.rs` (with `conn/send.rs`): one connection: preface, SETTINGS, streams, flow
+//!   control both ways, resets, GOAWAY, and the guards against the known floods.
+//!
+//! A connection error queues its GOAWAY and is returned; a stream error resets that
+//! stream and the connection goes on. Nothing here panics on a peer's bytes (the frame
+//! decoder is fuzzed: `fuzz/fuzz_targets/h2_frames.rs`).
+
+mod conn;
+mod error;
+pub mod frame;
+mod headers;
+mod stream;
+
+#[cfg(test)]
+mod tests;
+
+pub use conn::{Config, Conn, Event, SendError};
+pub use error::{ErrorCode, H2Error};
+pub use headers::{encode_fields, encode_response, RequestHead};
