@@ -69,7 +69,7 @@ impl Topology {
             .iter()
             .map(|l| {
                 let (serves, routes) = match &l.target {
-                    Target::TcpUpstream(a) => (format!("tcp tunnel to {a}"), Vec::new()),
+                    Target::TcpUpstream(a, _) => (format!("tcp tunnel to {a}"), Vec::new()),
                     Target::TcpFile(p) => (format!("tcp file {}", p.display()), Vec::new()),
                     Target::Http(r) => {
                         let routes = r
