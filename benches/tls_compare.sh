@@ -408,8 +408,8 @@ s_time_run() {
   for i in $(seq "$HS_CLIENTS"); do
     local f=$OUT_DIR/stime-$sc-$p-$r-$i.txt n
     n=$(awk '/connections in [0-9.]+s;/ {print $1; exit}' "$f"); conns=$((conns + ${n:-0}))
-    n=$(grep -v 'connections' "$f" | tr -cd 'r' | wc -c); resumed=$((resumed + n))
-    n=$(grep -v 'connections' "$f" | tr -cd '*' | wc -c); full=$((full + n))
+    n=$(grep -E '^[*rt3]+$' "$f" | tr -cd 'r' | wc -c); resumed=$((resumed + n))
+    n=$(grep -E '^[*rt3]+$' "$f" | tr -cd '*' | wc -c); full=$((full + n))
   done
   rate=$(awk -v n="$conns" -v a="$w0" -v b="$w1" 'BEGIN { if (n > 0) printf "%.0f", n / (b - a); else print "nan" }')
   cpu=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$conns" 'BEGIN { if (n > 0) printf "%.1f", d * 1e6 / hz / n; else print "nan" }')
