@@ -21,6 +21,9 @@
 #            (nginx: ssl_session_cache shared:SSL:10m, tickets on); nginx also has
 #            `ssl_conf_command Options KTLS` (it has no effect on a kernel without the `tls`
 #            ULP; the run checks and says so)
+#            tether runs with --no-supervise: one process, whose CPU is the worker's (under
+#            the master, /proc/<master>/stat would not count the worker); for nginx the
+#            CPU is its one worker's
 #   load     pinned to CPU $LOAD_CPU (shared with the backend)
 # Scenarios, tether and nginx taking turns within each round:
 #   full     full handshakes: $HS_CLIENTS parallel `openssl s_time -new -www /1k.bin` for
@@ -119,10 +122,10 @@ PORT=([tether.ec]=$((BASE + 1)) [tether.rsa]=$((BASE + 2)) [tether.proxy]=$((BAS
 CERTS=$TMP/certs
 mkdir -p "$CERTS"
 log "making an ECDSA P-256 and an RSA 2048 certificate"
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
   -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
   -keyout "$CERTS/ec.key" -out "$CERTS/ec.pem" 2>/dev/null
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 \
+openssl req -x509 -newkey rsa:2048 -nodes -days 30 \
   -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
   -keyout "$CERTS/rsa.key" -out "$CERTS/rsa.pem" 2>/dev/null
 chmod -R a+rX "$CERTS"
@@ -309,7 +312,7 @@ taskset -c "$LOAD_CPU" "$NGINX" -p "$TMP/backend" -e "$TMP/backend/error.log" -c
 BACKEND_MASTER=$!; PIDS+=("$BACKEND_MASTER")
 taskset -c "$PROXY_CPU" "$NGINX" -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" &
 NGINX_MASTER=$!; PIDS+=("$NGINX_MASTER")
-RUST_LOG=${RUST_LOG:-warn} taskset -c "$PROXY_CPU" "$TETHER" "$TMP/tether/tether.toml" > "$OUT_DIR/tether.log" 2>&1 &
+RUST_LOG=${RUST_LOG:-warn} taskset -c "$PROXY_CPU" "$TETHER" --no-supervise "$TMP/tether/tether.toml" > "$OUT_DIR/tether.log" 2>&1 &
 TETHER_PID=$!; PIDS+=("$TETHER_PID")
 
 wait_http "http://127.0.0.1:$P_BACKEND/1k.bin" || die "backend nginx did not start: $(cat "$TMP/backend/error.log")"
@@ -510,6 +513,7 @@ extra_sum() {  # scenario proxy key: sum of key=N in the extra column
   awk -v s="$1" -v p="$2" -v k="$3" '$1 == s && $2 == p { n = split($9, a, ","); for (i = 1; i <= n; i++) { split(a[i], kv, "="); if (kv[1] == k) t += kv[2] } } END { print t + 0 }' "$RES"
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || b == "nan" || b + 0 == 0) print "nan"; else printf "%.2f", a / b }'; }
+busy() { awk -v r="$1" -v c="$2" 'BEGIN { if (r == "nan" || c == "nan") print "nan"; else printf "%.0f %%", r * c / 1e4 }'; }
 inv() { awk -v v="$1" 'BEGIN { if (v == "nan" || v + 0 == 0) print "nan"; else printf "%.0f", 1e6 / v }'; }
 pass() {  # value op limit
   awk -v v="$1" -v op="$2" -v l="$3" 'BEGIN { if (v == "nan") { print "?"; exit }
@@ -537,11 +541,11 @@ cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
   echo
   echo "Handshakes ($HS_CLIENTS × \`openssl s_time -www /1k.bin\` for ${DURATION}s; medians of $ROUNDS; CPU = proxy utime+stime / connections; capacity = 1 s / CPU per handshake):"
   echo
-  echo "| scenario | | handshakes/s | range | CPU µs/handshake | range | capacity/s of one core | full / resumed |"
-  echo "|---|---|---|---|---|---|---|---|"
+  echo "| scenario | | handshakes/s | range | CPU µs/handshake | range | proxy CPU busy | capacity/s of one core | full / resumed |"
+  echo "|---|---|---|---|---|---|---|---|---|"
   for sc in full-ec full-rsa resumed; do
     for p in tether nginx; do
-      echo "| $sc | $p | $(med "$sc" "$p" 4) | $(rng "$sc" "$p" 4) | $(med "$sc" "$p" 5) | $(rng "$sc" "$p" 5) | $(inv "$(med "$sc" "$p" 5)") | $(extra_sum "$sc" "$p" full) / $(extra_sum "$sc" "$p" resumed) |"
+      echo "| $sc | $p | $(med "$sc" "$p" 4) | $(rng "$sc" "$p" 4) | $(med "$sc" "$p" 5) | $(rng "$sc" "$p" 5) | $(busy "$(med "$sc" "$p" 4)" "$(med "$sc" "$p" 5)") | $(inv "$(med "$sc" "$p" 5)") | $(extra_sum "$sc" "$p" full) / $(extra_sum "$sc" "$p" resumed) |"
     done
   done
   echo
