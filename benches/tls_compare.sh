@@ -365,31 +365,33 @@ for p in tether nginx; do
   done
 done
 ULP=$(cat /proc/sys/net/ipv4/tcp_available_ulp 2>/dev/null || echo "?")
-# nginx asks OpenSSL for kTLS (ssl_conf_command Options KTLS): watch its worker's setsockopt
-# calls during one TLS download of 1 MiB, and look for the `tls` ULP on its sockets.
+# nginx asks OpenSSL for kTLS (ssl_conf_command Options KTLS): watch each proxy's
+# setsockopt and sendfile calls during one TLS download of 1 MiB from its ec listener.
 head -c 1048576 "$WWW/1g.bin" > "$WWW/1m.bin"
-KTLS_NGINX="not checked (no strace)"
-if command -v strace >/dev/null 2>&1; then
-  strace -f -e trace=setsockopt,sendfile -o "$OUT_DIR/strace-nginx-ktls.txt" -p "$NGINX_PID" 2>/dev/null &
+declare -A KTLS
+ktls_check() {  # proxy: what its process asked of the kernel during one TLS download
+  local p=$1 f=$OUT_DIR/strace-$1-ktls.txt spid ulp ulp_ok sendfiles
+  if ! command -v strace >/dev/null 2>&1; then KTLS[$p]="not checked (no strace)"; return; fi
+  strace -f -e trace=setsockopt,sendfile -o "$f" -p "${PID[$p]}" 2>/dev/null &
   spid=$!; PIDS+=("$spid")
   sleep 1
-  curl -sk -o /dev/null "$(url nginx ec)/1m.bin" || true
+  curl -sk -o /dev/null "$(url "$p" ec)/1m.bin" || true
   sleep 0.5
   kill -INT "$spid" 2>/dev/null || true
   wait "$spid" 2>/dev/null || true
-  ulp_calls=$(grep -c 'TCP_ULP' "$OUT_DIR/strace-nginx-ktls.txt" || true)
-  ulp_ok=$(grep 'TCP_ULP' "$OUT_DIR/strace-nginx-ktls.txt" | grep -c '= 0' || true)
-  sendfiles=$(grep -c '^[0-9]* *sendfile' "$OUT_DIR/strace-nginx-ktls.txt" || true)
-  if [ "$ulp_calls" -gt 0 ]; then
-    KTLS_NGINX="nginx's OpenSSL tried setsockopt(TCP_ULP, \"tls\") $ulp_calls times, $ulp_ok succeeded: $(grep -m1 TCP_ULP "$OUT_DIR/strace-nginx-ktls.txt" | sed 's/^[0-9]* *//')"
+  ulp=$(grep -c 'TCP_ULP' "$f" || true)
+  ulp_ok=$(grep 'TCP_ULP' "$f" | grep -c '= 0$' || true)
+  sendfiles=$(grep -cE '^[0-9]+ +sendfile' "$f" || true)
+  if [ "$ulp" -gt 0 ]; then
+    KTLS[$p]="$p tried setsockopt(TCP_ULP, \"tls\") $ulp time(s), $ulp_ok succeeded (\`$(grep -m1 TCP_ULP "$f" | sed -E 's/^[0-9]+ +//')\`)"
   else
-    KTLS_NGINX="nginx's OpenSSL made no setsockopt(TCP_ULP) call at all (this OpenSSL build does not try kTLS)"
+    KTLS[$p]="$p made no setsockopt(TCP_ULP) call"
   fi
-  KTLS_NGINX="$KTLS_NGINX; sendfile calls during the TLS download: $sendfiles"
-fi
-KTLS_TETHER=$(grep -iE 'ktls' "$OUT_DIR/tether.log" | head -2 | tr '\n' ' ' || true)
-[ -n "$KTLS_TETHER" ] || KTLS_TETHER="(nothing about kTLS in tether's log at RUST_LOG=${RUST_LOG:-warn}; it probes once and falls back to rustls in user space)"
-log "available ULPs: $ULP; $KTLS_NGINX"
+  KTLS[$p]="${KTLS[$p]}, $sendfiles sendfile call(s) during a 1 MiB TLS download"
+}
+ktls_check nginx
+ktls_check tether
+log "available ULPs: $ULP; ${KTLS[nginx]}; ${KTLS[tether]}"
 
 # ---------------------------------------------------------------- scenarios
 RES=$OUT_DIR/results.txt
@@ -537,7 +539,7 @@ cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
   echo
   sed 's/^/    /' "$FACTS"
   echo
-  echo "kTLS: available ULPs \`$ULP\`. $KTLS_NGINX. tether: $KTLS_TETHER"
+  echo "kTLS: available ULPs \`$ULP\`; ${KTLS[nginx]}; ${KTLS[tether]}."
   echo
   echo "Handshakes ($HS_CLIENTS × \`openssl s_time -www /1k.bin\` for ${DURATION}s; medians of $ROUNDS; CPU = proxy utime+stime / connections; capacity = 1 s / CPU per handshake):"
   echo
@@ -584,9 +586,11 @@ cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
   echo
   echo "| measure | tether / nginx | target | result |"
   echo "|---|---|---|---|"
-  echo "| full handshakes/s, ECDSA P-256 | $r_hs_ec (per CPU: $c_hs_ec) | ≥ 1 | $(pass "$r_hs_ec" ">=" 1) (per CPU: $(pass "$c_hs_ec" ">=" 1)) |"
-  echo "| full handshakes/s, RSA 2048 | $r_hs_rsa (per CPU: $c_hs_rsa) | ≥ 1 | $(pass "$r_hs_rsa" ">=" 1) (per CPU: $(pass "$c_hs_rsa" ">=" 1)) |"
-  echo "| resumed handshakes/s | $r_hs_res (per CPU: $c_hs_res) | ≥ 1 | $(pass "$r_hs_res" ">=" 1) (per CPU: $(pass "$c_hs_res" ">=" 1)) |"
+  # Handshakes/s are judged per core of the proxy (capacity = 1 s / CPU per handshake):
+  # the s_time clients on one core cannot saturate a proxy on the other (see "proxy CPU busy").
+  echo "| full handshakes/s, ECDSA P-256: capacity of one core (measured rate, client-bound) | $c_hs_ec ($r_hs_ec) | ≥ 1 | $(pass "$c_hs_ec" ">=" 1) |"
+  echo "| full handshakes/s, RSA 2048: capacity of one core (measured rate, client-bound) | $c_hs_rsa ($r_hs_rsa) | ≥ 1 | $(pass "$c_hs_rsa" ">=" 1) |"
+  echo "| resumed handshakes/s: capacity of one core (measured rate, client-bound) | $c_hs_res ($r_hs_res) | ≥ 1 | $(pass "$c_hs_res" ">=" 1) |"
   echo "| CPU per proxied 1 KiB request, kept-alive TLS | $r_ka | ≤ 1 | $(pass "$r_ka" "<=" 1) |"
   echo "| TLS bulk MB/s, proxied (no target vs nginx) | $r_bulk (CPU s/GiB: $r_bulkc) | — | — |"
   echo "| TLS bulk MB/s, static file (no target vs nginx) | $r_static | — | — |"
