@@ -500,7 +500,7 @@ if [ "$PERF" = 1 ]; then
   perf_one rsa timeout $((PERF_SECONDS + 5)) openssl s_time -connect "127.0.0.1:${PORT[tether.rsa]}" -new -www /1k.bin -time $((PERF_SECONDS + 3))
   perf_one ec timeout $((PERF_SECONDS + 5)) openssl s_time -connect "127.0.0.1:${PORT[tether.ec]}" -new -www /1k.bin -time $((PERF_SECONDS + 3))
   perf_one keepalive timeout $((PERF_SECONDS + 5)) wrk -t1 -c"$CONNS" -d"$((PERF_SECONDS + 3))s" "$(url tether proxy)/1k.bin"
-  perf_one bulk timeout $((PERF_SECONDS + 5)) curl -sk -o /dev/null --limit-rate 10G "$(url tether proxy)/1g.bin"
+  perf_one bulk timeout $((PERF_SECONDS + 5)) curl -sk -o /dev/null -o /dev/null -o /dev/null "$(url tether proxy)/1g.bin" "$(url tether proxy)/1g.bin" "$(url tether proxy)/1g.bin"
 fi
 
 # ---------------------------------------------------------------- report
