@@ -58,7 +58,19 @@ proxy = "app"
         key.display(),
         dir.path().join("www").display()
     );
-    let _t = tether(&dir, &config, &[tls_port]);
+    let t = tether(&dir, &config, &[tls_port]);
+    // The kTLS probe says at start what this kernel offers (per its list of ULPs).
+    let ulps = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_available_ulp").unwrap_or_default();
+    let want = if ulps.split_whitespace().any(|u| u == "tls") {
+        "kTLS: this kernel offers it"
+    } else {
+        "kTLS: this kernel has no TLS upper-layer protocol"
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || t.log_text().contains(want)),
+        "{want}: {}",
+        t.log_text()
+    );
     let out = https(tls_port, &ca, "/files/hello.txt", &[]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(

@@ -167,6 +167,10 @@ fn serve(plan: Plan) -> io::Result<()> {
     for w in tether_proxy::tls::warnings(&settings) {
         log::warn!("{w}");
     }
+    if settings.listeners.iter().any(|l| l.front.tls.is_some()) {
+        // Says once what the kernel offers (the record layer stays in rustls either way).
+        tether_core::tls::ktls_supported();
+    }
     watch_expiry(&settings);
     let admin_addr = admin.as_ref().and_then(|a| a.local_addr().ok());
     let control = Arc::new(Control {
