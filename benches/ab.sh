@@ -133,7 +133,8 @@ load() {  # scenario requests
 }
 start_tether() {  # log file, command prefix...
   local logf=$1; shift
-  "$@" "$TETHER" "$TMP/tether.toml" > "$logf" 2>&1 &
+  # --no-supervise: one process, so TPID is the one that serves (not the master).
+  "$@" "$TETHER" --no-supervise "$TMP/tether.toml" > "$logf" 2>&1 &
   TPID=$!
   PIDS+=("$TPID")
   wait_http "http://127.0.0.1:$P_PROXY/1k.bin" || die "tether did not start: $(tail -5 "$logf")"

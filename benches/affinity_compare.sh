@@ -157,7 +157,8 @@ for _ in $(seq 100); do redis-cli -p "$P_REDIS" ping > /dev/null 2>&1 && break; 
 redis-cli -p "$P_REDIS" ping > /dev/null || die "redis-server does not answer"
 declare -A PID
 for store in memory redis; do
-  RUST_LOG=${RUST_LOG:-warn} taskset -c "$PROXY_CPU" "$TETHER" "$TMP/tether-$store.toml" \
+  # --no-supervise: one process, so the PID measured is the one that serves (not the master).
+  RUST_LOG=${RUST_LOG:-warn} taskset -c "$PROXY_CPU" "$TETHER" --no-supervise "$TMP/tether-$store.toml" \
     > "$OUT_DIR/tether-$store.log" 2>&1 &
   PID[$store]=$!; PIDS+=("${PID[$store]}")
 done

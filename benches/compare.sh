@@ -276,7 +276,8 @@ taskset -c "$PROXY_CPU" "$NGINX" -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$
 NGINX_MASTER=$!; PIDS+=("$NGINX_MASTER")
 taskset -c "$PROXY_CPU" "$HAPROXY" -f "$TMP/haproxy/haproxy.cfg" -db > "$OUT_DIR/haproxy.log" 2>&1 &
 HAPROXY_PID=$!; PIDS+=("$HAPROXY_PID")
-RUST_LOG=${RUST_LOG:-warn} taskset -c "$PROXY_CPU" "$TETHER" "$TMP/tether/tether.toml" > "$OUT_DIR/tether.log" 2>&1 &
+# --no-supervise: one process, so the PID measured is the one that serves (not the master).
+RUST_LOG=${RUST_LOG:-warn} taskset -c "$PROXY_CPU" "$TETHER" --no-supervise "$TMP/tether/tether.toml" > "$OUT_DIR/tether.log" 2>&1 &
 TETHER_PID=$!; PIDS+=("$TETHER_PID")
 
 wait_http "http://127.0.0.1:$P_BACKEND/1k.bin" || die "backend nginx did not start: $(cat "$TMP/backend/error.log")"
