@@ -123,21 +123,22 @@ pub(crate) fn check(raw: Spanned<RawAcme>, at: At<'_>) -> Result<Pending, Config
             "[acme]: `agree_tos = true` is required (you accept the CA's terms of service)".into(),
         ));
     }
-    let directory =
-        match r.directory {
-            None => LETS_ENCRYPT.to_string(),
-            Some(d) => match d.get_ref().as_str() {
-                "staging" => LETS_ENCRYPT_STAGING.to_string(),
-                "production" | "letsencrypt" => LETS_ENCRYPT.to_string(),
-                u if u.starts_with("https://") && u.len() > "https://".len() => u.to_string(),
-                u => return Err(at(
+    let directory = match r.directory {
+        None => LETS_ENCRYPT.to_string(),
+        Some(d) => match d.get_ref().as_str() {
+            "staging" => LETS_ENCRYPT_STAGING.to_string(),
+            "production" | "letsencrypt" => LETS_ENCRYPT.to_string(),
+            u if u.starts_with("https://") && u.len() > "https://".len() => u.to_string(),
+            u => {
+                return Err(at(
                     d.span(),
                     format!(
                         "`directory`: {u:?} is not \"staging\", \"production\" or an https:// URL"
                     ),
-                )),
-            },
-        };
+                ))
+            }
+        },
+    };
     let email = match r.email {
         Some(e) if !valid_email(e.get_ref()) => {
             return Err(at(

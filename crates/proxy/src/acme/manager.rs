@@ -221,7 +221,17 @@ impl Manager {
             }
         };
         log::info!("acme: ordering a certificate for {name}");
-        let issued = super::order::order(&self.acme, &account, name).await?;
+        let issued = match super::order::order(&self.acme, &account, name).await {
+            // The CA lost or deactivated the account (a test CA restarted, say): set it
+            // aside so that the next attempt creates a new one.
+            Err(e) if e.contains("accountDoesNotExist") => {
+                self.store.forget_account();
+                return Err(format!(
+                    "{e} (stored account set aside: a new one next time)"
+                ));
+            }
+            r => r?,
+        };
         self.store
             .save_cert(name, &issued.chain_pem, &issued.key_pem)
             .map_err(|e| format!("storing the certificate of {name}: {e}"))?;

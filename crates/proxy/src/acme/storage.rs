@@ -105,6 +105,12 @@ impl Store {
         write_atomic(&self.account_path(), json.as_bytes(), 0o600)
     }
 
+    /// The CA no longer knows the stored account: keep it as `account.json.refused`.
+    pub fn forget_account(&self) {
+        let path = self.account_path();
+        let _ = fs::rename(&path, path.with_extension("json.refused"));
+    }
+
     /// Take the lease `what` (a name, or "account") for `ttl`.
     pub fn lease(&self, what: &str, ttl: Duration) -> io::Result<Lease> {
         let dir = self.root.join("locks");
