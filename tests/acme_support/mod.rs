@@ -212,7 +212,7 @@ pub fn serial(name: &str, port: u16) -> Option<String> {
     child
         .stdin
         .take()?
-        .write_all(s[pem_start..pem_end].as_bytes())
+        .write_all(&s.as_bytes()[pem_start..pem_end])
         .ok()?;
     let out = child.wait_with_output().ok()?;
     Some(String::from_utf8_lossy(&out.stdout).trim().to_string())

@@ -194,7 +194,7 @@ impl Manager {
     fn pick_up(&self, name: &str, served: Option<SystemTime>) -> Option<State> {
         let stored = self.store.load_cert(name)?;
         let (from, until) = validity(&stored.key.cert[0])?;
-        if served.map_or(true, |s| until > s) && until > SystemTime::now() {
+        if served.is_none_or(|s| until > s) && until > SystemTime::now() {
             log::info!(
                 "acme: certificate of {name} (until {}) loaded from the storage",
                 httpdate::fmt_http_date(until)
@@ -202,7 +202,7 @@ impl Manager {
             self.acme.install(name, stored.key.clone(), until);
         }
         let renew_at = two_thirds(from, until);
-        (renew_at > SystemTime::now() && served.map_or(true, |s| until >= s)).then_some(
+        (renew_at > SystemTime::now() && served.is_none_or(|s| until >= s)).then_some(
             State::Valid {
                 not_after: until,
                 renew_at,
