@@ -57,12 +57,37 @@ pub(super) struct RawTls {
     handshake_timeout_ms: Option<Spanned<u64>>,
 }
 
-/// `certificates = [{ cert, key }, ...]` or `certificates = "acme"`.
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// `certificates = [{ cert, key }, ...]` or `certificates = "acme"`. Not `untagged`: that
+/// buffers the value and loses the entries' spans.
 enum RawCerts {
     Files(Vec<Spanned<RawCert>>),
     Word(String),
+}
+
+impl<'de> Deserialize<'de> for RawCerts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RawCerts, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = RawCerts;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"acme\" or a list of { cert, key }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawCerts, E> {
+                Ok(RawCerts::Word(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<RawCerts, A::Error> {
+                let mut files = Vec::new();
+                while let Some(c) = a.next_element()? {
+                    files.push(c);
+                }
+                Ok(RawCerts::Files(files))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 #[derive(Deserialize)]
