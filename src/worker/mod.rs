@@ -172,6 +172,9 @@ fn serve(plan: Plan) -> io::Result<()> {
         tether_core::tls::ktls_supported();
     }
     watch_expiry(&settings);
+    if let Some(acme) = &settings.acme {
+        tether_proxy::acme::start(acme.clone(), settings.ops.supervisor.mail.as_ref());
+    }
     let admin_addr = admin.as_ref().and_then(|a| a.local_addr().ok());
     let control = Arc::new(Control {
         info: Info {

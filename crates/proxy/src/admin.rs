@@ -143,6 +143,9 @@ impl Admin {
                 let mut s = self.control.status();
                 s.insert("pools".into(), self.pools.pools());
                 s.insert("certificates".into(), self.pools.certificates());
+                if let Some(acme) = crate::acme::running() {
+                    s.insert("acme".into(), acme.status_json());
+                }
                 Reply::new(200, Value::Object(s).to_string())
             }
             "/admin/shutdown" | "/admin/restart" | "/admin/reload" => Reply::new(405, "use POST\n"),

@@ -1,5 +1,7 @@
 //! tether-proxy: the product sessions wired onto tether-core, and the config model.
 //!
+//! - `acme`: certificates ordered and renewed by ACME on a helper thread, challenges answered
+//!   by the listeners;
 //! - `admin`: the admin listener's session (`/healthz`, the admin API behind a bearer key);
 //! - `config`: the TOML config, checked into `Settings` (errors as `path:line:col: message`);
 //! - `server`: binds each listener of the settings with its session factory;
@@ -9,6 +11,7 @@
 //! - `metrics`, `status_page`: the counters, and the `status_page = "html"` page over them.
 
 pub mod access_log;
+pub mod acme;
 pub mod admin;
 pub mod config;
 pub mod files;

@@ -314,6 +314,9 @@ impl Registry {
                 );
             }
         }
+        if let Some(acme) = crate::acme::running() {
+            out.push_str(&acme.prometheus());
+        }
         out
     }
 }

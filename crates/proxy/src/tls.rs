@@ -142,6 +142,24 @@ impl CertStore {
         &self.certs
     }
 
+    /// The certificate of exactly this name (lowercased), if one is loaded.
+    pub fn resolve_exact(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+        let c = self
+            .certs
+            .iter()
+            .find(|c| c.names.iter().any(|n| n == name));
+        c.map(|c| c.key.clone())
+    }
+
+    /// `pick`, for resolvers that wrap this store (ACME listeners).
+    pub fn resolve_name(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
+        self.pick(sni)
+    }
+
+    pub fn strict_sni(&self) -> bool {
+        self.strict_sni
+    }
+
     /// Pick by name: an exact name, else a wildcard one label deep, else (not strict) the
     /// first certificate, which is the default.
     fn pick(&self, sni: Option<&str>) -> Option<Arc<CertifiedKey>> {
@@ -177,6 +195,8 @@ impl ResolvesServerCert for CertStore {
 pub struct ListenerTls {
     pub config: Arc<rustls::ServerConfig>,
     pub store: Arc<CertStore>,
+    /// The names whose certificates ACME provides (`acme/`); empty: none.
+    pub acme_names: Vec<String>,
 }
 
 impl PartialEq for ListenerTls {
@@ -199,6 +219,8 @@ pub struct ServerTlsOptions {
     pub client_ca: Option<PathBuf>,
     pub session_tickets: bool,
     pub session_cache: usize,
+    /// Certificates ordered by ACME for these names (`acme/`), before the static ones.
+    pub acme: Option<(Arc<crate::acme::Acme>, Vec<String>)>,
 }
 
 /// Build a listener's rustls server config.
@@ -225,8 +247,20 @@ pub fn server_config(o: ServerTlsOptions) -> Result<ListenerTls, String> {
         None => builder.with_no_client_auth(),
     };
     let store = Arc::new(CertStore::new(o.certs, o.strict_sni));
-    let mut config = builder.with_cert_resolver(store.clone());
-    config.alpn_protocols = o.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    let mut alpn: Vec<Vec<u8>> = o.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
+    let (mut config, acme_names) = match o.acme {
+        Some((acme, names)) => {
+            // TLS-ALPN-01: only clients that speak ALPN at all, so a listener without
+            // `alpn` keeps accepting clients that offer protocols it does not know.
+            if !alpn.is_empty() {
+                alpn.push(crate::acme::ACME_TLS_ALPN.to_vec());
+            }
+            let resolver = crate::acme::AcmeResolver::new(acme, names.clone(), store.clone());
+            (builder.with_cert_resolver(Arc::new(resolver)), names)
+        }
+        None => (builder.with_cert_resolver(store.clone()), Vec::new()),
+    };
+    config.alpn_protocols = alpn;
     config.session_storage = if o.session_cache > 0 {
         rustls::server::ServerSessionMemoryCache::new(o.session_cache)
     } else {
@@ -239,6 +273,7 @@ pub fn server_config(o: ServerTlsOptions) -> Result<ListenerTls, String> {
     Ok(ListenerTls {
         config: Arc::new(config),
         store,
+        acme_names,
     })
 }
 

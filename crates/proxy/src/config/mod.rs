@@ -99,6 +99,8 @@ struct RawConfig {
     server: Vec<Spanned<servers::RawServer>>,
     #[serde(default)]
     broker: Vec<Spanned<BrokerConfig>>,
+    #[serde(default)]
+    acme: Option<Spanned<crate::acme::config::RawAcme>>,
 }
 
 /// `[metrics] listen = "127.0.0.1:8004"`: a listener answering `/api` (eXpServer's metrics
@@ -212,6 +214,8 @@ pub struct Settings {
     pub session_log: Option<(PathBuf, bool)>,
     /// `[admin]`, `[supervisor]`, `drain_timeout_ms` (`ops.rs`).
     pub ops: Ops,
+    /// `[acme]`: certificates ordered and renewed automatically (`acme/`).
+    pub acme: Option<Arc<crate::acme::Acme>>,
 }
 
 impl Settings {
@@ -272,13 +276,18 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         let span = e.span().unwrap_or(0..0);
         at(span, e.message().trim().to_string())
     })?;
+    let acme = raw
+        .acme
+        .map(|a| crate::acme::config::check(a, &at))
+        .transpose()?;
+    let acme_ref = acme.as_ref().map(|p| &p.acme);
     // Each listener with the span of its `listen` (for errors about the address).
     let mut listeners: Vec<(ListenerSpec, Range<usize>)> = Vec::new();
     for l in raw.listener {
         let span = l.span();
         let l = l.into_inner();
         let listen = l.listen.span();
-        listeners.push((check_listener(l, span, &at)?, listen));
+        listeners.push((check_listener(l, span, acme_ref, &at)?, listen));
     }
     let mut brokers: Vec<BrokerConfig> = Vec::new();
     for b in raw.broker {
@@ -297,6 +306,7 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         raw.server,
         raw.max_body_size,
         &names,
+        acme_ref,
         &at,
     )?);
     let store = match raw.store {
@@ -361,6 +371,7 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         }
         n => n.map(Spanned::into_inner),
     };
+    let acme = crate::acme::config::bind(acme, &mut listeners, &at)?;
     let listeners = listeners.into_iter().map(|(l, _)| l).collect();
     Ok(Settings {
         server_name: raw.server_name.unwrap_or_else(|| "tether".to_string()),
@@ -373,6 +384,7 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         brokers,
         session_log: None,
         ops,
+        acme,
     })
 }
 
@@ -406,6 +418,7 @@ pub(crate) fn metrics_listener(listen: SocketAddr) -> ListenerSpec {
 fn check_listener(
     l: RawListener,
     span: Range<usize>,
+    acme: Option<&Arc<crate::acme::Acme>>,
     at: &dyn Fn(Range<usize>, String) -> ConfigError,
 ) -> Result<ListenerSpec, ConfigError> {
     let listen = l.listen.get_ref().parse::<SocketAddr>().map_err(|_| {
@@ -416,6 +429,7 @@ fn check_listener(
     })?;
     let part = tls::part(
         &l.tls,
+        acme,
         l.proxy_protocol,
         l.redirect_http,
         l.hsts,

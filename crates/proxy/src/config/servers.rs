@@ -162,6 +162,7 @@ pub(super) fn check(
     servers: Vec<Spanned<RawServer>>,
     max_body: Option<u64>,
     brokers: &[String],
+    acme: Option<&Arc<crate::acme::Acme>>,
     at: At<'_>,
 ) -> Result<Vec<Grouped>, ConfigError> {
     let mut pools: HashMap<String, Arc<Upstream>> = HashMap::new();
@@ -197,8 +198,9 @@ pub(super) fn check(
             )?,
             tunnel: millis(s.tunnel_timeout_ms, 600_000, "tunnel_timeout_ms", at)?,
         };
-        let front = super::tls::part(
+        let mut front = super::tls::part(
             &s.tls,
+            acme,
             s.proxy_protocol,
             s.redirect_http,
             s.hsts,
@@ -214,6 +216,7 @@ pub(super) fn check(
             hostnames: s.hostnames.iter().map(|h| h.to_ascii_lowercase()).collect(),
             routes,
         };
+        super::tls::acme_names_from_hosts(&mut front, &host.hostnames, at)?;
         for l in &s.listen {
             let addr = l.get_ref().parse::<SocketAddr>().map_err(|_| {
                 at(

@@ -64,5 +64,6 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         brokers: vec![broker],
         session_log: Some((json.log_dir(), json.debug)),
         ops: Default::default(),
+        acme: None,
     })
 }

@@ -34,6 +34,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::ConfigError;
+use crate::acme::Acme;
 use crate::tls::{load_cert, server_config, ListenerTls, ServerTlsOptions};
 use tether_core::proxy_protocol::{Network, Trusted};
 
@@ -42,7 +43,10 @@ type At<'a> = &'a dyn Fn(Range<usize>, String) -> ConfigError;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTls {
-    certificates: Vec<Spanned<RawCert>>,
+    certificates: Option<Spanned<RawCerts>>,
+    /// The names to get certificates for by ACME (`[acme]`); `certificates = "acme"`
+    /// alone takes the virtual hosts' `hostnames`.
+    acme_domains: Option<Vec<Spanned<String>>>,
     min_version: Option<Spanned<String>>,
     alpn: Option<Vec<String>>,
     client_ca: Option<String>,
@@ -51,6 +55,39 @@ pub(super) struct RawTls {
     session_tickets: Option<bool>,
     session_cache: Option<usize>,
     handshake_timeout_ms: Option<Spanned<u64>>,
+}
+
+/// `certificates = [{ cert, key }, ...]` or `certificates = "acme"`. Not `untagged`: that
+/// buffers the value and loses the entries' spans.
+enum RawCerts {
+    Files(Vec<Spanned<RawCert>>),
+    Word(String),
+}
+
+impl<'de> Deserialize<'de> for RawCerts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<RawCerts, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = RawCerts;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("\"acme\" or a list of { cert, key }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawCerts, E> {
+                Ok(RawCerts::Word(v.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<RawCerts, A::Error> {
+                let mut files = Vec::new();
+                while let Some(c) = a.next_element()? {
+                    files.push(c);
+                }
+                Ok(RawCerts::Files(files))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 #[derive(Deserialize)]
@@ -133,12 +170,15 @@ pub(super) fn merge(
         proxy_protocol,
         redirect_https,
         hsts,
+        acme: None,
     })
 }
 
-/// Read the front keys of one server.
+/// Read the front keys of one server (`acme`: the checked `[acme]`, if any).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn part(
     tls: &Option<Spanned<RawTls>>,
+    acme: Option<&Arc<Acme>>,
     proxy_protocol: Option<Spanned<RawProxyProtocol>>,
     redirect_http: Option<Spanned<RawRedirect>>,
     hsts: Option<String>,
@@ -147,7 +187,7 @@ pub(super) fn part(
     at: At<'_>,
 ) -> Result<FrontPart, ConfigError> {
     Ok(FrontPart {
-        tls: tls.as_ref().map(|t| check(t, http, at)).transpose()?,
+        tls: tls.as_ref().map(|t| check(t, http, acme, at)).transpose()?,
         proxy_protocol: proxy_protocol.map(|p| trusted(p, at)).transpose()?,
         redirect_https: redirect(redirect_http, at)?,
         hsts,
@@ -189,6 +229,8 @@ pub struct Front {
     pub redirect_https: Option<u16>,
     /// `Strict-Transport-Security` added to every response of a TLS listener.
     pub hsts: Option<String>,
+    /// A plain http listener answering ACME HTTP-01 challenges (`acme/`).
+    pub acme: Option<Arc<Acme>>,
 }
 
 /// A server's (or listener's) TLS part before the listener's certificates are merged.
@@ -196,24 +238,68 @@ pub struct Front {
 pub(super) struct TlsPart {
     pub options: ServerTlsOptions,
     pub handshake_timeout: Duration,
+    /// `certificates = "acme"` without `acme_domains`: the names come from `hostnames`.
+    pub acme_from_hosts: bool,
+    pub span: Range<usize>,
 }
 
 /// Read the certificates and options of one `tls` table.
-pub(super) fn check(raw: &Spanned<RawTls>, http: bool, at: At<'_>) -> Result<TlsPart, ConfigError> {
+pub(super) fn check(
+    raw: &Spanned<RawTls>,
+    http: bool,
+    acme: Option<&Arc<Acme>>,
+    at: At<'_>,
+) -> Result<TlsPart, ConfigError> {
     let span = raw.span();
     let r = raw.get_ref();
-    if r.certificates.is_empty() {
-        return Err(at(
-            span,
-            "`tls` needs at least one of `certificates`".into(),
-        ));
-    }
     let mut certs = Vec::new();
-    for c in &r.certificates {
-        let loaded = load_cert(c.get_ref().cert.as_ref(), c.get_ref().key.as_ref())
-            .map_err(|m| at(c.span(), m))?;
-        certs.push(loaded);
+    let mut wants_acme = r.acme_domains.is_some();
+    match r.certificates.as_ref().map(|c| (c.get_ref(), c.span())) {
+        None if wants_acme => {}
+        None => {
+            return Err(at(
+                span,
+                "`tls` needs `certificates` (files, or \"acme\") or `acme_domains`".into(),
+            ))
+        }
+        Some((RawCerts::Word(w), _)) if w == "acme" => wants_acme = true,
+        Some((RawCerts::Word(w), s)) => {
+            return Err(at(
+                s,
+                format!("`certificates`: {w:?} is not \"acme\" or a list of {{ cert, key }}"),
+            ))
+        }
+        Some((RawCerts::Files(files), s)) => {
+            if files.is_empty() && !wants_acme {
+                return Err(at(s, "`tls` needs at least one of `certificates`".into()));
+            }
+            for c in files {
+                let loaded = load_cert(c.get_ref().cert.as_ref(), c.get_ref().key.as_ref())
+                    .map_err(|m| at(c.span(), m))?;
+                certs.push(loaded);
+            }
+        }
     }
+    let acme = match (wants_acme, acme) {
+        (false, _) => None,
+        (true, None) => {
+            return Err(at(
+                span,
+                "ACME certificates need an [acme] table (email, agree_tos = true)".into(),
+            ))
+        }
+        (true, Some(a)) => {
+            let mut names = Vec::new();
+            for d in r.acme_domains.iter().flatten() {
+                let n = crate::acme::config::check_name(d.get_ref())
+                    .map_err(|m| at(d.span(), format!("`acme_domains`: {m}")))?;
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+            Some((a.clone(), names))
+        }
+    };
     let tls12 = match r
         .min_version
         .as_ref()
@@ -259,8 +345,11 @@ pub(super) fn check(raw: &Spanned<RawTls>, http: bool, at: At<'_>) -> Result<Tls
             client_ca: r.client_ca.as_ref().map(PathBuf::from),
             session_tickets: r.session_tickets.unwrap_or(true),
             session_cache: r.session_cache.unwrap_or(10_000),
+            acme,
         },
         handshake_timeout,
+        acme_from_hosts: wants_acme && r.acme_domains.is_none(),
+        span,
     })
 }
 
@@ -277,6 +366,33 @@ pub(super) fn build(
     let mut first = parts.remove(0);
     for p in parts {
         first.options.certs.extend(p.options.certs);
+        match (&mut first.options.acme, p.options.acme) {
+            (Some((_, names)), Some((_, more))) => {
+                for n in more {
+                    if !names.contains(&n) {
+                        names.push(n);
+                    }
+                }
+            }
+            (first_acme @ None, Some(more)) => *first_acme = Some(more),
+            (_, None) => {}
+        }
+    }
+    if let Some((_, names)) = &first.options.acme {
+        if names.is_empty() {
+            return Err(at(
+                first.span,
+                "ACME certificates for no name: give `acme_domains` (or `hostnames` on a \
+                 [[server]])"
+                    .into(),
+            ));
+        }
+    }
+    if first.options.acme.is_none() && first.options.certs.is_empty() {
+        return Err(at(
+            span,
+            "`tls` needs at least one of `certificates`".into(),
+        ));
     }
     let timeout = first.handshake_timeout;
     let tls = server_config(first.options).map_err(|m| at(span, format!("`tls`: {m}")))?;
@@ -294,4 +410,30 @@ pub(super) fn redirect(
         Some((s, RawRedirect::Port(0))) => Err(at(s, "`redirect_http`: port 0".into())),
         Some((_, RawRedirect::Port(p))) => Ok(Some(p)),
     }
+}
+
+/// `certificates = "acme"` on a `[[server]]` without `acme_domains`: its `hostnames`.
+pub(super) fn acme_names_from_hosts(
+    part: &mut FrontPart,
+    hostnames: &[String],
+    at: At<'_>,
+) -> Result<(), ConfigError> {
+    let Some(tls) = part.tls.as_mut().filter(|t| t.acme_from_hosts) else {
+        return Ok(());
+    };
+    let Some((_, names)) = tls.options.acme.as_mut() else {
+        return Ok(());
+    };
+    for h in hostnames {
+        let n = crate::acme::config::check_name(h).map_err(|m| {
+            at(
+                tls.span.clone(),
+                format!("`certificates = \"acme\"` for `hostnames`: {m} (list `acme_domains`)"),
+            )
+        })?;
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    Ok(())
 }

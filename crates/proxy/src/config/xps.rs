@@ -139,6 +139,7 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         session_log: None,
         listeners,
         ops: super::Ops::default(),
+        acme: None,
     })
 }
 

@@ -397,6 +397,11 @@ impl HttpSession {
             log,
         });
         self.phase = Phase::Busy;
+        let keep = self.keep_alive && matches!(head.body, BodyKind::None | BodyKind::Length(0));
+        if let Some(a) = crate::acme::http01_answer(&self.spec.front, &head, &self.server, keep) {
+            self.keep_alive = keep;
+            return self.respond(cx, a, None);
+        }
         if let Some(port) = self.spec.front.redirect_https {
             return self.redirect_https(cx, &head, port);
         }
