@@ -110,6 +110,18 @@ fn stopped_worker_is_replaced_by_the_heartbeat() {
 
     signal(hung, libc::SIGSTOP);
     let stopped = Instant::now();
+    // kill(2) returns before the worker has stopped: a request sent in between could be
+    // accepted by it and reset when it is killed. Wait until it is stopped (state T).
+    let state = || {
+        std::fs::read_to_string(format!("/proc/{hung}/stat"))
+            .ok()
+            .and_then(|s| {
+                s.rfind(')')
+                    .and_then(|i| s.get(i + 2..i + 3))
+                    .map(String::from)
+            })
+    };
+    assert!(eventually(Duration::from_secs(5), || state().as_deref() == Some("T")));
     // A request sent now waits in the socket the master holds, and the next worker answers.
     let waiting = std::thread::spawn(move || http(port, "GET", "/hello.txt", ""));
     wait_running(&mut t, 2);
