@@ -22,7 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use tether_http::{BodyKind, Method, RequestHead};
+use tether_http::{Method, RequestHead};
 
 use crate::files::{self, Resolved, RootCache};
 use crate::http::with_date;
@@ -87,6 +87,8 @@ impl FileOptions {
 
 /// What to send.
 pub struct FileReply {
+    /// The status the head answers with.
+    pub status: u16,
     /// Status line, headers, blank line, and an inline body if any.
     pub head: Bytes,
     /// A file range to stream after the head: (file, offset, length).
@@ -98,7 +100,7 @@ pub struct FileReply {
 /// Answer `req` from `opts.root`. `keep_alive`: the client's connection may carry more.
 pub fn serve(opts: &FileOptions, req: &RequestHead, server: &str, keep_alive: bool) -> FileReply {
     // A body on a file route is not read: the connection cannot continue after it.
-    let keep_alive = keep_alive && matches!(req.body, BodyKind::None | BodyKind::Length(0));
+    let keep_alive = keep_alive && req.body.is_empty();
     let head_only = req.method == Method::Head;
     let cx = Cx {
         req,
@@ -166,6 +168,7 @@ impl Cx<'_> {
             return self.reply(status, &headers, Body::Inline(body.into_bytes()));
         };
         FileReply {
+            status,
             head: text.into(),
             body: None,
             close: !self.keep_alive,
@@ -217,6 +220,7 @@ impl Cx<'_> {
             _ => None,
         };
         FileReply {
+            status,
             head: out.into(),
             body: file,
             close: !self.keep_alive,
