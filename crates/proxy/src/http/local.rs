@@ -7,6 +7,7 @@ use tether_http::{Method, RequestHead};
 
 use super::conn::Conn;
 use super::State;
+use crate::response::Head;
 use crate::router::StatusFormat;
 use crate::static_files::{self, FileOptions};
 
@@ -60,17 +61,12 @@ pub(super) fn serve_status(
         return c.status_with(cx, 405, "Allow: GET, HEAD\r\n", false);
     }
     let (body, ctype) = crate::status_page::body(format, &registry);
-    let mut head = crate::response::head(200, &c.ctx.server);
-    head.push_str(&format!(
-        "Content-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nAccess-Control-Allow-Origin: *\r\n",
-        body.len()
-    ));
-    if !c.keep_alive {
-        head.push_str("Connection: close\r\n");
-    }
-    head.push_str("\r\n");
+    let mut head = Head::new(200, &c.ctx.server, body.len() + 96);
+    head.content(ctype, body.len())
+        .lines("Cache-Control: no-store\r\nAccess-Control-Allow-Origin: *\r\n");
+    let mut head = head.end(c.keep_alive);
     if req.method != Method::Head {
-        head.push_str(&body);
+        head.extend_from_slice(body.as_bytes());
     }
     c.respond(cx, 200, head.into(), None)
 }

@@ -50,7 +50,6 @@ use proxy::Exchange;
 
 pub(crate) use conn::secure;
 pub use context::ListenerCtx;
-pub use forward::with_date;
 pub use too_many::TooMany;
 
 /// Where a connection is; each state holds what only it needs.

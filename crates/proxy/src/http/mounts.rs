@@ -17,7 +17,8 @@ use tether_http::{Method, RequestHead};
 
 use super::conn::Conn;
 use super::phases::{self, Proxied};
-use super::{forward, State};
+use super::State;
+use crate::response::Head;
 use crate::router::PortRewrite;
 
 /// `on_wake` key: the broker's availability changed (`State::Feed`).
@@ -79,23 +80,16 @@ pub(super) fn broker(
     let Some(reply) = b.answer(&request) else {
         return c.status(cx, 404, head_only);
     };
-    let mut out = format!(
-        "HTTP/1.1 {} {}\r\nServer: {}\r\n",
-        reply.status, reply.reason, c.ctx.server
-    );
-    forward::with_date(|d| out.push_str(&format!("Date: {d}\r\n")));
+    let mut out = Head::with_reason(reply.status, reply.reason, &c.ctx.server, reply.body.len());
     for (k, v) in &reply.headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
+        out.header(k, v);
     }
     if reply.status != 204 {
-        out.push_str(&format!("Content-Length: {}\r\n", reply.body.len()));
+        out.header("Content-Length", reply.body.len());
     }
-    if !c.keep_alive {
-        out.push_str("Connection: close\r\n");
-    }
-    out.push_str("\r\n");
+    let mut out = out.end(c.keep_alive);
     if !head_only && reply.status != 204 {
-        out.push_str(&reply.body);
+        out.extend_from_slice(reply.body.as_bytes());
     }
     c.respond(cx, reply.status, out.into(), None)
 }
