@@ -92,6 +92,14 @@ pub enum BodyKind {
     UntilClose,
 }
 
+impl BodyKind {
+    /// No body byte follows the head: none at all, or `Content-Length: 0`. A message with
+    /// any other body leaves bytes the reader must consume (or close the connection on).
+    pub fn is_empty(&self) -> bool {
+        matches!(self, BodyKind::None | BodyKind::Length(0))
+    }
+}
+
 /// A byte range of a head's `raw` bytes. `u32` is plenty: heads are capped by `max_head`,
 /// and the parsers never look at more than `u32::MAX` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

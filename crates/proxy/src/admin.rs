@@ -29,6 +29,8 @@ use crate::upstream::Upstream;
 
 /// A request must arrive whole within this time.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// The timer key of `HEAD_TIMEOUT` (the session's only timer).
+const KEY_HEAD: u64 = 0;
 
 /// What an admin action answers: a status and a short text (or JSON) body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,31 +166,21 @@ impl Admin {
     }
 
     /// The bytes of a whole response that closes the connection.
-    fn response(&self, reply: &Reply, head_only: bool) -> String {
-        let reason = match reply.status {
-            202 => "Accepted",
-            401 => "Unauthorized",
-            409 => "Conflict",
-            s => response::reason(s),
-        };
+    fn response(&self, reply: &Reply, head_only: bool) -> Vec<u8> {
         let ctype = if reply.body.starts_with('{') {
             "application/json"
         } else {
             "text/plain; charset=utf-8"
         };
-        let mut out = format!(
-            "HTTP/1.1 {} {reason}\r\nServer: {}\r\nDate: {}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n",
-            reply.status,
-            self.server,
-            response::http_date(),
-            reply.body.len()
-        );
+        let mut head = response::Head::new(reply.status, &self.server, reply.body.len() + 64);
+        head.content(ctype, reply.body.len())
+            .lines("Cache-Control: no-store\r\nConnection: close\r\n");
         if reply.status == 401 {
-            out.push_str("WWW-Authenticate: Bearer realm=\"tether admin\"\r\n");
+            head.lines("WWW-Authenticate: Bearer realm=\"tether admin\"\r\n");
         }
-        out.push_str("\r\n");
+        let mut out = head.end(true);
         if !head_only {
-            out.push_str(&reply.body);
+            out.extend_from_slice(reply.body.as_bytes());
         }
         out
     }
@@ -245,7 +237,7 @@ impl Session for AdminSession {
         self.client = Some(client);
         self.peer = cx.peer_addr(client);
         self.reader = Some(cx.pipe(Source::Conn(client), Sink::Session));
-        cx.set_timer(HEAD_TIMEOUT, 0);
+        cx.set_timer(HEAD_TIMEOUT, KEY_HEAD);
     }
 
     fn on_readable(&mut self, cx: &mut Cx<'_>, pipe: PipeId) {

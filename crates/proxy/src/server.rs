@@ -9,7 +9,7 @@ use tether_core::{Core, SessionFactory};
 use crate::access_log::AccessLog;
 use crate::config::{Settings, Target};
 use crate::health::HealthChecker;
-use crate::http::{HttpSession, TooMany};
+use crate::http::{HttpSession, ListenerCtx, TooMany};
 use crate::metrics::Registry;
 use crate::per_ip::PerIp;
 use crate::tcp::{TcpFile, TcpTunnel};
@@ -166,10 +166,19 @@ pub fn install_sockets(
                 Box::new(move |_| Box::new(TcpFile::new(spec.clone(), path.clone())))
             }
             Target::Http(router) => {
-                let log = shared.access_log.clone();
-                let (stats, metrics) = (stats.clone(), shared.metrics.clone());
-                let (store, shared_store) = (shared.store.clone(), shared.store_shared);
-                let brokers = shared.brokers.clone();
+                // Built once per listener; every connection holds it by `Arc`.
+                let ctx = Arc::new(ListenerCtx {
+                    spec: spec.clone(),
+                    server: server.clone(),
+                    router,
+                    limits: tether_http::Limits::default(),
+                    stats: stats.clone(),
+                    metrics: Some(shared.metrics.clone()),
+                    access_log: shared.access_log.clone(),
+                    store: shared.store.clone(),
+                    store_shared: shared.store_shared,
+                    brokers: shared.brokers.clone(),
+                });
                 let per_ip = shared.per_ip.clone();
                 Box::new(move |accepted| {
                     // Count the connection on its client address; one over the limit is
@@ -178,20 +187,10 @@ pub fn install_sockets(
                         None => None,
                         Some(table) => match table.acquire(accepted.peer.ip()) {
                             Some(slot) => Some(slot),
-                            None => {
-                                let (spec, server) = (spec.clone(), server.clone());
-                                let peer = accepted.peer;
-                                return Box::new(TooMany::new(spec, server, stats.clone(), peer));
-                            }
+                            None => return Box::new(TooMany::new(ctx.clone(), accepted.peer)),
                         },
                     };
-                    let mut s = HttpSession::new(spec.clone(), server.clone(), router.clone());
-                    s.set_ip_slot(slot);
-                    s.set_access_log(log.clone());
-                    s.set_metrics(stats.clone(), Some(metrics.clone()));
-                    s.set_store(store.clone(), shared_store);
-                    s.set_brokers(brokers.clone());
-                    Box::new(s)
+                    Box::new(HttpSession::new(ctx.clone(), slot))
                 })
             }
         };

@@ -22,10 +22,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use flate2::write::GzEncoder;
 use flate2::Compression;
-use tether_http::{BodyKind, Method, RequestHead};
+use tether_http::{Method, RequestHead};
 
 use crate::files::{self, Resolved, RootCache};
-use crate::http::with_date;
 use crate::{listing, response};
 
 /// Files bigger than this are sent plain: compression runs in memory, on the loop thread,
@@ -87,6 +86,8 @@ impl FileOptions {
 
 /// What to send.
 pub struct FileReply {
+    /// The status the head answers with.
+    pub status: u16,
     /// Status line, headers, blank line, and an inline body if any.
     pub head: Bytes,
     /// A file range to stream after the head: (file, offset, length).
@@ -98,7 +99,7 @@ pub struct FileReply {
 /// Answer `req` from `opts.root`. `keep_alive`: the client's connection may carry more.
 pub fn serve(opts: &FileOptions, req: &RequestHead, server: &str, keep_alive: bool) -> FileReply {
     // A body on a file route is not read: the connection cannot continue after it.
-    let keep_alive = keep_alive && matches!(req.body, BodyKind::None | BodyKind::Length(0));
+    let keep_alive = keep_alive && req.body.is_empty();
     let head_only = req.method == Method::Head;
     let cx = Cx {
         req,
@@ -148,24 +149,12 @@ enum Body {
 }
 
 impl Cx<'_> {
-    /// A status page (`response.rs`), or tether's own for the statuses only files use.
+    /// A status page (`response.rs`).
     fn page(&self, status: u16, extra: &str) -> FileReply {
-        let known = response::reason(status) != "Unknown";
-        let text = if known {
-            response::status_page_ka(status, self.server, extra, self.head_only, self.keep_alive)
-        } else {
-            let r = reason(status);
-            let body = format!(
-                "<html>\r\n<head><title>{status} {r}</title></head>\r\n<body>\r\n<center><h1>{status} {r}</h1></center>\r\n<hr><center>{}</center>\r\n</body>\r\n</html>\r\n",
-                self.server
-            );
-            let headers = format!(
-                "Content-Type: text/html\r\nContent-Length: {}\r\n{extra}",
-                body.len()
-            );
-            return self.reply(status, &headers, Body::Inline(body.into_bytes()));
-        };
+        let text =
+            response::status_page_ka(status, self.server, extra, self.head_only, self.keep_alive);
         FileReply {
+            status,
             head: text.into(),
             body: None,
             close: !self.keep_alive,
@@ -191,21 +180,9 @@ impl Cx<'_> {
             Body::File(_, _, len) if *len <= INLINE_MAX => *len as usize,
             _ => 0,
         };
-        let mut out = Vec::with_capacity(HEAD_ROOM + self.server.len() + inline_len);
-        out.extend_from_slice(b"HTTP/1.1 ");
-        push_dec(&mut out, status.into());
-        out.push(b' ');
-        out.extend_from_slice(reason(status).as_bytes());
-        out.extend_from_slice(b"\r\nServer: ");
-        out.extend_from_slice(self.server.as_bytes());
-        out.extend_from_slice(b"\r\nDate: ");
-        with_date(|d| out.extend_from_slice(d.as_bytes()));
-        out.extend_from_slice(b"\r\n");
-        headers(&mut out);
-        if !self.keep_alive {
-            out.extend_from_slice(b"Connection: close\r\n");
-        }
-        out.extend_from_slice(b"\r\n");
+        let mut head = response::Head::new(status, self.server, HEAD_ROOM + inline_len);
+        headers(head.buf());
+        let mut out = head.end(self.keep_alive);
         let file = match body {
             Body::Inline(b) if !self.head_only => {
                 out.extend_from_slice(&b);
@@ -217,6 +194,7 @@ impl Cx<'_> {
             _ => None,
         };
         FileReply {
+            status,
             head: out.into(),
             body: file,
             close: !self.keep_alive,
@@ -250,16 +228,6 @@ impl Cx<'_> {
     fn accepts_gzip(&self) -> bool {
         self.list("Accept-Encoding")
             .is_some_and(|v| accepts_gzip(&v))
-    }
-}
-
-/// Reason phrases, with the ones only files produce.
-fn reason(status: u16) -> &'static str {
-    match status {
-        206 => "Partial Content",
-        304 => "Not Modified",
-        416 => "Range Not Satisfiable",
-        s => response::reason(s),
     }
 }
 

@@ -165,6 +165,8 @@ fn post_with_content_length_leaves_the_body() {
     assert_eq!(&input[head.len()..], b"hello");
     let zero = ok(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
     assert_eq!(zero.body, BodyKind::Length(0));
+    assert!(zero.body.is_empty() && BodyKind::None.is_empty());
+    assert!(!head.body.is_empty() && !BodyKind::Chunked.is_empty());
 }
 
 #[test]

@@ -39,15 +39,11 @@ pub fn http01_answer(
     }
     let key_auth = acme.token(token)?;
     log::info!("acme: answered the HTTP-01 validation of token {token}");
-    let mut out = crate::response::head(200, server);
-    out.push_str("Content-Type: application/octet-stream\r\n");
-    out.push_str(&format!("Content-Length: {}\r\n", key_auth.len()));
-    if !keep_alive {
-        out.push_str("Connection: close\r\n");
-    }
-    out.push_str("\r\n");
+    let mut out = crate::response::Head::new(200, server, key_auth.len() + 64);
+    out.content("application/octet-stream", key_auth.len());
+    let mut out = out.end(keep_alive);
     if head.method != Method::Head {
-        out.push_str(&key_auth);
+        out.extend_from_slice(key_auth.as_bytes());
     }
     Some(Bytes::from(out))
 }

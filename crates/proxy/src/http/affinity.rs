@@ -15,19 +15,16 @@
 //!
 //! Re-pins are written to the store, so every instance sharing it follows them.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tether_balance::{
-    find_cookie, set_cookie, Affinity as Resolved, ClientKey, FailoverMode, ServerRef,
-};
+use tether_balance::{find_cookie, set_cookie, Affinity as Resolved, FailoverMode, ServerRef};
 use tether_http::{RequestHead, ResponseHead};
 use tether_store::Store;
 
 use super::forward::Edits;
 use crate::upstream::{Affinity, IdCarrier, SessionIdAffinity, UnknownTag, Upstream};
 
-/// Everything a decision reads besides the request.
+/// Everything a decision reads besides the request (`ListenerCtx::affinity`).
 pub(crate) struct Ctx<'a> {
     pub up: &'a Upstream,
     pub store: &'a dyn Store,
@@ -38,41 +35,6 @@ pub(crate) struct Ctx<'a> {
     pub key: Option<&'a [u8]>,
     /// The store is shared with other instances (Redis): a miss in memory is asked there.
     pub shared: bool,
-}
-
-/// What the sessions of a worker share for affinity: the store, and whether other
-/// instances share it.
-#[derive(Clone)]
-pub(crate) struct Env {
-    pub store: Arc<dyn Store>,
-    pub shared: bool,
-}
-
-impl Default for Env {
-    fn default() -> Env {
-        Env {
-            store: Arc::new(tether_store::MemoryStore::new(100_000)),
-            shared: false,
-        }
-    }
-}
-
-impl Env {
-    pub fn ctx<'a>(
-        &'a self,
-        up: &'a Upstream,
-        key: Option<&'a ClientKey>,
-        now: Instant,
-    ) -> Ctx<'a> {
-        Ctx {
-            up,
-            store: &*self.store,
-            now,
-            unix: unix_now(),
-            key: key.map(ClientKey::as_bytes),
-            shared: self.shared,
-        }
-    }
 }
 
 /// Where a request goes.

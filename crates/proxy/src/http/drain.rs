@@ -12,42 +12,38 @@ use std::time::Duration;
 
 use tether_core::Cx;
 
-use super::{HttpSession, Phase};
+use super::conn::Conn;
+use super::{mounts, State};
 
 /// A draining connection silent this long between requests is closed.
 pub(super) const DRAIN_IDLE: Duration = Duration::from_millis(500);
 /// The timer key of the check (next to `idle.rs`'s keys).
 pub(super) const KEY_DRAIN: u64 = 4;
 
-pub(super) fn drain(s: &mut HttpSession, cx: &mut Cx<'_>) {
-    s.draining = true;
-    match s.phase {
-        Phase::Head(_) => idle_check(s, cx),
-        Phase::Busy => {
-            if s.xchg.as_ref().is_some_and(|x| !x.response_started) {
-                s.keep_alive = false;
-            }
-        }
-        Phase::Feed => super::mounts::feed_going_away(s, cx),
-        Phase::Tunnel | Phase::Closing => {}
+/// `Session::on_drain`.
+pub(super) fn drain(c: &mut Conn, cx: &mut Cx<'_>, mut state: State) -> State {
+    c.draining = true;
+    match state {
+        State::ReadingHead { .. } => idle_check(c, cx, &state),
+        State::Proxying(ref x) if !x.response_started => c.keep_alive = false,
+        State::Feed(ref mut f) => mounts::feed_going_away(cx, f),
+        _ => {}
     }
+    state
 }
 
 /// Between requests while draining: close the connection if it has been silent for
 /// `DRAIN_IDLE`, else look again when that time is up. A request arriving meanwhile is
 /// served (and closes the connection).
-pub(super) fn idle_check(s: &mut HttpSession, cx: &mut Cx<'_>) {
-    if !s.draining || !matches!(s.phase, Phase::Head(_)) {
+pub(super) fn idle_check(c: &mut Conn, cx: &mut Cx<'_>, state: &State) {
+    if !c.draining || !matches!(state, State::ReadingHead { .. }) {
         return;
     }
-    s.gather(cx);
-    if !s.buf.is_empty() {
+    c.gather(cx);
+    if !c.buf.is_empty() {
         return;
     }
-    let Some(client) = s.client else {
-        return cx.close();
-    };
-    let idle = cx.idle(client);
+    let idle = cx.idle(c.client);
     if idle >= DRAIN_IDLE {
         cx.close();
     } else {

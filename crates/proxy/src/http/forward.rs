@@ -10,10 +10,9 @@
 //! Response: status line as HTTP/1.1; hop-by-hop fields dropped; `Server` and `Date`
 //! replaced by tether's (as nginx does); `Connection` set for the client side.
 
-use std::cell::RefCell;
 use std::net::SocketAddr;
-use std::time::{Duration, SystemTime};
 
+use crate::response::with_date;
 use bytes::BytesMut;
 use tether_http::{
     connection_tokens, is_hop_by_hop, write_header, BodyKind, RequestHead, ResponseHead, Version,
@@ -236,26 +235,6 @@ pub fn client_response(
     }
     out.extend_from_slice(b"\r\n");
     out
-}
-
-thread_local! {
-    static DATE: RefCell<(u64, String)> = const { RefCell::new((0, String::new())) };
-}
-
-/// Call `f` with the `Date` value for now, formatted at most once a second per thread.
-pub fn with_date<R>(f: impl FnOnce(&str) -> R) -> R {
-    let now = SystemTime::now();
-    let secs = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs();
-    DATE.with(|cell| {
-        let mut d = cell.borrow_mut();
-        if d.0 != secs || d.1.is_empty() {
-            *d = (secs, httpdate::fmt_http_date(now));
-        }
-        f(&d.1)
-    })
 }
 
 #[cfg(test)]

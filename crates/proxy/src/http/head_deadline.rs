@@ -11,14 +11,15 @@
 //! - from the first byte of a head until it is complete: `header_timeout` (this file);
 //! - a request body, a proxied exchange: `idle_timeout` again (silence, not total time).
 //!
-//! The deadline lives in `Phase::Head`: it starts when a partial head is first seen and ends
-//! when the head is parsed (complete or rejected).
+//! The deadline lives in `State::ReadingHead`: it starts when a partial head is first seen
+//! and ends when the head is parsed (complete or rejected).
 
 use std::time::Instant;
 
 use tether_core::{Cx, TimerId};
 
-use super::{HttpSession, Phase};
+use super::conn::Conn;
+use super::{phases, State};
 use crate::idle::{KEY_LINGER, LINGER};
 
 /// The timer key of the deadline (next to `idle.rs`'s keys and `drain.rs`'s).
@@ -32,50 +33,50 @@ pub(super) struct HeadDeadline {
 }
 
 /// A partial head is buffered: start its deadline, unless it already runs.
-pub(super) fn start(s: &mut HttpSession, cx: &mut Cx<'_>) {
-    if s.phase != Phase::Head(None) || s.buf.is_empty() {
-        return;
+pub(super) fn start(
+    c: &Conn,
+    cx: &mut Cx<'_>,
+    deadline: Option<HeadDeadline>,
+) -> Option<HeadDeadline> {
+    if deadline.is_some() || c.buf.is_empty() {
+        return deadline;
     }
-    let timeout = s.spec.header_timeout;
+    let timeout = c.spec().header_timeout;
     let timer = cx.set_timer(timeout, KEY_HEADER);
-    s.phase = Phase::Head(Some(HeadDeadline {
+    Some(HeadDeadline {
         at: cx.now() + timeout,
         timer,
-    }));
+    })
 }
 
 /// The head is parsed (or the connection gives up on it): its deadline no longer applies.
-pub(super) fn stop(s: &mut HttpSession, cx: &mut Cx<'_>) {
-    if let Phase::Head(Some(d)) = s.phase {
+pub(super) fn stop(cx: &mut Cx<'_>, deadline: &mut Option<HeadDeadline>) {
+    if let Some(d) = deadline.take() {
         cx.cancel_timer(d.timer);
-        s.phase = Phase::Head(None);
     }
 }
 
 /// On `KEY_HEADER`: past the deadline with the head still partial, answer `408` and close.
-pub(super) fn expired(s: &mut HttpSession, cx: &mut Cx<'_>) {
-    let Phase::Head(Some(d)) = s.phase else {
-        return; // the head was complete meanwhile
-    };
+pub(super) fn expired(c: &mut Conn, cx: &mut Cx<'_>, d: HeadDeadline) -> State {
     let now = cx.now();
     if now < d.at {
         let timer = cx.set_timer(d.at - now, KEY_HEADER);
-        s.phase = Phase::Head(Some(HeadDeadline { timer, ..d }));
-        return;
+        let deadline = Some(HeadDeadline { timer, ..d });
+        return State::ReadingHead { deadline };
     }
     // What came in the meantime may finish the head: serve it rather than refuse it.
-    s.next_request(cx);
-    if !matches!(s.phase, Phase::Head(Some(_))) {
-        return;
+    let state = phases::next_request(c, cx, Some(d));
+    if !matches!(state, State::ReadingHead { deadline: Some(_) }) {
+        return state;
     }
     log::info!(
         "http {}: request head not complete after {} ms ({} bytes): 408",
-        s.spec.listen,
-        s.spec.header_timeout.as_millis(),
-        s.buf.len()
+        c.spec().listen,
+        c.spec().header_timeout.as_millis(),
+        c.buf.len()
     );
-    s.phase = Phase::Head(None);
-    s.stats.conn_timeout();
-    s.fail(cx, 408);
+    c.ctx.stats.conn_timeout();
+    let state = c.fail(cx, 408);
     cx.set_timer(LINGER, KEY_LINGER);
+    state
 }

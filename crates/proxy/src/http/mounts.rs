@@ -13,12 +13,15 @@ use bytes::Bytes;
 use tether_broker::ws::{self, FeedSocket, FeedState};
 use tether_broker::{Broker, SubscriptionId};
 use tether_core::{Cx, PipeId, PipeOpts, Sink, Source};
-use tether_http::{BodyKind, Method, RequestHead};
+use tether_http::{Method, RequestHead};
 
-use super::{forward, HttpSession, Phase};
-use crate::router::{PortRewrite, Route};
+use super::conn::Conn;
+use super::phases::{self, Proxied};
+use super::State;
+use crate::response::Head;
+use crate::router::PortRewrite;
 
-/// `on_wake` key: the broker's availability changed.
+/// `on_wake` key: the broker's availability changed (`State::Feed`).
 pub(super) const KEY_FEED: u64 = 2;
 
 /// The path under a route's prefix, from its `/` (`/sim/session` under `/sim` → `/session`;
@@ -36,28 +39,35 @@ pub(super) struct Feed {
     broker: Arc<Broker>,
     socket: FeedSocket,
     subscription: SubscriptionId,
-    pub out: PipeId,
+    out: PipeId,
+}
+
+impl Feed {
+    /// The session ends: stop hearing from the broker.
+    pub fn unsubscribe(&self) {
+        self.broker.unsubscribe(self.subscription);
+    }
 }
 
 /// A request on a `broker` route.
 pub(super) fn broker(
-    s: &mut HttpSession,
+    c: &mut Conn,
     cx: &mut Cx<'_>,
     name: &str,
     rel: &str,
     head: &RequestHead,
-) {
+) -> State {
     let head_only = head.method == Method::Head;
-    let Some(b) = s.brokers.get(name).cloned() else {
-        return s.status(cx, 404, head_only);
+    let Some(b) = c.ctx.brokers.get(name).cloned() else {
+        return c.status(cx, 404, head_only);
     };
     if head.upgrade && rel == "/" {
         match ws::check_upgrade(head.headers()) {
-            Ok(Some(key)) => return start_feed(s, cx, b, &key),
+            Ok(Some(key)) => return start_feed(c, cx, b, &key),
             Ok(None) => {}
             Err(e) => {
-                s.keep_alive = false;
-                return s.status(cx, e.status(), head_only);
+                c.keep_alive = false;
+                return c.status(cx, e.status(), head_only);
             }
         }
     }
@@ -68,78 +78,69 @@ pub(super) fn broker(
         authorization: head.header("authorization"),
     };
     let Some(reply) = b.answer(&request) else {
-        return s.status(cx, 404, head_only);
+        return c.status(cx, 404, head_only);
     };
-    let mut out = format!(
-        "HTTP/1.1 {} {}\r\nServer: {}\r\n",
-        reply.status, reply.reason, s.server
-    );
-    forward::with_date(|d| out.push_str(&format!("Date: {d}\r\n")));
+    let mut out = Head::with_reason(reply.status, reply.reason, &c.ctx.server, reply.body.len());
     for (k, v) in &reply.headers {
-        out.push_str(&format!("{k}: {v}\r\n"));
+        out.header(k, v);
     }
     if reply.status != 204 {
-        out.push_str(&format!("Content-Length: {}\r\n", reply.body.len()));
+        out.header("Content-Length", reply.body.len());
     }
-    if !s.keep_alive {
-        out.push_str("Connection: close\r\n");
-    }
-    out.push_str("\r\n");
+    let mut out = out.end(c.keep_alive);
     if !head_only && reply.status != 204 {
-        out.push_str(&reply.body);
+        out.extend_from_slice(reply.body.as_bytes());
     }
-    s.respond(cx, out.into(), None);
+    c.respond(cx, reply.status, out.into(), None)
 }
 
 /// Answer the upgrade and start sending availability frames.
-fn start_feed(s: &mut HttpSession, cx: &mut Cx<'_>, broker: Arc<Broker>, key: &str) {
-    let Some(client) = s.client else { return };
-    s.note_status(101);
-    s.log_request(cx);
+fn start_feed(c: &mut Conn, cx: &mut Cx<'_>, broker: Arc<Broker>, key: &str) -> State {
+    c.note_status(101);
+    c.log_request(cx);
     let opts = PipeOpts {
         fin: true,
         ..PipeOpts::default()
     };
-    let out = cx.pipe_with(Source::Session, Sink::Conn(client), opts);
+    let out = cx.pipe_with(Source::Session, Sink::Conn(c.client), opts);
     cx.push(out, Bytes::from(ws::handshake_response(key)));
-    let peer = s.client_ip_text.clone();
-    let mut socket = FeedSocket::new(&peer, broker.available());
+    let mut socket = FeedSocket::new(&c.client_ip_text, broker.available());
     cx.push(out, Bytes::from(socket.take_output()));
-    let subscription = match cx.remote() {
-        Some(remote) => broker.subscribe(Box::new(move || remote.wake(KEY_FEED))),
-        None => return cx.close(),
+    let Some(remote) = cx.remote() else {
+        cx.close();
+        return State::Closing;
     };
-    s.phase = Phase::Feed;
-    s.feed = Some(Box::new(Feed {
+    let subscription = broker.subscribe(Box::new(move || remote.wake(KEY_FEED)));
+    let feed = Box::new(Feed {
         broker,
         socket,
         subscription,
         out,
-    }));
+    });
     // Frames the client sent right behind its handshake.
-    feed_readable(s, cx);
+    feed_readable(c, cx, feed)
 }
 
 /// Client bytes for the feed.
-pub(super) fn feed_readable(s: &mut HttpSession, cx: &mut Cx<'_>) {
-    s.gather(cx);
-    let bytes = s.buf.split();
-    let Some(f) = s.feed.as_mut() else { return };
+pub(super) fn feed_readable(c: &mut Conn, cx: &mut Cx<'_>, mut f: Box<Feed>) -> State {
+    c.gather(cx);
+    let bytes = c.buf.split();
     let state = if bytes.is_empty() {
         f.socket.state()
     } else {
         f.socket.receive(&bytes)
     };
-    flush(cx, f, state);
+    flush(cx, &mut f, state);
+    State::Feed(f)
 }
 
 /// The broker's availability changed: send it.
-pub(super) fn feed_wake(s: &mut HttpSession, cx: &mut Cx<'_>) {
-    let Some(f) = s.feed.as_mut() else { return };
+pub(super) fn feed_wake(cx: &mut Cx<'_>, mut f: Box<Feed>) -> State {
     let available = f.broker.available();
     f.socket.update(available);
     let state = f.socket.state();
-    flush(cx, f, state);
+    flush(cx, &mut f, state);
+    State::Feed(f)
 }
 
 fn flush(cx: &mut Cx<'_>, f: &mut Feed, state: FeedState) {
@@ -153,8 +154,7 @@ fn flush(cx: &mut Cx<'_>, f: &mut Feed, state: FeedState) {
 }
 
 /// tether is shutting down: close the feed ("going away"), then the connection.
-pub(super) fn feed_going_away(s: &mut HttpSession, cx: &mut Cx<'_>) {
-    let Some(f) = s.feed.as_mut() else { return };
+pub(super) fn feed_going_away(cx: &mut Cx<'_>, f: &mut Feed) {
     f.socket.close(1001, "tether is shutting down");
     let out = f.socket.take_output();
     if !out.is_empty() {
@@ -163,36 +163,33 @@ pub(super) fn feed_going_away(s: &mut HttpSession, cx: &mut Cx<'_>) {
     cx.end(f.out);
 }
 
-/// The session ends: stop hearing from the broker.
-pub(super) fn feed_closed(s: &mut HttpSession) {
-    if let Some(f) = s.feed.take() {
-        f.broker.unsubscribe(f.subscription);
-    }
-}
-
 /// `/<port>/<rest>` on a route with `port_rewrite`: proxy to the local port, HTTP or
 /// WebSocket, if the port is in range; else `404`.
 pub(super) fn port_rewrite(
-    s: &mut HttpSession,
+    c: &mut Conn,
     cx: &mut Cx<'_>,
     head: RequestHead,
     ports: &PortRewrite,
     port: u16,
     target: String,
-    route: &Route,
-) {
+    max_body: Option<u64>,
+) -> State {
     let Some(upstream) = ports.upstream(port) else {
         log::info!(
             "http {}: port {port} outside {}–{}: 404",
-            s.spec.listen,
+            c.spec().listen,
             ports.min,
             ports.max
         );
-        if !matches!(head.body, BodyKind::None | BodyKind::Length(0)) {
-            s.keep_alive = false;
-        }
-        return s.status(cx, 404, head.method == Method::Head);
+        c.unread_body(&head.body);
+        return c.status(cx, 404, head.method == Method::Head);
     };
-    s.stats.routed(crate::metrics::ReqKind::Proxy);
-    s.proxy_request(cx, head, upstream, route.max_body, None, Some(target));
+    c.ctx.stats.routed(crate::metrics::ReqKind::Proxy);
+    let req = Proxied {
+        head,
+        upstream,
+        max_body,
+        retarget: Some(target),
+    };
+    phases::pick(c, cx, req, None)
 }

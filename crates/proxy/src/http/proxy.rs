@@ -1,15 +1,17 @@
-//! The proxy half of the `http` session: one exchange with the upstream per request.
+//! `State::Proxying`: one exchange with the upstream per request (phases "forward" and
+//! "respond" of `phases.rs`). Every function takes the exchange by value and returns the
+//! session's next state.
 //!
 //! 1. `start`: rewrite the head (`forward::upstream_request`), `Cx::connect` (an idle pooled
 //!    connection when there is one).
 //! 2. `connected`: send the head and the body. A `Content-Length` body goes client →
 //!    upstream through a pipe limited to its length (the bytes after it stay in the client
 //!    socket: the next request); a chunked body passes through the session, which finds its
-//!    end with `ChunkedScanner` and forwards the chunked bytes as they are.
+//!    end with `ChunkedScanner` and forwards the chunked bytes as they are (`relay.rs`).
 //! 3. `upstream_readable`: parse the response head (`parse_response`); interim `1xx` heads
-//!    are passed on; `101` turns the session into a tunnel; otherwise the rewritten head
-//!    goes to the client and the body follows: straight upstream → client through a
-//!    limited pipe when it can, else relayed by the session (`Relay`).
+//!    are passed on; `101` turns the session into `State::Tunnel`; otherwise the rewritten
+//!    head goes to the client and the body follows: straight upstream → client through a
+//!    limited pipe when it can, else relayed by the session.
 //! 4. When request and response are done (`settle`), a reusable upstream connection goes
 //!    back to the pool (`Cx::park`) and the session reads the next request.
 //!
@@ -17,35 +19,34 @@
 //! body, is retried once on a fresh connection: the server may have closed it just as it was
 //! reused. Otherwise a dead upstream is `502`, a silent one `504`.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tether_core::{ConnId, ConnectOpts, Cx, PipeEnd, PipeId, PipeOpts, Sink, Source, TimerId};
-use tether_http::{
-    parse_response, BodyKind, ChunkedScanner, HttpError, Method, Parsed, RequestHead, ResponseHead,
-};
+use tether_http::{parse_response, BodyKind, Method, Parsed, RequestHead, ResponseHead};
 
 use super::affinity::{self, Pick};
-use super::forward;
-use super::{HttpSession, Phase};
+use super::conn::{secure, Conn};
+use super::phases::Proxied;
+use super::relay::{relay, Relay};
+use super::{forward, State};
 use crate::idle::KEY_CONNECT;
 use crate::upstream::Upstream;
 
 /// Bytes of upstream response read ahead while its head is parsed.
 const HEAD_READ: usize = 64 * 1024;
 
-/// How a body relayed through the session ends.
-enum Relay {
-    Chunked(ChunkedScanner),
-    Count(u64),
-    UntilClose,
+/// Where the upstream connection stands.
+enum Link {
+    /// Asked for; the connect timer runs (none for a pooled connection).
+    Connecting(Option<TimerId>),
+    Connected,
 }
 
 /// One request/response exchange with the upstream.
 pub(super) struct Exchange {
     pub up: ConnId,
-    addr: SocketAddr,
+    link: Link,
     /// The pool, the server picked from it and what its affinity adds to the heads.
     upstream: Arc<Upstream>,
     pick: Pick,
@@ -53,25 +54,25 @@ pub(super) struct Exchange {
     tried: Vec<String>,
     /// The request, to rewrite for another server after a failed connect.
     req: RequestHead,
-    connected: bool,
-    connect_timer: Option<TimerId>,
-    retried: bool,
-    /// The forwarded request head (kept for a retry).
-    head: Bytes,
-    body: BodyKind,
-    head_request: bool,
-    upgrade: bool,
-    to_up: Option<PipeId>,
-    req_relay: Option<Relay>,
     /// The route's body limit, checked as a chunked request body streams.
     max_body: Option<u64>,
+    /// The forwarded request head (kept for a retry).
+    head: Bytes,
+    /// This request was retried once on a fresh connection.
+    retried: bool,
+    // The request: the pipe to the upstream, the chunked body being relayed, done.
+    to_up: Option<PipeId>,
+    req_relay: Option<Relay>,
     req_done: bool,
+    // The response: upstream → session while the session reads it, the bytes read and
+    // not used yet, the body being relayed, the pipe to the client, done.
     up_reader: Option<PipeId>,
     up_buf: BytesMut,
     pub response_started: bool,
     resp_relay: Option<Relay>,
     to_client: Option<PipeId>,
     resp_done: bool,
+    /// The upstream connection may carry another request (it goes back to the pool).
     up_keep_alive: bool,
 }
 
@@ -82,47 +83,29 @@ impl Exchange {
     }
 }
 
-/// The request head for `addr`, with the affinity's edits.
-fn head_for(s: &HttpSession, req: &RequestHead, pick: &Pick) -> Bytes {
+/// The request head for the picked server, with the affinity's edits.
+fn head_for(c: &Conn, req: &RequestHead, pick: &Pick) -> Bytes {
     let edits = Some(&pick.request).filter(|e| !e.is_empty());
-    forward::upstream_request(
-        req,
-        &s.client_ip_text,
-        s.tls.is_some(),
-        pick.server.addr(),
-        edits,
-    )
-    .freeze()
+    let addr = pick.server.addr();
+    forward::upstream_request(req, &c.client_ip_text, c.tls.is_some(), addr, edits).freeze()
 }
 
-pub(super) fn start(
-    s: &mut HttpSession,
-    cx: &mut Cx<'_>,
-    req: RequestHead,
-    upstream: Arc<Upstream>,
-    pick: Pick,
-    max_body: Option<u64>,
-) {
-    let head = head_for(s, &req, &pick);
-    let addr = pick.server.addr();
-    s.hold(&pick.server);
-    let x = Exchange {
+/// Phase 8, forward: send `req` to the server `pick` names.
+pub(super) fn start(c: &mut Conn, cx: &mut Cx<'_>, req: Proxied, pick: Pick) -> State {
+    let head = head_for(c, &req.head, &pick);
+    c.hold(&pick.server);
+    let x = Box::new(Exchange {
         up: ConnId::dangling(),
-        addr,
-        upstream,
+        link: Link::Connecting(None),
+        upstream: req.upstream,
         pick,
         tried: Vec::new(),
-        connected: false,
-        connect_timer: None,
-        retried: false,
+        req: req.head,
+        max_body: req.max_body,
         head,
-        body: req.body,
-        head_request: req.method == Method::Head,
-        upgrade: req.upgrade,
-        req,
+        retried: false,
         to_up: None,
         req_relay: None,
-        max_body,
         req_done: false,
         up_reader: None,
         up_buf: BytesMut::new(),
@@ -131,119 +114,104 @@ pub(super) fn start(
         to_client: None,
         resp_done: false,
         up_keep_alive: false,
-    };
-    s.xchg = Some(x);
-    connect(s, cx, false);
+    });
+    connect(c, cx, x, false)
 }
 
-fn connect(s: &mut HttpSession, cx: &mut Cx<'_>, fresh: bool) {
-    let Some(x) = s.xchg.as_mut() else { return };
+fn connect(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>, fresh: bool) -> State {
     let header = x.upstream.send_proxy.map(|v| {
-        let client = s.client.and_then(|c| cx.peer_addr(c));
-        v.header(client, s.client.and_then(|c| cx.local_addr(c)))
+        let client = cx.peer_addr(c.client);
+        v.header(client, cx.local_addr(c.client))
     });
     let opts = ConnectOpts {
         tls: x.upstream.tls_for(x.pick.server.index()),
         proxy_header: header.as_deref(),
         fresh,
     };
-    let r = cx.connect_with(x.addr, opts);
-    match r {
+    match cx.connect_with(x.pick.server.addr(), opts) {
         Ok(up) => {
             x.up = up;
             // A pooled connection is already established: no connect to time.
-            if !cx.reused(up) {
-                x.connect_timer = Some(cx.set_timer(s.spec.connect_timeout, KEY_CONNECT));
-            }
+            let timer =
+                (!cx.reused(up)).then(|| cx.set_timer(c.spec().connect_timeout, KEY_CONNECT));
+            x.link = Link::Connecting(timer);
+            State::Proxying(x)
         }
-        Err(e) => {
-            let what = format!("connect: {e}");
-            connect_failed(s, cx, &what, 502);
-        }
+        Err(e) => connect_failed(c, cx, x, &format!("connect: {e}"), 502),
     }
 }
 
 /// A connect to the picked server failed (refused, unreachable, timed out): count it
 /// against the server, and try another one when the pool and the affinity allow (nothing
 /// of the request was sent, so any request may go elsewhere). Else `status`.
-fn connect_failed(s: &mut HttpSession, cx: &mut Cx<'_>, what: &str, status: u16) {
+fn connect_failed(
+    c: &mut Conn,
+    cx: &mut Cx<'_>,
+    mut x: Box<Exchange>,
+    what: &str,
+    status: u16,
+) -> State {
     let now = cx.now();
-    let Some(x) = s.xchg.as_mut() else { return };
     log::warn!(
         "http {}: upstream {} ({} in {}) {what}",
-        s.spec.listen,
-        x.addr,
+        c.spec().listen,
+        x.pick.server.addr(),
         x.pick.server.id(),
         x.upstream.name()
     );
     x.pick.server.health().record_failure(now);
     x.tried.push(x.pick.server.id().to_string());
     let next = if x.tried.len() as u32 <= x.upstream.retries {
-        let upstream = x.upstream.clone();
-        let ctx = s.env.ctx(&upstream, s.client_key.as_ref(), now);
+        let ctx = c.ctx.affinity(&x.upstream, c.client_key.as_ref(), now);
         affinity::repick(&ctx, &x.pick, &x.tried)
     } else {
         None
     };
     let Some(next) = next else {
-        let strict = s.xchg.as_ref().is_some_and(|x| {
-            x.pick.pinned && x.upstream.failover == tether_balance::FailoverMode::Strict
-        });
-        abandon(s, cx);
+        let strict = x.pick.pinned && x.upstream.failover == tether_balance::FailoverMode::Strict;
+        abandon(cx, x);
         if strict {
             // The session's server is gone and sessions may not move: say so.
-            return s.refuse(cx, 503, affinity::SERVER_GONE);
+            c.keep_alive = false;
+            return c.message(cx, 503, affinity::SERVER_GONE, false);
         }
-        return s.fail(cx, status);
+        return c.fail(cx, status);
     };
-    let Some(x) = s.xchg.as_mut() else { return };
     x.pick = next;
-    let head = {
-        let x = s.xchg.as_ref().expect("exchange");
-        head_for(s, &x.req, &x.pick)
-    };
-    let Some(x) = s.xchg.as_mut() else { return };
-    x.head = head;
-    x.addr = x.pick.server.addr();
-    x.connected = false;
+    x.head = head_for(c, &x.req, &x.pick);
     x.retried = false;
-    let server = x.pick.server.clone();
-    s.hold(&server);
-    connect(s, cx, true);
+    c.hold(&x.pick.server);
+    connect(c, cx, x, true)
 }
 
+/// `on_connect` for the exchange's upstream connection.
 pub(super) fn connected(
-    s: &mut HttpSession,
+    c: &mut Conn,
     cx: &mut Cx<'_>,
-    up: ConnId,
+    mut x: Box<Exchange>,
     result: std::io::Result<()>,
-) {
-    let Some(x) = s.xchg.as_mut().filter(|x| x.up == up) else {
-        return cx.close_conn(up);
-    };
-    if let Some(t) = x.connect_timer.take() {
+) -> State {
+    if let Link::Connecting(Some(t)) = x.link {
         cx.cancel_timer(t);
     }
     if let Err(e) = result {
-        cx.close_conn(up);
-        let what = format!("unreachable: {e}");
-        return connect_failed(s, cx, &what, 502);
+        cx.close_conn(x.up);
+        return connect_failed(c, cx, x, &format!("unreachable: {e}"), 502);
     }
-    x.connected = true;
+    x.link = Link::Connected;
     let keep = PipeOpts {
         fin: false,
         ..PipeOpts::default()
     };
-    let Some(client) = s.client else { return };
-    match x.body {
+    let up = x.up;
+    let to_up = match x.req.body {
         BodyKind::Length(n) if n > 0 => {
-            s.close_reader(cx);
-            let Some(x) = s.xchg.as_mut() else { return };
-            let have = (s.buf.len() as u64).min(n);
-            let to_up = if have == n {
+            c.close_reader(cx);
+            let have = (c.buf.len() as u64).min(n);
+            if have == n {
                 let p = cx.pipe_with(Source::Session, Sink::Conn(up), keep);
                 cx.push(p, x.head.clone());
-                cx.push(p, s.buf.split_to(n as usize).freeze());
+                cx.push(p, c.buf.split_to(n as usize).freeze());
                 cx.end(p);
                 p
             } else {
@@ -251,123 +219,86 @@ pub(super) fn connected(
                     limit: Some(n - have),
                     ..keep
                 };
-                let p = cx.pipe_with(Source::Conn(client), Sink::Conn(up), opts);
+                let p = cx.pipe_with(Source::Conn(c.client), Sink::Conn(up), opts);
                 cx.push(p, x.head.clone());
-                cx.push(p, s.buf.split().freeze());
+                cx.push(p, c.buf.split().freeze());
                 p
-            };
-            x.to_up = Some(to_up);
+            }
         }
         BodyKind::Chunked => {
             let p = cx.pipe_with(Source::Session, Sink::Conn(up), keep);
             cx.push(p, x.head.clone());
-            x.to_up = Some(p);
-            x.req_relay = Some(Relay::Chunked(ChunkedScanner::new()));
-            relay_request(s, cx);
+            x.req_relay = Some(Relay::Chunked(tether_http::ChunkedScanner::new()));
+            p
         }
         _ => {
             let p = cx.pipe_with(Source::Session, Sink::Conn(up), keep);
             cx.push(p, x.head.clone());
             cx.end(p);
-            x.to_up = Some(p);
+            p
         }
-    }
-    if let Some(x) = s.xchg.as_mut() {
-        let opts = PipeOpts {
-            threshold: HEAD_READ,
-            ..PipeOpts::default()
-        };
-        x.up_reader = Some(cx.pipe_with(Source::Conn(up), Sink::Session, opts));
-    }
-}
-
-/// Move a relayed body from `pending` and then pipe `from` into pipe `to`, as far as `to`
-/// has room. True when the body is complete; bytes after its end stay in `pending`.
-fn relay(
-    cx: &mut Cx<'_>,
-    how: &mut Relay,
-    pending: &mut BytesMut,
-    from: Option<PipeId>,
-    to: PipeId,
-) -> Result<bool, HttpError> {
-    loop {
-        if !pending.is_empty() {
-            let (n, done) = measure(how, pending)?;
-            if n > 0 {
-                cx.push(to, pending.split_to(n).freeze());
-            }
-            if done {
-                return Ok(true);
-            }
-        }
-        if cx.is_full(to) {
-            return Ok(false);
-        }
-        let Some(b) = from.and_then(|p| cx.take(p)) else {
-            return Ok(false);
-        };
-        let (n, done) = measure(how, &b)?;
-        cx.push(to, b.slice(..n));
-        if n < b.len() {
-            pending.extend_from_slice(&b[n..]);
-        }
-        if done {
-            return Ok(true);
-        }
-    }
-}
-
-/// How many of `data` belong to the body, and whether it ends there.
-fn measure(how: &mut Relay, data: &[u8]) -> Result<(usize, bool), HttpError> {
-    match how {
-        Relay::Chunked(sc) => sc.scan(data),
-        Relay::Count(left) => {
-            let n = (*left).min(data.len() as u64);
-            *left -= n;
-            Ok((n as usize, *left == 0))
-        }
-        Relay::UntilClose => Ok((data.len(), false)),
-    }
-}
-
-fn relay_request(s: &mut HttpSession, cx: &mut Cx<'_>) {
-    let HttpSession {
-        buf, reader, xchg, ..
-    } = s;
-    let Some(x) = xchg.as_mut() else { return };
-    let (Some(how), Some(to)) = (x.req_relay.as_mut(), x.to_up) else {
-        return;
     };
-    let result = relay(cx, how, buf, *reader, to).and_then(|done| match (&*how, x.max_body) {
-        (Relay::Chunked(sc), Some(max)) if sc.body_len() > max => {
-            Err(HttpError::new(413, "request body over the route's limit"))
+    x.to_up = Some(to_up);
+    let opts = PipeOpts {
+        threshold: HEAD_READ,
+        ..PipeOpts::default()
+    };
+    x.up_reader = Some(cx.pipe_with(Source::Conn(up), Sink::Session, opts));
+    if x.req_relay.is_some() {
+        return relay_request(c, cx, x);
+    }
+    State::Proxying(x)
+}
+
+/// Relay the chunked request body as far as the upstream pipe has room.
+fn relay_request(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>) -> State {
+    let (Some(how), Some(to)) = (x.req_relay.as_mut(), x.to_up) else {
+        return State::Proxying(x); // nothing to relay (any more)
+    };
+    let reader = c.reader();
+    let result = relay(cx, how, &mut c.buf, reader, to).and_then(|done| {
+        if how.over(x.max_body) {
+            Err(tether_http::HttpError::new(
+                413,
+                "request body over the route's limit",
+            ))
+        } else {
+            Ok(done)
         }
-        _ => Ok(done),
     });
     match result {
         Ok(true) => {
             x.req_relay = None;
             cx.end(to);
+            State::Proxying(x)
         }
-        Ok(false) => {}
+        Ok(false) => State::Proxying(x),
         Err(e) => {
-            log::debug!("http {}: bad request body: {}", s.spec.listen, e.reason);
+            log::debug!("http {}: bad request body: {}", c.spec().listen, e.reason);
             if x.response_started {
                 cx.close();
+                State::Proxying(x)
             } else {
-                abandon(s, cx);
-                s.fail(cx, e.status);
+                abandon(cx, x);
+                c.fail(cx, e.status)
             }
         }
     }
 }
 
-fn relay_response(s: &mut HttpSession, cx: &mut Cx<'_>) {
-    let Some(x) = s.xchg.as_mut() else { return };
-    let (Some(how), Some(to)) = (x.resp_relay.as_mut(), x.to_client) else {
-        return;
+/// Relay the response body as far as the client pipe has room.
+fn relay_response(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>) -> State {
+    let Exchange {
+        resp_relay,
+        up_buf,
+        up_reader,
+        to_client,
+        ..
+    } = &mut *x;
+    let (Some(how), Some(to)) = (resp_relay.as_mut(), *to_client) else {
+        return State::Proxying(x); // nothing to relay (any more)
     };
-    match relay(cx, how, &mut x.up_buf, x.up_reader, to) {
+    match relay(cx, how, up_buf, *up_reader, to) {
         Ok(true) => {
             x.resp_relay = None;
             if !x.up_buf.is_empty() {
@@ -379,116 +310,111 @@ fn relay_response(s: &mut HttpSession, cx: &mut Cx<'_>) {
         Err(e) => {
             log::warn!(
                 "http {}: bad response body from {}: {}",
-                s.spec.listen,
-                x.addr,
+                c.spec().listen,
+                x.pick.server.addr(),
                 e.reason
             );
             cx.close();
         }
     }
+    State::Proxying(x)
 }
 
 /// Client bytes while an exchange runs: a chunked request body to relay, or pipelined
 /// requests left waiting (the reader pipe fills and pushes back).
-pub(super) fn client_readable(s: &mut HttpSession, cx: &mut Cx<'_>) {
-    if s.xchg.as_ref().is_some_and(|x| x.req_relay.is_some()) {
-        relay_request(s, cx);
+pub(super) fn client_readable(c: &mut Conn, cx: &mut Cx<'_>, x: Box<Exchange>) -> State {
+    if x.req_relay.is_some() {
+        return relay_request(c, cx, x);
     }
+    State::Proxying(x)
 }
 
-pub(super) fn drained(s: &mut HttpSession, cx: &mut Cx<'_>, pipe: PipeId) {
-    let Some(x) = s.xchg.as_ref() else { return };
+/// A session-fed pipe has room again.
+pub(super) fn drained(c: &mut Conn, cx: &mut Cx<'_>, x: Box<Exchange>, pipe: PipeId) -> State {
     if Some(pipe) == x.to_up {
-        relay_request(s, cx);
+        relay_request(c, cx, x)
     } else if Some(pipe) == x.to_client {
-        relay_response(s, cx);
+        relay_response(c, cx, x)
+    } else {
+        State::Proxying(x)
     }
 }
 
-pub(super) fn upstream_readable(s: &mut HttpSession, cx: &mut Cx<'_>, pipe: PipeId) {
-    let Some(x) = s.xchg.as_mut().filter(|x| x.up_reader == Some(pipe)) else {
-        return;
-    };
+/// Upstream bytes: the response head (then its body), or more of a relayed body.
+pub(super) fn upstream_readable(
+    c: &mut Conn,
+    cx: &mut Cx<'_>,
+    mut x: Box<Exchange>,
+    pipe: PipeId,
+) -> State {
+    if x.up_reader != Some(pipe) {
+        return State::Proxying(x); // a pipe of a connection already left
+    }
     if x.response_started {
-        return relay_response(s, cx);
+        return relay_response(c, cx, x);
     }
     while let Some(b) = cx.take(pipe) {
         x.up_buf.extend_from_slice(&b);
     }
+    let head_request = x.req.method == Method::Head;
     loop {
-        let Some(x) = s.xchg.as_mut() else { return };
-        let resp = match parse_response(&x.up_buf, x.head_request, &s.limits) {
-            Ok(Parsed::Partial) => return,
+        let resp = match parse_response(&x.up_buf, head_request, &c.ctx.limits) {
+            Ok(Parsed::Partial) => return State::Proxying(x),
             Ok(Parsed::Complete(r)) => r,
             Err(e) => {
                 log::warn!(
                     "http {}: bad response head from {}: {}",
-                    s.spec.listen,
-                    x.addr,
+                    c.spec().listen,
+                    x.pick.server.addr(),
                     e.reason
                 );
-                abandon(s, cx);
-                return s.fail(cx, 502);
+                abandon(cx, x);
+                return c.fail(cx, 502);
             }
         };
         let _ = x.up_buf.split_to(resp.len());
-        if (100..200).contains(&resp.status) && !(resp.status == 101 && x.upgrade) {
+        if (100..200).contains(&resp.status) && !(resp.status == 101 && x.req.upgrade) {
             // Interim response (100 Continue...): pass it on, then read the final one.
-            let head = super::secure(
-                &s.spec,
-                forward::client_response(&resp, &s.server, true, None).freeze(),
-            );
-            let to = client_pipe(s, cx);
-            cx.push(to, head);
+            let head = forward::client_response(&resp, &c.ctx.server, true, None);
+            let to = client_pipe(c, cx, &mut x);
+            cx.push(to, secure(c.spec(), head.freeze()));
             continue;
         }
-        return respond(s, cx, resp);
+        return respond(c, cx, x, resp);
     }
 }
 
 /// The session-fed pipe to the client, opened on first use.
-fn client_pipe(s: &mut HttpSession, cx: &mut Cx<'_>) -> PipeId {
-    let fin = !s.keep_alive;
-    let client = s.client;
-    let x = s.xchg.as_mut().expect("exchange under way");
+fn client_pipe(c: &Conn, cx: &mut Cx<'_>, x: &mut Exchange) -> PipeId {
     if let Some(p) = x.to_client {
         return p;
     }
-    let p = match client {
-        Some(c) => cx.pipe_with(
-            Source::Session,
-            Sink::Conn(c),
-            PipeOpts {
-                fin,
-                ..PipeOpts::default()
-            },
-        ),
-        None => cx.pipe(Source::Session, Sink::Discard),
+    let opts = PipeOpts {
+        fin: !c.keep_alive,
+        ..PipeOpts::default()
     };
+    let p = cx.pipe_with(Source::Session, Sink::Conn(c.client), opts);
     x.to_client = Some(p);
     p
 }
 
-fn respond(s: &mut HttpSession, cx: &mut Cx<'_>, resp: ResponseHead) {
-    s.note_status(resp.status);
-    let Some(x) = s.xchg.as_mut() else { return };
+/// Phase 9, respond: the final response head arrived; send it on, then its body.
+fn respond(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>, resp: ResponseHead) -> State {
+    c.note_status(resp.status);
     x.response_started = true;
+    learn_from(c, cx, &mut x, &resp);
     if resp.status == 101 {
-        learn_from(s, cx, &resp);
-        tunnel(s, cx, &resp);
-        return s.log_request(cx);
+        let next = tunnel(c, cx, x, &resp);
+        c.log_request(cx);
+        return next;
     }
     if resp.body == BodyKind::UntilClose {
-        s.keep_alive = false;
+        c.keep_alive = false;
     }
-    learn_from(s, cx, &resp);
-    let x = s.xchg.as_mut().expect("exchange");
     x.up_keep_alive = resp.keep_alive;
     let edits = Some(&x.pick.response).filter(|e| !e.is_empty());
-    let head = super::secure(
-        &s.spec,
-        forward::client_response(&resp, &s.server, s.keep_alive, edits).freeze(),
-    );
+    let head = forward::client_response(&resp, &c.ctx.server, c.keep_alive, edits);
+    let head = secure(c.spec(), head.freeze());
     let interim_sent = x.to_client.is_some();
     let buffered = x.up_buf.len() as u64;
     let direct = match resp.body {
@@ -496,106 +422,93 @@ fn respond(s: &mut HttpSession, cx: &mut Cx<'_>, resp: ResponseHead) {
         BodyKind::UntilClose => Some(None),
         _ => None,
     };
-    if let (Some(limit), false, Some(client)) = (direct, interim_sent, s.client) {
-        // Fast path: the rest of the body goes upstream → client without the session.
-        if let Some(r) = x.up_reader.take() {
-            cx.close_pipe(r);
+    let next = match direct {
+        Some(limit) if !interim_sent => {
+            // Fast path: the rest of the body goes upstream → client without the session.
+            if let Some(r) = x.up_reader.take() {
+                cx.close_pipe(r);
+            }
+            let opts = PipeOpts {
+                limit,
+                fin: !c.keep_alive,
+                ..PipeOpts::default()
+            };
+            let p = cx.pipe_with(Source::Conn(x.up), Sink::Conn(c.client), opts);
+            cx.push(p, head);
+            cx.push(p, x.up_buf.split().freeze());
+            x.to_client = Some(p);
+            State::Proxying(x)
         }
-        let opts = PipeOpts {
-            limit,
-            fin: !s.keep_alive,
-            ..PipeOpts::default()
-        };
-        let p = cx.pipe_with(Source::Conn(x.up), Sink::Conn(client), opts);
-        cx.push(p, head);
-        cx.push(p, x.up_buf.split().freeze());
-        x.to_client = Some(p);
-    } else {
-        let to = client_pipe(s, cx);
-        cx.push(to, head);
-        let x = s.xchg.as_mut().expect("exchange");
-        x.resp_relay = Some(match resp.body {
-            BodyKind::None => Relay::Count(0),
-            BodyKind::Length(n) => Relay::Count(n),
-            BodyKind::Chunked => Relay::Chunked(ChunkedScanner::new()),
-            BodyKind::UntilClose => Relay::UntilClose,
-        });
-        relay_response(s, cx);
+        _ => {
+            let to = client_pipe(c, cx, &mut x);
+            cx.push(to, head);
+            x.resp_relay = Some(Relay::of(resp.body));
+            relay_response(c, cx, x)
+        }
+    };
+    if !c.keep_alive {
+        c.start_closing(cx);
     }
-    if !s.keep_alive && s.phase != Phase::Closing {
-        s.start_closing(cx);
-    }
+    next
 }
 
 /// The final response head arrived: a 5xx counts against the server (passive health),
 /// anything else for it; the affinity tags or learns what the response creates.
-fn learn_from(s: &mut HttpSession, cx: &mut Cx<'_>, resp: &ResponseHead) {
+fn learn_from(c: &Conn, cx: &Cx<'_>, x: &mut Exchange, resp: &ResponseHead) {
     let now = cx.now();
-    let Some(x) = s.xchg.as_ref() else { return };
-    let server = x.pick.server.clone();
     if resp.status >= 500 {
-        server.health().record_failure(now);
+        x.pick.server.health().record_failure(now);
     } else {
-        server.health().record_success();
+        x.pick.server.health().record_success();
     }
-    let upstream = x.upstream.clone();
-    let (env, key) = (s.env.clone(), s.client_key);
-    let ctx = env.ctx(&upstream, key.as_ref(), now);
-    if let Some(x) = s.xchg.as_mut() {
-        affinity::on_response(&ctx, &mut x.pick, resp);
-    }
+    let ctx = c.ctx.affinity(&x.upstream, c.client_key.as_ref(), now);
+    affinity::on_response(&ctx, &mut x.pick, resp);
 }
 
 /// `101 Switching Protocols`: from now on bytes flow both ways untouched.
-fn tunnel(s: &mut HttpSession, cx: &mut Cx<'_>, resp: &ResponseHead) {
-    let edits = s.xchg.as_ref().map(|x| x.pick.response.clone());
-    let edits = edits.as_ref().filter(|e| !e.is_empty());
-    let head = super::secure(
-        &s.spec,
-        forward::client_response(resp, &s.server, true, edits).freeze(),
-    );
-    s.close_reader(cx);
-    let Some(client) = s.client else { return };
-    let Some(mut x) = s.xchg.take() else { return };
-    if let Some(r) = x.up_reader.take() {
-        cx.close_pipe(r);
-    }
-    if let Some(p) = x.to_up.take() {
+fn tunnel(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>, resp: &ResponseHead) -> State {
+    let edits = Some(&x.pick.response).filter(|e| !e.is_empty());
+    let head = forward::client_response(resp, &c.ctx.server, true, edits);
+    let head = secure(c.spec(), head.freeze());
+    c.close_reader(cx);
+    for p in [x.up_reader.take(), x.to_up.take()].into_iter().flatten() {
         cx.close_pipe(p);
     }
-    s.phase = Phase::Tunnel;
-    let c2u = cx.pipe(Source::Conn(client), Sink::Conn(x.up));
-    cx.push(c2u, s.buf.split().freeze());
-    let u2c = cx.pipe(Source::Conn(x.up), Sink::Conn(client));
+    let c2u = cx.pipe(Source::Conn(c.client), Sink::Conn(x.up));
+    cx.push(c2u, c.buf.split().freeze());
+    let u2c = cx.pipe(Source::Conn(x.up), Sink::Conn(c.client));
     cx.push(u2c, head);
     cx.push(u2c, x.up_buf.split().freeze());
-    s.tunnel_up = Some(x.up);
+    State::Tunnel { up: x.up }
 }
 
-pub(super) fn pipe_end(s: &mut HttpSession, cx: &mut Cx<'_>, pipe: PipeId, end: PipeEnd) {
-    if s.phase == Phase::Tunnel {
-        if end != PipeEnd::Finished {
-            cx.close();
-        }
-        return;
-    }
-    let Some(x) = s.xchg.as_mut() else { return };
+/// One of the exchange's pipes ended.
+pub(super) fn pipe_end(
+    c: &mut Conn,
+    cx: &mut Cx<'_>,
+    mut x: Box<Exchange>,
+    pipe: PipeId,
+    end: PipeEnd,
+) -> State {
     if Some(pipe) == x.to_up {
         x.to_up = None;
         match end {
             PipeEnd::Finished => {
                 x.req_done = true;
-                s.open_reader(cx);
-                settle(s, cx);
+                c.open_reader(cx);
+                settle(c, cx, x)
             }
-            PipeEnd::SourceError(_) => cx.close(), // the client went away mid-body
-            PipeEnd::SinkError(_) => upstream_failed(s, cx, "reset while receiving the request"),
+            PipeEnd::SourceError(_) => {
+                cx.close(); // the client went away mid-body
+                State::Proxying(x)
+            }
+            PipeEnd::SinkError(_) => upstream_failed(c, cx, x, "reset while receiving the request"),
         }
     } else if Some(pipe) == x.up_reader {
         x.up_reader = None;
         x.up_keep_alive = false;
         if !x.response_started {
-            return upstream_failed(s, cx, "closed without a response");
+            return upstream_failed(c, cx, x, "closed without a response");
         }
         match (&x.resp_relay, end) {
             (Some(Relay::UntilClose), PipeEnd::Finished) => {
@@ -607,87 +520,93 @@ pub(super) fn pipe_end(s: &mut HttpSession, cx: &mut Cx<'_>, pipe: PipeId, end: 
             (None, _) => {}
             _ => cx.close(), // the body was cut short
         }
+        State::Proxying(x)
     } else if Some(pipe) == x.to_client {
         x.to_client = None;
         match end {
             PipeEnd::Finished => {
                 x.resp_done = true;
-                settle(s, cx);
+                settle(c, cx, x)
             }
-            PipeEnd::SourceError(_) if !x.response_started => upstream_failed(s, cx, "reset"),
-            _ => cx.close(),
+            PipeEnd::SourceError(_) if !x.response_started => upstream_failed(c, cx, x, "reset"),
+            _ => {
+                cx.close();
+                State::Proxying(x)
+            }
         }
+    } else {
+        State::Proxying(x) // a pipe of a connection already left
     }
 }
 
 /// The upstream failed before the response started: retry a reused connection once for a
 /// request without a body, else `502`.
-fn upstream_failed(s: &mut HttpSession, cx: &mut Cx<'_>, what: &str) {
-    let Some(x) = s.xchg.as_mut() else { return };
+fn upstream_failed(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>, what: &str) -> State {
     if x.response_started {
-        return cx.close();
+        cx.close();
+        return State::Proxying(x);
     }
-    let no_body = matches!(x.body, BodyKind::None | BodyKind::Length(0));
-    if no_body && !x.retried && cx.reused(x.up) && x.up_buf.is_empty() {
+    if x.req.body.is_empty() && !x.retried && cx.reused(x.up) && x.up_buf.is_empty() {
         log::debug!(
             "http {}: pooled connection to {} {what}; retrying",
-            s.spec.listen,
-            x.addr
+            c.spec().listen,
+            x.pick.server.addr()
         );
-        let old = x.up;
         for p in [x.to_up.take(), x.up_reader.take()].into_iter().flatten() {
             cx.close_pipe(p);
         }
-        cx.close_conn(old);
+        cx.close_conn(x.up);
         x.retried = true;
-        x.connected = false;
         x.req_done = false;
-        return connect(s, cx, true);
+        return connect(c, cx, x, true);
     }
-    log::warn!("http {}: upstream {} {what}", s.spec.listen, x.addr);
-    abandon(s, cx);
-    s.fail(cx, 502);
+    log::warn!(
+        "http {}: upstream {} {what}",
+        c.spec().listen,
+        x.pick.server.addr()
+    );
+    abandon(cx, x);
+    c.fail(cx, 502)
 }
 
 /// Both directions done? Then return the upstream connection and move on.
-fn settle(s: &mut HttpSession, cx: &mut Cx<'_>) {
-    let Some(x) = s.xchg.as_mut() else { return };
+fn settle(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>) -> State {
     if !x.resp_done {
-        return;
+        return State::Proxying(x);
     }
     if !x.req_done {
         // The upstream answered before taking the whole request: this connection and the
         // client's are out of step; neither can carry another message.
-        s.keep_alive = false;
+        c.keep_alive = false;
         x.up_keep_alive = false;
     }
-    let Some(mut x) = s.xchg.take() else { return };
     for p in [x.to_up.take(), x.up_reader.take()].into_iter().flatten() {
         cx.close_pipe(p);
     }
     if !(x.up_keep_alive && x.up_buf.is_empty() && cx.park(x.up)) {
         cx.close_conn(x.up);
     }
-    s.finish(cx);
+    super::phases::finish(c, cx)
 }
 
-pub(super) fn connect_timeout(s: &mut HttpSession, cx: &mut Cx<'_>) {
-    if let Some(x) = s.xchg.as_mut().filter(|x| !x.connected) {
-        let up = x.up;
-        cx.close_conn(up);
-        connect_failed(s, cx, "connect timed out", 504);
+/// `KEY_CONNECT`: the connect took longer than `connect_timeout`.
+pub(super) fn connect_timeout(c: &mut Conn, cx: &mut Cx<'_>, x: Box<Exchange>) -> State {
+    match x.link {
+        Link::Connecting(_) => {
+            cx.close_conn(x.up);
+            connect_failed(c, cx, x, "connect timed out", 504)
+        }
+        Link::Connected => State::Proxying(x), // the timer crossed the connect
     }
 }
 
 /// Drop the exchange and its upstream connection.
-pub(super) fn abandon(s: &mut HttpSession, cx: &mut Cx<'_>) {
-    if let Some(mut x) = s.xchg.take() {
-        for p in [x.to_up.take(), x.up_reader.take(), x.to_client.take()]
-            .into_iter()
-            .flatten()
-        {
-            cx.close_pipe(p);
-        }
-        cx.close_conn(x.up);
+pub(super) fn abandon(cx: &mut Cx<'_>, mut x: Box<Exchange>) {
+    for p in [x.to_up.take(), x.up_reader.take(), x.to_client.take()]
+        .into_iter()
+        .flatten()
+    {
+        cx.close_pipe(p);
     }
+    cx.close_conn(x.up);
 }

@@ -9,33 +9,20 @@ use std::time::Duration;
 
 use tether_core::{ConnId, Cx, PipeOpts, Session, Sink, Source};
 
-use crate::config::ListenerSpec;
+use super::context::ListenerCtx;
 use crate::idle::{KEY_LINGER, LINGER};
-use crate::metrics::WorkerStats;
 use crate::response;
 
 /// Refuses one connection with `429`.
 pub struct TooMany {
-    spec: Arc<ListenerSpec>,
-    server: Arc<str>,
-    stats: Arc<WorkerStats>,
+    ctx: Arc<ListenerCtx>,
     /// The client's address, as the factory was given it.
     peer: SocketAddr,
 }
 
 impl TooMany {
-    pub fn new(
-        spec: Arc<ListenerSpec>,
-        server: Arc<str>,
-        stats: Arc<WorkerStats>,
-        peer: SocketAddr,
-    ) -> TooMany {
-        TooMany {
-            spec,
-            server,
-            stats,
-            peer,
-        }
+    pub fn new(ctx: Arc<ListenerCtx>, peer: SocketAddr) -> TooMany {
+        TooMany { ctx, peer }
     }
 }
 
@@ -43,20 +30,20 @@ impl Session for TooMany {
     fn on_start(&mut self, cx: &mut Cx<'_>, client: ConnId) {
         log::debug!(
             "http {}: {} is over max_connections_per_ip: 429",
-            self.spec.listen,
+            self.ctx.spec.listen,
             self.peer.ip()
         );
         // Counted as a request answered 429, like a bad request's 4xx.
-        self.stats.request_started();
-        self.stats.request_done(429, Duration::ZERO);
+        self.ctx.stats.request_started();
+        self.ctx.stats.request_done(429, Duration::ZERO);
         let page = response::message_page(
             429,
-            &self.server,
+            &self.ctx.server,
             "too many connections from your address",
             false,
             false,
         );
-        let page = super::secure(&self.spec, page.into());
+        let page = super::secure(&self.ctx.spec, page.into());
         let opts = PipeOpts {
             fin: true,
             ..PipeOpts::default()

@@ -1,0 +1,317 @@
+//! The client side of one `http` connection, whatever state its session is in: the
+//! client's socket and how its bytes are read (`Input`), the bytes gathered and not used
+//! yet, keep-alive, who the client is, the request under way (for the metrics and the
+//! access log), and the responses tether writes itself (`respond`, status pages).
+//!
+//! Everything here is per connection; what a listener's connections share is in
+//! `context.rs`. An idle keep-alive connection holds this and `State::ReadingHead`.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use tether_balance::{ActiveGuard, ClientKey, ServerRef};
+use tether_core::{ConnId, Cx, PipeId, PipeOpts, Sink, Source};
+
+use super::context::ListenerCtx;
+use super::{forward, State};
+use crate::access_log::Entry;
+use crate::config::ListenerSpec;
+use crate::idle::{KEY_LINGER, LINGER};
+use crate::per_ip::IpSlot;
+use crate::response;
+
+/// Bytes a client may have buffered (pipelined) in the reader pipe while a response runs.
+const READ_AHEAD: usize = 64 * 1024;
+
+/// How the client's bytes reach the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Input {
+    /// Through this pipe (request heads, chunked request bodies, pipelined requests).
+    Open(PipeId),
+    /// Not now: a request body goes straight to the upstream, or the connection tunnels.
+    Paused,
+    /// The client sent its FIN: serve what is buffered, take no more.
+    Finished,
+    /// No more requests on this connection: what the client still sends is discarded
+    /// (through this pipe while its socket is open), until the last response is out.
+    Discarding(Option<PipeId>),
+}
+
+/// One client connection's own state.
+pub(super) struct Conn {
+    pub ctx: Arc<ListenerCtx>,
+    pub client: ConnId,
+    pub input: Input,
+    /// Client bytes taken from the reader pipe and not used yet.
+    pub buf: BytesMut,
+    /// The client connection stays open after the current response.
+    pub keep_alive: bool,
+    /// The client's address, as a hashing key (`ip_hash`) and as text (`X-Forwarded-For`).
+    pub client_ip: Option<IpAddr>,
+    pub client_key: Option<ClientKey>,
+    pub client_ip_text: Box<str>,
+    /// The client's TLS facts (SNI, version, cipher, ALPN) on a TLS listener.
+    pub tls: Option<Arc<tether_core::tls::TlsInfo>>,
+    /// The request being answered, for the metrics and the access log.
+    pub current: Option<Current>,
+    /// The server this connection's requests are counted on (least connections, bounded
+    /// load), while it is the one they go to.
+    pub active: Option<ActiveGuard>,
+    /// The core is draining: no keep-alive after the current request (`drain.rs`).
+    pub draining: bool,
+    /// This connection counted on its client address (`max_connections_per_ip`); given
+    /// back when the session is dropped.
+    _ip_slot: Option<IpSlot>,
+}
+
+/// The request under way: when it started, how it was answered.
+pub(super) struct Current {
+    pub started: Instant,
+    pub status: u16,
+    /// What only the access log needs (none when it is off).
+    pub log: Option<Box<LogText>>,
+}
+
+pub(super) struct LogText {
+    pub line: String,
+    pub referer: String,
+    pub user_agent: String,
+}
+
+impl Conn {
+    pub fn new(ctx: Arc<ListenerCtx>, ip_slot: Option<IpSlot>) -> Conn {
+        Conn {
+            ctx,
+            client: ConnId::dangling(),
+            input: Input::Paused,
+            buf: BytesMut::new(),
+            keep_alive: true,
+            client_ip: None,
+            client_key: None,
+            client_ip_text: Box::from(""),
+            tls: None,
+            current: None,
+            active: None,
+            draining: false,
+            _ip_slot: ip_slot,
+        }
+    }
+
+    pub fn spec(&self) -> &ListenerSpec {
+        &self.ctx.spec
+    }
+
+    /// The reader pipe, while there is one.
+    pub fn reader(&self) -> Option<PipeId> {
+        match self.input {
+            Input::Open(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// No more requests on this connection.
+    pub fn closing(&self) -> bool {
+        matches!(self.input, Input::Discarding(_))
+    }
+
+    /// Count this connection on `server` (and no longer on the previous one).
+    pub fn hold(&mut self, server: &ServerRef) {
+        if self
+            .active
+            .as_ref()
+            .is_some_and(|g| Arc::ptr_eq(g.server(), server))
+        {
+            return;
+        }
+        self.active = Some(server.acquire());
+    }
+
+    /// Make sure the client → session pipe is open again after a pause (a request body
+    /// streamed straight to the upstream).
+    pub fn open_reader(&mut self, cx: &mut Cx<'_>) {
+        if self.input == Input::Paused && !cx.read_closed(self.client) {
+            let opts = PipeOpts {
+                threshold: READ_AHEAD,
+                ..PipeOpts::default()
+            };
+            let p = cx.pipe_with(Source::Conn(self.client), Sink::Session, opts);
+            self.input = Input::Open(p);
+        }
+    }
+
+    /// Move what waits in the reader pipe into `buf`.
+    pub fn gather(&mut self, cx: &mut Cx<'_>) {
+        if let Input::Open(r) = self.input {
+            while let Some(b) = cx.take(r) {
+                self.buf.extend_from_slice(&b);
+            }
+        }
+    }
+
+    /// Pause the reader pipe after gathering what it holds.
+    pub fn close_reader(&mut self, cx: &mut Cx<'_>) {
+        self.gather(cx);
+        if let Input::Open(r) = self.input {
+            cx.close_pipe(r);
+            self.input = Input::Paused;
+        }
+    }
+
+    /// No more requests on this connection: what the client still sends is discarded.
+    pub fn start_closing(&mut self, cx: &mut Cx<'_>) {
+        self.keep_alive = false;
+        if self.closing() {
+            return;
+        }
+        if let Input::Open(r) = self.input {
+            cx.close_pipe(r);
+        }
+        let linger = (!cx.read_closed(self.client))
+            .then(|| cx.pipe(Source::Conn(self.client), Sink::Discard));
+        self.input = Input::Discarding(linger);
+    }
+
+    /// Remember the status of the response under way (for the access log).
+    pub fn note_status(&mut self, status: u16) {
+        if let Some(c) = self.current.as_mut() {
+            c.status = status;
+        }
+    }
+
+    /// The request under way is over: count it and write its access-log line, once.
+    pub fn log_request(&mut self, cx: &Cx<'_>) {
+        let Some(c) = self.current.take() else {
+            return; // logged already (a tunnel, a feed), or no request yet
+        };
+        let took = cx.now().saturating_duration_since(c.started);
+        self.ctx.stats.request_done(c.status, took);
+        let (Some(log), Some(text)) = (self.ctx.access_log.as_ref(), c.log) else {
+            return;
+        };
+        log.write(&Entry {
+            client: self.client_ip,
+            request_line: &text.line,
+            status: c.status,
+            referer: &text.referer,
+            user_agent: &text.user_agent,
+            duration: took,
+            tls: self.tls.as_deref(),
+        });
+    }
+
+    /// Send a response tether wrote itself, answering with `status`: `head` (with its body,
+    /// for a status page), then `file` if any. With keep-alive the connection carries on
+    /// afterwards; otherwise it closes once the response is out.
+    pub fn respond(
+        &mut self,
+        cx: &mut Cx<'_>,
+        status: u16,
+        head: Bytes,
+        file: Option<Source>,
+    ) -> State {
+        let head = secure(self.spec(), head);
+        self.note_status(status);
+        if !self.keep_alive {
+            self.start_closing(cx);
+        }
+        let opts = PipeOpts {
+            fin: !self.keep_alive,
+            ..PipeOpts::default()
+        };
+        let with_file = file.is_some();
+        let p = cx.pipe_with(
+            file.unwrap_or(Source::Session),
+            Sink::Conn(self.client),
+            opts,
+        );
+        cx.push(p, head);
+        if !with_file {
+            cx.end(p);
+        }
+        State::Local { reply: p }
+    }
+
+    /// Answer with a status page and close the connection.
+    pub fn fail(&mut self, cx: &mut Cx<'_>, status: u16) -> State {
+        let page = response::status_page(status, &self.ctx.server, "", false);
+        self.keep_alive = false;
+        self.respond(cx, status, page.into(), None)
+    }
+
+    /// A status page that keeps the connection if the request allows it (a request body is
+    /// not read, so then the connection closes).
+    pub fn status(&mut self, cx: &mut Cx<'_>, status: u16, head_only: bool) -> State {
+        self.status_with(cx, status, "", head_only)
+    }
+
+    /// [`Conn::status`] with `extra` header lines (each ending in CRLF).
+    pub fn status_with(
+        &mut self,
+        cx: &mut Cx<'_>,
+        status: u16,
+        extra: &str,
+        head_only: bool,
+    ) -> State {
+        let page =
+            response::status_page_ka(status, &self.ctx.server, extra, head_only, self.keep_alive);
+        self.respond(cx, status, page.into(), None)
+    }
+
+    /// Answer `status` with a one-line reason; `close`: and close the connection (the
+    /// request body, if any, was not read).
+    pub fn message(
+        &mut self,
+        cx: &mut Cx<'_>,
+        status: u16,
+        message: &str,
+        head_only: bool,
+    ) -> State {
+        let page = response::message_page(
+            status,
+            &self.ctx.server,
+            message,
+            head_only,
+            self.keep_alive,
+        );
+        self.respond(cx, status, page.into(), None)
+    }
+
+    /// A request whose body tether will not read: the connection cannot carry another one.
+    pub fn unread_body(&mut self, body: &tether_http::BodyKind) {
+        if !body.is_empty() {
+            self.keep_alive = false;
+        }
+    }
+
+    /// The client sent its FIN and no complete request is buffered: a partial head is
+    /// answered `400`; otherwise the connection simply closes.
+    pub fn end_of_input(&mut self, cx: &mut Cx<'_>, state: State) -> State {
+        if !matches!(state, State::ReadingHead { .. }) {
+            return state;
+        }
+        if self.buf.is_empty() {
+            cx.close();
+            state
+        } else {
+            self.fail(cx, 400)
+        }
+    }
+
+    /// After the last response: linger (what the client sends is discarded) for at most
+    /// `LINGER`, then close.
+    pub fn linger(&mut self, cx: &mut Cx<'_>) -> State {
+        self.start_closing(cx);
+        cx.set_timer(LINGER, KEY_LINGER);
+        State::Closing
+    }
+}
+
+/// A response head with the listener's `Strict-Transport-Security`, if it has one.
+pub(crate) fn secure(spec: &ListenerSpec, head: Bytes) -> Bytes {
+    match &spec.front.hsts {
+        Some(v) => forward::with_line(head, &format!("Strict-Transport-Security: {v}\r\n")),
+        None => head,
+    }
+}

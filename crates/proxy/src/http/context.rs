@@ -1,0 +1,60 @@
+//! What every connection of one `http` listener shares in a worker: the listener's spec and
+//! router, the parser limits, the counters, the access log, the affinity store and the
+//! brokers. Built once when the listener is installed (`server.rs`), then held by `Arc` by
+//! each session: a new connection allocates only its own state (`conn.rs`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tether_balance::ClientKey;
+use tether_broker::Broker;
+use tether_http::Limits;
+use tether_store::Store;
+
+use super::affinity;
+use crate::access_log::AccessLog;
+use crate::config::ListenerSpec;
+use crate::metrics::{Registry, WorkerStats};
+use crate::router::Router;
+use crate::upstream::Upstream;
+
+/// One `http` listener's shared context (per worker: the counters are the worker's).
+pub struct ListenerCtx {
+    pub(crate) spec: Arc<ListenerSpec>,
+    /// The `Server` header value.
+    pub(crate) server: Arc<str>,
+    pub(crate) router: Arc<Router>,
+    pub(crate) limits: Limits,
+    /// This worker's counters.
+    pub(crate) stats: Arc<WorkerStats>,
+    /// Every worker's counters, for `status_page` routes.
+    pub(crate) metrics: Option<Arc<Registry>>,
+    /// One line per request, when the access log is on.
+    pub(crate) access_log: Option<Arc<AccessLog>>,
+    /// Affinity entries (learned sessions, re-pins), and whether other instances share
+    /// them (Redis: a miss in memory is asked there).
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) store_shared: bool,
+    /// The started simulation-server brokers that `broker` routes name.
+    pub(crate) brokers: Arc<HashMap<String, Arc<Broker>>>,
+}
+
+impl ListenerCtx {
+    /// What an affinity decision for `up` reads besides the request.
+    pub(super) fn affinity<'a>(
+        &'a self,
+        up: &'a Upstream,
+        key: Option<&'a ClientKey>,
+        now: Instant,
+    ) -> affinity::Ctx<'a> {
+        affinity::Ctx {
+            up,
+            store: &*self.store,
+            now,
+            unix: affinity::unix_now(),
+            key: key.map(ClientKey::as_bytes),
+            shared: self.store_shared,
+        }
+    }
+}

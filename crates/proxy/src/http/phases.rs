@@ -1,0 +1,322 @@
+//! One request's handling, as named phases in the order they run:
+//!
+//! 1. **parse** (`next_request`): the bytes gathered so far, by `tether_http::parse_request`.
+//!    Partial: wait (`head_deadline.rs` times the rest). An error: a status page, then close.
+//! 2. **begin** (`begin`): count the request, note what the access log will need.
+//! 3. **before routing** (`before_routing`): answers that do not depend on the route
+//!    (`redirect_https`). Hooks that must see every request go here.
+//! 4. **route** (`route`): `Router::route` by Host (or SNI) and path; none is `404`; a
+//!    `port_rewrite` prefix goes to `mounts.rs`.
+//! 5. **access** (`access`): the route's allow/deny list (`403`).
+//! 6. **module** (`module`): files, status page, broker, redirect (answered by `local.rs`,
+//!    `mounts.rs`), a body over the route's limit (`413`), or a proxy route:
+//! 7. **pick** (`pick`): the server the affinity chooses (`affinity.rs`), asking the store
+//!    first when it must (`State::AwaitingStore`); no server is `503`;
+//! 8. **forward** (`proxy::start`): the exchange with the upstream (`proxy.rs`);
+//! 9. **respond**: `Conn::respond` for tether's own answers, `proxy.rs` for the upstream's;
+//! 10. **log** (`finish` → `Conn::log_request`): counters and the access-log line, then the
+//!     next request (keep-alive, pipelined bytes first) or a lingering close.
+
+use std::sync::{Arc, Mutex};
+
+use tether_core::{Cx, PipeEnd};
+use tether_http::{parse_request, Method, Parsed, RequestHead};
+
+use super::affinity::{self, Decision};
+use super::conn::{Conn, Current, Input, LogText};
+use super::{drain, head_deadline, local, mounts, proxy, HeadDeadline, State};
+use crate::metrics::ReqKind;
+use crate::router::{Action, PortRewrite, Route};
+use crate::upstream::Upstream;
+
+/// `on_wake` key: the store answered a `fetch` (`State::AwaitingStore`).
+pub(super) const KEY_FETCH: u64 = 1;
+
+/// A request for a proxy route, on its way to a server.
+pub(super) struct Proxied {
+    pub head: RequestHead,
+    pub upstream: Arc<Upstream>,
+    /// The route's body limit.
+    pub max_body: Option<u64>,
+    /// The target to send instead of the client's (`port_rewrite`).
+    pub retarget: Option<String>,
+}
+
+/// A proxied request whose affinity waits for the store's answer.
+pub(super) struct Pending {
+    req: Proxied,
+    answer: Arc<Mutex<Option<Option<String>>>>,
+}
+
+/// Phase 1, parse: serve the next request buffered, if it is complete.
+pub(super) fn next_request(
+    c: &mut Conn,
+    cx: &mut Cx<'_>,
+    mut deadline: Option<HeadDeadline>,
+) -> State {
+    c.gather(cx);
+    if c.buf.is_empty() {
+        return State::ReadingHead { deadline };
+    }
+    let parsed = parse_request(&c.buf, &c.ctx.limits);
+    if !matches!(parsed, Ok(Parsed::Partial)) {
+        head_deadline::stop(cx, &mut deadline);
+    }
+    match parsed {
+        Ok(Parsed::Partial) => State::ReadingHead {
+            deadline: head_deadline::start(c, cx, deadline),
+        },
+        Ok(Parsed::Complete(head)) => {
+            let _ = c.buf.split_to(head.len());
+            begin(c, cx, &head);
+            serve(c, cx, head)
+        }
+        Err(e) => {
+            log::debug!(
+                "http {}: bad request: {} {}",
+                c.spec().listen,
+                e.status,
+                e.reason
+            );
+            c.ctx.stats.conn_error();
+            // Counted as a request answered with its 4xx (no line for the access log).
+            c.ctx.stats.request_started();
+            c.current = Some(Current {
+                started: cx.now(),
+                status: 0,
+                log: None,
+            });
+            c.fail(cx, e.status)
+        }
+    }
+}
+
+/// Phase 2, begin: the request is counted, and what its access-log line needs is noted.
+fn begin(c: &mut Conn, cx: &mut Cx<'_>, head: &RequestHead) {
+    c.keep_alive = head.keep_alive && !c.draining;
+    let log = c.ctx.access_log.is_some().then(|| {
+        let text = |name: &str| {
+            head.header(name)
+                .map_or("-".into(), |v| String::from_utf8_lossy(v).into_owned())
+        };
+        Box::new(LogText {
+            line: format!(
+                "{} {} {}",
+                head.method_str(),
+                head.target(),
+                head.version.as_str()
+            ),
+            referer: text("referer"),
+            user_agent: text("user-agent"),
+        })
+    });
+    c.ctx.stats.request_started();
+    c.current = Some(Current {
+        started: cx.now(),
+        status: 0,
+        log,
+    });
+}
+
+/// Phases 3 to 7 for a parsed request.
+fn serve(c: &mut Conn, cx: &mut Cx<'_>, head: RequestHead) -> State {
+    if let Some(answer) = before_routing(c, cx, &head) {
+        return answer;
+    }
+    let ctx = c.ctx.clone();
+    let Some(route) = route(c, &ctx, &head) else {
+        c.unread_body(&head.body);
+        return c.status(cx, 404, head.method == Method::Head);
+    };
+    // The path under the route's prefix, with the query (port rewrite, broker).
+    let rel = mounts::relative(&route.path, head.path()).to_string() + head.query();
+    if let Some(ports) = route.ports.as_deref() {
+        if let Some((port, target)) = PortRewrite::split(&rel) {
+            return mounts::port_rewrite(c, cx, head, ports, port, target, route.max_body);
+        }
+    }
+    if !matches!(route.action, Action::Proxy(_)) {
+        // Only a proxy route reads a request body; elsewhere the body ends the connection.
+        c.unread_body(&head.body);
+    }
+    if let Some(refused) = access(c, cx, route, &head) {
+        return refused;
+    }
+    module(c, cx, route, head, &rel)
+}
+
+/// Phase 3, before routing: answers every request of the listener gets whatever its route.
+fn before_routing(c: &mut Conn, cx: &mut Cx<'_>, head: &RequestHead) -> Option<State> {
+    // ACME HTTP-01 validations, also on a listener that redirects everything to HTTPS.
+    let keep = c.keep_alive && head.body.is_empty();
+    let server = &c.ctx.server;
+    if let Some(answer) = crate::acme::http01_answer(&c.spec().front, head, server, keep) {
+        c.keep_alive = keep;
+        return Some(c.respond(cx, 200, answer, None));
+    }
+    if let Some(port) = c.spec().front.redirect_https {
+        return Some(local::redirect_https(c, cx, head, port));
+    }
+    None
+}
+
+/// Phase 4, route: the route for the request's Host (without one, HTTP/1.0: the name the
+/// client asked TLS for) and path.
+fn route<'r>(c: &Conn, ctx: &'r super::ListenerCtx, head: &RequestHead) -> Option<&'r Route> {
+    let host = head
+        .host()
+        .or(c.tls.as_ref().and_then(|t| t.sni.as_deref()));
+    ctx.router.route(host, head.path())
+}
+
+/// Phase 5, access: the route's allow/deny list; `Some(403)` when the client may not.
+fn access(c: &mut Conn, cx: &mut Cx<'_>, route: &Route, head: &RequestHead) -> Option<State> {
+    if route.acl.permits(c.client_ip) {
+        return None;
+    }
+    log::info!(
+        "http {}: {} denied for {:?}",
+        c.spec().listen,
+        head.path(),
+        c.client_ip
+    );
+    Some(c.status(cx, 403, head.method == Method::Head))
+}
+
+/// Phase 6, module: what the route does with the request.
+fn module(c: &mut Conn, cx: &mut Cx<'_>, route: &Route, head: RequestHead, rel: &str) -> State {
+    c.ctx.stats.routed(match route.action {
+        Action::Files(_) => ReqKind::File,
+        Action::Proxy(_) => ReqKind::Proxy,
+        Action::Redirect { .. } => ReqKind::Redirect,
+        Action::Status(_) | Action::Broker(_) | Action::NotFound => ReqKind::Other,
+    });
+    let head_only = head.method == Method::Head;
+    match &route.action {
+        Action::Files(opts) => local::serve_file(c, cx, opts, &head),
+        Action::Broker(name) => mounts::broker(c, cx, name, rel, &head),
+        Action::NotFound => c.status(cx, 404, head_only),
+        Action::Status(format) => local::serve_status(c, cx, *format, &head),
+        Action::Proxy(_) if route.max_body.is_some_and(|m| body_over(&head, m)) => {
+            log::info!(
+                "http {}: {} body over the limit of {} bytes",
+                c.spec().listen,
+                head.path(),
+                route.max_body.unwrap_or(0)
+            );
+            c.keep_alive = false;
+            c.status(cx, 413, head_only)
+        }
+        Action::Proxy(upstream) => {
+            let req = Proxied {
+                head,
+                upstream: upstream.clone(),
+                max_body: route.max_body,
+                retarget: None,
+            };
+            pick(c, cx, req, None)
+        }
+        Action::Redirect { status, location } => {
+            let extra = format!("Location: {location}\r\n");
+            c.status_with(cx, *status, &extra, head_only)
+        }
+    }
+}
+
+/// A declared body length over `max`.
+fn body_over(head: &RequestHead, max: u64) -> bool {
+    matches!(head.body, tether_http::BodyKind::Length(n) if n > max)
+}
+
+/// Phase 7, pick: send a proxied request to the server its affinity chooses (phase 8,
+/// forward), refuse it, or ask the store first. `fetched`: the store's answer, if asked.
+pub(super) fn pick(
+    c: &mut Conn,
+    cx: &mut Cx<'_>,
+    mut req: Proxied,
+    fetched: Option<Option<String>>,
+) -> State {
+    let ctx = c.ctx.clone();
+    let affinity = ctx.affinity(&req.upstream, c.client_key.as_ref(), cx.now());
+    match affinity::decide(&affinity, &req.head, fetched) {
+        Decision::Go(mut pick) => {
+            if let Some(target) = req.retarget.take() {
+                pick.request.target = Some(target);
+            }
+            proxy::start(c, cx, req, *pick)
+        }
+        Decision::Refuse(status, message) => {
+            c.unread_body(&req.head.body);
+            c.message(cx, status, message, req.head.method == Method::Head)
+        }
+        Decision::Fetch(store_key) => {
+            let Some(remote) = cx.remote() else {
+                return pick(c, cx, req, Some(None));
+            };
+            let answer = Arc::new(Mutex::new(None));
+            let slot = answer.clone();
+            ctx.store.fetch(
+                &store_key,
+                Box::new(move |value| {
+                    if let Ok(mut a) = slot.lock() {
+                        *a = Some(value);
+                    }
+                    remote.wake(KEY_FETCH);
+                }),
+            );
+            State::AwaitingStore(Box::new(Pending { req, answer }))
+        }
+    }
+}
+
+/// The store answered (`KEY_FETCH`): decide again with its answer.
+pub(super) fn fetched(c: &mut Conn, cx: &mut Cx<'_>, p: Pending) -> State {
+    let answer = p
+        .answer
+        .lock()
+        .ok()
+        .and_then(|mut a| a.take())
+        .unwrap_or(None);
+    pick(c, cx, p.req, Some(answer))
+}
+
+/// Phase 10, log: the current request is answered; read the next one or close.
+pub(super) fn finish(c: &mut Conn, cx: &mut Cx<'_>) -> State {
+    c.log_request(cx);
+    if !c.keep_alive || c.closing() {
+        return c.linger(cx);
+    }
+    c.open_reader(cx);
+    let state = next_request(c, cx, None);
+    let state = if c.input == Input::Finished {
+        c.end_of_input(cx, state)
+    } else {
+        state
+    };
+    drain::idle_check(c, cx, &state);
+    state
+}
+
+/// The client → session pipe ended (`Input::Open`): its FIN, or an error.
+pub(super) fn input_ended(c: &mut Conn, cx: &mut Cx<'_>, state: State, end: PipeEnd) -> State {
+    if end != PipeEnd::Finished {
+        c.input = Input::Paused;
+        c.ctx.stats.conn_error();
+        cx.close();
+        return state;
+    }
+    c.input = Input::Finished;
+    match state {
+        // The client stopped sending: serve what is buffered, take no more.
+        State::ReadingHead { deadline } => {
+            let state = next_request(c, cx, deadline);
+            c.end_of_input(cx, state)
+        }
+        // A chunked request body cut short cannot complete.
+        State::Proxying(x) if x.relaying_request() => {
+            cx.close();
+            State::Proxying(x)
+        }
+        other => other,
+    }
+}
