@@ -138,7 +138,7 @@ fn tls_alpn01_certificate_without_a_plain_listener() {
     let t = tether(&dir, &config, &[tls]);
     let root = pebble.root();
     wait_verified("b.tether.test", tls, &root, Duration::from_secs(30), &t);
-    assert!(t.log_text().contains("(tls-alpn-01)"), "{}", t.log_text());
+    assert!(t.wait_log("(tls-alpn-01)"), "{}", t.log_text());
 }
 
 /// Run HTTPS requests until `stop`; count successes and failures.
@@ -229,7 +229,7 @@ fn ca_outage_during_renewal_keeps_the_old_certificate_and_retries() {
         t.log_text().contains("acme: d.tether.test: ")
     });
     assert!(failed, "no renewal failure logged:\n{}", t.log_text());
-    assert!(t.log_text().contains("stays"), "{}", t.log_text());
+    assert!(t.wait_log("stays"), "{}", t.log_text());
     // The old certificate is still served, and verified.
     assert_eq!(
         serial("d.tether.test", tls).as_deref(),
@@ -315,7 +315,7 @@ fn unreachable_directory_is_logged_and_other_listeners_serve() {
         "{}",
         t.log_text()
     );
-    assert!(t.log_text().contains("Connect"), "{}", t.log_text());
+    assert!(t.wait_log("Connect"), "{}", t.log_text());
     assert_eq!(
         http_code(&format!("http://127.0.0.1:{files}/index.html")),
         "200"
@@ -355,11 +355,7 @@ fn refused_account_is_logged_and_other_listeners_serve() {
         "{}",
         t.log_text()
     );
-    assert!(
-        t.log_text().contains("externalAccountRequired"),
-        "{}",
-        t.log_text()
-    );
+    assert!(t.wait_log("externalAccountRequired"), "{}", t.log_text());
     assert_eq!(
         http_code(&format!("http://127.0.0.1:{files}/index.html")),
         "200"

@@ -58,7 +58,7 @@ fn dead_upstream_is_502_with_server_and_date() {
         header(&s, "Date").is_some_and(|d| d.ends_with(" GMT")),
         "{s}"
     );
-    assert!(t.log_text().contains("unreachable"));
+    assert!(t.wait_log("unreachable"));
 }
 
 #[test]

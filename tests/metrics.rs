@@ -250,7 +250,7 @@ fn connection_limit_holds_new_connections_until_one_closes() {
     third.write_all(request).expect("write");
     let early = read_head(&mut third, Duration::from_millis(500));
     assert!(early.is_empty(), "served over the limit: {early}");
-    assert!(t.log_text().contains("connection limit 2 reached"));
+    assert!(t.wait_log("connection limit 2 reached"));
     // ...until one of the first two closes.
     drop(held.pop());
     let late = read_head(&mut third, Duration::from_secs(5));

@@ -168,7 +168,7 @@ fn twenty_reloads_under_load_fail_no_request() {
                 Duration::from_secs(10),
             );
             assert!(
-                t.log_text().contains(&format!("{}:3:10: ", cfg.display())),
+                t.wait_log(&format!("{}:3:10: ", cfg.display())),
                 "{}",
                 t.log_text()
             );
@@ -280,7 +280,7 @@ fn drain_timeout_cuts_what_is_left() {
         "{:?}",
         stopped.elapsed()
     );
-    assert!(t.log_text().contains("closing the connections still open"));
+    assert!(t.wait_log("closing the connections still open"));
     let cut = slow.join().expect("client");
     assert!(!matches!(cut, Ok((200, _, _))), "{cut:?}");
     assert_all_gone(master, &t.log_text());

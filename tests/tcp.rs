@@ -32,7 +32,7 @@ fn upstream_down_closes_client_without_a_byte() {
     }
     // And with a real client: nc prints nothing and exits.
     assert!(nc(&["-w", "5", "127.0.0.1", &port.to_string()], b"hello").is_empty());
-    assert!(t.log_text().contains("unreachable"), "{}", t.log_text());
+    assert!(t.wait_log("unreachable"), "{}", t.log_text());
 }
 
 #[test]

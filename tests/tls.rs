@@ -417,7 +417,7 @@ proxy = "unverified"
     // verify = false: served, and the start log warned about it.
     let (status, _) = get(&format!("http://127.0.0.1:{loose}/whoami"));
     assert_eq!(status, 200);
-    assert!(t.log_text().contains("not verified (verify = false)"));
+    assert!(t.wait_log("not verified (verify = false)"));
 }
 
 #[test]

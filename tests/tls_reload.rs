@@ -91,7 +91,7 @@ fn reload_with_new_certificates_drops_no_request_and_refuses_a_broken_one() {
         1,
         Duration::from_secs(10),
     );
-    assert!(t.log_text().contains("live.pem"), "{}", t.log_text());
+    assert!(t.wait_log("live.pem"), "{}", t.log_text());
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::SeqCst);
     for c in clients {

@@ -127,6 +127,12 @@ impl Proc {
             .unwrap_or_default()
     }
 
+    /// Whether the log holds `needle` within 5 s (a worker's lines reach the file through
+    /// the master's copy thread, a moment after the worker wrote them).
+    pub fn wait_log(&self, needle: &str) -> bool {
+        eventually(Duration::from_secs(5), || self.log_text().contains(needle))
+    }
+
     /// Still running?
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
