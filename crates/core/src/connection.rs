@@ -39,8 +39,9 @@ pub(crate) struct Connection {
     pub last_active: Instant,
     /// Taken from the pool of idle connections rather than freshly connected.
     pub reused: bool,
-    /// Read until `WouldBlock` even after a short read: the last read event may have carried
-    /// the peer's FIN or an error (see the module doc). True until the loop says otherwise.
+    /// Read until `WouldBlock` even after a short read: the last read event carried the
+    /// peer's FIN or an error (see the module doc). Set from each read event
+    /// (`Core::conn_event`); true until the first one.
     pub drain_to_block: bool,
     /// The pool's idle-deadline timer for this connection (0: none). It outlives a reuse:
     /// the next park moves it instead of arming a new one (`pool.rs`).

@@ -553,6 +553,9 @@ impl Core {
         };
         if ready.read {
             conn.read_ready = true;
+            // A short read may stop at the queue's end unless this edge also carried the
+            // peer's FIN or an error, for which no later edge comes (`connection.rs`).
+            conn.drain_to_block = ready.hup;
         }
         if ready.write {
             conn.write_ready = true;
@@ -748,6 +751,8 @@ struct Ready {
     read: bool,
     write: bool,
     failed: bool,
+    /// The peer's FIN (`EPOLLRDHUP`/`EPOLLHUP`) or an error came with this event.
+    hup: bool,
 }
 
 impl Ready {
@@ -757,6 +762,7 @@ impl Ready {
             read: e.is_readable() || e.is_read_closed() || failed,
             write: e.is_writable() || e.is_write_closed() || failed,
             failed: failed || (e.is_read_closed() && e.is_write_closed()),
+            hup: failed || e.is_read_closed(),
         }
     }
 }
