@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what tether's tests and demos need on a Debian machine: curl, nc (netcat-openbsd),
-# python3, redis-server, chromium, openssl, haproxy, pebble, and the Python packages websockets and aiosmtpd. Safe to run twice;
+# python3, redis-server, chromium, openssl, haproxy, nghttp (nghttp2-client), pebble, and the Python packages websockets and aiosmtpd. Safe to run twice;
 # skips apt when everything is already there.
 set -euo pipefail
 
@@ -17,6 +17,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # The PROXY protocol tests put HAProxy (send-proxy-v2) in front of tether (tests/proxy_protocol.rs).
 command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
+# The HTTP/2 tests drive many streams on one connection with nghttp (tests/http2.rs).
+command -v nghttp >/dev/null 2>&1 || need+=(nghttp2-client)
 # The ACME tests get certificates from pebble, Let's Encrypt's test CA (tests/acme*.rs).
 command -v pebble >/dev/null 2>&1 || need+=(pebble)
 

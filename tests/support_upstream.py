@@ -77,6 +77,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 256
     daemon_threads = True
     count = {}
 

@@ -71,6 +71,8 @@ pub(crate) struct PendingAccept {
     /// The handshake deadline.
     pub timer: u64,
     pub awaiting: Awaiting,
+    /// The client's first bytes were the listener's `ListenerOpts::sniff` prefix.
+    pub sniffed: bool,
 }
 
 /// What an accepted connection waits for before its session starts.
@@ -80,6 +82,9 @@ pub(crate) enum Awaiting {
     ProxyHeader,
     /// The TLS handshake (`Connection::tls` is set).
     Tls,
+    /// The client's first bytes, peeked (`MSG_PEEK`) until they match the listener's
+    /// `ListenerOpts::sniff` prefix or differ from it (nothing is consumed).
+    Sniff,
 }
 
 impl Awaiting {
@@ -88,6 +93,7 @@ impl Awaiting {
         match self {
             Awaiting::ProxyHeader => "PROXY protocol header",
             Awaiting::Tls => "TLS handshake",
+            Awaiting::Sniff => "first bytes",
         }
     }
 }

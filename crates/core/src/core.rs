@@ -59,6 +59,9 @@ pub struct Accepted {
     /// On a TLS listener: the handshake's outcome (SNI, ALPN, ...). The factory is called
     /// once the handshake is over.
     pub tls: Option<Arc<TlsInfo>>,
+    /// On a listener with `ListenerOpts::sniff`: the client's first bytes were that
+    /// prefix (they are still unread: the session reads them).
+    pub sniffed: bool,
 }
 
 /// How a listener's connections are opened.
@@ -73,6 +76,11 @@ pub struct ListenerOpts {
     /// A handshake (PROXY header and TLS) not over after this long is abandoned (the
     /// connection is closed).
     pub handshake_timeout: Duration,
+    /// On a plain listener: peek at the client's first bytes before the session starts and
+    /// tell the factory whether they are this prefix (`Accepted::sniffed`), e.g. the
+    /// HTTP/2 connection preface, so that one port serves two protocols. The wait is
+    /// bounded by `handshake_timeout`; it ends at the first byte that differs.
+    pub sniff: Option<&'static [u8]>,
 }
 
 impl Default for ListenerOpts {
@@ -81,6 +89,7 @@ impl Default for ListenerOpts {
             tls: None,
             proxy_protocol: None,
             handshake_timeout: Duration::from_secs(10),
+            sniff: None,
         }
     }
 }
@@ -455,7 +464,8 @@ impl Core {
             match socket.accept() {
                 Ok((stream, peer)) => {
                     LoopStats::add(&self.io.stats.accepted, 1);
-                    if l.opts.proxy_protocol.is_some() || l.opts.tls.is_some() {
+                    let o = &l.opts;
+                    if o.proxy_protocol.is_some() || o.tls.is_some() || o.sniff.is_some() {
                         self.start_pending(lidx, stream, peer);
                     } else {
                         let info = Accepted {
@@ -463,6 +473,7 @@ impl Core {
                             peer,
                             local: l.local,
                             tls: None,
+                            sniffed: false,
                         };
                         let session = (l.factory)(&info);
                         self.start_session(stream, session);

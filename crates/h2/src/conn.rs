@@ -137,6 +137,8 @@ pub struct Conn {
     reset_recently: VecDeque<u32>,
     peer: PeerSettings,
     conn_send: i64,
+    /// The largest connection send window granted so far (see `Stream::send_high`).
+    conn_send_high: i64,
     conn_recv: i64,
     conn_unacked: u32,
     block: Option<Block>,
@@ -184,6 +186,7 @@ impl Conn {
                 max_frame_size: frame::DEFAULT_MAX_FRAME_SIZE,
             },
             conn_send: default as i64,
+            conn_send_high: default as i64,
             conn_recv: cfg.conn_window.max(default) as i64,
             conn_unacked: 0,
             block: None,
@@ -328,7 +331,19 @@ impl Conn {
                 Ok(())
             }
             Frame::WindowUpdate { stream, increment } => {
-                self.count_control(now)?;
+                // An update that gives back what our DATA used is flow control doing its
+                // work (a fast download with small windows sends thousands a second); only
+                // updates nothing asked for count as a flood.
+                let inc = increment as i64;
+                let replenishes = match stream {
+                    0 => self.conn_send + inc <= self.conn_send_high,
+                    id => {
+                        (self.streams.get(&id)).is_some_and(|s| s.send_window + inc <= s.send_high)
+                    }
+                };
+                if !replenishes {
+                    self.count_control(now)?;
+                }
                 self.on_window_update(stream, increment, events)
             }
             Frame::Unknown { .. } => Ok(()),
@@ -366,6 +381,7 @@ impl Conn {
                     self.peer.initial_window = v;
                     for s in self.streams.values_mut() {
                         s.send_window += delta;
+                        s.send_high = s.send_high.max(s.send_window);
                         if s.send_window > frame::MAX_WINDOW as i64 {
                             return Err(H2Error::conn(
                                 ErrorCode::FlowControlError,
@@ -397,6 +413,7 @@ impl Conn {
     ) -> Result<(), H2Error> {
         if stream == 0 {
             self.conn_send += inc as i64;
+            self.conn_send_high = self.conn_send_high.max(self.conn_send);
             if self.conn_send > frame::MAX_WINDOW as i64 {
                 return Err(H2Error::conn(
                     ErrorCode::FlowControlError,
@@ -413,6 +430,7 @@ impl Conn {
             return Ok(());
         };
         s.send_window += inc as i64;
+        s.send_high = s.send_high.max(s.send_window);
         if s.send_window > frame::MAX_WINDOW as i64 {
             return Err(H2Error::Stream(
                 stream,

@@ -31,6 +31,9 @@ pub struct Stream {
     /// Body bytes received, for `content-length`.
     pub received: u64,
     pub content_length: Option<u64>,
+    /// The largest `send_window` granted so far: an update up to it gives back what our
+    /// DATA used (not counted as a control-frame flood).
+    pub send_high: i64,
 }
 
 impl Stream {
@@ -42,6 +45,7 @@ impl Stream {
             unacked: 0,
             received: 0,
             content_length: None,
+            send_high: send_window as i64,
         }
     }
 

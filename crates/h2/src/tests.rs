@@ -391,6 +391,46 @@ fn ping_and_settings_floods_end_in_goaway() {
 }
 
 #[test]
+fn window_updates_replenishing_sent_data_are_not_a_flood() {
+    let mut conn = Conn::new(Config {
+        max_control_per_sec: 50,
+        ..Config::default()
+    });
+    let mut c = Client::new();
+    c.settings(&[(frame::SETTINGS_INITIAL_WINDOW_SIZE, 10)]);
+    c.get(1, "/big", true);
+    run(&mut conn, &mut c).0.expect("ok");
+    conn.send_headers(1, 200, &[], false).expect("headers");
+    let mut body = Bytes::from(vec![1u8; 2000]);
+    // 200 rounds of 10 bytes, each given back in two updates per window: 800 in the same
+    // second.
+    for _ in 0..200 {
+        assert_eq!(conn.send_data(1, &mut body, true), Ok(10));
+        for id in [1, 0, 1, 0] {
+            c.frame(frame::WINDOW_UPDATE, 0, id, &5u32.to_be_bytes());
+        }
+        run(&mut conn, &mut c)
+            .0
+            .expect("replenishing updates are fine");
+    }
+    assert!(body.is_empty());
+    // Updates nothing asked for still count.
+    let mut conn = Conn::new(Config {
+        max_control_per_sec: 50,
+        ..Config::default()
+    });
+    let mut c = Client::new();
+    for _ in 0..100 {
+        c.frame(frame::WINDOW_UPDATE, 0, 0, &1u32.to_be_bytes());
+    }
+    let (r, _) = run(&mut conn, &mut c);
+    assert!(matches!(
+        r,
+        Err(H2Error::Connection(ErrorCode::EnhanceYourCalm, _))
+    ));
+}
+
+#[test]
 fn stream_id_misuse_is_a_protocol_error() {
     for (first, second) in [(2u32, 0u32), (5, 3)] {
         let mut conn = Conn::new(Config::default());

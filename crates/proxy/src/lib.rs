@@ -15,6 +15,7 @@ pub mod acme;
 pub mod admin;
 pub mod config;
 pub mod files;
+pub mod h2;
 pub mod health;
 pub mod http;
 pub mod idle;

@@ -4,10 +4,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tether_core::{Core, SessionFactory};
+use tether_core::{Accepted, Core, SessionFactory};
+use tether_h2::frame::PREFACE;
 
 use crate::access_log::AccessLog;
 use crate::config::{Settings, Target};
+use crate::h2::H2Session;
 use crate::health::HealthChecker;
 use crate::http::{HttpSession, ListenerCtx, TooMany};
 use crate::metrics::Registry;
@@ -125,6 +127,14 @@ pub fn bind_all(settings: &Settings) -> io::Result<Vec<std::net::TcpListener>> {
         .collect()
 }
 
+/// The client of an `http2` listener chose HTTP/2: ALPN `h2`, or (plain) the preface.
+fn speaks_h2(accepted: &Accepted) -> bool {
+    match &accepted.tls {
+        Some(t) => t.alpn.as_deref() == Some("h2"),
+        None => accepted.sniffed,
+    }
+}
+
 /// Bind every listener of `settings` on `core`. Returns the bound addresses, in order.
 pub fn install(core: &mut Core, settings: &Settings) -> io::Result<Vec<SocketAddr>> {
     let sockets = bind_all(settings)?;
@@ -155,6 +165,8 @@ pub fn install_sockets(
             tls: spec.front.tls.as_ref().map(|t| t.config.clone()),
             proxy_protocol: spec.front.proxy_protocol.clone(),
             handshake_timeout: spec.front.handshake_timeout,
+            // h2c with prior knowledge next to HTTP/1.1 on a plain `http2` listener.
+            sniff: (spec.front.http2 && spec.front.tls.is_none()).then_some(PREFACE),
         };
         let spec = Arc::new(spec.clone());
         let server = server.clone();
@@ -190,6 +202,9 @@ pub fn install_sockets(
                             None => return Box::new(TooMany::new(ctx.clone(), accepted.peer)),
                         },
                     };
+                    if ctx.spec.front.http2 && speaks_h2(accepted) {
+                        return Box::new(H2Session::new(ctx.clone(), slot));
+                    }
                     Box::new(HttpSession::new(ctx.clone(), slot))
                 })
             }

@@ -1,5 +1,6 @@
 //! An accepted connection before its session: the PROXY protocol header a trusted load
-//! balancer sends first, then the TLS handshake, each as the listener asks
+//! balancer sends first, then the TLS handshake or (on a plain listener with
+//! `ListenerOpts::sniff`) a peek at the client's first bytes, each as the listener asks
 //! (`ListenerOpts`). Until both are over the connection belongs to no session
 //! (`Connection::session == HANDSHAKE`), counts against the connection limit
 //! (`Io::handshaking`) and is bounded by one deadline (`ListenerOpts::handshake_timeout`).
@@ -58,7 +59,8 @@ impl Core {
                 return;
             }
             Some(_) => Awaiting::ProxyHeader,
-            None => Awaiting::Tls,
+            None if l.opts.tls.is_some() => Awaiting::Tls,
+            None => Awaiting::Sniff,
         };
         let tls = match (awaiting, l.opts.tls.clone()) {
             (Awaiting::Tls, Some(config)) => match new_server(config, peer) {
@@ -85,6 +87,7 @@ impl Core {
             local,
             timer,
             awaiting,
+            sniffed: false,
         }));
         self.io.handshaking += 1;
     }
@@ -100,7 +103,43 @@ impl Core {
         match pending.awaiting {
             Awaiting::ProxyHeader => self.proxy_header_event(cidx),
             Awaiting::Tls => self.tls_handshake_event(cidx),
+            Awaiting::Sniff => self.sniff_event(cidx),
         }
+    }
+
+    /// A plain listener with `ListenerOpts::sniff`: wait while the client's bytes are a
+    /// prefix of it, decide on the first one that differs (or when all of it came).
+    fn sniff_event(&mut self, cidx: usize) {
+        let Some(conn) = self.io.conns.get_mut(cidx) else {
+            return;
+        };
+        let Some(pending) = conn.pending.as_mut() else {
+            return;
+        };
+        let prefix = self
+            .listeners
+            .get(pending.listener)
+            .and_then(|l| l.opts.sniff)
+            .unwrap_or_default();
+        let mut buf = [0u8; 64];
+        let want = prefix.len().min(buf.len());
+        let n = loop {
+            match conn.stream.peek(&mut buf[..want]) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // The session's first read meets the error (or the FIN) itself.
+                Err(_) => break 0,
+            }
+        };
+        let closed = n == 0 && want > 0;
+        if !closed && buf[..n] == prefix[..n] && n < want {
+            return; // a prefix of the prefix so far: wait for more
+        }
+        pending.sniffed = !closed && buf[..n] == prefix[..n];
+        // The bytes are still in the socket: no new edge will say so.
+        conn.read_ready = true;
+        self.finish_pending(cidx);
     }
 
     fn proxy_header_event(&mut self, cidx: usize) {
@@ -131,7 +170,18 @@ impl Core {
         let (lidx, peer) = (pending.listener, pending.peer);
         let config = self.listeners.get(lidx).and_then(|l| l.opts.tls.clone());
         let Some(config) = config else {
-            self.finish_pending(cidx);
+            let sniff = self
+                .listeners
+                .get(lidx)
+                .is_some_and(|l| l.opts.sniff.is_some());
+            if sniff {
+                if let Some(p) = self.io.conns[cidx].pending.as_mut() {
+                    p.awaiting = Awaiting::Sniff;
+                }
+                self.sniff_event(cidx);
+            } else {
+                self.finish_pending(cidx);
+            }
             return;
         };
         let Some(tls) = new_server(config, peer) else {
@@ -192,6 +242,7 @@ impl Core {
             peer: pending.peer,
             local: pending.local,
             tls,
+            sniffed: pending.sniffed,
         };
         let session = (l.factory)(&info);
         self.begin_session(cidx, session);

@@ -142,6 +142,8 @@ struct RawListener {
     redirect_http: Option<Spanned<tls::RawRedirect>>,
     hsts: Option<String>,
     proxy_protocol: Option<Spanned<tls::RawProxyProtocol>>,
+    /// http: HTTP/2 too (ALPN `h2` over TLS, h2c with prior knowledge without).
+    http2: Option<Spanned<bool>>,
     /// tcp: send a PROXY protocol header ("v1" or "v2") to the upstream first.
     send_proxy: Option<Spanned<String>>,
 }
@@ -434,6 +436,7 @@ fn check_listener(
         l.redirect_http,
         l.hsts,
         l.protocol == Protocol::Http,
+        l.http2,
         span.clone(),
         at,
     )?;

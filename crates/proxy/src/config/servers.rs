@@ -56,6 +56,8 @@ pub(super) struct RawServer {
     redirect_http: Option<Spanned<super::tls::RawRedirect>>,
     hsts: Option<String>,
     proxy_protocol: Option<Spanned<super::tls::RawProxyProtocol>>,
+    /// HTTP/2 too (ALPN `h2` over TLS, h2c with prior knowledge without).
+    http2: Option<Spanned<bool>>,
 }
 
 #[derive(Deserialize)]
@@ -205,6 +207,7 @@ pub(super) fn check(
             s.redirect_http,
             s.hsts,
             true,
+            s.http2,
             span.clone(),
             at,
         )?;

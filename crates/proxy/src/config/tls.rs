@@ -15,10 +15,14 @@
 //!
 //! Every key of `tls`: `certificates` (the first is the default for a client whose SNI
 //! names none of them, unless `strict_sni = true`), `min_version` ("1.2" default, or
-//! "1.3"), `alpn` (default `["http/1.1"]` on http listeners, none on tcp ones),
+//! "1.3"), `alpn` (default `["http/1.1"]` on http listeners — `["h2", "http/1.1"]` with
+//! `http2 = true` —, none on tcp ones),
 //! `client_ca` (require and verify client certificates), `session_tickets` (default true),
 //! `session_cache` (entries, default 10000; 0 turns the cache off), `handshake_timeout_ms`
 //! (default 10000). Servers sharing a `listen` address share its certificates: SNI picks.
+//!
+//! `http2 = true` (http only, off by default): HTTP/2 as well — ALPN `h2` on a TLS
+//! listener, h2c with prior knowledge on a plain one (the same port keeps HTTP/1.1).
 //!
 //! `proxy_protocol = { trusted = ["10.0.0.0/8"] }` (on a `[[server]]` or `[[listener]]`,
 //! plain or TLS): every connection starts with a PROXY protocol v1 or v2 header from a
@@ -120,6 +124,8 @@ pub(super) struct FrontPart {
     pub proxy_protocol: Option<Arc<Trusted>>,
     pub redirect_https: Option<u16>,
     pub hsts: Option<String>,
+    /// `http2 = true`: HTTP/2 (ALPN `h2` with TLS, h2c with prior knowledge without).
+    pub http2: bool,
     pub span: Range<usize>,
 }
 
@@ -151,6 +157,19 @@ pub(super) fn merge(
             format!("the servers on {addr} must all have the same `proxy_protocol` or none"),
         ));
     }
+    let http2 = parts.first().is_some_and(|p| p.http2);
+    if let Some(p) = parts.iter().find(|p| p.http2 != http2) {
+        return Err(at(
+            p.span.clone(),
+            format!("the servers on {addr} must all have the same `http2`"),
+        ));
+    }
+    if http2 && redirect_https.is_some() {
+        return Err(at(
+            span,
+            format!("`http2` on {addr} with `redirect_http`: h2c is not redirected; drop one"),
+        ));
+    }
     let hsts = parts.iter().find_map(|p| p.hsts.clone());
     if hsts.is_some() && tls_count == 0 {
         return Err(at(
@@ -171,6 +190,7 @@ pub(super) fn merge(
         redirect_https,
         hsts,
         acme: None,
+        http2,
     })
 }
 
@@ -183,11 +203,19 @@ pub(super) fn part(
     redirect_http: Option<Spanned<RawRedirect>>,
     hsts: Option<String>,
     http: bool,
+    http2: Option<Spanned<bool>>,
     span: Range<usize>,
     at: At<'_>,
 ) -> Result<FrontPart, ConfigError> {
+    if let Some(h) = http2.as_ref().filter(|h| *h.get_ref() && !http) {
+        return Err(at(h.span(), "`http2` is for http listeners".into()));
+    }
+    let http2 = http2.is_some_and(|h| h.into_inner());
     Ok(FrontPart {
-        tls: tls.as_ref().map(|t| check(t, http, acme, at)).transpose()?,
+        tls: (tls.as_ref())
+            .map(|t| check(t, http, http2, acme, at))
+            .transpose()?,
+        http2,
         proxy_protocol: proxy_protocol.map(|p| trusted(p, at)).transpose()?,
         redirect_https: redirect(redirect_http, at)?,
         hsts,
@@ -231,6 +259,10 @@ pub struct Front {
     pub hsts: Option<String>,
     /// A plain http listener answering ACME HTTP-01 challenges (`acme/`).
     pub acme: Option<Arc<Acme>>,
+    /// HTTP/2 as well as HTTP/1.1: offered by ALPN (`h2` first) on a TLS listener, taken
+    /// with prior knowledge (h2c: the client opens with the connection preface) on a
+    /// plain one. Off by default.
+    pub http2: bool,
 }
 
 /// A server's (or listener's) TLS part before the listener's certificates are merged.
@@ -247,6 +279,7 @@ pub(super) struct TlsPart {
 pub(super) fn check(
     raw: &Spanned<RawTls>,
     http: bool,
+    http2: bool,
     acme: Option<&Arc<Acme>>,
     at: At<'_>,
 ) -> Result<TlsPart, ConfigError> {
@@ -315,7 +348,9 @@ pub(super) fn check(
         }
     };
     let alpn = r.alpn.clone().unwrap_or_else(|| {
-        if http {
+        if http && http2 {
+            vec!["h2".to_string(), "http/1.1".to_string()]
+        } else if http {
             vec!["http/1.1".to_string()]
         } else {
             Vec::new()
@@ -324,10 +359,16 @@ pub(super) fn check(
     if let Some(bad) = alpn.iter().find(|p| p.is_empty() || p.len() > 255) {
         return Err(at(span, format!("`alpn`: {bad:?} is not a protocol name")));
     }
-    if let Some(bad) = alpn.iter().find(|p| http && p.as_str() != "http/1.1") {
+    let served = |p: &str| p == "http/1.1" || (http2 && p == "h2");
+    if let Some(bad) = alpn.iter().find(|p| http && !served(p)) {
+        let what = if http2 {
+            "h2 and http/1.1 are"
+        } else {
+            "http/1.1 is; h2 needs `http2 = true`"
+        };
         return Err(at(
             span,
-            format!("`alpn`: {bad:?} is not served here (http/1.1 is)"),
+            format!("`alpn`: {bad:?} is not served here ({what})"),
         ));
     }
     let handshake_timeout = super::millis(

@@ -67,17 +67,56 @@ pub(super) struct Conn {
 }
 
 /// The request under way: when it started, how it was answered.
-pub(super) struct Current {
+pub(crate) struct Current {
     pub started: Instant,
     pub status: u16,
     /// What only the access log needs (none when it is off).
     pub log: Option<Box<LogText>>,
 }
 
-pub(super) struct LogText {
+pub(crate) struct LogText {
     pub line: String,
     pub referer: String,
     pub user_agent: String,
+}
+
+impl LogText {
+    /// What the access log will say of `head` (`version`: as the client spoke it).
+    pub fn of(head: &tether_http::RequestHead, version: &str) -> Box<LogText> {
+        let text = |name: &str| {
+            head.header(name)
+                .map_or("-".into(), |v| String::from_utf8_lossy(v).into_owned())
+        };
+        Box::new(LogText {
+            line: format!("{} {} {version}", head.method_str(), head.target()),
+            referer: text("referer"),
+            user_agent: text("user-agent"),
+        })
+    }
+}
+
+/// A request is over: count it and write its access-log line (HTTP/1.1 and HTTP/2).
+pub(crate) fn log_done(
+    ctx: &ListenerCtx,
+    client: Option<IpAddr>,
+    tls: Option<&tether_core::tls::TlsInfo>,
+    c: Current,
+    now: Instant,
+) {
+    let took = now.saturating_duration_since(c.started);
+    ctx.stats.request_done(c.status, took);
+    let (Some(log), Some(text)) = (ctx.access_log.as_ref(), c.log) else {
+        return;
+    };
+    log.write(&Entry {
+        client,
+        request_line: &text.line,
+        status: c.status,
+        referer: &text.referer,
+        user_agent: &text.user_agent,
+        duration: took,
+        tls,
+    });
 }
 
 impl Conn {
@@ -185,20 +224,7 @@ impl Conn {
         let Some(c) = self.current.take() else {
             return; // logged already (a tunnel, a feed), or no request yet
         };
-        let took = cx.now().saturating_duration_since(c.started);
-        self.ctx.stats.request_done(c.status, took);
-        let (Some(log), Some(text)) = (self.ctx.access_log.as_ref(), c.log) else {
-            return;
-        };
-        log.write(&Entry {
-            client: self.client_ip,
-            request_line: &text.line,
-            status: c.status,
-            referer: &text.referer,
-            user_agent: &text.user_agent,
-            duration: took,
-            tls: self.tls.as_deref(),
-        });
+        log_done(&self.ctx, self.client_ip, self.tls.as_deref(), c, cx.now());
     }
 
     /// Send a response tether wrote itself, answering with `status`: `head` (with its body,

@@ -42,7 +42,7 @@ pub struct ListenerCtx {
 
 impl ListenerCtx {
     /// What an affinity decision for `up` reads besides the request.
-    pub(super) fn affinity<'a>(
+    pub(crate) fn affinity<'a>(
         &'a self,
         up: &'a Upstream,
         key: Option<&'a ClientKey>,

@@ -54,21 +54,35 @@ pub(super) fn serve_status(
     format: StatusFormat,
     req: &RequestHead,
 ) -> State {
-    let Some(registry) = c.ctx.metrics.clone() else {
-        return c.status(cx, 404, req.method == Method::Head);
-    };
-    if !matches!(req.method, Method::Get | Method::Head) {
-        return c.status_with(cx, 405, "Allow: GET, HEAD\r\n", false);
+    match status_answer(&c.ctx, format, req.method, c.keep_alive) {
+        Ok(head) => c.respond(cx, 200, head.into(), None),
+        Err((status, extra)) => c.status_with(cx, status, extra, req.method == Method::Head),
     }
-    let (body, ctype) = crate::status_page::body(format, &registry);
-    let mut head = Head::new(200, &c.ctx.server, body.len() + 96);
+}
+
+/// The bytes of a `status_page` route's answer (HTTP/1.1 and HTTP/2), or the status (and
+/// extra header lines) to answer instead.
+pub(crate) fn status_answer(
+    ctx: &super::ListenerCtx,
+    format: StatusFormat,
+    method: Method,
+    keep_alive: bool,
+) -> Result<Vec<u8>, (u16, &'static str)> {
+    let Some(registry) = ctx.metrics.as_ref() else {
+        return Err((404, ""));
+    };
+    if !matches!(method, Method::Get | Method::Head) {
+        return Err((405, "Allow: GET, HEAD\r\n"));
+    }
+    let (body, ctype) = crate::status_page::body(format, registry);
+    let mut head = Head::new(200, &ctx.server, body.len() + 96);
     head.content(ctype, body.len())
         .lines("Cache-Control: no-store\r\nAccess-Control-Allow-Origin: *\r\n");
-    let mut head = head.end(c.keep_alive);
-    if req.method != Method::Head {
+    let mut head = head.end(keep_alive);
+    if method != Method::Head {
         head.extend_from_slice(body.as_bytes());
     }
-    c.respond(cx, 200, head.into(), None)
+    Ok(head)
 }
 
 /// A `files` route: the file, a directory listing or an error page.

@@ -24,15 +24,15 @@
 //! - `mounts.rs` (broker routes, port rewrite), `head_deadline.rs` (slowloris),
 //!   `drain.rs` (graceful shutdown), `too_many.rs` (`429` per client address).
 
-mod affinity;
-mod conn;
+pub(crate) mod affinity;
+pub(crate) mod conn;
 mod context;
 mod drain;
-mod forward;
+pub(crate) mod forward;
 mod head_deadline;
-mod local;
-mod mounts;
-mod phases;
+pub(crate) mod local;
+pub(crate) mod mounts;
+pub(crate) mod phases;
 mod proxy;
 mod relay;
 mod too_many;

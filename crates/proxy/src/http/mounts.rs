@@ -26,7 +26,7 @@ pub(super) const KEY_FEED: u64 = 2;
 
 /// The path under a route's prefix, from its `/` (`/sim/session` under `/sim` → `/session`;
 /// the prefix itself → `/`).
-pub(super) fn relative<'a>(prefix: &str, path: &'a str) -> &'a str {
+pub(crate) fn relative<'a>(prefix: &str, path: &'a str) -> &'a str {
     let prefix = prefix.trim_end_matches('/');
     match path.get(prefix.len()..) {
         Some("") | None => "/",

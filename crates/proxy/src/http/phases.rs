@@ -33,7 +33,7 @@ use crate::upstream::Upstream;
 pub(super) const KEY_FETCH: u64 = 1;
 
 /// A request for a proxy route, on its way to a server.
-pub(super) struct Proxied {
+pub(crate) struct Proxied {
     pub head: RequestHead,
     pub upstream: Arc<Upstream>,
     /// The route's body limit.
@@ -45,7 +45,7 @@ pub(super) struct Proxied {
 /// A proxied request whose affinity waits for the store's answer.
 pub(super) struct Pending {
     req: Proxied,
-    answer: Arc<Mutex<Option<Option<String>>>>,
+    answer: StoreAnswer,
 }
 
 /// Phase 1, parse: serve the next request buffered, if it is complete.
@@ -94,22 +94,11 @@ pub(super) fn next_request(
 /// Phase 2, begin: the request is counted, and what its access-log line needs is noted.
 fn begin(c: &mut Conn, cx: &mut Cx<'_>, head: &RequestHead) {
     c.keep_alive = head.keep_alive && !c.draining;
-    let log = c.ctx.access_log.is_some().then(|| {
-        let text = |name: &str| {
-            head.header(name)
-                .map_or("-".into(), |v| String::from_utf8_lossy(v).into_owned())
-        };
-        Box::new(LogText {
-            line: format!(
-                "{} {} {}",
-                head.method_str(),
-                head.target(),
-                head.version.as_str()
-            ),
-            referer: text("referer"),
-            user_agent: text("user-agent"),
-        })
-    });
+    let log = c
+        .ctx
+        .access_log
+        .is_some()
+        .then(|| LogText::of(head, head.version.as_str()));
     c.ctx.stats.request_started();
     c.current = Some(Current {
         started: cx.now(),
@@ -163,10 +152,27 @@ fn before_routing(c: &mut Conn, cx: &mut Cx<'_>, head: &RequestHead) -> Option<S
 /// Phase 4, route: the route for the request's Host (without one, HTTP/1.0: the name the
 /// client asked TLS for) and path.
 fn route<'r>(c: &Conn, ctx: &'r super::ListenerCtx, head: &RequestHead) -> Option<&'r Route> {
-    let host = head
-        .host()
-        .or(c.tls.as_ref().and_then(|t| t.sni.as_deref()));
-    ctx.router.route(host, head.path())
+    route_for(ctx, c.tls.as_ref().and_then(|t| t.sni.as_deref()), head)
+}
+
+/// The route for `head` on the listener `ctx` (`sni`: the name the client asked TLS for,
+/// used when the request names no host). Shared with the HTTP/2 session.
+pub(crate) fn route_for<'r>(
+    ctx: &'r super::ListenerCtx,
+    sni: Option<&str>,
+    head: &RequestHead,
+) -> Option<&'r Route> {
+    ctx.router.route(head.host().or(sni), head.path())
+}
+
+/// How a route's requests are counted.
+pub(crate) fn req_kind(action: &Action) -> ReqKind {
+    match action {
+        Action::Files(_) => ReqKind::File,
+        Action::Proxy(_) => ReqKind::Proxy,
+        Action::Redirect { .. } => ReqKind::Redirect,
+        Action::Status(_) | Action::Broker(_) | Action::NotFound => ReqKind::Other,
+    }
 }
 
 /// Phase 5, access: the route's allow/deny list; `Some(403)` when the client may not.
@@ -185,12 +191,7 @@ fn access(c: &mut Conn, cx: &mut Cx<'_>, route: &Route, head: &RequestHead) -> O
 
 /// Phase 6, module: what the route does with the request.
 fn module(c: &mut Conn, cx: &mut Cx<'_>, route: &Route, head: RequestHead, rel: &str) -> State {
-    c.ctx.stats.routed(match route.action {
-        Action::Files(_) => ReqKind::File,
-        Action::Proxy(_) => ReqKind::Proxy,
-        Action::Redirect { .. } => ReqKind::Redirect,
-        Action::Status(_) | Action::Broker(_) | Action::NotFound => ReqKind::Other,
-    });
+    c.ctx.stats.routed(req_kind(&route.action));
     let head_only = head.method == Method::Head;
     match &route.action {
         Action::Files(opts) => local::serve_file(c, cx, opts, &head),
@@ -224,7 +225,7 @@ fn module(c: &mut Conn, cx: &mut Cx<'_>, route: &Route, head: RequestHead, rel: 
 }
 
 /// A declared body length over `max`.
-fn body_over(head: &RequestHead, max: u64) -> bool {
+pub(crate) fn body_over(head: &RequestHead, max: u64) -> bool {
     matches!(head.body, tether_http::BodyKind::Length(n) if n > max)
 }
 
@@ -253,30 +254,49 @@ pub(super) fn pick(
             let Some(remote) = cx.remote() else {
                 return pick(c, cx, req, Some(None));
             };
-            let answer = Arc::new(Mutex::new(None));
-            let slot = answer.clone();
-            ctx.store.fetch(
-                &store_key,
-                Box::new(move |value| {
-                    if let Ok(mut a) = slot.lock() {
-                        *a = Some(value);
-                    }
-                    remote.wake(KEY_FETCH);
-                }),
-            );
+            let answer = ask_store(&*ctx.store, &store_key, remote, KEY_FETCH);
             State::AwaitingStore(Box::new(Pending { req, answer }))
         }
     }
 }
 
-/// The store answered (`KEY_FETCH`): decide again with its answer.
-pub(super) fn fetched(c: &mut Conn, cx: &mut Cx<'_>, p: Pending) -> State {
-    let answer = p
-        .answer
+/// The store's answer for a learned session, to be taken when `remote` is woken with `key`.
+pub(crate) type StoreAnswer = Arc<Mutex<Option<Option<String>>>>;
+
+/// Ask the store (on its own thread) for `key`; `remote` is woken with `wake` when it
+/// answered.
+pub(crate) fn ask_store(
+    store: &dyn tether_store::Store,
+    key: &str,
+    remote: tether_core::Remote,
+    wake: u64,
+) -> StoreAnswer {
+    let answer = Arc::new(Mutex::new(None));
+    let slot = answer.clone();
+    store.fetch(
+        key,
+        Box::new(move |value| {
+            if let Ok(mut a) = slot.lock() {
+                *a = Some(value);
+            }
+            remote.wake(wake);
+        }),
+    );
+    answer
+}
+
+/// What the store answered (`None`: nothing known, or no answer).
+pub(crate) fn store_answer(answer: &StoreAnswer) -> Option<String> {
+    answer
         .lock()
         .ok()
         .and_then(|mut a| a.take())
-        .unwrap_or(None);
+        .unwrap_or(None)
+}
+
+/// The store answered (`KEY_FETCH`): decide again with its answer.
+pub(super) fn fetched(c: &mut Conn, cx: &mut Cx<'_>, p: Pending) -> State {
+    let answer = store_answer(&p.answer);
     pick(c, cx, p.req, Some(answer))
 }
 

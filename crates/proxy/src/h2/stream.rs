@@ -1,0 +1,395 @@
+//! One HTTP/2 stream as a request. Its head is written as the HTTP/1.1 head it stands for
+//! (`:authority` as `Host`, cookie crumbs joined by tether-h2, `transfer-encoding: chunked`
+//! when a body of unknown length follows) and parsed by `tether_http::parse_request`, so
+//! the request goes through the very functions of the HTTP/1.1 session: `phases::route_for`,
+//! the route's `Acl`, `static_files::serve`, `local::status_answer`, `affinity::decide`,
+//! `forward::upstream_request`. Only the route kinds that take over a connection (the
+//! broker's WebSocket feed and its pages, `port_rewrite` tunnels) answer `501` here: they
+//! stay HTTP/1.1's.
+
+use bytes::{Bytes, BytesMut};
+use tether_core::Cx;
+use tether_h2::ErrorCode;
+use tether_http::{parse_request, Limits, Parsed, RequestHead};
+
+use super::reply::{self, FileBody, Out};
+use super::upstream::{self, Early, Exchange};
+use super::{H2Session, Peer, KEY_STREAM};
+use crate::http::affinity::{self, Decision};
+use crate::http::conn::{log_done, secure, Current, LogText};
+use crate::http::phases::{self, Proxied, StoreAnswer};
+use crate::http::{local, mounts, ListenerCtx};
+use crate::response;
+use crate::router::{Action, PortRewrite};
+use crate::static_files;
+
+/// One stream's request and answer.
+pub(super) struct Stream {
+    pub id: u32,
+    /// For the metrics and the access log (taken when the stream is logged).
+    current: Option<Current>,
+    pub head_only: bool,
+    pub out: Out,
+    pub work: Work,
+}
+
+/// What answers the stream.
+pub(super) enum Work {
+    /// tether itself: the bytes in `Out`, then this file range if any.
+    Local(Option<FileBody>),
+    /// A proxied request waits for the affinity store's answer.
+    AwaitingStore(Box<Fetch>),
+    /// An exchange with the upstream.
+    Proxying(Box<Exchange>),
+    /// Ended without an answer (reset, failed): nothing more to do.
+    Gone,
+}
+
+/// A proxied request whose learned session is asked of the store.
+pub(super) struct Fetch {
+    req: Proxied,
+    answer: StoreAnswer,
+    /// The request body received meanwhile.
+    pub early: Early,
+}
+
+impl Stream {
+    /// Read the body's source again while `Out` has room. `Err(status)`: it failed.
+    pub fn fill(&mut self, cx: &mut Cx<'_>) -> Result<(), u16> {
+        if !self.out.head_sent || self.out.sent_end {
+            return Ok(());
+        }
+        match &mut self.work {
+            Work::Local(Some(f)) => f.fill(&mut self.out).map_err(|e| {
+                log::warn!("h2: stream {}: reading a file: {e}", self.id);
+                500
+            }),
+            Work::Proxying(x) => upstream::pull(cx, x, &mut self.out),
+            _ => Ok(()),
+        }
+    }
+
+    /// Send what the windows allow. True if a byte (or the END_STREAM) went out.
+    pub fn send(&mut self, h2: &mut tether_h2::Conn, now: std::time::Instant) -> bool {
+        let out = &mut self.out;
+        if out.sent_end || !out.head_sent {
+            return false;
+        }
+        let mut moved = false;
+        loop {
+            let last = out.end && out.queue.len() == 1;
+            let Some(front) = out.queue.front_mut() else {
+                break;
+            };
+            match h2.send_data(self.id, front, last) {
+                Ok(n) => {
+                    out.queued -= n;
+                    moved |= n > 0;
+                    if !front.is_empty() {
+                        break; // the window is closed
+                    }
+                    out.queue.pop_front();
+                    if last {
+                        out.sent_end = true;
+                    }
+                }
+                Err(_) => {
+                    // The stream is gone (reset): what is left is dropped.
+                    out.queue.clear();
+                    out.queued = 0;
+                    out.sent_end = true;
+                    return moved;
+                }
+            }
+        }
+        if out.queue.is_empty() && out.end && !out.sent_end {
+            let _ = h2.send_data(self.id, &mut Bytes::new(), true);
+            out.sent_end = true;
+            moved = true;
+        }
+        out.stalled_since = match out.queue.is_empty() {
+            true => None,
+            false => out.stalled_since.or(Some(now)),
+        };
+        moved
+    }
+
+    /// The answer is out and nothing else runs for this stream.
+    pub fn is_over(&self) -> bool {
+        self.out.sent_end
+            && match &self.work {
+                Work::Local(_) | Work::Gone => true,
+                Work::AwaitingStore(_) => false,
+                Work::Proxying(x) => x.settled(),
+            }
+    }
+
+    /// Drop the work under way (its upstream connection closes); `status` is logged if
+    /// nothing was answered.
+    pub fn abandon(&mut self, cx: &mut Cx<'_>, status: u16) {
+        if let Work::Proxying(x) = std::mem::replace(&mut self.work, Work::Gone) {
+            upstream::abandon(cx, x);
+        }
+        if let Some(c) = self.current.as_mut().filter(|c| c.status == 0) {
+            c.status = status;
+        }
+    }
+
+    /// Count the request and write its access-log line; a stream still open our way is
+    /// reset.
+    pub fn finish(
+        mut self,
+        cx: &mut Cx<'_>,
+        h2: &mut tether_h2::Conn,
+        ctx: &ListenerCtx,
+        peer: &Peer,
+    ) {
+        if !self.out.sent_end {
+            h2.reset(self.id, ErrorCode::Cancel);
+        }
+        if let Some(c) = self.current.take() {
+            log_done(ctx, peer.ip, peer.tls.as_deref(), c, cx.now());
+        }
+    }
+
+    pub fn note_status(&mut self, status: u16) {
+        if let Some(c) = self.current.as_mut() {
+            c.status = status;
+        }
+    }
+}
+
+/// The HTTP/1.1 head an HTTP/2 request stands for (`Err`: the status to answer).
+fn to_h1(
+    head: &tether_h2::RequestHead,
+    end_stream: bool,
+    limits: &Limits,
+) -> Result<RequestHead, u16> {
+    if &head.method[..] == b"CONNECT" {
+        return Err(501);
+    }
+    let len = head.fields.iter().map(|(n, v)| n.len() + v.len() + 4);
+    let mut b = BytesMut::with_capacity(64 + head.path.len() + len.sum::<usize>());
+    for part in [&head.method[..], b" ", &head.path, b" HTTP/1.1\r\n"] {
+        b.extend_from_slice(part);
+    }
+    let mut field = |n: &[u8], v: &[u8]| {
+        for part in [n, b": ", v, b"\r\n"] {
+            b.extend_from_slice(part);
+        }
+    };
+    if let Some(a) = &head.authority {
+        field(b"host", a);
+    }
+    for (n, v) in &head.fields {
+        // `:authority` wins over a `host` field (RFC 9113 §8.3.1).
+        if !(head.authority.is_some() && &n[..] == b"host") {
+            field(n, v);
+        }
+    }
+    if !end_stream && head.content_length.is_none() {
+        field(b"transfer-encoding", b"chunked");
+    }
+    b.extend_from_slice(b"\r\n");
+    match parse_request(&b, limits) {
+        Ok(Parsed::Complete(h)) => Ok(h),
+        Ok(Parsed::Partial) => Err(400),
+        Err(e) => Err(e.status),
+    }
+}
+
+impl H2Session {
+    /// A new stream's request head.
+    pub(super) fn on_request(
+        &mut self,
+        cx: &mut Cx<'_>,
+        id: u32,
+        head: tether_h2::RequestHead,
+        end_stream: bool,
+    ) {
+        let h1 = to_h1(&head, end_stream, &self.ctx.limits);
+        let log = self.ctx.access_log.is_some().then(|| match &h1 {
+            Ok(h) => LogText::of(h, "HTTP/2.0"),
+            Err(_) => Box::new(LogText {
+                line: format!(
+                    "{} {} HTTP/2.0",
+                    String::from_utf8_lossy(&head.method),
+                    String::from_utf8_lossy(&head.path)
+                ),
+                referer: "-".into(),
+                user_agent: "-".into(),
+            }),
+        });
+        self.begin(cx, id, &head.method[..] == b"HEAD", log);
+        match h1 {
+            Ok(h) => self.serve(cx, id, h, Early::new(end_stream)),
+            Err(status) => self.answer_status(cx, id, status, ""),
+        }
+    }
+
+    /// A request tether-h2 refused before it became one (its head over the limit: 431).
+    pub(super) fn refused(&mut self, cx: &mut Cx<'_>, id: u32, status: u16) {
+        let log = self.ctx.access_log.is_some().then(|| {
+            Box::new(LogText {
+                line: "- - HTTP/2.0".into(),
+                referer: "-".into(),
+                user_agent: "-".into(),
+            })
+        });
+        self.begin(cx, id, false, log);
+        self.answer_status(cx, id, status, "");
+    }
+
+    fn begin(&mut self, cx: &Cx<'_>, id: u32, head_only: bool, log: Option<Box<LogText>>) {
+        self.ctx.stats.request_started();
+        let current = Current {
+            started: cx.now(),
+            status: 0,
+            log,
+        };
+        let s = Stream {
+            id,
+            current: Some(current),
+            head_only,
+            out: Out::default(),
+            work: Work::Local(None),
+        };
+        self.streams.insert(id, s);
+    }
+
+    /// Route, access, module (`http/phases.rs` phases 4 to 7).
+    fn serve(&mut self, cx: &mut Cx<'_>, id: u32, head: RequestHead, early: Early) {
+        let ctx = self.ctx.clone();
+        let sni = self.peer.tls.as_ref().and_then(|t| t.sni.as_deref());
+        let Some(route) = phases::route_for(&ctx, sni, &head) else {
+            return self.answer_status(cx, id, 404, "");
+        };
+        let rel = mounts::relative(&route.path, head.path()).to_string() + head.query();
+        if route.ports.is_some() && PortRewrite::split(&rel).is_some() {
+            return self.answer_message(cx, id, 501, "port_rewrite is served over HTTP/1.1");
+        }
+        if !route.acl.permits(self.peer.ip) {
+            log::info!(
+                "h2 {}: {} denied for {:?}",
+                ctx.spec.listen,
+                head.path(),
+                self.peer.ip
+            );
+            return self.answer_status(cx, id, 403, "");
+        }
+        ctx.stats.routed(phases::req_kind(&route.action));
+        match &route.action {
+            Action::Files(opts) => {
+                let reply = static_files::serve(opts, &head, &ctx.server, true);
+                let file = reply
+                    .body
+                    .map(|(file, offset, left)| FileBody { file, offset, left });
+                self.answer_h1(cx, id, reply.head, file);
+            }
+            Action::Status(format) => {
+                match local::status_answer(&ctx, *format, head.method, true) {
+                    Ok(bytes) => self.answer_h1(cx, id, bytes.into(), None),
+                    Err((status, extra)) => self.answer_status(cx, id, status, extra),
+                }
+            }
+            Action::Redirect { status, location } => {
+                self.answer_status(cx, id, *status, &format!("Location: {location}\r\n"))
+            }
+            Action::NotFound => self.answer_status(cx, id, 404, ""),
+            Action::Broker(_) => {
+                self.answer_message(cx, id, 501, "the broker is served over HTTP/1.1")
+            }
+            Action::Proxy(_) if route.max_body.is_some_and(|m| phases::body_over(&head, m)) => {
+                self.answer_status(cx, id, 413, "")
+            }
+            Action::Proxy(upstream) => {
+                let req = Proxied {
+                    head,
+                    upstream: upstream.clone(),
+                    max_body: route.max_body,
+                    retarget: None,
+                };
+                self.pick(cx, id, req, None, early);
+            }
+        }
+    }
+
+    /// Phase 7, pick: the server the affinity chooses, or the store first.
+    pub(super) fn pick(
+        &mut self,
+        cx: &mut Cx<'_>,
+        id: u32,
+        req: Proxied,
+        fetched: Option<Option<String>>,
+        early: Early,
+    ) {
+        let ctx = self.ctx.clone();
+        let aff = ctx.affinity(&req.upstream, self.peer.key.as_ref(), cx.now());
+        match affinity::decide(&aff, &req.head, fetched) {
+            Decision::Go(pick) => self.start_upstream(cx, id, req, *pick, early),
+            Decision::Refuse(status, message) => self.answer_message(cx, id, status, message),
+            Decision::Fetch(key) => {
+                let Some(remote) = cx.remote() else {
+                    return self.pick(cx, id, req, Some(None), early);
+                };
+                let answer = phases::ask_store(&*ctx.store, &key, remote, KEY_STREAM | id as u64);
+                if let Some(s) = self.streams.get_mut(&id) {
+                    s.work = Work::AwaitingStore(Box::new(Fetch { req, answer, early }));
+                }
+            }
+        }
+    }
+
+    /// The store answered for stream `id`: decide again.
+    pub(super) fn fetched(&mut self, cx: &mut Cx<'_>, id: u32) {
+        let Some(s) = self.streams.get_mut(&id) else {
+            return; // the stream ended meanwhile
+        };
+        let Work::AwaitingStore(f) = std::mem::replace(&mut s.work, Work::Gone) else {
+            return;
+        };
+        let answer = phases::store_answer(&f.answer);
+        self.pick(cx, id, f.req, Some(answer), f.early);
+    }
+
+    /// Answer with HTTP/1.1 bytes made by the shared code (head, maybe the body), then
+    /// `file` if any.
+    pub(super) fn answer_h1(
+        &mut self,
+        cx: &mut Cx<'_>,
+        id: u32,
+        bytes: Bytes,
+        file: Option<FileBody>,
+    ) {
+        let bytes = secure(&self.ctx.spec, bytes);
+        let Some(s) = self.streams.get_mut(&id) else {
+            return;
+        };
+        let Some(answer) = reply::read_h1(bytes, s.head_only, &self.ctx.limits) else {
+            log::error!(
+                "h2 {}: stream {id}: an answer not HTTP (a bug)",
+                self.listen()
+            );
+            return self.drop_stream(cx, id, 500);
+        };
+        s.note_status(answer.status);
+        s.out = Out::default();
+        let more = file.is_some() && !s.head_only;
+        reply::send(&mut self.h2, id, answer, more, &mut s.out);
+        s.work = Work::Local(file.filter(|_| more));
+    }
+
+    /// A status page (`extra`: header lines, each ending in CRLF).
+    pub(super) fn answer_status(&mut self, cx: &mut Cx<'_>, id: u32, status: u16, extra: &str) {
+        let head_only = self.streams.get(&id).is_some_and(|s| s.head_only);
+        let page = response::status_page_ka(status, &self.ctx.server, extra, head_only, true);
+        self.answer_h1(cx, id, page.into(), None);
+    }
+
+    /// `status` with a one-line reason.
+    pub(super) fn answer_message(&mut self, cx: &mut Cx<'_>, id: u32, status: u16, msg: &str) {
+        let head_only = self.streams.get(&id).is_some_and(|s| s.head_only);
+        let page = response::message_page(status, &self.ctx.server, msg, head_only, true);
+        self.answer_h1(cx, id, page.into(), None);
+    }
+}
