@@ -366,7 +366,7 @@ impl Core {
             match owner {
                 Owner::Session { idx, gen, key } => {
                     if let Some(s) = self.io.sessions.get_mut(idx).filter(|s| s.gen == gen) {
-                        s.timers.retain(|&t| t != id);
+                        s.timers.retain(|t| *t != id);
                         self.io.notices.push_back((idx, gen, Notice::Timer(key)));
                         self.io.touch(idx);
                     }

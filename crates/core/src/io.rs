@@ -14,6 +14,7 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 use mio::Registry;
 use slab::Slab;
+use smallvec::SmallVec;
 
 use crate::connection::Connection;
 use crate::pipe::{Pipe, PipeEnd, SinkKind, SourceKind};
@@ -66,11 +67,13 @@ pub(crate) struct SessionSlot {
     pub gen: u64,
     /// Taken out while one of its callbacks runs.
     pub obj: Option<Box<dyn Session>>,
-    pub conns: Vec<usize>,
-    pub pipes: Vec<usize>,
+    /// Its connections, pipes and timers: a few each, kept inline (no allocation for an
+    /// idle keep-alive connection's one of each).
+    pub conns: SmallVec<[usize; 2]>,
+    pub pipes: SmallVec<[usize; 2]>,
     pub pending_connects: usize,
     /// Timers armed and not yet fired or cancelled (cancelled when the session goes).
-    pub timers: Vec<u64>,
+    pub timers: SmallVec<[u64; 2]>,
     /// The session asked to be closed.
     pub closing: bool,
     /// Queued in `Io::touched` for a liveness check.
@@ -132,10 +135,10 @@ impl Io {
         let sid = self.sessions.insert(SessionSlot {
             gen,
             obj: None,
-            conns: Vec::new(),
-            pipes: Vec::new(),
+            conns: SmallVec::new(),
+            pipes: SmallVec::new(),
             pending_connects: 0,
-            timers: Vec::new(),
+            timers: SmallVec::new(),
             closing: false,
             touched: false,
         });
@@ -451,7 +454,7 @@ impl Io {
             }
         }
         if let Some(s) = self.sessions.get_mut(pipe.session) {
-            s.pipes.retain(|&x| x != p);
+            s.pipes.retain(|x| *x != p);
         }
         self.notify(
             pipe.session,
@@ -478,7 +481,7 @@ impl Io {
             }
         }
         if let Some(s) = self.sessions.get_mut(pipe.session) {
-            s.pipes.retain(|&x| x != p);
+            s.pipes.retain(|x| *x != p);
         }
         self.touch(pipe.session);
     }
@@ -499,7 +502,7 @@ impl Io {
         self.timers.cancel(conn.pool_timer);
         let _ = self.registry.deregister(&mut conn.stream);
         if let Some(s) = self.sessions.get_mut(conn.session) {
-            s.conns.retain(|&x| x != c);
+            s.conns.retain(|x| *x != c);
             if conn.connecting {
                 s.pending_connects -= 1;
             }

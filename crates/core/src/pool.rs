@@ -116,7 +116,7 @@ impl Io {
         conn.last_active = self.now;
         let gen = conn.gen;
         if let Some(s) = self.sessions.get_mut(sid) {
-            s.conns.retain(|&x| x != c);
+            s.conns.retain(|x| *x != c);
         }
         let at = self.now + self.pool.idle_timeout;
         if !self.timers.postpone(conn.pool_timer, at) {
