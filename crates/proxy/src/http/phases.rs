@@ -117,6 +117,11 @@ fn serve(c: &mut Conn, cx: &mut Cx<'_>, head: RequestHead) -> State {
         c.unread_body(&head.body);
         return c.status(cx, 404, head.method == Method::Head);
     };
+    // The route's allow/deny list first: it covers everything under the route, the
+    // port-rewritten paths too.
+    if let Some(refused) = access(c, cx, route, &head) {
+        return refused;
+    }
     // The path under the route's prefix, with the query (port rewrite, broker).
     let rel = mounts::relative(&route.path, head.path()).to_string() + head.query();
     if let Some(ports) = route.ports.as_deref() {
@@ -127,9 +132,6 @@ fn serve(c: &mut Conn, cx: &mut Cx<'_>, head: RequestHead) -> State {
     if !matches!(route.action, Action::Proxy(_)) {
         // Only a proxy route reads a request body; elsewhere the body ends the connection.
         c.unread_body(&head.body);
-    }
-    if let Some(refused) = access(c, cx, route, &head) {
-        return refused;
     }
     module(c, cx, route, head, &rel)
 }
@@ -186,6 +188,8 @@ fn access(c: &mut Conn, cx: &mut Cx<'_>, route: &Route, head: &RequestHead) -> O
         head.path(),
         c.client_ip
     );
+    // The body of a refused request is not read: the connection ends after the answer.
+    c.unread_body(&head.body);
     Some(c.status(cx, 403, head.method == Method::Head))
 }
 
