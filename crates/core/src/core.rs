@@ -12,6 +12,10 @@
 //! Draining (`Handle::drain`, for a graceful shutdown or a reload): the loop accepts what is
 //! queued on its listeners, closes them, tells every session (`Session::on_drain`), and
 //! `run` returns once no session is left.
+//!
+//! Beside it: `core/accept.rs` (accepting, the connection limit), `core/pending.rs` (a
+//! connection's PROXY header and TLS handshake before its session), `core/events.rs` (one
+//! readiness event on a connection).
 
 use std::io;
 use std::net::SocketAddr;
@@ -19,12 +23,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::event::Event;
-use mio::net::{TcpListener, TcpStream};
+use events::Ready;
+use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 use slab::Slab;
 
-use crate::connection::Connection;
 use crate::ids::{ConnId, ListenerId, SessionId};
 use crate::io::{Io, Notice};
 use crate::proxy_protocol::Trusted;
@@ -33,6 +36,8 @@ use crate::stats::LoopStats;
 use crate::timer::Owner;
 use crate::tls::{rustls, TlsInfo};
 
+mod accept;
+mod events;
 mod pending;
 
 const KIND_BITS: usize = 2;
@@ -426,108 +431,6 @@ impl Core {
         SessionId { idx: sid, gen }
     }
 
-    /// Below the connection limit again: accept what waited in the backlog (the listeners
-    /// are edge-triggered, so they would not report it again).
-    fn resume_accepting(&mut self) {
-        if !self.full || self.io.sessions.len() + self.io.handshaking >= self.max_sessions {
-            return;
-        }
-        self.full = false;
-        log::info!("below the connection limit again: accepting");
-        let idxs: Vec<usize> = self.listeners.iter().map(|(i, _)| i).collect();
-        for i in idxs {
-            self.accept(i);
-        }
-    }
-
-    fn accept(&mut self, lidx: usize) {
-        loop {
-            let Some(l) = self.listeners.get_mut(lidx) else {
-                return;
-            };
-            if l.paused {
-                return;
-            }
-            if self.io.sessions.len() + self.io.handshaking >= self.max_sessions {
-                if !self.full {
-                    log::warn!(
-                        "connection limit {} reached: not accepting until one closes",
-                        self.max_sessions
-                    );
-                }
-                self.full = true;
-                return;
-            }
-            let Some(socket) = l.socket.as_ref() else {
-                return;
-            };
-            match socket.accept() {
-                Ok((stream, peer)) => {
-                    LoopStats::add(&self.io.stats.accepted, 1);
-                    let o = &l.opts;
-                    if o.proxy_protocol.is_some() || o.tls.is_some() || o.sniff.is_some() {
-                        self.start_pending(lidx, stream, peer);
-                    } else {
-                        let info = Accepted {
-                            listener: ListenerId(lidx),
-                            peer,
-                            local: l.local,
-                            tls: None,
-                            sniffed: false,
-                        };
-                        let session = (l.factory)(&info);
-                        self.start_session(stream, session);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // EMFILE, ENFILE, ENOBUFS...: the pending connection stays queued; an
-                    // edge-triggered listener would not tell us again, so retry on a timer.
-                    LoopStats::add(&self.io.stats.accept_errors, 1);
-                    log::warn!("accept on {}: {e}; retrying in {ACCEPT_RETRY:?}", l.local);
-                    l.paused = true;
-                    self.io
-                        .timers
-                        .add(self.io.now + ACCEPT_RETRY, Owner::Listener(lidx));
-                    return;
-                }
-            }
-            self.settle();
-        }
-    }
-
-    /// Register an accepted socket as a connection owned by `session` (a slab index or
-    /// `HANDSHAKE`). None (and the socket closed) if the poll refuses it.
-    pub(super) fn add_conn(
-        &mut self,
-        mut stream: TcpStream,
-        session: usize,
-    ) -> Option<(usize, u64)> {
-        let _ = stream.set_nodelay(true);
-        let cgen = self.io.gen();
-        let entry = self.io.conns.vacant_entry();
-        let cidx = entry.key();
-        let interest = Interest::READABLE | Interest::WRITABLE;
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(&mut stream, conn_token(cidx), interest)
-        {
-            log::warn!("cannot register an accepted connection: {e}");
-            return None;
-        }
-        entry.insert(Connection::new(stream, cgen, session, self.io.now));
-        Some((cidx, cgen))
-    }
-
-    fn start_session(&mut self, stream: TcpStream, session: Box<dyn Session>) {
-        let Some((cidx, _)) = self.add_conn(stream, HANDSHAKE) else {
-            return;
-        };
-        self.begin_session(cidx, session);
-    }
-
     /// Give accepted connection `cidx` its session and start it.
     pub(super) fn begin_session(&mut self, cidx: usize, session: Box<dyn Session>) {
         let (sid, _) = self.io.new_session();
@@ -555,109 +458,6 @@ impl Core {
             obj.on_drain(&mut cx);
         }
         self.io.sessions[sid].obj = Some(obj);
-        self.io.touch(sid);
-    }
-
-    fn conn_event(&mut self, cidx: usize, ready: Ready) {
-        let Some(conn) = self.io.conns.get_mut(cidx) else {
-            return;
-        };
-        if ready.read {
-            conn.read_ready = true;
-            // A short read may stop at the queue's end unless this edge also carried the
-            // peer's FIN or an error, for which no later edge comes (`connection.rs`).
-            conn.drain_to_block = ready.hup;
-        }
-        if ready.write {
-            conn.write_ready = true;
-        }
-        let sid = conn.session;
-        if sid == crate::pool::POOL {
-            if ready.read {
-                self.io.drop_pooled(cidx);
-            }
-            return;
-        }
-        if sid == HANDSHAKE {
-            self.handshake_event(cidx);
-            return;
-        }
-        if conn.connecting {
-            let mut outcome = match conn.stream.take_error() {
-                Ok(Some(e)) | Err(e) => Some(Err(e)),
-                Ok(None) => match conn.stream.peer_addr() {
-                    Ok(_) => Some(Ok(())),
-                    Err(e) if e.kind() == io::ErrorKind::NotConnected && !ready.failed => None,
-                    Err(e) if e.kind() == io::ErrorKind::NotConnected => {
-                        Some(Err(io::Error::from(io::ErrorKind::ConnectionRefused)))
-                    }
-                    Err(e) => Some(Err(e)),
-                },
-            };
-            if let (Some(Ok(())), Some(header)) = (&outcome, conn.proxy_header.take()) {
-                // TCP is up: the PROXY header goes first, before any TLS record.
-                if let Err(e) = write_header(&conn.stream, &header) {
-                    outcome = Some(Err(e));
-                }
-            }
-            if let (Some(Ok(())), Some(tls)) = (&outcome, conn.tls.as_mut()) {
-                // TCP is up: the TLS handshake decides when the connect is done.
-                let step = crate::tls::handshake(
-                    tls,
-                    &conn.stream,
-                    &mut conn.read_ready,
-                    &mut conn.write_ready,
-                );
-                match step {
-                    crate::tls::Handshake::Pending => return,
-                    crate::tls::Handshake::Done => {}
-                    crate::tls::Handshake::Failed(why) => {
-                        let to = conn.peer.map_or("?".into(), |p| p.to_string());
-                        let msg = format!("TLS handshake with {to}: {why}");
-                        outcome = Some(Err(io::Error::new(io::ErrorKind::InvalidData, msg)));
-                    }
-                }
-            }
-            let Some(result) = outcome else {
-                return;
-            };
-            conn.connecting = false;
-            if result.is_err() {
-                conn.read_ready = false;
-                conn.write_ready = false;
-                conn.read_eof = true;
-                conn.write_shut = true;
-            }
-            let gen = conn.gen;
-            if let Some(s) = self.io.sessions.get_mut(sid) {
-                s.pending_connects -= 1;
-            }
-            self.io.notify(
-                sid,
-                Notice::Connected {
-                    idx: cidx,
-                    gen,
-                    result,
-                },
-            );
-            self.io.touch(sid);
-            return;
-        }
-        if ready.write && conn.tls.is_some() {
-            // Records (a ticket, an alert, close_notify) may wait with no pipe to send them.
-            let _ = conn.flush_tls();
-        }
-        let (reader, writer) = (conn.reader, conn.writer);
-        if ready.read {
-            if let Some(p) = reader {
-                self.io.mark_dirty(p);
-            }
-        }
-        if ready.write {
-            if let Some(p) = writer {
-                self.io.mark_dirty(p);
-            }
-        }
         self.io.touch(sid);
     }
 
@@ -733,47 +533,6 @@ impl Core {
         LoopStats::sub(&self.io.stats.open, 1);
         for t in slot.timers {
             self.io.timers.cancel(t);
-        }
-    }
-}
-
-/// Write a PROXY protocol header on a connection that has just connected: its send
-/// buffer is empty, so a header (at most a few hundred bytes) goes in one write; a short
-/// write is an error rather than a wait.
-fn write_header(stream: &TcpStream, header: &[u8]) -> io::Result<()> {
-    loop {
-        match io::Write::write(&mut &*stream, header) {
-            Ok(n) if n == header.len() => return Ok(()),
-            Ok(n) => {
-                return Err(io::Error::other(format!(
-                    "PROXY header: only {n} of {} bytes written",
-                    header.len()
-                )))
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-/// Readiness of one event, reduced to what the loop acts on.
-#[derive(Clone, Copy)]
-struct Ready {
-    read: bool,
-    write: bool,
-    failed: bool,
-    /// The peer's FIN (`EPOLLRDHUP`/`EPOLLHUP`) or an error came with this event.
-    hup: bool,
-}
-
-impl Ready {
-    fn of(e: &Event) -> Ready {
-        let failed = e.is_error();
-        Ready {
-            read: e.is_readable() || e.is_read_closed() || failed,
-            write: e.is_writable() || e.is_write_closed() || failed,
-            failed: failed || (e.is_read_closed() && e.is_write_closed()),
-            hup: failed || e.is_read_closed(),
         }
     }
 }
