@@ -269,8 +269,11 @@ fn drain_timeout_cuts_what_is_left() {
     let cfg = dir.write("tether.toml", cfg.as_bytes());
     let mut t = start(&dir, &[cfg.to_str().unwrap()], 1);
     let master = t.child_pid();
+    let before = established_to(up);
     let slow = std::thread::spawn(move || http(port, "GET", "/slow?ms=5000", ""));
-    std::thread::sleep(Duration::from_millis(300));
+    // The slow request has reached the upstream (a connection more to it) before the stop.
+    assert!(eventually(Duration::from_secs(5), || established_to(up) > before));
+    std::thread::sleep(Duration::from_millis(100));
     let stopped = Instant::now();
     signal(master, libc::SIGTERM);
     let status = wait_exit(&mut t.child, Duration::from_secs(10)).expect("tether exits");

@@ -528,3 +528,22 @@ pub fn wait_body(url: &str, want: &str) {
     });
     assert!(ok, "{url}: wanted {want:?}, still {last:?}");
 }
+
+/// TCP connections to local port `port` in the ESTABLISHED state, seen by the kernel
+/// (`/proc/net/tcp` and `tcp6`): whether a proxy has reached its upstream yet.
+pub fn established_to(port: u16) -> usize {
+    let want = format!(":{port:04X}");
+    let mut n = 0;
+    for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        n += text
+            .lines()
+            .skip(1)
+            .filter(|l| {
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                cols.len() > 3 && cols[2].ends_with(&want) && cols[3] == "01"
+            })
+            .count();
+    }
+    n
+}
