@@ -422,3 +422,28 @@ fn max_connections_per_ip_counts_the_client_the_header_names() {
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     drop(held);
 }
+
+#[test]
+fn proxy_header_then_h2c_on_one_plain_listener() {
+    let dir = TempDir::new("pp-h2c");
+    let (port, up) = (free_port(), free_port());
+    let _u = python_echo_head(up);
+    let config = format!(
+        "[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"http\"\nupstream = \"127.0.0.1:{up}\"\nhttp2 = true\nproxy_protocol = {{ trusted = [\"127.0.0.1\"] }}\n"
+    );
+    let _t = tether(&dir, &config, &[port]);
+    let url = format!("http://127.0.0.1:{port}/through");
+    for (proto, want) in [("--http2-prior-knowledge", "2"), ("--http1.1", "1.1")] {
+        let out = curl(&[
+            "-s",
+            "--haproxy-protocol",
+            proto,
+            "-w",
+            "\n%{http_version}",
+            &url,
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.ends_with(&format!("\n{want}")), "{proto}: {text}");
+        assert!(text.contains("GET /through"), "{proto}: {text}");
+    }
+}
