@@ -3,7 +3,7 @@
 //! which server of an upstream pool gets a proxied request.
 
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::static_files::FileOptions;
 use crate::upstream::Upstream;
@@ -109,17 +109,32 @@ pub struct PortRewrite {
     pub host: IpAddr,
     pub min: u16,
     pub max: u16,
-    /// One pool per port, made on first use.
-    pools: std::sync::Mutex<std::collections::HashMap<u16, Arc<Upstream>>>,
+    /// One pool per port of `min..=max`, made on first use; after that, read without a
+    /// lock (`None`: the pool could not be made, said in the log once).
+    pools: Box<[OnceLock<Option<Arc<Upstream>>>]>,
+}
+
+/// Why `PortRewrite::upstream` has no pool to give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PortRefused {
+    /// The port is outside `min..=max` (`404`).
+    OutOfRange,
+    /// Its pool could not be made (`502`; logged when it was tried).
+    NoPool,
 }
 
 impl PortRewrite {
     pub fn new(host: IpAddr, min: u16, max: u16) -> PortRewrite {
+        let n = if min <= max {
+            (max - min) as usize + 1
+        } else {
+            0
+        };
         PortRewrite {
             host,
             min,
             max,
-            pools: Default::default(),
+            pools: (0..n).map(|_| OnceLock::new()).collect(),
         }
     }
 
@@ -142,23 +157,25 @@ impl PortRewrite {
         Some((port, target))
     }
 
-    /// The pool for `port`, or `None` outside the allowed range.
-    pub fn upstream(&self, port: u16) -> Option<Arc<Upstream>> {
-        if !(self.min..=self.max).contains(&port) {
-            return None;
-        }
-        let mut pools = self.pools.lock().ok()?;
-        if let Some(u) = pools.get(&port) {
-            return Some(u.clone());
-        }
-        let addr = std::net::SocketAddr::new(self.host, port);
-        let server = tether_balance::ServerConfig::new(addr.to_string(), addr);
-        let pool =
-            tether_balance::Pool::new(&format!("port {port}"), &[server], Default::default())
-                .ok()?;
-        let up = Arc::new(Upstream::plain(pool));
-        pools.insert(port, up.clone());
-        Some(up)
+    /// The pool for `port`.
+    pub fn upstream(&self, port: u16) -> Result<Arc<Upstream>, PortRefused> {
+        let slot = port
+            .checked_sub(self.min)
+            .and_then(|i| self.pools.get(i as usize))
+            .ok_or(PortRefused::OutOfRange)?;
+        let made = slot.get_or_init(|| {
+            let addr = std::net::SocketAddr::new(self.host, port);
+            let server = tether_balance::ServerConfig::new(addr.to_string(), addr);
+            let name = format!("port {port}");
+            match tether_balance::Pool::new(&name, &[server], Default::default()) {
+                Ok(pool) => Some(Arc::new(Upstream::plain(pool))),
+                Err(e) => {
+                    log::error!("port_rewrite: cannot make the pool of port {port}: {e}");
+                    None
+                }
+            }
+        });
+        made.clone().ok_or(PortRefused::NoPool)
     }
 }
 
@@ -365,7 +382,9 @@ mod tests {
 
 #[cfg(test)]
 mod port_tests {
-    use super::PortRewrite;
+    use std::sync::Arc;
+
+    use super::{PortRefused, PortRewrite};
 
     #[test]
     fn port_paths() {
@@ -378,6 +397,14 @@ mod port_tests {
         assert_eq!(PortRewrite::split("/session"), None);
         assert_eq!(PortRewrite::split("/99999/x"), None);
         let p = PortRewrite::new([127, 0, 0, 1].into(), 2000, 2999);
-        assert!(p.upstream(2000).is_some() && p.upstream(3000).is_none());
+        assert!(p.upstream(2000).is_ok() && p.upstream(2999).is_ok());
+        assert_eq!(p.upstream(3000).err(), Some(PortRefused::OutOfRange));
+        assert_eq!(p.upstream(1999).err(), Some(PortRefused::OutOfRange));
+        // Made once: the same pool on the next request.
+        let (a, b) = (p.upstream(2500), p.upstream(2500));
+        assert!(matches!((a, b), (Ok(a), Ok(b)) if Arc::ptr_eq(&a, &b)));
+        assert!(PortRewrite::new([127, 0, 0, 1].into(), 10, 9)
+            .upstream(10)
+            .is_err());
     }
 }

@@ -19,7 +19,7 @@ use super::conn::Conn;
 use super::phases::{self, Proxied};
 use super::State;
 use crate::response::Head;
-use crate::router::PortRewrite;
+use crate::router::{PortRefused, PortRewrite};
 
 /// `on_wake` key: the broker's availability changed (`State::Feed`).
 pub(super) const KEY_FEED: u64 = 2;
@@ -174,15 +174,24 @@ pub(super) fn port_rewrite(
     target: String,
     max_body: Option<u64>,
 ) -> State {
-    let Some(upstream) = ports.upstream(port) else {
-        log::info!(
-            "http {}: port {port} outside {}–{}: 404",
-            c.spec().listen,
-            ports.min,
-            ports.max
-        );
-        c.unread_body(&head.body);
-        return c.status(cx, 404, head.method == Method::Head);
+    let upstream = match ports.upstream(port) {
+        Ok(u) => u,
+        Err(why) => {
+            let status = match why {
+                PortRefused::OutOfRange => {
+                    log::info!(
+                        "http {}: port {port} outside {}–{}: 404",
+                        c.spec().listen,
+                        ports.min,
+                        ports.max
+                    );
+                    404
+                }
+                PortRefused::NoPool => 502,
+            };
+            c.unread_body(&head.body);
+            return c.status(cx, status, head.method == Method::Head);
+        }
     };
     c.ctx.stats.routed(crate::metrics::ReqKind::Proxy);
     let req = Proxied {
