@@ -54,12 +54,18 @@ pub(crate) struct Connection {
     /// An accepted connection still in its handshake (PROXY header, TLS), owned by no
     /// session yet.
     pub pending: Option<Box<PendingAccept>>,
-    /// The local address a PROXY protocol header named (the balancer's front address);
-    /// `None`: the socket's own.
-    pub local: Option<SocketAddr>,
-    /// An outgoing connection's PROXY protocol header: written first, once TCP is up (and
-    /// before a TLS handshake).
-    pub proxy_header: Option<Box<[u8]>>,
+    /// What the PROXY protocol adds to this connection, if anything (boxed: most have none).
+    pub proxy: Option<Box<ProxyInfo>>,
+}
+
+/// What the PROXY protocol adds to a connection, one way or the other.
+#[derive(Debug)]
+pub(crate) enum ProxyInfo {
+    /// Accepted behind a balancer: the front address its header named, which is the
+    /// connection's local address for the session.
+    Front(SocketAddr),
+    /// Outgoing: the header to write first, once TCP is up (before a TLS handshake).
+    Header(Box<[u8]>),
 }
 
 /// What an accepted connection needs to get its session once its handshake is over.
@@ -120,8 +126,7 @@ impl Connection {
             tls: None,
             pool_tag: 0,
             pending: None,
-            local: None,
-            proxy_header: None,
+            proxy: None,
         }
     }
 

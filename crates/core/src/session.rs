@@ -16,7 +16,7 @@ use bytes::Bytes;
 use mio::net::TcpStream;
 use mio::Interest;
 
-use crate::connection::Connection;
+use crate::connection::{Connection, ProxyInfo};
 use crate::core::conn_token;
 use crate::ids::{ConnId, PipeId, SessionId, TimerId};
 use crate::io::{Io, Notice};
@@ -147,7 +147,10 @@ impl<'a> Cx<'a> {
     /// the header named).
     pub fn local_addr(&self, c: ConnId) -> Option<SocketAddr> {
         let conn = self.conn(c)?;
-        conn.local.or_else(|| conn.stream.local_addr().ok())
+        match conn.proxy.as_deref() {
+            Some(ProxyInfo::Front(front)) => Some(*front),
+            _ => conn.stream.local_addr().ok(),
+        }
     }
 
     /// The raw descriptor of a connection (for socket options; do not read or write it).
@@ -242,7 +245,7 @@ impl<'a> Cx<'a> {
             None => self.connect_fresh(addr)?,
         };
         let conn = &mut self.io.conns[id.idx];
-        conn.proxy_header = Some(header.into());
+        conn.proxy = Some(Box::new(ProxyInfo::Header(header.into())));
         conn.pool_tag = tag;
         Ok(id)
     }

@@ -9,6 +9,7 @@ use mio::event::Event;
 use mio::net::TcpStream;
 
 use super::{Core, HANDSHAKE};
+use crate::connection::ProxyInfo;
 use crate::io::Notice;
 
 impl Core {
@@ -48,8 +49,16 @@ impl Core {
                     Err(e) => Some(Err(e)),
                 },
             };
-            if let (Some(Ok(())), Some(header)) = (&outcome, conn.proxy_header.take()) {
-                // TCP is up: the PROXY header goes first, before any TLS record.
+            // TCP is up (and only then): the PROXY header goes first, before any TLS record.
+            let connected = matches!(outcome, Some(Ok(())));
+            let header = match conn.proxy.take().map(|b| *b) {
+                Some(ProxyInfo::Header(h)) if connected => Some(h),
+                other => {
+                    conn.proxy = other.map(Box::new);
+                    None
+                }
+            };
+            if let Some(header) = header {
                 if let Err(e) = write_header(&conn.stream, &header) {
                     outcome = Some(Err(e));
                 }

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use mio::net::TcpStream;
 
 use super::{Accepted, Core, HANDSHAKE};
-use crate::connection::{Awaiting, Connection, PendingAccept};
+use crate::connection::{Awaiting, Connection, PendingAccept, ProxyInfo};
 use crate::ids::ListenerId;
 use crate::proxy_protocol::{self, Parsed, V2_MAX_PAYLOAD};
 use crate::timer::Owner;
@@ -163,7 +163,7 @@ impl Core {
             pending.peer = client;
             pending.local = front;
             conn.peer = Some(client);
-            conn.local = Some(front);
+            conn.proxy = Some(Box::new(ProxyInfo::Front(front)));
         }
         // What followed the header is in the socket already: no new edge will say so.
         conn.read_ready = true;
