@@ -3,12 +3,14 @@
 usage: python3 support_h2.py ATTACK PORT
 ATTACK: continuation | continuation_big | hpack_bomb | ping_flood | settings_flood |
         even_id | reused_id | lower_id | data_idle | zero_window | good
+        | drain (20 slow streams; prints "sent" first, so the test can reload meanwhile)
+        | affinity (one stream, then 10 with the Set-Cookie it got, then 10 without)
 
 Frames are built with Python's `hyperframe` and `hpack` (both come with the `h2` package);
 the client is hand-driven because each attack breaks a rule the `h2` state machine would
 refuse to break. What tether answered is printed as one JSON object:
   {"goaway": [codes], "rst": {"stream": code}, "status": {"stream": status},
-   "body": {"stream": text}, "eof": bool, "ms": elapsed ms from the attack to the end}
+   "body": {"stream": text}, "headers": {"stream": ["name: value"]}, "eof": bool, "ms": elapsed ms from the attack to the end}
 Everything is bounded: the socket reads for at most WAIT seconds (15) after the attack.
 """
 import json
@@ -59,9 +61,12 @@ def literal_new_name(name, value, indexing):
     return head + hpack_int(len(name), 7, 0) + name + hpack_int(len(value), 7, 0) + value
 
 
-def get_block(path):
+def get_block(path, cookie=None):
     """GET `path` over http at localhost: :method GET, :scheme http, :path, :authority."""
-    return b"\x82\x86" + literal(4, path) + literal(1, b"localhost")
+    block = b"\x82\x86" + literal(4, path) + literal(1, b"localhost")
+    if cookie:
+        block += literal(32, cookie)
+    return block
 
 
 def headers(stream, block, end_stream=True, end_headers=True):
@@ -129,7 +134,7 @@ class Client:
 
     def report(self, started):
         dec = Decoder()
-        r = {"goaway": [], "rst": {}, "status": {}, "body": {}, "eof": self.eof}
+        r = {"goaway": [], "rst": {}, "status": {}, "body": {}, "headers": {}, "eof": self.eof}
         for f in self.frames():
             if isinstance(f, GoAwayFrame):
                 r["goaway"].append(f.error_code)
@@ -137,6 +142,8 @@ class Client:
                 r["rst"][str(f.stream_id)] = f.error_code
             elif isinstance(f, HeadersFrame):
                 for name, value in dec.decode(f.data, raw=True):
+                    line = (name + b": " + value).decode("latin-1")
+                    r["headers"].setdefault(str(f.stream_id), []).append(line)
                     if name == b":status":
                         r["status"][str(f.stream_id)] = int(value)
             elif isinstance(f, DataFrame):
@@ -230,6 +237,30 @@ def main():
         # INITIAL_WINDOW_SIZE 0 and never a WINDOW_UPDATE: the answer's DATA cannot go.
         c.send(headers(1, get_block(b"/files/big.bin")))
         c.wait(has(RstStreamFrame), limit=WAIT)
+    elif attack == "drain":
+        ids = range(1, 41, 2)
+        c.send(b"".join(headers(i, get_block(b"/slow?ms=2000")) for i in ids))
+        print("sent", flush=True)
+        c.wait(lambda fs: all(ended(i)(fs) for i in ids))
+        # Then the connection closes (GOAWAY was sent with the drain).
+        deadline = time.monotonic() + 10
+        while not c.eof and time.monotonic() < deadline:
+            time.sleep(0.02)
+    elif attack == "affinity":
+        c.send(headers(1, get_block(b"/whoami")))
+        c.wait(ended(1))
+        cookie = None
+        for f in c.frames():
+            if isinstance(f, HeadersFrame) and f.stream_id == 1:
+                for name, value in Decoder().decode(f.data, raw=True):
+                    if name == b"set-cookie":
+                        cookie = value.split(b";")[0]
+        pinned = range(3, 23, 2)
+        c.send(b"".join(headers(i, get_block(b"/whoami", cookie)) for i in pinned))
+        c.wait(lambda fs: all(ended(i)(fs) for i in pinned))
+        free = range(23, 43, 2)
+        c.send(b"".join(headers(i, get_block(b"/whoami")) for i in free))
+        c.wait(lambda fs: all(ended(i)(fs) for i in free))
     elif attack == "good":
         c.send(headers(1, get_block(b"/files/a.txt")))
         c.wait(ended(1))
