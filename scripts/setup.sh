@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what tether's tests and demos need on a Debian machine: curl, nc (netcat-openbsd),
-# python3, redis-server, chromium, openssl, haproxy, nghttp (nghttp2-client), pebble, and the Python packages websockets and aiosmtpd. Safe to run twice;
+# python3, redis-server, chromium, openssl, haproxy, nghttp (nghttp2-client), pebble, and the Python packages websockets, aiosmtpd and h2. Safe to run twice;
 # skips apt when everything is already there.
 set -euo pipefail
 
@@ -38,5 +38,10 @@ fi
 if ! python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
   echo "setup: installing python aiosmtpd"
   python3 -m pip install -q aiosmtpd 2>/dev/null || python3 -m pip install -q --break-system-packages aiosmtpd
+fi
+# The HTTP/2 attack tests (tests/http2_attacks.rs) build their frames with Python's h2 package.
+if ! python3 -c 'import h2, hpack, hyperframe' >/dev/null 2>&1; then
+  echo "setup: installing python h2"
+  python3 -m pip install -q h2 2>/dev/null || python3 -m pip install -q --break-system-packages h2
 fi
 echo "setup: curl $(curl --version | head -1 | cut -d' ' -f2), $(python3 --version), nc ok, $(redis-server --version | cut -d' ' -f1-3)"

@@ -1,7 +1,8 @@
 //! HTTP/2 towards clients (`http2 = true`), end to end: the real binary, `curl --http2`
 //! over TLS (a CA made at test time) and `--http2-prior-knowledge` (h2c), `nghttp` (Debian
 //! `nghttp2-client`) with many streams on one connection, python upstreams behind, and a
-//! raw socket for a flood (rapid reset).
+//! raw socket for a flood (rapid reset), headless Chromium loading a page of 31 resources
+//! over HTTPS/h2 (the test CA trusted by its SPKI hash).
 
 mod common;
 mod tls_support;
@@ -340,5 +341,95 @@ fn rapid_reset_gets_enhance_your_calm_and_others_are_served() {
     assert_eq!(
         (v.as_str(), code, &body[..]),
         ("2", 200, &b"still here\n"[..])
+    );
+}
+
+/// The base64 SHA-256 of a certificate's SubjectPublicKeyInfo (what Chromium's
+/// `--ignore-certificate-errors-spki-list` takes), by openssl.
+fn spki_sha256(cert: &std::path::Path) -> String {
+    let script = format!(
+        "openssl x509 -in '{}' -pubkey -noout | openssl pkey -pubin -outform der \
+         | openssl dgst -sha256 -binary | base64",
+        cert.display()
+    );
+    let out = Command::new("sh")
+        .args(["-c", &script])
+        .output()
+        .expect("openssl");
+    let hash = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(hash.len(), 44, "SPKI hash: {hash:?}");
+    hash
+}
+
+#[test]
+fn chromium_loads_a_page_of_many_assets_over_https_h2() {
+    let dir = TempDir::new("h2-chromium");
+    let Some(chromium) = Chromium::find(dir.path()) else {
+        return;
+    };
+    let ca = Ca::new(dir.path(), "ca");
+    let (cert, key) = ca.leaf("site", &["localhost"], Key::P256, 30);
+    // 15 images and 15 scripts; each script adds a line to the page.
+    const N: usize = 15;
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x06\0\0\0\x1f\x15\xc4\x89\0\0\0\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\0\x05\0\x01\xff\x89\x99=\x1d\0\0\0\0IEND\xaeB`\x82";
+    let mut page = String::from("<!doctype html><html><body><h1>assets over h2</h1>\n");
+    for i in 0..N {
+        dir.write(&format!("www/files/img{i}.png"), png);
+        dir.write(
+            &format!("www/files/s{i}.js"),
+            format!("document.body.insertAdjacentHTML('beforeend', '<p>script {i} ran</p>');")
+                .as_bytes(),
+        );
+        page +=
+            &format!("<img src=\"/files/img{i}.png\"><script src=\"/files/s{i}.js\"></script>\n");
+    }
+    page += "</body></html>\n";
+    dir.write("www/files/index.html", page.as_bytes());
+    let (port, up_port) = (free_port(), free_port());
+    let _up = python_upstream(up_port);
+    let tls = format!(
+        "tls = {{ certificates = [{{ cert = \"{}\", key = \"{}\" }}] }}",
+        cert.display(),
+        key.display()
+    );
+    let _t = tether(
+        &dir,
+        &config(port, up_port, &dir.path().join("www"), &tls),
+        &[port],
+    );
+    let spki = format!(
+        "--ignore-certificate-errors-spki-list={}",
+        spki_sha256(&cert)
+    );
+    let dom = chromium.dump_dom_with(
+        &[&spki, "--host-resolver-rules=MAP localhost 127.0.0.1"],
+        &format!("https://localhost:{port}/files/index.html"),
+    );
+    assert!(dom.contains("<h1>assets over h2</h1>"), "DOM: {dom}");
+    for i in 0..N {
+        assert!(
+            dom.contains(&format!("<p>script {i} ran</p>")),
+            "script {i}: {dom}"
+        );
+    }
+    // Every asset was fetched, and over HTTP/2.
+    let log = dir.path().join("access.log");
+    let all_h2 = |l: &str| {
+        l.contains("\"GET /files/index.html HTTP/2.0\" 200")
+            && (0..N).all(|i| {
+                l.contains(&format!("\"GET /files/img{i}.png HTTP/2.0\" 200"))
+                    && l.contains(&format!("\"GET /files/s{i}.js HTTP/2.0\" 200"))
+            })
+    };
+    assert!(
+        eventually(Duration::from_secs(5), || std::fs::read_to_string(&log)
+            .is_ok_and(|l| all_h2(&l))),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        !text.contains("HTTP/1.1\""),
+        "an asset over HTTP/1.1: {text}"
     );
 }

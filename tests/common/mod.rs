@@ -498,7 +498,14 @@ impl Chromium {
 
     /// The DOM of `url` once loaded (`--dump-dom`).
     pub fn dump_dom(&self, url: &str) -> String {
-        String::from_utf8_lossy(&self.run(&["--dump-dom", url]).stdout).into_owned()
+        self.dump_dom_with(&[], url)
+    }
+
+    /// `dump_dom` with more flags (`--ignore-certificate-errors-spki-list=...`).
+    pub fn dump_dom_with(&self, flags: &[&str], url: &str) -> String {
+        let mut args = flags.to_vec();
+        args.extend(["--dump-dom", url]);
+        String::from_utf8_lossy(&self.run(&args).stdout).into_owned()
     }
 
     /// A 1024x768 screenshot of `url` into `png`; asserts a PNG was written.

@@ -135,6 +135,8 @@ pub struct Conn {
     last_stream: u32,
     /// Streams we reset recently: frames in flight for them are dropped quietly.
     reset_recently: VecDeque<u32>,
+    /// Stream ids the client skipped (never opened), as ranges of odd ids.
+    skipped: VecDeque<std::ops::RangeInclusive<u32>>,
     peer: PeerSettings,
     conn_send: i64,
     /// The largest connection send window granted so far (see `Stream::send_high`).
@@ -181,6 +183,7 @@ impl Conn {
             streams: HashMap::new(),
             last_stream: 0,
             reset_recently: VecDeque::new(),
+            skipped: VecDeque::new(),
             peer: PeerSettings {
                 initial_window: default,
                 max_frame_size: frame::DEFAULT_MAX_FRAME_SIZE,

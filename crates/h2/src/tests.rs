@@ -432,22 +432,24 @@ fn window_updates_replenishing_sent_data_are_not_a_flood() {
 
 #[test]
 fn stream_id_misuse_is_a_protocol_error() {
-    for (first, second) in [(2u32, 0u32), (5, 3)] {
+    // An even id; a new stream below one opened (skipped ids: RFC 9113 5.1.1); HEADERS
+    // again on a stream the client closed (RFC 9113 5.1: STREAM_CLOSED).
+    let cases: [(&[u32], ErrorCode); 4] = [
+        (&[2], ErrorCode::ProtocolError),
+        (&[5, 3], ErrorCode::ProtocolError),
+        (&[3, 1], ErrorCode::ProtocolError),
+        (&[1, 3, 1], ErrorCode::StreamClosed),
+    ];
+    for (ids, want) in cases {
         let mut conn = Conn::new(Config::default());
         let mut c = Client::new();
-        c.get(first, "/", true);
-        if second != 0 {
-            c.get(second, "/", true);
+        for &id in ids {
+            c.get(id, "/", true);
         }
         let (r, _) = run(&mut conn, &mut c);
-        let want = if first % 2 == 0 {
-            ErrorCode::ProtocolError
-        } else {
-            ErrorCode::StreamClosed
-        };
         assert!(
             matches!(r, Err(H2Error::Connection(code, _)) if code == want),
-            "{first},{second}: {r:?}"
+            "{ids:?}: {r:?}"
         );
     }
     // DATA on an idle stream, WINDOW_UPDATE of 0 on the connection.

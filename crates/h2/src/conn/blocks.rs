@@ -10,6 +10,9 @@ use crate::error::{ErrorCode, H2Error};
 use crate::headers::{self, BlockError};
 use crate::stream::{Stream, StreamState};
 
+/// How many gaps of skipped stream ids a connection remembers.
+const SKIP_MEMORY: usize = 64;
+
 impl Conn {
     pub(super) fn on_headers(
         &mut self,
@@ -36,6 +39,7 @@ impl Conn {
                 ))
             }
             None if stream > self.last_stream => {
+                self.skip_to(stream);
                 self.last_stream = stream;
                 if self.phase == Phase::Draining
                     || self.streams.len() >= self.cfg.max_concurrent_streams as usize
@@ -47,6 +51,12 @@ impl Conn {
                 }
             }
             None if self.reset_recently.contains(&stream) => BlockKind::Ignored,
+            // RFC 9113 5.1.1: a new stream must be numbered above every one opened before.
+            None if self.skipped.iter().any(|r| r.contains(&stream)) => {
+                return Err(H2Error::protocol(
+                    "HEADERS on a stream id below one already opened",
+                ))
+            }
             None => {
                 return Err(H2Error::conn(
                     ErrorCode::StreamClosed,
@@ -84,6 +94,23 @@ impl Conn {
             self.finish_block(events)?;
         }
         Ok(())
+    }
+
+    /// Remember the ids a new stream `stream` skips (never opened, so closed by it): a
+    /// HEADERS on one of them later is a PROTOCOL_ERROR, on a stream that ran and closed a
+    /// STREAM_CLOSED. The last `SKIP_MEMORY` gaps are kept (clients seldom skip ids).
+    fn skip_to(&mut self, stream: u32) {
+        let first = if self.last_stream == 0 {
+            1
+        } else {
+            self.last_stream + 2
+        };
+        if stream > first {
+            if self.skipped.len() == SKIP_MEMORY {
+                self.skipped.pop_front();
+            }
+            self.skipped.push_back(first..=stream - 2);
+        }
     }
 
     /// The CONTINUATION flood guard.
