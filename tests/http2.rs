@@ -43,6 +43,17 @@ proxy = "app"
 }
 
 /// `curl --http2-prior-knowledge` → (http version, status, body).
+/// tether with `http2 = true` on a free port (`config`: files from `dir/www`, the rest to
+/// a python upstream; `extra`: more keys of the server): the port and what to keep alive.
+fn h2_tether(dir: &TempDir, extra: &str) -> (u16, Proc, Proc) {
+    let (port, up_port) = (free_port(), free_port());
+    let up = python_upstream(up_port);
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(&www).expect("www");
+    let t = tether(dir, &config(port, up_port, &www, extra), &[port]);
+    (port, up, t)
+}
+
 fn h2c(url: &str, extra: &[&str]) -> (String, u16, Vec<u8>) {
     let mut args = vec![
         "--http2-prior-knowledge",
@@ -78,13 +89,7 @@ fn nghttp(args: &[&str]) -> String {
 fn h2c_files_proxy_and_http11_on_the_same_port() {
     let dir = TempDir::new("h2c-basic");
     dir.write("www/files/hello.txt", b"hello over h2\n");
-    let (port, up_port) = (free_port(), free_port());
-    let _up = python_upstream(up_port);
-    let _t = tether(
-        &dir,
-        &config(port, up_port, &dir.path().join("www"), ""),
-        &[port],
-    );
+    let (port, _up, _t) = h2_tether(&dir, "");
     let base = format!("http://127.0.0.1:{port}");
 
     let (v, code, body) = h2c(&format!("{base}/files/hello.txt"), &[]);
@@ -202,13 +207,7 @@ fn h2_over_tls_by_alpn_and_http11_fallback() {
 fn nghttp_many_streams_on_one_connection() {
     let dir = TempDir::new("h2-nghttp");
     dir.write("www/files/a.txt", b"a\n");
-    let (port, up_port) = (free_port(), free_port());
-    let _up = python_upstream(up_port);
-    let _t = tether(
-        &dir,
-        &config(port, up_port, &dir.path().join("www"), ""),
-        &[port],
-    );
+    let (port, _up, _t) = h2_tether(&dir, "");
     let out = nghttp(&[
         "-nv",
         "-m",
@@ -230,9 +229,7 @@ fn nghttp_many_streams_on_one_connection() {
 #[test]
 fn hundred_streams_against_a_slow_upstream_run_together() {
     let dir = TempDir::new("h2-slow");
-    let (port, up_port) = (free_port(), free_port());
-    let _up = python_upstream(up_port);
-    let _t = tether(&dir, &config(port, up_port, dir.path(), ""), &[port]);
+    let (port, _up, _t) = h2_tether(&dir, "");
     let started = Instant::now();
     let out = nghttp(&[
         "-ns",
@@ -251,13 +248,7 @@ fn large_upload_and_download_byte_for_byte() {
     let dir = TempDir::new("h2-large");
     let data = noise(32 << 20, 7);
     let file = dir.write("www/files/big.bin", &data);
-    let (port, up_port) = (free_port(), free_port());
-    let _up = python_upstream(up_port);
-    let _t = tether(
-        &dir,
-        &config(port, up_port, &dir.path().join("www"), ""),
-        &[port],
-    );
+    let (port, _up, _t) = h2_tether(&dir, "");
     let base = format!("http://127.0.0.1:{port}");
     // Download from the files route with 64 KiB windows (nghttp -w 16 -W 16).
     let out = Command::new("timeout")
@@ -296,13 +287,7 @@ fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
 fn rapid_reset_gets_enhance_your_calm_and_others_are_served() {
     let dir = TempDir::new("h2-reset");
     dir.write("www/files/a.txt", b"still here\n");
-    let (port, up_port) = (free_port(), free_port());
-    let _up = python_upstream(up_port);
-    let _t = tether(
-        &dir,
-        &config(port, up_port, &dir.path().join("www"), ""),
-        &[port],
-    );
+    let (port, _up, _t) = h2_tether(&dir, "");
     let mut s = TcpStream::connect(addr(port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
@@ -385,18 +370,12 @@ fn chromium_loads_a_page_of_many_assets_over_https_h2() {
     }
     page += "</body></html>\n";
     dir.write("www/files/index.html", page.as_bytes());
-    let (port, up_port) = (free_port(), free_port());
-    let _up = python_upstream(up_port);
     let tls = format!(
         "tls = {{ certificates = [{{ cert = \"{}\", key = \"{}\" }}] }}",
         cert.display(),
         key.display()
     );
-    let _t = tether(
-        &dir,
-        &config(port, up_port, &dir.path().join("www"), &tls),
-        &[port],
-    );
+    let (port, _up, _t) = h2_tether(&dir, &tls);
     let spki = format!(
         "--ignore-certificate-errors-spki-list={}",
         spki_sha256(&cert)
