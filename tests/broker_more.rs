@@ -141,24 +141,8 @@ fn a_mixed_fleet_gets_the_right_choice_and_monitor_shows_na() {
 /// A real SMTP server (aiosmtpd) appending what it receives to `<dir>/mails.jsonl`.
 fn smtp(dir: &Path) -> (Proc, u16, PathBuf) {
     let out = dir.join("mails.jsonl");
-    let mut child = Command::new("python3")
-        .arg(repo().join("tests/support_smtp.py"))
-        .args(["--port", "0", "--out"])
-        .arg(&out)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("python3 tests/support_smtp.py (aiosmtpd)");
-    let stdout = child.stdout.take().expect("stdout");
-    let proc = Proc { child, log: None };
-    let mut line = String::new();
-    let _ = BufReader::new(stdout).read_line(&mut line);
-    let port = line
-        .trim()
-        .strip_prefix("listening on ")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("support_smtp.py did not start: {line:?}"));
+    let args = ["--out".as_ref(), out.as_os_str()];
+    let (proc, port) = python_listening("tests/support_smtp.py", &args);
     (proc, port, out)
 }
 

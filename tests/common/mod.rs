@@ -554,3 +554,28 @@ pub fn established_to(port: u16) -> usize {
     }
     n
 }
+
+/// `python3 SCRIPT --port 0 ARGS...` for a test server that prints `listening on <port>` once
+/// it accepts: the process and its port (a panic naming the script if it did not start).
+pub fn python_listening(script: &str, args: &[&std::ffi::OsStr]) -> (Proc, u16) {
+    use std::io::BufRead;
+    let mut child = Command::new("python3")
+        .arg(repo().join(script))
+        .args(["--port", "0"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn python3 (bash scripts/setup.sh installs what the tests need)");
+    let stdout = child.stdout.take().expect("stdout");
+    let proc = Proc { child, log: None };
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+    let port = line
+        .trim()
+        .strip_prefix("listening on ")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{script} {args:?} did not start: {line:?}"));
+    (proc, port)
+}

@@ -4,7 +4,7 @@
 //! left (by pid and by process group: each worker leads its own group).
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -22,29 +22,9 @@ pub struct Smtp {
 impl Smtp {
     pub fn start(dir: &TempDir) -> Smtp {
         let out = dir.path().join("mails.jsonl");
-        let mut child = Command::new("python3")
-            .arg(repo().join("tests/support_smtp.py"))
-            .args(["--port", "0", "--out"])
-            .arg(&out)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("python3 (bash scripts/setup.sh installs aiosmtpd)");
-        let stdout = child.stdout.take().expect("stdout");
-        let proc = Proc { child, log: None };
-        let mut line = String::new();
         // The sink prints its port once it accepts; it exits at once if aiosmtpd is missing.
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read the sink's first line");
-        let port = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| {
-                panic!("SMTP sink did not start (is aiosmtpd installed?): {line:?}")
-            });
+        let args = ["--out".as_ref(), out.as_os_str()];
+        let (proc, port) = python_listening("tests/support_smtp.py", &args);
         Smtp { proc, port, out }
     }
 

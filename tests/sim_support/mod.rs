@@ -3,10 +3,7 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-
-use crate::common::{curl, get, repo, Proc};
+use crate::common::{curl, get, python_listening, Proc};
 
 /// A fake simulation server on a kernel-chosen port.
 pub struct Sim {
@@ -17,26 +14,8 @@ pub struct Sim {
 impl Sim {
     /// `python3 examples/fake_simulation_server.py --port 0 ARGS`, once it listens.
     pub fn start(args: &[&str]) -> Sim {
-        let mut child = Command::new("python3")
-            .arg(repo().join("examples/fake_simulation_server.py"))
-            .args(["--port", "0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3");
-        let stdout = child.stdout.take().expect("stdout");
-        let proc = Proc { child, log: None };
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let port = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| {
-                panic!("fake_simulation_server.py {args:?} did not start: {line:?}")
-            });
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+        let (proc, port) = python_listening("examples/fake_simulation_server.py", &args);
         Sim { _proc: proc, port }
     }
 

@@ -130,6 +130,22 @@ impl Connection {
         }
     }
 
+    /// Drive this connection's TLS handshake with the readiness it has (`None`: not TLS).
+    pub fn handshake(&mut self) -> Option<crate::tls::Handshake> {
+        let tls = self.tls.as_mut()?;
+        Some(crate::tls::handshake(
+            tls,
+            &self.stream,
+            &mut self.read_ready,
+            &mut self.write_ready,
+        ))
+    }
+
+    /// The peer's address for a log line (`?` when unknown).
+    pub fn peer_text(&self) -> String {
+        self.peer.map_or("?".into(), |p| p.to_string())
+    }
+
     /// Half-close: send FIN once the last byte is written (on TLS, `close_notify` first,
     /// and the FIN once every record is out: see `flush_tls`).
     pub fn shutdown_write(&mut self) {

@@ -11,6 +11,7 @@ use mio::net::TcpStream;
 use super::{Core, HANDSHAKE};
 use crate::connection::ProxyInfo;
 use crate::io::Notice;
+use crate::tls::Handshake;
 
 impl Core {
     pub(super) fn conn_event(&mut self, cidx: usize, ready: Ready) {
@@ -63,20 +64,13 @@ impl Core {
                     outcome = Some(Err(e));
                 }
             }
-            if let (Some(Ok(())), Some(tls)) = (&outcome, conn.tls.as_mut()) {
-                // TCP is up: the TLS handshake decides when the connect is done.
-                let step = crate::tls::handshake(
-                    tls,
-                    &conn.stream,
-                    &mut conn.read_ready,
-                    &mut conn.write_ready,
-                );
-                match step {
-                    crate::tls::Handshake::Pending => return,
-                    crate::tls::Handshake::Done => {}
-                    crate::tls::Handshake::Failed(why) => {
-                        let to = conn.peer.map_or("?".into(), |p| p.to_string());
-                        let msg = format!("TLS handshake with {to}: {why}");
+            if matches!(outcome, Some(Ok(()))) {
+                // TCP is up: on TLS, the handshake decides when the connect is done.
+                match conn.handshake() {
+                    None | Some(Handshake::Done) => {}
+                    Some(Handshake::Pending) => return,
+                    Some(Handshake::Failed(why)) => {
+                        let msg = format!("TLS handshake with {}: {why}", conn.peer_text());
                         outcome = Some(Err(io::Error::new(io::ErrorKind::InvalidData, msg)));
                     }
                 }

@@ -149,7 +149,7 @@ impl Core {
         let addrs = match read_proxy_header(&conn.stream) {
             HeaderStep::Waiting => return,
             HeaderStep::Failed(why) => {
-                let peer = conn.peer.map_or("?".into(), |p| p.to_string());
+                let peer = conn.peer_text();
                 log::warn!("PROXY protocol header from {peer}: {why}; connection closed");
                 self.drop_handshaking(cidx);
                 return;
@@ -200,23 +200,13 @@ impl Core {
         let Some(conn) = self.io.conns.get_mut(cidx) else {
             return;
         };
-        let Some(tls) = conn.tls.as_mut() else {
-            return;
-        };
-        let step = crate::tls::handshake(
-            tls,
-            &conn.stream,
-            &mut conn.read_ready,
-            &mut conn.write_ready,
-        );
-        match step {
-            Handshake::Pending => {}
-            Handshake::Failed(why) => {
-                let peer = conn.peer.map_or("?".into(), |p| p.to_string());
-                log::info!("TLS handshake from {peer} failed: {why}");
+        match conn.handshake() {
+            None | Some(Handshake::Pending) => {}
+            Some(Handshake::Failed(why)) => {
+                log::info!("TLS handshake from {} failed: {why}", conn.peer_text());
                 self.drop_handshaking(cidx);
             }
-            Handshake::Done => self.finish_pending(cidx),
+            Some(Handshake::Done) => self.finish_pending(cidx),
         }
     }
 
@@ -259,7 +249,7 @@ impl Core {
             .pending
             .as_ref()
             .map_or("handshake", |p| p.awaiting.what());
-        let peer = c.peer.map_or("?".into(), |p| p.to_string());
+        let peer = c.peer_text();
         log::info!("{what} from {peer} timed out");
         self.drop_handshaking(idx);
     }
