@@ -31,46 +31,21 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT_DIR=${OUT_DIR:-$repo/target/ab}
 mkdir -p "$OUT_DIR"
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
-log() { printf '[ab %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+BENCH=ab
+# shellcheck source=benches/support/lib.sh
+. "$repo/benches/support/lib.sh"
 
 export PATH="$PATH:/usr/sbin:/sbin"
 for t in nginx python3 curl; do command -v $t >/dev/null || die "needs $t (see compare.sh)"; done
 case " $TOOLS " in *" callgrind "*) command -v valgrind >/dev/null || die "needs valgrind" ;; esac
 case " $TOOLS " in *" strace "*) command -v strace >/dev/null || die "needs strace" ;; esac
 
-if [ -z "${TETHER:-}" ]; then
-  log "building tether (cargo build --release)"
-  (cd "$repo" && cargo build --release --quiet)
-  TETHER=$repo/target/release/tether
-fi
+[ -n "${TETHER:-}" ] || build_tether
 [ -x "$TETHER" ] || die "no $TETHER"
 
-TMP=$(mktemp -d /tmp/tether-ab.XXXXXX)
-chmod 755 "$TMP"
-PIDS=()
-cleanup() {
-  local rc=$?
-  set +e
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null
-  done
-  wait 2>/dev/null
-  rm -rf "$TMP"
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_tmp
 
-port_free() { [ -z "$(ss -Hltn "( sport = :$1 )" 2>/dev/null)" ]; }
-BASE=""
-for _ in $(seq 40); do
-  b=$((61000 + RANDOM % 3990))
-  port_free "$b" && port_free $((b + 1)) && port_free $((b + 2)) && { BASE=$b; break; }
-done
-[ -n "$BASE" ] || die "no free ports"
+port_block 3
 P_BACKEND=$BASE; P_PROXY=$((BASE + 1)); P_STATIC=$((BASE + 2))
 
 WWW=$TMP/www
@@ -117,14 +92,7 @@ root = "$WWW"
 idle_timeout_ms = 300000
 EOF
 
-wait_http() {
-  for _ in $(seq 300); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true)" = 200 ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
-wait_http "http://127.0.0.1:$P_BACKEND/1k.bin" || die "backend did not start"
+wait_http "http://127.0.0.1:$P_BACKEND/1k.bin" 300 || die "backend did not start"
 
 port_of() { [ "$1" = static ] && echo "$P_STATIC" || echo "$P_PROXY"; }
 load() {  # scenario requests
@@ -137,8 +105,8 @@ start_tether() {  # log file, command prefix...
   "$@" "$TETHER" --no-supervise "$TMP/tether.toml" > "$logf" 2>&1 &
   TPID=$!
   PIDS+=("$TPID")
-  wait_http "http://127.0.0.1:$P_PROXY/1k.bin" || die "tether did not start: $(tail -5 "$logf")"
-  wait_http "http://127.0.0.1:$P_STATIC/1k.bin" || die "tether static did not start"
+  wait_http "http://127.0.0.1:$P_PROXY/1k.bin" 300 || die "tether did not start: $(tail -5 "$logf")"
+  wait_http "http://127.0.0.1:$P_STATIC/1k.bin" 300 || die "tether static did not start"
 }
 stop_tether() {  # tether has no clean stop: the counts are taken before this
   kill -9 "$TPID" 2>/dev/null || true

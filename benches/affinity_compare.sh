@@ -43,43 +43,19 @@ KEEP_AWAKE=${KEEP_AWAKE:-1}
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT_DIR=${OUT_DIR:-$repo/target/affinity-compare}
 mkdir -p "$OUT_DIR"
-log() { printf '[affinity-compare %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+BENCH=affinity-compare
+# shellcheck source=benches/support/lib.sh
+. "$repo/benches/support/lib.sh"
 
 export PATH="$PATH:/usr/sbin:/sbin"
 for tool in nginx redis-server redis-cli wrk curl taskset ss; do
   command -v "$tool" >/dev/null 2>&1 || die "$tool is missing (apt-get install nginx redis-server wrk curl util-linux iproute2)"
 done
-log "building tether (cargo build --release)"
-(cd "$repo" && cargo build --release --quiet --bin tether)
-TETHER=$repo/target/release/tether
+build_tether
 
-TMP=$(mktemp -d /tmp/tether-affinity.XXXXXX)
-chmod 755 "$TMP"
-PIDS=()
-cleanup() {
-  local rc=$?
-  set +e
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null
-  done
-  wait 2>/dev/null
-  rm -rf "$TMP"
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_tmp
 
-port_free() { [ -z "$(ss -Hltn "( sport = :$1 )" 2>/dev/null)" ]; }
-BASE=""
-for _ in $(seq 40); do
-  b=$((61000 + RANDOM % 3990)); ok=1
-  for i in 0 1 2 3 4; do port_free $((b + i)) || { ok=0; break; }; done
-  [ $ok = 1 ] && { BASE=$b; break; }
-done
-[ -n "$BASE" ] || die "no free port range in 61000-64999"
+port_block 5
 P_B1=$BASE; P_B2=$((BASE + 1)); P_REDIS=$((BASE + 2))
 declare -A PORT=([memory]=$((BASE + 3)) [redis]=$((BASE + 4)))
 
@@ -141,13 +117,6 @@ proxy = "app"
 EOF
 done
 
-wait_http() {
-  for _ in $(seq 100); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true)" = 200 ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
 taskset -c "$LOAD_CPU" nginx -p "$TMP/nginx" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" &
 PIDS+=($!)
 taskset -c "$LOAD_CPU" redis-server --port "$P_REDIS" --bind 127.0.0.1 --save '' --appendonly no \
@@ -196,7 +165,6 @@ keys=$(redis-cli -p "$P_REDIS" dbsize)
 log "$SESSIONS sessions learned per instance (redis holds $keys keys); a sample of 50 each routed home"
 
 CLK_TCK=$(getconf CLK_TCK)
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 to_us() {
   awk -v v="$1" 'BEGIN { n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
     f = (u == "us") ? 1 : (u == "ms") ? 1000 : (u == "s") ? 1e6 : -1

@@ -40,8 +40,9 @@ OUT_DIR=${OUT_DIR:-$repo/target/compare}
 mkdir -p "$OUT_DIR"
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
 
-log() { printf '[compare %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+BENCH=compare
+# shellcheck source=benches/support/lib.sh
+. "$repo/benches/support/lib.sh"
 
 # ---------------------------------------------------------------- tools
 SUDO=""
@@ -69,40 +70,12 @@ NGINX=$(command -v nginx)
 HAPROXY=$(command -v haproxy)
 [ "$(nproc)" -ge 2 ] || log "warning: fewer than 2 CPUs; pinning will overlap"
 
-log "building tether (cargo build --release)"
-(cd "$repo" && cargo build --release --quiet)
-TETHER=$repo/target/release/tether
-[ -x "$TETHER" ] || die "no $TETHER after the build"
+build_tether
 
-# ---------------------------------------------------------------- cleanup
-TMP=$(mktemp -d /tmp/tether-compare.XXXXXX)
-chmod 755 "$TMP"
-PIDS=()
-cleanup() {
-  local rc=$?
-  set +e
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null
-  done
-  wait 2>/dev/null
-  rm -rf "$TMP"
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_tmp
 
 # ---------------------------------------------------------------- ports
-port_free() { [ -z "$(ss -Hltn "( sport = :$1 )" 2>/dev/null)" ]; }
-BASE=""
-for _ in $(seq 40); do
-  b=$((61000 + RANDOM % 3990))
-  ok=1
-  for i in 0 1 2 3 4 5 6 7; do port_free $((b + i)) || { ok=0; break; }; done
-  if [ $ok = 1 ]; then BASE=$b; break; fi
-done
-[ -n "$BASE" ] || die "no free port range found in 61000-64999"
+port_block 8
 P_BACKEND=$BASE
 P_TETHER=$((BASE + 1)); P_TETHER_STATIC=$((BASE + 2))
 P_NGINX=$((BASE + 3)); P_NGINX_STATIC=$((BASE + 4))
@@ -240,28 +213,6 @@ idle_timeout_ms = 300000
 EOF
 
 # ---------------------------------------------------------------- processes
-children() {  # direct children of $1 (field 4 of /proc/PID/stat is the parent)
-  local f
-  for f in /proc/[0-9]*/stat; do
-    sed 's/.*) //' "$f" 2>/dev/null | awk -v p="$1" -v f="$f" '$2 == p { split(f, a, "/"); print a[3] }'
-  done
-}
-wait_http() {  # url: wait until it answers 200, at most 10 s
-  for _ in $(seq 100); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true)" = 200 ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
-nginx_worker() {  # master pid -> the one worker's pid
-  local w=""
-  for _ in $(seq 50); do
-    w=$(children "$1" | head -1)
-    [ -n "$w" ] && { echo "$w"; return 0; }
-    sleep 0.1
-  done
-  return 1
-}
 
 ulimit -n "$NOFILE" 2>/dev/null || true
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -301,8 +252,6 @@ for p in tether nginx; do
 done
 
 CLK_TCK=$(getconf CLK_TCK)
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 alive_check() {
   local p
   for p in tether nginx haproxy direct; do

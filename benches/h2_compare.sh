@@ -38,8 +38,9 @@ OUT_DIR=${OUT_DIR:-$repo/target/h2-compare}
 mkdir -p "$OUT_DIR"
 OUT_DIR=$(cd "$OUT_DIR" && pwd)
 
-log() { printf '[h2_compare %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
+BENCH=h2_compare
+# shellcheck source=benches/support/lib.sh
+. "$repo/benches/support/lib.sh"
 
 # ---------------------------------------------------------------- tools
 SUDO=""
@@ -60,40 +61,12 @@ fi
 NGINX=$(command -v nginx)
 [ "$(nproc)" -ge 2 ] || log "warning: fewer than 2 CPUs; pinning will overlap"
 
-log "building tether (cargo build --release)"
-(cd "$repo" && cargo build --release --quiet --bin tether)
-TETHER=${CARGO_TARGET_DIR:-$repo/target}/release/tether
-[ -x "$TETHER" ] || die "no $TETHER after the build"
+build_tether
 
-# ---------------------------------------------------------------- cleanup
-TMP=$(mktemp -d /tmp/tether-h2-compare.XXXXXX)
-chmod 755 "$TMP"
-PIDS=()
-cleanup() {
-  local rc=$?
-  set +e
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
-  for pid in "${PIDS[@]}"; do
-    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null
-  done
-  wait 2>/dev/null
-  rm -rf "$TMP"
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_tmp
 
 # ---------------------------------------------------------------- ports
-port_free() { [ -z "$(ss -Hltn "( sport = :$1 )" 2>/dev/null)" ]; }
-BASE=""
-for _ in $(seq 40); do
-  b=$((61000 + RANDOM % 3990))
-  ok=1
-  for i in 0 1 2 3 4; do port_free $((b + i)) || { ok=0; break; }; done
-  if [ $ok = 1 ]; then BASE=$b; break; fi
-done
-[ -n "$BASE" ] || die "no free port range found in 61000-64999"
+port_block 5
 P_BACKEND=$BASE
 declare -A PORT
 PORT=([tether.tls]=$((BASE + 1)) [tether.h2c]=$((BASE + 2)) [nginx.tls]=$((BASE + 3)) [nginx.h2c]=$((BASE + 4)))
@@ -173,21 +146,6 @@ http2 = true
 EOF
 
 # ---------------------------------------------------------------- processes
-children() {
-  local f
-  for f in /proc/[0-9]*/stat; do
-    sed 's/.*) //' "$f" 2>/dev/null | awk -v p="$1" -v f="$f" '$2 == p { split(f, a, "/"); print a[3] }'
-  done
-}
-nginx_worker() {
-  local w=""
-  for _ in $(seq 50); do
-    w=$(children "$1" | head -1)
-    [ -n "$w" ] && { echo "$w"; return 0; }
-    sleep 0.1
-  done
-  return 1
-}
 url() {
   case $2 in
     h2c) echo "http://127.0.0.1:${PORT[$1.$2]}" ;;
@@ -230,7 +188,6 @@ declare -A PID
 PID=([tether]=$TETHER_PID [nginx]=$NGINX_PID)
 log "ports: backend $P_BACKEND, tether ${PORT[tether.tls]}/${PORT[tether.h2c]}, nginx ${PORT[nginx.tls]}/${PORT[nginx.h2c]}"
 
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 CLK_TCK=$(getconf CLK_TCK)
 
 RES=$OUT_DIR/results.txt

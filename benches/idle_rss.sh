@@ -13,19 +13,12 @@
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 COUNT=${COUNT:-10000}
-if [ -z "${TETHER:-}" ]; then
-  (cd "$repo" && cargo build --release -q)
-  TETHER=$repo/target/release/tether
-fi
+BENCH=idle_rss
+# shellcheck source=benches/support/lib.sh
+. "$repo/benches/support/lib.sh"
+[ -n "${TETHER:-}" ] || build_tether
 ulimit -n $((COUNT * 2 + 1024)) 2>/dev/null || true
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
+bench_tmp
 PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 mkdir -p "$TMP/www"
 head -c 1024 /dev/urandom > "$TMP/www/1k.bin"
@@ -43,8 +36,7 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 sleep 0.5
-rss() { awk '/^VmRSS:/ {print $2}' "/proc/$TP/status"; }
-before=$(rss)
+before=$(rss_kib "$TP")
 python3 "$repo/benches/support/idle_conns.py" 127.0.0.1 "$PORT" --count "$COUNT" \
   --path /1k.bin --hold 120 --timeout 90 > "$TMP/idle.txt" 2>&1 &
 PIDS+=("$!")
@@ -54,7 +46,7 @@ for _ in $(seq 900); do
 done
 grep -q '^ready' "$TMP/idle.txt" || { echo "idle_conns did not finish: $(cat "$TMP/idle.txt")" >&2; exit 1; }
 sleep 1
-after=$(rss)
+after=$(rss_kib "$TP")
 read -r _ opened failed < <(grep '^ready' "$TMP/idle.txt")
 awk -v a="$after" -v b="$before" -v n="$opened" -v f="$failed" -v t="$("$TETHER" --version | head -1)" \
   'BEGIN { printf "%s: RSS %d -> %d KiB, %d idle connections (%d failed): %.3f KiB per connection\n", t, b, a, n, f, (a - b) / n }'

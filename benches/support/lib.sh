@@ -1,0 +1,75 @@
+# shellcheck shell=bash disable=SC2034,SC2154  # sets BASE, TMP, PIDS, TETHER for the sourcing script; uses its repo
+# Shared by the bench scripts (sourced, after `repo` and `BENCH` are set): log lines,
+# the temp dir and the cleanup of every process a script starts, a block of free loopback
+# ports, and /proc helpers.
+
+log() { printf '[%s %s] %s\n' "$BENCH" "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# TMP (a fresh temp dir, removed on exit) and PIDS (killed on exit: TERM, then KILL after 5 s).
+bench_tmp() {
+  TMP=$(mktemp -d "/tmp/tether-$BENCH.XXXXXX")
+  chmod 755 "$TMP"
+  PIDS=()
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+bench_cleanup() {
+  local rc=$?
+  set +e
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+  for pid in "${PIDS[@]}"; do
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null
+  done
+  wait 2>/dev/null
+  rm -rf "$TMP"
+  exit $rc
+}
+
+# BASE: the first of N consecutive free ports in 61000-64999.
+port_free() { [ -z "$(ss -Hltn "( sport = :$1 )" 2>/dev/null)" ]; }
+port_block() {
+  local n=$1 b i ok
+  BASE=""
+  for _ in $(seq 40); do
+    b=$((61000 + RANDOM % 3990))
+    ok=1
+    for ((i = 0; i < n; i++)); do port_free $((b + i)) || { ok=0; break; }; done
+    if [ $ok = 1 ]; then BASE=$b; return 0; fi
+  done
+  die "no free port range found in 61000-64999"
+}
+
+# TETHER: a release build of this checkout (CARGO_TARGET_DIR honoured).
+build_tether() {
+  log "building tether (cargo build --release)"
+  (cd "$repo" && cargo build --release --quiet --bin tether)
+  TETHER=${CARGO_TARGET_DIR:-$repo/target}/release/tether
+  [ -x "$TETHER" ] || die "no $TETHER after the build"
+}
+
+children() {  # direct children of $1 (field 4 of /proc/PID/stat is the parent)
+  local f
+  for f in /proc/[0-9]*/stat; do
+    sed 's/.*) //' "$f" 2>/dev/null | awk -v p="$1" -v f="$f" '$2 == p { split(f, a, "/"); print a[3] }'
+  done
+}
+wait_http() {  # url [tries of 0.1 s, 100]: wait until it answers 200 (https: any certificate)
+  for _ in $(seq "${2:-100}"); do
+    [ "$(curl -sk -o /dev/null -w '%{http_code}' --max-time 2 "$1" || true)" = 200 ] && return 0
+    sleep 0.1
+  done
+  return 1
+}
+nginx_worker() {  # master pid -> the one worker's pid
+  local w=""
+  for _ in $(seq 50); do
+    w=$(children "$1" | head -1)
+    [ -n "$w" ] && { echo "$w"; return 0; }
+    sleep 0.1
+  done
+  return 1
+}
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
