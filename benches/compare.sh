@@ -45,27 +45,11 @@ BENCH=compare
 . "$repo/benches/support/lib.sh"
 
 # ---------------------------------------------------------------- tools
-SUDO=""
-[ "$(id -u)" -ne 0 ] && SUDO="sudo"
-export PATH="$PATH:/usr/sbin:/sbin"
-need=()
-command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
-command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
-command -v wrk >/dev/null 2>&1 || need+=(wrk)
-command -v python3 >/dev/null 2>&1 || need+=(python3)
-command -v curl >/dev/null 2>&1 || need+=(curl)
-command -v ss >/dev/null 2>&1 || need+=(iproute2)
-command -v taskset >/dev/null 2>&1 || need+=(util-linux)
-if [ "$PERF" = 1 ] && ! command -v perf >/dev/null 2>&1; then need+=(linux-perf); fi
-if [ ${#need[@]} -gt 0 ]; then
-  log "installing ${need[*]}"
-  $SUDO apt-get update -qq
-  # nginx-light is gone from newer Debian releases: fall back to nginx.
-  if ! DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null; then
-    need=("${need[@]/nginx-light/nginx}")
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
-  fi
-fi
+perf=""
+[ "$PERF" = 1 ] && perf=perf:linux-perf
+# shellcheck disable=SC2086  # $perf: one more pair or none
+install_missing nginx:nginx-light haproxy:haproxy wrk:wrk python3:python3 curl:curl \
+  ss:iproute2 taskset:util-linux $perf
 NGINX=$(command -v nginx)
 HAPROXY=$(command -v haproxy)
 [ "$(nproc)" -ge 2 ] || log "warning: fewer than 2 CPUs; pinning will overlap"
@@ -93,8 +77,6 @@ cat "$WWW/1g.bin" > /dev/null   # into the page cache
 chmod -R a+rX "$WWW"
 BULK_SIZE=$(stat -c %s "$WWW/1g.bin")
 
-USER_LINE=""
-[ "$(id -u)" -eq 0 ] && USER_LINE="user root;"
 
 # File descriptors: the proxies need one per idle connection (plus a few upstream).
 # HAProxy asks for 2 per maxconn and refuses to start above the hard limit unless told
@@ -105,38 +87,10 @@ NOFILE=$(ulimit -Hn)
 [ "$NOFILE" -ge $((IDLE_CONNS + 200)) ] || die "open-files hard limit $NOFILE is too low for IDLE_CONNS=$IDLE_CONNS"
 MAXCONN=$((IDLE_CONNS + 100))
 
-# nginx config shared part; $1 = dir for pid/temp files
-nginx_main() {
-  cat <<EOF
-$USER_LINE
-worker_processes 1;
-worker_rlimit_nofile $NOFILE;
-daemon off;
-master_process on;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-events { worker_connections $((IDLE_CONNS + 1024)); }
-EOF
-}
-nginx_http_common() {
-  cat <<EOF
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_timeout 300s;
-  keepalive_requests 1000000;
-  default_type application/octet-stream;
-  client_body_temp_path $1/body;
-  proxy_temp_path $1/proxy;
-  fastcgi_temp_path $1/fastcgi;
-  uwsgi_temp_path $1/uwsgi;
-  scgi_temp_path $1/scgi;
-EOF
-}
 
 mkdir -p "$TMP/backend" "$TMP/nginx" "$TMP/haproxy" "$TMP/tether"
 {
-  nginx_main "$TMP/backend"
+  nginx_main "$TMP/backend" "$NOFILE" $((IDLE_CONNS + 1024))
   echo "http {"
   nginx_http_common "$TMP/backend"
   cat <<EOF
@@ -149,7 +103,7 @@ EOF
 } > "$TMP/backend/nginx.conf"
 
 {
-  nginx_main "$TMP/nginx"
+  nginx_main "$TMP/nginx" "$NOFILE" $((IDLE_CONNS + 1024))
   echo "http {"
   nginx_http_common "$TMP/nginx"
   cat <<EOF

@@ -43,21 +43,8 @@ BENCH=h2_compare
 . "$repo/benches/support/lib.sh"
 
 # ---------------------------------------------------------------- tools
-SUDO=""
-[ "$(id -u)" -ne 0 ] && SUDO="sudo"
-export PATH="$PATH:/usr/sbin:/sbin"
-need=()
-command -v nginx >/dev/null 2>&1 || need+=(nginx)
-command -v openssl >/dev/null 2>&1 || need+=(openssl)
-command -v h2load >/dev/null 2>&1 || need+=(nghttp2-client)
-command -v curl >/dev/null 2>&1 || need+=(curl)
-command -v ss >/dev/null 2>&1 || need+=(iproute2)
-command -v taskset >/dev/null 2>&1 || need+=(util-linux)
-if [ ${#need[@]} -gt 0 ]; then
-  log "installing ${need[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+install_missing nginx:nginx openssl:openssl h2load:nghttp2-client curl:curl ss:iproute2 \
+  taskset:util-linux
 NGINX=$(command -v nginx)
 [ "$(nproc)" -ge 2 ] || log "warning: fewer than 2 CPUs; pinning will overlap"
 
@@ -82,31 +69,12 @@ mkdir -p "$WWW"
 head -c 1024 /dev/zero | tr '\0' 'x' > "$WWW/1k.bin"
 chmod -R a+rX "$CERTS" "$WWW"
 
-USER_LINE=""
-[ "$(id -u)" -eq 0 ] && USER_LINE="user root;"
 nginx_conf() {  # $1 = dir, $2 = the http block's servers
-  cat <<EOF
-$USER_LINE
-worker_processes 1;
-worker_rlimit_nofile 65536;
-daemon off;
-master_process on;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  keepalive_timeout 300s;
-  keepalive_requests 1000000;
-  default_type application/octet-stream;
-  client_body_temp_path $1/body;
-  proxy_temp_path $1/proxy;
-  fastcgi_temp_path $1/fastcgi;
-  uwsgi_temp_path $1/uwsgi;
-  scgi_temp_path $1/scgi;
-$2
-}
-EOF
+  nginx_main "$1"
+  echo "http {"
+  nginx_http_common "$1"
+  echo "$2"
+  echo "}"
 }
 mkdir -p "$TMP/backend" "$TMP/nginx" "$TMP/tether"
 nginx_conf "$TMP/backend" "  server { listen 127.0.0.1:$P_BACKEND backlog=4096; root $WWW; }" > "$TMP/backend/nginx.conf"

@@ -60,23 +60,11 @@ BENCH=tls_compare
 . "$repo/benches/support/lib.sh"
 
 # ---------------------------------------------------------------- tools
-SUDO=""
-[ "$(id -u)" -ne 0 ] && SUDO="sudo"
-export PATH="$PATH:/usr/sbin:/sbin"
-need=()
-command -v nginx >/dev/null 2>&1 || need+=(nginx)
-command -v openssl >/dev/null 2>&1 || need+=(openssl)
-command -v wrk >/dev/null 2>&1 || need+=(wrk)
-command -v curl >/dev/null 2>&1 || need+=(curl)
-command -v ss >/dev/null 2>&1 || need+=(iproute2)
-command -v taskset >/dev/null 2>&1 || need+=(util-linux)
-command -v strace >/dev/null 2>&1 || need+=(strace)
-if [ "$PERF" = 1 ] && ! command -v perf >/dev/null 2>&1; then need+=(linux-perf); fi
-if [ ${#need[@]} -gt 0 ]; then
-  log "installing ${need[*]}"
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+perf=""
+[ "$PERF" = 1 ] && perf=perf:linux-perf
+# shellcheck disable=SC2086  # $perf: one more pair or none
+install_missing nginx:nginx openssl:openssl wrk:wrk curl:curl ss:iproute2 taskset:util-linux \
+  strace:strace $perf
 NGINX=$(command -v nginx)
 [ "$(nproc)" -ge 2 ] || log "warning: fewer than 2 CPUs; pinning will overlap"
 
@@ -114,35 +102,6 @@ cat "$WWW/1g.bin" > /dev/null   # into the page cache
 chmod -R a+rX "$WWW"
 BULK_SIZE=$(stat -c %s "$WWW/1g.bin")
 
-USER_LINE=""
-[ "$(id -u)" -eq 0 ] && USER_LINE="user root;"
-nginx_main() {  # $1 = dir for pid/temp files
-  cat <<EOF
-$USER_LINE
-worker_processes 1;
-worker_rlimit_nofile 65536;
-daemon off;
-master_process on;
-pid $1/nginx.pid;
-error_log $1/error.log warn;
-events { worker_connections 8192; }
-EOF
-}
-nginx_http_common() {
-  cat <<EOF
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_timeout 300s;
-  keepalive_requests 1000000;
-  default_type application/octet-stream;
-  client_body_temp_path $1/body;
-  proxy_temp_path $1/proxy;
-  fastcgi_temp_path $1/fastcgi;
-  uwsgi_temp_path $1/uwsgi;
-  scgi_temp_path $1/scgi;
-EOF
-}
 nginx_tls() {  # $1 = ec|rsa
   cat <<EOF
     ssl_certificate $CERTS/$1.pem;

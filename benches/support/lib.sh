@@ -73,3 +73,53 @@ nginx_worker() {  # master pid -> the one worker's pid
 }
 cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+
+# Install the Debian packages named for the commands missing: `install_missing cmd:pkg ...`
+# (a package of `nginx-light` falls back to `nginx` on releases that dropped it).
+install_missing() {
+  local pair need=() sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  export PATH="$PATH:/usr/sbin:/sbin"
+  for pair in "$@"; do
+    command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
+  done
+  [ ${#need[@]} -gt 0 ] || return 0
+  log "installing ${need[*]}"
+  $sudo apt-get update -qq
+  if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null; then
+    need=("${need[@]/nginx-light/nginx}")
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+}
+
+# nginx config, shared part: `nginx_main DIR [NOFILE] [CONNECTIONS]` (DIR holds the pid and
+# the logs), then `nginx_http_common DIR` inside `http {`.
+nginx_main() {
+  local user=""
+  [ "$(id -u)" -eq 0 ] && user="user root;"
+  cat <<NGINX
+$user
+worker_processes 1;
+worker_rlimit_nofile ${2:-65536};
+daemon off;
+master_process on;
+pid $1/nginx.pid;
+error_log $1/error.log warn;
+events { worker_connections ${3:-8192}; }
+NGINX
+}
+nginx_http_common() {
+  cat <<NGINX
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_timeout 300s;
+  keepalive_requests 1000000;
+  default_type application/octet-stream;
+  client_body_temp_path $1/body;
+  proxy_temp_path $1/proxy;
+  fastcgi_temp_path $1/fastcgi;
+  uwsgi_temp_path $1/uwsgi;
+  scgi_temp_path $1/scgi;
+NGINX
+}
