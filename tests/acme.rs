@@ -309,9 +309,7 @@ fn unreachable_directory_is_logged_and_other_listeners_serve() {
     );
     let t = tether(&dir, &config, &[tls, files]);
     assert!(
-        eventually(Duration::from_secs(15), || t
-            .log_text()
-            .contains("acme: f.tether.test: ")),
+        t.wait_log_within("acme: f.tether.test: ", Duration::from_secs(15)),
         "{}",
         t.log_text()
     );
@@ -349,9 +347,10 @@ fn refused_account_is_logged_and_other_listeners_serve() {
         + &files_config(files, &dir.path().join("www"));
     let t = tether(&dir, &config, &[tls, files]);
     assert!(
-        eventually(Duration::from_secs(15), || t
-            .log_text()
-            .contains("acme: g.tether.test: creating an account")),
+        t.wait_log_within(
+            "acme: g.tether.test: creating an account",
+            Duration::from_secs(15)
+        ),
         "{}",
         t.log_text()
     );

@@ -303,9 +303,7 @@ fn redis_down_does_not_fail_requests() {
         );
         assert_eq!(s.status, 200, "{}", s.body);
     }
-    assert!(eventually(Duration::from_secs(5), || t
-        .log_text()
-        .contains("redis unreachable")));
+    assert!(t.wait_log("redis unreachable"));
     assert_eq!(
         t.log_text().matches("redis unreachable").count(),
         1,

@@ -66,11 +66,7 @@ proxy = "app"
     } else {
         "kTLS: this kernel has no TLS upper-layer protocol"
     };
-    assert!(
-        eventually(Duration::from_secs(5), || t.log_text().contains(want)),
-        "{want}: {}",
-        t.log_text()
-    );
+    assert!(t.wait_log(want), "{want}: {}", t.log_text());
     let out = https(tls_port, &ca, "/files/hello.txt", &[]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -198,9 +194,7 @@ fn sni_picks_the_certificate_and_strict_sni_refuses_unknown_names() {
     // ... and a failed handshake on the strict one, logged.
     let out = s_client(strict, &["-servername", "other.test"], b"");
     assert!(!out.contains("CN = a.test"), "{out}");
-    assert!(eventually(Duration::from_secs(5), || t
-        .log_text()
-        .contains("no certificate for SNI \"other.test\"")));
+    assert!(t.wait_log("no certificate for SNI \"other.test\""));
     // min_version = "1.3": a TLS 1.2 client is refused, 1.3 is served.
     let out = s_client(strict, &["-servername", "a.test", "-tls1_2"], b"");
     assert!(!out.contains("CN = a.test"), "{out}");
@@ -242,9 +236,7 @@ fn plain_http_and_garbage_on_a_tls_port_are_closed_and_logged() {
         let _ = s.read_to_end(&mut buf);
         assert!(!String::from_utf8_lossy(&buf).contains("HTTP/1.1"));
     }
-    assert!(eventually(Duration::from_secs(5), || t
-        .log_text()
-        .contains("TLS handshake from 127.0.0.1")));
+    assert!(t.wait_log("TLS handshake from 127.0.0.1"));
     assert!(t.alive());
     let out = https(port, &ca, "/x.txt", &[]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("still here"));
@@ -411,9 +403,7 @@ proxy = "unverified"
     // and the log says why.
     let (status, _) = get(&format!("http://127.0.0.1:{bad}/whoami"));
     assert!(matches!(status, 502 | 503), "{status}");
-    assert!(eventually(Duration::from_secs(5), || t
-        .log_text()
-        .contains("TLS handshake with 127.0.0.1")));
+    assert!(t.wait_log("TLS handshake with 127.0.0.1"));
     // verify = false: served, and the start log warned about it.
     let (status, _) = get(&format!("http://127.0.0.1:{loose}/whoami"));
     assert_eq!(status, 200);

@@ -130,7 +130,12 @@ impl Proc {
     /// Whether the log holds `needle` within 5 s (a worker's lines reach the file through
     /// the master's copy thread, a moment after the worker wrote them).
     pub fn wait_log(&self, needle: &str) -> bool {
-        eventually(Duration::from_secs(5), || self.log_text().contains(needle))
+        self.wait_log_within(needle, Duration::from_secs(5))
+    }
+
+    /// Whether the log holds `needle` within `limit`.
+    pub fn wait_log_within(&self, needle: &str, limit: Duration) -> bool {
+        eventually(limit, || self.log_text().contains(needle))
     }
 
     /// Still running?
