@@ -264,8 +264,8 @@ impl H2Session {
         let Some(route) = phases::route_for(&ctx, sni, &head) else {
             return self.answer_status(cx, id, 404, "");
         };
-        let rel = mounts::relative(&route.path, head.path()).to_string() + head.query();
-        if route.ports.is_some() && PortRewrite::split(&rel).is_some() {
+        let rel = mounts::relative(&route.path, head.path());
+        if route.ports.is_some() && PortRewrite::split(rel).is_some() {
             return self.answer_message(cx, id, 501, "port_rewrite is served over HTTP/1.1");
         }
         if !route.acl.permits(self.peer.ip) {

@@ -34,6 +34,12 @@ pub(crate) fn relative<'a>(prefix: &str, path: &'a str) -> &'a str {
     }
 }
 
+/// The request's path under its route's prefix with the query: what a port rewrite sends
+/// on, and what the broker answers to.
+pub(crate) fn under_route(prefix: &str, head: &RequestHead) -> String {
+    relative(prefix, head.path()).to_string() + head.query()
+}
+
 /// One client of the broker's WebSocket feed.
 pub(super) struct Feed {
     broker: Arc<Broker>,

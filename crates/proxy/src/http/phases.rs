@@ -122,10 +122,8 @@ fn serve(c: &mut Conn, cx: &mut Cx<'_>, head: RequestHead) -> State {
     if let Some(refused) = access(c, cx, route, &head) {
         return refused;
     }
-    // The path under the route's prefix, with the query (port rewrite, broker).
-    let rel = mounts::relative(&route.path, head.path()).to_string() + head.query();
     if let Some(ports) = route.ports.as_deref() {
-        if let Some((port, target)) = PortRewrite::split(&rel) {
+        if let Some((port, target)) = PortRewrite::split(&mounts::under_route(&route.path, &head)) {
             return mounts::port_rewrite(c, cx, head, ports, port, target, route.max_body);
         }
     }
@@ -133,7 +131,7 @@ fn serve(c: &mut Conn, cx: &mut Cx<'_>, head: RequestHead) -> State {
         // Only a proxy route reads a request body; elsewhere the body ends the connection.
         c.unread_body(&head.body);
     }
-    module(c, cx, route, head, &rel)
+    module(c, cx, route, head)
 }
 
 /// Phase 3, before routing: answers every request of the listener gets whatever its route.
@@ -194,12 +192,15 @@ fn access(c: &mut Conn, cx: &mut Cx<'_>, route: &Route, head: &RequestHead) -> O
 }
 
 /// Phase 6, module: what the route does with the request.
-fn module(c: &mut Conn, cx: &mut Cx<'_>, route: &Route, head: RequestHead, rel: &str) -> State {
+fn module(c: &mut Conn, cx: &mut Cx<'_>, route: &Route, head: RequestHead) -> State {
     c.ctx.stats.routed(req_kind(&route.action));
     let head_only = head.method == Method::Head;
     match &route.action {
         Action::Files(opts) => local::serve_file(c, cx, opts, &head),
-        Action::Broker(name) => mounts::broker(c, cx, name, rel, &head),
+        Action::Broker(name) => {
+            let rel = mounts::under_route(&route.path, &head);
+            mounts::broker(c, cx, name, &rel, &head)
+        }
         Action::NotFound => c.status(cx, 404, head_only),
         Action::Status(format) => local::serve_status(c, cx, *format, &head),
         Action::Proxy(_) if route.max_body.is_some_and(|m| body_over(&head, m)) => {
