@@ -1,14 +1,16 @@
-//! Header blocks: decoded with HPACK (`loona-hpack`) under a size limit (an HPACK bomb
-//! costs its sender, not us), checked as RFC 9113 §8.2-8.3 says (lowercase names, pseudo
+//! Header blocks: decoded with HPACK (nghttp2's inflater, by `libnghttp2-sys`: a
+//! table-driven Huffman decoder, maintained with nghttp2 itself) under a size limit (an
+//! HPACK bomb costs its sender, not us), checked as RFC 9113 §8.2-8.3 says (lowercase names, pseudo
 //! fields first and known, no connection-specific fields, `te: trailers` only, no CR/LF/NUL
 //! or surrounding whitespace in values), and turned into a request head with cookie crumbs
 //! joined. Responses are encoded as literals without indexing (no dynamic table on our
 //! side, so a peer's SETTINGS_HEADER_TABLE_SIZE never matters).
 
-use std::borrow::Cow;
+use std::os::raw::c_int;
+use std::ptr::{self, NonNull};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use loona_hpack::Decoder;
+use libnghttp2_sys as ng;
 
 /// The dynamic table size this server allows its peers' encoders (SETTINGS default).
 pub const TABLE_SIZE: usize = 4096;
@@ -42,42 +44,122 @@ pub enum BlockError {
 
 /// One connection's HPACK decoder with its limits.
 pub struct HeaderDecoder {
-    hpack: Decoder<'static>,
+    /// nghttp2's inflater (its dynamic table); `None` if nghttp2 could not allocate one, and
+    /// then every block is a compression error (the connection ends with GOAWAY).
+    hpack: Option<Inflater>,
     /// The largest decoded header list (names + values + 32 per field, as RFC 9113 counts).
     pub max_list: usize,
 }
 
+/// The owner of one `nghttp2_hd_inflater`: made by `nghttp2_hd_inflate_new`, freed on drop.
+struct Inflater(NonNull<ng::nghttp2_hd_inflater>);
+
+// SAFETY: an inflater is plain memory owned by this value alone (nghttp2 keeps no reference
+// to it and has no thread-local state); moving it to another thread is sound.
+unsafe impl Send for Inflater {}
+
+impl Inflater {
+    fn new() -> Option<Inflater> {
+        let mut raw: *mut ng::nghttp2_hd_inflater = ptr::null_mut();
+        // SAFETY: `raw` is a valid out-pointer; on success nghttp2 stores a new inflater.
+        let rv = unsafe { ng::nghttp2_hd_inflate_new(&mut raw) };
+        if rv != 0 {
+            return None;
+        }
+        NonNull::new(raw).map(Inflater)
+    }
+}
+
+impl Drop for Inflater {
+    fn drop(&mut self) {
+        // SAFETY: the pointer came from `nghttp2_hd_inflate_new` and is freed once, here.
+        unsafe { ng::nghttp2_hd_inflate_del(self.0.as_ptr()) }
+    }
+}
+
+/// A copy of `len` bytes at `p` (which nghttp2 guarantees for an emitted field).
+///
+/// # Safety
+/// `p` must point at `len` readable bytes, or `len` must be 0.
+unsafe fn copied(p: *const u8, len: usize) -> Bytes {
+    if len == 0 || p.is_null() {
+        return Bytes::new();
+    }
+    // SAFETY: the caller's contract.
+    Bytes::copy_from_slice(unsafe { std::slice::from_raw_parts(p, len) })
+}
+
 impl HeaderDecoder {
     pub fn new(max_list: usize) -> HeaderDecoder {
-        let mut hpack = Decoder::new();
-        hpack.set_max_allowed_table_size(TABLE_SIZE);
-        HeaderDecoder { hpack, max_list }
+        // nghttp2's inflater allows a dynamic table of 4096 bytes (the SETTINGS default,
+        // TABLE_SIZE) unless told otherwise: a larger size update is a compression error.
+        HeaderDecoder {
+            hpack: Inflater::new(),
+            max_list,
+        }
     }
 
     /// Decode a whole block. The block is always decoded to its end (the dynamic table
     /// must stay in step with the peer's), but past `max_list` nothing more is kept.
     pub fn decode(&mut self, block: &[u8]) -> Result<Vec<(Bytes, Bytes)>, BlockError> {
+        let inflater = self.hpack.as_ref().ok_or(BlockError::Compression)?.0;
         let mut fields = Vec::new();
         let mut size = 0usize;
         let mut over = false;
-        let max = self.max_list;
-        self.hpack
-            .decode_with_cb(block, |name: Cow<[u8]>, value: Cow<[u8]>| {
-                size = size.saturating_add(name.len() + value.len() + 32);
-                if size > max {
-                    over = true;
-                    return;
+        let mut rest = block;
+        // Each call consumes input or emits a field (at least one byte each), so a block
+        // takes at most len + 1 calls; the bound only guards against a broken promise.
+        for _ in 0..=block.len() + 1 {
+            let mut nv = ng::nghttp2_nv {
+                name: ptr::null_mut(),
+                value: ptr::null_mut(),
+                namelen: 0,
+                valuelen: 0,
+                flags: 0,
+            };
+            let mut flags: c_int = 0;
+            // SAFETY: the inflater is live; `rest` is a valid slice for the call; `nv` and
+            // `flags` are valid out-pointers. `in_final` = 1: this is the whole block.
+            let used = unsafe {
+                ng::nghttp2_hd_inflate_hd3(
+                    inflater.as_ptr(),
+                    &mut nv,
+                    &mut flags,
+                    rest.as_ptr(),
+                    rest.len(),
+                    1,
+                )
+            };
+            let Ok(used) = usize::try_from(used) else {
+                return Err(BlockError::Compression);
+            };
+            rest = rest.get(used..).ok_or(BlockError::Compression)?;
+            let flags = flags as u32;
+            if flags & ng::NGHTTP2_HD_INFLATE_EMIT != 0 {
+                size = size.saturating_add(nv.namelen + nv.valuelen + 32);
+                over |= size > self.max_list;
+                if !over {
+                    // SAFETY: an emitted field's name and value stay valid until the next
+                    // call on this inflater, and are copied before it.
+                    let field = unsafe {
+                        (
+                            copied(nv.name, nv.namelen),
+                            copied(nv.value, nv.valuelen),
+                        )
+                    };
+                    fields.push(field);
                 }
-                fields.push((
-                    Bytes::copy_from_slice(&name),
-                    Bytes::copy_from_slice(&value),
-                ));
-            })
-            .map_err(|_| BlockError::Compression)?;
-        if over {
-            return Err(BlockError::TooLarge);
+            }
+            if flags & ng::NGHTTP2_HD_INFLATE_FINAL != 0 {
+                // SAFETY: the inflater is live; this ends the block as nghttp2 requires.
+                unsafe { ng::nghttp2_hd_inflate_end_headers(inflater.as_ptr()) };
+                if over {
+                    return Err(BlockError::TooLarge);
+                }
+                return Ok(fields);
+            }
         }
-        Ok(fields)
+        Err(BlockError::Compression)
     }
 }
 
@@ -287,5 +369,83 @@ fn put_fields(out: &mut BytesMut, fields: &[(&[u8], &[u8])]) {
         out.put_u8(0x00);
         put_string(out, &lower);
         put_string(out, value);
+    }
+}
+
+#[cfg(test)]
+mod huffman_tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    fn text(fields: &[(Bytes, Bytes)]) -> Vec<(String, String)> {
+        fields
+            .iter()
+            .map(|(n, v)| {
+                (
+                    String::from_utf8_lossy(n).into_owned(),
+                    String::from_utf8_lossy(v).into_owned(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn huffman_coded_requests_of_rfc7541_c4_decode_with_their_dynamic_table() {
+        let mut d = HeaderDecoder::new(64 * 1024);
+        let first = d
+            .decode(&hex("8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff"))
+            .expect("C.4.1");
+        let want = |v: &[(&str, &str)]| -> Vec<(String, String)> {
+            v.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+        };
+        assert_eq!(
+            text(&first),
+            want(&[
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":path", "/"),
+                (":authority", "www.example.com"),
+            ])
+        );
+        // The second request refers to the first one's :authority in the dynamic table.
+        let second = d
+            .decode(&hex("8286 84be 5886 a8eb 1064 9cbf"))
+            .expect("C.4.2");
+        assert_eq!(
+            text(&second),
+            want(&[
+                (":method", "GET"),
+                (":scheme", "http"),
+                (":path", "/"),
+                (":authority", "www.example.com"),
+                ("cache-control", "no-cache"),
+            ])
+        );
+    }
+
+    #[test]
+    fn bad_huffman_and_unknown_indexes_are_compression_errors() {
+        // A Huffman string whose padding is not all ones (RFC 7541 §5.2).
+        let mut d = HeaderDecoder::new(64 * 1024);
+        assert_eq!(d.decode(&hex("8286 4481 00")), Err(BlockError::Compression));
+        // An index past both tables.
+        let mut d = HeaderDecoder::new(64 * 1024);
+        assert_eq!(d.decode(&hex("ff00")), Err(BlockError::Compression));
+        // A block cut in the middle of a string.
+        let mut d = HeaderDecoder::new(64 * 1024);
+        assert_eq!(
+            d.decode(&hex("8286 8441 8cf1 e3c2")),
+            Err(BlockError::Compression)
+        );
+        // A dynamic table size update to 4097, above the 4096 bytes SETTINGS allow.
+        let mut d = HeaderDecoder::new(64 * 1024);
+        assert_eq!(d.decode(&hex("3fe2 1f")), Err(BlockError::Compression));
     }
 }

@@ -2,7 +2,7 @@
 //! drive as it drives an HTTP/1.1 session.
 //!
 //! - `frame.rs`: the frames, checked as a receiver must and written as a server does;
-//! - `headers.rs`: header blocks (HPACK by `loona-hpack` under a size limit), request heads
+//! - `headers.rs`: header blocks (HPACK decoded by nghttp2's inflater under a size limit), request heads
 //!   checked and mapped (cookie crumbs joined), responses encoded;
 //! - `stream.rs`: a stream's state and windows, and the per-second limits;
 //! - `conn.rs` (with `conn/send.rs`): one connection: preface, SETTINGS, streams, flow
