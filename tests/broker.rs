@@ -37,6 +37,11 @@ fn set_load(port: u16, load: &str) {
 
 /// The farm: a broker over two servers and the port rewriting on one listener.
 fn farm(dir: &TempDir, port: u16, s1: u16, s2: u16, range: (u16, u16)) -> Proc {
+    farm_with(dir, port, s1, s2, range, "")
+}
+
+/// `farm` with more keys of the `[[server]]` (`extra`).
+fn farm_with(dir: &TempDir, port: u16, s1: u16, s2: u16, range: (u16, u16), extra: &str) -> Proc {
     let cfg = format!(
         r#"[[broker]]
 name = "sim"
@@ -46,6 +51,7 @@ timeout_ms = 1000
 
 [[server]]
 listen = ["127.0.0.1:{port}"]
+{extra}
 
 [[server.route]]
 path = "/"
@@ -118,6 +124,68 @@ fn session_load_monitor_and_cors_like_webots() {
     assert_eq!(code, 200);
     assert!(page.contains(&format!("localhost:{s1}")) && page.contains(&format!("localhost:{s2}")));
     assert!(page.contains("<table"), "{page}");
+}
+
+/// `curl --http2-prior-knowledge` → (HTTP version, status, response head and body).
+fn h2c(args: &[&str]) -> (String, u16, String) {
+    let mut all = vec![
+        "-s",
+        "--http2-prior-knowledge",
+        "-i",
+        "-w",
+        "\n%{http_version} %{http_code}",
+    ];
+    all.extend_from_slice(args);
+    let out = String::from_utf8_lossy(&curl(&all).stdout).into_owned();
+    let (text, tail) = out.rsplit_once('\n').unwrap_or((&out, ""));
+    let (version, code) = tail.split_once(' ').unwrap_or(("", "0"));
+    (
+        version.to_string(),
+        code.parse().unwrap_or(0),
+        text.to_string(),
+    )
+}
+
+#[test]
+fn broker_pages_and_port_rewrite_answer_over_http2() {
+    let dir = TempDir::new("broker-h2");
+    let (s1, s2, port) = (free_port(), free_port(), free_port());
+    let _a = sim(s1, "40");
+    let _b = sim(s2, "12.5");
+    let _t = farm_with(&dir, port, s1, s2, (s1, s1), "http2 = true");
+    let base = format!("http://127.0.0.1:{port}");
+    let chosen = format!("ws://localhost:{s2}");
+    assert!(eventually(Duration::from_secs(5), || h2c(&[&format!(
+        "{base}/session"
+    )])
+    .2
+    .ends_with(&chosen)));
+    let (version, code, text) = h2c(&[&format!("{base}/session")]);
+    assert_eq!((version.as_str(), code), ("2", 200), "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("access-control-allow-origin: *"),
+        "{text}"
+    );
+    let (version, code, _) = h2c(&["-X", "OPTIONS", &format!("{base}/session")]);
+    assert_eq!((version.as_str(), code), ("2", 204));
+    let (_, code, text) = h2c(&[&format!("{base}/load")]);
+    assert_eq!(code, 200);
+    assert!(text.ends_with("\r\n\r\n26.25"), "{text}");
+    let (_, code, text) = h2c(&[&format!("{base}/monitor")]);
+    assert_eq!(code, 200);
+    assert!(
+        text.contains(&format!("localhost:{s1}")) && text.contains("<table"),
+        "{text}"
+    );
+    let (_, code, _) = h2c(&["-X", "POST", &format!("{base}/load")]);
+    assert_eq!(code, 405);
+    // `/<port>/...` to the one port in range, over HTTP/2 to tether and HTTP/1.1 behind it.
+    let (version, code, text) = h2c(&[&format!("{base}/{s1}/load")]);
+    assert_eq!((version.as_str(), code), ("2", 200), "{text}");
+    assert!(text.ends_with("\r\n\r\n40"), "{text}");
+    let (_, code, _) = h2c(&[&format!("{base}/{s2}/load")]);
+    assert_eq!(code, 404);
 }
 
 #[test]

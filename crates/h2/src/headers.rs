@@ -66,7 +66,11 @@ impl Inflater {
         if rv != 0 {
             return None;
         }
-        NonNull::new(raw).map(Inflater)
+        let inflater = NonNull::new(raw).map(Inflater)?;
+        // SAFETY: the inflater is live. The size the peer's updates may go up to: larger
+        // ones are compression errors.
+        let rv = unsafe { ng::nghttp2_hd_inflate_change_table_size(raw, TABLE_SIZE) };
+        (rv == 0).then_some(inflater)
     }
 }
 
@@ -91,8 +95,6 @@ unsafe fn copied(p: *const u8, len: usize) -> Bytes {
 
 impl HeaderDecoder {
     pub fn new(max_list: usize) -> HeaderDecoder {
-        // nghttp2's inflater allows a dynamic table of 4096 bytes (the SETTINGS default,
-        // TABLE_SIZE) unless told otherwise: a larger size update is a compression error.
         HeaderDecoder {
             hpack: Inflater::new(),
             max_list,
@@ -141,12 +143,8 @@ impl HeaderDecoder {
                 if !over {
                     // SAFETY: an emitted field's name and value stay valid until the next
                     // call on this inflater, and are copied before it.
-                    let field = unsafe {
-                        (
-                            copied(nv.name, nv.namelen),
-                            copied(nv.value, nv.valuelen),
-                        )
-                    };
+                    let field =
+                        unsafe { (copied(nv.name, nv.namelen), copied(nv.value, nv.valuelen)) };
                     fields.push(field);
                 }
             }
@@ -403,7 +401,9 @@ mod huffman_tests {
             .decode(&hex("8286 8441 8cf1 e3c2 e5f2 3a6b a0ab 90f4 ff"))
             .expect("C.4.1");
         let want = |v: &[(&str, &str)]| -> Vec<(String, String)> {
-            v.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+            v.iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect()
         };
         assert_eq!(
             text(&first),

@@ -3,9 +3,9 @@
 //! when a body of unknown length follows) and parsed by `tether_http::parse_request`, so
 //! the request goes through the very functions of the HTTP/1.1 session: `phases::route_for`,
 //! the route's `Acl`, `static_files::serve`, `local::status_answer`, `affinity::decide`,
-//! `forward::upstream_request`. Only the route kinds that take over a connection (the
-//! broker's WebSocket feed and its pages, `port_rewrite` tunnels) answer `501` here: they
-//! stay HTTP/1.1's.
+//! `forward::upstream_request`; the broker's pages (`mounts::broker_reply`) and
+//! `port_rewrite` (`mounts::port_upstream`) too. What takes over a connection (the broker's
+//! WebSocket feed, WebSockets under `port_rewrite`) needs HTTP/1.1's Upgrade.
 
 use bytes::{Bytes, BytesMut};
 use tether_core::Cx;
@@ -264,10 +264,6 @@ impl H2Session {
         let Some(route) = phases::route_for(&ctx, sni, &head) else {
             return self.answer_status(cx, id, 404, "");
         };
-        let rel = mounts::relative(&route.path, head.path());
-        if route.ports.is_some() && PortRewrite::split(rel).is_some() {
-            return self.answer_message(cx, id, 501, "port_rewrite is served over HTTP/1.1");
-        }
         if !route.acl.permits(self.peer.ip) {
             log::info!(
                 "h2 {}: {} denied for {:?}",
@@ -276,6 +272,26 @@ impl H2Session {
                 self.peer.ip
             );
             return self.answer_status(cx, id, 403, "");
+        }
+        // `/<port>/<rest>` under a `port_rewrite` route: proxied to that local port as
+        // `/<rest>` (HTTP only: a WebSocket there needs HTTP/1.1's Upgrade).
+        let rewrite = route.ports.as_deref().and_then(|ports| {
+            PortRewrite::split(&mounts::under_route(&route.path, &head)).map(|p| (ports, p))
+        });
+        if let Some((ports, (port, target))) = rewrite {
+            return match mounts::port_upstream(&ctx.spec.listen, ports, port) {
+                Ok(upstream) => {
+                    ctx.stats.routed(crate::metrics::ReqKind::Proxy);
+                    let req = Proxied {
+                        head,
+                        upstream,
+                        max_body: route.max_body,
+                        retarget: Some(target),
+                    };
+                    self.pick(cx, id, req, None, early)
+                }
+                Err(status) => self.answer_status(cx, id, status, ""),
+            };
         }
         ctx.stats.routed(phases::req_kind(&route.action));
         match &route.action {
@@ -296,8 +312,16 @@ impl H2Session {
                 self.answer_status(cx, id, *status, &format!("Location: {location}\r\n"))
             }
             Action::NotFound => self.answer_status(cx, id, 404, ""),
-            Action::Broker(_) => {
-                self.answer_message(cx, id, 501, "the broker is served over HTTP/1.1")
+            Action::Broker(name) => {
+                let rel = mounts::under_route(&route.path, &head);
+                let reply = ctx
+                    .brokers
+                    .get(name)
+                    .and_then(|b| mounts::broker_reply(b, &ctx.server, &rel, &head, true));
+                match reply {
+                    Some((_, bytes)) => self.answer_h1(cx, id, bytes.into(), None),
+                    None => self.answer_status(cx, id, 404, ""),
+                }
             }
             Action::Proxy(_) if route.max_body.is_some_and(|m| phases::body_over(&head, m)) => {
                 self.answer_status(cx, id, 413, "")
@@ -319,14 +343,19 @@ impl H2Session {
         &mut self,
         cx: &mut Cx<'_>,
         id: u32,
-        req: Proxied,
+        mut req: Proxied,
         fetched: Option<Option<String>>,
         early: Early,
     ) {
         let ctx = self.ctx.clone();
         let aff = ctx.affinity(&req.upstream, self.peer.key.as_ref(), cx.now());
         match affinity::decide(&aff, &req.head, fetched) {
-            Decision::Go(pick) => self.start_upstream(cx, id, req, *pick, early),
+            Decision::Go(mut pick) => {
+                if let Some(target) = req.retarget.take() {
+                    pick.request.target = Some(target);
+                }
+                self.start_upstream(cx, id, req, *pick, early)
+            }
             Decision::Refuse(status, message) => self.answer_message(cx, id, status, message),
             Decision::Fetch(key) => {
                 let Some(remote) = cx.remote() else {

@@ -20,6 +20,7 @@ use super::phases::{self, Proxied};
 use super::State;
 use crate::response::Head;
 use crate::router::{PortRefused, PortRewrite};
+use crate::upstream::Upstream;
 
 /// `on_wake` key: the broker's availability changed (`State::Feed`).
 pub(super) const KEY_FEED: u64 = 2;
@@ -77,27 +78,41 @@ pub(super) fn broker(
             }
         }
     }
+    match broker_reply(&b, &c.ctx.server, rel, head, c.keep_alive) {
+        Some((status, out)) => c.respond(cx, status, out.into(), None),
+        None => c.status(cx, 404, head_only),
+    }
+}
+
+/// The broker's answer to a request under its route (`rel`: the path under the route, with
+/// the query), as HTTP/1.1 bytes, or `None` for a path it does not serve (`404`). The
+/// HTTP/2 session sends the same bytes as an HTTP/2 answer.
+pub(crate) fn broker_reply(
+    b: &Broker,
+    server: &str,
+    rel: &str,
+    head: &RequestHead,
+    keep_alive: bool,
+) -> Option<(u16, Vec<u8>)> {
     // The query (`/session?url=...`) and the `Authorization` header (the `/session` token).
     let request = tether_broker::Request {
         method: head.method_str(),
         target: rel,
         authorization: head.header("authorization"),
     };
-    let Some(reply) = b.answer(&request) else {
-        return c.status(cx, 404, head_only);
-    };
-    let mut out = Head::with_reason(reply.status, reply.reason, &c.ctx.server, reply.body.len());
+    let reply = b.answer(&request)?;
+    let mut out = Head::with_reason(reply.status, reply.reason, server, reply.body.len());
     for (k, v) in &reply.headers {
         out.header(k, v);
     }
     if reply.status != 204 {
         out.header("Content-Length", reply.body.len());
     }
-    let mut out = out.end(c.keep_alive);
-    if !head_only && reply.status != 204 {
+    let mut out = out.end(keep_alive);
+    if head.method != Method::Head && reply.status != 204 {
         out.extend_from_slice(reply.body.as_bytes());
     }
-    c.respond(cx, reply.status, out.into(), None)
+    Some((reply.status, out))
 }
 
 /// Answer the upgrade and start sending availability frames.
@@ -180,21 +195,9 @@ pub(super) fn port_rewrite(
     target: String,
     max_body: Option<u64>,
 ) -> State {
-    let upstream = match ports.upstream(port) {
+    let upstream = match port_upstream(&c.spec().listen, ports, port) {
         Ok(u) => u,
-        Err(why) => {
-            let status = match why {
-                PortRefused::OutOfRange => {
-                    log::info!(
-                        "http {}: port {port} outside {}–{}: 404",
-                        c.spec().listen,
-                        ports.min,
-                        ports.max
-                    );
-                    404
-                }
-                PortRefused::NoPool => 502,
-            };
+        Err(status) => {
             c.unread_body(&head.body);
             return c.status(cx, status, head.method == Method::Head);
         }
@@ -207,4 +210,24 @@ pub(super) fn port_rewrite(
         retarget: Some(target),
     };
     phases::pick(c, cx, req, None)
+}
+
+/// The upstream of `port` under a `port_rewrite` route, or the status to answer: `404` for
+/// a port out of range (logged), `502` when its pool could not be made.
+pub(crate) fn port_upstream(
+    listen: &impl std::fmt::Display,
+    ports: &PortRewrite,
+    port: u16,
+) -> Result<Arc<Upstream>, u16> {
+    ports.upstream(port).map_err(|why| match why {
+        PortRefused::OutOfRange => {
+            log::info!(
+                "http {listen}: port {port} outside {}–{}: 404",
+                ports.min,
+                ports.max
+            );
+            404
+        }
+        PortRefused::NoPool => 502,
+    })
 }
