@@ -27,3 +27,32 @@ fn websocket_echo_through_the_proxy() {
     let got = ws_client(&format!("ws://127.0.0.1:{port}/chat"), 50, None);
     assert_eq!(got, "ok 50", "{}", t.log_text());
 }
+
+#[test]
+fn websocket_over_http2_extended_connect_to_an_http11_server() {
+    // RFC 8441: the client's CONNECT with `:protocol websocket` on an h2c connection is the
+    // HTTP/1.1 upgrade to the server, its 101 the client's 200, then DATA both ways.
+    let dir = TempDir::new("ws-h2");
+    let (up, port) = (free_port(), free_port());
+    let _server = ws_echo_server(up);
+    let cfg = format!(
+        "access_log = \"access.log\"\n[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"http\"\nhttp2 = true\nupstream = \"127.0.0.1:{up}\"\n"
+    );
+    let t = tether(&dir, &cfg, &[port]);
+    let got = h2_ws_client("echo", port, "/chat", 20);
+    assert_eq!(got, "ok 20", "{}", t.log_text());
+    // The stream is logged when it ends: a CONNECT over HTTP/2 answered 200.
+    let log = dir.path().join("access.log");
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || {
+            std::fs::read_to_string(&log).is_ok_and(|l| l.contains("\"GET /chat HTTP/2.0\" 200"))
+        }),
+        "{:?}",
+        std::fs::read_to_string(&log)
+    );
+    // HTTP/1.1 WebSockets on the same port still work.
+    assert_eq!(
+        ws_client(&format!("ws://127.0.0.1:{port}/chat"), 5, None),
+        "ok 5"
+    );
+}

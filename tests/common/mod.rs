@@ -237,6 +237,42 @@ pub fn python_script(script: &str, args: &[&str], port: u16) -> Proc {
     python(&all, port)
 }
 
+/// `tests/support_h2_ws.py MODE PORT PATH [N]` (bounded by 30 s): a WebSocket over HTTP/2
+/// (RFC 8441 extended CONNECT, h2c) to tether on `port`. Its stdout, or why it failed.
+pub fn h2_ws_client(mode: &str, port: u16, path: &str, n: usize) -> String {
+    let out = Command::new("timeout")
+        .args(["30", "python3"])
+        .arg(repo().join("tests/support_h2_ws.py"))
+        .args([mode, &port.to_string(), path, &n.to_string()])
+        .output()
+        .expect("python3 tests/support_h2_ws.py (pip install h2)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    if out.status.success() {
+        stdout.trim().to_string()
+    } else {
+        format!(
+            "client failed ({}): {stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+}
+
+/// The `tests/support_ws.py` echo server on `port` (each message back, `echo:` first).
+pub fn ws_echo_server(port: u16) -> Proc {
+    let child = Command::new("python3")
+        .arg(repo().join("tests/support_ws.py"))
+        .args(["server", &port.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 websockets server (pip install websockets)");
+    let p = Proc { child, log: None };
+    wait_port(port);
+    p
+}
+
 /// `tests/support_ws.py client URL N` (bounded by 30 s): sends N messages and a 1 MiB one,
 /// checks each echo; a `wss://` URL is verified against `ca`. Its stdout says `ok N`.
 pub fn ws_client(url: &str, n: usize, ca: Option<&Path>) -> String {

@@ -9,17 +9,21 @@
 //!   client <──writer pipe── take_output <── send_headers / send_data <── Out (reply.rs)
 //!                                      each stream: Local (bytes, a file) or
 //!                                      AwaitingStore or Proxying (upstream.rs, HTTP/1.1)
+//!                                      or Feed (feed.rs, the broker's WebSocket)
 //! ```
 //!
 //! - `mod.rs` (this file): the connection: its state (`Serving`, `Draining`, `Closing`),
 //!   the core's events, the pump that sends what the windows allow (`flush`), the timers.
 //! - `stream.rs`: one stream's request: mapped to an HTTP/1.1 head, then routed.
 //! - `reply.rs`: the answers and the body bytes waiting for the windows.
-//! - `upstream.rs`: a stream's exchange with an HTTP/1.1 upstream (pooled keep-alive).
+//! - `upstream.rs`: a stream's exchange with an HTTP/1.1 upstream (pooled keep-alive); a
+//!   WebSocket by extended CONNECT (RFC 8441) is its HTTP/1.1 upgrade, then a tunnel.
+//! - `feed.rs`: the broker's WebSocket feed on a stream.
 //!
 //! A connection error of the client's (a flood, a broken frame) queues a GOAWAY that is
 //! written before the connection closes; nothing the client sends panics the loop.
 
+mod feed;
 mod reply;
 mod stream;
 mod upstream;
@@ -89,7 +93,11 @@ impl H2Session {
     pub fn new(ctx: Arc<ListenerCtx>, ip_slot: Option<IpSlot>) -> H2Session {
         H2Session {
             ctx,
-            h2: tether_h2::Conn::new(tether_h2::Config::default()),
+            // RFC 8441: WebSockets over HTTP/2 by extended CONNECT (SETTINGS sent).
+            h2: tether_h2::Conn::new(tether_h2::Config {
+                connect_protocol: true,
+                ..tether_h2::Config::default()
+            }),
             peer: Peer {
                 conn: ConnId::dangling(),
                 ip: None,
@@ -155,11 +163,25 @@ impl H2Session {
     /// A request body's bytes.
     fn on_data(&mut self, cx: &mut Cx<'_>, id: u32, data: Bytes, end: bool) {
         let n = data.len();
-        let taken = match self.streams.get_mut(&id).map(|s| &mut s.work) {
-            Some(Work::Proxying(x)) => upstream::client_data(cx, x, data, end),
-            Some(Work::AwaitingStore(p)) => {
+        let taken = match self.streams.get_mut(&id) {
+            Some(Stream {
+                work: Work::Proxying(x),
+                ..
+            }) => upstream::client_data(cx, x, data, end),
+            Some(Stream {
+                work: Work::AwaitingStore(p),
+                ..
+            }) => {
                 p.early.push(data, end);
                 false
+            }
+            Some(Stream {
+                work: Work::Feed(f),
+                out,
+                ..
+            }) => {
+                f.receive(&data, end, out);
+                true
             }
             _ => true,
         };
@@ -377,7 +399,10 @@ impl Session for H2Session {
     }
 
     fn on_wake(&mut self, cx: &mut Cx<'_>, key: u64) {
-        if key & KEY_STREAM != 0 {
+        if key & feed::KEY_FEED != 0 {
+            self.feed_wake((key & 0xffff_ffff) as u32);
+            self.flush(cx);
+        } else if key & KEY_STREAM != 0 {
             self.fetched(cx, (key & 0xffff_ffff) as u32);
             self.flush(cx);
         }
@@ -387,6 +412,7 @@ impl Session for H2Session {
         if matches!(self.state, State::Serving) {
             self.h2.go_away(ErrorCode::NoError);
             self.state = State::Draining;
+            self.feeds_going_away();
         }
         self.flush(cx);
     }

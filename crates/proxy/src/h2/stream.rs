@@ -8,10 +8,12 @@
 //! WebSocket feed, WebSockets under `port_rewrite`) needs HTTP/1.1's Upgrade.
 
 use bytes::{Bytes, BytesMut};
+use tether_broker::ws;
 use tether_core::Cx;
 use tether_h2::ErrorCode;
 use tether_http::{parse_request, Limits, Parsed, RequestHead};
 
+use super::feed::Feed;
 use super::reply::{self, FileBody, Out};
 use super::upstream::{self, Early, Exchange};
 use super::{H2Session, Peer, KEY_STREAM};
@@ -41,6 +43,8 @@ pub(super) enum Work {
     AwaitingStore(Box<Fetch>),
     /// An exchange with the upstream.
     Proxying(Box<Exchange>),
+    /// The broker's WebSocket feed (RFC 8441).
+    Feed(Box<Feed>),
     /// Ended without an answer (reset, failed): nothing more to do.
     Gone,
 }
@@ -118,7 +122,7 @@ impl Stream {
     pub fn is_over(&self) -> bool {
         self.out.sent_end
             && match &self.work {
-                Work::Local(_) | Work::Gone => true,
+                Work::Local(_) | Work::Feed(_) | Work::Gone => true,
                 Work::AwaitingStore(_) => false,
                 Work::Proxying(x) => x.settled(),
             }
@@ -165,12 +169,17 @@ fn to_h1(
     end_stream: bool,
     limits: &Limits,
 ) -> Result<RequestHead, u16> {
-    if &head.method[..] == b"CONNECT" {
-        return Err(501);
-    }
+    // An extended CONNECT for a WebSocket (RFC 8441) is the HTTP/1.1 upgrade it stands
+    // for (RFC 6455's GET); any other CONNECT is not served.
+    let websocket = match (&head.method[..], head.protocol.as_deref()) {
+        (b"CONNECT", Some(p)) if p.eq_ignore_ascii_case(b"websocket") => true,
+        (b"CONNECT", _) => return Err(501),
+        _ => false,
+    };
+    let method: &[u8] = if websocket { b"GET" } else { &head.method };
     let len = head.fields.iter().map(|(n, v)| n.len() + v.len() + 4);
-    let mut b = BytesMut::with_capacity(64 + head.path.len() + len.sum::<usize>());
-    for part in [&head.method[..], b" ", &head.path, b" HTTP/1.1\r\n"] {
+    let mut b = BytesMut::with_capacity(128 + head.path.len() + len.sum::<usize>());
+    for part in [method, b" ", &head.path, b" HTTP/1.1\r\n"] {
         b.extend_from_slice(part);
     }
     let mut field = |n: &[u8], v: &[u8]| {
@@ -187,7 +196,12 @@ fn to_h1(
             field(n, v);
         }
     }
-    if !end_stream && head.content_length.is_none() {
+    if websocket {
+        field(b"connection", b"upgrade");
+        field(b"upgrade", b"websocket");
+        // HTTP/2 has no key; the HTTP/1.1 handshake needs one (its answer is not passed on).
+        field(b"sec-websocket-key", websocket_key().as_bytes());
+    } else if !end_stream && head.content_length.is_none() {
         field(b"transfer-encoding", b"chunked");
     }
     b.extend_from_slice(b"\r\n");
@@ -196,6 +210,24 @@ fn to_h1(
         Ok(Parsed::Partial) => Err(400),
         Err(e) => Err(e.status),
     }
+}
+
+/// A fresh `Sec-WebSocket-Key`: 16 bytes from the process's random hasher keys and a
+/// counter, in base64.
+fn websocket_key() -> String {
+    use base64::Engine;
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    let mut key = [0u8; 16];
+    for (i, half) in key.chunks_mut(8).enumerate() {
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(n);
+        h.write_usize(i);
+        half.copy_from_slice(&h.finish().to_le_bytes());
+    }
+    base64::engine::general_purpose::STANDARD.encode(key)
 }
 
 impl H2Session {
@@ -314,6 +346,15 @@ impl H2Session {
             Action::NotFound => self.answer_status(cx, id, 404, ""),
             Action::Broker(name) => {
                 let rel = mounts::under_route(&route.path, &head);
+                if head.upgrade && rel == "/" {
+                    // An extended CONNECT (`to_h1` made its HTTP/1.1 upgrade): the feed.
+                    return match (ctx.brokers.get(name), ws::check_upgrade(head.headers())) {
+                        (Some(b), Ok(Some(_))) => self.start_feed(cx, id, b.clone()),
+                        (None, _) => self.answer_status(cx, id, 404, ""),
+                        (_, Err(e)) => self.answer_status(cx, id, e.status(), ""),
+                        (_, Ok(None)) => self.answer_status(cx, id, 400, ""),
+                    };
+                }
                 let reply = ctx
                     .brokers
                     .get(name)

@@ -448,7 +448,8 @@ impl H2Session {
                 Ok(Parsed::Partial) => return self.put_x(cx, id, x),
                 Ok(Parsed::Complete(r)) => {
                     let _ = x.up_buf.split_to(r.len());
-                    if (100..200).contains(&r.status) {
+                    let tunnel = r.status == 101 && x.req.head.upgrade;
+                    if (100..200).contains(&r.status) && !tunnel {
                         continue; // interim: not passed on
                     }
                     return self.respond(cx, id, x, r);
@@ -488,7 +489,7 @@ impl H2Session {
         let Some(s) = self.streams.get_mut(&id) else {
             return abandon(cx, x);
         };
-        let Some(answer) = reply::read_h1(head, true, &ctx.limits) else {
+        let Some(mut answer) = reply::read_h1(head, true, &ctx.limits) else {
             log::error!(
                 "h2 {}: stream {id}: a rewritten head unreadable (a bug)",
                 ctx.spec.listen
@@ -496,10 +497,19 @@ impl H2Session {
             abandon(cx, x);
             return self.answer_status(cx, id, 502, "");
         };
-        s.note_status(resp.status);
-        let more = !matches!(resp.body, BodyKind::None | BodyKind::Length(0));
+        // A WebSocket's `101` is RFC 8441's `200`, and then a tunnel: the bytes both ways
+        // until either side ends (never parked: `up_keep_alive` is false after a 101).
+        let tunnel = resp.status == 101;
+        if tunnel {
+            x.up_keep_alive = false;
+            answer.status = 200;
+            (answer.fields).retain(|(n, _)| !n.eq_ignore_ascii_case(b"sec-websocket-accept"));
+        }
+        s.note_status(answer.status);
+        let more = tunnel || !matches!(resp.body, BodyKind::None | BodyKind::Length(0));
         reply::send(&mut self.h2, id, answer, more, &mut s.out);
         x.resp = match resp.body {
+            _ if tunnel => Resp::Body(Decode::UntilClose),
             _ if !more => Resp::Done,
             BodyKind::Chunked => Resp::Body(Decode::Chunked(ChunkedDecoder::new())),
             BodyKind::Length(n) => Resp::Body(Decode::Count(n)),
