@@ -106,11 +106,19 @@ fn check_xps_json_points_at_the_value_at_fault() {
     // eXpServer's JSON: a mistake that parses fine is reported where it is written, not at 1:1.
     let dir = TempDir::new("cli-xps");
     let routes = "{\n  \"servers\": [{\n    \"listeners\": [{\"host\": \"127.0.0.1\", \"port\": 8001}],\n    \"routes\": [\n      {\"req_path\": \"/\", \"type\": \"file_serve\", \"dir_path\": \".\"},\n      {\"req_path\": \"/api\", \"type\": \"reverse_proxy\",\n       \"upstreams\": [\"127.0.0.1:3000\"],\n       \"ip_whitelist\": [\"10.0.0.0/8\", \"10.1.2.300\"]}\n    ]\n  }]\n}\n";
-    let cases = [(
-        "routes.json",
-        routes,
-        ":8:39: servers[0].routes[1]: not an address: \"10.1.2.300\"",
-    )];
+    let listeners = "{\"servers\": [{\"listeners\": [\n  {\"host\": \"127.0.0.1\", \"port\": 8001},\n  {\"host\": \"127.0.0.1\", \"port\": 8001}]}]}\n";
+    let cases = [
+        (
+            "routes.json",
+            routes,
+            ":8:39: servers[0].routes[1]: not an address: \"10.1.2.300\"",
+        ),
+        (
+            "listeners.json",
+            listeners,
+            ":3:33: servers[0].listeners[1]: 127.0.0.1:8001 is already servers[0].listeners[0]",
+        ),
+    ];
     for (name, text, want) in cases {
         let p = dir.write(name, text.as_bytes());
         let ps = p.to_str().expect("utf-8 temp path");

@@ -207,6 +207,14 @@ fn xps_listener_errors_point_at_the_listener() {
             .starts_with("servers[0].listeners[1]: cannot resolve"),
         "{e}"
     );
+    // One server naming an address twice: the second listener's "port".
+    let text = "{\"servers\": [\n  {\"listeners\": [\n    {\"host\": \"127.0.0.1\", \"port\": 8001},\n    {\"host\": \"127.0.0.1\", \"port\": 8002},\n    {\"host\": \"127.0.0.1\",\n     \"port\": 8001}]}],\n \"metrics\": false}\n";
+    let e = xps_err(text);
+    assert_eq!((e.line, e.col), (6, 14), "{e}");
+    assert_eq!(
+        e.message,
+        "servers[0].listeners[2]: 127.0.0.1:8001 is already servers[0].listeners[0]"
+    );
     // Two servers on one address are virtual hosts of one listener, as before.
     let text = "{\"servers\": [\n  {\"listeners\": [{\"host\": \"127.0.0.1\", \"port\": 8001}], \"hostnames\": [\"a\"]},\n  {\"listeners\": [{\"host\": \"127.0.0.1\", \"port\": 8001}], \"hostnames\": [\"b\"]}],\n \"metrics\": false}\n";
     let s = Settings::from_text(text, "x.json").expect("virtual hosts");

@@ -113,11 +113,21 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
             hostnames: s.hostnames.iter().map(|h| h.to_ascii_lowercase()).collect(),
             routes,
         };
+        // Servers sharing an address are virtual hosts of one listener (`group`); one server
+        // naming an address twice is a mistake, reported at the second.
+        let mut seen: Vec<(SocketAddr, usize)> = Vec::new();
         for (li, l) in s.listeners.iter().enumerate() {
             let here = format!("servers[{si}].listeners[{li}]");
             let place = [&server[..], &[key("listeners"), Step::Index(li)]].concat();
             let field = |k: &str| [&place[..], &[key(k)]].concat();
             let addr = listen_addr(l).map_err(|m| at(&field("host"), format!("{here}: {m}")))?;
+            if let Some((_, first)) = seen.iter().find(|(a, _)| *a == addr) {
+                return Err(at(
+                    &field("port"),
+                    format!("{here}: {addr} is already servers[{si}].listeners[{first}]"),
+                ));
+            }
+            seen.push((addr, li));
             let offset = positions.offset(&field("port"));
             entries.push((
                 addr,
