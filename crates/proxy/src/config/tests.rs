@@ -1,4 +1,5 @@
-//! Unit tests of the TOML config: positions of errors, defaults, the checks of `mod.rs`.
+//! Unit tests of the config: positions of errors (TOML and eXpServer JSON), defaults, the
+//! checks of `mod.rs` and `xps.rs`.
 
 use super::*;
 
