@@ -102,6 +102,40 @@ fn check_reports_path_line_col() {
 }
 
 #[test]
+fn check_xps_json_points_at_the_value_at_fault() {
+    // eXpServer's JSON: a mistake that parses fine is reported where it is written, not at 1:1.
+    let dir = TempDir::new("cli-xps");
+    let routes = "{\n  \"servers\": [{\n    \"listeners\": [{\"host\": \"127.0.0.1\", \"port\": 8001}],\n    \"routes\": [\n      {\"req_path\": \"/\", \"type\": \"file_serve\", \"dir_path\": \".\"},\n      {\"req_path\": \"/api\", \"type\": \"reverse_proxy\",\n       \"upstreams\": [\"127.0.0.1:3000\"],\n       \"ip_whitelist\": [\"10.0.0.0/8\", \"10.1.2.300\"]}\n    ]\n  }]\n}\n";
+    let listeners = "{\"servers\": [{\"listeners\": [\n  {\"host\": \"127.0.0.1\", \"port\": 8001},\n  {\"host\": \"127.0.0.1\", \"port\": 8001}]}]}\n";
+    let cases = [
+        (
+            "routes.json",
+            routes,
+            ":8:39: servers[0].routes[1]: not an address: \"10.1.2.300\"",
+        ),
+        (
+            "listeners.json",
+            listeners,
+            ":3:33: servers[0].listeners[1]: 127.0.0.1:8001 is already servers[0].listeners[0]",
+        ),
+    ];
+    for (name, text, want) in cases {
+        let p = dir.write(name, text.as_bytes());
+        let ps = p.to_str().expect("utf-8 temp path");
+        let (code, out, err) = run(&["check", ps]);
+        assert_eq!(code, 1, "{name}: {out}{err}");
+        assert!(
+            err.starts_with(&format!("{ps}{want}")),
+            "{name}: want {ps}{want}, got {err}"
+        );
+        // Running with it fails the same way, before binding anything.
+        let (code, _, err2) = run(&[ps]);
+        assert_eq!(code, 1, "{name}");
+        assert_eq!(err, err2, "{name}");
+    }
+}
+
+#[test]
 fn port_in_use_is_a_clear_error() {
     let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = held.local_addr().unwrap().port();

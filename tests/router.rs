@@ -215,7 +215,7 @@ fn xps_config_errors_have_positions() {
     let cases = [
         ("unknown.json", "{\n  \"server_name\": \"x\",\n  \"servrs\": []\n}\n", ":3:"),
         ("route.json", "{\"servers\": [{\"listeners\": [{\"host\": \"127.0.0.1\", \"port\": 1}], \"routes\": [{\"req_path\": \"/\", \"type\": \"file_serve\", \"dir_path\": \".\", \"colour\": 1}]}]}", ":1:"),
-        ("kind.json", "{\"servers\": [{\"routes\": [{\"req_path\": \"/\", \"type\": \"teleport\"}]}]}", ":1:1: servers[0].routes[0]: `type`"),
+        ("kind.json", "{\"servers\": [{\"routes\": [{\"req_path\": \"/\", \"type\": \"teleport\"}]}]}", ":1:52: servers[0].routes[0]: `type`"),
     ];
     for (name, text, want) in cases {
         let p = dir.write(name, text.as_bytes());

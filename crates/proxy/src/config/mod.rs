@@ -55,6 +55,7 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+mod json_pos;
 mod ops;
 mod servers;
 mod session_json;

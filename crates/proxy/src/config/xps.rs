@@ -3,7 +3,9 @@
 //! (`file_serve`, `reverse_proxy`, `redirect`), `dir_path`, `index`, `upstreams`,
 //! `load_balancing` (`round_robin`, `ip_hash`), `http_status_code`, `redirect_url`,
 //! `ip_whitelist`, `ip_blacklist`, `gzip_enable`, `gzip_level`, `gzip_mime_types`.
-//! Unknown keys are refused with `path:line:col` (serde_json reports the position).
+//! Unknown keys and syntax errors are refused at serde_json's `path:line:col`; the checks
+//! here report theirs at the value at fault (the route, its `type`, `upstreams[1]`, a
+//! listener's `host` or `port`), found by path in `json_pos.rs`.
 //! Relative paths are taken from the working directory, as eXpServer does.
 
 use std::net::SocketAddr;
@@ -12,8 +14,9 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+use super::json_pos::{key, Positions, Step};
 use super::servers::{group, Timeouts};
-use super::{metrics_listener, resolve, ConfigError, Settings};
+use super::{line_col, metrics_listener, resolve, ConfigError, Settings};
 use crate::router::{Acl, Action, Cidr, Route, VirtualHost};
 use crate::static_files::FileOptions;
 use crate::upstream::Upstream;
@@ -77,31 +80,58 @@ struct XpsRoute {
 }
 
 pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
-    let err = |line: usize, col: usize, message: String| ConfigError {
+    let cfg: XpsConfig = serde_json::from_str(text).map_err(|e| ConfigError {
         path: name.to_string(),
-        line,
-        col,
-        message,
+        line: e.line().max(1),
+        col: e.column().max(1),
+        message: strip_position(&e),
+    })?;
+    // serde_json keeps no positions: the checks below name the value at fault by its path.
+    let positions = Positions::scan(text);
+    let at_offset = |offset: usize, message: String| {
+        let (line, col) = line_col(text, offset);
+        ConfigError {
+            path: name.to_string(),
+            line,
+            col,
+            message,
+        }
     };
-    let cfg: XpsConfig = serde_json::from_str(text)
-        .map_err(|e| err(e.line().max(1), e.column().max(1), strip_position(&e)))?;
+    let at = |path: &[Step], message: String| at_offset(positions.offset(path), message);
     let mut entries = Vec::new();
     for (si, s) in cfg.servers.into_iter().enumerate() {
+        let server = [key("servers"), Step::Index(si)];
         let mut routes = Vec::new();
         for (ri, r) in s.routes.into_iter().enumerate() {
             let here = format!("servers[{si}].routes[{ri}]");
-            routes.push(route(r).map_err(|m| err(1, 1, format!("{here}: {m}")))?);
+            let place = [&server[..], &[key("routes"), Step::Index(ri)]].concat();
+            routes.push(route(r).map_err(|(inner, m)| {
+                at(&[&place[..], &inner[..]].concat(), format!("{here}: {m}"))
+            })?);
         }
         let host = VirtualHost {
             hostnames: s.hostnames.iter().map(|h| h.to_ascii_lowercase()).collect(),
             routes,
         };
+        // Servers sharing an address are virtual hosts of one listener (`group`); one server
+        // naming an address twice is a mistake, reported at the second.
+        let mut seen: Vec<(SocketAddr, usize)> = Vec::new();
         for (li, l) in s.listeners.iter().enumerate() {
-            let addr = resolve(&format!("{}:{}", l.host, l.port))
-                .map_err(|m| err(1, 1, format!("servers[{si}].listeners[{li}]: {m}")))?;
+            let here = format!("servers[{si}].listeners[{li}]");
+            let place = [&server[..], &[key("listeners"), Step::Index(li)]].concat();
+            let field = |k: &str| [&place[..], &[key(k)]].concat();
+            let addr = listen_addr(l).map_err(|m| at(&field("host"), format!("{here}: {m}")))?;
+            if let Some((_, first)) = seen.iter().find(|(a, _)| *a == addr) {
+                return Err(at(
+                    &field("port"),
+                    format!("{here}: {addr} is already servers[{si}].listeners[{first}]"),
+                ));
+            }
+            seen.push((addr, li));
+            let offset = positions.offset(&field("port"));
             entries.push((
                 addr,
-                0..0,
+                offset..offset,
                 host.clone(),
                 Timeouts::default(),
                 Default::default(),
@@ -112,7 +142,7 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         None | Some(0) => 1,
         Some(n) => n.min(1024) as usize,
     };
-    let mut listeners: Vec<_> = group(entries, &|_, m| err(1, 1, m))?
+    let mut listeners: Vec<_> = group(entries, &|span, m| at_offset(span.start, m))?
         .into_iter()
         .map(|(l, _)| l)
         .collect();
@@ -121,8 +151,8 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         Some(XpsMetrics::Off(false)) => None,
         Some(XpsMetrics::Off(true)) => Some(SocketAddr::from(([127, 0, 0, 1], 8004))),
         Some(XpsMetrics::At(l)) => Some(
-            resolve(&format!("{}:{}", l.host, l.port))
-                .map_err(|m| err(1, 1, format!("metrics: {m}")))?,
+            listen_addr(&l)
+                .map_err(|m| at(&[key("metrics"), key("host")], format!("metrics: {m}")))?,
         ),
     };
     if let Some(addr) = metrics.filter(|a| !listeners.iter().any(|l| l.listen.port() == a.port())) {
@@ -143,6 +173,11 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
     })
 }
 
+/// The address of `{host, port}`.
+fn listen_addr(l: &XpsListener) -> Result<SocketAddr, String> {
+    resolve(&format!("{}:{}", l.host, l.port))
+}
+
 /// serde_json's message without its trailing " at line L column C" (we print our own).
 fn strip_position(e: &serde_json::Error) -> String {
     let s = e.to_string();
@@ -152,13 +187,26 @@ fn strip_position(e: &serde_json::Error) -> String {
     }
 }
 
-fn route(r: XpsRoute) -> Result<Route, String> {
+/// A mistake in a route: the path of the value at fault inside the route object (empty: the
+/// object itself, as for a missing key), and what is wrong.
+type Fault = (Vec<Step>, String);
+
+fn fault(path: &[Step], message: impl Into<String>) -> Fault {
+    (path.to_vec(), message.into())
+}
+
+fn route(r: XpsRoute) -> Result<Route, Fault> {
     if !r.req_path.starts_with('/') {
-        return Err(format!("`req_path` must start with '/': {:?}", r.req_path));
+        return Err(fault(
+            &[key("req_path")],
+            format!("`req_path` must start with '/': {:?}", r.req_path),
+        ));
     }
     let action = match r.kind.as_str() {
         "file_serve" => {
-            let dir = r.dir_path.ok_or("a file_serve route needs `dir_path`")?;
+            let dir = r
+                .dir_path
+                .ok_or_else(|| fault(&[], "a file_serve route needs `dir_path`"))?;
             let mut files = FileOptions::new(PathBuf::from(dir));
             if let Some(index) = r.index {
                 files.index = index;
@@ -175,21 +223,27 @@ fn route(r: XpsRoute) -> Result<Route, String> {
         "reverse_proxy" => {
             let ups = r
                 .upstreams
-                .ok_or("a reverse_proxy route needs `upstreams`")?;
+                .ok_or_else(|| fault(&[], "a reverse_proxy route needs `upstreams`"))?;
             if ups.is_empty() {
-                return Err("`upstreams` is empty".into());
+                return Err(fault(&[key("upstreams")], "`upstreams` is empty"));
             }
             let servers = ups
                 .iter()
-                .map(|u| resolve(u).map(|a| ServerConfig::new(u.clone(), a)))
+                .enumerate()
+                .map(|(i, u)| {
+                    resolve(u)
+                        .map(|a| ServerConfig::new(u.clone(), a))
+                        .map_err(|m| fault(&[key("upstreams"), Step::Index(i)], m))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             let lb = r.load_balancing.as_deref().unwrap_or("round_robin");
             let policy = match lb {
                 "round_robin" => PolicyKind::RoundRobin,
                 "ip_hash" => PolicyKind::ip_hash(),
                 _ => {
-                    return Err(format!(
-                        "`load_balancing`: {lb:?} is not round_robin or ip_hash"
+                    return Err(fault(
+                        &[key("load_balancing")],
+                        format!("`load_balancing`: {lb:?} is not round_robin or ip_hash"),
                     ))
                 }
             };
@@ -197,37 +251,40 @@ fn route(r: XpsRoute) -> Result<Route, String> {
                 policy,
                 ..PoolOptions::default()
             };
-            let pool =
-                BalancePool::new(&r.req_path, &servers, options).map_err(|e| e.to_string())?;
+            let pool = BalancePool::new(&r.req_path, &servers, options)
+                .map_err(|e| fault(&[key("upstreams")], e.to_string()))?;
             Action::Proxy(Arc::new(Upstream::plain(pool)))
         }
         "redirect" => {
             let status = r.http_status_code.unwrap_or(302);
             if !(300..400).contains(&status) {
-                return Err(format!(
-                    "`http_status_code` of a redirect must be 3xx, not {status}"
+                return Err(fault(
+                    &[key("http_status_code")],
+                    format!("`http_status_code` of a redirect must be 3xx, not {status}"),
                 ));
             }
             let location = r
                 .redirect_url
-                .ok_or("a redirect route needs `redirect_url`")?;
+                .ok_or_else(|| fault(&[], "a redirect route needs `redirect_url`"))?;
             Action::Redirect { status, location }
         }
         other => {
-            return Err(format!(
-                "`type`: {other:?} is not file_serve, reverse_proxy or redirect"
+            return Err(fault(
+                &[key("type")],
+                format!("`type`: {other:?} is not file_serve, reverse_proxy or redirect"),
             ))
         }
     };
-    let cidrs = |list: Option<Vec<String>>| -> Result<Vec<Cidr>, String> {
+    let cidrs = |list: Option<Vec<String>>, field: &str| -> Result<Vec<Cidr>, Fault> {
         list.unwrap_or_default()
             .iter()
-            .map(|c| Cidr::parse(c))
+            .enumerate()
+            .map(|(i, c)| Cidr::parse(c).map_err(|m| fault(&[key(field), Step::Index(i)], m)))
             .collect()
     };
     let acl = Acl {
-        allow: cidrs(r.ip_whitelist)?,
-        deny: cidrs(r.ip_blacklist)?,
+        allow: cidrs(r.ip_whitelist, "ip_whitelist")?,
+        deny: cidrs(r.ip_blacklist, "ip_blacklist")?,
     };
     Ok(Route {
         path: r.req_path,
