@@ -189,6 +189,42 @@ fn broker_pages_and_port_rewrite_answer_over_http2() {
 }
 
 #[test]
+fn feed_and_port_rewrite_websockets_over_http2() {
+    // RFC 8441: the broker's feed and a WebSocket under `port_rewrite`, each by an extended
+    // CONNECT on an h2c connection.
+    let dir = TempDir::new("broker-h2-ws");
+    let (s1, s2, port, ws_port) = (free_port(), free_port(), free_port(), free_port());
+    let _a = sim(s1, "40");
+    let _b = sim(s2, "12.5");
+    let _ws = ws_echo_server(ws_port);
+    let _t = farm_with(&dir, port, s1, s2, (ws_port, ws_port), "http2 = true");
+    let base = format!("http://127.0.0.1:{port}");
+    assert!(eventually(Duration::from_secs(5), || get(&format!(
+        "{base}/"
+    ))
+    .1 == b"1"));
+    let mut client = Command::new("timeout")
+        .args(["30", "python3"])
+        .arg(repo().join("tests/support_h2_ws.py"))
+        .args(["feed", &port.to_string(), "/"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 tests/support_h2_ws.py");
+    let mut lines = BufReader::new(client.stdout.take().expect("stdout")).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(first, "first 1");
+    set_load(s1, "97");
+    set_load(s2, "98");
+    let next = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(next, "next 0");
+    let _ = client.wait();
+    // A WebSocket to the port in range, through `/<port>/`.
+    let got = h2_ws_client("echo", port, &format!("/{ws_port}/"), 5);
+    assert_eq!(got, "ok 5");
+}
+
+#[test]
 fn websocket_feed_sends_availability_changes() {
     let dir = TempDir::new("broker-ws");
     let (s1, s2, port) = (free_port(), free_port(), free_port());

@@ -412,3 +412,59 @@ fn chromium_loads_a_page_of_many_assets_over_https_h2() {
         "an asset over HTTP/1.1: {text}"
     );
 }
+
+#[test]
+fn chromium_websocket_over_https_h2_by_extended_connect() {
+    // Chromium opens `wss://` on the HTTP/2 connection it already has when tether sends
+    // SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441). The page's `<img src="/wait?n=1">` is
+    // answered by the echo server only after it echoed a message, so the load event (and
+    // --dump-dom) comes after the WebSocket's round trip.
+    let dir = TempDir::new("h2-chromium-ws");
+    let Some(chromium) = Chromium::find(dir.path()) else {
+        return;
+    };
+    let ca = Ca::new(dir.path(), "ca");
+    let (cert, key) = ca.leaf("site", &["localhost"], Key::P256, 30);
+    dir.write(
+        "www/files/ws.html",
+        br#"<!doctype html><html><body><p id="s">waiting</p><script>
+const ws = new WebSocket("wss://" + location.host + "/chat");
+ws.onopen = () => ws.send("hi from chromium");
+ws.onmessage = (e) => { document.getElementById("s").textContent = "got " + e.data; };
+ws.onerror = () => { document.getElementById("s").textContent = "error"; };
+</script><img src="/wait?n=1"></body></html>
+"#,
+    );
+    let (port, up) = (free_port(), free_port());
+    let _echo = ws_echo_server(up);
+    let tls = format!(
+        "tls = {{ certificates = [{{ cert = \"{}\", key = \"{}\" }}] }}",
+        cert.display(),
+        key.display()
+    );
+    let _t = tether(
+        &dir,
+        &config(port, up, &dir.path().join("www"), &tls),
+        &[port],
+    );
+    let spki = format!(
+        "--ignore-certificate-errors-spki-list={}",
+        spki_sha256(&cert)
+    );
+    let dom = chromium.dump_dom_with(
+        &[&spki, "--host-resolver-rules=MAP localhost 127.0.0.1"],
+        &format!("https://localhost:{port}/files/ws.html"),
+    );
+    assert!(
+        dom.contains("<p id=\"s\">got echo:hi from chromium</p>"),
+        "DOM: {dom}"
+    );
+    // The WebSocket went over HTTP/2 (logged when its stream ends: Chromium's exit).
+    let log = dir.path().join("access.log");
+    assert!(
+        eventually(Duration::from_secs(10), || std::fs::read_to_string(&log)
+            .is_ok_and(|l| l.contains("\"GET /chat HTTP/2.0\" 200"))),
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+}
