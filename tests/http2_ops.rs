@@ -149,3 +149,69 @@ fn cookie_affinity_pins_streams_on_one_connection() {
     assert!(seen.len() >= 2, "not balanced: {seen:?}: {r}");
     assert!(!t.log_text().contains("panicked"));
 }
+
+#[test]
+fn reload_closes_an_h2_websocket_feed_with_going_away() {
+    // The broker's feed on an HTTP/2 stream (RFC 8441) during a reload: tether sends the
+    // WebSocket close 1001 and ends the stream, so the old worker's drain does not wait for
+    // `drain_timeout`.
+    let dir = TempDir::new("h2-feed-drain");
+    let (port, sim_port) = (free_port(), free_port());
+    let script = repo().join("examples/fake_sim_server.py");
+    let _sim = python(
+        &[
+            script.as_os_str(),
+            "--port".as_ref(),
+            sim_port.to_string().as_ref(),
+            "--load".as_ref(),
+            "10".as_ref(),
+        ],
+        sim_port,
+    );
+    let config = format!(
+        "drain_timeout_ms = 20000\n\n[[broker]]\nname = \"sim\"\n\
+         servers = [\"localhost:{sim_port}\"]\npoll_interval_ms = 200\n\n[[server]]\n\
+         listen = [\"127.0.0.1:{port}\"]\nhttp2 = true\n\n[[server.route]]\n\
+         path = \"/\"\nbroker = \"sim\"\n"
+    );
+    let t = tether(&dir, &config, &[port]);
+    assert!(eventually(Duration::from_secs(5), || get(&format!(
+        "http://127.0.0.1:{port}/"
+    ))
+    .1 == b"1"));
+    let mut c = Command::new("timeout")
+        .args(["30", "python3"])
+        .arg(repo().join("tests/support_h2_ws.py"))
+        .args(["feed-drain", &port.to_string(), "/"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 tests/support_h2_ws.py");
+    let mut lines = BufReader::new(c.stdout.take().expect("stdout")).lines();
+    assert_eq!(
+        lines.next().and_then(Result::ok).unwrap_or_default(),
+        "first 1"
+    );
+    let started = Instant::now();
+    // SAFETY: kill has no memory preconditions.
+    unsafe { libc::kill(t.child_pid() as libc::pid_t, libc::SIGHUP) };
+    assert_eq!(
+        lines.next().and_then(Result::ok).unwrap_or_default(),
+        "close 1001"
+    );
+    assert_eq!(
+        lines.next().and_then(Result::ok).unwrap_or_default(),
+        "ended"
+    );
+    let _ = c.wait();
+    // The old worker finished long before the 20 s drain timeout.
+    assert!(
+        eventually(Duration::from_secs(10), || count_in(
+            &t.log_text(),
+            ") finished (exit code 0)"
+        ) >= 1),
+        "{}",
+        t.log_text()
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+}

@@ -9,6 +9,9 @@ python3 support_h2_ws.py echo PORT PATH N   h2c to 127.0.0.1:PORT; CONNECT PATH 
 python3 support_h2_ws.py feed PORT PATH     the broker's feed: prints "first X" for the
                                             first message, "next Y" for the second, then
                                             closes; prints "status S" for a refusal
+python3 support_h2_ws.py status PORT PATH   prints "status S": the answer to the CONNECT
+python3 support_h2_ws.py feed-drain PORT PATH   the feed until tether closes it: prints
+                                            "first X", "close CODE", "ended"
 Everything is bounded: each wait is at most WAIT seconds; a failure prints "error ..." and
 exits 1.
 """
@@ -204,12 +207,34 @@ def feed(port, path):
     c.message()
 
 
+def feed_drain(port, path):
+    """The feed until tether closes it: "first X", then "close CODE" and "ended"."""
+    c = Client(port)
+    status = c.open(path)
+    if status != 200:
+        fail(f"status {status}")
+    op, first = c.message()
+    print(f"first {first.decode()}", flush=True)
+    while True:
+        op, payload = c.message()
+        if op == 0x8:
+            (code,) = struct.unpack("!H", payload[:2])
+            print(f"close {code}", flush=True)
+            break
+    c.wait(lambda: c.ended, "the end of the stream")
+    print("ended", flush=True)
+
+
 def main():
     mode, port, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     if mode == "echo":
         echo(port, path, int(sys.argv[4]))
     elif mode == "feed":
         feed(port, path)
+    elif mode == "status":
+        print(f"status {Client(port).open(path)}", flush=True)
+    elif mode == "feed-drain":
+        feed_drain(port, path)
     else:
         fail(f"unknown mode {mode}")
 

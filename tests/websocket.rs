@@ -56,3 +56,23 @@ fn websocket_over_http2_extended_connect_to_an_http11_server() {
         "ok 5"
     );
 }
+
+#[test]
+fn websocket_over_http2_to_a_server_that_does_not_upgrade() {
+    // An HTTP server that ignores the upgrade: its 404 is passed on, and its 200 (which
+    // over HTTP/2 would say the WebSocket is open) becomes 502.
+    let dir = TempDir::new("ws-h2-no-upgrade");
+    let (up, port) = (free_port(), free_port());
+    let _up = python_upstream(up);
+    let cfg = format!(
+        "[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"http\"\nhttp2 = true\nupstream = \"127.0.0.1:{up}\"\n"
+    );
+    let t = tether(&dir, &cfg, &[port]);
+    assert_eq!(get(&format!("http://127.0.0.1:{port}/whoami")).0, 200);
+    assert_eq!(
+        h2_ws_client("status", port, "/no-such-page", 0),
+        "status 404"
+    );
+    assert_eq!(h2_ws_client("status", port, "/whoami", 0), "status 502");
+    t.wait_log("answered a WebSocket upgrade with 200: 502");
+}

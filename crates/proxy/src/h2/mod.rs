@@ -410,9 +410,12 @@ impl Session for H2Session {
 
     fn on_drain(&mut self, cx: &mut Cx<'_>) {
         if matches!(self.state, State::Serving) {
+            // The feeds' close frames and END_STREAM go out before the GOAWAY (a client
+            // may stop reading streams once it has a GOAWAY).
+            self.feeds_going_away();
+            self.flush(cx);
             self.h2.go_away(ErrorCode::NoError);
             self.state = State::Draining;
-            self.feeds_going_away();
         }
         self.flush(cx);
     }

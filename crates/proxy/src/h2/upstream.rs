@@ -452,6 +452,18 @@ impl H2Session {
                     if (100..200).contains(&r.status) && !tunnel {
                         continue; // interim: not passed on
                     }
+                    if x.req.head.upgrade && (200..300).contains(&r.status) {
+                        // A 2xx to an extended CONNECT says the WebSocket is open (RFC
+                        // 8441): an upstream that ignored the upgrade must not say so.
+                        let addr = x.pick.server.addr();
+                        log::warn!(
+                            "h2 {}: {addr} answered a WebSocket upgrade with {}: 502",
+                            self.listen(),
+                            r.status
+                        );
+                        abandon(cx, x);
+                        return self.answer_status(cx, id, 502, "");
+                    }
                     return self.respond(cx, id, x, r);
                 }
                 Err(e) => {
