@@ -74,5 +74,9 @@ fn websocket_over_http2_to_a_server_that_does_not_upgrade() {
         "status 404"
     );
     assert_eq!(h2_ws_client("status", port, "/whoami", 0), "status 502");
-    t.wait_log("answered a WebSocket upgrade with 200: 502");
+    assert!(
+        t.wait_log("answered a WebSocket upgrade with 200: 502"),
+        "{}",
+        t.log_text()
+    );
 }
