@@ -275,3 +275,66 @@ fn confinement_holds_with_listings() {
         assert!(!text.contains("outside the root"), "{path}");
     }
 }
+
+#[test]
+fn kept_small_files_follow_every_change_on_disk() {
+    // Small files are kept in memory after a first request (`kept_files.rs`); each change
+    // on disk must show at the next request: a rewrite of the same size, a rename over it,
+    // a chmod that makes it unreadable, a removal, and a directory on its path swapped for
+    // a symlink out of the root.
+    let s = site("files-kept");
+    let dir = &s.dir;
+    let url = |p: &str| format!("{}{p}", s.base);
+    dir.write("www/k/v.txt", b"version 1\n");
+    for _ in 0..3 {
+        assert_eq!(fetch(&[&url("/k/v.txt")]).2, b"version 1\n");
+    }
+    // Same size, new bytes (mtime and ctime change).
+    dir.write("www/k/v.txt", b"version 2\n");
+    let (status, head, body) = fetch(&[&url("/k/v.txt")]);
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, &b"version 2\n"[..]),
+        "{head}"
+    );
+    // A rename over it (another inode).
+    dir.write("www/k/next", b"version 3\n");
+    std::fs::rename(
+        dir.path().join("www/k/next"),
+        dir.path().join("www/k/v.txt"),
+    )
+    .expect("rename");
+    assert_eq!(fetch(&[&url("/k/v.txt")]).2, b"version 3\n");
+    // A range and a HEAD of a kept file answer as for any other.
+    let (status, head, body) = fetch(&["-r", "8-9", &url("/k/v.txt")]);
+    assert_eq!((status, body.as_slice()), (206, &b"3\n"[..]), "{head}");
+    let (status, head, _) = fetch(&["-I", &url("/k/v.txt")]);
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase().contains("content-length: 10"),
+        "{head}"
+    );
+    // Unreadable: 403 (root can read anything: only check when not running as root).
+    if unsafe { libc::geteuid() } != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        let f = dir.path().join("www/k/v.txt");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o000)).expect("chmod");
+        assert_eq!(fetch(&[&url("/k/v.txt")]).0, 403);
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        assert_eq!(fetch(&[&url("/k/v.txt")]).2, b"version 3\n");
+    }
+    // Removed: 404.
+    std::fs::remove_file(dir.path().join("www/k/v.txt")).expect("rm");
+    assert_eq!(fetch(&[&url("/k/v.txt")]).0, 404);
+    // The directory `k` replaced by a symlink to a directory outside the root holding a
+    // file of the same name: refused, never served from the old entry or the new file.
+    dir.write("www/k/v.txt", b"version 4\n");
+    assert_eq!(fetch(&[&url("/k/v.txt")]).2, b"version 4\n");
+    dir.write("outside/v.txt", b"secret 04\n");
+    std::fs::remove_dir_all(dir.path().join("www/k")).expect("rm -r");
+    std::os::unix::fs::symlink(dir.path().join("outside"), dir.path().join("www/k"))
+        .expect("symlink");
+    let (status, _, body) = fetch(&[&url("/k/v.txt")]);
+    assert_eq!(status, 403);
+    assert!(!String::from_utf8_lossy(&body).contains("secret"));
+}

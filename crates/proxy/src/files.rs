@@ -28,6 +28,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::kept_files::{Kept, KeptFiles};
+
 /// Index file served for a directory by default.
 pub const INDEX: &str = "index.html";
 
@@ -64,6 +66,8 @@ pub struct Root {
     id: (u64, u64),
     /// Whether `openat2` works here (probed when the root is opened).
     beneath: bool,
+    /// Small files already served (`kept_files.rs`).
+    kept: KeptFiles,
 }
 
 impl Root {
@@ -78,7 +82,20 @@ impl Root {
             dir,
             id: (m.dev(), m.ino()),
             beneath,
+            kept: KeptFiles::default(),
         })
+    }
+
+    /// The small file kept for request path `target`, if still the same file.
+    pub fn kept(&self, target: &str) -> Option<Arc<Kept>> {
+        self.kept.get(&self.dir, target)
+    }
+
+    /// Keep the file `resolve` opened for `target` at `path` (under the real root), if
+    /// small enough (`kept_files.rs`).
+    pub fn keep(&self, target: &str, path: &Path, file: &File) -> Option<Arc<Kept>> {
+        let rel = path.strip_prefix(&self.real).ok()?;
+        (self.kept).keep(target, rel.as_os_str().as_bytes(), path.to_path_buf(), file)
     }
 
     /// The real (canonical) path of the root.

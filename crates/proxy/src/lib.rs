@@ -19,6 +19,7 @@ pub mod h2;
 pub mod health;
 pub mod http;
 pub mod idle;
+pub mod kept_files;
 pub mod listing;
 pub mod metrics;
 pub mod per_ip;

@@ -13,7 +13,7 @@
 //! 5. gzip (when on, for a listed type, no `Range`, accepted by the client, not over
 //!    [`GZIP_MAX`]): compressed in memory and sent inline; otherwise the file is streamed.
 
-use std::fs::{File, Metadata};
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -115,12 +115,33 @@ pub fn serve(opts: &FileOptions, req: &RequestHead, server: &str, keep_alive: bo
         }
         .page(405, "Allow: GET, HEAD\r\n");
     }
-    let resolved = match opts.opened.get(&opts.root) {
-        Ok(root) => files::resolve(&root, req.path(), &opts.index),
+    let root = opts.opened.get(&opts.root);
+    if let Some(kept) = root.as_ref().ok().and_then(|r| r.kept(req.path())) {
+        let src = Src::Kept(kept.bytes.clone());
+        return serve_file(opts, &cx, &kept.path, src, kept.modified);
+    }
+    let resolved = match &root {
+        Ok(root) => files::resolve(root, req.path(), &opts.index),
         Err(_) => files::check_path(req.path()).unwrap_or(Resolved::NotFound),
     };
     match resolved {
-        Resolved::File(path, file, meta) => serve_file(opts, &cx, &path, file, &meta),
+        Resolved::File(path, file, meta) => {
+            // Asked by its own path (not as a directory's index file): keep it if small.
+            let kept = match &root {
+                Ok(root) if !req.path().ends_with('/') => root.keep(req.path(), &path, &file),
+                _ => None,
+            };
+            match kept {
+                Some(k) => serve_file(opts, &cx, &path, Src::Kept(k.bytes.clone()), k.modified),
+                None => serve_file(
+                    opts,
+                    &cx,
+                    &path,
+                    Src::Open(file, meta.len()),
+                    meta.modified().ok(),
+                ),
+            }
+        }
         Resolved::Directory { dir, url } if opts.listing => serve_listing(opts, &cx, &dir, &url),
         Resolved::Directory { .. } => cx.page(403, ""),
         Resolved::Redirect(to) => cx.page(301, &format!("Location: {to}\r\n")),
@@ -145,7 +166,33 @@ struct Cx<'a> {
 enum Body {
     None,
     Inline(Vec<u8>),
+    /// A range of a kept file's bytes.
+    Kept(Bytes),
     File(File, u64, u64),
+}
+
+/// Where a file's bytes come from: its descriptor (with its size), or memory
+/// (`kept_files.rs`).
+enum Src {
+    Open(File, u64),
+    Kept(Bytes),
+}
+
+impl Src {
+    fn size(&self) -> u64 {
+        match self {
+            Src::Open(_, size) => *size,
+            Src::Kept(b) => b.len() as u64,
+        }
+    }
+
+    /// `len` bytes from `offset` (within the size).
+    fn range(self, offset: u64, len: u64) -> Body {
+        match self {
+            Src::Open(f, _) => Body::File(f, offset, len),
+            Src::Kept(b) => Body::Kept(b.slice(offset as usize..(offset + len) as usize)),
+        }
+    }
 }
 
 impl Cx<'_> {
@@ -177,6 +224,7 @@ impl Cx<'_> {
     fn reply_with(&self, status: u16, headers: impl FnOnce(&mut Vec<u8>), body: Body) -> FileReply {
         let inline_len = match &body {
             Body::Inline(b) => b.len(),
+            Body::Kept(b) => b.len(),
             Body::File(_, _, len) if *len <= INLINE_MAX => *len as usize,
             _ => 0,
         };
@@ -185,6 +233,10 @@ impl Cx<'_> {
         let mut out = head.end(self.keep_alive);
         let file = match body {
             Body::Inline(b) if !self.head_only => {
+                out.extend_from_slice(&b);
+                None
+            }
+            Body::Kept(b) if !self.head_only => {
                 out.extend_from_slice(&b);
                 None
             }
@@ -235,11 +287,10 @@ fn serve_file(
     opts: &FileOptions,
     cx: &Cx<'_>,
     path: &Path,
-    file: File,
-    meta: &Metadata,
+    src: Src,
+    modified: Option<SystemTime>,
 ) -> FileReply {
-    let size = meta.len();
-    let modified = meta.modified().ok();
+    let size = src.size();
     let mtime = modified.and_then(unix_secs);
     let mime = files::mime(path);
     let range = match cx.req.method {
@@ -291,9 +342,9 @@ fn serve_file(
                 push_field_dec(out, b"Content-Length", len);
                 v.write(out);
             };
-            cx.reply_with(206, headers, Body::File(file, first, len))
+            cx.reply_with(206, headers, src.range(first, len))
         }
-        ByteRange::Whole if gzip => match compress(&mut (&file).take(size), opts.gzip_level) {
+        ByteRange::Whole if gzip => match compress_src(&src, size, opts.gzip_level) {
             Ok(z) => {
                 let len = z.len() as u64;
                 let headers = |out: &mut Vec<u8>| {
@@ -316,7 +367,7 @@ fn serve_file(
                 out.extend_from_slice(b"Accept-Ranges: bytes\r\n");
                 v.write(out);
             };
-            cx.reply_with(200, headers, Body::File(file, 0, size))
+            cx.reply_with(200, headers, src.range(0, size))
         }
     }
 }
@@ -491,6 +542,14 @@ fn inline(out: &mut Vec<u8>, file: &File, offset: u64, len: u64) -> bool {
         out.truncate(at);
     }
     ok
+}
+
+/// Gzip a file's `size` bytes at `level`.
+fn compress_src(src: &Src, size: u64, level: u32) -> io::Result<Vec<u8>> {
+    match src {
+        Src::Open(file, _) => compress(&mut file.take(size), level),
+        Src::Kept(bytes) => compress(&mut &bytes[..], level),
+    }
 }
 
 /// Gzip what `src` yields at `level` (0–9).
