@@ -74,6 +74,23 @@ fn websocket_over_http2_to_a_server_that_does_not_upgrade() {
         "status 404"
     );
     assert_eq!(h2_ws_client("status", port, "/whoami", 0), "status 502");
+    // A WebSocket asked of tether's own answers (files here) is not served: 501, not a 200
+    // that would say it is open.
+    let files = free_port();
+    let www = dir.path().join("www");
+    std::fs::create_dir_all(&www).expect("www");
+    std::fs::write(www.join("a.txt"), b"a file\n").expect("file");
+    let cfg = format!(
+        "[[listener]]\nlisten = \"127.0.0.1:{files}\"\nprotocol = \"http\"\nhttp2 = true\nroot = \"{}\"\n",
+        www.display()
+    );
+    let dir2 = TempDir::new("ws-h2-files");
+    let _t2 = tether(&dir2, &cfg, &[files]);
+    assert_eq!(
+        get(&format!("http://127.0.0.1:{files}/a.txt")).1,
+        b"a file\n"
+    );
+    assert_eq!(h2_ws_client("status", files, "/a.txt", 0), "status 501");
     assert!(
         t.wait_log("answered a WebSocket upgrade with 200: 502"),
         "{}",

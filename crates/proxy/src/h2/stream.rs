@@ -326,6 +326,13 @@ impl H2Session {
             };
         }
         ctx.stats.routed(phases::req_kind(&route.action));
+        // Over HTTP/2 only an extended CONNECT is an upgrade. A 2xx would say its WebSocket
+        // is open: only a proxy and the broker's feed may answer one.
+        let feed = matches!(route.action, Action::Broker(_))
+            && mounts::relative(&route.path, head.path()) == "/";
+        if head.upgrade && !feed && !matches!(route.action, Action::Proxy(_)) {
+            return self.answer_message(cx, id, 501, "no WebSocket here");
+        }
         match &route.action {
             Action::Files(opts) => {
                 let reply = static_files::serve(opts, &head, &ctx.server, true);
@@ -346,7 +353,7 @@ impl H2Session {
             Action::NotFound => self.answer_status(cx, id, 404, ""),
             Action::Broker(name) => {
                 let rel = mounts::under_route(&route.path, &head);
-                if head.upgrade && rel == "/" {
+                if head.upgrade {
                     // An extended CONNECT (`to_h1` made its HTTP/1.1 upgrade): the feed.
                     return match (ctx.brokers.get(name), ws::check_upgrade(head.headers())) {
                         (Some(b), Ok(Some(_))) => self.start_feed(cx, id, b.clone()),
