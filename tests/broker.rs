@@ -203,22 +203,7 @@ fn feed_and_port_rewrite_websockets_over_http2() {
         "{base}/"
     ))
     .1 == b"1"));
-    let mut client = Command::new("timeout")
-        .args(["30", "python3"])
-        .arg(repo().join("tests/support_h2_ws.py"))
-        .args(["feed", &port.to_string(), "/"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("python3 tests/support_h2_ws.py");
-    let mut lines = BufReader::new(client.stdout.take().expect("stdout")).lines();
-    let first = lines.next().and_then(Result::ok).unwrap_or_default();
-    assert_eq!(first, "first 1");
-    set_load(s1, "97");
-    set_load(s2, "98");
-    let next = lines.next().and_then(Result::ok).unwrap_or_default();
-    assert_eq!(next, "next 0");
-    let _ = client.wait();
+    feed_goes_from_1_to_0(h2_ws_child("feed", port, "/"), s1, s2);
     // A WebSocket to the port in range, through `/<port>/`.
     let got = h2_ws_client("echo", port, &format!("/{ws_port}/"), 5);
     assert_eq!(got, "ok 5");
@@ -240,7 +225,7 @@ async def main():
         print("next", await asyncio.wait_for(ws.recv(), 10), flush=True)
 asyncio.run(main())
 "#;
-    let mut client = Command::new("timeout")
+    let client = Command::new("timeout")
         .args([
             "20",
             "python3",
@@ -252,6 +237,12 @@ asyncio.run(main())
         .stderr(Stdio::null())
         .spawn()
         .expect("python3 websockets client");
+    feed_goes_from_1_to_0(client, s1, s2);
+}
+
+/// A feed client (printing `first X`, then `next Y`) sees `1`, then `0` once both servers
+/// `s1` and `s2` are loaded over the maximum.
+fn feed_goes_from_1_to_0(mut client: std::process::Child, s1: u16, s2: u16) {
     let mut lines = BufReader::new(client.stdout.take().expect("stdout")).lines();
     let first = lines.next().and_then(Result::ok).unwrap_or_default();
     assert_eq!(first, "first 1");

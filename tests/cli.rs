@@ -79,20 +79,7 @@ fn check_reports_path_line_col() {
         ("tcp-header.toml", "[[listener]]\nlisten = \"127.0.0.1:1\"\nprotocol = \"tcp\"\nupstream = \"127.0.0.1:2\"\nheader_timeout_ms = 5\n",
             ":5:21: `header_timeout_ms` is for http listeners"),
     ];
-    for (name, text, want) in cases {
-        let p = dir.write(name, text.as_bytes());
-        let ps = p.to_str().unwrap();
-        let (code, out, err) = run(&["check", ps]);
-        assert_eq!(code, 1, "{name}: {out}{err}");
-        assert!(
-            err.starts_with(&format!("{ps}{want}")),
-            "{name}: want {ps}{want}, got {err}"
-        );
-        // Running with it fails the same way, before binding anything.
-        let (code, _, err2) = run(&[ps]);
-        assert_eq!(code, 1, "{name}");
-        assert_eq!(err, err2, "{name}");
-    }
+    fails_at(&dir, &cases);
     let (code, _, err) = run(&["check", "/nonexistent/tether.toml"]);
     assert_eq!(code, 1);
     assert!(
@@ -119,20 +106,7 @@ fn check_xps_json_points_at_the_value_at_fault() {
             ":3:33: servers[0].listeners[1]: 127.0.0.1:8001 is already servers[0].listeners[0]",
         ),
     ];
-    for (name, text, want) in cases {
-        let p = dir.write(name, text.as_bytes());
-        let ps = p.to_str().expect("utf-8 temp path");
-        let (code, out, err) = run(&["check", ps]);
-        assert_eq!(code, 1, "{name}: {out}{err}");
-        assert!(
-            err.starts_with(&format!("{ps}{want}")),
-            "{name}: want {ps}{want}, got {err}"
-        );
-        // Running with it fails the same way, before binding anything.
-        let (code, _, err2) = run(&[ps]);
-        assert_eq!(code, 1, "{name}");
-        assert_eq!(err, err2, "{name}");
-    }
+    fails_at(&dir, &cases);
 }
 
 #[test]
@@ -264,4 +238,23 @@ fn default_config_starts_without_a_warning() {
         .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
         .collect();
     assert!(loud.is_empty(), "the default config starts with {loud:?}");
+}
+
+/// Each `(file name, text, want)`: `tether check` on it, and running with it, fail with
+/// exit code 1 and stderr starting with the file's path and `want` (`:line:col: message`).
+fn fails_at(dir: &TempDir, cases: &[(&str, &str, &str)]) {
+    for &(name, text, want) in cases {
+        let p = dir.write(name, text.as_bytes());
+        let ps = p.to_str().expect("utf-8 temp path");
+        let (code, out, err) = run(&["check", ps]);
+        assert_eq!(code, 1, "{name}: {out}{err}");
+        assert!(
+            err.starts_with(&format!("{ps}{want}")),
+            "{name}: want {ps}{want}, got {err}"
+        );
+        // Running with it fails the same way, before binding anything.
+        let (code, _, err2) = run(&[ps]);
+        assert_eq!(code, 1, "{name}");
+        assert_eq!(err, err2, "{name}");
+    }
 }

@@ -45,6 +45,18 @@ fn count_in(log: &str, needle: &str) -> usize {
     log.matches(needle).count()
 }
 
+/// Wait (bounded, 10 s) until a worker of `t` has finished after a reload.
+fn old_worker_finished(t: &Proc) {
+    assert!(
+        eventually(Duration::from_secs(10), || count_in(
+            &t.log_text(),
+            ") finished (exit code 0)"
+        ) >= 1),
+        "{}",
+        t.log_text()
+    );
+}
+
 #[test]
 fn reload_drains_h2_streams_in_flight() {
     let dir = TempDir::new("h2-drain");
@@ -84,14 +96,7 @@ fn reload_drains_h2_streams_in_flight() {
     assert_eq!(r["eof"], true, "{r}");
     assert!(started.elapsed() >= Duration::from_secs(2));
     // The old worker finished; the new one serves.
-    assert!(
-        eventually(Duration::from_secs(10), || count_in(
-            &t.log_text(),
-            ") finished (exit code 0)"
-        ) >= 1),
-        "{}",
-        t.log_text()
-    );
+    old_worker_finished(&t);
     let out = curl(&[
         "--http2-prior-knowledge",
         "-s",
@@ -179,14 +184,7 @@ fn reload_closes_an_h2_websocket_feed_with_going_away() {
         "http://127.0.0.1:{port}/"
     ))
     .1 == b"1"));
-    let mut c = Command::new("timeout")
-        .args(["30", "python3"])
-        .arg(repo().join("tests/support_h2_ws.py"))
-        .args(["feed-drain", &port.to_string(), "/"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 tests/support_h2_ws.py");
+    let mut c = h2_ws_child("feed-drain", port, "/");
     let mut lines = BufReader::new(c.stdout.take().expect("stdout")).lines();
     assert_eq!(
         lines.next().and_then(Result::ok).unwrap_or_default(),
@@ -205,13 +203,6 @@ fn reload_closes_an_h2_websocket_feed_with_going_away() {
     );
     let _ = c.wait();
     // The old worker finished long before the 20 s drain timeout.
-    assert!(
-        eventually(Duration::from_secs(10), || count_in(
-            &t.log_text(),
-            ") finished (exit code 0)"
-        ) >= 1),
-        "{}",
-        t.log_text()
-    );
+    old_worker_finished(&t);
     assert!(started.elapsed() < Duration::from_secs(10));
 }

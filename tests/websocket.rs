@@ -3,25 +3,13 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
 use common::*;
 
 #[test]
 fn websocket_echo_through_the_proxy() {
     let dir = TempDir::new("ws");
     let (up, port) = (free_port(), free_port());
-    let server = Command::new("python3")
-        .arg(repo().join("tests/support_ws.py"))
-        .args(["server", &up.to_string()])
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("python3 websockets server (pip install websockets)");
-    let _server = Proc {
-        child: server,
-        log: None,
-    };
-    wait_port(up);
+    let _server = ws_echo_server(up);
     let cfg = format!("[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"http\"\nupstream = \"127.0.0.1:{up}\"\n");
     let t = tether(&dir, &cfg, &[port]);
     let got = ws_client(&format!("ws://127.0.0.1:{port}/chat"), 50, None);
@@ -35,9 +23,7 @@ fn websocket_over_http2_extended_connect_to_an_http11_server() {
     let dir = TempDir::new("ws-h2");
     let (up, port) = (free_port(), free_port());
     let _server = ws_echo_server(up);
-    let cfg = format!(
-        "access_log = \"access.log\"\n[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"http\"\nhttp2 = true\nupstream = \"127.0.0.1:{up}\"\n"
-    );
+    let cfg = format!("access_log = \"access.log\"\n{}", h2_listener(port, up));
     let t = tether(&dir, &cfg, &[port]);
     let got = h2_ws_client("echo", port, "/chat", 20);
     assert_eq!(got, "ok 20", "{}", t.log_text());
@@ -64,10 +50,7 @@ fn websocket_over_http2_to_a_server_that_does_not_upgrade() {
     let dir = TempDir::new("ws-h2-no-upgrade");
     let (up, port) = (free_port(), free_port());
     let _up = python_upstream(up);
-    let cfg = format!(
-        "[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"http\"\nhttp2 = true\nupstream = \"127.0.0.1:{up}\"\n"
-    );
-    let t = tether(&dir, &cfg, &[port]);
+    let t = tether(&dir, &h2_listener(port, up), &[port]);
     assert_eq!(get(&format!("http://127.0.0.1:{port}/whoami")).0, 200);
     assert_eq!(
         h2_ws_client("status", port, "/no-such-page", 0),
@@ -96,4 +79,11 @@ fn websocket_over_http2_to_a_server_that_does_not_upgrade() {
         "{}",
         t.log_text()
     );
+}
+
+/// An http listener on `port` with HTTP/2 (h2c) proxying everything to `up`.
+fn h2_listener(port: u16, up: u16) -> String {
+    format!(
+        "[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"http\"\nhttp2 = true\nupstream = \"127.0.0.1:{up}\"\n"
+    )
 }

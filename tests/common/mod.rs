@@ -246,6 +246,24 @@ pub fn h2_ws_client(mode: &str, port: u16, path: &str, n: usize) -> String {
         .args([mode, &port.to_string(), path, &n.to_string()])
         .output()
         .expect("python3 tests/support_h2_ws.py (pip install h2)");
+    stdout_or_why(out)
+}
+
+/// `tests/support_h2_ws.py MODE PORT PATH` as a child (bounded by 30 s) whose stdout
+/// lines are read as it goes.
+pub fn h2_ws_child(mode: &str, port: u16, path: &str) -> Child {
+    Command::new("timeout")
+        .args(["30", "python3"])
+        .arg(repo().join("tests/support_h2_ws.py"))
+        .args([mode, &port.to_string(), path])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 tests/support_h2_ws.py (pip install h2)")
+}
+
+/// A client script's stdout, trimmed, if it succeeded; else its status and both outputs.
+fn stdout_or_why(out: Output) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout);
     if out.status.success() {
         stdout.trim().to_string()
@@ -283,17 +301,7 @@ pub fn ws_client(url: &str, n: usize, ca: Option<&Path>) -> String {
     if let Some(ca) = ca {
         cmd.env("WS_CA", ca);
     }
-    let out = cmd.output().expect("python3 websockets client");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if out.status.success() {
-        stdout.trim().to_string()
-    } else {
-        format!(
-            "client failed ({}): {stdout}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )
-    }
+    stdout_or_why(cmd.output().expect("python3 websockets client"))
 }
 
 /// Run `python3 ARGS`, quiet, and wait until `port` accepts.
