@@ -141,7 +141,9 @@ impl Upstreams<'_> {
             return Err(Pos::default().error(e));
         };
         let up = Arc::new(build_upstream(spec)?);
-        self.built[id.0] = Some(up.clone());
+        if let Some(slot) = self.built.get_mut(id.0) {
+            *slot = Some(up.clone());
+        }
         self.order.push(up.clone());
         Ok(up)
     }
