@@ -8,6 +8,10 @@
 //! - `run_alone` (`tether --no-supervise`): the worker binds its own sockets and makes or
 //!   reads the admin key itself.
 //!
+//! Either way the config arrives checked (plain `Settings`); `serve` builds what runs from it
+//! once (`Shared::open`: routers, pools, TLS configs, ACME state) and every event-loop
+//! thread installs its listeners from that one build.
+//!
 //! Signals (`signal-hook`, on a thread of their own): SIGTERM / SIGINT drain gracefully
 //! (`control.rs`), a second one stops at once; SIGHUP asks the master to reload (a lone
 //! worker cannot reload and says so).

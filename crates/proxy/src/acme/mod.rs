@@ -67,14 +67,6 @@ impl std::fmt::Debug for Acme {
     }
 }
 
-impl PartialEq for Acme {
-    fn eq(&self, other: &Acme) -> bool {
-        std::ptr::eq(self, other)
-    }
-}
-
-impl Eq for Acme {}
-
 impl Acme {
     pub fn new(settings: AcmeSettings) -> Acme {
         Acme {
