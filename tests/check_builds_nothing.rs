@@ -1,7 +1,7 @@
-//! `tether check` (the master's check too: both read the config with `Settings::from_text`)
-//! checks and builds nothing: no Redis connection, no health probe, no read of the ACME
-//! storage. The same config run by a worker does all three, which shows that each
-//! observation can see what it looks for.
+//! `tether check` and the master (at start and on reload) check a config and build nothing
+//! from it: no Redis connection, no health probe, no read of the ACME storage. The same
+//! config run by a worker does all three, which shows that each observation can see what it
+//! looks for.
 
 mod common;
 
@@ -85,10 +85,12 @@ fn check_connects_to_no_store_and_probes_no_server() {
     );
 }
 
-#[test]
-fn check_reads_no_acme_storage() {
-    let dir = TempDir::new("check-acme");
-    // The directory URL names a closed port: nothing is ordered either way.
+/// The line a worker logs when it builds the ACME state of `acme_site`.
+const STORED: &str = "acme: stored certificate of a.example.org does not load";
+
+/// A config whose `[acme]` storage holds a broken certificate for its one name (the
+/// directory URL names a closed port: nothing is ordered), and its listener's port.
+fn acme_site(dir: &TempDir) -> (String, u16) {
     let closed = free_port();
     let port = free_port();
     dir.write(
@@ -102,6 +104,13 @@ fn check_reads_no_acme_storage() {
          tls = {{ certificates = \"acme\" }}\n",
         dir.path().join("acme").display()
     );
+    (config, port)
+}
+
+#[test]
+fn check_reads_no_acme_storage() {
+    let dir = TempDir::new("check-acme");
+    let (config, port) = acme_site(&dir);
     let cfg = dir.write("tether.toml", config.as_bytes());
     let (code, out, _) = check(&cfg);
     assert_eq!(code, 0, "{out}");
@@ -113,9 +122,58 @@ fn check_reads_no_acme_storage() {
     // The worker registers the name and reads its stored certificate, which does not load.
     let cfg = cfg.to_str().expect("utf-8 path");
     let worker = tether_args(dir.path(), &["--no-supervise", cfg], &[port]);
+    assert!(worker.wait_log(STORED), "{}", worker.log_text());
+}
+
+#[test]
+fn the_master_reads_no_acme_storage_at_start_or_on_reload() {
+    let dir = TempDir::new("master-acme");
+    let (config, _) = acme_site(&dir);
+    // The workers' output goes to worker.log only: the master's log is its own.
+    let worker_log = dir.path().join("worker.log");
+    let config = format!(
+        "{config}[supervisor]\nshow_worker_output = false\nworker_log = \"{}\"\n",
+        worker_log.display()
+    );
+    let cfg = dir.write("tether.toml", config.as_bytes());
+    let master_log = dir.path().join("master.log");
+    let child = Command::new(TETHER)
+        .arg(&cfg)
+        .current_dir(dir.path())
+        .env("RUST_LOG", "debug")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&master_log).expect("log file"))
+        .spawn()
+        .expect("spawn tether");
+    let master = Proc {
+        child,
+        log: Some(master_log),
+    };
     assert!(
-        worker.wait_log("acme: stored certificate of a.example.org does not load"),
+        master.wait_log_within("ready (generation 1)", Duration::from_secs(10)),
         "{}",
-        worker.log_text()
+        master.log_text()
+    );
+    // SAFETY: kill has no memory preconditions.
+    unsafe { libc::kill(master.child_pid() as libc::pid_t, libc::SIGHUP) };
+    assert!(
+        master.wait_log_within("ready (generation 2)", Duration::from_secs(10)),
+        "{}",
+        master.log_text()
+    );
+    let log = master.log_text();
+    assert!(
+        log.contains("is valid"),
+        "the master checked the config:\n{log}"
+    );
+    assert!(
+        !log.contains("stored certificate"),
+        "the master read the ACME storage:\n{log}"
+    );
+    let workers = std::fs::read_to_string(&worker_log).unwrap_or_default();
+    assert!(
+        workers.matches(STORED).count() >= 2,
+        "each worker reads it when it builds:\n{workers}"
     );
 }
