@@ -108,7 +108,7 @@ pub(super) fn check(
                 Target::TcpUpstream(addr, send_proxy)
             } else {
                 let servers = vec![ServerConfig::new(up.get_ref().clone(), addr)];
-                let pos = Pos::of(&at(up.span(), String::new()));
+                let pos = Pos::at(at, up.span());
                 let spec = UpstreamSpec::plain(up.get_ref(), servers, pos);
                 Pool::validate(&spec.servers, &spec.options)
                     .map_err(|e| at(up.span(), format!("`upstream`: {e}")))?;

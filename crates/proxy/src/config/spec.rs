@@ -44,6 +44,14 @@ impl Pos {
         }
     }
 
+    /// The position of `span`, as `at` (the check's error maker) places it.
+    pub(super) fn at(
+        at: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+        span: std::ops::Range<usize>,
+    ) -> Pos {
+        Pos::of(&at(span, String::new()))
+    }
+
     /// An error at this position.
     pub fn error(&self, message: String) -> ConfigError {
         ConfigError {

@@ -353,7 +353,7 @@ pub(super) fn check(
                 certs.push(CertFiles {
                     cert: cert.into(),
                     key: key.into(),
-                    pos: Pos::of(&at(c.span(), String::new())),
+                    pos: Pos::at(at, c.span()),
                 });
             }
         }
@@ -489,7 +489,7 @@ fn merge_tls(
         session_tickets: first.session_tickets,
         session_cache: first.session_cache,
         acme_names: first.acme.unwrap_or_default(),
-        pos: Pos::of(&at(span, String::new())),
+        pos: Pos::at(at, span),
     };
     Ok(Some((tls, first.handshake_timeout)))
 }

@@ -301,7 +301,7 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<UpstreamSpec, ConfigEr
     let tls = upstream_tls(&u, &servers, &https, at)?;
     let send_proxy = send_proxy(u.send_proxy, at)?;
     Ok(UpstreamSpec {
-        pos: Pos::of(&at(u.name.span(), String::new())),
+        pos: Pos::at(at, u.name.span()),
         name,
         servers,
         options,
@@ -389,7 +389,7 @@ fn upstream_tls(
     Ok(Some(UpstreamTlsSpec {
         options: opts,
         servers: https.iter().map(|(_, _, a)| a.clone()).collect(),
-        pos: Pos::of(&at(span, String::new())),
+        pos: Pos::at(at, span),
     }))
 }
 
