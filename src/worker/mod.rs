@@ -8,6 +8,10 @@
 //! - `run_alone` (`tether --no-supervise`): the worker binds its own sockets and makes or
 //!   reads the admin key itself.
 //!
+//! Either way the config arrives checked (plain `Settings`); `serve` builds what runs from it
+//! once (`Shared::open`: routers, pools, TLS configs, ACME state) and every event-loop
+//! thread installs its listeners from that one build.
+//!
 //! Signals (`signal-hook`, on a thread of their own): SIGTERM / SIGINT drain gracefully
 //! (`control.rs`), a second one stops at once; SIGHUP asks the master to reload (a lone
 //! worker cannot reload and says so).
@@ -25,6 +29,7 @@ use signal_hook::iterator::Signals;
 use tether_core::{Core, Handle};
 use tether_proxy::admin::{Admin, AdminSession, ConfiguredPools};
 use tether_proxy::config::{Settings, Target};
+use tether_proxy::runtime::Runtime;
 use tether_proxy::server::{self, Shared};
 
 use crate::boot::{Boot, BootSockets};
@@ -164,15 +169,15 @@ fn serve(plan: Plan) -> io::Result<()> {
             describe(&spec.target)
         );
     }
-    for w in tether_proxy::tls::warnings(&settings) {
+    for w in tether_proxy::tls::warnings(&shared.runtime) {
         log::warn!("{w}");
     }
     if settings.listeners.iter().any(|l| l.front.tls.is_some()) {
         // Says once what the kernel offers (the record layer stays in rustls either way).
         tether_core::tls::ktls_supported();
     }
-    watch_expiry(&settings);
-    if let Some(acme) = &settings.acme {
+    watch_expiry(&shared.runtime);
+    if let Some(acme) = shared.runtime.acme() {
         tether_proxy::acme::start(acme.clone(), settings.ops.supervisor.mail.as_ref());
     }
     let admin_addr = admin.as_ref().and_then(|a| a.local_addr().ok());
@@ -186,7 +191,7 @@ fn serve(plan: Plan) -> io::Result<()> {
         link: link.clone(),
         drainer: drainer.clone(),
     });
-    let pools = Arc::new(ConfiguredPools::new(&settings));
+    let pools = Arc::new(ConfiguredPools::new(&shared.runtime));
     let admin_state = Admin::new(key, &settings.server_name, control, pools);
     let mut admin = admin;
     // Each loop reports once it owns its sockets; "running" is logged after all have.
@@ -291,16 +296,16 @@ fn watch_signals(drainer: Arc<Drainer>, link: Option<Arc<MasterLink>>) -> io::Re
 }
 
 /// Warn daily about certificates that expire soon (the start already warned once).
-fn watch_expiry(settings: &Settings) {
-    if tether_proxy::tls::certificates(settings).is_empty() {
+fn watch_expiry(runtime: &Arc<Runtime>) {
+    if tether_proxy::tls::certificates(runtime).is_empty() {
         return;
     }
-    let settings = settings.clone();
+    let runtime = runtime.clone();
     let spawned = std::thread::Builder::new()
         .name("cert-expiry".into())
         .spawn(move || loop {
             std::thread::sleep(std::time::Duration::from_secs(86_400));
-            for w in tether_proxy::tls::warnings(&settings) {
+            for w in tether_proxy::tls::warnings(&runtime) {
                 if w.starts_with("certificate ") {
                     log::warn!("{w}");
                 }

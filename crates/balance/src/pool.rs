@@ -86,12 +86,9 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Build the pool `name` from its servers, in configuration order.
-    pub fn new(
-        name: &str,
-        servers: &[ServerConfig],
-        options: PoolOptions,
-    ) -> Result<Pool, PoolError> {
+    /// Whether `Pool::new` would accept these servers and options, without making the pool
+    /// (no counters, no health state): what a config check needs.
+    pub fn validate(servers: &[ServerConfig], options: &PoolOptions) -> Result<(), PoolError> {
         if servers.is_empty() {
             return Err(PoolError::NoServers);
         }
@@ -103,19 +100,33 @@ impl Pool {
                 return Err(PoolError::BadBalanceFactor(f));
             }
         }
-        let (rise, fall) = options.check.as_ref().map_or((1, 1), |c| (c.rise, c.fall));
-        let mut by_id = HashMap::with_capacity(servers.len());
-        let mut list = Vec::with_capacity(servers.len());
-        for (index, config) in servers.iter().enumerate() {
+        let mut ids = std::collections::HashSet::with_capacity(servers.len());
+        for config in servers {
             if config.id.is_empty() {
                 return Err(PoolError::EmptyId);
             }
             if config.weight == 0 {
                 return Err(PoolError::ZeroWeight(config.id.clone()));
             }
-            if by_id.insert(config.id.clone(), index).is_some() {
+            if !ids.insert(config.id.as_str()) {
                 return Err(PoolError::DuplicateId(config.id.clone()));
             }
+        }
+        Ok(())
+    }
+
+    /// Build the pool `name` from its servers, in configuration order.
+    pub fn new(
+        name: &str,
+        servers: &[ServerConfig],
+        options: PoolOptions,
+    ) -> Result<Pool, PoolError> {
+        Pool::validate(servers, &options)?;
+        let (rise, fall) = options.check.as_ref().map_or((1, 1), |c| (c.rise, c.fall));
+        let mut by_id = HashMap::with_capacity(servers.len());
+        let mut list = Vec::with_capacity(servers.len());
+        for (index, config) in servers.iter().enumerate() {
+            by_id.insert(config.id.clone(), index);
             let health = Health::new(name, &config.id, rise, fall, options.passive);
             list.push(Arc::new(Server::new(name, index, config, health)));
         }

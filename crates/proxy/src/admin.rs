@@ -23,8 +23,8 @@ use subtle::ConstantTimeEq;
 use tether_core::{ConnId, Cx, PipeEnd, PipeId, PipeOpts, Session, Sink, Source};
 use tether_http::{parse_request, Limits, Method, Parsed, RequestHead};
 
-use crate::config::Settings;
 use crate::response;
+use crate::runtime::Runtime;
 use crate::upstream::Upstream;
 
 /// A request must arrive whole within this time.
@@ -279,11 +279,10 @@ pub struct ConfiguredPools {
 }
 
 impl ConfiguredPools {
-    pub fn new(settings: &Settings) -> ConfiguredPools {
-        let pools = crate::status_page::upstreams(settings);
+    pub fn new(runtime: &Runtime) -> ConfiguredPools {
         ConfiguredPools {
-            pools,
-            certificates: crate::tls::certificates(settings),
+            pools: runtime.pools().to_vec(),
+            certificates: crate::tls::certificates(runtime),
         }
     }
 }
@@ -375,7 +374,8 @@ mod tests {
             "t.toml",
         )
         .expect("config");
-        let pools = Arc::new(ConfiguredPools::new(&settings));
+        let runtime = Runtime::build(&settings).expect("runtime");
+        let pools = Arc::new(ConfiguredPools::new(&runtime));
         Admin::new(Some("s3cret".into()), "tether", Arc::new(Fixed), pools)
     }
 

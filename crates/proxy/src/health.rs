@@ -8,15 +8,11 @@
 //! counting, logged transitions); the next probe of that server starts `interval` later.
 //! Nothing blocks: connects, reads and timeouts are the loop's.
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 use tether_balance::{CheckConfig, ServerRef};
 use tether_core::{ConnId, ConnectOpts, Cx, PipeEnd, PipeId, Session, Sink, Source, TimerId};
 
-use crate::config::{Settings, Target};
-use crate::router::Action;
-use crate::upstream::Upstream;
+use crate::runtime::Runtime;
 
 /// Longest status line read before a probe gives up on the answer.
 const MAX_STATUS_LINE: usize = 1024;
@@ -47,48 +43,35 @@ fn start_key(i: usize) -> u64 {
 }
 
 impl HealthChecker {
-    /// A checker for every pool of `settings` with a health check; `None` if there is none.
-    pub fn from_settings(settings: &Settings) -> Option<HealthChecker> {
-        let mut seen: Vec<*const Upstream> = Vec::new();
+    /// A checker for every pool of `runtime` with a health check; `None` if there is none.
+    pub fn from_runtime(runtime: &Runtime) -> Option<HealthChecker> {
         let mut probes = Vec::new();
-        for l in &settings.listeners {
-            let Target::Http(router) = &l.target else {
+        for up in runtime.pools() {
+            let Some(check) = up.pool.check() else {
                 continue;
             };
-            for route in router.hosts.iter().flat_map(|h| h.routes.iter()) {
-                let Action::Proxy(up) = &route.action else {
-                    continue;
-                };
-                if seen.contains(&Arc::as_ptr(up)) {
-                    continue;
-                }
-                seen.push(Arc::as_ptr(up));
-                let Some(check) = up.pool.check() else {
-                    continue;
-                };
-                for server in up.pool.servers() {
-                    let host = check
-                        .host
-                        .clone()
-                        .unwrap_or_else(|| server.addr().to_string());
-                    let request = format!(
-                        "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: tether-health\r\nConnection: close\r\n\r\n",
-                        check.path
-                    );
-                    probes.push(Probe {
-                        pool: up.name().to_string(),
-                        server: server.clone(),
-                        check: check.clone(),
-                        request: Bytes::from(request),
-                        conn: None,
-                        reader: None,
-                        writer: None,
-                        buf: Vec::new(),
-                        timeout: None,
-                        tls: up.tls_for(server.index()).cloned(),
-                        send_proxy: up.send_proxy,
-                    });
-                }
+            for server in up.pool.servers() {
+                let host = check
+                    .host
+                    .clone()
+                    .unwrap_or_else(|| server.addr().to_string());
+                let request = format!(
+                    "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: tether-health\r\nConnection: close\r\n\r\n",
+                    check.path
+                );
+                probes.push(Probe {
+                    pool: up.name().to_string(),
+                    server: server.clone(),
+                    check: check.clone(),
+                    request: Bytes::from(request),
+                    conn: None,
+                    reader: None,
+                    writer: None,
+                    buf: Vec::new(),
+                    timeout: None,
+                    tls: up.tls_for(server.index()).cloned(),
+                    send_proxy: up.send_proxy,
+                });
             }
         }
         (!probes.is_empty()).then_some(HealthChecker { probes })

@@ -3,7 +3,9 @@
 //! - `acme`: certificates ordered and renewed by ACME on a helper thread, challenges answered
 //!   by the listeners;
 //! - `admin`: the admin listener's session (`/healthz`, the admin API behind a bearer key);
-//! - `config`: the TOML config, checked into `Settings` (errors as `path:line:col: message`);
+//! - `config`: the TOML config, checked into `Settings`, plain data (errors as
+//!   `path:line:col: message`);
+//! - `runtime`: what a worker builds from `Settings` once (routers, pools, TLS configs, ACME);
 //! - `server`: binds each listener of the settings with its session factory;
 //! - `tcp`: the `tcp` listener's sessions (tunnel to an upstream, stream a file);
 //! - `http`: the minimal `http` listener (proxy to one upstream, or serve a directory);
@@ -25,6 +27,7 @@ pub mod metrics;
 pub mod per_ip;
 pub mod response;
 pub mod router;
+pub mod runtime;
 pub mod server;
 pub mod static_files;
 pub mod status_page;

@@ -1,4 +1,5 @@
-//! Turning checked `Settings` into listeners on a `Core`: one session factory per listener.
+//! Turning checked `Settings` into listeners on a `Core`: the runtime built once per process
+//! (`Shared::open`, `runtime.rs`), then one session factory per listener.
 
 use std::io;
 use std::net::SocketAddr;
@@ -14,6 +15,7 @@ use crate::health::HealthChecker;
 use crate::http::{HttpSession, ListenerCtx, TooMany};
 use crate::metrics::Registry;
 use crate::per_ip::PerIp;
+use crate::runtime::Runtime;
 use crate::tcp::{TcpFile, TcpTunnel};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +25,8 @@ use tether_store::Store;
 /// What the workers share at run time (opened once, from the settings).
 #[derive(Clone)]
 pub struct Shared {
+    /// The routers, pools, TLS configs and ACME state, built from the settings.
+    pub runtime: Arc<Runtime>,
     pub access_log: Option<Arc<AccessLog>>,
     /// Every worker's counters, for the metrics listener and `status_page` routes.
     pub metrics: Arc<Registry>,
@@ -39,7 +43,11 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Build the runtime of `settings` (an error names the config position) and open the
+    /// access log, the store and the brokers.
     pub fn open(settings: &Settings) -> io::Result<Shared> {
+        let runtime = Runtime::build(settings)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let access_log = AccessLog::open(&settings.access_log).map_err(|e| {
             io::Error::new(e.kind(), format!("access log {}: {e}", settings.access_log))
         })?;
@@ -61,9 +69,10 @@ impl Shared {
             brokers.insert(config.name.clone(), broker);
         }
         let metrics = Registry::new(&settings.server_name);
-        metrics.set_certificates(&crate::tls::certificates(settings));
-        metrics.set_topology(crate::status_page::Topology::from_settings(settings));
+        metrics.set_certificates(&crate::tls::certificates(&runtime));
+        metrics.set_topology(crate::status_page::Topology::from_runtime(&runtime));
         Ok(Shared {
+            runtime: Arc::new(runtime),
             brokers: Arc::new(brokers),
             access_log,
             metrics,
@@ -142,7 +151,7 @@ pub fn install(core: &mut Core, settings: &Settings) -> io::Result<Vec<SocketAdd
 }
 
 /// Put the bound `sockets` (one per listener of `settings`, in order) on `core` with their
-/// session factories.
+/// session factories, over the runtime `shared` holds (built from the same settings).
 pub fn install_sockets(
     core: &mut Core,
     settings: &Settings,
@@ -154,35 +163,43 @@ pub fn install_sockets(
     let stats = shared.metrics.add_worker(core.stats());
     stats.set_thread();
     if !shared.health_started.swap(true, Ordering::SeqCst) {
-        if let Some(checker) = HealthChecker::from_settings(settings) {
+        if let Some(checker) = HealthChecker::from_runtime(&shared.runtime) {
             core.spawn(Box::new(checker));
         }
     }
     let mut bound = Vec::new();
     let mut sockets = sockets.into_iter();
-    for spec in &settings.listeners {
+    for built in shared.runtime.listeners() {
+        let spec = built.spec.clone();
         let opts = tether_core::ListenerOpts {
-            tls: spec.front.tls.as_ref().map(|t| t.config.clone()),
+            tls: built.tls.as_ref().map(|t| t.config.clone()),
             proxy_protocol: spec.front.proxy_protocol.clone(),
             handshake_timeout: spec.front.handshake_timeout,
             // h2c with prior knowledge next to HTTP/1.1 on a plain `http2` listener.
-            sniff: (spec.front.http2 && spec.front.tls.is_none()).then_some(PREFACE),
+            sniff: (spec.front.http2 && built.tls.is_none()).then_some(PREFACE),
         };
-        let spec = Arc::new(spec.clone());
         let server = server.clone();
-        let factory: SessionFactory = match spec.target.clone() {
-            Target::TcpUpstream(addr, send_proxy) => {
+        let factory: SessionFactory = match (&spec.target, &built.router) {
+            (Target::TcpUpstream(addr, send_proxy), _) => {
+                let (addr, send_proxy) = (*addr, *send_proxy);
                 Box::new(move |_| Box::new(TcpTunnel::new(spec.clone(), addr, send_proxy)))
             }
-            Target::TcpFile(path) => {
+            (Target::TcpFile(path), _) => {
+                let path = path.clone();
                 Box::new(move |_| Box::new(TcpFile::new(spec.clone(), path.clone())))
             }
-            Target::Http(router) => {
+            (Target::Http(_), None) => {
+                return Err(io::Error::other(format!(
+                    "http listener {} has no router built",
+                    spec.listen
+                )))
+            }
+            (Target::Http(_), Some(router)) => {
                 // Built once per listener; every connection holds it by `Arc`.
                 let ctx = Arc::new(ListenerCtx {
                     spec: spec.clone(),
                     server: server.clone(),
-                    router,
+                    router: router.clone(),
                     limits: tether_http::Limits::default(),
                     stats: stats.clone(),
                     metrics: Some(shared.metrics.clone()),
@@ -209,7 +226,7 @@ pub fn install_sockets(
                 })
             }
         };
-        let listen = settings.listeners[bound.len()].listen;
+        let listen = built.spec.listen;
         let Some(socket) = sockets.next() else {
             return Err(io::Error::other(format!("no socket bound for {listen}")));
         };

@@ -10,7 +10,7 @@
 //!
 //! It reads what the JSON already exposes (`metrics::Registry::snapshot`, the pools of
 //! `admin::ConfiguredPools`) plus the pools' affinity counts (`Pool::affinity_stats`).
-//! `Topology` is built once from the settings (`Shared::open`) and kept in the registry.
+//! `Topology` is made once from the runtime (`Shared::open`) and kept in the registry.
 
 use std::fmt::Write;
 
@@ -21,16 +21,17 @@ use tether_http::html_escape;
 
 use tether_balance::policy::Policy;
 
-use crate::config::{Settings, Target};
+use crate::config::Target;
 use crate::metrics::{Registry, Snapshot};
 use crate::router::{Action, StatusFormat};
+use crate::runtime::Runtime;
 use crate::upstream::{Affinity, Upstream};
 
 /// The page reloads itself this often.
 pub const REFRESH_SECS: u64 = 5;
 
 /// What the page lists besides the counters: the listeners and the pools, from the
-/// settings the workers run.
+/// runtime the workers run.
 #[derive(Debug, Default)]
 pub struct Topology {
     listeners: Vec<ListenerRow>,
@@ -46,34 +47,17 @@ struct ListenerRow {
     routes: Vec<String>,
 }
 
-/// Every upstream pool that a route proxies to, once each, in config order.
-pub fn upstreams(settings: &Settings) -> Vec<Arc<Upstream>> {
-    let mut pools: Vec<Arc<Upstream>> = Vec::new();
-    for l in &settings.listeners {
-        let Target::Http(router) = &l.target else {
-            continue;
-        };
-        for route in router.hosts.iter().flat_map(|h| h.routes.iter()) {
-            if let Action::Proxy(p) = &route.action {
-                if !pools.iter().any(|x| Arc::ptr_eq(x, p)) {
-                    pools.push(p.clone());
-                }
-            }
-        }
-    }
-    pools
-}
-
 impl Topology {
-    pub fn from_settings(settings: &Settings) -> Topology {
-        let listeners = settings
-            .listeners
+    pub fn from_runtime(runtime: &Runtime) -> Topology {
+        let listeners = runtime
+            .listeners()
             .iter()
             .map(|l| {
-                let (serves, routes) = match &l.target {
-                    Target::TcpUpstream(a, _) => (format!("tcp tunnel to {a}"), Vec::new()),
-                    Target::TcpFile(p) => (format!("tcp file {}", p.display()), Vec::new()),
-                    Target::Http(r) => {
+                let (serves, routes) = match (&l.spec.target, &l.router) {
+                    (Target::TcpUpstream(a, _), _) => (format!("tcp tunnel to {a}"), Vec::new()),
+                    (Target::TcpFile(p), _) => (format!("tcp file {}", p.display()), Vec::new()),
+                    (Target::Http(_), None) => ("http".to_string(), Vec::new()),
+                    (Target::Http(_), Some(r)) => {
                         let routes = r
                             .hosts
                             .iter()
@@ -92,8 +76,8 @@ impl Topology {
                     }
                 };
                 ListenerRow {
-                    listen: l.listen,
-                    tls: l.front.tls.is_some(),
+                    listen: l.spec.listen,
+                    tls: l.tls.is_some(),
                     serves,
                     routes,
                 }
@@ -101,7 +85,7 @@ impl Topology {
             .collect();
         Topology {
             listeners,
-            pools: upstreams(settings),
+            pools: runtime.pools().to_vec(),
         }
     }
 }
@@ -338,7 +322,11 @@ mod tests {
             Ok(s) => s,
             Err(e) => panic!("{e}"),
         };
-        let t = Topology::from_settings(&settings);
+        let runtime = match Runtime::build(&settings) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        let t = Topology::from_runtime(&runtime);
         let up = &t.pools[0];
         let now = Instant::now();
         assert!(up.pool.select(None, now).is_some());

@@ -190,7 +190,7 @@ impl ResolvesServerCert for CertStore {
     }
 }
 
-/// A checked `tls = { ... }` of a listener.
+/// A listener's TLS as the core runs it (built from the config's `TlsSpec`).
 #[derive(Debug, Clone)]
 pub struct ListenerTls {
     pub config: Arc<rustls::ServerConfig>,
@@ -198,14 +198,6 @@ pub struct ListenerTls {
     /// The names whose certificates ACME provides (`acme/`); empty: none.
     pub acme_names: Vec<String>,
 }
-
-impl PartialEq for ListenerTls {
-    fn eq(&self, other: &ListenerTls) -> bool {
-        Arc::ptr_eq(&self.config, &other.config)
-    }
-}
-
-impl Eq for ListenerTls {}
 
 /// What a listener's TLS is made of (from the config).
 #[derive(Clone)]
@@ -223,27 +215,46 @@ pub struct ServerTlsOptions {
     pub acme: Option<(Arc<crate::acme::Acme>, Vec<String>)>,
 }
 
+/// TLS 1.3 and 1.2 (the default), or 1.3 alone (`min_version = "1.3"`).
+static TLS_1_2_UP: [&rustls::SupportedProtocolVersion; 2] =
+    [&rustls::version::TLS13, &rustls::version::TLS12];
+static TLS_1_3: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
+
+/// The TLS versions of a listener (`tls12`: 1.2 as well as 1.3).
+fn versions(tls12: bool) -> &'static [&'static rustls::SupportedProtocolVersion] {
+    if tls12 {
+        &TLS_1_2_UP
+    } else {
+        &TLS_1_3
+    }
+}
+
+/// The verifier of client certificates signed by the CAs of `path`.
+fn client_verifier(
+    path: &Path,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
+    let roots = roots_from(path)?;
+    rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .build()
+        .map_err(|e| format!("client_ca {}: {e}", path.display()))
+}
+
+/// What `server_config` would refuse in a listener's options, found without making the
+/// config (no session cache, no ticket keys): the TLS versions and the client CA file.
+pub fn check_server(tls12: bool, client_ca: Option<&Path>) -> Result<(), String> {
+    rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(versions(tls12))
+        .map_err(|e| e.to_string())?;
+    client_ca.map(client_verifier).transpose().map(|_| ())
+}
+
 /// Build a listener's rustls server config.
 pub fn server_config(o: ServerTlsOptions) -> Result<ListenerTls, String> {
-    let versions: &[&rustls::SupportedProtocolVersion] = if o.tls12 {
-        &[&rustls::version::TLS13, &rustls::version::TLS12]
-    } else {
-        &[&rustls::version::TLS13]
-    };
     let builder = rustls::ServerConfig::builder_with_provider(provider())
-        .with_protocol_versions(versions)
+        .with_protocol_versions(versions(o.tls12))
         .map_err(|e| e.to_string())?;
     let builder = match &o.client_ca {
-        Some(path) => {
-            let roots = roots_from(path)?;
-            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider(),
-            )
-            .build()
-            .map_err(|e| format!("client_ca {}: {e}", path.display()))?;
-            builder.with_client_cert_verifier(v)
-        }
+        Some(path) => builder.with_client_cert_verifier(client_verifier(path)?),
         None => builder.with_no_client_auth(),
     };
     let store = Arc::new(CertStore::new(o.certs, o.strict_sni));
@@ -295,7 +306,7 @@ fn roots_from(path: &Path) -> Result<rustls::RootCertStore, String> {
 }
 
 /// How an upstream speaks TLS (from the config).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UpstreamTlsOptions {
     /// Verify against these CAs instead of the system's roots.
     pub ca: Option<PathBuf>,
@@ -305,6 +316,31 @@ pub struct UpstreamTlsOptions {
     pub verify: bool,
     /// A client certificate and key to present.
     pub client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+/// What `client_config` would refuse, found without making the config: the CA file (or
+/// the system's roots) and the client certificate with its key.
+pub fn check_client(o: &UpstreamTlsOptions) -> Result<(), String> {
+    if o.verify {
+        match &o.ca {
+            Some(path) => roots_from(path)?,
+            None => system_roots()?,
+        };
+    }
+    if let Some((cert, key)) = &o.client_cert {
+        load_cert(cert, key)?;
+    }
+    Ok(())
+}
+
+/// What `client_for` would refuse: the name sent (`sni`, else the host of `addr_text`).
+pub fn check_client_name(sni: Option<&str>, addr_text: &str) -> Result<(), String> {
+    let host = sni
+        .map(str::to_string)
+        .unwrap_or_else(|| host_of(addr_text));
+    ServerName::try_from(host.clone())
+        .map(|_| ())
+        .map_err(|_| format!("{host:?} is not a server name"))
 }
 
 /// Build an upstream's client config.
@@ -435,11 +471,11 @@ impl ServerCertVerifier for NoVerify {
 /// Certificates expiring within this many days are warned about.
 pub const EXPIRY_WARNING_DAYS: i64 = 14;
 
-/// Every certificate the listeners of `settings` serve, once each (by path).
-pub fn certificates(settings: &crate::config::Settings) -> Vec<LoadedCert> {
+/// Every certificate the listeners of `runtime` serve, once each (by path).
+pub fn certificates(runtime: &crate::runtime::Runtime) -> Vec<LoadedCert> {
     let mut seen: HashMap<PathBuf, LoadedCert> = HashMap::new();
-    for l in &settings.listeners {
-        if let Some(t) = &l.front.tls {
+    for l in runtime.listeners() {
+        if let Some(t) = &l.tls {
             for c in t.store.certs() {
                 seen.entry(c.cert_path.clone()).or_insert_with(|| c.clone());
             }
@@ -452,9 +488,9 @@ pub fn certificates(settings: &crate::config::Settings) -> Vec<LoadedCert> {
 
 /// What to warn about at start (and, for expiry, daily): certificates expiring within
 /// [`EXPIRY_WARNING_DAYS`], upstreams whose certificates are not verified.
-pub fn warnings(settings: &crate::config::Settings) -> Vec<String> {
+pub fn warnings(runtime: &crate::runtime::Runtime) -> Vec<String> {
     let now = SystemTime::now();
-    let mut out: Vec<String> = certificates(settings)
+    let mut out: Vec<String> = certificates(runtime)
         .iter()
         .filter(|c| c.days_left(now) < EXPIRY_WARNING_DAYS)
         .map(|c| {
@@ -467,20 +503,13 @@ pub fn warnings(settings: &crate::config::Settings) -> Vec<String> {
         })
         .collect();
     let mut seen = Vec::new();
-    for l in &settings.listeners {
-        let crate::config::Target::Http(router) = &l.target else {
-            continue;
-        };
-        for r in router.hosts.iter().flat_map(|h| h.routes.iter()) {
-            if let crate::router::Action::Proxy(up) = &r.action {
-                if up.tls_unverified && !seen.contains(&up.name().to_string()) {
-                    seen.push(up.name().to_string());
-                    out.push(format!(
-                        "upstream {:?}: TLS certificates are not verified (verify = false)",
-                        up.name()
-                    ));
-                }
-            }
+    for up in runtime.pools() {
+        if up.tls_unverified && !seen.contains(&up.name()) {
+            seen.push(up.name());
+            out.push(format!(
+                "upstream {:?}: TLS certificates are not verified (verify = false)",
+                up.name()
+            ));
         }
     }
     out

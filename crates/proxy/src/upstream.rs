@@ -138,7 +138,7 @@ pub struct SessionIdAffinity {
 }
 
 /// The backend's session cookie, learned from its Set-Cookie into the store.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LearnAffinity {
     pub cookie: String,
     /// Time to live of a learned entry, refreshed on use.

@@ -25,18 +25,21 @@ use crate::config::Front;
 const PREFIX: &str = "/.well-known/acme-challenge/";
 
 /// The response to an HTTP-01 validation request, if `head` is one this listener can
-/// answer (`None`: carry on as for any request).
+/// answer from the process' running ACME state (`None`: carry on as for any request).
 pub fn http01_answer(
     front: &Front,
     head: &RequestHead,
     server: &str,
     keep_alive: bool,
 ) -> Option<Bytes> {
-    let acme = front.acme.as_ref()?;
+    if !front.acme {
+        return None;
+    }
     let token = head.path().strip_prefix(PREFIX)?;
     if !matches!(head.method, Method::Get | Method::Head) || !is_token(token) {
         return None;
     }
+    let acme = super::running()?;
     let key_auth = acme.token(token)?;
     log::info!("acme: answered the HTTP-01 validation of token {token}");
     let mut out = crate::response::Head::new(200, server, key_auth.len() + 64);

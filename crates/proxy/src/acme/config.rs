@@ -20,13 +20,11 @@
 
 use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::Acme;
 use crate::config::{ConfigError, ListenerSpec, Target};
 
 type At<'a> = &'a dyn Fn(Range<usize>, String) -> ConfigError;
@@ -77,7 +75,7 @@ impl Challenge {
 }
 
 /// External account binding: the key id and the HMAC key the CA gave.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Eab {
     pub kid: String,
     pub hmac_key: Vec<u8>,
@@ -90,7 +88,7 @@ impl std::fmt::Debug for Eab {
 }
 
 /// A checked `[acme]`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcmeSettings {
     /// The directory URL.
     pub directory: String,
@@ -106,9 +104,19 @@ pub struct AcmeSettings {
     pub lease: Duration,
 }
 
+/// A checked `[acme]` bound to the listeners: its settings, the challenge answered and the
+/// names managed, in config order. `Acme::build` makes the state the loops and the helper
+/// thread share (in the worker; checking a config starts nothing and reads no storage).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeSpec {
+    pub settings: AcmeSettings,
+    pub challenge: Challenge,
+    pub names: Vec<String>,
+}
+
 /// The checked `[acme]` before the listeners are read, with what `bind` still needs.
 pub(crate) struct Pending {
-    pub acme: Arc<Acme>,
+    settings: AcmeSettings,
     challenge: Option<(Challenge, Range<usize>)>,
     span: Range<usize>,
 }
@@ -204,7 +212,7 @@ pub(crate) fn check(raw: Spanned<RawAcme>, at: At<'_>) -> Result<Pending, Config
         lease: ms(r.lease_ms, 600_000, "lease_ms")?,
     };
     Ok(Pending {
-        acme: Arc::new(Acme::new(settings)),
+        settings,
         challenge,
         span,
     })
@@ -235,13 +243,13 @@ pub(crate) fn check_name(name: &str) -> Result<String, String> {
     Ok(n)
 }
 
-/// With every listener read: decide the challenge, check something answers it, give the
-/// plain http listeners the HTTP-01 answers, and load each name's stored certificate.
+/// With every listener read: decide the challenge, check something answers it, have the
+/// plain http listeners answer HTTP-01, and gather the names to manage.
 pub(crate) fn bind(
     pending: Option<Pending>,
     listeners: &mut [(ListenerSpec, Range<usize>)],
     at: At<'_>,
-) -> Result<Option<Arc<Acme>>, ConfigError> {
+) -> Result<Option<AcmeSpec>, ConfigError> {
     let Some(p) = pending else {
         return Ok(None);
     };
@@ -294,10 +302,8 @@ pub(crate) fn bind(
         }
         Challenge::TlsAlpn01 => {
             for l in &acme_listeners {
-                let answers =
-                    l.front.tls.as_ref().is_some_and(|t| {
-                        t.config.alpn_protocols.iter().any(|p| p == b"acme-tls/1")
-                    });
+                // `acme-tls/1` is offered by ACME listeners that speak ALPN at all.
+                let answers = l.front.tls.as_ref().is_some_and(|t| !t.alpn.is_empty());
                 if !answers {
                     return Err(at(
                         cspan,
@@ -317,21 +323,26 @@ pub(crate) fn bind(
             }
         }
     }
-    let names: Vec<String> = acme_listeners
+    let mut names: Vec<String> = Vec::new();
+    for n in acme_listeners
         .iter()
         .filter_map(|l| l.front.tls.as_ref())
-        .flat_map(|t| t.acme_names.iter().cloned())
-        .collect();
-    p.acme.set_challenge(challenge);
-    for n in &names {
-        p.acme.register(n);
+        .flat_map(|t| t.acme_names.iter())
+    {
+        if !names.contains(n) {
+            names.push(n.clone());
+        }
     }
     for (l, _) in listeners.iter_mut() {
         if plain_http(l) {
-            l.front.acme = Some(p.acme.clone());
+            l.front.acme = true;
         }
     }
-    Ok(Some(p.acme))
+    Ok(Some(AcmeSpec {
+        settings: p.settings,
+        challenge,
+        names,
+    }))
 }
 
 fn valid_email(e: &str) -> bool {

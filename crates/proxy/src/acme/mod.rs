@@ -32,7 +32,7 @@ use serde_json::{json, Value};
 use tether_core::tls::rustls::sign::CertifiedKey;
 
 pub use challenge::http01_answer;
-pub use config::{AcmeSettings, Challenge};
+pub use config::{AcmeSettings, AcmeSpec, Challenge};
 pub use manager::start;
 pub use resolver::{AcmeResolver, ACME_TLS_ALPN};
 
@@ -51,7 +51,7 @@ pub struct NameStatus {
 /// read (certificates, challenge answers).
 pub struct Acme {
     pub settings: AcmeSettings,
-    /// Decided once every listener is read (`config::bind`).
+    /// Decided once every listener is read (`config::bind`), set by `build`.
     challenge: OnceLock<Challenge>,
     certs: RwLock<HashMap<String, Arc<CertifiedKey>>>,
     /// TLS-ALPN-01 challenge certificates, by name.
@@ -67,14 +67,6 @@ impl std::fmt::Debug for Acme {
     }
 }
 
-impl PartialEq for Acme {
-    fn eq(&self, other: &Acme) -> bool {
-        std::ptr::eq(self, other)
-    }
-}
-
-impl Eq for Acme {}
-
 impl Acme {
     pub fn new(settings: AcmeSettings) -> Acme {
         Acme {
@@ -85,6 +77,17 @@ impl Acme {
             tokens: Mutex::new(HashMap::new()),
             status: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// The state of a checked `[acme]`: its challenge set, its names registered (each one's
+    /// stored certificate, if any and not expired, is served from now on).
+    pub fn build(spec: &AcmeSpec) -> Arc<Acme> {
+        let acme = Acme::new(spec.settings.clone());
+        acme.set_challenge(spec.challenge);
+        for n in &spec.names {
+            acme.register(n);
+        }
+        Arc::new(acme)
     }
 
     /// The challenge this config answers.

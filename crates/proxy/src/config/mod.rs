@@ -1,7 +1,10 @@
-//! The config model: the file a user writes, checked into `Settings` that the sessions run
-//! on. Two formats: tether's TOML (this file: `[[listener]]` for the simple forms,
-//! `server.rs`-style virtual hosts in `servers.rs`), and eXpServer's `xps_config.json`
-//! (`xps.rs`). Every table rejects unknown keys; every error names `path:line:col`.
+//! The config model: the file a user writes, checked into `Settings`, plain data (no pool,
+//! counter, store, thread or socket: `spec.rs`). Formats: tether's TOML (this file, with
+//! `[[listener]]` in `listener.rs` and virtual hosts in `servers.rs`), eXpServer's
+//! `xps_config.json` (`xps.rs`) and Webots' `session.json` (`session_json.rs`). Every table
+//! rejects unknown keys; every error names `path:line:col`. Checking reads the files a
+//! config names (certificates, keys, CAs) to refuse broken ones; the worker builds what runs
+//! from `Settings` once (`crate::runtime`).
 //!
 //! ```toml
 //! server_name = "tether"
@@ -23,9 +26,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::router::{Acl, Action, Route, Router, StatusFormat, VirtualHost};
-use crate::static_files::FileOptions;
-use std::sync::Arc;
+use crate::acme::AcmeSpec;
+use crate::router::StatusFormat;
 use tether_broker::BrokerConfig;
 
 /// The default `header_timeout_ms`: nginx's `client_header_timeout` as careful setups use it.
@@ -56,14 +58,20 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 mod json_pos;
+mod listener;
 mod ops;
 mod servers;
 mod session_json;
+mod spec;
 mod tls;
 mod upstream;
-
-pub use tls::Front;
 mod xps;
+
+pub use spec::{
+    ActionSpec, AffinitySpec, HostSpec, PortRange, Pos, RouteSpec, RouterSpec, SealKeys,
+    UpstreamId, UpstreamSpec, UpstreamTlsSpec,
+};
+pub use tls::{CertFiles, Front, TlsSpec};
 
 pub use ops::{AdminSettings, Ops, SupervisorSettings};
 
@@ -93,7 +101,7 @@ struct RawConfig {
     #[serde(default)]
     supervisor: Option<ops::RawSupervisor>,
     #[serde(default)]
-    listener: Vec<Spanned<RawListener>>,
+    listener: Vec<Spanned<listener::RawListener>>,
     #[serde(default)]
     upstream: Vec<Spanned<upstream::RawUpstream>>,
     #[serde(default)]
@@ -127,55 +135,20 @@ pub enum Protocol {
     Http,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawListener {
-    listen: Spanned<String>,
-    protocol: Protocol,
-    upstream: Option<Spanned<String>>,
-    root: Option<Spanned<String>>,
-    file: Option<Spanned<String>>,
-    connect_timeout_ms: Option<Spanned<u64>>,
-    idle_timeout_ms: Option<Spanned<u64>>,
-    header_timeout_ms: Option<Spanned<u64>>,
-    tunnel_timeout_ms: Option<Spanned<u64>>,
-    tls: Option<Spanned<tls::RawTls>>,
-    redirect_http: Option<Spanned<tls::RawRedirect>>,
-    hsts: Option<String>,
-    proxy_protocol: Option<Spanned<tls::RawProxyProtocol>>,
-    /// http: HTTP/2 too (ALPN `h2` over TLS, h2c with prior knowledge without).
-    http2: Option<Spanned<bool>>,
-    /// tcp: send a PROXY protocol header ("v1" or "v2") to the upstream first.
-    send_proxy: Option<Spanned<String>>,
-}
-
 /// What a listener is wired to.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Target {
     /// tcp: tunnel bytes both ways to this address, after a PROXY protocol header when
     /// `send_proxy` says so.
     TcpUpstream(SocketAddr, Option<crate::upstream::SendProxy>),
     /// tcp: stream this file on connect, then close.
     TcpFile(PathBuf),
-    /// http: requests go through this router (virtual hosts and routes).
-    Http(Arc<Router>),
+    /// http: requests go through these virtual hosts and routes.
+    Http(RouterSpec),
 }
-
-impl PartialEq for Target {
-    fn eq(&self, other: &Target) -> bool {
-        match (self, other) {
-            (Target::TcpUpstream(a, x), Target::TcpUpstream(b, y)) => a == b && x == y,
-            (Target::TcpFile(a), Target::TcpFile(b)) => a == b,
-            (Target::Http(a), Target::Http(b)) => Arc::ptr_eq(a, b),
-            _ => false,
-        }
-    }
-}
-
-impl Eq for Target {}
 
 /// A checked listener.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ListenerSpec {
     pub listen: SocketAddr,
     pub target: Target,
@@ -195,7 +168,7 @@ pub struct ListenerSpec {
     pub front: Front,
 }
 
-/// A checked config.
+/// A checked config: plain data, compared by value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub server_name: String,
@@ -211,6 +184,8 @@ pub struct Settings {
     /// Where affinity entries live: `"memory"` or a `redis://` URL.
     pub store: String,
     pub listeners: Vec<ListenerSpec>,
+    /// The upstream pools the routes proxy to (`ActionSpec::Proxy` indexes them).
+    pub upstreams: Vec<UpstreamSpec>,
     /// Simulation-server brokers (`[[broker]]`, or Webots' `session.json`), by name.
     pub brokers: Vec<BrokerConfig>,
     /// Webots' `session.json`: log to `<logDir>/session/output.log` (or stdout with `debug`).
@@ -218,7 +193,7 @@ pub struct Settings {
     /// `[admin]`, `[supervisor]`, `drain_timeout_ms` (`ops.rs`).
     pub ops: Ops,
     /// `[acme]`: certificates ordered and renewed automatically (`acme/`).
-    pub acme: Option<Arc<crate::acme::Acme>>,
+    pub acme: Option<AcmeSpec>,
 }
 
 impl Settings {
@@ -283,14 +258,16 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         .acme
         .map(|a| crate::acme::config::check(a, &at))
         .transpose()?;
-    let acme_ref = acme.as_ref().map(|p| &p.acme);
+    let has_acme = acme.is_some();
+    let mut upstreams: Vec<UpstreamSpec> = Vec::new();
     // Each listener with the span of its `listen` (for errors about the address).
     let mut listeners: Vec<(ListenerSpec, Range<usize>)> = Vec::new();
     for l in raw.listener {
         let span = l.span();
         let l = l.into_inner();
         let listen = l.listen.span();
-        listeners.push((check_listener(l, span, acme_ref, &at)?, listen));
+        let spec = listener::check(l, span, has_acme, &mut upstreams, &at)?;
+        listeners.push((spec, listen));
     }
     let mut brokers: Vec<BrokerConfig> = Vec::new();
     for b in raw.broker {
@@ -309,7 +286,8 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         raw.server,
         raw.max_body_size,
         &names,
-        acme_ref,
+        has_acme,
+        &mut upstreams,
         &at,
     )?);
     let store = match raw.store {
@@ -384,6 +362,7 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         max_connections_per_ip,
         store,
         listeners,
+        upstreams,
         brokers,
         session_log: None,
         ops,
@@ -393,14 +372,8 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
 
 /// The metrics listener: `/api` answers eXpServer's metrics JSON, `/metrics` Prometheus text.
 pub(crate) fn metrics_listener(listen: SocketAddr) -> ListenerSpec {
-    let route = |path: &str, format| Route {
-        path: path.into(),
-        action: Action::Status(format),
-        acl: Acl::default(),
-        max_body: None,
-        ports: None,
-    };
-    let host = VirtualHost {
+    let route = |path: &str, format| RouteSpec::new(path, ActionSpec::Status(format));
+    let host = HostSpec {
         hostnames: Vec::new(),
         routes: vec![
             route("/api", StatusFormat::Json),
@@ -409,125 +382,13 @@ pub(crate) fn metrics_listener(listen: SocketAddr) -> ListenerSpec {
     };
     ListenerSpec {
         listen,
-        target: Target::Http(Arc::new(Router { hosts: vec![host] })),
+        target: Target::Http(RouterSpec { hosts: vec![host] }),
         connect_timeout: Duration::from_secs(5),
         idle_timeout: Duration::from_secs(60),
         header_timeout: Duration::from_millis(HEADER_TIMEOUT_MS),
         tunnel_timeout: Duration::from_secs(600),
         front: Front::default(),
     }
-}
-
-fn check_listener(
-    l: RawListener,
-    span: Range<usize>,
-    acme: Option<&Arc<crate::acme::Acme>>,
-    at: &dyn Fn(Range<usize>, String) -> ConfigError,
-) -> Result<ListenerSpec, ConfigError> {
-    let listen = l.listen.get_ref().parse::<SocketAddr>().map_err(|_| {
-        at(
-            l.listen.span(),
-            format!("`listen`: not an address:port: {:?}", l.listen.get_ref()),
-        )
-    })?;
-    let part = tls::part(
-        &l.tls,
-        acme,
-        l.proxy_protocol,
-        l.redirect_http,
-        l.hsts,
-        l.protocol == Protocol::Http,
-        l.http2,
-        span.clone(),
-        at,
-    )?;
-    if l.protocol == Protocol::Tcp && (part.redirect_https.is_some() || part.hsts.is_some()) {
-        return Err(at(
-            span,
-            "`redirect_http` and `hsts` are for http listeners".into(),
-        ));
-    }
-    if let (Protocol::Tcp, Some(h)) = (l.protocol, &l.header_timeout_ms) {
-        return Err(at(
-            h.span(),
-            "`header_timeout_ms` is for http listeners".into(),
-        ));
-    }
-    let front = tls::merge(vec![part], listen, at)?;
-    let targets = [l.upstream.is_some(), l.root.is_some(), l.file.is_some()];
-    if targets.iter().filter(|&&t| t).count() != 1 {
-        return Err(at(
-            span,
-            "a listener needs exactly one of `upstream`, `root`, `file`".into(),
-        ));
-    }
-    let send_proxy = match (&l.send_proxy, l.protocol, &l.upstream) {
-        (Some(v), Protocol::Http, _) | (Some(v), _, None) => {
-            return Err(at(
-                v.span(),
-                "`send_proxy` on a listener is for a tcp `upstream` (an http one: set it on \
-                 an [[upstream]])"
-                    .into(),
-            ))
-        }
-        _ => upstream::send_proxy(l.send_proxy, at)?,
-    };
-    let target = match (l.protocol, l.upstream, l.root, l.file) {
-        (proto, Some(up), _, _) => {
-            let addr =
-                resolve(up.get_ref()).map_err(|m| at(up.span(), format!("`upstream`: {m}")))?;
-            if proto == Protocol::Tcp {
-                Target::TcpUpstream(addr, send_proxy)
-            } else {
-                let server = tether_balance::ServerConfig::new(up.get_ref().clone(), addr);
-                let pool = tether_balance::Pool::new(up.get_ref(), &[server], Default::default())
-                    .map_err(|e| at(up.span(), format!("`upstream`: {e}")))?;
-                let upstream = crate::upstream::Upstream::plain(pool);
-                Target::Http(Arc::new(Router::single(Action::Proxy(Arc::new(upstream)))))
-            }
-        }
-        (Protocol::Http, None, Some(root), _) => {
-            let files = FileOptions::new(PathBuf::from(root.into_inner()));
-            Target::Http(Arc::new(Router::single(Action::Files(Arc::new(files)))))
-        }
-        (Protocol::Tcp, None, None, Some(file)) => {
-            Target::TcpFile(PathBuf::from(file.into_inner()))
-        }
-        (Protocol::Tcp, None, Some(root), _) => {
-            return Err(at(
-                root.span(),
-                "`root` needs protocol = \"http\" (tcp serves one `file`)".into(),
-            ))
-        }
-        (Protocol::Http, None, None, Some(file)) => {
-            return Err(at(
-                file.span(),
-                "`file` needs protocol = \"tcp\" (http serves a `root`)".into(),
-            ))
-        }
-        (_, None, None, None) => unreachable!("checked above: exactly one target"),
-    };
-    let ms = |v: Option<Spanned<u64>>, default: u64, key: &str| -> Result<Duration, ConfigError> {
-        match v {
-            None => Ok(Duration::from_millis(default)),
-            Some(v) if *v.get_ref() == 0 => Err(at(v.span(), format!("`{key}` must be above 0"))),
-            Some(v) => Ok(Duration::from_millis(*v.get_ref())),
-        }
-    };
-    let idle_default = if l.protocol == Protocol::Tcp {
-        600_000
-    } else {
-        60_000
-    };
-    Ok(ListenerSpec {
-        listen,
-        target,
-        connect_timeout: ms(l.connect_timeout_ms, 5_000, "connect_timeout_ms")?,
-        idle_timeout: ms(l.idle_timeout_ms, idle_default, "idle_timeout_ms")?,
-        header_timeout: ms(l.header_timeout_ms, HEADER_TIMEOUT_MS, "header_timeout_ms")?,
-        tunnel_timeout: ms(l.tunnel_timeout_ms, 600_000, "tunnel_timeout_ms")?,
-        front,
-    })
 }
 
 /// The number of cores, for `workers = "auto"`.

@@ -26,17 +26,18 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::spec::{
+    ActionSpec, HostSpec, PortRange, RouteSpec, RouterSpec, UpstreamId, UpstreamSpec,
+};
 use super::tls::FrontPart;
 use super::{millis, upstream, ConfigError, ListenerSpec, Target};
-use crate::router::{Acl, Action, Cidr, PortRewrite, Route, Router, StatusFormat, VirtualHost};
+use crate::router::{Acl, Cidr, StatusFormat};
 use crate::static_files::FileOptions;
-use crate::upstream::Upstream;
 
 type At<'a> = &'a dyn Fn(Range<usize>, String) -> ConfigError;
 
@@ -118,7 +119,7 @@ impl Default for Timeouts {
 }
 
 /// A virtual host on one address, with where that address is written.
-type Entry = (SocketAddr, Range<usize>, VirtualHost, Timeouts, FrontPart);
+type Entry = (SocketAddr, Range<usize>, HostSpec, Timeouts, FrontPart);
 
 /// A listener with the span of its first `listen` entry.
 type Grouped = (ListenerSpec, Range<usize>);
@@ -128,7 +129,7 @@ pub(super) fn group(entries: Vec<Entry>, at: At<'_>) -> Result<Vec<Grouped>, Con
     type Group = (
         SocketAddr,
         Range<usize>,
-        Vec<VirtualHost>,
+        Vec<HostSpec>,
         Timeouts,
         Vec<FrontPart>,
     );
@@ -147,7 +148,7 @@ pub(super) fn group(entries: Vec<Entry>, at: At<'_>) -> Result<Vec<Grouped>, Con
         .map(|(listen, span, hosts, t, fronts)| {
             let spec = ListenerSpec {
                 listen,
-                target: Target::Http(Arc::new(Router { hosts })),
+                target: Target::Http(RouterSpec { hosts }),
                 connect_timeout: t.connect,
                 idle_timeout: t.idle,
                 header_timeout: t.header,
@@ -164,10 +165,11 @@ pub(super) fn check(
     servers: Vec<Spanned<RawServer>>,
     max_body: Option<u64>,
     brokers: &[String],
-    acme: Option<&Arc<crate::acme::Acme>>,
+    acme: bool,
+    specs: &mut Vec<UpstreamSpec>,
     at: At<'_>,
 ) -> Result<Vec<Grouped>, ConfigError> {
-    let mut pools: HashMap<String, Arc<Upstream>> = HashMap::new();
+    let mut pools: HashMap<String, UpstreamId> = HashMap::new();
     for u in upstreams {
         let u = u.into_inner();
         let name = u.name.get_ref().clone();
@@ -177,7 +179,8 @@ pub(super) fn check(
                 format!("a second upstream named {name:?}"),
             ));
         }
-        pools.insert(name, Arc::new(upstream::check(u, at)?));
+        specs.push(upstream::check(u, at)?);
+        pools.insert(name, UpstreamId(specs.len() - 1));
     }
     let mut entries = Vec::new();
     for s in servers {
@@ -215,7 +218,7 @@ pub(super) fn check(
         for r in s.route {
             routes.push(check_route(r, &pools, max_body, brokers, at)?);
         }
-        let host = VirtualHost {
+        let host = HostSpec {
             hostnames: s.hostnames.iter().map(|h| h.to_ascii_lowercase()).collect(),
             routes,
         };
@@ -235,11 +238,11 @@ pub(super) fn check(
 
 fn check_route(
     r: Spanned<RawRoute>,
-    pools: &HashMap<String, Arc<Upstream>>,
+    pools: &HashMap<String, UpstreamId>,
     max_body: Option<u64>,
     brokers: &[String],
     at: At<'_>,
-) -> Result<Route, ConfigError> {
+) -> Result<RouteSpec, ConfigError> {
     let span = r.span();
     let r = r.into_inner();
     let path = r.path.get_ref().clone();
@@ -278,7 +281,11 @@ fn check_route(
             if raw.min == 0 || raw.min > raw.max {
                 return Err(at(p.span(), "`port_rewrite`: need 1 <= min <= max".into()));
             }
-            Some(Arc::new(PortRewrite::new(host, raw.min, raw.max)))
+            Some(PortRange {
+                host,
+                min: raw.min,
+                max: raw.max,
+            })
         }
     };
     if let (Some(st), None) = (&r.status, &r.redirect) {
@@ -291,14 +298,14 @@ fn check_route(
                 format!("no [[broker]] named {:?}", b.get_ref()),
             ));
         }
-        Action::Broker(b.get_ref().clone())
+        ActionSpec::Broker(b.get_ref().clone())
     } else if n == 0 {
-        Action::NotFound
+        ActionSpec::NotFound
     } else if let Some(page) = &r.status_page {
         match page.get_ref().as_str() {
-            "json" => Action::Status(StatusFormat::Json),
-            "prometheus" => Action::Status(StatusFormat::Prometheus),
-            "html" => Action::Status(StatusFormat::Html),
+            "json" => ActionSpec::Status(StatusFormat::Json),
+            "prometheus" => ActionSpec::Status(StatusFormat::Prometheus),
+            "html" => ActionSpec::Status(StatusFormat::Html),
             other => {
                 return Err(at(
                     page.span(),
@@ -310,7 +317,7 @@ fn check_route(
         let pool = pools
             .get(p.get_ref())
             .ok_or_else(|| at(p.span(), format!("no upstream named {:?}", p.get_ref())))?;
-        Action::Proxy(pool.clone())
+        ActionSpec::Proxy(*pool)
     } else if let Some(root) = r.root {
         let mut files = FileOptions::new(PathBuf::from(root));
         if let Some(index) = r.index {
@@ -331,14 +338,14 @@ fn check_route(
         if let Some(types) = r.gzip_types {
             files.gzip_types = types;
         }
-        Action::Files(Arc::new(files))
+        ActionSpec::Files(files)
     } else {
         let status = match &r.status {
             None => 302,
             Some(s) if (300..400).contains(s.get_ref()) => *s.get_ref(),
             Some(s) => return Err(at(s.span(), "`status` of a redirect must be 3xx".into())),
         };
-        Action::Redirect {
+        ActionSpec::Redirect {
             status,
             location: r.redirect.unwrap_or_default(),
         }
@@ -352,7 +359,7 @@ fn check_route(
         allow: cidrs(&r.allow)?,
         deny: cidrs(&r.deny)?,
     };
-    Ok(Route {
+    Ok(RouteSpec {
         path,
         action,
         acl,

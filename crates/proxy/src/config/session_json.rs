@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use tether_broker::{looks_like_session_json, parse_session_json};
 
 use super::servers::{group, Timeouts};
+use super::spec::{ActionSpec, HostSpec, RouteSpec};
 use super::{ConfigError, Settings};
-use crate::router::{Acl, Action, Route, VirtualHost};
 
 /// Whether `text` (JSON) is a Webots `session.json` rather than an eXpServer config.
 pub(super) fn is_session_json(text: &str) -> bool {
@@ -28,14 +28,8 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
     }
     let mut broker = json.broker_config();
     broker.name = "session".into();
-    let route = Route {
-        path: "/".into(),
-        action: Action::Broker(broker.name.clone()),
-        acl: Acl::default(),
-        max_body: None,
-        ports: None,
-    };
-    let host = VirtualHost {
+    let route = RouteSpec::new("/", ActionSpec::Broker(broker.name.clone()));
+    let host = HostSpec {
         hostnames: Vec::new(),
         routes: vec![route],
     };
@@ -61,6 +55,7 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         max_connections_per_ip: None,
         store: "memory".into(),
         listeners,
+        upstreams: Vec::new(),
         brokers: vec![broker],
         session_log: Some((json.log_dir(), json.debug)),
         ops: Default::default(),

@@ -12,14 +12,18 @@ fn default_config_is_valid() {
     let Target::Http(r) = &s.listeners[0].target else {
         panic!("http")
     };
-    assert!(
-        matches!(&r.hosts[0].routes[0].action, Action::Proxy(p) if p.pool.servers()[0].addr() == "127.0.0.1:3000".parse().unwrap())
+    let ActionSpec::Proxy(id) = &r.hosts[0].routes[0].action else {
+        panic!("proxy")
+    };
+    assert_eq!(
+        s.upstreams[id.0].servers[0].addr,
+        "127.0.0.1:3000".parse().unwrap()
     );
     let Target::Http(r) = &s.listeners[1].target else {
         panic!("http")
     };
     assert!(
-        matches!(&r.hosts[0].routes[0].action, Action::Files(f) if f.root == std::path::Path::new("public"))
+        matches!(&r.hosts[0].routes[0].action, ActionSpec::Files(f) if f.root == std::path::Path::new("public"))
     );
 }
 

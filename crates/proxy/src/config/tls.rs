@@ -28,6 +28,10 @@
 //! plain or TLS): every connection starts with a PROXY protocol v1 or v2 header from a
 //! load balancer in one of these networks (others are closed); the client it names is the
 //! client everywhere (ip_hash, allow/deny, X-Forwarded-For, the access log).
+//!
+//! The check reads every certificate and key (they must parse and match) and the client CA;
+//! what it keeps is `TlsSpec`, paths and options. `runtime.rs` reads them again and makes the
+//! rustls config (session cache, ticket keys, the ACME resolver) in the worker.
 
 use std::ops::Range;
 use std::path::PathBuf;
@@ -37,9 +41,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::spec::Pos;
 use super::ConfigError;
-use crate::acme::Acme;
-use crate::tls::{load_cert, server_config, ListenerTls, ServerTlsOptions};
+use crate::tls::load_cert;
 use tether_core::proxy_protocol::{Network, Trusted};
 
 type At<'a> = &'a dyn Fn(Range<usize>, String) -> ConfigError;
@@ -178,7 +182,7 @@ pub(super) fn merge(
         ));
     }
     let tls_parts: Vec<TlsPart> = parts.into_iter().filter_map(|p| p.tls).collect();
-    let built = build(tls_parts, span, at)?;
+    let built = merge_tls(tls_parts, span, at)?;
     let (tls, handshake_timeout) = match built {
         Some((t, d)) => (Some(t), d),
         None => (None, Duration::from_secs(10)),
@@ -189,16 +193,16 @@ pub(super) fn merge(
         proxy_protocol,
         redirect_https,
         hsts,
-        acme: None,
+        acme: false,
         http2,
     })
 }
 
-/// Read the front keys of one server (`acme`: the checked `[acme]`, if any).
+/// Read the front keys of one server (`acme`: the config has an `[acme]` table).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn part(
     tls: &Option<Spanned<RawTls>>,
-    acme: Option<&Arc<Acme>>,
+    acme: bool,
     proxy_protocol: Option<Spanned<RawProxyProtocol>>,
     redirect_http: Option<Spanned<RawRedirect>>,
     hsts: Option<String>,
@@ -247,7 +251,7 @@ fn trusted(raw: Spanned<RawProxyProtocol>, at: At<'_>) -> Result<Arc<Trusted>, C
 /// and what HTTP over the plain one does.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Front {
-    pub tls: Option<ListenerTls>,
+    pub tls: Option<TlsSpec>,
     /// The handshake deadline: PROXY header and TLS handshake together.
     pub handshake_timeout: Duration,
     /// Read a PROXY protocol header from these peers (and close others).
@@ -257,22 +261,59 @@ pub struct Front {
     pub redirect_https: Option<u16>,
     /// `Strict-Transport-Security` added to every response of a TLS listener.
     pub hsts: Option<String>,
-    /// A plain http listener answering ACME HTTP-01 challenges (`acme/`).
-    pub acme: Option<Arc<Acme>>,
+    /// A plain http listener answering the ACME HTTP-01 challenges of the process' running
+    /// `[acme]` (`acme/`).
+    pub acme: bool,
     /// HTTP/2 as well as HTTP/1.1: offered by ALPN (`h2` first) on a TLS listener, taken
     /// with prior knowledge (h2c: the client opens with the connection preface) on a
     /// plain one. Off by default.
     pub http2: bool,
 }
 
+/// A listener's checked TLS: certificate files and options (`runtime.rs` builds the rustls
+/// config from them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSpec {
+    /// In order: the first is the default for a client whose SNI names none.
+    pub certs: Vec<CertFiles>,
+    pub strict_sni: bool,
+    /// Allow TLS 1.2 (else 1.3 only).
+    pub tls12: bool,
+    pub alpn: Vec<String>,
+    /// Verify client certificates against these CAs (and require one).
+    pub client_ca: Option<PathBuf>,
+    pub session_tickets: bool,
+    pub session_cache: usize,
+    /// The names whose certificates ACME provides (`[acme]`), before the files; empty: none.
+    pub acme_names: Vec<String>,
+    /// Where the listener is written (errors found when the config is built).
+    pub pos: Pos,
+}
+
+/// One `{ cert, key }` of `certificates`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub pos: Pos,
+}
+
 /// A server's (or listener's) TLS part before the listener's certificates are merged.
 #[derive(Clone)]
 pub(super) struct TlsPart {
-    pub options: ServerTlsOptions,
-    pub handshake_timeout: Duration,
+    certs: Vec<CertFiles>,
+    strict_sni: bool,
+    tls12: bool,
+    alpn: Vec<String>,
+    client_ca: Option<PathBuf>,
+    session_tickets: bool,
+    session_cache: usize,
+    /// ACME on, for these names (more may come from `hostnames`).
+    acme: Option<Vec<String>>,
+    handshake_timeout: Duration,
     /// `certificates = "acme"` without `acme_domains`: the names come from `hostnames`.
-    pub acme_from_hosts: bool,
-    pub span: Range<usize>,
+    acme_from_hosts: bool,
+    span: Range<usize>,
 }
 
 /// Read the certificates and options of one `tls` table.
@@ -280,7 +321,7 @@ pub(super) fn check(
     raw: &Spanned<RawTls>,
     http: bool,
     http2: bool,
-    acme: Option<&Arc<Acme>>,
+    acme: bool,
     at: At<'_>,
 ) -> Result<TlsPart, ConfigError> {
     let span = raw.span();
@@ -307,21 +348,25 @@ pub(super) fn check(
                 return Err(at(s, "`tls` needs at least one of `certificates`".into()));
             }
             for c in files {
-                let loaded = load_cert(c.get_ref().cert.as_ref(), c.get_ref().key.as_ref())
-                    .map_err(|m| at(c.span(), m))?;
-                certs.push(loaded);
+                let (cert, key) = (&c.get_ref().cert, &c.get_ref().key);
+                load_cert(cert.as_ref(), key.as_ref()).map_err(|m| at(c.span(), m))?;
+                certs.push(CertFiles {
+                    cert: cert.into(),
+                    key: key.into(),
+                    pos: Pos::at(at, c.span()),
+                });
             }
         }
     }
     let acme = match (wants_acme, acme) {
         (false, _) => None,
-        (true, None) => {
+        (true, false) => {
             return Err(at(
                 span,
                 "ACME certificates need an [acme] table (email, agree_tos = true)".into(),
             ))
         }
-        (true, Some(a)) => {
+        (true, true) => {
             let mut names = Vec::new();
             for d in r.acme_domains.iter().flatten() {
                 let n = crate::acme::config::check_name(d.get_ref())
@@ -330,7 +375,7 @@ pub(super) fn check(
                     names.push(n);
                 }
             }
-            Some((a.clone(), names))
+            Some(names)
         }
     };
     let tls12 = match r
@@ -378,16 +423,14 @@ pub(super) fn check(
         at,
     )?;
     Ok(TlsPart {
-        options: ServerTlsOptions {
-            certs,
-            strict_sni: r.strict_sni,
-            tls12,
-            alpn,
-            client_ca: r.client_ca.as_ref().map(PathBuf::from),
-            session_tickets: r.session_tickets.unwrap_or(true),
-            session_cache: r.session_cache.unwrap_or(10_000),
-            acme,
-        },
+        certs,
+        strict_sni: r.strict_sni,
+        tls12,
+        alpn,
+        client_ca: r.client_ca.as_ref().map(PathBuf::from),
+        session_tickets: r.session_tickets.unwrap_or(true),
+        session_cache: r.session_cache.unwrap_or(10_000),
+        acme,
         handshake_timeout,
         acme_from_hosts: wants_acme && r.acme_domains.is_none(),
         span,
@@ -395,20 +438,20 @@ pub(super) fn check(
 }
 
 /// Merge the TLS parts of the servers of one address (the first one's options win, every
-/// certificate is offered) and build the listener's config.
-pub(super) fn build(
+/// certificate is offered) and check what the listener's config will be built from.
+fn merge_tls(
     mut parts: Vec<TlsPart>,
     span: Range<usize>,
     at: At<'_>,
-) -> Result<Option<(ListenerTls, Duration)>, ConfigError> {
+) -> Result<Option<(TlsSpec, Duration)>, ConfigError> {
     if parts.is_empty() {
         return Ok(None);
     }
     let mut first = parts.remove(0);
     for p in parts {
-        first.options.certs.extend(p.options.certs);
-        match (&mut first.options.acme, p.options.acme) {
-            (Some((_, names)), Some((_, more))) => {
+        first.certs.extend(p.certs);
+        match (&mut first.acme, p.acme) {
+            (Some(names), Some(more)) => {
                 for n in more {
                     if !names.contains(&n) {
                         names.push(n);
@@ -419,7 +462,7 @@ pub(super) fn build(
             (_, None) => {}
         }
     }
-    if let Some((_, names)) = &first.options.acme {
+    if let Some(names) = &first.acme {
         if names.is_empty() {
             return Err(at(
                 first.span,
@@ -429,15 +472,26 @@ pub(super) fn build(
             ));
         }
     }
-    if first.options.acme.is_none() && first.options.certs.is_empty() {
+    if first.acme.is_none() && first.certs.is_empty() {
         return Err(at(
             span,
             "`tls` needs at least one of `certificates`".into(),
         ));
     }
-    let timeout = first.handshake_timeout;
-    let tls = server_config(first.options).map_err(|m| at(span, format!("`tls`: {m}")))?;
-    Ok(Some((tls, timeout)))
+    crate::tls::check_server(first.tls12, first.client_ca.as_deref())
+        .map_err(|m| at(span.clone(), format!("`tls`: {m}")))?;
+    let tls = TlsSpec {
+        certs: first.certs,
+        strict_sni: first.strict_sni,
+        tls12: first.tls12,
+        alpn: first.alpn,
+        client_ca: first.client_ca,
+        session_tickets: first.session_tickets,
+        session_cache: first.session_cache,
+        acme_names: first.acme.unwrap_or_default(),
+        pos: Pos::at(at, span),
+    };
+    Ok(Some((tls, first.handshake_timeout)))
 }
 
 /// `redirect_http` to the HTTPS port.
@@ -462,7 +516,7 @@ pub(super) fn acme_names_from_hosts(
     let Some(tls) = part.tls.as_mut().filter(|t| t.acme_from_hosts) else {
         return Ok(());
     };
-    let Some((_, names)) = tls.options.acme.as_mut() else {
+    let Some(names) = tls.acme.as_mut() else {
         return Ok(());
     };
     for h in hostnames {

@@ -1,5 +1,6 @@
 //! `[[upstream]]`: a named pool of servers, its balancing policy, affinity, failover and
-//! health checks, checked into an `Upstream` (`upstream.rs`).
+//! health checks, checked into an `UpstreamSpec` (plain data; `runtime.rs` builds the
+//! `Upstream` with its pool).
 //!
 //! ```toml
 //! [[upstream]]
@@ -14,21 +15,18 @@
 //! ```
 
 use std::ops::Range;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use tether_balance::{
-    is_valid_cookie_name, CheckConfig, FailoverMode, PassiveConfig, PolicyKind, Pool, PoolOptions,
-    Sealer, ServerConfig, StatusRange,
+    is_valid_cookie_name, parse_key, CheckConfig, FailoverMode, PassiveConfig, PolicyKind, Pool,
+    PoolOptions, ServerConfig, StatusRange,
 };
 use toml::Spanned;
 
+use super::spec::{AffinitySpec, Pos, SealKeys, UpstreamSpec, UpstreamTlsSpec};
 use super::{resolve, ConfigError};
-use crate::upstream::{
-    Affinity, CookieAffinity, IdCarrier, LearnAffinity, SendProxy, SessionIdAffinity, UnknownTag,
-    Upstream,
-};
+use crate::upstream::{IdCarrier, LearnAffinity, SendProxy, UnknownTag};
 
 type At<'a> = &'a dyn Fn(Range<usize>, String) -> ConfigError;
 
@@ -116,7 +114,7 @@ fn default_path() -> String {
 }
 
 /// Check one `[[upstream]]`.
-pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<Upstream, ConfigError> {
+pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<UpstreamSpec, ConfigError> {
     let name = u.name.get_ref().clone();
     if u.servers.is_empty() {
         return Err(at(
@@ -207,7 +205,7 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<Upstream, ConfigError>
         passive,
         check,
     };
-    let pool = Pool::new(&name, &servers, options)
+    Pool::validate(&servers, &options)
         .map_err(|e| at(u.name.span(), format!("upstream {name:?}: {e}")))?;
     let affinity = match balance.as_str() {
         "cookie" => {
@@ -220,12 +218,12 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<Upstream, ConfigError>
                     format!("`cookie_name`: {name:?} is not a cookie name"),
                 ));
             }
-            Affinity::Cookie(CookieAffinity {
+            AffinitySpec::Cookie {
                 name,
-                sealer: sealer(&u, at)?,
+                keys: sealer(&u, at)?,
                 ttl: Duration::from_secs(positive(&u.cookie_ttl_s, 86_400, at, "cookie_ttl_s")?),
                 strict: u.strict.unwrap_or(false),
-            })
+            }
         }
         "session_id" => {
             let carriers = [
@@ -265,10 +263,10 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<Upstream, ConfigError>
                     ))
                 }
             };
-            Affinity::SessionId(SessionIdAffinity {
+            AffinitySpec::SessionId {
                 carrier,
                 response_header: u.session_response_header.clone(),
-                sealer: sealer(&u, at)?,
+                keys: sealer(&u, at)?,
                 unknown,
                 repin_ttl: Duration::from_secs(positive(
                     &u.learn_ttl_s,
@@ -276,7 +274,7 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<Upstream, ConfigError>
                     at,
                     "learn_ttl_s",
                 )?),
-            })
+            }
         }
         "learn" => {
             let cookie = u.session_cookie.as_ref().ok_or_else(|| {
@@ -285,14 +283,14 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<Upstream, ConfigError>
                     "balance = \"learn\" needs `session_cookie` (the backend's cookie name)".into(),
                 )
             })?;
-            Affinity::Learn(LearnAffinity {
+            AffinitySpec::Learn(LearnAffinity {
                 cookie: cookie.get_ref().clone(),
                 ttl: Duration::from_secs(positive(&u.learn_ttl_s, 3_600, at, "learn_ttl_s")?),
             })
         }
-        _ => Affinity::None,
+        _ => AffinitySpec::None,
     };
-    if matches!(affinity, Affinity::None | Affinity::Learn(_)) {
+    if matches!(affinity, AffinitySpec::None | AffinitySpec::Learn(_)) {
         if let Some(k) = u.keys.as_ref().and_then(|k| k.first()) {
             return Err(at(
                 k.span(),
@@ -301,23 +299,17 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<Upstream, ConfigError>
         }
     }
     let tls = upstream_tls(&u, &servers, &https, at)?;
-    let tls_unverified = !tls.is_empty()
-        && matches!(
-            u.tls.as_ref().map(|t| t.get_ref()),
-            Some(RawUpstreamTls::Table(RawUpstreamTlsTable {
-                verify: Some(false),
-                ..
-            }))
-        );
     let send_proxy = send_proxy(u.send_proxy, at)?;
-    Ok(Upstream {
-        send_proxy,
-        tls_unverified,
-        pool: Arc::new(pool),
+    Ok(UpstreamSpec {
+        pos: Pos::at(at, u.name.span()),
+        name,
+        servers,
+        options,
         affinity,
         failover,
         retries: u.retries.unwrap_or(1),
         tls,
+        send_proxy,
     })
 }
 
@@ -337,14 +329,15 @@ pub(super) fn send_proxy(
     .transpose()
 }
 
-/// The TLS clients of the servers: none for a plain upstream; all servers speak TLS when
-/// `tls` is on or their addresses are `https://` (a mix is refused).
+/// TLS to the servers: none for a plain upstream; all servers speak TLS when `tls` is on or
+/// their addresses are `https://` (a mix is refused). The CA, client certificate and names
+/// are read and checked here; `runtime.rs` makes the clients.
 fn upstream_tls(
     u: &RawUpstream,
     servers: &[ServerConfig],
     https: &[(bool, Range<usize>, String)],
     at: At<'_>,
-) -> Result<Vec<tether_core::tls::TlsClient>, ConfigError> {
+) -> Result<Option<UpstreamTlsSpec>, ConfigError> {
     let any_https = https.iter().any(|(h, ..)| *h);
     if let Some((_, span, _)) = https.iter().find(|(h, ..)| !*h).filter(|_| any_https) {
         return Err(at(
@@ -359,7 +352,7 @@ fn upstream_tls(
             Some(RawUpstreamTls::On(true) | RawUpstreamTls::Table(_))
         );
     if !on {
-        return Ok(Vec::new());
+        return Ok(None);
     }
     let verified = crate::tls::UpstreamTlsOptions {
         verify: true,
@@ -387,20 +380,21 @@ fn upstream_tls(
             }
         },
     };
-    let config =
-        crate::tls::client_config(&opts).map_err(|m| at(span.clone(), format!("`tls`: {m}")))?;
+    crate::tls::check_client(&opts).map_err(|m| at(span.clone(), format!("`tls`: {m}")))?;
     debug_assert_eq!(servers.len(), https.len());
-    https
-        .iter()
-        .map(|(_, _, addr)| {
-            crate::tls::client_for(&config, opts.sni.as_deref(), addr)
-                .map_err(|m| at(span.clone(), format!("`tls` for server {addr:?}: {m}")))
-        })
-        .collect()
+    for (_, _, addr) in https {
+        crate::tls::check_client_name(opts.sni.as_deref(), addr)
+            .map_err(|m| at(span.clone(), format!("`tls` for server {addr:?}: {m}")))?;
+    }
+    Ok(Some(UpstreamTlsSpec {
+        options: opts,
+        servers: https.iter().map(|(_, _, a)| a.clone()).collect(),
+        pos: Pos::at(at, span),
+    }))
 }
 
-/// The sealing keys: `keys = [...]` and/or the lines of `key_file`.
-fn sealer(u: &RawUpstream, at: At<'_>) -> Result<Arc<Sealer>, ConfigError> {
+/// The sealing keys: `keys = [...]` and/or the lines of `key_file`, read into 32-byte keys.
+fn sealer(u: &RawUpstream, at: At<'_>) -> Result<SealKeys, ConfigError> {
     let mut keys: Vec<(String, Range<usize>)> = u
         .keys
         .iter()
@@ -423,13 +417,16 @@ fn sealer(u: &RawUpstream, at: At<'_>) -> Result<Arc<Sealer>, ConfigError> {
             "sealed affinity needs `keys` or `key_file` (every instance must share them)".into(),
         ));
     }
-    let texts: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
-    Sealer::new(&texts)
+    // As `Sealer::new` reads them, so that its errors are the same.
+    keys.iter()
+        .enumerate()
+        .map(|(i, (k, _))| parse_key(k, i).map(|(key, _)| key))
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| {
             let span = keys.first().map_or(u.name.span(), |(_, s)| s.clone());
             at(span, format!("`keys`: {e}"))
         })
-        .map(Arc::new)
+        .map(SealKeys)
 }
 
 fn health(h: &Spanned<RawHealth>, at: At<'_>) -> Result<CheckConfig, ConfigError> {

@@ -10,17 +10,16 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use serde::Deserialize;
 
 use super::json_pos::{key, Positions, Step};
 use super::servers::{group, Timeouts};
+use super::spec::{ActionSpec, HostSpec, Pos, RouteSpec, UpstreamId, UpstreamSpec};
 use super::{line_col, metrics_listener, resolve, ConfigError, Settings};
-use crate::router::{Acl, Action, Cidr, Route, VirtualHost};
+use crate::router::{Acl, Cidr};
 use crate::static_files::FileOptions;
-use crate::upstream::Upstream;
-use tether_balance::{PolicyKind, Pool as BalancePool, PoolOptions, ServerConfig};
+use tether_balance::{PolicyKind, Pool, PoolOptions, ServerConfig};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,17 +98,20 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
     };
     let at = |path: &[Step], message: String| at_offset(positions.offset(path), message);
     let mut entries = Vec::new();
+    let mut upstreams = Vec::new();
     for (si, s) in cfg.servers.into_iter().enumerate() {
         let server = [key("servers"), Step::Index(si)];
         let mut routes = Vec::new();
         for (ri, r) in s.routes.into_iter().enumerate() {
             let here = format!("servers[{si}].routes[{ri}]");
             let place = [&server[..], &[key("routes"), Step::Index(ri)]].concat();
-            routes.push(route(r).map_err(|(inner, m)| {
+            let pool_at = [&place[..], &[key("upstreams")]].concat();
+            let pos = Pos::of(&at(&pool_at, String::new()));
+            routes.push(route(r, &mut upstreams, pos).map_err(|(inner, m)| {
                 at(&[&place[..], &inner[..]].concat(), format!("{here}: {m}"))
             })?);
         }
-        let host = VirtualHost {
+        let host = HostSpec {
             hostnames: s.hostnames.iter().map(|h| h.to_ascii_lowercase()).collect(),
             routes,
         };
@@ -168,6 +170,7 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         brokers: Vec::new(),
         session_log: None,
         listeners,
+        upstreams,
         ops: super::Ops::default(),
         acme: None,
     })
@@ -195,7 +198,9 @@ fn fault(path: &[Step], message: impl Into<String>) -> Fault {
     (path.to_vec(), message.into())
 }
 
-fn route(r: XpsRoute) -> Result<Route, Fault> {
+/// Check one route; the pool of a `reverse_proxy` one is added to `upstreams` (`pos`: where
+/// its `upstreams` are written).
+fn route(r: XpsRoute, upstreams: &mut Vec<UpstreamSpec>, pos: Pos) -> Result<RouteSpec, Fault> {
     if !r.req_path.starts_with('/') {
         return Err(fault(
             &[key("req_path")],
@@ -218,7 +223,7 @@ fn route(r: XpsRoute) -> Result<Route, Fault> {
             if let Some(types) = r.gzip_mime_types {
                 files.gzip_types = types;
             }
-            Action::Files(Arc::new(files))
+            ActionSpec::Files(files)
         }
         "reverse_proxy" => {
             let ups = r
@@ -247,13 +252,15 @@ fn route(r: XpsRoute) -> Result<Route, Fault> {
                     ))
                 }
             };
-            let options = PoolOptions {
+            let mut spec = UpstreamSpec::plain(&r.req_path, servers, pos);
+            spec.options = PoolOptions {
                 policy,
                 ..PoolOptions::default()
             };
-            let pool = BalancePool::new(&r.req_path, &servers, options)
+            Pool::validate(&spec.servers, &spec.options)
                 .map_err(|e| fault(&[key("upstreams")], e.to_string()))?;
-            Action::Proxy(Arc::new(Upstream::plain(pool)))
+            upstreams.push(spec);
+            ActionSpec::Proxy(UpstreamId(upstreams.len() - 1))
         }
         "redirect" => {
             let status = r.http_status_code.unwrap_or(302);
@@ -266,7 +273,7 @@ fn route(r: XpsRoute) -> Result<Route, Fault> {
             let location = r
                 .redirect_url
                 .ok_or_else(|| fault(&[], "a redirect route needs `redirect_url`"))?;
-            Action::Redirect { status, location }
+            ActionSpec::Redirect { status, location }
         }
         other => {
             return Err(fault(
@@ -286,7 +293,7 @@ fn route(r: XpsRoute) -> Result<Route, Fault> {
         allow: cidrs(r.ip_whitelist, "ip_whitelist")?,
         deny: cidrs(r.ip_blacklist, "ip_blacklist")?,
     };
-    Ok(Route {
+    Ok(RouteSpec {
         path: r.req_path,
         action,
         acl,

@@ -1,0 +1,215 @@
+//! The checked config as plain data: what an http listener routes (`RouterSpec`), the
+//! upstream pools its routes name (`UpstreamSpec`), and where each was written (`Pos`).
+//! Nothing here holds a pool, a counter, a store or a thread: these values are cloned and
+//! compared by value, and `runtime.rs` builds the routers, pools and upstreams from them once
+//! per worker process.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use tether_balance::{FailoverMode, PoolOptions, ServerConfig};
+
+use super::ConfigError;
+use crate::router::{Acl, StatusFormat};
+use crate::static_files::FileOptions;
+use crate::tls::UpstreamTlsOptions;
+use crate::upstream::{IdCarrier, LearnAffinity, SendProxy, UnknownTag};
+
+/// Where something was written (`path:line:col`), for an error only found when it is built.
+/// Not part of what a config means: two `Pos` are always equal, so configs that differ only
+/// in layout compare equal.
+#[derive(Debug, Clone, Default)]
+pub struct Pos {
+    pub path: String,
+    pub line: usize,
+    pub col: usize,
+}
+
+impl PartialEq for Pos {
+    fn eq(&self, _: &Pos) -> bool {
+        true
+    }
+}
+
+impl Eq for Pos {}
+
+impl Pos {
+    /// The position of a config error (its message dropped).
+    pub fn of(e: &ConfigError) -> Pos {
+        Pos {
+            path: e.path.clone(),
+            line: e.line,
+            col: e.col,
+        }
+    }
+
+    /// The position of `span`, as `at` (the check's error maker) places it.
+    pub(super) fn at(
+        at: &dyn Fn(std::ops::Range<usize>, String) -> ConfigError,
+        span: std::ops::Range<usize>,
+    ) -> Pos {
+        Pos::of(&at(span, String::new()))
+    }
+
+    /// An error at this position.
+    pub fn error(&self, message: String) -> ConfigError {
+        ConfigError {
+            path: self.path.clone(),
+            line: self.line,
+            col: self.col,
+            message,
+        }
+    }
+}
+
+/// The virtual hosts of one http listener.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RouterSpec {
+    pub hosts: Vec<HostSpec>,
+}
+
+impl RouterSpec {
+    /// One catch-all host with one route `/`.
+    pub fn single(action: ActionSpec) -> RouterSpec {
+        RouterSpec {
+            hosts: vec![HostSpec {
+                hostnames: Vec::new(),
+                routes: vec![RouteSpec::new("/", action)],
+            }],
+        }
+    }
+}
+
+/// A virtual host: the names it answers to (none: any) and its routes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HostSpec {
+    pub hostnames: Vec<String>,
+    pub routes: Vec<RouteSpec>,
+}
+
+/// One route: a path prefix, what it does, who may use it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RouteSpec {
+    pub path: String,
+    pub action: ActionSpec,
+    pub acl: Acl,
+    /// A longer request body is refused with `413` (none: no limit).
+    pub max_body: Option<u64>,
+    /// `port_rewrite`: `/<port>/...` goes to `host:<port>` for ports in the range.
+    pub ports: Option<PortRange>,
+}
+
+impl RouteSpec {
+    /// A route with no ACL, no body limit and no port rewrite.
+    pub fn new(path: &str, action: ActionSpec) -> RouteSpec {
+        RouteSpec {
+            path: path.into(),
+            action,
+            acl: Acl::default(),
+            max_body: None,
+            ports: None,
+        }
+    }
+}
+
+/// What a route does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActionSpec {
+    /// Proxy to this upstream of `Settings::upstreams` (routes naming one `[[upstream]]`
+    /// share its pool).
+    Proxy(UpstreamId),
+    Files(FileOptions),
+    Redirect {
+        status: u16,
+        location: String,
+    },
+    Status(StatusFormat),
+    Broker(String),
+    /// Nothing but the route's `port_rewrite`.
+    NotFound,
+}
+
+/// An index into `Settings::upstreams`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamId(pub usize);
+
+/// `port_rewrite = { host, min, max }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub host: IpAddr,
+    pub min: u16,
+    pub max: u16,
+}
+
+/// A checked upstream pool: its servers and policy, affinity, failover, TLS and PROXY header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamSpec {
+    pub name: String,
+    pub servers: Vec<ServerConfig>,
+    pub options: PoolOptions,
+    pub affinity: AffinitySpec,
+    pub failover: FailoverMode,
+    pub retries: u32,
+    pub tls: Option<UpstreamTlsSpec>,
+    pub send_proxy: Option<SendProxy>,
+    /// Where the pool is written (errors found when it is built).
+    pub pos: Pos,
+}
+
+impl UpstreamSpec {
+    /// A pool with no affinity, repin failover and one retry (the default options).
+    pub fn plain(name: &str, servers: Vec<ServerConfig>, pos: Pos) -> UpstreamSpec {
+        UpstreamSpec {
+            name: name.to_string(),
+            servers,
+            options: PoolOptions::default(),
+            affinity: AffinitySpec::None,
+            failover: FailoverMode::Repin,
+            retries: 1,
+            tls: None,
+            send_proxy: None,
+            pos,
+        }
+    }
+}
+
+/// How requests of one session find their server again (`crate::upstream::Affinity`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum AffinitySpec {
+    None,
+    Cookie {
+        name: String,
+        keys: SealKeys,
+        ttl: Duration,
+        strict: bool,
+    },
+    SessionId {
+        carrier: IdCarrier,
+        response_header: Option<String>,
+        keys: SealKeys,
+        unknown: UnknownTag,
+        repin_ttl: Duration,
+    },
+    Learn(LearnAffinity),
+}
+
+/// Sealing keys as 32-byte keys (the first seals, all open); never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealKeys(pub Vec<[u8; 32]>);
+
+impl fmt::Debug for SealKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SealKeys(<{} key(s)>)", self.0.len())
+    }
+}
+
+/// TLS to the servers of an upstream: the client options and each server's address text
+/// (its host is the default SNI).
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpstreamTlsSpec {
+    pub options: UpstreamTlsOptions,
+    pub servers: Vec<String>,
+    /// Where `tls` (or the pool) is written.
+    pub pos: Pos,
+}
