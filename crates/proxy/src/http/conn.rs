@@ -51,7 +51,6 @@ pub(super) struct Conn {
     /// The client's address, as a hashing key (`ip_hash`) and as text (`X-Forwarded-For`).
     pub client_ip: Option<IpAddr>,
     pub client_key: Option<ClientKey>,
-    pub client_ip_text: Box<str>,
     /// The client's TLS facts (SNI, version, cipher, ALPN) on a TLS listener.
     pub tls: Option<Arc<tether_core::tls::TlsInfo>>,
     /// The request being answered, for the metrics and the access log.
@@ -129,7 +128,6 @@ impl Conn {
             keep_alive: true,
             client_ip: None,
             client_key: None,
-            client_ip_text: Box::from(""),
             tls: None,
             current: None,
             active: None,
@@ -140,6 +138,12 @@ impl Conn {
 
     pub fn spec(&self) -> &ListenerSpec {
         &self.ctx.spec
+    }
+
+    /// The client's address as text (`X-Forwarded-For`, the broker's feed), written on the
+    /// stack when a request needs it rather than kept per connection.
+    pub fn client_ip_text(&self) -> IpText {
+        IpText::of(self.client_ip)
     }
 
     /// The reader pipe, while there is one.
@@ -331,6 +335,39 @@ impl Conn {
         self.start_closing(cx);
         cx.set_timer(LINGER, KEY_LINGER);
         State::Closing
+    }
+}
+
+/// An IP address as text, on the stack (the longest, an IPv6 address, is 39 bytes); empty
+/// when the address is unknown.
+pub(crate) struct IpText {
+    bytes: [u8; 48],
+    len: u8,
+}
+
+impl IpText {
+    pub fn of(ip: Option<IpAddr>) -> IpText {
+        use std::io::Write;
+        let mut t = IpText {
+            bytes: [0; 48],
+            len: 0,
+        };
+        if let Some(ip) = ip {
+            let mut w = &mut t.bytes[..];
+            // Cannot fail: the buffer holds any address's text.
+            if write!(w, "{ip}").is_ok() {
+                t.len = (48 - w.len()) as u8;
+            }
+        }
+        t
+    }
+}
+
+impl std::ops::Deref for IpText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
     }
 }
 

@@ -129,9 +129,6 @@ impl Session for HttpSession {
         c.client = client;
         c.client_ip = cx.peer_addr(client).map(|a| a.ip());
         c.client_key = c.client_ip.map(ClientKey::new);
-        if let Some(ip) = c.client_ip {
-            c.client_ip_text = ip.to_string().into();
-        }
         c.tls = cx.tls_info(client);
         c.open_reader(cx);
         idle::arm(cx, c.spec().idle_timeout);

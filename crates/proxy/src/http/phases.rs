@@ -19,6 +19,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use bytes::{Buf, BytesMut};
 use tether_core::{Cx, PipeEnd};
 use tether_http::{parse_request, Method, Parsed, RequestHead};
 
@@ -56,6 +57,9 @@ pub(super) fn next_request(
 ) -> State {
     c.gather(cx);
     if c.buf.is_empty() {
+        // Nothing buffered: hold no allocation while the connection waits (the buffer of
+        // the last head, or one a body split off still shares).
+        c.buf = BytesMut::new();
         return State::ReadingHead { deadline };
     }
     let parsed = parse_request(&c.buf, &c.ctx.limits);
@@ -67,7 +71,8 @@ pub(super) fn next_request(
             deadline: head_deadline::start(c, cx, deadline),
         },
         Ok(Parsed::Complete(head)) => {
-            let _ = c.buf.split_to(head.len());
+            // Advanced past, not split off: no shared allocation is made for it.
+            c.buf.advance(head.len());
             begin(c, cx, &head);
             serve(c, cx, head)
         }

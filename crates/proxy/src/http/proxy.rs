@@ -87,7 +87,7 @@ impl Exchange {
 fn head_for(c: &Conn, req: &RequestHead, pick: &Pick) -> Bytes {
     let edits = Some(&pick.request).filter(|e| !e.is_empty());
     let addr = pick.server.addr();
-    forward::upstream_request(req, &c.client_ip_text, c.tls.is_some(), addr, edits).freeze()
+    forward::upstream_request(req, &c.client_ip_text(), c.tls.is_some(), addr, edits).freeze()
 }
 
 /// Phase 8, forward: send `req` to the server `pick` names.
