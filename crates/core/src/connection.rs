@@ -31,10 +31,15 @@ pub(crate) struct Connection {
     pub write_shut: bool,
     /// An outgoing connect that has not finished yet.
     pub connecting: bool,
-    /// The pipe whose source is this connection, if any.
-    pub reader: Option<usize>,
+    /// No pipe reads this connection, and its session asked to hear when it becomes
+    /// readable (`Cx::watch_readable`): the next read event is told to the session
+    /// (`Session::on_conn_readable`) instead of a pipe, once.
+    pub watch: bool,
+    /// The pipe whose source is this connection, if any (a slab index: `u32`s keep an idle
+    /// connection's entry small).
+    pub reader: Option<u32>,
     /// The pipe whose sink is this connection, if any.
-    pub writer: Option<usize>,
+    pub writer: Option<u32>,
     /// Loop time of the last byte moved in either direction.
     pub last_active: Instant,
     /// Taken from the pool of idle connections rather than freshly connected.
@@ -117,6 +122,7 @@ impl Connection {
             read_eof: false,
             write_shut: false,
             connecting: false,
+            watch: false,
             reader: None,
             writer: None,
             last_active: now,

@@ -113,6 +113,7 @@ impl Io {
             return false;
         }
         conn.session = POOL;
+        conn.watch = false;
         conn.last_active = self.now;
         let gen = conn.gen;
         if let Some(s) = self.sessions.get_mut(sid) {
@@ -120,7 +121,7 @@ impl Io {
         }
         let at = self.now + self.pool.idle_timeout;
         if !self.timers.postpone(conn.pool_timer, at) {
-            conn.pool_timer = self.timers.add(at, Owner::Pooled { idx: c, gen });
+            conn.pool_timer = self.timers.add(at, Owner::Pooled { idx: c as u32, gen });
         }
         let list = self.pool.idle.entry((peer, conn.pool_tag)).or_default();
         list.push((c, gen));

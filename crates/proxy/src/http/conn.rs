@@ -32,6 +32,9 @@ pub(super) enum Input {
     Open(PipeId),
     /// Not now: a request body goes straight to the upstream, or the connection tunnels.
     Paused,
+    /// Between requests with nothing buffered: no pipe; the core says when the client
+    /// sends again (`Session::on_conn_readable`), and the reader pipe is opened then.
+    Idle,
     /// The client sent its FIN: serve what is buffered, take no more.
     Finished,
     /// No more requests on this connection: what the client still sends is discarded
@@ -48,9 +51,9 @@ pub(super) struct Conn {
     pub buf: BytesMut,
     /// The client connection stays open after the current response.
     pub keep_alive: bool,
-    /// The client's address, as a hashing key (`ip_hash`) and as text (`X-Forwarded-For`).
+    /// The client's address (its hashing key for `ip_hash` and its text for
+    /// `X-Forwarded-For` are made from it when a request needs them).
     pub client_ip: Option<IpAddr>,
-    pub client_key: Option<ClientKey>,
     /// The client's TLS facts (SNI, version, cipher, ALPN) on a TLS listener.
     pub tls: Option<Arc<tether_core::tls::TlsInfo>>,
     /// The request being answered, for the metrics and the access log.
@@ -61,8 +64,8 @@ pub(super) struct Conn {
     /// The core is draining: no keep-alive after the current request (`drain.rs`).
     pub draining: bool,
     /// This connection counted on its client address (`max_connections_per_ip`); given
-    /// back when the session is dropped.
-    _ip_slot: Option<IpSlot>,
+    /// back when the session is dropped. Boxed: most listeners have no such limit.
+    _ip_slot: Option<Box<IpSlot>>,
 }
 
 /// The request under way: when it started, how it was answered.
@@ -127,17 +130,21 @@ impl Conn {
             buf: BytesMut::new(),
             keep_alive: true,
             client_ip: None,
-            client_key: None,
             tls: None,
             current: None,
             active: None,
             draining: false,
-            _ip_slot: ip_slot,
+            _ip_slot: ip_slot.map(Box::new),
         }
     }
 
     pub fn spec(&self) -> &ListenerSpec {
         &self.ctx.spec
+    }
+
+    /// The client's address as a hashing key (`ip_hash`, the consistent hash).
+    pub fn client_key(&self) -> Option<ClientKey> {
+        self.client_ip.map(ClientKey::new)
     }
 
     /// The client's address as text (`X-Forwarded-For`, the broker's feed), written on the
@@ -181,6 +188,33 @@ impl Conn {
             };
             let p = cx.pipe_with(Source::Conn(self.client), Sink::Session, opts);
             self.input = Input::Open(p);
+        }
+    }
+
+    /// Between requests, with nothing buffered (`buf` gathered and empty): let the reader
+    /// pipe go while the client is silent (`Input::Idle`). Kept when it may still say
+    /// something: its source ended (the end is on its way to `on_pipe_end`).
+    pub fn rest(&mut self, cx: &mut Cx<'_>) {
+        match self.input {
+            Input::Open(r) if cx.pipe_open(r) && !cx.source_ended(r) && cx.buffered(r) == 0 => {
+                cx.close_pipe(r);
+            }
+            Input::Paused if !cx.read_closed(self.client) => {}
+            _ => return,
+        }
+        if cx.watch_readable(self.client) {
+            self.input = Input::Idle;
+        } else {
+            self.input = Input::Paused;
+            self.open_reader(cx);
+        }
+    }
+
+    /// The client sent something while `Input::Idle`: read it through a pipe again.
+    pub fn wake(&mut self, cx: &mut Cx<'_>) {
+        if self.input == Input::Idle {
+            self.input = Input::Paused;
+            self.open_reader(cx);
         }
     }
 

@@ -39,7 +39,6 @@ mod too_many;
 
 use std::sync::Arc;
 
-use tether_balance::ClientKey;
 use tether_core::{ConnId, Cx, PipeEnd, PipeId, Session};
 
 use crate::idle::{self, KEY_CONNECT, KEY_LINGER};
@@ -128,7 +127,6 @@ impl Session for HttpSession {
         let c = &mut self.c;
         c.client = client;
         c.client_ip = cx.peer_addr(client).map(|a| a.ip());
-        c.client_key = c.client_ip.map(ClientKey::new);
         c.tls = cx.tls_info(client);
         c.open_reader(cx);
         idle::arm(cx, c.spec().idle_timeout);
@@ -144,6 +142,18 @@ impl Session for HttpSession {
             // Pipelined bytes wait in the reader pipe until the current answer is out.
             other => other,
         });
+    }
+
+    fn on_conn_readable(&mut self, cx: &mut Cx<'_>, conn: ConnId) {
+        if conn != self.c.client {
+            return;
+        }
+        self.c.wake(cx);
+        if self.c.input == Input::Paused {
+            // Its end was read already: serve nothing more.
+            self.c.input = Input::Finished;
+            self.step(cx, |c, cx, state| c.end_of_input(cx, state));
+        }
     }
 
     fn on_drained(&mut self, cx: &mut Cx<'_>, pipe: PipeId) {

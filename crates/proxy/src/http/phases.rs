@@ -60,6 +60,9 @@ pub(super) fn next_request(
         // Nothing buffered: hold no allocation while the connection waits (the buffer of
         // the last head, or one a body split off still shares).
         c.buf = BytesMut::new();
+        if deadline.is_none() {
+            c.rest(cx);
+        }
         return State::ReadingHead { deadline };
     }
     let parsed = parse_request(&c.buf, &c.ctx.limits);
@@ -248,7 +251,8 @@ pub(super) fn pick(
     fetched: Option<Option<String>>,
 ) -> State {
     let ctx = c.ctx.clone();
-    let affinity = ctx.affinity(&req.upstream, c.client_key.as_ref(), cx.now());
+    let key = c.client_key();
+    let affinity = ctx.affinity(&req.upstream, key.as_ref(), cx.now());
     match affinity::decide(&affinity, &req.head, fetched) {
         Decision::Go(mut pick) => {
             if let Some(target) = req.retarget.take() {

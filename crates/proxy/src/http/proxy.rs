@@ -162,7 +162,8 @@ fn connect_failed(
     x.pick.server.health().record_failure(now);
     x.tried.push(x.pick.server.id().to_string());
     let next = if x.tried.len() as u32 <= x.upstream.retries {
-        let ctx = c.ctx.affinity(&x.upstream, c.client_key.as_ref(), now);
+        let key = c.client_key();
+        let ctx = c.ctx.affinity(&x.upstream, key.as_ref(), now);
         affinity::repick(&ctx, &x.pick, &x.tried)
     } else {
         None
@@ -461,7 +462,8 @@ fn learn_from(c: &Conn, cx: &Cx<'_>, x: &mut Exchange, resp: &ResponseHead) {
     } else {
         x.pick.server.health().record_success();
     }
-    let ctx = c.ctx.affinity(&x.upstream, c.client_key.as_ref(), now);
+    let key = c.client_key();
+    let ctx = c.ctx.affinity(&x.upstream, key.as_ref(), now);
     affinity::on_response(&ctx, &mut x.pick, resp);
 }
 
