@@ -51,9 +51,6 @@ pub(super) struct Conn {
     pub buf: BytesMut,
     /// The client connection stays open after the current response.
     pub keep_alive: bool,
-    /// The client's address (its hashing key for `ip_hash` and its text for
-    /// `X-Forwarded-For` are made from it when a request needs them).
-    pub client_ip: Option<IpAddr>,
     /// The client's TLS facts (SNI, version, cipher, ALPN) on a TLS listener.
     pub tls: Option<Arc<tether_core::tls::TlsInfo>>,
     /// The request being answered, for the metrics and the access log.
@@ -129,7 +126,6 @@ impl Conn {
             input: Input::Paused,
             buf: BytesMut::new(),
             keep_alive: true,
-            client_ip: None,
             tls: None,
             current: None,
             active: None,
@@ -142,15 +138,22 @@ impl Conn {
         &self.ctx.spec
     }
 
+    /// The client's address: the core keeps it with the connection (on a PROXY protocol
+    /// listener, the one the header named), so a connection holds no copy here; its
+    /// hashing key and its text are made from it when a request needs them.
+    pub fn client_ip(&self, cx: &Cx<'_>) -> Option<IpAddr> {
+        cx.peer_addr(self.client).map(|a| a.ip())
+    }
+
     /// The client's address as a hashing key (`ip_hash`, the consistent hash).
-    pub fn client_key(&self) -> Option<ClientKey> {
-        self.client_ip.map(ClientKey::new)
+    pub fn client_key(&self, cx: &Cx<'_>) -> Option<ClientKey> {
+        self.client_ip(cx).map(ClientKey::new)
     }
 
     /// The client's address as text (`X-Forwarded-For`, the broker's feed), written on the
-    /// stack when a request needs it rather than kept per connection.
-    pub fn client_ip_text(&self) -> IpText {
-        IpText::of(self.client_ip)
+    /// stack.
+    pub fn client_ip_text(&self, cx: &Cx<'_>) -> IpText {
+        IpText::of(self.client_ip(cx))
     }
 
     /// The reader pipe, while there is one.
@@ -262,7 +265,13 @@ impl Conn {
         let Some(c) = self.current.take() else {
             return; // logged already (a tunnel, a feed), or no request yet
         };
-        log_done(&self.ctx, self.client_ip, self.tls.as_deref(), c, cx.now());
+        log_done(
+            &self.ctx,
+            self.client_ip(cx),
+            self.tls.as_deref(),
+            c,
+            cx.now(),
+        );
     }
 
     /// Send a response tether wrote itself, answering with `status`: `head` (with its body,

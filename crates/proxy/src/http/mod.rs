@@ -126,7 +126,6 @@ impl Session for HttpSession {
     fn on_start(&mut self, cx: &mut Cx<'_>, client: ConnId) {
         let c = &mut self.c;
         c.client = client;
-        c.client_ip = cx.peer_addr(client).map(|a| a.ip());
         c.tls = cx.tls_info(client);
         c.open_reader(cx);
         idle::arm(cx, c.spec().idle_timeout);

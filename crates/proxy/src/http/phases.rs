@@ -185,14 +185,14 @@ pub(crate) fn req_kind(action: &Action) -> ReqKind {
 
 /// Phase 5, access: the route's allow/deny list; `Some(403)` when the client may not.
 fn access(c: &mut Conn, cx: &mut Cx<'_>, route: &Route, head: &RequestHead) -> Option<State> {
-    if route.acl.permits(c.client_ip) {
+    if route.acl.permits(c.client_ip(cx)) {
         return None;
     }
     log::info!(
         "http {}: {} denied for {:?}",
         c.spec().listen,
         head.path(),
-        c.client_ip
+        c.client_ip(cx)
     );
     // The body of a refused request is not read: the connection ends after the answer.
     c.unread_body(&head.body);
@@ -251,7 +251,7 @@ pub(super) fn pick(
     fetched: Option<Option<String>>,
 ) -> State {
     let ctx = c.ctx.clone();
-    let key = c.client_key();
+    let key = c.client_key(cx);
     let affinity = ctx.affinity(&req.upstream, key.as_ref(), cx.now());
     match affinity::decide(&affinity, &req.head, fetched) {
         Decision::Go(mut pick) => {
