@@ -97,7 +97,9 @@ impl Io {
         let Some(conn) = self.conns.get_mut(c) else {
             return false;
         };
-        let Some(peer) = conn.peer else { return false };
+        let Some(peer) = conn.peer.get() else {
+            return false;
+        };
         let reusable = conn.session == sid
             && conn.reader.is_none()
             && conn.writer.is_none()
@@ -167,7 +169,7 @@ impl Io {
         let Some(conn) = self.conns.get(c).filter(|x| x.session == POOL) else {
             return;
         };
-        if let Some(peer) = conn.peer {
+        if let Some(peer) = conn.peer.get() {
             let key = (peer, conn.pool_tag);
             if let Some(list) = self.pool.idle.get_mut(&key) {
                 if let Some(i) = list.iter().position(|&(x, _)| x == c) {

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use mio::net::TcpStream;
 use mio::Interest;
 
-use crate::connection::{Connection, ProxyInfo};
+use crate::connection::{Connection, Peer, ProxyInfo};
 use crate::core::conn_token;
 use crate::ids::{ConnId, PipeId, SessionId, TimerId};
 use crate::io::{Io, Notice};
@@ -145,7 +145,7 @@ impl<'a> Cx<'a> {
 
     /// The remote address of a connection.
     pub fn peer_addr(&self, c: ConnId) -> Option<SocketAddr> {
-        self.conn(c).and_then(|x| x.peer)
+        self.conn(c).and_then(|x| x.peer.get())
     }
 
     /// The local address of a connection (on a PROXY protocol listener: the front address
@@ -283,7 +283,7 @@ impl<'a> Cx<'a> {
         let entry = self.io.conns.vacant_entry();
         let idx = entry.key();
         let mut conn = Connection::new(stream, gen, self.sid, now);
-        conn.peer = Some(addr);
+        conn.peer = Peer::from(Some(addr));
         conn.connecting = true;
         self.io.registry.register(
             &mut conn.stream,

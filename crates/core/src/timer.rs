@@ -224,6 +224,14 @@ mod tests {
         }
     }
 
+    /// Each session holds one (its idle check), an idle keep-alive connection's too.
+    #[test]
+    fn an_armed_timer_stays_small() {
+        let armed = std::mem::size_of::<Armed>();
+        assert!(armed <= 40, "an armed timer is {armed} bytes");
+        assert!(std::mem::size_of::<Reverse<(u64, u64)>>() <= 16);
+    }
+
     #[test]
     fn fires_in_order_and_skips_cancelled() {
         let mut t = Timers::default();

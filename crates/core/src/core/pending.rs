@@ -162,7 +162,7 @@ impl Core {
         if let Some((client, front)) = addrs {
             pending.peer = client;
             pending.local = front;
-            conn.peer = Some(client);
+            conn.peer = crate::connection::Peer::from(Some(client));
             conn.proxy = Some(Box::new(ProxyInfo::Front(front)));
         }
         // What followed the header is in the socket already: no new edge will say so.
