@@ -4,7 +4,10 @@
 //! access log), and the responses tether writes itself (`respond`, status pages).
 //!
 //! Everything here is per connection; what a listener's connections share is in
-//! `context.rs`. An idle keep-alive connection holds this and `State::ReadingHead`.
+//! `context.rs`. An idle keep-alive connection holds this and `State::ReadingHead`, and no
+//! pipe and no buffer: its reader pipe is closed while the client is silent
+//! (`Input::Idle`, woken by `Session::on_conn_readable`), `buf` released when empty, and
+//! the client's address is the core's (`client_ip`).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -194,9 +197,10 @@ impl Conn {
         }
     }
 
-    /// Between requests, with nothing buffered (`buf` gathered and empty): let the reader
-    /// pipe go while the client is silent (`Input::Idle`). Kept when it may still say
-    /// something: its source ended (the end is on its way to `on_pipe_end`).
+    /// Nothing from the client waits (between requests, or while tether's own answer goes
+    /// out): let the reader pipe go while the client is silent (`Input::Idle`). Kept when
+    /// it holds bytes or may still say something: its source ended (the end is on its way
+    /// to `on_pipe_end`).
     pub fn rest(&mut self, cx: &mut Cx<'_>) {
         match self.input {
             Input::Open(r) if cx.pipe_open(r) && !cx.source_ended(r) && cx.buffered(r) == 0 => {
@@ -232,6 +236,10 @@ impl Conn {
 
     /// Pause the reader pipe after gathering what it holds.
     pub fn close_reader(&mut self, cx: &mut Cx<'_>) {
+        if self.input == Input::Idle {
+            // The watch ends when a pipe reads the connection (a body, a tunnel).
+            self.input = Input::Paused;
+        }
         self.gather(cx);
         if let Input::Open(r) = self.input {
             cx.close_pipe(r);
@@ -302,6 +310,12 @@ impl Conn {
         cx.push(p, head);
         if !with_file {
             cx.end(p);
+        }
+        if self.keep_alive && self.buf.is_empty() {
+            // Nothing more from the client yet: no reader pipe while the answer goes out
+            // (a client that does not read a large one holds it for long); one is opened
+            // again as soon as the client sends (a pipelined request).
+            self.rest(cx);
         }
         State::Local { reply: p }
     }

@@ -74,8 +74,12 @@ pub(super) fn next_request(
             deadline: head_deadline::start(c, cx, deadline),
         },
         Ok(Parsed::Complete(head)) => {
-            // Advanced past, not split off: no shared allocation is made for it.
+            // Advanced past, not split off: no shared allocation is made for it; and
+            // let go at once when nothing follows (the answer may take long to go out).
             c.buf.advance(head.len());
+            if c.buf.is_empty() {
+                c.buf = BytesMut::new();
+            }
             begin(c, cx, &head);
             serve(c, cx, head)
         }
