@@ -404,19 +404,44 @@ pub(crate) struct IpText {
 
 impl IpText {
     pub fn of(ip: Option<IpAddr>) -> IpText {
-        use std::io::Write;
         let mut t = IpText {
             bytes: [0; 48],
             len: 0,
         };
-        if let Some(ip) = ip {
-            let mut w = &mut t.bytes[..];
-            // Cannot fail: the buffer holds any address's text.
-            if write!(w, "{ip}").is_ok() {
-                t.len = (48 - w.len()) as u8;
+        match ip {
+            None => {}
+            // By hand: `Display` costs ~2,000 instructions per proxied request here.
+            Some(IpAddr::V4(v4)) => {
+                for (i, o) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        t.push(b'.');
+                    }
+                    if o >= 100 {
+                        t.push(b'0' + o / 100);
+                    }
+                    if o >= 10 {
+                        t.push(b'0' + o / 10 % 10);
+                    }
+                    t.push(b'0' + o % 10);
+                }
+            }
+            Some(ip) => {
+                use std::io::Write;
+                let mut w = &mut t.bytes[..];
+                // Cannot fail: the buffer holds any address's text.
+                if write!(w, "{ip}").is_ok() {
+                    t.len = (48 - w.len()) as u8;
+                }
             }
         }
         t
+    }
+
+    fn push(&mut self, b: u8) {
+        if let Some(slot) = self.bytes.get_mut(usize::from(self.len)) {
+            *slot = b;
+            self.len += 1;
+        }
     }
 }
 
@@ -433,5 +458,29 @@ pub(crate) fn secure(spec: &ListenerSpec, head: Bytes) -> Bytes {
     match &spec.front.hsts {
         Some(v) => forward::with_line(head, &format!("Strict-Transport-Security: {v}\r\n")),
         None => head,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IpText;
+    use std::net::IpAddr;
+
+    #[test]
+    fn ip_text_is_the_display_text() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.100.255",
+            "9.99.199.250",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:192.0.2.1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ] {
+            let addr: IpAddr = ip.parse().unwrap();
+            assert_eq!(&*IpText::of(Some(addr)), addr.to_string());
+        }
+        assert_eq!(&*IpText::of(None), "");
     }
 }
