@@ -479,8 +479,10 @@ impl<'a> Cx<'a> {
         else {
             return false;
         };
+        // Watched until a pipe reads it, also while the notice below is on its way (the
+        // session is not done meanwhile).
+        conn.watch = true;
         if conn.can_read() {
-            conn.watch = false;
             self.io.notify(
                 sid,
                 Notice::ConnReadable {
@@ -488,8 +490,6 @@ impl<'a> Cx<'a> {
                     gen: c.gen,
                 },
             );
-        } else {
-            conn.watch = true;
         }
         true
     }
@@ -560,7 +560,9 @@ pub(crate) fn deliver(s: &mut dyn Session, cx: &mut Cx<'_>, n: Notice) {
         Notice::Drained { idx, gen } => s.on_drained(cx, PipeId { idx, gen }),
         Notice::ConnReadable { idx, gen } => {
             let id = ConnId { idx, gen };
-            if cx.conn(id).is_some() {
+            // Not when a pipe reads it already (the readiness was there when the watch
+            // began, and an event came too: two notices, one call).
+            if cx.conn(id).is_some_and(|x| x.reader.is_none()) {
                 s.on_conn_readable(cx, id);
             }
         }
