@@ -1,10 +1,12 @@
 //! HTTP/1.1 end to end: keep-alive with clients, pooled upstream connections, pipelining,
-//! request bodies (length and chunked), chunked and close-delimited responses, 502 and 504.
+//! request bodies (length and chunked), chunked and close-delimited responses, 502 and 504,
+//! and a connection that holds no reader pipe while its client is silent.
 
 mod common;
 
-use std::io::Read;
-use std::net::TcpListener;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
 
 use common::*;
 
@@ -206,4 +208,86 @@ fn files_keep_alive() {
         body.starts_with("A\n") && body.ends_with("B\n") && body.contains("404 Not Found"),
         "{body}"
     );
+}
+
+/// Read one response with a `Content-Length` from `s` (bytes after it stay in `buf`):
+/// (head, body).
+fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> (String, Vec<u8>) {
+    let mut chunk = [0u8; 65536];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end + 4]).to_string();
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or_else(|| panic!("no Content-Length: {head}"));
+            while buf.len() < end + 4 + len {
+                let n = s.read(&mut chunk).expect("read a body");
+                assert!(n > 0, "closed within a body");
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let body = buf[end + 4..end + 4 + len].to_vec();
+            buf.drain(..end + 4 + len);
+            return (head, body);
+        }
+        let n = s.read(&mut chunk).expect("read a head");
+        assert!(
+            n > 0,
+            "closed before a head: {}",
+            String::from_utf8_lossy(buf)
+        );
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// While a file goes out to a client that does not read it yet, and between requests, the
+/// session holds no reader pipe (the core tells it when the client sends): a request sent
+/// meanwhile is answered after the file, one sent after a silence is answered, and a FIN
+/// after a silence closes the connection.
+#[test]
+fn a_silent_client_is_woken_by_its_next_request_or_its_fin() {
+    let dir = TempDir::new("ka-silent");
+    let big: Vec<u8> = (0..(4u32 << 20)).map(|i| (i % 251) as u8).collect();
+    dir.write("www/big.bin", &big);
+    dir.write("www/a.txt", b"A\n");
+    let port = free_port();
+    let cfg = format!(
+        "[[listener]]\nlisten = \"127.0.0.1:{port}\"\nprotocol = \"http\"\nroot = \"{}\"\n",
+        dir.path().join("www").display()
+    );
+    let _t = tether(&dir, &cfg, &[port]);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /big.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    // 4 MiB cannot all be in the socket buffers: the answer is stuck until we read.
+    std::thread::sleep(Duration::from_millis(300));
+    s.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut buf = Vec::new();
+    let (head, body) = read_response(&mut s, &mut buf);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        body == big,
+        "the file arrived changed ({} bytes)",
+        body.len()
+    );
+    let (head, body) = read_response(&mut s, &mut buf);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, b"A\n");
+    // Silent between requests, then a request.
+    std::thread::sleep(Duration::from_millis(300));
+    s.write_all(b"GET /a.txt HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let (head, body) = read_response(&mut s, &mut buf);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, b"A\n");
+    // Silent again, then the client's FIN: tether closes its side at once.
+    std::thread::sleep(Duration::from_millis(300));
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    s.read_to_end(&mut rest)
+        .expect("tether closes the connection");
+    assert!(buf.is_empty() && rest.is_empty(), "{rest:?}");
 }

@@ -2,6 +2,11 @@
 """Open N keep-alive connections to an HTTP server, send one small GET on each, read the
 whole response, then leave every connection open and idle.
 
+With --no-read, each connection sends its GET and never reads the answer: with a response
+larger than the socket buffers (a 1 MiB file), the server holds what it cannot send, and
+the connection is held from the moment its request is out. --rcvbuf sets the clients'
+SO_RCVBUF (before connecting), which bounds what the kernel buffers on their side.
+
 Used by benches/compare.sh to measure a proxy's memory per idle keep-alive connection.
 At most --window requests are in flight at a time, so the proxy never sees a burst of N
 concurrent upstream requests (its heap high-water mark would otherwise inflate the RSS).
@@ -70,6 +75,9 @@ def main():
     ap.add_argument("--path", default="/")
     ap.add_argument("--hold", type=float, default=120.0, help="seconds to hold, at most")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds to open all, at most")
+    ap.add_argument("--no-read", action="store_true",
+                    help="send the request and never read the answer")
+    ap.add_argument("--rcvbuf", type=int, default=0, help="SO_RCVBUF of each client socket")
     args = ap.parse_args()
 
     limit = raise_nofile(65536)
@@ -90,6 +98,8 @@ def main():
     def start_one():
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setblocking(False)
+        if args.rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, args.rcvbuf)
         err = s.connect_ex((args.host, args.port))
         if err not in (0, errno.EINPROGRESS):
             s.close()
@@ -112,24 +122,29 @@ def main():
                 if ev & selectors.EVENT_WRITE and c.out:
                     n = c.sock.send(c.out)
                     c.out = c.out[n:]
-                    if not c.out:
+                    if c.out:
+                        continue
+                    if not args.no_read:
                         sel.modify(c.sock, selectors.EVENT_READ, c)
-                    continue
-                data = c.sock.recv(65536)
-                if not data:
-                    done = True
+                        continue
+                    # Sent, and never read: held from now on.
+                    done = ok = True
                 else:
-                    c.buf += data
-                    if c.need is None:
-                        parsed = parse_head(c.buf)
-                        if parsed is not None:
-                            status, total = parsed
-                            if status != 200:
-                                done = True
-                            else:
-                                c.need = total
-                    if c.need is not None and len(c.buf) >= c.need:
-                        done = ok = len(c.buf) == c.need
+                    data = c.sock.recv(65536)
+                    if not data:
+                        done = True
+                    else:
+                        c.buf += data
+                        if c.need is None:
+                            parsed = parse_head(c.buf)
+                            if parsed is not None:
+                                status, total = parsed
+                                if status != 200:
+                                    done = True
+                                else:
+                                    c.need = total
+                        if c.need is not None and len(c.buf) >= c.need:
+                            done = ok = len(c.buf) == c.need
             except (BlockingIOError, InterruptedError):
                 continue
             except OSError:

@@ -12,7 +12,7 @@
 //! then no new edge would come for it, and reading goes on until `read` says so (end of
 //! stream or `WouldBlock`). This is what nginx does with `EPOLLRDHUP`.
 
-use std::net::{Shutdown, SocketAddr};
+use std::net::{Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::time::Instant;
 
 use mio::net::TcpStream;
@@ -22,7 +22,7 @@ pub(crate) struct Connection {
     pub gen: u64,
     /// Slab index of the owning session.
     pub session: usize,
-    pub peer: Option<SocketAddr>,
+    pub peer: Peer,
     pub read_ready: bool,
     pub write_ready: bool,
     /// The peer sent FIN (or the socket failed): nothing more will be read.
@@ -31,10 +31,15 @@ pub(crate) struct Connection {
     pub write_shut: bool,
     /// An outgoing connect that has not finished yet.
     pub connecting: bool,
-    /// The pipe whose source is this connection, if any.
-    pub reader: Option<usize>,
+    /// No pipe reads this connection, and its session asked to hear when it becomes
+    /// readable (`Cx::watch_readable`): the next read event is told to the session
+    /// (`Session::on_conn_readable`) instead of a pipe, once.
+    pub watch: bool,
+    /// The pipe whose source is this connection, if any (a slab index: `u32`s keep an idle
+    /// connection's entry small).
+    pub reader: Option<u32>,
     /// The pipe whose sink is this connection, if any.
-    pub writer: Option<usize>,
+    pub writer: Option<u32>,
     /// Loop time of the last byte moved in either direction.
     pub last_active: Instant,
     /// Taken from the pool of idle connections rather than freshly connected.
@@ -56,6 +61,35 @@ pub(crate) struct Connection {
     pub pending: Option<Box<PendingAccept>>,
     /// What the PROXY protocol adds to this connection, if anything (boxed: most have none).
     pub proxy: Option<Box<ProxyInfo>>,
+}
+
+/// A connection's peer in 16 bytes rather than an `Option<SocketAddr>`'s 32 (every open
+/// connection has one): an IPv4 address inline, an IPv6 one (with its flow info and scope)
+/// boxed.
+pub(crate) enum Peer {
+    Unknown,
+    V4(SocketAddrV4),
+    V6(Box<SocketAddrV6>),
+}
+
+impl Peer {
+    pub fn get(&self) -> Option<SocketAddr> {
+        match self {
+            Peer::Unknown => None,
+            Peer::V4(a) => Some(SocketAddr::V4(*a)),
+            Peer::V6(a) => Some(SocketAddr::V6(**a)),
+        }
+    }
+}
+
+impl From<Option<SocketAddr>> for Peer {
+    fn from(a: Option<SocketAddr>) -> Peer {
+        match a {
+            None => Peer::Unknown,
+            Some(SocketAddr::V4(a)) => Peer::V4(a),
+            Some(SocketAddr::V6(a)) => Peer::V6(Box::new(a)),
+        }
+    }
 }
 
 /// What the PROXY protocol adds to a connection, one way or the other.
@@ -106,7 +140,7 @@ impl Awaiting {
 
 impl Connection {
     pub fn new(stream: TcpStream, gen: u64, session: usize, now: Instant) -> Connection {
-        let peer = stream.peer_addr().ok();
+        let peer = Peer::from(stream.peer_addr().ok());
         Connection {
             stream,
             gen,
@@ -117,6 +151,7 @@ impl Connection {
             read_eof: false,
             write_shut: false,
             connecting: false,
+            watch: false,
             reader: None,
             writer: None,
             last_active: now,
@@ -143,7 +178,7 @@ impl Connection {
 
     /// The peer's address for a log line (`?` when unknown).
     pub fn peer_text(&self) -> String {
-        self.peer.map_or("?".into(), |p| p.to_string())
+        self.peer.get().map_or("?".into(), |p| p.to_string())
     }
 
     /// Half-close: send FIN once the last byte is written (on TLS, `close_notify` first,
@@ -196,5 +231,22 @@ impl Connection {
                 .tls
                 .as_ref()
                 .is_some_and(|t| t.plain > 0 || t.peer_closed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::size_of;
+
+    /// Every open connection holds a `Connection` and its session a `SessionSlot`, an idle
+    /// keep-alive connection too: their sizes are tether's memory per idle connection
+    /// (`docs/benchmarks.md`, `bash benches/idle_rss.sh`). Grow them only knowingly.
+    #[test]
+    fn per_connection_entries_stay_small() {
+        let conn = size_of::<super::Connection>();
+        assert!(conn <= 128, "Connection is {conn} bytes");
+        let slot = size_of::<crate::io::SessionSlot>();
+        assert!(slot <= 104, "SessionSlot is {slot} bytes");
+        assert!(size_of::<super::Peer>() <= 16);
     }
 }

@@ -370,6 +370,7 @@ impl Core {
         while let Some((id, owner)) = self.io.timers.pop_due(self.io.now) {
             match owner {
                 Owner::Session { idx, gen, key } => {
+                    let idx = idx as usize;
                     if let Some(s) = self.io.sessions.get_mut(idx).filter(|s| s.gen == gen) {
                         s.timers.retain(|t| *t != id);
                         self.io.notices.push_back((idx, gen, Notice::Timer(key)));
@@ -377,6 +378,7 @@ impl Core {
                     }
                 }
                 Owner::Pooled { idx, gen } => {
+                    let idx = idx as usize;
                     // Parked again since this deadline was set: a later timer covers it.
                     let limit = self.io.pool.idle_timeout;
                     let now = self.io.now;
@@ -387,8 +389,9 @@ impl Core {
                         self.io.drop_pooled(idx);
                     }
                 }
-                Owner::Handshake { idx, gen } => self.handshake_timed_out(idx, gen),
+                Owner::Handshake { idx, gen } => self.handshake_timed_out(idx as usize, gen),
                 Owner::Listener(idx) => {
+                    let idx = idx as usize;
                     if let Some(l) = self.listeners.get_mut(idx) {
                         l.paused = false;
                         self.accept(idx);

@@ -57,6 +57,11 @@ pub(crate) enum Notice {
     },
     Timer(u64),
     Wake(u64),
+    /// A watched connection (`Cx::watch_readable`) became readable.
+    ConnReadable {
+        idx: usize,
+        gen: u64,
+    },
     Drained {
         idx: usize,
         gen: u64,
@@ -71,7 +76,7 @@ pub(crate) struct SessionSlot {
     /// idle keep-alive connection's one of each).
     pub conns: SmallVec<[usize; 2]>,
     pub pipes: SmallVec<[usize; 2]>,
-    pub pending_connects: usize,
+    pub pending_connects: u32,
     /// Timers armed and not yet fired or cancelled (cancelled when the session goes).
     pub timers: SmallVec<[u64; 2]>,
     /// The session asked to be closed.
@@ -396,6 +401,10 @@ impl Io {
                     }
                 }
             }
+            // To a plain socket the file goes with sendfile(2) (`send_file`, in `drain`),
+            // never through this buffer: read into it, a response the client does not take
+            // would hold a threshold's worth of the file in memory.
+            SourceKind::File { sendfile: true, .. } if matches!(sink, SinkKind::Conn(_)) => {}
             SourceKind::File {
                 file,
                 offset,
@@ -491,7 +500,8 @@ impl Io {
         let Some(conn) = self.conns.get(c) else {
             return;
         };
-        let pipes: Vec<usize> = [conn.reader, conn.writer].into_iter().flatten().collect();
+        let pipes = [conn.reader, conn.writer];
+        let pipes = pipes.into_iter().flatten().map(|p| p as usize);
         for p in pipes {
             if self.pipes.contains(p) {
                 self.drop_pipe(p);

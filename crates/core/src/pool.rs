@@ -97,7 +97,9 @@ impl Io {
         let Some(conn) = self.conns.get_mut(c) else {
             return false;
         };
-        let Some(peer) = conn.peer else { return false };
+        let Some(peer) = conn.peer.get() else {
+            return false;
+        };
         let reusable = conn.session == sid
             && conn.reader.is_none()
             && conn.writer.is_none()
@@ -113,6 +115,7 @@ impl Io {
             return false;
         }
         conn.session = POOL;
+        conn.watch = false;
         conn.last_active = self.now;
         let gen = conn.gen;
         if let Some(s) = self.sessions.get_mut(sid) {
@@ -120,7 +123,7 @@ impl Io {
         }
         let at = self.now + self.pool.idle_timeout;
         if !self.timers.postpone(conn.pool_timer, at) {
-            conn.pool_timer = self.timers.add(at, Owner::Pooled { idx: c, gen });
+            conn.pool_timer = self.timers.add(at, Owner::Pooled { idx: c as u32, gen });
         }
         let list = self.pool.idle.entry((peer, conn.pool_tag)).or_default();
         list.push((c, gen));
@@ -166,7 +169,7 @@ impl Io {
         let Some(conn) = self.conns.get(c).filter(|x| x.session == POOL) else {
             return;
         };
-        if let Some(peer) = conn.peer {
+        if let Some(peer) = conn.peer.get() {
             let key = (peer, conn.pool_tag);
             if let Some(list) = self.pool.idle.get_mut(&key) {
                 if let Some(i) = list.iter().position(|&(x, _)| x == c) {

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use mio::net::TcpStream;
 use mio::Interest;
 
-use crate::connection::{Connection, ProxyInfo};
+use crate::connection::{Connection, Peer, ProxyInfo};
 use crate::core::conn_token;
 use crate::ids::{ConnId, PipeId, SessionId, TimerId};
 use crate::io::{Io, Notice};
@@ -45,6 +45,10 @@ pub trait Session {
         }
     }
 
+    /// A connection watched with [`Cx::watch_readable`] became readable (bytes, its peer's
+    /// FIN, or an error): open a pipe to read it. Default: nothing.
+    fn on_conn_readable(&mut self, _cx: &mut Cx<'_>, _conn: ConnId) {}
+
     /// A pipe this session filled to its threshold with [`Cx::push`] drained below it: the
     /// session may push again (streaming with backpressure).
     fn on_drained(&mut self, _cx: &mut Cx<'_>, _pipe: PipeId) {}
@@ -59,9 +63,10 @@ pub trait Session {
     /// health checker, a poller): it opens what it needs itself.
     fn on_spawn(&mut self, _cx: &mut Cx<'_>) {}
 
-    /// Whether no flow can continue. Checked after every callback round.
+    /// Whether no flow can continue. Checked after every callback round. By default: no
+    /// pipe open, no connect under way, and no connection watched.
     fn is_done(&self, cx: &Cx<'_>) -> bool {
-        cx.open_pipes() == 0 && cx.pending_connects() == 0
+        cx.open_pipes() == 0 && cx.pending_connects() == 0 && !cx.watching()
     }
 
     /// The core is draining (graceful shutdown, reload): no new connection will come, and
@@ -140,7 +145,7 @@ impl<'a> Cx<'a> {
 
     /// The remote address of a connection.
     pub fn peer_addr(&self, c: ConnId) -> Option<SocketAddr> {
-        self.conn(c).and_then(|x| x.peer)
+        self.conn(c).and_then(|x| x.peer.get())
     }
 
     /// The local address of a connection (on a PROXY protocol listener: the front address
@@ -278,7 +283,7 @@ impl<'a> Cx<'a> {
         let entry = self.io.conns.vacant_entry();
         let idx = entry.key();
         let mut conn = Connection::new(stream, gen, self.sid, now);
-        conn.peer = Some(addr);
+        conn.peer = Peer::from(Some(addr));
         conn.connecting = true;
         self.io.registry.register(
             &mut conn.stream,
@@ -329,6 +334,9 @@ impl<'a> Cx<'a> {
             _ => None,
         };
         if let Some(c) = src_conn {
+            if let Some(conn) = self.io.conns.get_mut(c.idx).filter(|x| x.gen == c.gen) {
+                conn.watch = false; // a pipe reads it now
+            }
             if self.conn(c).is_none_or(|x| x.reader.is_some()) {
                 log::error!("session bug: pipe source {c:?} is unknown or already read by a pipe");
                 self.close();
@@ -348,7 +356,7 @@ impl<'a> Cx<'a> {
         let idx = self.io.pipes.vacant_entry().key();
         let source = match from {
             Source::Conn(c) => {
-                self.io.conns[c.idx].reader = Some(idx);
+                self.io.conns[c.idx].reader = Some(idx as u32);
                 SourceKind::Conn(c.idx)
             }
             Source::File { file, offset, len } => SourceKind::File {
@@ -361,7 +369,7 @@ impl<'a> Cx<'a> {
         };
         let sink = match to {
             Sink::Conn(c) => {
-                self.io.conns[c.idx].writer = Some(idx);
+                self.io.conns[c.idx].writer = Some(idx as u32);
                 SinkKind::Conn(c.idx)
             }
             Sink::Session => SinkKind::Session,
@@ -456,11 +464,49 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// Hear when `c`, which no pipe reads, becomes readable (`Session::on_conn_readable`,
+    /// once), without holding a pipe meanwhile: what a keep-alive connection between
+    /// requests needs, at less memory than an idle reader pipe. At once if `c` is readable
+    /// already. Opening a pipe from `c` ends the watch. False if `c` is unknown or read by
+    /// a pipe.
+    pub fn watch_readable(&mut self, c: ConnId) -> bool {
+        let sid = self.sid;
+        let Some(conn) = self
+            .io
+            .conns
+            .get_mut(c.idx)
+            .filter(|x| x.gen == c.gen && x.session == sid && x.reader.is_none())
+        else {
+            return false;
+        };
+        // Watched until a pipe reads it, also while the notice below is on its way (the
+        // session is not done meanwhile).
+        conn.watch = true;
+        if conn.can_read() {
+            self.io.notify(
+                sid,
+                Notice::ConnReadable {
+                    idx: c.idx,
+                    gen: c.gen,
+                },
+            );
+        }
+        true
+    }
+
+    /// Whether one of this session's connections is watched (`Cx::watch_readable`).
+    pub fn watching(&self) -> bool {
+        let s = &self.io.sessions[self.sid];
+        s.conns
+            .iter()
+            .any(|&c| self.io.conns.get(c).is_some_and(|x| x.watch))
+    }
+
     /// Call `on_timer(key)` after `after`.
     pub fn set_timer(&mut self, after: Duration, key: u64) -> TimerId {
         let gen = self.io.sessions[self.sid].gen;
         let owner = Owner::Session {
-            idx: self.sid,
+            idx: self.sid as u32,
             gen,
             key,
         };
@@ -491,7 +537,7 @@ impl<'a> Cx<'a> {
 
     /// Outgoing connects not yet finished.
     pub fn pending_connects(&self) -> usize {
-        self.io.sessions[self.sid].pending_connects
+        self.io.sessions[self.sid].pending_connects as usize
     }
 }
 
@@ -512,5 +558,13 @@ pub(crate) fn deliver(s: &mut dyn Session, cx: &mut Cx<'_>, n: Notice) {
         Notice::Timer(key) => s.on_timer(cx, key),
         Notice::Wake(key) => s.on_wake(cx, key),
         Notice::Drained { idx, gen } => s.on_drained(cx, PipeId { idx, gen }),
+        Notice::ConnReadable { idx, gen } => {
+            let id = ConnId { idx, gen };
+            // Not when a pipe reads it already (the readiness was there when the watch
+            // began, and an event came too: two notices, one call).
+            if cx.conn(id).is_some_and(|x| x.reader.is_none()) {
+                s.on_conn_readable(cx, id);
+            }
+        }
     }
 }

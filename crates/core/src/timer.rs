@@ -9,6 +9,10 @@
 //!
 //! Postponing is what keeps a recurring deadline cheap: a pooled upstream connection parked
 //! once per request moves its one idle deadline instead of arming a new timer each time.
+//!
+//! Every idle connection holds a timer, so an armed one is kept small: deadlines are
+//! nanoseconds since the `Timers` were made (a `u64`, not a 16-byte `Instant`) and owners
+//! name slab slots with `u32`s. An armed timer is 40 bytes and its heap entry 16.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -17,31 +21,47 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 /// Who a timer belongs to.
+///
+/// Slab indices are `u32` here (a slab of 2^32 entries would not fit in memory); the
+/// generation tells a stale owner from the slot's present one.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Owner {
     /// A session (slab index, generation) and the key it chose.
-    Session { idx: usize, gen: u64, key: u64 },
+    Session { idx: u32, gen: u64, key: u64 },
     /// A listener whose accept should be retried (after EMFILE and the like).
-    Listener(usize),
+    Listener(u32),
     /// A parked upstream connection's idle deadline.
-    Pooled { idx: usize, gen: u64 },
+    Pooled { idx: u32, gen: u64 },
     /// An accepted connection's TLS handshake deadline.
-    Handshake { idx: usize, gen: u64 },
+    Handshake { idx: u32, gen: u64 },
 }
 
 struct Armed {
-    /// The deadline now (may be later than the heap entry that will bring it up).
-    at: Instant,
+    /// The deadline now, in ticks (may be later than the heap entry that will bring it up).
+    at: u64,
     owner: Owner,
     /// The sequence number in the timer's id (a stale id does not match a reused slot).
     seq: u32,
 }
 
-#[derive(Default)]
 pub(crate) struct Timers {
-    heap: BinaryHeap<Reverse<(Instant, u64)>>,
+    /// `(deadline in ticks, id)`.
+    heap: BinaryHeap<Reverse<(u64, u64)>>,
     armed: Slab<Armed>,
     seq: u32,
+    /// Tick 0: deadlines are nanoseconds since this.
+    base: Instant,
+}
+
+impl Default for Timers {
+    fn default() -> Timers {
+        Timers {
+            heap: BinaryHeap::new(),
+            armed: Slab::new(),
+            seq: 0,
+            base: Instant::now(),
+        }
+    }
 }
 
 /// Skipped entries tolerated in the heap before it is rebuilt (if also above the live count).
@@ -60,14 +80,21 @@ enum Entry {
     /// Cancelled or fired: drop the entry.
     Stale,
     /// Postponed: the timer is due later than this entry says.
-    Moved(Instant),
+    Moved(u64),
     /// Due at the entry's time.
     Due,
 }
 
 impl Timers {
+    /// `at` in ticks: nanoseconds since `base` (a time before it is tick 0).
+    fn tick(&self, at: Instant) -> u64 {
+        let ns = at.saturating_duration_since(self.base).as_nanos();
+        u64::try_from(ns).unwrap_or(u64::MAX)
+    }
+
     /// Arm a timer; the id is never 0.
     pub fn add(&mut self, at: Instant, owner: Owner) -> u64 {
+        let at = self.tick(at);
         // Sequence 0 is skipped so that no id is 0 (callers may use 0 for "none").
         self.seq = self.seq.wrapping_add(1).max(1);
         let seq = self.seq;
@@ -99,6 +126,7 @@ impl Timers {
     /// Move a live timer's deadline to `at`. Later is O(1) (the heap entry is pushed again
     /// when it comes up); earlier adds a heap entry. False if `id` is not live.
     pub fn postpone(&mut self, id: u64, at: Instant) -> bool {
+        let at = self.tick(at);
         let (idx, seq) = split(id);
         let Some(a) = self.armed.get_mut(idx).filter(|a| a.seq == seq) else {
             return false;
@@ -111,7 +139,7 @@ impl Timers {
         true
     }
 
-    fn entry(&self, at: Instant, id: u64) -> Entry {
+    fn entry(&self, at: u64, id: u64) -> Entry {
         match self.get(id) {
             None => Entry::Stale,
             Some(a) if a.at > at => Entry::Moved(a.at),
@@ -133,9 +161,10 @@ impl Timers {
 
     /// How long the poll may sleep: until the earliest live deadline.
     pub fn timeout(&mut self, now: Instant) -> Option<Duration> {
+        let now = self.tick(now);
         while let Some(Reverse((at, id))) = self.heap.peek().copied() {
             match self.entry(at, id) {
-                Entry::Due => return Some(at.saturating_duration_since(now)),
+                Entry::Due => return Some(Duration::from_nanos(at.saturating_sub(now))),
                 Entry::Moved(later) => {
                     self.heap.pop();
                     self.heap.push(Reverse((later, id)));
@@ -150,6 +179,7 @@ impl Timers {
 
     /// The next timer due at `now`, if any, with its id.
     pub fn pop_due(&mut self, now: Instant) -> Option<(u64, Owner)> {
+        let now = self.tick(now);
         while let Some(Reverse((at, id))) = self.heap.peek().copied() {
             if at > now {
                 return None;
@@ -189,9 +219,17 @@ mod tests {
 
     fn listener(o: Owner) -> usize {
         match o {
-            Owner::Listener(i) => i,
+            Owner::Listener(i) => i as usize,
             _ => usize::MAX,
         }
+    }
+
+    /// Each session holds one (its idle check), an idle keep-alive connection's too.
+    #[test]
+    fn an_armed_timer_stays_small() {
+        let armed = std::mem::size_of::<Armed>();
+        assert!(armed <= 40, "an armed timer is {armed} bytes");
+        assert!(std::mem::size_of::<Reverse<(u64, u64)>>() <= 16);
     }
 
     #[test]

@@ -79,7 +79,7 @@ impl Core {
                     l.paused = true;
                     self.io
                         .timers
-                        .add(self.io.now + ACCEPT_RETRY, Owner::Listener(lidx));
+                        .add(self.io.now + ACCEPT_RETRY, Owner::Listener(lidx as u32));
                     return;
                 }
             }

@@ -1,7 +1,8 @@
 //! One readiness event on a connection: recorded (`read_ready`, `write_ready`, whether
 //! the peer's FIN came with it), then handed on — to the handshake of a pending connection,
 //! to an outgoing connect under way (its PROXY header written first, then its TLS
-//! handshake), or to the pipes that read or write the connection.
+//! handshake), or to the pipes that read or write the connection (or, with no pipe reading
+//! it, to a session that watches it: `Cx::watch_readable`).
 
 use std::io;
 
@@ -104,10 +105,17 @@ impl Core {
             // Records (a ticket, an alert, close_notify) may wait with no pipe to send them.
             let _ = conn.flush_tls();
         }
-        let (reader, writer) = (conn.reader, conn.writer);
+        let (reader, writer) = (
+            conn.reader.map(|p| p as usize),
+            conn.writer.map(|p| p as usize),
+        );
         if ready.read {
             if let Some(p) = reader {
                 self.io.mark_dirty(p);
+            } else if conn.watch {
+                conn.watch = false;
+                let gen = conn.gen;
+                self.io.notify(sid, Notice::ConnReadable { idx: cidx, gen });
             }
         }
         if ready.write {

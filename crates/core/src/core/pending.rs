@@ -75,7 +75,7 @@ impl Core {
         let timer = self.io.timers.add(
             self.io.now + timeout,
             Owner::Handshake {
-                idx: cidx,
+                idx: cidx as u32,
                 gen: cgen,
             },
         );
@@ -162,7 +162,7 @@ impl Core {
         if let Some((client, front)) = addrs {
             pending.peer = client;
             pending.local = front;
-            conn.peer = Some(client);
+            conn.peer = crate::connection::Peer::from(Some(client));
             conn.proxy = Some(Box::new(ProxyInfo::Front(front)));
         }
         // What followed the header is in the socket already: no new edge will say so.
@@ -262,7 +262,13 @@ impl Core {
             .map(|(i, c)| (i, c.gen))
             .collect();
         for (idx, gen) in shaking {
-            let timer = self.io.timers.add(at, Owner::Handshake { idx, gen });
+            let timer = self.io.timers.add(
+                at,
+                Owner::Handshake {
+                    idx: idx as u32,
+                    gen,
+                },
+            );
             let Some(p) = self.io.conns.get_mut(idx).and_then(|c| c.pending.as_mut()) else {
                 self.io.timers.cancel(timer);
                 continue;

@@ -4,7 +4,10 @@
 //! access log), and the responses tether writes itself (`respond`, status pages).
 //!
 //! Everything here is per connection; what a listener's connections share is in
-//! `context.rs`. An idle keep-alive connection holds this and `State::ReadingHead`.
+//! `context.rs`. An idle keep-alive connection holds this and `State::ReadingHead`, and no
+//! pipe and no buffer: its reader pipe is closed while the client is silent
+//! (`Input::Idle`, woken by `Session::on_conn_readable`), `buf` released when empty, and
+//! the client's address is the core's (`client_ip`).
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -32,6 +35,9 @@ pub(super) enum Input {
     Open(PipeId),
     /// Not now: a request body goes straight to the upstream, or the connection tunnels.
     Paused,
+    /// Between requests with nothing buffered: no pipe; the core says when the client
+    /// sends again (`Session::on_conn_readable`), and the reader pipe is opened then.
+    Idle,
     /// The client sent its FIN: serve what is buffered, take no more.
     Finished,
     /// No more requests on this connection: what the client still sends is discarded
@@ -48,10 +54,6 @@ pub(super) struct Conn {
     pub buf: BytesMut,
     /// The client connection stays open after the current response.
     pub keep_alive: bool,
-    /// The client's address, as a hashing key (`ip_hash`) and as text (`X-Forwarded-For`).
-    pub client_ip: Option<IpAddr>,
-    pub client_key: Option<ClientKey>,
-    pub client_ip_text: Box<str>,
     /// The client's TLS facts (SNI, version, cipher, ALPN) on a TLS listener.
     pub tls: Option<Arc<tether_core::tls::TlsInfo>>,
     /// The request being answered, for the metrics and the access log.
@@ -62,8 +64,8 @@ pub(super) struct Conn {
     /// The core is draining: no keep-alive after the current request (`drain.rs`).
     pub draining: bool,
     /// This connection counted on its client address (`max_connections_per_ip`); given
-    /// back when the session is dropped.
-    _ip_slot: Option<IpSlot>,
+    /// back when the session is dropped. Boxed: most listeners have no such limit.
+    _ip_slot: Option<Box<IpSlot>>,
 }
 
 /// The request under way: when it started, how it was answered.
@@ -127,19 +129,34 @@ impl Conn {
             input: Input::Paused,
             buf: BytesMut::new(),
             keep_alive: true,
-            client_ip: None,
-            client_key: None,
-            client_ip_text: Box::from(""),
             tls: None,
             current: None,
             active: None,
             draining: false,
-            _ip_slot: ip_slot,
+            _ip_slot: ip_slot.map(Box::new),
         }
     }
 
     pub fn spec(&self) -> &ListenerSpec {
         &self.ctx.spec
+    }
+
+    /// The client's address: the core keeps it with the connection (on a PROXY protocol
+    /// listener, the one the header named), so a connection holds no copy here; its
+    /// hashing key and its text are made from it when a request needs them.
+    pub fn client_ip(&self, cx: &Cx<'_>) -> Option<IpAddr> {
+        cx.peer_addr(self.client).map(|a| a.ip())
+    }
+
+    /// The client's address as a hashing key (`ip_hash`, the consistent hash).
+    pub fn client_key(&self, cx: &Cx<'_>) -> Option<ClientKey> {
+        self.client_ip(cx).map(ClientKey::new)
+    }
+
+    /// The client's address as text (`X-Forwarded-For`, the broker's feed), written on the
+    /// stack.
+    pub fn client_ip_text(&self, cx: &Cx<'_>) -> IpText {
+        IpText::of(self.client_ip(cx))
     }
 
     /// The reader pipe, while there is one.
@@ -180,6 +197,34 @@ impl Conn {
         }
     }
 
+    /// Nothing from the client waits (between requests, or while tether's own answer goes
+    /// out): let the reader pipe go while the client is silent (`Input::Idle`). Kept when
+    /// it holds bytes or may still say something: its source ended (the end is on its way
+    /// to `on_pipe_end`).
+    pub fn rest(&mut self, cx: &mut Cx<'_>) {
+        match self.input {
+            Input::Open(r) if cx.pipe_open(r) && !cx.source_ended(r) && cx.buffered(r) == 0 => {
+                cx.close_pipe(r);
+            }
+            Input::Paused if !cx.read_closed(self.client) => {}
+            _ => return,
+        }
+        if cx.watch_readable(self.client) {
+            self.input = Input::Idle;
+        } else {
+            self.input = Input::Paused;
+            self.open_reader(cx);
+        }
+    }
+
+    /// The client sent something while `Input::Idle`: read it through a pipe again.
+    pub fn wake(&mut self, cx: &mut Cx<'_>) {
+        if self.input == Input::Idle {
+            self.input = Input::Paused;
+            self.open_reader(cx);
+        }
+    }
+
     /// Move what waits in the reader pipe into `buf`.
     pub fn gather(&mut self, cx: &mut Cx<'_>) {
         if let Input::Open(r) = self.input {
@@ -191,6 +236,10 @@ impl Conn {
 
     /// Pause the reader pipe after gathering what it holds.
     pub fn close_reader(&mut self, cx: &mut Cx<'_>) {
+        if self.input == Input::Idle {
+            // The watch ends when a pipe reads the connection (a body, a tunnel).
+            self.input = Input::Paused;
+        }
         self.gather(cx);
         if let Input::Open(r) = self.input {
             cx.close_pipe(r);
@@ -224,7 +273,13 @@ impl Conn {
         let Some(c) = self.current.take() else {
             return; // logged already (a tunnel, a feed), or no request yet
         };
-        log_done(&self.ctx, self.client_ip, self.tls.as_deref(), c, cx.now());
+        log_done(
+            &self.ctx,
+            self.client_ip(cx),
+            self.tls.as_deref(),
+            c,
+            cx.now(),
+        );
     }
 
     /// Send a response tether wrote itself, answering with `status`: `head` (with its body,
@@ -255,6 +310,12 @@ impl Conn {
         cx.push(p, head);
         if !with_file {
             cx.end(p);
+        }
+        if self.keep_alive && self.buf.is_empty() {
+            // Nothing more from the client yet: no reader pipe while the answer goes out
+            // (a client that does not read a large one holds it for long); one is opened
+            // again as soon as the client sends (a pipelined request).
+            self.rest(cx);
         }
         State::Local { reply: p }
     }
@@ -334,10 +395,92 @@ impl Conn {
     }
 }
 
+/// An IP address as text, on the stack (the longest, an IPv6 address, is 39 bytes); empty
+/// when the address is unknown.
+pub(crate) struct IpText {
+    bytes: [u8; 48],
+    len: u8,
+}
+
+impl IpText {
+    pub fn of(ip: Option<IpAddr>) -> IpText {
+        let mut t = IpText {
+            bytes: [0; 48],
+            len: 0,
+        };
+        match ip {
+            None => {}
+            // By hand: `Display` costs ~2,000 instructions per proxied request here.
+            Some(IpAddr::V4(v4)) => {
+                for (i, o) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        t.push(b'.');
+                    }
+                    if o >= 100 {
+                        t.push(b'0' + o / 100);
+                    }
+                    if o >= 10 {
+                        t.push(b'0' + o / 10 % 10);
+                    }
+                    t.push(b'0' + o % 10);
+                }
+            }
+            Some(ip) => {
+                use std::io::Write;
+                let mut w = &mut t.bytes[..];
+                // Cannot fail: the buffer holds any address's text.
+                if write!(w, "{ip}").is_ok() {
+                    t.len = (48 - w.len()) as u8;
+                }
+            }
+        }
+        t
+    }
+
+    fn push(&mut self, b: u8) {
+        if let Some(slot) = self.bytes.get_mut(usize::from(self.len)) {
+            *slot = b;
+            self.len += 1;
+        }
+    }
+}
+
+impl std::ops::Deref for IpText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
 /// A response head with the listener's `Strict-Transport-Security`, if it has one.
 pub(crate) fn secure(spec: &ListenerSpec, head: Bytes) -> Bytes {
     match &spec.front.hsts {
         Some(v) => forward::with_line(head, &format!("Strict-Transport-Security: {v}\r\n")),
         None => head,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IpText;
+    use std::net::IpAddr;
+
+    #[test]
+    fn ip_text_is_the_display_text() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.100.255",
+            "9.99.199.250",
+            "::1",
+            "2001:db8::8a2e:370:7334",
+            "::ffff:192.0.2.1",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ] {
+            let addr: IpAddr = ip.parse().unwrap();
+            assert_eq!(&*IpText::of(Some(addr)), addr.to_string());
+        }
+        assert_eq!(&*IpText::of(None), "");
     }
 }

@@ -39,7 +39,6 @@ mod too_many;
 
 use std::sync::Arc;
 
-use tether_balance::ClientKey;
 use tether_core::{ConnId, Cx, PipeEnd, PipeId, Session};
 
 use crate::idle::{self, KEY_CONNECT, KEY_LINGER};
@@ -127,11 +126,6 @@ impl Session for HttpSession {
     fn on_start(&mut self, cx: &mut Cx<'_>, client: ConnId) {
         let c = &mut self.c;
         c.client = client;
-        c.client_ip = cx.peer_addr(client).map(|a| a.ip());
-        c.client_key = c.client_ip.map(ClientKey::new);
-        if let Some(ip) = c.client_ip {
-            c.client_ip_text = ip.to_string().into();
-        }
         c.tls = cx.tls_info(client);
         c.open_reader(cx);
         idle::arm(cx, c.spec().idle_timeout);
@@ -147,6 +141,18 @@ impl Session for HttpSession {
             // Pipelined bytes wait in the reader pipe until the current answer is out.
             other => other,
         });
+    }
+
+    fn on_conn_readable(&mut self, cx: &mut Cx<'_>, conn: ConnId) {
+        if conn != self.c.client {
+            return;
+        }
+        self.c.wake(cx);
+        if self.c.input == Input::Paused {
+            // Its end was read already: serve nothing more.
+            self.c.input = Input::Finished;
+            self.step(cx, |c, cx, state| c.end_of_input(cx, state));
+        }
     }
 
     fn on_drained(&mut self, cx: &mut Cx<'_>, pipe: PipeId) {
@@ -292,5 +298,17 @@ fn idle_timer(c: &mut Conn, cx: &mut Cx<'_>, state: State) -> State {
             cx.close();
             other
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every client connection's session is one allocation of this size (glibc rounds it
+    /// up to 176 bytes with its header): what an idle keep-alive connection costs beside
+    /// the core's entries (`docs/benchmarks.md`). Grow it only knowingly.
+    #[test]
+    fn the_session_of_an_idle_connection_stays_small() {
+        let size = std::mem::size_of::<super::HttpSession>();
+        assert!(size <= 168, "HttpSession is {size} bytes");
     }
 }

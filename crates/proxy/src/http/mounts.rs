@@ -125,7 +125,7 @@ fn start_feed(c: &mut Conn, cx: &mut Cx<'_>, broker: Arc<Broker>, key: &str) -> 
     };
     let out = cx.pipe_with(Source::Session, Sink::Conn(c.client), opts);
     cx.push(out, Bytes::from(ws::handshake_response(key)));
-    let mut socket = FeedSocket::new(&c.client_ip_text, broker.available());
+    let mut socket = FeedSocket::new(&c.client_ip_text(cx), broker.available());
     cx.push(out, Bytes::from(socket.take_output()));
     let Some(remote) = cx.remote() else {
         cx.close();

@@ -19,6 +19,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use bytes::{Buf, BytesMut};
 use tether_core::{Cx, PipeEnd};
 use tether_http::{parse_request, Method, Parsed, RequestHead};
 
@@ -56,6 +57,12 @@ pub(super) fn next_request(
 ) -> State {
     c.gather(cx);
     if c.buf.is_empty() {
+        // Nothing buffered: hold no allocation while the connection waits (the buffer of
+        // the last head, or one a body split off still shares).
+        c.buf = BytesMut::new();
+        if deadline.is_none() {
+            c.rest(cx);
+        }
         return State::ReadingHead { deadline };
     }
     let parsed = parse_request(&c.buf, &c.ctx.limits);
@@ -67,7 +74,12 @@ pub(super) fn next_request(
             deadline: head_deadline::start(c, cx, deadline),
         },
         Ok(Parsed::Complete(head)) => {
-            let _ = c.buf.split_to(head.len());
+            // Advanced past, not split off: no shared allocation is made for it; and
+            // let go at once when nothing follows (the answer may take long to go out).
+            c.buf.advance(head.len());
+            if c.buf.is_empty() {
+                c.buf = BytesMut::new();
+            }
             begin(c, cx, &head);
             serve(c, cx, head)
         }
@@ -177,14 +189,14 @@ pub(crate) fn req_kind(action: &Action) -> ReqKind {
 
 /// Phase 5, access: the route's allow/deny list; `Some(403)` when the client may not.
 fn access(c: &mut Conn, cx: &mut Cx<'_>, route: &Route, head: &RequestHead) -> Option<State> {
-    if route.acl.permits(c.client_ip) {
+    if route.acl.permits(c.client_ip(cx)) {
         return None;
     }
     log::info!(
         "http {}: {} denied for {:?}",
         c.spec().listen,
         head.path(),
-        c.client_ip
+        c.client_ip(cx)
     );
     // The body of a refused request is not read: the connection ends after the answer.
     c.unread_body(&head.body);
@@ -243,7 +255,8 @@ pub(super) fn pick(
     fetched: Option<Option<String>>,
 ) -> State {
     let ctx = c.ctx.clone();
-    let affinity = ctx.affinity(&req.upstream, c.client_key.as_ref(), cx.now());
+    let key = c.client_key(cx);
+    let affinity = ctx.affinity(&req.upstream, key.as_ref(), cx.now());
     match affinity::decide(&affinity, &req.head, fetched) {
         Decision::Go(mut pick) => {
             if let Some(target) = req.retarget.take() {

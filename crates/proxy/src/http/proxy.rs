@@ -84,15 +84,15 @@ impl Exchange {
 }
 
 /// The request head for the picked server, with the affinity's edits.
-fn head_for(c: &Conn, req: &RequestHead, pick: &Pick) -> Bytes {
+fn head_for(c: &Conn, cx: &Cx<'_>, req: &RequestHead, pick: &Pick) -> Bytes {
     let edits = Some(&pick.request).filter(|e| !e.is_empty());
     let addr = pick.server.addr();
-    forward::upstream_request(req, &c.client_ip_text, c.tls.is_some(), addr, edits).freeze()
+    forward::upstream_request(req, &c.client_ip_text(cx), c.tls.is_some(), addr, edits).freeze()
 }
 
 /// Phase 8, forward: send `req` to the server `pick` names.
 pub(super) fn start(c: &mut Conn, cx: &mut Cx<'_>, req: Proxied, pick: Pick) -> State {
-    let head = head_for(c, &req.head, &pick);
+    let head = head_for(c, cx, &req.head, &pick);
     c.hold(&pick.server);
     let x = Box::new(Exchange {
         up: ConnId::dangling(),
@@ -162,7 +162,8 @@ fn connect_failed(
     x.pick.server.health().record_failure(now);
     x.tried.push(x.pick.server.id().to_string());
     let next = if x.tried.len() as u32 <= x.upstream.retries {
-        let ctx = c.ctx.affinity(&x.upstream, c.client_key.as_ref(), now);
+        let key = c.client_key(cx);
+        let ctx = c.ctx.affinity(&x.upstream, key.as_ref(), now);
         affinity::repick(&ctx, &x.pick, &x.tried)
     } else {
         None
@@ -178,7 +179,7 @@ fn connect_failed(
         return c.fail(cx, status);
     };
     x.pick = next;
-    x.head = head_for(c, &x.req, &x.pick);
+    x.head = head_for(c, cx, &x.req, &x.pick);
     x.retried = false;
     c.hold(&x.pick.server);
     connect(c, cx, x, true)
@@ -461,7 +462,8 @@ fn learn_from(c: &Conn, cx: &Cx<'_>, x: &mut Exchange, resp: &ResponseHead) {
     } else {
         x.pick.server.health().record_success();
     }
-    let ctx = c.ctx.affinity(&x.upstream, c.client_key.as_ref(), now);
+    let key = c.client_key(cx);
+    let ctx = c.ctx.affinity(&x.upstream, key.as_ref(), now);
     affinity::on_response(&ctx, &mut x.pick, resp);
 }
 
