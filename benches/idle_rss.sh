@@ -6,18 +6,22 @@
 #   bash benches/idle_rss.sh                       # target/release/tether, 10000 connections
 #   TETHER=/tmp/old/tether COUNT=5000 bash benches/idle_rss.sh
 #   MODE=noread bash benches/idle_rss.sh           # clients that never read their answer
+#   TARGET=proxy bash benches/idle_rss.sh          # through the proxy (as compare.sh does)
 #
 # tether (--no-supervise: the process measured is the one that serves) serves files on a
 # free loopback port; benches/support/idle_conns.py opens COUNT connections and sends one
 # GET on each. MODE=idle (the default): GET /1k.bin, the answer is read and the connection
 # left idle (keep-alive). MODE=noread: GET /1m.bin, a 1 MiB file, far more than the socket
 # buffers hold (the clients' SO_RCVBUF is set to RCVBUF, 64 KiB by default), and the answer
-# is never read, so tether holds each response it cannot send. The VmRSS growth divided by
-# the connections held is printed. Everything started is killed on exit.
+# is never read, so tether holds each response it cannot send. TARGET=files (the default):
+# tether serves the files itself; TARGET=proxy: tether proxies to a second tether process
+# that serves them (over pooled keep-alive connections, as compare.sh's nginx). The VmRSS
+# growth divided by the connections held is printed. Everything started is killed on exit.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 COUNT=${COUNT:-10000}
 MODE=${MODE:-idle}
+TARGET=${TARGET:-files}
 RCVBUF=${RCVBUF:-65536}
 BENCH=idle_rss
 case "$MODE" in
@@ -34,12 +38,24 @@ PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0));
 mkdir -p "$TMP/www"
 head -c 1024 /dev/urandom > "$TMP/www/1k.bin"
 head -c $((1024 * 1024)) /dev/urandom > "$TMP/www/1m.bin"
+case "$TARGET" in
+  files) SERVE="root = \"$TMP/www\"" ;;
+  proxy)
+    UP=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    printf '[[listener]]\nlisten = "127.0.0.1:%s"\nprotocol = "http"\nroot = "%s"\n' \
+      "$UP" "$TMP/www" > "$TMP/backend.toml"
+    RUST_LOG=warn "$TETHER" --no-supervise "$TMP/backend.toml" > "$TMP/backend.log" 2>&1 &
+    PIDS+=("$!")
+    SERVE="upstream = \"127.0.0.1:$UP\"" ;;
+  *) echo "TARGET is files or proxy, not $TARGET" >&2; exit 2 ;;
+esac
 cat > "$TMP/tether.toml" <<TOML
 max_connections = $((COUNT + 1000))
 [[listener]]
 listen = "127.0.0.1:$PORT"
 protocol = "http"
-root = "$TMP/www"
+idle_timeout_ms = 300000
+$SERVE
 TOML
 RUST_LOG=warn "$TETHER" --no-supervise "$TMP/tether.toml" > "$TMP/tether.log" 2>&1 &
 TP=$!; PIDS+=("$TP")
@@ -62,4 +78,4 @@ if [ "$MODE" = idle ]; then sleep 1; else sleep 3; fi
 after=$(rss_kib "$TP")
 read -r _ opened failed < <(grep '^ready' "$TMP/idle.txt")
 awk -v a="$after" -v b="$before" -v n="$opened" -v f="$failed" -v t="$("$TETHER" --version | head -1)" \
-  -v m="$MODE" 'BEGIN { printf "%s: RSS %d -> %d KiB, %d %s connections (%d failed): %.3f KiB per connection\n", t, b, a, n, m, f, (a - b) / n }'
+  -v m="$MODE" -v g="$TARGET" 'BEGIN { printf "%s: RSS %d -> %d KiB, %d %s connections to %s (%d failed): %.3f KiB per connection\n", t, b, a, n, m, g, f, (a - b) / n }'

@@ -442,7 +442,7 @@ impl Core {
         let cgen = conn.gen;
         LoopStats::add(&self.io.stats.open, 1);
         let slot = &mut self.io.sessions[sid];
-        slot.conns.push(cidx);
+        slot.conns.push(cidx as u32);
         let mut obj = session;
         let mut cx = Cx {
             io: &mut self.io,
@@ -524,10 +524,10 @@ impl Core {
         drop(obj);
         let conns = std::mem::take(&mut self.io.sessions[sid].conns);
         for c in conns {
-            self.io.drop_conn(c);
+            self.io.drop_conn(c as usize);
         }
         let pipes = std::mem::take(&mut self.io.sessions[sid].pipes);
-        for p in pipes {
+        for p in pipes.into_iter().map(|p| p as usize) {
             if self.io.pipes.contains(p) {
                 self.io.drop_pipe(p);
             }

@@ -72,10 +72,12 @@ pub(crate) struct SessionSlot {
     pub gen: u64,
     /// Taken out while one of its callbacks runs.
     pub obj: Option<Box<dyn Session>>,
-    /// Its connections, pipes and timers: a few each, kept inline (no allocation for an
-    /// idle keep-alive connection's one of each).
-    pub conns: SmallVec<[usize; 2]>,
-    pub pipes: SmallVec<[usize; 2]>,
+    /// Its connections, pipes (slab indices, as `u32`: four fit where two `usize` did) and
+    /// timers: a few each, kept inline. A proxied exchange has two connections and up to
+    /// four pipes at once: a spilled vector would keep its heap buffer for the rest of the
+    /// connection's life.
+    pub conns: SmallVec<[u32; 4]>,
+    pub pipes: SmallVec<[u32; 4]>,
     pub pending_connects: u32,
     /// Timers armed and not yet fired or cancelled (cancelled when the session goes).
     pub timers: SmallVec<[u64; 2]>,
@@ -304,6 +306,14 @@ impl Io {
                 let conn = &mut self.conns[*c];
                 let fd = conn.stream.as_raw_fd();
                 let plain = conn.tls.is_none();
+                let long = limit.is_some_and(|l| l >= READ_CHUNK as u64);
+                if plain && to_conn && long && buf.is_empty() && !buf.splicing() {
+                    // A long body of known length, socket to socket: spliced from its first
+                    // byte. Read into user space first, its first chunk would stay there
+                    // (with the shared read block it is carved from) while the client is
+                    // slow to take it.
+                    buf.start_splicing(threshold.max(SPLICE_PIPE));
+                }
                 while buf.len() < threshold && conn.can_read() && *source_active {
                     let want = limit.map_or(READ_CHUNK, |l| l.min(READ_CHUNK as u64) as usize);
                     if want == 0 {
@@ -463,7 +473,7 @@ impl Io {
             }
         }
         if let Some(s) = self.sessions.get_mut(pipe.session) {
-            s.pipes.retain(|x| *x != p);
+            s.pipes.retain(|x| *x as usize != p);
         }
         self.notify(
             pipe.session,
@@ -490,7 +500,7 @@ impl Io {
             }
         }
         if let Some(s) = self.sessions.get_mut(pipe.session) {
-            s.pipes.retain(|x| *x != p);
+            s.pipes.retain(|x| *x as usize != p);
         }
         self.touch(pipe.session);
     }
@@ -512,7 +522,7 @@ impl Io {
         self.timers.cancel(conn.pool_timer);
         let _ = self.registry.deregister(&mut conn.stream);
         if let Some(s) = self.sessions.get_mut(conn.session) {
-            s.conns.retain(|x| *x != c);
+            s.conns.retain(|x| *x as usize != c);
             if conn.connecting {
                 s.pending_connects -= 1;
             }

@@ -119,7 +119,7 @@ impl Io {
         conn.last_active = self.now;
         let gen = conn.gen;
         if let Some(s) = self.sessions.get_mut(sid) {
-            s.conns.retain(|x| *x != c);
+            s.conns.retain(|x| *x as usize != c);
         }
         let at = self.now + self.pool.idle_timeout;
         if !self.timers.postpone(conn.pool_timer, at) {
@@ -158,7 +158,7 @@ impl Io {
             conn.read_ready = false;
             conn.last_active = self.now;
             if let Some(s) = self.sessions.get_mut(sid) {
-                s.conns.push(c);
+                s.conns.push(c as u32);
             }
             return Some((c, gen));
         }

@@ -292,7 +292,7 @@ impl<'a> Cx<'a> {
         )?;
         entry.insert(conn);
         let s = &mut self.io.sessions[self.sid];
-        s.conns.push(idx);
+        s.conns.push(idx as u32);
         s.pending_connects += 1;
         Ok(ConnId { idx, gen })
     }
@@ -391,7 +391,7 @@ impl<'a> Cx<'a> {
             queued: false,
             error: None,
         });
-        self.io.sessions[self.sid].pipes.push(idx);
+        self.io.sessions[self.sid].pipes.push(idx as u32);
         self.io.mark_dirty(idx);
         PipeId { idx, gen }
     }
@@ -499,7 +499,7 @@ impl<'a> Cx<'a> {
         let s = &self.io.sessions[self.sid];
         s.conns
             .iter()
-            .any(|&c| self.io.conns.get(c).is_some_and(|x| x.watch))
+            .any(|&c| self.io.conns.get(c as usize).is_some_and(|x| x.watch))
     }
 
     /// Call `on_timer(key)` after `after`.

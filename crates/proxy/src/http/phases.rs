@@ -93,11 +93,11 @@ pub(super) fn next_request(
             c.ctx.stats.conn_error();
             // Counted as a request answered with its 4xx (no line for the access log).
             c.ctx.stats.request_started();
-            c.current = Some(Current {
+            c.current = Some(Box::new(Current {
                 started: cx.now(),
                 status: 0,
                 log: None,
-            });
+            }));
             c.fail(cx, e.status)
         }
     }
@@ -112,11 +112,11 @@ fn begin(c: &mut Conn, cx: &mut Cx<'_>, head: &RequestHead) {
         .is_some()
         .then(|| LogText::of(head, head.version.as_str()));
     c.ctx.stats.request_started();
-    c.current = Some(Current {
+    c.current = Some(Box::new(Current {
         started: cx.now(),
         status: 0,
         log,
-    });
+    }));
 }
 
 /// Phases 3 to 7 for a parsed request.
@@ -125,7 +125,7 @@ fn serve(c: &mut Conn, cx: &mut Cx<'_>, head: RequestHead) -> State {
         return answer;
     }
     let ctx = c.ctx.clone();
-    let Some(route) = route(c, &ctx, &head) else {
+    let Some(route) = route(c, cx, &ctx, &head) else {
         c.unread_body(&head.body);
         return c.status(cx, 404, head.method == Method::Head);
     };
@@ -163,8 +163,14 @@ fn before_routing(c: &mut Conn, cx: &mut Cx<'_>, head: &RequestHead) -> Option<S
 
 /// Phase 4, route: the route for the request's Host (without one, HTTP/1.0: the name the
 /// client asked TLS for) and path.
-fn route<'r>(c: &Conn, ctx: &'r super::ListenerCtx, head: &RequestHead) -> Option<&'r Route> {
-    route_for(ctx, c.tls.as_ref().and_then(|t| t.sni.as_deref()), head)
+fn route<'r>(
+    c: &Conn,
+    cx: &Cx<'_>,
+    ctx: &'r super::ListenerCtx,
+    head: &RequestHead,
+) -> Option<&'r Route> {
+    let tls = cx.tls_info(c.client);
+    route_for(ctx, tls.as_ref().and_then(|t| t.sni.as_deref()), head)
 }
 
 /// The route for `head` on the listener `ctx` (`sni`: the name the client asked TLS for,

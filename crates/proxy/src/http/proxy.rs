@@ -87,7 +87,8 @@ impl Exchange {
 fn head_for(c: &Conn, cx: &Cx<'_>, req: &RequestHead, pick: &Pick) -> Bytes {
     let edits = Some(&pick.request).filter(|e| !e.is_empty());
     let addr = pick.server.addr();
-    forward::upstream_request(req, &c.client_ip_text(cx), c.tls.is_some(), addr, edits).freeze()
+    let https = cx.tls_info(c.client).is_some();
+    forward::upstream_request(req, &c.client_ip_text(cx), https, addr, edits).freeze()
 }
 
 /// Phase 8, forward: send `req` to the server `pick` names.
