@@ -52,7 +52,6 @@ fn fetch(args: &[&str]) -> (u16, String, String) {
 #[test]
 fn a_mixed_fleet_gets_the_right_choice_and_monitor_shows_na() {
     let dir = TempDir::new("broker-fleet");
-    let down = format!("127.0.0.1:{}", free_port()); // nobody listens there
     let hang = Sim::start(&["--mode", "hang"]); // slow: hangs past the timeout
     let garbage = Sim::start(&["--mode", "garbage"]);
     let error = Sim::start(&["--mode", "error"]);
@@ -60,6 +59,9 @@ fn a_mixed_fleet_gets_the_right_choice_and_monitor_shows_na() {
     let up50 = Sim::start(&["--load", "50"]);
     let slow_ok = Sim::start(&["--load", "10", "--delay-ms", "150"]); // slow, within it
     let up30 = Sim::start(&["--load", "30"]);
+    // Nobody listens there. Picked after the servers above took their (kernel-chosen)
+    // ports: picked before, the kernel could give one of them the same port.
+    let down = format!("127.0.0.1:{}", free_port());
     let entries = vec![
         down.clone(),
         hang.entry(),
