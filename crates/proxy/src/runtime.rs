@@ -214,26 +214,12 @@ fn listener_tls(t: &TlsSpec, acme: Option<&Arc<Acme>>) -> Result<ListenerTls, Co
         .iter()
         .map(|c| load_cert(&c.cert, &c.key).map_err(|m| c.pos.error(m)))
         .collect::<Result<Vec<_>, _>>()?;
-    let acme = match (t.acme_names.is_empty(), acme) {
-        (true, _) => None,
-        (false, Some(a)) => Some((a.clone(), t.acme_names.clone())),
-        (false, None) => {
-            return Err(t
-                .pos
-                .error("ACME certificates need an [acme] table (email, agree_tos = true)".into()))
-        }
-    };
-    server_config(crate::tls::ServerTlsOptions {
-        certs,
-        strict_sni: t.strict_sni,
-        tls12: t.tls12,
-        alpn: t.alpn.clone(),
-        client_ca: t.client_ca.clone(),
-        session_tickets: t.session_tickets,
-        session_cache: t.session_cache,
-        acme,
-    })
-    .map_err(|m| t.pos.error(format!("`tls`: {m}")))
+    if !t.acme_names.is_empty() && acme.is_none() {
+        return Err(t
+            .pos
+            .error("ACME certificates need an [acme] table (email, agree_tos = true)".into()));
+    }
+    server_config(t, certs, acme.cloned()).map_err(|m| t.pos.error(format!("`tls`: {m}")))
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use crate::config::TlsSpec;
 use tether_core::tls::rustls;
 use tether_core::tls::TlsClient;
 
@@ -199,22 +200,6 @@ pub struct ListenerTls {
     pub acme_names: Vec<String>,
 }
 
-/// What a listener's TLS is made of (from the config).
-#[derive(Clone)]
-pub struct ServerTlsOptions {
-    pub certs: Vec<LoadedCert>,
-    pub strict_sni: bool,
-    /// Allow TLS 1.2 (else 1.3 only).
-    pub tls12: bool,
-    pub alpn: Vec<String>,
-    /// Verify client certificates against these CAs (and require one).
-    pub client_ca: Option<PathBuf>,
-    pub session_tickets: bool,
-    pub session_cache: usize,
-    /// Certificates ordered by ACME for these names (`acme/`), before the static ones.
-    pub acme: Option<(Arc<crate::acme::Acme>, Vec<String>)>,
-}
-
 /// TLS 1.3 and 1.2 (the default), or 1.3 alone (`min_version = "1.3"`).
 static TLS_1_2_UP: [&rustls::SupportedProtocolVersion; 2] =
     [&rustls::version::TLS13, &rustls::version::TLS12];
@@ -248,8 +233,14 @@ pub fn check_server(tls12: bool, client_ca: Option<&Path>) -> Result<(), String>
     client_ca.map(client_verifier).transpose().map(|_| ())
 }
 
-/// Build a listener's rustls server config.
-pub fn server_config(o: ServerTlsOptions) -> Result<ListenerTls, String> {
+/// Build a listener's rustls server config from its checked options `o`, with its
+/// certificates read (`certs`, in `o.certs`' order) and, when it has ACME names, the ACME
+/// state that provides them.
+pub fn server_config(
+    o: &TlsSpec,
+    certs: Vec<LoadedCert>,
+    acme: Option<Arc<crate::acme::Acme>>,
+) -> Result<ListenerTls, String> {
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(versions(o.tls12))
         .map_err(|e| e.to_string())?;
@@ -257,10 +248,11 @@ pub fn server_config(o: ServerTlsOptions) -> Result<ListenerTls, String> {
         Some(path) => builder.with_client_cert_verifier(client_verifier(path)?),
         None => builder.with_no_client_auth(),
     };
-    let store = Arc::new(CertStore::new(o.certs, o.strict_sni));
+    let store = Arc::new(CertStore::new(certs, o.strict_sni));
     let mut alpn: Vec<Vec<u8>> = o.alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
-    let (mut config, acme_names) = match o.acme {
-        Some((acme, names)) => {
+    let (mut config, acme_names) = match acme.filter(|_| !o.acme_names.is_empty()) {
+        Some(acme) => {
+            let names = o.acme_names.clone();
             // TLS-ALPN-01: only clients that speak ALPN at all, so a listener without
             // `alpn` keeps accepting clients that offer protocols it does not know.
             if !alpn.is_empty() {
