@@ -17,7 +17,7 @@ use super::feed::Feed;
 use super::reply::{self, FileBody, Out};
 use super::upstream::{self, Early, Exchange};
 use super::{H2Session, Peer, KEY_STREAM};
-use crate::http::affinity::{self, Decision};
+use crate::http::affinity::Decision;
 use crate::http::conn::{log_done, secure, Current, LogText};
 use crate::http::phases::{self, Proxied, StoreAnswer};
 use crate::http::{local, mounts, ListenerCtx};
@@ -396,14 +396,8 @@ impl H2Session {
         early: Early,
     ) {
         let ctx = self.ctx.clone();
-        let aff = ctx.affinity(&req.upstream, self.peer.key.as_ref(), cx.now());
-        match affinity::decide(&aff, &req.head, fetched) {
-            Decision::Go(mut pick) => {
-                if let Some(target) = req.retarget.take() {
-                    pick.request.target = Some(target);
-                }
-                self.start_upstream(cx, id, req, *pick, early)
-            }
+        match req.decide(&ctx, self.peer.key.as_ref(), cx.now(), fetched) {
+            Decision::Go(pick) => self.start_upstream(cx, id, req, *pick, early),
             Decision::Refuse(status, message) => self.answer_message(cx, id, status, message),
             Decision::Fetch(key) => {
                 let Some(remote) = cx.remote() else {

@@ -43,6 +43,25 @@ pub(crate) struct Proxied {
     pub retarget: Option<String>,
 }
 
+impl Proxied {
+    /// Phase 7's decision for this request (`affinity::decide`); a server picked gets the
+    /// request's new target, if it has one. Shared by HTTP/1.1 and HTTP/2.
+    pub(crate) fn decide(
+        &mut self,
+        ctx: &super::ListenerCtx,
+        key: Option<&tether_balance::ClientKey>,
+        now: std::time::Instant,
+        fetched: Option<Option<String>>,
+    ) -> Decision {
+        let affinity = ctx.affinity(&self.upstream, key, now);
+        let mut decision = affinity::decide(&affinity, &self.head, fetched);
+        if let (Decision::Go(pick), Some(target)) = (&mut decision, self.retarget.take()) {
+            pick.request.target = Some(target);
+        }
+        decision
+    }
+}
+
 /// A proxied request whose affinity waits for the store's answer.
 pub(super) struct Pending {
     req: Proxied,
@@ -262,14 +281,8 @@ pub(super) fn pick(
 ) -> State {
     let ctx = c.ctx.clone();
     let key = c.client_key(cx);
-    let affinity = ctx.affinity(&req.upstream, key.as_ref(), cx.now());
-    match affinity::decide(&affinity, &req.head, fetched) {
-        Decision::Go(mut pick) => {
-            if let Some(target) = req.retarget.take() {
-                pick.request.target = Some(target);
-            }
-            proxy::start(c, cx, req, *pick)
-        }
+    match req.decide(&ctx, key.as_ref(), cx.now(), fetched) {
+        Decision::Go(pick) => proxy::start(c, cx, req, *pick),
         Decision::Refuse(status, message) => {
             c.unread_body(&req.head.body);
             c.message(cx, status, message, req.head.method == Method::Head)
