@@ -40,6 +40,12 @@ impl Client {
             .encode(fields.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
     }
 
+    /// A whole header block in one HEADERS frame that also ends the stream.
+    fn last_headers(&mut self, stream: u32, block: &[u8]) {
+        let flags = frame::FLAG_END_HEADERS | frame::FLAG_END_STREAM;
+        self.frame(frame::HEADERS, flags, stream, block);
+    }
+
     fn get(&mut self, stream: u32, path: &str, end_stream: bool) {
         let block = self.block(&[
             (":method", "GET"),
@@ -333,12 +339,7 @@ fn continuation_flood_and_hpack_bomb_are_bounded() {
     for _ in 0..100 {
         block.extend_from_slice(&again);
     }
-    c.frame(
-        frame::HEADERS,
-        frame::FLAG_END_HEADERS | frame::FLAG_END_STREAM,
-        1,
-        &block,
-    );
+    c.last_headers(1, &block);
     let (r, events) = run(&mut conn, &mut c);
     assert_eq!(r, Ok(()));
     assert_eq!(
@@ -513,12 +514,7 @@ fn malformed_requests_reset_the_stream_only() {
         ),
     ] {
         let block = c.block(&fields);
-        c.frame(
-            frame::HEADERS,
-            frame::FLAG_END_HEADERS | frame::FLAG_END_STREAM,
-            id,
-            &block,
-        );
+        c.last_headers(id, &block);
     }
     c.get(11, "/fine", true);
     let (r, events) = run(&mut conn, &mut c);
@@ -608,12 +604,7 @@ fn trailers_end_the_request() {
     c.get(1, "/t", false);
     c.data(1, b"body", false);
     let block = c.block(&[("x-checksum", "abc")]);
-    c.frame(
-        frame::HEADERS,
-        frame::FLAG_END_HEADERS | frame::FLAG_END_STREAM,
-        1,
-        &block,
-    );
+    c.last_headers(1, &block);
     let (r, events) = run(&mut conn, &mut c);
     assert_eq!(r, Ok(()));
     assert!(matches!(&events[2], Event::Trailers { stream: 1, fields } if fields.len() == 1));
