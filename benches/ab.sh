@@ -28,12 +28,10 @@ SCENARIOS=${SCENARIOS:-proxied static}
 TOOLS=${TOOLS:-callgrind strace}
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-OUT_DIR=${OUT_DIR:-$repo/target/ab}
-mkdir -p "$OUT_DIR"
-OUT_DIR=$(cd "$OUT_DIR" && pwd)
 BENCH=ab
 # shellcheck source=benches/support/lib.sh
 . "$repo/benches/support/lib.sh"
+bench_out ab
 
 export PATH="$PATH:/usr/sbin:/sbin"
 for t in nginx python3 curl; do command -v $t >/dev/null || die "needs $t (see compare.sh)"; done

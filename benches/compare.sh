@@ -36,13 +36,11 @@ PERF=${PERF:-0}                # 1: perf record tether under the proxied load at
 PERF_SECONDS=${PERF_SECONDS:-8}
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-OUT_DIR=${OUT_DIR:-$repo/target/compare}
-mkdir -p "$OUT_DIR"
-OUT_DIR=$(cd "$OUT_DIR" && pwd)
 
 BENCH=compare
 # shellcheck source=benches/support/lib.sh
 . "$repo/benches/support/lib.sh"
+bench_out compare
 
 # ---------------------------------------------------------------- tools
 perf=""
@@ -66,16 +64,7 @@ P_NGINX=$((BASE + 3)); P_NGINX_STATIC=$((BASE + 4))
 P_HAPROXY=$((BASE + 5))
 
 # ---------------------------------------------------------------- files
-WWW=$TMP/www
-mkdir -p "$WWW"
-head -c 1024 /dev/zero | tr '\0' 'x' > "$WWW/1k.bin"
-log "writing the 1 GiB file"
-if ! fallocate -l 1G "$WWW/1g.bin" 2>/dev/null; then
-  head -c 1073741824 /dev/zero > "$WWW/1g.bin"
-fi
-cat "$WWW/1g.bin" > /dev/null   # into the page cache
-chmod -R a+rX "$WWW"
-BULK_SIZE=$(stat -c %s "$WWW/1g.bin")
+bench_www
 
 
 # File descriptors: the proxies need one per idle connection (plus a few upstream).

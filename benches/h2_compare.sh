@@ -34,13 +34,11 @@ PROXY_CPU=${PROXY_CPU:-0}
 LOAD_CPU=${LOAD_CPU:-1}
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-OUT_DIR=${OUT_DIR:-$repo/target/h2-compare}
-mkdir -p "$OUT_DIR"
-OUT_DIR=$(cd "$OUT_DIR" && pwd)
 
 BENCH=h2_compare
 # shellcheck source=benches/support/lib.sh
 . "$repo/benches/support/lib.sh"
+bench_out h2-compare
 
 # ---------------------------------------------------------------- tools
 install_missing nginx:nginx openssl:openssl h2load:nghttp2-client curl:curl ss:iproute2 \

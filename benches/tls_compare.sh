@@ -51,13 +51,11 @@ PERF=${PERF:-0}                # 1: perf record tether at the end
 PERF_SECONDS=${PERF_SECONDS:-6}
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-OUT_DIR=${OUT_DIR:-$repo/target/tls-compare}
-mkdir -p "$OUT_DIR"
-OUT_DIR=$(cd "$OUT_DIR" && pwd)
 
 BENCH=tls_compare
 # shellcheck source=benches/support/lib.sh
 . "$repo/benches/support/lib.sh"
+bench_out tls-compare
 
 # ---------------------------------------------------------------- tools
 perf=""
@@ -91,16 +89,7 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 30 \
   -keyout "$CERTS/rsa.key" -out "$CERTS/rsa.pem" 2>/dev/null
 chmod -R a+rX "$CERTS"
 
-WWW=$TMP/www
-mkdir -p "$WWW"
-head -c 1024 /dev/zero | tr '\0' 'x' > "$WWW/1k.bin"
-log "writing the 1 GiB file"
-if ! fallocate -l 1G "$WWW/1g.bin" 2>/dev/null; then
-  head -c 1073741824 /dev/zero > "$WWW/1g.bin"
-fi
-cat "$WWW/1g.bin" > /dev/null   # into the page cache
-chmod -R a+rX "$WWW"
-BULK_SIZE=$(stat -c %s "$WWW/1g.bin")
+bench_www
 
 nginx_tls() {  # $1 = ec|rsa
   cat <<EOF

@@ -1,10 +1,32 @@
-# shellcheck shell=bash disable=SC2034,SC2154  # sets BASE, TMP, PIDS, TETHER for the sourcing script; uses its repo
+# shellcheck shell=bash disable=SC2034,SC2154  # sets BASE, TMP, PIDS, TETHER, OUT_DIR, WWW, BULK_SIZE for the sourcing script; uses its repo
 # Shared by the bench scripts (sourced, after `repo` and `BENCH` are set): log lines,
 # the temp dir and the cleanup of every process a script starts, a block of free loopback
 # ports, and /proc helpers.
 
 log() { printf '[%s %s] %s\n' "$BENCH" "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
+
+# OUT_DIR: where the outputs go, absolute ($OUT_DIR if set, else target/$1), made if missing.
+bench_out() {
+  OUT_DIR=${OUT_DIR:-$repo/target/$1}
+  mkdir -p "$OUT_DIR"
+  OUT_DIR=$(cd "$OUT_DIR" && pwd)
+}
+
+# WWW (under TMP): 1k.bin (1 KiB) and 1g.bin (1 GiB, read once into the page cache);
+# BULK_SIZE, the size of 1g.bin.
+bench_www() {
+  WWW=$TMP/www
+  mkdir -p "$WWW"
+  head -c 1024 /dev/zero | tr '\0' 'x' > "$WWW/1k.bin"
+  log "writing the 1 GiB file"
+  if ! fallocate -l 1G "$WWW/1g.bin" 2>/dev/null; then
+    head -c 1073741824 /dev/zero > "$WWW/1g.bin"
+  fi
+  cat "$WWW/1g.bin" > /dev/null   # into the page cache
+  chmod -R a+rX "$WWW"
+  BULK_SIZE=$(stat -c %s "$WWW/1g.bin")
+}
 
 # TMP (a fresh temp dir, removed on exit) and PIDS (killed on exit: TERM, then KILL after 5 s).
 bench_tmp() {
