@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use tether_proxy::config::Settings;
+use tether_config::Settings;
 
 /// Where the key came from, for the log line and the start mail.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,7 +103,7 @@ mod tests {
     use super::*;
 
     fn settings_with(file: Option<&Path>) -> Settings {
-        let mut s = tether_proxy::config::parse("", "t.toml").expect("empty config");
+        let mut s = tether_config::parse("", "t.toml").expect("empty config");
         s.ops.admin.key_file = file.map(Path::to_path_buf);
         s
     }

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tether_proxy::config::Settings;
+use tether_config::Settings;
 
 mod admin_key;
 mod boot;

@@ -6,8 +6,8 @@ use std::net::SocketAddr;
 use std::process::ExitStatus;
 use std::time::Duration;
 
+use tether_config::Settings;
 use tether_mail::Mailer;
-use tether_proxy::config::Settings;
 
 /// The mailer for `settings` (log-only without `[supervisor.mail]`).
 pub fn mailer(settings: &Settings) -> Mailer {

@@ -34,8 +34,8 @@ use std::time::{Duration, Instant};
 
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use tether_config::{ConfigError, Settings};
 use tether_mail::Mailer;
-use tether_proxy::config::{ConfigError, Settings};
 
 use crate::boot::Boot;
 use backoff::Backoff;

@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tether_proxy::config::Settings;
+use tether_config::Settings;
 
 use super::Event;
 use crate::boot::Boot;

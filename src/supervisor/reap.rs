@@ -7,7 +7,7 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use tether_proxy::config::Settings;
+use tether_config::Settings;
 
 use super::process::Worker;
 use super::{mail, Master, START_TIMEOUT};

@@ -13,7 +13,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 
-use tether_proxy::config::Settings;
+use tether_config::Settings;
 use tether_proxy::server::bind_reuseport;
 
 use crate::boot::BootSockets;

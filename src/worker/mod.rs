@@ -26,9 +26,9 @@ use std::time::Instant;
 
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use tether_config::{Settings, Target};
 use tether_core::{Core, Handle};
 use tether_proxy::admin::{Admin, AdminSession, ConfiguredPools};
-use tether_proxy::config::{Settings, Target};
 use tether_proxy::runtime::Runtime;
 use tether_proxy::server::{self, Shared};
 
@@ -178,7 +178,7 @@ fn serve(plan: Plan) -> io::Result<()> {
     }
     watch_expiry(&shared.runtime);
     if let Some(acme) = shared.runtime.acme() {
-        tether_proxy::acme::start(acme.clone(), settings.ops.supervisor.mail.as_ref());
+        tether_acme::start(acme.clone(), settings.ops.supervisor.mail.as_ref());
     }
     let admin_addr = admin.as_ref().and_then(|a| a.local_addr().ok());
     let control = Arc::new(Control {

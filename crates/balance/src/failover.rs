@@ -11,11 +11,10 @@
 //! With `fail_open`, when no server at all is available, the pinned server is kept: it is as
 //! good a guess as any and it is the one that knows the session.
 //!
-//! The pool counts its decisions ([`Pool::affinity_stats`]): kept (an affinity hit),
+//! The pool counts its decisions (`counts.rs`, [`Pool::affinity_stats`]): kept (an affinity hit),
 //! re-pinned, refused, and the sessions balanced afresh by [`Pool::select`] (for a pool
 //! with affinity: requests that carried no usable pin, the misses).
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::pool::Pool;
@@ -42,56 +41,7 @@ pub enum Affinity {
     Refuse,
 }
 
-/// The pool's running counts, bumped with relaxed atomics (any worker thread).
-#[derive(Debug, Default)]
-pub(crate) struct AffinityCounts {
-    balanced: AtomicU64,
-    kept: AtomicU64,
-    repinned: AtomicU64,
-    refused: AtomicU64,
-}
-
-impl AffinityCounts {
-    pub(crate) fn balanced(&self) {
-        self.balanced.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn count(&self, decision: &Affinity) {
-        let c = match decision {
-            Affinity::Keep(_) => &self.kept,
-            Affinity::Repin(_) => &self.repinned,
-            Affinity::Refuse => &self.refused,
-        };
-        c.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// A reading of a pool's counts since it was built.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AffinityStats {
-    /// New sessions picked by the policy ([`Pool::select`]): for a pool with affinity, the
-    /// requests that carried no usable pin (misses).
-    pub balanced: u64,
-    /// Pinned sessions whose server took them (hits).
-    pub kept: u64,
-    /// Pinned sessions moved to another server (re-pins).
-    pub repinned: u64,
-    /// Pinned sessions no server could take (503).
-    pub refused: u64,
-}
-
 impl Pool {
-    /// How sessions found their server since the pool was built.
-    pub fn affinity_stats(&self) -> AffinityStats {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        AffinityStats {
-            balanced: get(&self.counts.balanced),
-            kept: get(&self.counts.kept),
-            repinned: get(&self.counts.repinned),
-            refused: get(&self.counts.refused),
-        }
-    }
-
     /// Decide where a session pinned to `target` goes, and count the decision.
     pub fn resolve(
         &self,
@@ -101,7 +51,11 @@ impl Pool {
         now: Instant,
     ) -> Affinity {
         let decision = self.decide(target, key, mode, now);
-        self.counts.count(&decision);
+        match &decision {
+            Affinity::Keep(_) => self.counts.kept(),
+            Affinity::Repin(_) => self.counts.repinned(),
+            Affinity::Refuse => self.counts.refused(),
+        }
         decision
     }
 

@@ -43,6 +43,7 @@
 #![warn(missing_docs)]
 
 mod cookie;
+mod counts;
 mod failover;
 mod health;
 mod key;
@@ -52,7 +53,8 @@ mod seal;
 mod server;
 
 pub use cookie::{find_cookie, is_valid_cookie_name, set_cookie};
-pub use failover::{Affinity, AffinityStats, FailoverMode};
+pub use counts::AffinityStats;
+pub use failover::{Affinity, FailoverMode};
 pub use health::{CheckConfig, Health, PassiveConfig, StatusRange};
 pub use key::{parse_key, KeyError, KeyKind, PASSPHRASE_ROUNDS};
 pub use policy::ip_hash::ClientKey;

@@ -21,7 +21,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::failover::AffinityCounts;
+use crate::counts::{AffinityCounts, AffinityStats};
 use crate::health::{CheckConfig, Health, PassiveConfig};
 use crate::policy::{Candidates, Policy, PolicyKind};
 use crate::server::{Server, ServerConfig, ServerRef};
@@ -86,6 +86,11 @@ pub struct Pool {
 }
 
 impl Pool {
+    /// How sessions found their server since the pool was built.
+    pub fn affinity_stats(&self) -> AffinityStats {
+        self.counts.stats()
+    }
+
     /// Whether `Pool::new` would accept these servers and options, without making the pool
     /// (no counters, no health state): what a config check needs.
     pub fn validate(servers: &[ServerConfig], options: &PoolOptions) -> Result<(), PoolError> {

@@ -40,6 +40,7 @@ mod framing;
 mod head;
 mod headers;
 mod html;
+pub mod reply;
 mod request;
 mod response;
 

@@ -23,9 +23,9 @@ use subtle::ConstantTimeEq;
 use tether_core::{ConnId, Cx, PipeEnd, PipeId, PipeOpts, Session, Sink, Source};
 use tether_http::{parse_request, Limits, Method, Parsed, RequestHead};
 
-use crate::response;
 use crate::runtime::Runtime;
 use crate::upstream::Upstream;
+use tether_http::reply;
 
 /// A request must arrive whole within this time.
 const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -145,7 +145,7 @@ impl Admin {
                 let mut s = self.control.status();
                 s.insert("pools".into(), self.pools.pools());
                 s.insert("certificates".into(), self.pools.certificates());
-                if let Some(acme) = crate::acme::running() {
+                if let Some(acme) = tether_acme::running() {
                     s.insert("acme".into(), acme.status_json());
                 }
                 Reply::new(200, Value::Object(s).to_string())
@@ -172,7 +172,7 @@ impl Admin {
         } else {
             "text/plain; charset=utf-8"
         };
-        let mut head = response::Head::new(reply.status, &self.server, reply.body.len() + 64);
+        let mut head = reply::Head::new(reply.status, &self.server, reply.body.len() + 64);
         head.content(ctype, reply.body.len())
             .lines("Cache-Control: no-store\r\nConnection: close\r\n");
         if reply.status == 401 {
@@ -275,7 +275,7 @@ impl Session for AdminSession {
 pub struct ConfiguredPools {
     /// Every pool once, in config order.
     pools: Vec<Arc<Upstream>>,
-    certificates: Vec<crate::tls::LoadedCert>,
+    certificates: Vec<tether_config::certs::LoadedCert>,
 }
 
 impl ConfiguredPools {
@@ -369,7 +369,7 @@ mod tests {
     }
 
     fn admin() -> Arc<Admin> {
-        let settings = crate::config::parse(
+        let settings = tether_config::parse(
             "[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:3000\"]\n[[server]]\nlisten = [\"127.0.0.1:1\"]\n[[server.route]]\npath = \"/\"\nproxy = \"app\"\n",
             "t.toml",
         )

@@ -29,7 +29,7 @@ struct Probe {
     timeout: Option<TimerId>,
     tls: Option<tether_core::tls::TlsClient>,
     /// The pool's `send_proxy`: probes send a header that names no client.
-    send_proxy: Option<crate::upstream::SendProxy>,
+    send_proxy: Option<tether_config::spec::SendProxy>,
 }
 
 /// The session that runs every probe.
@@ -86,7 +86,9 @@ impl HealthChecker {
         }
         p.buf.clear();
         // A probe is tether's own connection: its PROXY header names no client.
-        let header = p.send_proxy.map(|v| v.header(None, None));
+        let header = p
+            .send_proxy
+            .map(|v| crate::upstream::proxy_header(v, None, None));
         let opts = ConnectOpts {
             tls: p.tls.as_ref(),
             proxy_header: header.as_deref(),

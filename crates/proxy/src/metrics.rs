@@ -181,7 +181,7 @@ impl Registry {
     }
 
     /// The certificates `/metrics` reports the expiry of.
-    pub fn set_certificates(&self, certs: &[crate::tls::LoadedCert]) {
+    pub fn set_certificates(&self, certs: &[tether_config::certs::LoadedCert]) {
         let list = certs
             .iter()
             .map(|c| {
@@ -314,7 +314,7 @@ impl Registry {
                 );
             }
         }
-        if let Some(acme) = crate::acme::running() {
+        if let Some(acme) = tether_acme::running() {
             out.push_str(&acme.prometheus());
         }
         out

@@ -12,14 +12,15 @@ use std::sync::Arc;
 
 use tether_balance::{Pool, Sealer};
 
-use crate::acme::Acme;
-use crate::config::{
+use crate::router::{Action, PortRewrite, Route, Router, VirtualHost};
+use crate::tls::{client_config, client_for, server_config, ListenerTls};
+use crate::upstream::{Affinity, CookieAffinity, SessionIdAffinity, Upstream};
+use tether_acme::Acme;
+use tether_config::certs::load_cert;
+use tether_config::{
     ActionSpec, AffinitySpec, ConfigError, ListenerSpec, Pos, RouteSpec, RouterSpec, SealKeys,
     Settings, Target, TlsSpec, UpstreamId, UpstreamSpec,
 };
-use crate::router::{Action, PortRewrite, Route, Router, VirtualHost};
-use crate::tls::{client_config, client_for, load_cert, server_config, ListenerTls};
-use crate::upstream::{Affinity, CookieAffinity, SessionIdAffinity, Upstream};
 
 /// The runtime objects of one config.
 pub struct Runtime {

@@ -5,11 +5,11 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use tether_core::proxy_protocol::Trusted;
 use tether_core::{Accepted, Core, SessionFactory};
 use tether_h2::frame::PREFACE;
 
 use crate::access_log::AccessLog;
-use crate::config::{Settings, Target};
 use crate::h2::H2Session;
 use crate::health::HealthChecker;
 use crate::http::{HttpSession, ListenerCtx, TooMany};
@@ -20,6 +20,7 @@ use crate::tcp::{TcpFile, TcpTunnel};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tether_broker::Broker;
+use tether_config::{Settings, Target};
 use tether_store::Store;
 
 /// What the workers share at run time (opened once, from the settings).
@@ -173,7 +174,7 @@ pub fn install_sockets(
         let spec = built.spec.clone();
         let opts = tether_core::ListenerOpts {
             tls: built.tls.as_ref().map(|t| t.config.clone()),
-            proxy_protocol: spec.front.proxy_protocol.clone(),
+            proxy_protocol: trusted_senders(spec.front.proxy_protocol.as_deref())?,
             handshake_timeout: spec.front.handshake_timeout,
             // h2c with prior knowledge next to HTTP/1.1 on a plain `http2` listener.
             sniff: (spec.front.http2 && built.tls.is_none()).then_some(PREFACE),
@@ -234,4 +235,12 @@ pub fn install_sockets(
         bound.push(core.local_addr(id).unwrap_or(listen));
     }
     Ok(bound)
+}
+
+/// The core's PROXY protocol senders from the networks the config checked (`addr/bits`).
+fn trusted_senders(networks: Option<&[String]>) -> io::Result<Option<Arc<Trusted>>> {
+    networks
+        .map(|n| Trusted::parse_all(n.iter()).map(Arc::new))
+        .transpose()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
 }

@@ -21,11 +21,12 @@ use tether_http::html_escape;
 
 use tether_balance::policy::Policy;
 
-use crate::config::Target;
 use crate::metrics::{Registry, Snapshot};
-use crate::router::{Action, StatusFormat};
+use crate::router::Action;
 use crate::runtime::Runtime;
 use crate::upstream::{Affinity, Upstream};
+use tether_config::acl::StatusFormat;
+use tether_config::Target;
 
 /// The page reloads itself this often.
 pub const REFRESH_SECS: u64 = 5;
@@ -317,7 +318,7 @@ mod tests {
                     [[server]]\nlisten = [\"127.0.0.1:8080\"]\n\
                     [[server.route]]\npath = \"/\"\nproxy = \"app\"\n\
                     [[server.route]]\npath = \"/status\"\nstatus_page = \"html\"\n";
-        let settings = crate::config::parse(text, "t.toml");
+        let settings = tether_config::parse(text, "t.toml");
         let settings = match settings {
             Ok(s) => s,
             Err(e) => panic!("{e}"),

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use tether_core::{ConnId, ConnectOpts, Cx, PipeEnd, PipeId, Session, Sink, Source};
 
-use crate::config::ListenerSpec;
 use crate::idle::{self, KEY_CONNECT, KEY_LINGER, LINGER};
-use crate::upstream::SendProxy;
+use tether_config::spec::SendProxy;
+use tether_config::ListenerSpec;
 
 /// Tunnels bytes both ways between the client and `upstream`, with half-close: a FIN from
 /// one side is passed on once what it sent before is delivered. A reset on either side
@@ -40,8 +40,8 @@ impl TcpTunnel {
 impl Session for TcpTunnel {
     fn on_start(&mut self, cx: &mut Cx<'_>, client: ConnId) {
         self.client = Some(client);
-        let header =
-            (self.send_proxy).map(|v| v.header(cx.peer_addr(client), cx.local_addr(client)));
+        let header = (self.send_proxy)
+            .map(|v| crate::upstream::proxy_header(v, cx.peer_addr(client), cx.local_addr(client)));
         let opts = ConnectOpts {
             tls: None,
             proxy_header: header.as_deref(),

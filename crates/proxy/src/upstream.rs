@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tether_balance::{FailoverMode, Pool, Sealer};
+use tether_config::spec::{IdCarrier, LearnAffinity, SendProxy, UnknownTag};
 use tether_core::tls::TlsClient;
 
 /// A pool with its affinity and failover settings.
@@ -35,33 +36,19 @@ pub struct Upstream {
     pub send_proxy: Option<SendProxy>,
 }
 
-/// The PROXY protocol version sent to servers that want to know the client.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SendProxy {
-    V1,
-    V2,
-}
-
-impl SendProxy {
-    /// `"v1"` or `"v2"`.
-    pub fn parse(text: &str) -> Option<SendProxy> {
-        match text {
-            "v1" => Some(SendProxy::V1),
-            "v2" => Some(SendProxy::V2),
-            _ => None,
-        }
-    }
-
-    /// The header for a connection on behalf of `client`, who reached tether at `front`;
-    /// without them (an unknown address), the header that names no client.
-    pub fn header(self, client: Option<SocketAddr>, front: Option<SocketAddr>) -> Vec<u8> {
-        use tether_core::proxy_protocol as pp;
-        match (self, client.zip(front)) {
-            (SendProxy::V1, Some((c, f))) => pp::encode_v1(c, f),
-            (SendProxy::V2, Some((c, f))) => pp::encode_v2(c, f),
-            (SendProxy::V1, None) => pp::encode_v1_unknown(),
-            (SendProxy::V2, None) => pp::encode_v2_local(),
-        }
+/// The PROXY protocol header for a connection on behalf of `client`, who reached tether at
+/// `front`; without them (an unknown address), the header that names no client.
+pub fn proxy_header(
+    v: SendProxy,
+    client: Option<SocketAddr>,
+    front: Option<SocketAddr>,
+) -> Vec<u8> {
+    use tether_core::proxy_protocol as pp;
+    match (v, client.zip(front)) {
+        (SendProxy::V1, Some((c, f))) => pp::encode_v1(c, f),
+        (SendProxy::V2, Some((c, f))) => pp::encode_v2(c, f),
+        (SendProxy::V1, None) => pp::encode_v1_unknown(),
+        (SendProxy::V2, None) => pp::encode_v2_local(),
     }
 }
 
@@ -109,23 +96,6 @@ pub struct CookieAffinity {
     pub strict: bool,
 }
 
-/// Where the application carries its session id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum IdCarrier {
-    Cookie(String),
-    Query(String),
-    Header(String),
-}
-
-/// What to do with a tag naming a server no longer in the pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum UnknownTag {
-    /// Answer `503` with a clear body.
-    Error,
-    /// Balance the request to a server of the pool and re-tag the session there.
-    Repin,
-}
-
 /// The application's session id, tagged by tether with the server that created it.
 pub struct SessionIdAffinity {
     pub carrier: IdCarrier,
@@ -135,14 +105,6 @@ pub struct SessionIdAffinity {
     pub unknown: UnknownTag,
     /// How long a re-pin of a tag is remembered in the store.
     pub repin_ttl: Duration,
-}
-
-/// The backend's session cookie, learned from its Set-Cookie into the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LearnAffinity {
-    pub cookie: String,
-    /// Time to live of a learned entry, refreshed on use.
-    pub ttl: Duration,
 }
 
 impl std::fmt::Debug for CookieAffinity {

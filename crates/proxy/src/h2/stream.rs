@@ -21,9 +21,9 @@ use crate::http::affinity::Decision;
 use crate::http::conn::{log_done, secure, Current, LogText};
 use crate::http::phases::{self, Proxied, StoreAnswer};
 use crate::http::{local, mounts, ListenerCtx};
-use crate::response;
 use crate::router::{Action, PortRewrite};
-use crate::static_files;
+use tether_files::static_files;
+use tether_http::reply::{message_page, status_page_ka};
 
 /// One stream's request and answer.
 pub(super) struct Stream {
@@ -453,14 +453,14 @@ impl H2Session {
     /// A status page (`extra`: header lines, each ending in CRLF).
     pub(super) fn answer_status(&mut self, cx: &mut Cx<'_>, id: u32, status: u16, extra: &str) {
         let head_only = self.streams.get(&id).is_some_and(|s| s.head_only);
-        let page = response::status_page_ka(status, &self.ctx.server, extra, head_only, true);
+        let page = status_page_ka(status, &self.ctx.server, extra, head_only, true);
         self.answer_h1(cx, id, page.into(), None);
     }
 
     /// `status` with a one-line reason.
     pub(super) fn answer_message(&mut self, cx: &mut Cx<'_>, id: u32, status: u16, msg: &str) {
         let head_only = self.streams.get(&id).is_some_and(|s| s.head_only);
-        let page = response::message_page(status, &self.ctx.server, msg, head_only, true);
+        let page = message_page(status, &self.ctx.server, msg, head_only, true);
         self.answer_h1(cx, id, page.into(), None);
     }
 }

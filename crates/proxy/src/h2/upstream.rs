@@ -305,8 +305,8 @@ impl H2Session {
 
     fn connect_up(&mut self, cx: &mut Cx<'_>, id: u32, mut x: Box<Exchange>, fresh: bool) {
         let client = self.peer.conn;
-        let header =
-            (x.upstream.send_proxy).map(|v| v.header(cx.peer_addr(client), cx.local_addr(client)));
+        let header = (x.upstream.send_proxy)
+            .map(|v| crate::upstream::proxy_header(v, cx.peer_addr(client), cx.local_addr(client)));
         let upstream = x.upstream.clone();
         let opts = ConnectOpts {
             tls: upstream.tls_for(x.pick.server.index()),

@@ -22,7 +22,8 @@ use tether_http::{RequestHead, ResponseHead};
 use tether_store::Store;
 
 use super::forward::Edits;
-use crate::upstream::{Affinity, IdCarrier, SessionIdAffinity, UnknownTag, Upstream};
+use crate::upstream::{Affinity, SessionIdAffinity, Upstream};
+use tether_config::spec::{IdCarrier, UnknownTag};
 
 /// Everything a decision reads besides the request (`ListenerCtx::affinity`).
 pub(crate) struct Ctx<'a> {

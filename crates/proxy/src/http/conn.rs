@@ -20,10 +20,10 @@ use tether_core::{ConnId, Cx, PipeId, PipeOpts, Sink, Source};
 use super::context::ListenerCtx;
 use super::{forward, State};
 use crate::access_log::Entry;
-use crate::config::ListenerSpec;
 use crate::idle::{KEY_LINGER, LINGER};
 use crate::per_ip::IpSlot;
-use crate::response;
+use tether_config::ListenerSpec;
+use tether_http::reply;
 
 /// Bytes a client may have buffered (pipelined) in the reader pipe while a response runs.
 const READ_AHEAD: usize = 64 * 1024;
@@ -320,7 +320,7 @@ impl Conn {
 
     /// Answer with a status page and close the connection.
     pub fn fail(&mut self, cx: &mut Cx<'_>, status: u16) -> State {
-        let page = response::status_page(status, &self.ctx.server, "", false);
+        let page = reply::status_page(status, &self.ctx.server, "", false);
         self.keep_alive = false;
         self.respond(cx, status, page.into(), None)
     }
@@ -340,7 +340,7 @@ impl Conn {
         head_only: bool,
     ) -> State {
         let page =
-            response::status_page_ka(status, &self.ctx.server, extra, head_only, self.keep_alive);
+            reply::status_page_ka(status, &self.ctx.server, extra, head_only, self.keep_alive);
         self.respond(cx, status, page.into(), None)
     }
 
@@ -353,7 +353,7 @@ impl Conn {
         message: &str,
         head_only: bool,
     ) -> State {
-        let page = response::message_page(
+        let page = reply::message_page(
             status,
             &self.ctx.server,
             message,

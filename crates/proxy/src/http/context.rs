@@ -14,10 +14,10 @@ use tether_store::Store;
 
 use super::affinity;
 use crate::access_log::AccessLog;
-use crate::config::ListenerSpec;
 use crate::metrics::{Registry, WorkerStats};
 use crate::router::Router;
 use crate::upstream::Upstream;
+use tether_config::ListenerSpec;
 
 /// One `http` listener's shared context (per worker: the counters are the worker's).
 pub struct ListenerCtx {

@@ -12,8 +12,8 @@
 
 use std::net::SocketAddr;
 
-use crate::response::with_date;
 use bytes::BytesMut;
+use tether_http::reply::with_date;
 use tether_http::{
     connection_tokens, is_hop_by_hop, write_header, BodyKind, RequestHead, ResponseHead, Version,
 };

@@ -7,9 +7,9 @@ use tether_http::{Method, RequestHead};
 
 use super::conn::Conn;
 use super::State;
-use crate::response::Head;
-use crate::router::StatusFormat;
-use crate::static_files::{self, FileOptions};
+use tether_config::acl::StatusFormat;
+use tether_files::static_files::{self, FileOptions};
+use tether_http::reply::Head;
 
 /// `redirect_https`: `308` to the same URL over HTTPS (the Host without its port, then
 /// the HTTPS port unless 443).

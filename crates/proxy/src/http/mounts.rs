@@ -18,9 +18,9 @@ use tether_http::{Method, RequestHead};
 use super::conn::Conn;
 use super::phases::{self, Proxied};
 use super::State;
-use crate::response::Head;
 use crate::router::{PortRefused, PortRewrite};
 use crate::upstream::Upstream;
+use tether_http::reply::Head;
 
 /// `on_wake` key: the broker's availability changed (`State::Feed`).
 pub(super) const KEY_FEED: u64 = 2;

@@ -170,7 +170,7 @@ fn before_routing(c: &mut Conn, cx: &mut Cx<'_>, head: &RequestHead) -> Option<S
     // ACME HTTP-01 validations, also on a listener that redirects everything to HTTPS.
     let keep = c.keep_alive && head.body.is_empty();
     let server = &c.ctx.server;
-    if let Some(answer) = crate::acme::http01_answer(&c.spec().front, head, server, keep) {
+    if let Some(answer) = tether_acme::http01_answer(&c.spec().front, head, server, keep) {
         c.keep_alive = keep;
         return Some(c.respond(cx, 200, answer, None));
     }

@@ -122,7 +122,7 @@ pub(super) fn start(c: &mut Conn, cx: &mut Cx<'_>, req: Proxied, pick: Pick) -> 
 fn connect(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>, fresh: bool) -> State {
     let header = x.upstream.send_proxy.map(|v| {
         let client = cx.peer_addr(c.client);
-        v.header(client, cx.local_addr(c.client))
+        crate::upstream::proxy_header(v, client, cx.local_addr(c.client))
     });
     let opts = ConnectOpts {
         tls: x.upstream.tls_for(x.pick.server.index()),

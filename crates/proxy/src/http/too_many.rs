@@ -11,7 +11,7 @@ use tether_core::{ConnId, Cx, PipeOpts, Session, Sink, Source};
 
 use super::context::ListenerCtx;
 use crate::idle::{KEY_LINGER, LINGER};
-use crate::response;
+use tether_http::reply;
 
 /// Refuses one connection with `429`.
 pub struct TooMany {
@@ -36,7 +36,7 @@ impl Session for TooMany {
         // Counted as a request answered 429, like a bad request's 4xx.
         self.ctx.stats.request_started();
         self.ctx.stats.request_done(429, Duration::ZERO);
-        let page = response::message_page(
+        let page = reply::message_page(
             429,
             &self.ctx.server,
             "too many connections from your address",

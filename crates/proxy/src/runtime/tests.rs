@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::*;
-use crate::config::parse;
-use crate::router::StatusFormat;
+use tether_config::acl::StatusFormat;
+use tether_config::parse;
 
 fn settings(text: &str) -> Settings {
     match parse(text, "t.toml") {
@@ -222,7 +222,7 @@ fn acme_is_built_with_its_challenge_and_names() {
     let s = settings(&text);
     let spec = s.acme.as_ref().expect("acme spec");
     assert_eq!(spec.names, ["b.example.org", "a.example.org"]);
-    assert_eq!(spec.challenge, crate::acme::Challenge::TlsAlpn01);
+    assert_eq!(spec.challenge, tether_acme::Challenge::TlsAlpn01);
     assert!(
         s.listeners[1].front.acme,
         "the plain http listener answers HTTP-01"
@@ -234,12 +234,12 @@ fn acme_is_built_with_its_challenge_and_names() {
     let r = build(&s);
     let acme = r.acme().expect("acme built");
     assert_eq!(acme.names(), ["a.example.org", "b.example.org"]);
-    assert_eq!(acme.challenge(), crate::acme::Challenge::TlsAlpn01);
+    assert_eq!(acme.challenge(), tether_acme::Challenge::TlsAlpn01);
     let tls = r.listeners()[0].tls.as_ref().expect("tls");
     assert_eq!(tls.acme_names, ["b.example.org", "a.example.org"]);
     assert!(tls
         .config
         .alpn_protocols
-        .contains(&crate::acme::ACME_TLS_ALPN.to_vec()));
+        .contains(&crate::acme_resolver::ACME_TLS_ALPN.to_vec()));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -26,7 +26,7 @@ use toml::Spanned;
 
 use super::spec::{AffinitySpec, Pos, SealKeys, UpstreamSpec, UpstreamTlsSpec};
 use super::{resolve, ConfigError};
-use crate::upstream::{IdCarrier, LearnAffinity, SendProxy, UnknownTag};
+use crate::spec::{IdCarrier, LearnAffinity, SendProxy, UnknownTag};
 
 type At<'a> = &'a dyn Fn(Range<usize>, String) -> ConfigError;
 
@@ -354,7 +354,7 @@ fn upstream_tls(
     if !on {
         return Ok(None);
     }
-    let verified = crate::tls::UpstreamTlsOptions {
+    let verified = crate::certs::UpstreamTlsOptions {
         verify: true,
         ..Default::default()
     };
@@ -369,7 +369,7 @@ fn upstream_tls(
                     _ => return Err(at(t.span(), "`tls`: give both `cert` and `key`".into())),
                 };
                 (
-                    crate::tls::UpstreamTlsOptions {
+                    crate::certs::UpstreamTlsOptions {
                         ca: x.ca.as_ref().map(Into::into),
                         sni: x.sni.clone(),
                         verify: x.verify.unwrap_or(true),
@@ -380,10 +380,10 @@ fn upstream_tls(
             }
         },
     };
-    crate::tls::check_client(&opts).map_err(|m| at(span.clone(), format!("`tls`: {m}")))?;
+    crate::certs::check_client(&opts).map_err(|m| at(span.clone(), format!("`tls`: {m}")))?;
     debug_assert_eq!(servers.len(), https.len());
     for (_, _, addr) in https {
-        crate::tls::check_client_name(opts.sni.as_deref(), addr)
+        crate::certs::check_client_name(opts.sni.as_deref(), addr)
             .map_err(|m| at(span.clone(), format!("`tls` for server {addr:?}: {m}")))?;
     }
     Ok(Some(UpstreamTlsSpec {

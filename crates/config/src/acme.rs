@@ -25,7 +25,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::{ConfigError, ListenerSpec, Target};
+use crate::{ConfigError, ListenerSpec, Target};
 
 type At<'a> = &'a dyn Fn(Range<usize>, String) -> ConfigError;
 
@@ -198,7 +198,7 @@ pub(crate) fn check(raw: Spanned<RawAcme>, at: At<'_>) -> Result<Pending, Config
             Some(path)
         }
     };
-    let ms = |v, d, k| crate::config::millis(v, d, k, at);
+    let ms = |v, d, k| crate::millis(v, d, k, at);
     let retry_initial = ms(r.retry_initial_ms, 60_000, "retry_initial_ms")?;
     let retry_max = ms(r.retry_max_ms, 6 * 3_600_000, "retry_max_ms")?.max(retry_initial);
     let settings = AcmeSettings {

@@ -14,12 +14,12 @@ use instant_acme::{
     ChallengeType, ExternalAccountKey, Identifier, NewAccount, NewOrder, Order, OrderStatus,
     RetryPolicy,
 };
-use tether_core::tls::rustls::pki_types::CertificateDer;
+use rustls::pki_types::CertificateDer;
 
 use super::challenge::alpn_certificate;
-use super::config::Challenge;
 use super::storage::{Lease, Store};
 use super::Acme;
+use tether_config::acme::Challenge;
 
 /// What an order brings back.
 pub(super) struct Issued {

@@ -17,9 +17,9 @@ use super::json_pos::{key, Positions, Step};
 use super::servers::{group, Timeouts};
 use super::spec::{ActionSpec, HostSpec, Pos, RouteSpec, UpstreamId, UpstreamSpec};
 use super::{line_col, metrics_listener, resolve, ConfigError, Settings};
-use crate::router::{Acl, Cidr};
-use crate::static_files::FileOptions;
+use crate::acl::{Acl, Cidr};
 use tether_balance::{PolicyKind, Pool, PoolOptions, ServerConfig};
+use tether_files::FileOptions;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,11 +1,11 @@
-//! Small files kept in memory after a first request, per served root (`files::Root`). A
+//! Small files kept in memory after a first request, per served root (`paths::Root`). A
 //! hit costs one `fstatat(2)` of the path, against the root's descriptor, instead of
 //! `openat2`, `fstat`, `pread` and `close`. An entry holds only while that path still
 //! names the very version of the file it was read from: device, inode, size, and mtime and
 //! ctime to the nanosecond, as `fstat` of the descriptor said before the read. Any write
 //! to the file, a rename over it, a `chmod`, a symlink swapped in on the way: the version
 //! differs, the entry is dropped, and the request takes the full way again
-//! (`files::resolve`, confined to the root).
+//! (`paths::resolve`, confined to the root).
 //!
 //! Kept: files asked for by their own path (not an index file of a directory, where a new
 //! index file earlier in the list must win), of at most [`KEPT_MAX`] bytes, at most

@@ -19,8 +19,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use super::config::AcmeSettings;
-use crate::tls::{load_cert, LoadedCert};
+use tether_config::acme::AcmeSettings;
+use tether_config::certs::{load_cert, LoadedCert};
 
 /// The storage folder of one CA directory.
 #[derive(Debug, Clone)]
@@ -226,7 +226,7 @@ mod tests {
     #[test]
     fn slug_keeps_cas_apart() {
         assert_eq!(
-            slug(super::super::config::LETS_ENCRYPT),
+            slug(tether_config::acme::LETS_ENCRYPT),
             "acme-v02.api.letsencrypt.org_directory"
         );
         assert_eq!(slug("https://127.0.0.1:14000/dir"), "127.0.0.1_14000_dir");

@@ -22,7 +22,7 @@ use tether_mail::{MailSettings, Mailer};
 
 use super::storage::{Lease, Store};
 use super::Acme;
-use crate::tls::LoadedCert;
+use tether_config::certs::LoadedCert;
 
 /// How often a name whose lease another instance holds is looked at again.
 const PEER_POLL: Duration = Duration::from_secs(1);

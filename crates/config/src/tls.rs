@@ -43,8 +43,7 @@ use toml::Spanned;
 
 use super::spec::Pos;
 use super::ConfigError;
-use crate::tls::load_cert;
-use tether_core::proxy_protocol::{Network, Trusted};
+use crate::certs::load_cert;
 
 type At<'a> = &'a dyn Fn(Range<usize>, String) -> ConfigError;
 
@@ -125,7 +124,7 @@ pub(super) struct RawProxyProtocol {
 #[derive(Clone, Default)]
 pub(super) struct FrontPart {
     pub tls: Option<TlsPart>,
-    pub proxy_protocol: Option<Arc<Trusted>>,
+    pub proxy_protocol: Option<Arc<[String]>>,
     pub redirect_https: Option<u16>,
     pub hsts: Option<String>,
     /// `http2 = true`: HTTP/2 (ALPN `h2` with TLS, h2c with prior knowledge without).
@@ -229,7 +228,7 @@ pub(super) fn part(
 
 /// The networks of a `proxy_protocol` table; an empty list is refused (no connection
 /// could ever be accepted).
-fn trusted(raw: Spanned<RawProxyProtocol>, at: At<'_>) -> Result<Arc<Trusted>, ConfigError> {
+fn trusted(raw: Spanned<RawProxyProtocol>, at: At<'_>) -> Result<Arc<[String]>, ConfigError> {
     let span = raw.span();
     let raw = raw.into_inner();
     if raw.trusted.is_empty() {
@@ -240,11 +239,17 @@ fn trusted(raw: Spanned<RawProxyProtocol>, at: At<'_>) -> Result<Arc<Trusted>, C
     }
     let mut networks = Vec::new();
     for t in &raw.trusted {
-        let n = Network::parse(t.get_ref())
-            .map_err(|m| at(t.span(), format!("`proxy_protocol.trusted`: {m}")))?;
-        networks.push(n);
+        let span = t.span();
+        let n = crate::acl::Cidr::parse(t.get_ref()).map_err(|m| {
+            let t = t.get_ref();
+            at(
+                span,
+                format!("`proxy_protocol.trusted`: invalid network {t:?}: {m}"),
+            )
+        })?;
+        networks.push(n.canonical());
     }
-    Ok(Arc::new(Trusted::new(networks)))
+    Ok(networks.into())
 }
 
 /// How a listener meets its clients: a PROXY protocol header first or not, TLS or not,
@@ -255,7 +260,7 @@ pub struct Front {
     /// The handshake deadline: PROXY header and TLS handshake together.
     pub handshake_timeout: Duration,
     /// Read a PROXY protocol header from these peers (and close others).
-    pub proxy_protocol: Option<Arc<Trusted>>,
+    pub proxy_protocol: Option<Arc<[String]>>,
     /// A plain listener answering every request `308` to `https://host[:port]/path`:
     /// the HTTPS port (443 is left out of the URL).
     pub redirect_https: Option<u16>,
@@ -369,7 +374,7 @@ pub(super) fn check(
         (true, true) => {
             let mut names = Vec::new();
             for d in r.acme_domains.iter().flatten() {
-                let n = crate::acme::config::check_name(d.get_ref())
+                let n = crate::acme::check_name(d.get_ref())
                     .map_err(|m| at(d.span(), format!("`acme_domains`: {m}")))?;
                 if !names.contains(&n) {
                     names.push(n);
@@ -478,7 +483,7 @@ fn merge_tls(
             "`tls` needs at least one of `certificates`".into(),
         ));
     }
-    crate::tls::check_server(first.tls12, first.client_ca.as_deref())
+    crate::certs::check_server(first.tls12, first.client_ca.as_deref())
         .map_err(|m| at(span.clone(), format!("`tls`: {m}")))?;
     let tls = TlsSpec {
         certs: first.certs,
@@ -520,7 +525,7 @@ pub(super) fn acme_names_from_hosts(
         return Ok(());
     };
     for h in hostnames {
-        let n = crate::acme::config::check_name(h).map_err(|m| {
+        let n = crate::acme::check_name(h).map_err(|m| {
             at(
                 tls.span.clone(),
                 format!("`certificates = \"acme\"` for `hostnames`: {m} (list `acme_domains`)"),

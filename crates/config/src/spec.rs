@@ -11,10 +11,9 @@ use std::time::Duration;
 use tether_balance::{FailoverMode, PoolOptions, ServerConfig};
 
 use super::ConfigError;
-use crate::router::{Acl, StatusFormat};
-use crate::static_files::FileOptions;
-use crate::tls::UpstreamTlsOptions;
-use crate::upstream::{IdCarrier, LearnAffinity, SendProxy, UnknownTag};
+use crate::acl::{Acl, StatusFormat};
+use crate::certs::UpstreamTlsOptions;
+use tether_files::FileOptions;
 
 /// Where something was written (`path:line:col`), for an error only found when it is built.
 /// Not part of what a config means: two `Pos` are always equal, so configs that differ only
@@ -174,7 +173,7 @@ impl UpstreamSpec {
     }
 }
 
-/// How requests of one session find their server again (`crate::upstream::Affinity`).
+/// How requests of one session find their server again (`crate::spec::Affinity`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum AffinitySpec {
     None,
@@ -212,4 +211,47 @@ pub struct UpstreamTlsSpec {
     pub servers: Vec<String>,
     /// Where `tls` (or the pool) is written.
     pub pos: Pos,
+}
+
+/// The PROXY protocol version sent to servers that want to know the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SendProxy {
+    V1,
+    V2,
+}
+
+impl SendProxy {
+    /// `"v1"` or `"v2"`.
+    pub fn parse(text: &str) -> Option<SendProxy> {
+        match text {
+            "v1" => Some(SendProxy::V1),
+            "v2" => Some(SendProxy::V2),
+            _ => None,
+        }
+    }
+}
+
+/// Where the application carries its session id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdCarrier {
+    Cookie(String),
+    Query(String),
+    Header(String),
+}
+
+/// What to do with a tag naming a server no longer in the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownTag {
+    /// Answer `503` with a clear body.
+    Error,
+    /// Balance the request to a server of the pool and re-tag the session there.
+    Repin,
+}
+
+/// The backend's session cookie, learned from its Set-Cookie into the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LearnAffinity {
+    pub cookie: String,
+    /// Time to live of a learned entry, refreshed on use.
+    pub ttl: Duration,
 }

@@ -36,8 +36,8 @@ use super::spec::{
 };
 use super::tls::FrontPart;
 use super::{millis, upstream, ConfigError, ListenerSpec, Target};
-use crate::router::{Acl, Cidr, StatusFormat};
-use crate::static_files::FileOptions;
+use crate::acl::{Acl, Cidr, StatusFormat};
+use tether_files::FileOptions;
 
 type At<'a> = &'a dyn Fn(Range<usize>, String) -> ConfigError;
 

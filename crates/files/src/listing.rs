@@ -4,7 +4,7 @@
 //!
 //! Names are HTML-escaped in the text and percent-encoded in the `href` (relative to the
 //! directory's URL, which ends in `/`). Entries starting with `.` are not listed, as in
-//! nginx. Following a link goes back through `files::resolve`, so a listed symlink that
+//! nginx. Following a link goes back through `paths::resolve`, so a listed symlink that
 //! leads out of the root is still refused.
 
 use std::fmt::Write as _;
@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::SystemTime;
 use tether_http::html_escape;
 
-use crate::files::percent_encode;
+use crate::paths::percent_encode;
 
 /// One row of a listing.
 #[derive(Debug, Clone, PartialEq, Eq)]

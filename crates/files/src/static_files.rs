@@ -4,7 +4,7 @@
 //! the reply (`HttpSession::respond`), streaming the file with `sendfile(2)`.
 //!
 //! One request, in order (as nginx does it):
-//! 1. GET and HEAD only (`405`); `files::resolve` maps the path (`400`/`403`/`404`/`301`).
+//! 1. GET and HEAD only (`405`); `paths::resolve` maps the path (`400`/`403`/`404`/`301`).
 //! 2. A directory without an index file: the listing (`listing.rs`), or `403` when off.
 //! 3. A file: validators (`ETag` from mtime and size, `Last-Modified`); `If-None-Match`, or
 //!    else `If-Modified-Since`, may answer `304`.
@@ -24,8 +24,9 @@ use flate2::write::GzEncoder;
 use flate2::Compression;
 use tether_http::{Method, RequestHead};
 
-use crate::files::{self, Resolved, RootCache};
-use crate::{listing, response};
+use crate::listing;
+use crate::paths::{self, Resolved, RootCache};
+use tether_http::reply;
 
 /// Files bigger than this are sent plain: compression runs in memory, on the loop thread,
 /// and stalls every connection of the worker meanwhile (flate2 at level 6 on source text:
@@ -65,7 +66,7 @@ pub struct FileOptions {
     pub gzip_level: u32,
     /// MIME types (without parameters) to compress; `*` for all.
     pub gzip_types: Vec<String>,
-    /// `root`, opened (see `files::RootCache`).
+    /// `root`, opened (see `paths::RootCache`).
     opened: RootCache,
 }
 
@@ -74,7 +75,7 @@ impl FileOptions {
     pub fn new(root: PathBuf) -> FileOptions {
         FileOptions {
             root,
-            index: vec![files::INDEX.to_string()],
+            index: vec![paths::INDEX.to_string()],
             listing: true,
             gzip: false,
             gzip_level: 6,
@@ -121,8 +122,8 @@ pub fn serve(opts: &FileOptions, req: &RequestHead, server: &str, keep_alive: bo
         return serve_file(opts, &cx, &kept.path, src, kept.modified);
     }
     let resolved = match &root {
-        Ok(root) => files::resolve(root, req.path(), &opts.index),
-        Err(_) => files::check_path(req.path()).unwrap_or(Resolved::NotFound),
+        Ok(root) => paths::resolve(root, req.path(), &opts.index),
+        Err(_) => paths::check_path(req.path()).unwrap_or(Resolved::NotFound),
     };
     match resolved {
         Resolved::File(path, file, meta) => {
@@ -199,7 +200,7 @@ impl Cx<'_> {
     /// A status page (`response.rs`).
     fn page(&self, status: u16, extra: &str) -> FileReply {
         let text =
-            response::status_page_ka(status, self.server, extra, self.head_only, self.keep_alive);
+            reply::status_page_ka(status, self.server, extra, self.head_only, self.keep_alive);
         FileReply {
             status,
             head: text.into(),
@@ -228,7 +229,7 @@ impl Cx<'_> {
             Body::File(_, _, len) if *len <= INLINE_MAX => *len as usize,
             _ => 0,
         };
-        let mut head = response::Head::new(status, self.server, HEAD_ROOM + inline_len);
+        let mut head = reply::Head::new(status, self.server, HEAD_ROOM + inline_len);
         headers(head.buf());
         let mut out = head.end(self.keep_alive);
         let file = match body {
@@ -292,7 +293,7 @@ fn serve_file(
 ) -> FileReply {
     let size = src.size();
     let mtime = modified.and_then(unix_secs);
-    let mime = files::mime(path);
+    let mime = paths::mime(path);
     let range = match cx.req.method {
         Method::Get => cx.header("Range"),
         _ => None,
@@ -316,7 +317,7 @@ fn serve_file(
     let content_type = |out: &mut Vec<u8>| {
         out.extend_from_slice(b"Content-Type: ");
         out.extend_from_slice(mime.as_bytes());
-        if files::is_text(mime) {
+        if paths::is_text(mime) {
             out.extend_from_slice(b"; charset=utf-8");
         }
         out.extend_from_slice(b"\r\n");

@@ -11,7 +11,6 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use tether_core::tls::rustls;
 use tether_http::{Method, RequestHead};
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
@@ -19,7 +18,7 @@ use rustls::sign::CertifiedKey;
 
 use super::storage::Store;
 use super::Acme;
-use crate::config::Front;
+use tether_config::Front;
 
 /// The path prefix of HTTP-01.
 const PREFIX: &str = "/.well-known/acme-challenge/";
@@ -42,7 +41,7 @@ pub fn http01_answer(
     let acme = super::running()?;
     let key_auth = acme.token(token)?;
     log::info!("acme: answered the HTTP-01 validation of token {token}");
-    let mut out = crate::response::Head::new(200, server, key_auth.len() + 64);
+    let mut out = tether_http::reply::Head::new(200, server, key_auth.len() + 64);
     out.content("application/octet-stream", key_auth.len());
     let mut out = out.end(keep_alive);
     if head.method != Method::Head {
@@ -82,7 +81,7 @@ impl Acme {
     }
 
     /// The TLS-ALPN-01 certificate of `name`, while its validation is under way.
-    pub(super) fn alpn_cert(&self, name: &str) -> Option<Arc<CertifiedKey>> {
+    pub fn alpn_cert(&self, name: &str) -> Option<Arc<CertifiedKey>> {
         self.alpn.lock().ok()?.get(name).cloned()
     }
 
@@ -110,7 +109,7 @@ pub(super) fn alpn_certificate(name: &str, digest: &[u8]) -> Result<Arc<Certifie
         .self_signed(&key)
         .map_err(|e| format!("challenge certificate for {name}: {e}"))?;
     let der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
-    let signing = crate::tls::provider()
+    let signing = tether_config::certs::provider()
         .key_provider
         .load_private_key(der)
         .map_err(|e| format!("challenge key: {e}"))?;

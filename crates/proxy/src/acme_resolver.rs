@@ -14,8 +14,8 @@ use tether_core::tls::rustls;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use super::Acme;
 use crate::tls::CertStore;
+use tether_acme::Acme;
 
 /// ALPN protocol of TLS-ALPN-01 (RFC 8737).
 pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";

@@ -192,7 +192,7 @@ pub(super) fn check(
 
 #[cfg(test)]
 mod tests {
-    use crate::config::parse;
+    use crate::parse;
     use std::time::Duration;
 
     #[test]

@@ -1,11 +1,14 @@
-//! Automatic certificates (ACME, RFC 8555): what the listeners and the helper thread share.
+//! tether-acme: automatic certificates (ACME, RFC 8555): what the listeners and the helper thread share.
 //!
-//! - `config.rs`: the `[acme]` table, and binding it to the listeners that say
-//!   `certificates = "acme"` / `acme_domains = [...]` (which challenge, who answers it);
+//! The `[acme]` table and its binding to the listeners that say `certificates = "acme"` /
+//! `acme_domains = [...]` are `tether_config::acme`'s; the rustls resolver of an ACME
+//! listener (the certificate of the name asked for, or the TLS-ALPN-01 challenge
+//! certificate) is `tether_proxy::acme_resolver`'s, which reads [`Acme::cert`] and
+//! [`Acme::alpn_cert`]. This crate hands certificates over through [`Acme`]; whoever
+//! installs them (the listeners' TLS) reads them from there.
+//!
 //! - `storage.rs`: the storage directory (account, certificates, HTTP-01 key
 //!   authorizations, leases) shared by every instance pointing at it;
-//! - `resolver.rs`: the rustls certificate resolver of an ACME listener (the certificate of
-//!   the name asked for, or the TLS-ALPN-01 challenge certificate);
 //! - `challenge.rs`: the HTTP-01 answer of a plain listener and the TLS-ALPN-01 certificate;
 //! - `order.rs`: one order with instant-acme (account, authorise, finalise, download);
 //! - `manager.rs`: the helper thread that decides when to order, renew and retry.
@@ -16,25 +19,21 @@
 //! thread does all the network work and only replaces entries here. A handshake that is
 //! under way keeps the certificate it picked, so swapping one in drops no connection.
 
-pub mod config;
-
 mod challenge;
 mod manager;
 mod order;
-mod resolver;
 mod storage;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::SystemTime;
 
+use rustls::sign::CertifiedKey;
 use serde_json::{json, Value};
-use tether_core::tls::rustls::sign::CertifiedKey;
 
 pub use challenge::http01_answer;
-pub use config::{AcmeSettings, AcmeSpec, Challenge};
 pub use manager::start;
-pub use resolver::{AcmeResolver, ACME_TLS_ALPN};
+pub use tether_config::acme::{AcmeSettings, AcmeSpec, Challenge};
 
 /// What `/admin/status` and `/metrics` show of one name.
 #[derive(Debug, Clone, Default)]

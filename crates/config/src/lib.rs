@@ -1,10 +1,19 @@
-//! The config model: the file a user writes, checked into `Settings`, plain data (no pool,
+//! tether-config: the file a user writes, checked into `Settings`, plain data (no pool,
 //! counter, store, thread or socket: `spec.rs`). Formats: tether's TOML (this file, with
 //! `[[listener]]` in `listener.rs` and virtual hosts in `servers.rs`), eXpServer's
 //! `xps_config.json` (`xps.rs`) and Webots' `session.json` (`session_json.rs`). Every table
 //! rejects unknown keys; every error names `path:line:col`. Checking reads the files a
 //! config names (certificates, keys, CAs) to refuse broken ones; the worker builds what runs
-//! from `Settings` once (`crate::runtime`).
+//! from `Settings` once (`tether_proxy::runtime`).
+//!
+//! Beside the formats: `acl.rs` (allow/deny networks, the status formats), `acme.rs` (the
+//! `[acme]` table bound to the listeners), `certs.rs` (certificates, keys and CAs read and
+//! checked, without building a rustls config). This crate may import only pure crates
+//! (`tether-http`, `tether-balance`, `tether-files`) and the settings types of
+//! `tether-broker` and `tether-mail`; never `tether-core`, `mio`, `tokio` or `tether-proxy`
+//! (`tests/deps.rs` checks it). The modules of the TOML format (`lib.rs`, `listener.rs`,
+//! `servers.rs`, `tls.rs`, `upstream.rs`, `ops.rs`, `acme.rs`) are one concept — one file's
+//! checks — and import each other's helpers.
 //!
 //! ```toml
 //! server_name = "tether"
@@ -26,8 +35,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::acl::StatusFormat;
 use crate::acme::AcmeSpec;
-use crate::router::StatusFormat;
 use tether_broker::BrokerConfig;
 
 /// The default `header_timeout_ms`: nginx's `client_header_timeout` as careful setups use it.
@@ -57,12 +66,15 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+pub mod acl;
+pub mod acme;
+pub mod certs;
 mod json_pos;
 mod listener;
 mod ops;
 mod servers;
 mod session_json;
-mod spec;
+pub mod spec;
 mod tls;
 mod upstream;
 mod xps;
@@ -109,7 +121,7 @@ struct RawConfig {
     #[serde(default)]
     broker: Vec<Spanned<BrokerConfig>>,
     #[serde(default)]
-    acme: Option<Spanned<crate::acme::config::RawAcme>>,
+    acme: Option<Spanned<crate::acme::RawAcme>>,
 }
 
 /// `[metrics] listen = "127.0.0.1:8004"`: a listener answering `/api` (eXpServer's metrics
@@ -140,7 +152,7 @@ pub enum Protocol {
 pub enum Target {
     /// tcp: tunnel bytes both ways to this address, after a PROXY protocol header when
     /// `send_proxy` says so.
-    TcpUpstream(SocketAddr, Option<crate::upstream::SendProxy>),
+    TcpUpstream(SocketAddr, Option<crate::spec::SendProxy>),
     /// tcp: stream this file on connect, then close.
     TcpFile(PathBuf),
     /// http: requests go through these virtual hosts and routes.
@@ -254,10 +266,7 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         let span = e.span().unwrap_or(0..0);
         at(span, e.message().trim().to_string())
     })?;
-    let acme = raw
-        .acme
-        .map(|a| crate::acme::config::check(a, &at))
-        .transpose()?;
+    let acme = raw.acme.map(|a| crate::acme::check(a, &at)).transpose()?;
     let has_acme = acme.is_some();
     let mut upstreams: Vec<UpstreamSpec> = Vec::new();
     // Each listener with the span of its `listen` (for errors about the address).
@@ -352,7 +361,7 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         }
         n => n.map(Spanned::into_inner),
     };
-    let acme = crate::acme::config::bind(acme, &mut listeners, &at)?;
+    let acme = crate::acme::bind(acme, &mut listeners, &at)?;
     let listeners = listeners.into_iter().map(|(l, _)| l).collect();
     Ok(Settings {
         server_name: raw.server_name.unwrap_or_else(|| "tether".to_string()),

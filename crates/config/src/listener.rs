@@ -20,7 +20,7 @@ use toml::Spanned;
 
 use super::spec::{ActionSpec, Pos, RouterSpec, UpstreamId, UpstreamSpec};
 use super::{resolve, tls, ConfigError, ListenerSpec, Protocol, Target, HEADER_TIMEOUT_MS};
-use crate::static_files::FileOptions;
+use tether_files::FileOptions;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
