@@ -169,7 +169,7 @@ fn serve(plan: Plan) -> io::Result<()> {
             describe(&spec.target)
         );
     }
-    for w in tether_proxy::tls::warnings(&shared.runtime) {
+    for w in shared.runtime.warnings() {
         log::warn!("{w}");
     }
     if settings.listeners.iter().any(|l| l.front.tls.is_some()) {
@@ -297,7 +297,7 @@ fn watch_signals(drainer: Arc<Drainer>, link: Option<Arc<MasterLink>>) -> io::Re
 
 /// Warn daily about certificates that expire soon (the start already warned once).
 fn watch_expiry(runtime: &Arc<Runtime>) {
-    if tether_proxy::tls::certificates(runtime).is_empty() {
+    if runtime.certificates().is_empty() {
         return;
     }
     let runtime = runtime.clone();
@@ -305,7 +305,7 @@ fn watch_expiry(runtime: &Arc<Runtime>) {
         .name("cert-expiry".into())
         .spawn(move || loop {
             std::thread::sleep(std::time::Duration::from_secs(86_400));
-            for w in tether_proxy::tls::warnings(&runtime) {
+            for w in runtime.warnings() {
                 if w.starts_with("certificate ") {
                     log::warn!("{w}");
                 }

@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 /// The largest file kept (the size `static_files` sends inline with its head anyway).
-pub const KEPT_MAX: u64 = crate::static_files::INLINE_MAX;
+pub const KEPT_MAX: u64 = crate::INLINE_MAX;
 /// Entries per root, at most.
 const KEPT_ENTRIES: usize = 1024;
 /// Bytes kept per root, at most.

@@ -11,8 +11,7 @@
 //! - `static_files`: one request, in order — method, resolve, listing, validators, Range,
 //!   gzip — and the options of a files route ([`FileOptions`]).
 //!
-//! `static_files`, `kept_files` and `listing` are one concept (a files route) and import
-//! each other; `paths` imports only `kept_files`.
+//! Imports go one way: `static_files` → `listing` → `paths` → `kept_files`.
 
 pub mod kept_files;
 pub mod listing;
@@ -20,3 +19,9 @@ pub mod paths;
 pub mod static_files;
 
 pub use static_files::FileOptions;
+
+/// File bodies up to this size are read and sent with the head (one write); bigger ones go
+/// out with `sendfile(2)` after it. Measured with `wrk -t1 -c32` on loopback (2 cores): inline
+/// is ~25-45% more requests/s for 1, 16 and 32 KiB files; at 64-256 KiB the two are within
+/// noise, so sendfile (no copy, no buffer) takes over there.
+pub const INLINE_MAX: u64 = 32 << 10;

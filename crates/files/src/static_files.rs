@@ -32,11 +32,8 @@ use tether_http::reply;
 /// and stalls every connection of the worker meanwhile (flate2 at level 6 on source text:
 /// ~36 ms per MiB; 8 MiB would be ~290 ms).
 pub const GZIP_MAX: u64 = 1 << 20;
-/// File bodies up to this size are read and sent with the head (one write); bigger ones go
-/// out with `sendfile(2)` after it. Measured with `wrk -t1 -c32` on loopback (2 cores): inline
-/// is ~25-45% more requests/s for 1, 16 and 32 KiB files; at 64-256 KiB the two are within
-/// noise, so sendfile (no copy, no buffer) takes over there.
-pub const INLINE_MAX: u64 = 32 << 10;
+
+pub use crate::INLINE_MAX;
 /// Files smaller than this are not worth compressing (nginx's `gzip_min_length`).
 pub const GZIP_MIN: u64 = 20;
 /// The types compressed by default (with `gzip = true`).

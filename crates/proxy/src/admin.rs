@@ -282,7 +282,7 @@ impl ConfiguredPools {
     pub fn new(runtime: &Runtime) -> ConfiguredPools {
         ConfiguredPools {
             pools: runtime.pools().to_vec(),
-            certificates: crate::tls::certificates(runtime),
+            certificates: runtime.certificates(),
         }
     }
 }
@@ -315,7 +315,7 @@ impl PoolControl for ConfiguredPools {
                 "not_after": httpdate::fmt_http_date(c.not_after),
                 "not_after_unix": at,
                 "days_left": c.days_left(now),
-                "expiring": c.days_left(now) < crate::tls::EXPIRY_WARNING_DAYS,
+                "expiring": c.days_left(now) < crate::runtime::EXPIRY_WARNING_DAYS,
             })
         });
         Value::Array(list.collect())

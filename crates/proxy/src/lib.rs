@@ -8,7 +8,7 @@
 //! - `admin`: the admin listener's session (`/healthz`, the admin API behind a bearer key);
 //! - `health`: active health checks, a session of their own;
 //! - `router`, `upstream`: routes and pools as the sessions use them;
-//! - `tls`, `acme_resolver`: rustls configs from the checked certificates, and the resolver
+//! - `tls`: rustls configs from the checked certificates, and (`tls/acme_resolver.rs`) the resolver
 //!   of a listener whose certificates `tether-acme` provides;
 //! - `metrics`, `status_page`, `access_log`, `per_ip`, `idle`: counters and the pages over
 //!   them, the access log, per-address connection counts, idle timeouts.
@@ -17,7 +17,6 @@
 //! `tether-acme`'s, status pages and heads tether writes `tether_http::reply`'s.
 
 pub mod access_log;
-pub mod acme_resolver;
 pub mod admin;
 pub mod h2;
 pub mod health;

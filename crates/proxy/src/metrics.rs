@@ -121,8 +121,6 @@ pub struct Registry {
     samples: Mutex<Samples>,
     /// The listeners' certificates: (file, names, expiry as Unix seconds).
     certificates: Mutex<Vec<(String, String, u64)>>,
-    /// The listeners and pools the HTML status page lists.
-    topology: Mutex<Arc<crate::status_page::Topology>>,
 }
 
 /// The sums of one scrape, in eXpServer's names.
@@ -165,19 +163,7 @@ impl Registry {
             started: Instant::now(),
             samples: Mutex::new(Samples::default()),
             certificates: Mutex::new(Vec::new()),
-            topology: Mutex::new(Arc::default()),
         })
-    }
-
-    /// The listeners and pools the HTML status page lists.
-    pub fn set_topology(&self, topology: crate::status_page::Topology) {
-        if let Ok(mut t) = self.topology.lock() {
-            *t = Arc::new(topology);
-        }
-    }
-
-    pub fn topology(&self) -> Arc<crate::status_page::Topology> {
-        self.topology.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
     /// The certificates `/metrics` reports the expiry of.

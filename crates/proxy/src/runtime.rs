@@ -8,7 +8,10 @@
 //! build error means a file changed in between. It is reported at the config position that
 //! named the file, like a check error.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use tether_balance::{Pool, Sealer};
 
@@ -16,7 +19,7 @@ use crate::router::{Action, PortRewrite, Route, Router, VirtualHost};
 use crate::tls::{client_config, client_for, server_config, ListenerTls};
 use crate::upstream::{Affinity, CookieAffinity, SessionIdAffinity, Upstream};
 use tether_acme::Acme;
-use tether_config::certs::load_cert;
+use tether_config::certs::{load_cert, LoadedCert};
 use tether_config::{
     ActionSpec, AffinitySpec, ConfigError, ListenerSpec, Pos, RouteSpec, RouterSpec, SealKeys,
     Settings, Target, TlsSpec, UpstreamId, UpstreamSpec,
@@ -38,7 +41,55 @@ pub struct Listener {
     pub tls: Option<ListenerTls>,
 }
 
+/// Certificates expiring within this many days are warned about.
+pub const EXPIRY_WARNING_DAYS: i64 = 14;
+
 impl Runtime {
+    /// Every certificate the listeners serve, once each (by path).
+    pub fn certificates(&self) -> Vec<LoadedCert> {
+        let mut seen: HashMap<PathBuf, LoadedCert> = HashMap::new();
+        for l in self.listeners() {
+            if let Some(t) = &l.tls {
+                for c in t.store.certs() {
+                    seen.entry(c.cert_path.clone()).or_insert_with(|| c.clone());
+                }
+            }
+        }
+        let mut all: Vec<LoadedCert> = seen.into_values().collect();
+        all.sort_by(|a, b| a.cert_path.cmp(&b.cert_path));
+        all
+    }
+
+    /// What to warn about at start (and, for expiry, daily): certificates expiring within
+    /// [`EXPIRY_WARNING_DAYS`], upstreams whose certificates are not verified.
+    pub fn warnings(&self) -> Vec<String> {
+        let now = SystemTime::now();
+        let mut out: Vec<String> = self
+            .certificates()
+            .iter()
+            .filter(|c| c.days_left(now) < EXPIRY_WARNING_DAYS)
+            .map(|c| {
+                format!(
+                    "certificate {} ({}) expires in {} day(s)",
+                    c.cert_path.display(),
+                    c.names.join(", "),
+                    c.days_left(now)
+                )
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for up in self.pools() {
+            if up.tls_unverified && !seen.contains(&up.name()) {
+                seen.push(up.name());
+                out.push(format!(
+                    "upstream {:?}: TLS certificates are not verified (verify = false)",
+                    up.name()
+                ));
+            }
+        }
+        out
+    }
+
     /// Build everything `settings` runs on. Routes naming one upstream share its pool.
     pub fn build(settings: &Settings) -> Result<Runtime, ConfigError> {
         let acme = settings.acme.as_ref().map(Acme::build);

@@ -16,6 +16,7 @@ use crate::http::{HttpSession, ListenerCtx, TooMany};
 use crate::metrics::Registry;
 use crate::per_ip::PerIp;
 use crate::runtime::Runtime;
+use crate::status_page::Topology;
 use crate::tcp::{TcpFile, TcpTunnel};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,6 +32,8 @@ pub struct Shared {
     pub access_log: Option<Arc<AccessLog>>,
     /// Every worker's counters, for the metrics listener and `status_page` routes.
     pub metrics: Arc<Registry>,
+    /// The listeners and pools the HTML status page lists.
+    pub topology: Arc<Topology>,
     /// Affinity entries (learned sessions, re-pins): in memory or in Redis.
     pub store: Arc<dyn Store>,
     /// The store is shared with other tether instances.
@@ -70,13 +73,14 @@ impl Shared {
             brokers.insert(config.name.clone(), broker);
         }
         let metrics = Registry::new(&settings.server_name);
-        metrics.set_certificates(&crate::tls::certificates(&runtime));
-        metrics.set_topology(crate::status_page::Topology::from_runtime(&runtime));
+        metrics.set_certificates(&runtime.certificates());
+        let topology = Arc::new(Topology::from_runtime(&runtime));
         Ok(Shared {
             runtime: Arc::new(runtime),
             brokers: Arc::new(brokers),
             access_log,
             metrics,
+            topology,
             store,
             store_shared: settings.store.starts_with("redis://"),
             health_started: Arc::new(AtomicBool::new(false)),
@@ -204,6 +208,7 @@ pub fn install_sockets(
                     limits: tether_http::Limits::default(),
                     stats: stats.clone(),
                     metrics: Some(shared.metrics.clone()),
+                    topology: shared.topology.clone(),
                     access_log: shared.access_log.clone(),
                     store: shared.store.clone(),
                     store_shared: shared.store_shared,

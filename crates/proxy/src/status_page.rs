@@ -10,7 +10,7 @@
 //!
 //! It reads what the JSON already exposes (`metrics::Registry::snapshot`, the pools of
 //! `admin::ConfiguredPools`) plus the pools' affinity counts (`Pool::affinity_stats`).
-//! `Topology` is made once from the runtime (`Shared::open`) and kept in the registry.
+//! `Topology` is made once from the runtime (`Shared::open`) and kept beside the registry.
 
 use std::fmt::Write;
 
@@ -105,12 +105,16 @@ fn action(a: &Action) -> String {
 }
 
 /// The body and content type of a `status_page` route.
-pub fn body(format: StatusFormat, registry: &Registry) -> (String, &'static str) {
+pub fn body(
+    format: StatusFormat,
+    registry: &Registry,
+    topology: &Topology,
+) -> (String, &'static str) {
     match format {
         StatusFormat::Json => (registry.json(), "application/json"),
         StatusFormat::Prometheus => (registry.prometheus(), "text/plain; version=0.0.4"),
         StatusFormat::Html => (
-            render(&registry.snapshot(), &registry.topology(), Instant::now()),
+            render(&registry.snapshot(), topology, Instant::now()),
             "text/html; charset=utf-8",
         ),
     }

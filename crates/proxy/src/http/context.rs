@@ -16,6 +16,7 @@ use super::affinity;
 use crate::access_log::AccessLog;
 use crate::metrics::{Registry, WorkerStats};
 use crate::router::Router;
+use crate::status_page::Topology;
 use crate::upstream::Upstream;
 use tether_config::ListenerSpec;
 
@@ -30,6 +31,8 @@ pub struct ListenerCtx {
     pub(crate) stats: Arc<WorkerStats>,
     /// Every worker's counters, for `status_page` routes.
     pub(crate) metrics: Option<Arc<Registry>>,
+    /// The listeners and pools the HTML status page lists.
+    pub(crate) topology: Arc<Topology>,
     /// One line per request, when the access log is on.
     pub(crate) access_log: Option<Arc<AccessLog>>,
     /// Affinity entries (learned sessions, re-pins), and whether other instances share

@@ -74,7 +74,7 @@ pub(crate) fn status_answer(
     if !matches!(method, Method::Get | Method::Head) {
         return Err((405, "Allow: GET, HEAD\r\n"));
     }
-    let (body, ctype) = crate::status_page::body(format, registry);
+    let (body, ctype) = crate::status_page::body(format, registry, &ctx.topology);
     let mut head = Head::new(200, &ctx.server, body.len() + 96);
     head.content(ctype, body.len())
         .lines("Cache-Control: no-store\r\nAccess-Control-Allow-Origin: *\r\n");

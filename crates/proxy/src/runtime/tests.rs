@@ -144,7 +144,7 @@ tls = { verify = false }\n\
     let up = &r.pools()[0];
     assert_eq!(up.tls.len(), 2);
     assert!(up.tls_unverified);
-    let warnings = crate::tls::warnings(&r);
+    let warnings = r.warnings();
     assert!(
         warnings.contains(
             &"upstream \"app\": TLS certificates are not verified (verify = false)".into()
@@ -192,7 +192,7 @@ fn listener_tls_is_built_from_its_files_and_a_file_broken_since_is_placed() {
     let r = build(&s);
     let built = r.listeners()[0].tls.as_ref().expect("tls built");
     assert_eq!(built.config.alpn_protocols, [b"http/1.1".to_vec()]);
-    let certs = crate::tls::certificates(&r);
+    let certs = r.certificates();
     assert_eq!(certs.len(), 1);
     assert_eq!(certs[0].names, ["a.test"]);
 
@@ -240,6 +240,6 @@ fn acme_is_built_with_its_challenge_and_names() {
     assert!(tls
         .config
         .alpn_protocols
-        .contains(&crate::acme_resolver::ACME_TLS_ALPN.to_vec()));
+        .contains(&crate::tls::ACME_TLS_ALPN.to_vec()));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -8,11 +8,15 @@
 //! The crypto provider is rustls' `ring`: it builds with a C compiler alone (aws-lc-rs needs
 //! cmake and takes minutes more on a two-core CI machine) and is fast for ECDSA P-256,
 //! AES-GCM and ChaCha20, the common case of a front door.
+//!
+//! `acme_resolver.rs`: the resolver of a listener whose certificates `tether-acme` provides
+//! (it wraps this module's `CertStore`; one concept with it).
 
-use std::collections::HashMap;
-use std::path::PathBuf;
+mod acme_resolver;
+
+pub use acme_resolver::{AcmeResolver, ACME_TLS_ALPN};
+
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use tether_config::certs::{
     client_verifier, host_of, load_cert, provider, roots_from, system_roots, versions, LoadedCert,
@@ -128,10 +132,9 @@ pub fn server_config(
             // TLS-ALPN-01: only clients that speak ALPN at all, so a listener without
             // `alpn` keeps accepting clients that offer protocols it does not know.
             if !alpn.is_empty() {
-                alpn.push(crate::acme_resolver::ACME_TLS_ALPN.to_vec());
+                alpn.push(acme_resolver::ACME_TLS_ALPN.to_vec());
             }
-            let resolver =
-                crate::acme_resolver::AcmeResolver::new(acme, names.clone(), store.clone());
+            let resolver = acme_resolver::AcmeResolver::new(acme, names.clone(), store.clone());
             (builder.with_cert_resolver(Arc::new(resolver)), names)
         }
         None => (builder.with_cert_resolver(store.clone()), Vec::new()),
@@ -249,51 +252,4 @@ impl ServerCertVerifier for NoVerify {
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
     }
-}
-
-/// Certificates expiring within this many days are warned about.
-pub const EXPIRY_WARNING_DAYS: i64 = 14;
-
-/// Every certificate the listeners of `runtime` serve, once each (by path).
-pub fn certificates(runtime: &crate::runtime::Runtime) -> Vec<LoadedCert> {
-    let mut seen: HashMap<PathBuf, LoadedCert> = HashMap::new();
-    for l in runtime.listeners() {
-        if let Some(t) = &l.tls {
-            for c in t.store.certs() {
-                seen.entry(c.cert_path.clone()).or_insert_with(|| c.clone());
-            }
-        }
-    }
-    let mut all: Vec<LoadedCert> = seen.into_values().collect();
-    all.sort_by(|a, b| a.cert_path.cmp(&b.cert_path));
-    all
-}
-
-/// What to warn about at start (and, for expiry, daily): certificates expiring within
-/// [`EXPIRY_WARNING_DAYS`], upstreams whose certificates are not verified.
-pub fn warnings(runtime: &crate::runtime::Runtime) -> Vec<String> {
-    let now = SystemTime::now();
-    let mut out: Vec<String> = certificates(runtime)
-        .iter()
-        .filter(|c| c.days_left(now) < EXPIRY_WARNING_DAYS)
-        .map(|c| {
-            format!(
-                "certificate {} ({}) expires in {} day(s)",
-                c.cert_path.display(),
-                c.names.join(", "),
-                c.days_left(now)
-            )
-        })
-        .collect();
-    let mut seen = Vec::new();
-    for up in runtime.pools() {
-        if up.tls_unverified && !seen.contains(&up.name()) {
-            seen.push(up.name());
-            out.push(format!(
-                "upstream {:?}: TLS certificates are not verified (verify = false)",
-                up.name()
-            ));
-        }
-    }
-    out
 }

@@ -14,7 +14,7 @@ use tether_core::tls::rustls;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
-use crate::tls::CertStore;
+use super::CertStore;
 use tether_acme::Acme;
 
 /// ALPN protocol of TLS-ALPN-01 (RFC 8737).
