@@ -79,9 +79,11 @@ pub trait Store: Send + Sync {
     fn remove(&self, key: &str);
 
     /// Like [`Store::get`], but on a local miss a shared store asks its backend on a helper
-    /// thread and calls `done` from that thread. When the answer is known at once (a local
-    /// hit, the memory store, Redis unreachable, a full queue) `done` runs before `fetch`
-    /// returns, on the caller's thread. `done` is called exactly once in every case.
+    /// thread and calls `done` from that thread (the writer with the answer, or the timer
+    /// thread with `None` when Redis did not answer within [`ASK_TIMEOUT`]). When the
+    /// answer is known at once (a local hit, the memory store, Redis unreachable, a full
+    /// queue) `done` runs before `fetch` returns, on the caller's thread. `done` is called
+    /// exactly once in every case.
     fn fetch(&self, key: &str, done: Done);
 
     /// Like [`Store::fetch`], but the answer says whether the store could be asked:
