@@ -214,6 +214,9 @@ impl Store for RedisStore {
         if let Some(value) = self.shared.cache.get(key) {
             return done(Lookup::Found(value));
         }
+        if self.shared.link.is_down(Role::Writer) {
+            return done(Lookup::Down); // no deadline to arm
+        }
         let deadline = Instant::now() + ASK_TIMEOUT;
         self.ask(Ask::Get {
             key: key.to_string(),
@@ -223,6 +226,9 @@ impl Store for RedisStore {
 
     /// The counter lives at `<prefix>limit:<key>` in Redis.
     fn limit(&self, key: &str, rule: &RateRule, done: LimitDone) {
+        if self.shared.link.is_down(Role::Writer) {
+            return done(LimitAnswer::Down);
+        }
         let deadline = Instant::now() + ASK_TIMEOUT;
         self.ask(Ask::Limit {
             key: format!("{}limit:{key}", self.shared.prefix),

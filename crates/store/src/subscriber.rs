@@ -22,7 +22,7 @@ use redis::{Connection, RedisResult, Value};
 use crate::link::{Backoff, Role};
 use crate::message::{self, Change};
 use crate::redis_store::Shared;
-use crate::writer::{PING_EVERY, TIMEOUT};
+use crate::writer::{describe, PING_EVERY, TIMEOUT};
 use crate::Store;
 
 /// Read timeout of the subscription: how soon a stop request is noticed.
@@ -40,7 +40,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
         let mut con = match connect(&shared) {
             Ok(con) => con,
             Err(e) => {
-                shared.link.failed(Role::Subscriber, &e.to_string());
+                shared.link.failed(Role::Subscriber, &describe(&e));
                 sweep(&shared, &mut last_sweep);
                 let delay = backoff.next_delay();
                 log::debug!("redis subscriber: {e}; next attempt in {delay:?}");
@@ -53,7 +53,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
             Ok(()) => return, // stopped
             Err(e) if e.is_timeout() => {
                 // Not answering: an outage now; the next connect waits for the backoff.
-                shared.link.failed(Role::Subscriber, &e.to_string());
+                shared.link.failed(Role::Subscriber, &describe(&e));
                 drop(con);
                 shared.queue.sleep(backoff.next_delay());
                 continue;

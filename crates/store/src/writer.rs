@@ -101,7 +101,7 @@ impl Writer {
                 self.answered();
                 self.shared.link.connected(Role::Writer);
             }
-            Err(e) => self.fail(&e.to_string()),
+            Err(e) => self.fail(&describe(&e)),
         }
     }
 
@@ -124,7 +124,9 @@ impl Writer {
     /// The connection failed: down at once if Redis stopped answering or the connection
     /// was new, else replaced at once (Redis restarted, say).
     fn trouble(&mut self, e: &RedisError) {
-        if self.fresh || e.is_timeout() {
+        if e.is_timeout() {
+            self.fail(&describe(e));
+        } else if self.fresh {
             self.fail(&e.to_string());
         } else {
             self.con = None;
@@ -263,6 +265,15 @@ impl Writer {
             }
             self.send(batch);
         }
+    }
+}
+
+/// An error for a log line; a read timeout says what it means.
+pub(crate) fn describe(e: &RedisError) -> String {
+    if e.is_timeout() {
+        format!("no answer within {} ms", TIMEOUT.as_millis())
+    } else {
+        e.to_string()
     }
 }
 
