@@ -14,27 +14,53 @@
 //! call any of them. Redis answers that are not in the local cache come back through
 //! [`Store::fetch`]'s callback, which the proxy turns into a `mio::Waker` wake-up.
 //!
+//! Besides affinity, a shared store keeps rate-limit counters ([`Store::limit`], GCRA in
+//! one Lua script, `limit.rs`) so several proxy instances enforce one limit together.
+//!
 //! Build a store from the configuration string with [`from_url`] or [`open`].
 
+mod limit;
 mod link;
 mod memory;
 mod message;
+mod pipeline;
 mod queue;
 mod redis_store;
+mod reply;
 mod subscriber;
 mod writer;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use limit::{LimitAnswer, RateRule};
 pub use memory::MemoryStore;
-pub use redis_store::RedisStore;
+pub use redis_store::{RedisStore, ASK_TIMEOUT};
 
 /// Called with a key whose entry another proxy instance changed (see [`Store::subscribe`]).
 pub type Listener = Box<dyn Fn(&str) + Send + Sync>;
 
 /// Called once with the answer to [`Store::fetch`].
 pub type Done = Box<dyn FnOnce(Option<String>) + Send>;
+
+/// Called once with the answer to [`Store::lookup`].
+pub type LookupDone = Box<dyn FnOnce(Lookup) + Send>;
+
+/// Called once with the answer to [`Store::limit`].
+pub type LimitDone = Box<dyn FnOnce(LimitAnswer) + Send>;
+
+/// The answer to [`Store::lookup`]: unlike [`Store::fetch`]'s `Option`, it tells a key
+/// nobody stored from a store that could not be asked (so `on_store_error = "closed"` can
+/// refuse the request).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// The server id stored for the key.
+    Found(String),
+    /// The store answered: no entry.
+    Missing,
+    /// The store is down, did not answer within its bound, or its queue is full.
+    Down,
+}
 
 /// An affinity store: `key → server id`, each entry with a time to live.
 ///
@@ -53,10 +79,38 @@ pub trait Store: Send + Sync {
     fn remove(&self, key: &str);
 
     /// Like [`Store::get`], but on a local miss a shared store asks its backend on a helper
-    /// thread and calls `done` from that thread. When the answer is known at once (a local
-    /// hit, the memory store, Redis unreachable, a full queue) `done` runs before `fetch`
-    /// returns, on the caller's thread. `done` is called exactly once in every case.
+    /// thread and calls `done` from that thread (the writer with the answer, or the timer
+    /// thread with `None` when Redis did not answer within [`ASK_TIMEOUT`]). When the
+    /// answer is known at once (a local hit, the memory store, Redis unreachable, a full
+    /// queue) `done` runs before `fetch` returns, on the caller's thread. `done` is called
+    /// exactly once in every case.
     fn fetch(&self, key: &str, done: Done);
+
+    /// Like [`Store::fetch`], but the answer says whether the store could be asked:
+    /// [`Lookup::Down`] when it is down, did not answer within its bound (500 ms for
+    /// Redis), or its queue is full. Same threading as `fetch`: `done` runs exactly once,
+    /// maybe before `lookup` returns. The default (the memory store) never answers `Down`.
+    fn lookup(&self, key: &str, done: LookupDone) {
+        self.fetch(
+            key,
+            Box::new(move |answer| {
+                done(match answer {
+                    Some(v) => Lookup::Found(v),
+                    None => Lookup::Missing,
+                })
+            }),
+        );
+    }
+
+    /// Counts one request against the shared rate limit `rule` for `key` (nginx
+    /// `limit_req` semantics, see [`RateRule`]) and calls `done` once with the decision,
+    /// on a helper thread or, when the answer is known at once, before `limit` returns.
+    /// The default (the memory store) answers [`LimitAnswer::Down`] at once: the proxy
+    /// keeps its own local limiter for a store that is not shared.
+    fn limit(&self, key: &str, rule: &RateRule, done: LimitDone) {
+        let _ = (key, rule);
+        done(LimitAnswer::Down);
+    }
 
     /// Registers `f`, called with the key of every entry that another proxy instance put or
     /// removed, after the local view has been updated. It runs on a helper thread and must
@@ -81,9 +135,16 @@ pub struct Stats {
     pub evicted: u64,
     /// `None` for the memory store; for Redis, whether both helper connections are up.
     pub connected: Option<bool>,
+    /// `None` for the memory store; for Redis, whether it is usable: the writer's
+    /// connection is up and answers its health pings, and no outage is on.
+    pub up: Option<bool>,
+    /// `None` for the memory store, and for Redis before its first answer; else the time
+    /// since Redis last answered anything (a reply or a pub/sub message).
+    pub since_last_answer: Option<Duration>,
     /// Writes waiting for the Redis writer thread.
     pub queued_writes: usize,
-    /// Writes dropped (oldest first) because the queue was full during an outage.
+    /// Writes dropped (oldest first) because the queue was full during an outage. Writes
+    /// to a key that already has one queued are merged into it, not queued again.
     pub dropped_writes: u64,
     /// Writes Redis accepted.
     pub sent_writes: u64,
@@ -144,7 +205,8 @@ mod tests {
     fn memory_names() {
         for url in ["", "memory", " memory "] {
             let store = from_url(url).expect("memory store");
-            assert_eq!(store.stats().connected, None, "{url:?}");
+            let stats = store.stats();
+            assert_eq!((stats.connected, stats.up), (None, None), "{url:?}");
         }
     }
 

@@ -7,10 +7,14 @@
 //! ("redis unreachable ... (will retry)") and its end one info line ("redis back"),
 //! however many retries happen in between; the counters let tests and status pages see
 //! the same thing.
+//!
+//! A connection that stops answering (a read timeout, a failed health ping) is an outage
+//! at once, not a lost connection: reconnecting to a hung server would only wait again.
+//! Every answer from Redis is stamped ([`Link::answered`]) for status pages.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Which helper thread reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +40,10 @@ pub(crate) struct Link {
     states: Mutex<[State; 2]>,
     outages: AtomicU64,
     recoveries: AtomicU64,
+    /// The time origin of `last_answer`.
+    origin: Instant,
+    /// Microseconds from `origin` to Redis's last answer, plus one; 0: never answered.
+    last_answer: AtomicU64,
 }
 
 impl Link {
@@ -47,6 +55,8 @@ impl Link {
             states: Mutex::new([State::Connecting; 2]),
             outages: AtomicU64::new(0),
             recoveries: AtomicU64::new(0),
+            origin: Instant::now(),
+            last_answer: AtomicU64::new(0),
         }
     }
 
@@ -89,6 +99,29 @@ impl Link {
     /// Whether `role`'s last connect attempt failed.
     pub(crate) fn is_down(&self, role: Role) -> bool {
         self.lock()[role as usize] == State::Down
+    }
+
+    /// Redis answered something just now.
+    pub(crate) fn answered(&self) {
+        let micros = self.origin.elapsed().as_micros().min(u64::MAX as u128 - 1) as u64;
+        self.last_answer.store(micros + 1, Ordering::Relaxed);
+    }
+
+    /// The time since Redis last answered; `None` if it never did.
+    pub(crate) fn since_last_answer(&self) -> Option<Duration> {
+        match self.last_answer.load(Ordering::Relaxed) {
+            0 => None,
+            n => {
+                let at = self.origin + Duration::from_micros(n - 1);
+                Some(Instant::now().saturating_duration_since(at))
+            }
+        }
+    }
+
+    /// Whether the store is usable: the writer is connected and no outage is on.
+    pub(crate) fn is_usable(&self) -> bool {
+        let states = self.lock();
+        states[Role::Writer as usize] == State::Up && !states.contains(&State::Down)
     }
 
     /// Whether both helpers are connected.
@@ -174,5 +207,22 @@ mod tests {
         link.failed(Role::Writer, "refused");
         assert!(link.is_down(Role::Writer));
         assert_eq!(link.outages(), 2);
+    }
+
+    #[test]
+    fn usable_and_last_answer() {
+        let link = Link::new("127.0.0.1:1/0".into());
+        assert!(!link.is_usable());
+        assert_eq!(link.since_last_answer(), None);
+        link.connected(Role::Writer);
+        assert!(
+            link.is_usable(),
+            "the subscriber is still connecting, not down"
+        );
+        link.answered();
+        let since = link.since_last_answer().expect("answered");
+        assert!(since < Duration::from_secs(1), "{since:?}");
+        link.failed(Role::Subscriber, "timed out");
+        assert!(!link.is_usable(), "an outage is on");
     }
 }

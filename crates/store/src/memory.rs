@@ -139,17 +139,22 @@ impl MemoryStore {
 
     /// Moves the expiry of a live `key` to `now + ttl`. Returns whether the key was alive.
     pub fn touch_at(&self, key: &str, ttl: Duration, now: Instant) -> bool {
+        self.refresh_at(key, ttl, now).is_some()
+    }
+
+    /// Moves the expiry of a live `key` to `now + ttl` and returns its value.
+    pub(crate) fn refresh_at(&self, key: &str, ttl: Duration, now: Instant) -> Option<String> {
         let mut shard = self.shard(key);
         match shard.get_mut(key) {
             Some(e) if e.expires > now => {
                 e.expires = expiry(now, ttl);
-                true
+                Some(e.value.clone())
             }
             Some(_) => {
                 shard.remove(key);
-                false
+                None
             }
-            None => false,
+            None => None,
         }
     }
 

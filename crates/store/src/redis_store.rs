@@ -3,18 +3,24 @@
 //!
 //! - A put, touch or remove updates the local cache at once and queues the Redis command
 //!   (`queue.rs`) for the writer thread (`writer.rs`): `SET <prefix><key> <value> EX <ttl>`
-//!   and a `PUBLISH <prefix>affinity` announcement for a put, `EXPIRE` for a touch, `DEL`
-//!   and an announcement for a remove.
+//!   and a `PUBLISH <prefix>affinity` announcement for a put; for a touch the whole entry
+//!   again (`SET ... EX`, from the local cache, so a Redis restarted empty is refilled by
+//!   use; `EXPIRE` only for a key not cached here); `DEL` and an announcement for a remove.
 //! - The subscriber thread (`subscriber.rs`) listens on `<prefix>affinity` with its own
 //!   connection and applies the other instances' announcements to the local cache.
 //! - `get` answers from the local cache only and never starts a Redis lookup: a miss for
 //!   a key nobody has seen would otherwise cost a round trip per request. The caller that
 //!   wants Redis consulted on a miss uses `fetch`, which queues a `GET` + `PTTL` for the
 //!   writer thread, fills the cache with the answer and calls back from that thread.
+//!   `lookup` is the same with a three-way answer (found, missing, down).
+//! - `limit` queues a rate-limit check (`limit.rs`) for the writer thread.
 //!
-//! While Redis is down the local cache keeps serving, fetches answer `None` at once, and
-//! writes wait in the bounded queue (oldest dropped first, counted); they are sent, with
-//! the life they have left, once the writer reconnects. `link.rs` logs each outage once.
+//! A lookup or a limit check waits at most [`ASK_TIMEOUT`]: past it the timer thread
+//! (`reply.rs`) answers `Down`, even if the writer is stuck on a hung server. While Redis
+//! is down the local cache keeps serving, lookups and limit checks answer `Down` at once,
+//! and writes wait in the bounded queue (merged per key, oldest dropped first, counted);
+//! they are sent, with the life they have left, once Redis answers again. `link.rs` logs
+//! each outage once.
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
@@ -23,10 +29,15 @@ use std::sync::{Arc, RwLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::limit::{LimitAnswer, RateRule, SCRIPT};
 use crate::link::{Link, Role};
 use crate::memory::expiry;
-use crate::queue::{Fetch, Queue, Write};
-use crate::{Done, Listener, MemoryStore, Options, Stats, Store};
+use crate::queue::{Ask, Queue, Write};
+use crate::reply::{Reply, Timer};
+use crate::{Done, LimitDone, Listener, Lookup, LookupDone, MemoryStore, Options, Stats, Store};
+
+/// The longest a lookup or a rate-limit check waits for Redis before it answers `Down`.
+pub const ASK_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// State shared by the store handle and its two helper threads.
 pub(crate) struct Shared {
@@ -43,6 +54,10 @@ pub(crate) struct Shared {
     pub(crate) instance: String,
     /// Writes Redis accepted.
     pub(crate) sent: AtomicU64,
+    /// The rate-limit script (its SHA1 for `EVALSHA`).
+    pub(crate) script: redis::Script,
+    /// Deadlines of the pending asks.
+    pub(crate) timer: Timer,
 }
 
 impl Shared {
@@ -76,6 +91,8 @@ impl RedisStore {
             channel: format!("{}affinity", options.prefix),
             instance: new_instance_id(),
             sent: AtomicU64::new(0),
+            script: redis::Script::new(SCRIPT),
+            timer: Timer::default(),
         });
         let mut store = RedisStore {
             shared,
@@ -83,6 +100,7 @@ impl RedisStore {
         };
         store.spawn("tether-redis-writer", crate::writer::run)?;
         store.spawn("tether-redis-sub", crate::subscriber::run)?;
+        store.spawn("tether-redis-timer", |shared| shared.timer.run())?;
         log::info!(
             "affinity store: redis at {} (keys {}*, channel {}, instance {})",
             store.shared.link.label(),
@@ -91,6 +109,16 @@ impl RedisStore {
             store.shared.instance
         );
         Ok(store)
+    }
+
+    /// Queues `ask`, or answers it `Down` at once when Redis is down or the queue full.
+    fn ask(&self, ask: Ask) {
+        if self.shared.link.is_down(Role::Writer) {
+            return ask.down();
+        }
+        if let Err(refused) = self.shared.queue.push_ask(ask) {
+            refused.down();
+        }
     }
 
     /// This instance's id, as sent in pub/sub payloads.
@@ -117,6 +145,7 @@ impl RedisStore {
 impl Drop for RedisStore {
     fn drop(&mut self) {
         self.shared.queue.stop();
+        self.shared.timer.stop();
         let me = thread::current().id();
         for handle in self.threads.drain(..) {
             // The last handle may be dropped inside a callback on a helper thread; that
@@ -143,15 +172,22 @@ impl Store for RedisStore {
         });
     }
 
-    /// Extends the local entry and sends `EXPIRE` whether or not the entry is cached here
-    /// (it may live in Redis only); one command per call, so touch once per request at most.
+    /// Extends the local entry and writes it whole to Redis (`SET ... EX`), so a Redis
+    /// that lost it gets it back; a key not cached here (it may live in Redis only) gets
+    /// an `EXPIRE`. Touches of a key already queued are merged into one command.
     fn touch(&self, key: &str, ttl: Duration) {
         let now = Instant::now();
-        self.shared.cache.touch_at(key, ttl, now);
-        self.shared.queue.push_write(Write::Touch {
-            key: key.to_string(),
-            expires: expiry(now, ttl),
-        });
+        let key = key.to_string();
+        let expires = expiry(now, ttl);
+        let write = match self.shared.cache.refresh_at(&key, ttl, now) {
+            Some(value) => Write::Refresh {
+                key,
+                value,
+                expires,
+            },
+            None => Write::Touch { key, expires },
+        };
+        self.shared.queue.push_write(write);
     }
 
     fn remove(&self, key: &str) {
@@ -161,20 +197,44 @@ impl Store for RedisStore {
         });
     }
 
+    /// [`Store::lookup`] with `Down` answered as `None`.
     fn fetch(&self, key: &str, done: Done) {
+        self.lookup(
+            key,
+            Box::new(move |answer| {
+                done(match answer {
+                    Lookup::Found(v) => Some(v),
+                    Lookup::Missing | Lookup::Down => None,
+                })
+            }),
+        );
+    }
+
+    fn lookup(&self, key: &str, done: LookupDone) {
         if let Some(value) = self.shared.cache.get(key) {
-            return done(Some(value));
+            return done(Lookup::Found(value));
         }
         if self.shared.link.is_down(Role::Writer) {
-            return done(None);
+            return done(Lookup::Down); // no deadline to arm
         }
-        let fetch = Fetch {
+        let deadline = Instant::now() + ASK_TIMEOUT;
+        self.ask(Ask::Get {
             key: key.to_string(),
-            done,
-        };
-        if let Err(refused) = self.shared.queue.push_fetch(fetch) {
-            (refused.done)(None);
+            reply: Reply::new(done, &self.shared.timer, deadline),
+        });
+    }
+
+    /// The counter lives at `<prefix>limit:<key>` in Redis.
+    fn limit(&self, key: &str, rule: &RateRule, done: LimitDone) {
+        if self.shared.link.is_down(Role::Writer) {
+            return done(LimitAnswer::Down);
         }
+        let deadline = Instant::now() + ASK_TIMEOUT;
+        self.ask(Ask::Limit {
+            key: format!("{}limit:{key}", self.shared.prefix),
+            rule: *rule,
+            reply: Reply::<LimitAnswer>::new(done, &self.shared.timer, deadline),
+        });
     }
 
     fn subscribe(&self, f: Listener) {
@@ -195,6 +255,8 @@ impl Store for RedisStore {
             entries: s.cache.len(),
             evicted: s.cache.evicted(),
             connected: Some(s.link.is_up()),
+            up: Some(s.link.is_usable()),
+            since_last_answer: s.link.since_last_answer(),
             queued_writes: s.queue.queued_writes(),
             dropped_writes: s.queue.dropped(),
             sent_writes: s.sent.load(Ordering::Relaxed),

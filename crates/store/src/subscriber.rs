@@ -4,8 +4,12 @@
 //! instance id) are skipped.
 //!
 //! It reads with a short timeout ([`POLL`]) so it notices a stop request, and sweeps the
-//! cache's expired entries about once a second. A lost connection is replaced at once;
-//! a failed connect is an outage (`link.rs`) and the next attempt waits for the backoff.
+//! cache's expired entries about once a second. When nothing arrived for
+//! [`PING_EVERY`](crate::writer::PING_EVERY) it sends a `PING` (allowed while subscribed)
+//! and waits [`TIMEOUT`](crate::writer::TIMEOUT) for the answer: a server that stopped
+//! answering is an outage at once (`link.rs`), even if this instance sends no writes. A
+//! lost connection is replaced at once; a failed connect or a timeout is an outage and
+//! the next attempt waits for the backoff.
 //! Announcements sent while this instance was disconnected are not replayed: a key that
 //! changed meanwhile is corrected when its local entry expires or is fetched again.
 
@@ -13,12 +17,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::{Connection, RedisResult};
+use redis::{Connection, RedisResult, Value};
 
 use crate::link::{Backoff, Role};
 use crate::message::{self, Change};
 use crate::redis_store::Shared;
-use crate::writer::IO_TIMEOUT;
+use crate::writer::{describe, PING_EVERY, TIMEOUT};
 use crate::Store;
 
 /// Read timeout of the subscription: how soon a stop request is noticed.
@@ -36,7 +40,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
         let mut con = match connect(&shared) {
             Ok(con) => con,
             Err(e) => {
-                shared.link.failed(Role::Subscriber, &e.to_string());
+                shared.link.failed(Role::Subscriber, &describe(&e));
                 sweep(&shared, &mut last_sweep);
                 let delay = backoff.next_delay();
                 log::debug!("redis subscriber: {e}; next attempt in {delay:?}");
@@ -47,6 +51,13 @@ pub(crate) fn run(shared: Arc<Shared>) {
         let started = Instant::now();
         match listen(&shared, &mut con, &mut last_sweep) {
             Ok(()) => return, // stopped
+            Err(e) if e.is_timeout() => {
+                // Not answering: an outage now; the next connect waits for the backoff.
+                shared.link.failed(Role::Subscriber, &describe(&e));
+                drop(con);
+                shared.queue.sleep(backoff.next_delay());
+                continue;
+            }
             Err(e) => shared.link.lost(Role::Subscriber, &e.to_string()),
         }
         if started.elapsed() >= STABLE {
@@ -58,8 +69,8 @@ pub(crate) fn run(shared: Arc<Shared>) {
 }
 
 fn connect(shared: &Shared) -> RedisResult<Connection> {
-    let con = shared.client.get_connection_with_timeout(IO_TIMEOUT)?;
-    con.set_write_timeout(Some(IO_TIMEOUT))?;
+    let con = shared.client.get_connection_with_timeout(TIMEOUT)?;
+    con.set_write_timeout(Some(TIMEOUT))?;
     con.set_read_timeout(Some(POLL))?;
     Ok(con)
 }
@@ -68,12 +79,25 @@ fn connect(shared: &Shared) -> RedisResult<Connection> {
 fn listen(shared: &Shared, con: &mut Connection, last_sweep: &mut Instant) -> RedisResult<()> {
     let mut pubsub = con.as_pubsub();
     pubsub.subscribe(&shared.channel)?;
+    shared.link.answered();
     shared.link.connected(Role::Subscriber);
+    let mut last_heard = Instant::now();
     while !shared.queue.is_stopped() {
         match pubsub.get_message() {
-            Ok(msg) => apply(shared, msg.get_payload_bytes()),
+            Ok(msg) => {
+                last_heard = Instant::now();
+                shared.link.answered();
+                apply(shared, msg.get_payload_bytes());
+            }
             Err(e) if e.is_timeout() => {}
             Err(e) => return Err(e),
+        }
+        if last_heard.elapsed() >= PING_EVERY {
+            pubsub.set_read_timeout(Some(TIMEOUT))?;
+            pubsub.ping::<Value>()?;
+            pubsub.set_read_timeout(Some(POLL))?;
+            last_heard = Instant::now();
+            shared.link.answered();
         }
         sweep(shared, last_sweep);
     }

@@ -172,3 +172,22 @@ fn fetch_answers_at_once_and_subscribe_is_never_called() {
     assert!(!called.load(Ordering::SeqCst));
     assert_eq!(store.stats().connected, None);
 }
+
+#[test]
+fn lookup_answers_found_or_missing_at_once() {
+    use std::sync::mpsc;
+    use tether_store::Lookup;
+    let store = MemoryStore::default();
+    store.put("k", "s1", SEC);
+    for (key, expected) in [("k", Lookup::Found("s1".into())), ("x", Lookup::Missing)] {
+        let (tx, rx) = mpsc::channel();
+        store.lookup(key, Box::new(move |a| drop(tx.send(a))));
+        assert_eq!(
+            rx.try_recv().ok(),
+            Some(expected),
+            "answered before lookup returns"
+        );
+    }
+    let stats = store.stats();
+    assert_eq!((stats.up, stats.since_last_answer), (None, None));
+}

@@ -9,7 +9,9 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tether_store::Store;
+use std::sync::mpsc;
+
+use tether_store::{LimitAnswer, Lookup, RateRule, Store};
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> u16 {
@@ -155,6 +157,25 @@ impl RedisServer {
             .is_ok_and(|s| s == "PONG")
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open, nothing is answered.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a server frozen by [`RedisServer::pause`] (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(sig)
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {sig} redis-server");
+    }
+
     /// Kills the server (SIGKILL: a crash, not a clean shutdown) and reaps it.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -166,4 +187,33 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// Asks `store.lookup(key)`; returns the answer and how long it took (panics after `limit`).
+pub fn lookup(store: &dyn Store, key: &str, limit: Duration) -> (Lookup, Duration) {
+    let (tx, rx) = mpsc::channel();
+    let start = Instant::now();
+    store.lookup(key, Box::new(move |a| drop(tx.send(a))));
+    let answer = rx
+        .recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("lookup({key}) not answered within {limit:?}"));
+    (answer, start.elapsed())
+}
+
+/// Asks `store.limit(key, rule)`; returns the answer and how long it took.
+pub fn limit(store: &dyn Store, key: &str, rule: &RateRule) -> (LimitAnswer, Duration) {
+    let (tx, rx) = mpsc::channel();
+    let start = Instant::now();
+    store.limit(
+        key,
+        rule,
+        Box::new(move |a| {
+            let _ = tx.send(a);
+        }),
+    );
+    let bound = Duration::from_secs(3);
+    let answer = rx
+        .recv_timeout(bound)
+        .unwrap_or_else(|_| panic!("limit({key}) not answered within {bound:?}"));
+    (answer, start.elapsed())
 }

@@ -1,0 +1,203 @@
+//! Shared rate limits (`Store::limit`) against a real `redis-server`: nginx `limit_req`
+//! semantics (burst, delay, nodelay, retry-after), one limit enforced by two instances
+//! together, the script reloaded after `SCRIPT FLUSH`, the key's expiry when idle, and
+//! `Down` when Redis is gone or the store is not shared.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{limit, wait_connected, wait_for, RedisServer};
+use tether_store::{LimitAnswer, MemoryStore, Options, RateRule, RedisStore, Store};
+
+const SECOND: Duration = Duration::from_secs(1);
+
+fn open(server: &RedisServer) -> RedisStore {
+    RedisStore::open(&server.url(), &Options::default()).expect("open the redis store")
+}
+
+/// `d` is within 150 ms below `expected` (time passes between two calls), never above.
+fn about(d: Duration, expected: Duration) -> bool {
+    d <= expected && d + Duration::from_millis(150) >= expected
+}
+
+#[test]
+fn burst_delay_nodelay_and_retry_after() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = open(&server);
+    wait_connected(&store);
+    let delayed = RateRule {
+        interval: SECOND,
+        burst: 2,
+        nodelay: false,
+    };
+    assert_eq!(limit(&store, "a", &delayed).0, LimitAnswer::Allow);
+    match limit(&store, "a", &delayed).0 {
+        LimitAnswer::Delay(d) if about(d, SECOND) => {}
+        other => panic!("second request: {other:?}, expected a delay of about 1 s"),
+    }
+    match limit(&store, "a", &delayed).0 {
+        LimitAnswer::Delay(d) if about(d, 2 * SECOND) => {}
+        other => panic!("third request: {other:?}, expected a delay of about 2 s"),
+    }
+    match limit(&store, "a", &delayed).0 {
+        LimitAnswer::Reject { retry_after } if about(retry_after, SECOND) => {}
+        other => panic!("fourth request: {other:?}, expected a rejection for about 1 s"),
+    }
+    // The counter is in Redis under the prefix, and expires when the bucket is empty.
+    let pttl: i64 = redis::cmd("PTTL")
+        .arg("tether:limit:a")
+        .query(&mut server.raw())
+        .expect("PTTL");
+    assert!((2_800..=3_000).contains(&pttl), "PTTL {pttl}");
+
+    let nodelay = RateRule {
+        nodelay: true,
+        ..delayed
+    };
+    let answers: Vec<LimitAnswer> = (0..4).map(|_| limit(&store, "b", &nodelay).0).collect();
+    assert_eq!(
+        answers[..3],
+        [LimitAnswer::Allow; 3],
+        "burst 2 passes at once"
+    );
+    assert!(
+        matches!(answers[3], LimitAnswer::Reject { .. }),
+        "{answers:?}"
+    );
+
+    // A short interval: the key frees itself, and expires.
+    let fast = RateRule {
+        interval: Duration::from_millis(50),
+        burst: 0,
+        nodelay: true,
+    };
+    assert_eq!(limit(&store, "c", &fast).0, LimitAnswer::Allow);
+    assert!(matches!(
+        limit(&store, "c", &fast).0,
+        LimitAnswer::Reject { .. }
+    ));
+    wait_for("the key expires when idle", 2 * SECOND, || {
+        server.ttl("tether:limit:c") == -2
+    });
+    assert_eq!(limit(&store, "c", &fast).0, LimitAnswer::Allow);
+}
+
+#[test]
+fn two_instances_share_one_limit() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (Arc::new(open(&server)), Arc::new(open(&server)));
+    wait_connected(&*a);
+    wait_connected(&*b);
+    let rule = RateRule {
+        interval: Duration::from_millis(100), // 10 r/s
+        burst: 1,
+        nodelay: true,
+    };
+    let allowed = Arc::new(AtomicUsize::new(0));
+    let offered = Arc::new(AtomicUsize::new(0));
+    let run_for = Duration::from_secs(3);
+    let start = Instant::now();
+    let clients: Vec<_> = [a, b]
+        .into_iter()
+        .map(|store| {
+            let (allowed, offered) = (Arc::clone(&allowed), Arc::clone(&offered));
+            std::thread::spawn(move || {
+                // 20 r/s from each instance, 40 r/s in total.
+                let mut next = Instant::now();
+                while start.elapsed() < run_for {
+                    let (answer, took) = limit(&*store, "ip:10.0.0.1", &rule);
+                    assert!(took < SECOND, "{took:?}");
+                    offered.fetch_add(1, Ordering::Relaxed);
+                    match answer {
+                        LimitAnswer::Allow => {
+                            allowed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        LimitAnswer::Reject { retry_after } => {
+                            assert!(retry_after <= rule.interval, "{retry_after:?}")
+                        }
+                        other => panic!("unexpected {other:?}"),
+                    }
+                    next += Duration::from_millis(50);
+                    std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                }
+            })
+        })
+        .collect();
+    for c in clients {
+        c.join().expect("client thread");
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let offered = offered.load(Ordering::Relaxed) as f64;
+    // The first request and the burst pass at once; the rest at the rate.
+    let allowed = allowed.load(Ordering::Relaxed) as f64 - 1.0 - f64::from(rule.burst);
+    assert!(
+        offered / secs > 30.0,
+        "offered only {offered} in {secs:.2} s"
+    );
+    let rate = allowed / secs;
+    assert!((9.0..=11.0).contains(&rate), "{rate:.2} r/s let through");
+}
+
+#[test]
+fn the_script_is_sent_again_after_script_flush() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = open(&server);
+    wait_connected(&store);
+    let rule = RateRule {
+        interval: SECOND,
+        burst: 0,
+        nodelay: true,
+    };
+    assert_eq!(limit(&store, "k", &rule).0, LimitAnswer::Allow);
+    let _: () = redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut server.raw())
+        .expect("SCRIPT FLUSH");
+    assert!(matches!(
+        limit(&store, "k", &rule).0,
+        LimitAnswer::Reject { .. }
+    ));
+    assert!(matches!(
+        limit(&store, "k", &rule).0,
+        LimitAnswer::Reject { .. }
+    ));
+}
+
+#[test]
+fn down_at_once_without_redis_and_for_the_memory_store() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let store = open(&server);
+    wait_connected(&store);
+    server.kill();
+    let rule = RateRule {
+        interval: SECOND,
+        burst: 0,
+        nodelay: true,
+    };
+    // The first check may be the one that finds the connection broken.
+    let (answer, took) = limit(&store, "k", &rule);
+    assert_eq!(answer, LimitAnswer::Down);
+    assert!(took < Duration::from_millis(600), "{took:?}");
+    wait_for("the outage is noticed", 3 * SECOND, || {
+        store.stats().up == Some(false)
+    });
+    let (answer, took) = limit(&store, "k", &rule);
+    assert_eq!(answer, LimitAnswer::Down);
+    assert!(took < Duration::from_millis(50), "{took:?}");
+
+    let memory = MemoryStore::default();
+    let (answer, took) = limit(&memory, "k", &rule);
+    assert_eq!(answer, LimitAnswer::Down, "the proxy limits locally");
+    assert!(took < Duration::from_millis(50), "{took:?}");
+}
