@@ -92,7 +92,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Broker {
     /// A broker with no poller: every server is `Unpolled` (none handed out) until
-    /// `poll_once` (tests, tools).
+    /// `poll_once` (tests, tools); what `hold` keeps waits for that round (or `stop`).
     /// A token that cannot be read (`token_file`) closes `/session` to everyone (logged);
     /// `start` refuses it instead.
     pub fn new(config: BrokerConfig, mailer: Mailer) -> Arc<Broker> {
