@@ -4,7 +4,12 @@
 //! (`state.rs`; a server with no answer yet is `Load::Unpolled`, never handed out), mails
 //! or logs each transition, and when "some server is available" flips, bumps
 //! `generation()` and calls every subscribed waker. `start` returns once the first round's
-//! requests are on their way, so that round has begun before the listeners serve. Workers (event loops) only read: `session_body`, `available`,
+//! requests are on their way, so that round has begun before the listeners serve; until it
+//! has an answer or a timeout from every server (`first_round_done`), the feed's first
+//! frame waits (`feed_value` is `None` unless a server is already available) and so does
+//! `/session` (`Broker::hold`, `http.rs`; the gate is `first_round.rs`): the Webots session
+//! server polls once before it listens, so it never says "no server" for a farm that has
+//! one. Workers (event loops) only read: `session_body`, `available`, `feed_value`,
 //! `load_body`, `monitor_html` take a short lock and never wait on the network. The broker
 //! also holds the `/session` gate (`authorized`): open, or a bearer token.
 
@@ -18,6 +23,7 @@ use tether_mail::Mailer;
 
 use crate::access::{self, Secret};
 use crate::config::BrokerConfig;
+use crate::first_round::{FirstRound, Wake};
 use crate::monitor;
 use crate::poll;
 use crate::state::{self, format_load, python_load, Load, ServerState, Transition};
@@ -77,6 +83,7 @@ pub struct Broker {
     poller: Mutex<Option<JoinHandle<()>>>,
     agent: ureq::Agent,
     gate: Gate,
+    first_round: FirstRound,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -85,7 +92,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Broker {
     /// A broker with no poller: every server is `Unpolled` (none handed out) until
-    /// `poll_once` (tests, tools).
+    /// `poll_once` (tests, tools); what `hold` keeps waits for that round (or `stop`).
     /// A token that cannot be read (`token_file`) closes `/session` to everyone (logged);
     /// `start` refuses it instead.
     pub fn new(config: BrokerConfig, mailer: Mailer) -> Arc<Broker> {
@@ -107,6 +114,7 @@ impl Broker {
             None
         });
         let available = servers.iter().any(|s| s.load.is_available(config.max_load));
+        let first_round = FirstRound::new(all_polled(&servers));
         if mailer.is_log_only() {
             log::info!(
                 "broker {}: no mail settings, transitions go to the log",
@@ -129,13 +137,15 @@ impl Broker {
             stop_signal: Condvar::new(),
             poller: Mutex::new(None),
             gate,
+            first_round,
         })
     }
 
     /// A broker whose poller thread polls now, then every `poll_interval`. Returns once the
     /// first round's requests are sent (at most `FIRST_ROUND_WAIT`); each answer counts as
-    /// it arrives, and a server not answered yet is not available. `wait_first_poll` waits
-    /// for the whole first round.
+    /// it arrives, and a server not answered yet is not available; until every server has a
+    /// result, the feed's first frame and `/session` wait (`feed_value`, `hold`).
+    /// `wait_first_poll` waits for the whole first round.
     pub fn start(config: BrokerConfig, mailer: Mailer) -> std::io::Result<Arc<Broker>> {
         config.access_token().map_err(|m| {
             std::io::Error::new(
@@ -160,7 +170,8 @@ impl Broker {
         Ok(broker)
     }
 
-    /// Stop the poller and wait for it (at most one poll timeout). Idempotent.
+    /// Stop the poller and wait for it (at most one poll timeout). Idempotent. Whatever
+    /// still waits for the first round is released (answered with what is known).
     pub fn stop(&self) {
         *lock(&self.stopping) = true;
         self.stop_signal.notify_all();
@@ -170,6 +181,7 @@ impl Broker {
                 log::error!("broker {}: the poller thread panicked", self.config.name);
             }
         }
+        self.settle_first_round();
     }
 
     /// The poller thread: a round now (`first_sent` hears when its requests are out), then
@@ -233,17 +245,48 @@ impl Broker {
                 }
             }
         });
+        self.settle_first_round();
         *lock(&self.rounds) += 1;
         self.round_done.notify_all();
+    }
+
+    /// The first round is over (every server has a result, a round ended, or the broker
+    /// stopped): wake the held requests and, so that a held feed sends its first frame
+    /// even when availability did not flip, every subscriber. Once.
+    fn settle_first_round(&self) {
+        if !self.first_round.settle() {
+            return;
+        }
+        log::info!(
+            "broker {}: first polling round done; {}",
+            self.config.name,
+            if self.available() {
+                "a simulation server is available"
+            } else {
+                "no simulation server is available"
+            }
+        );
+        self.wake_subscribers();
+    }
+
+    fn wake_subscribers(&self) {
+        let wakers: Vec<Waker> = lock(&self.subscribers)
+            .iter()
+            .map(|(_, w)| Arc::clone(w))
+            .collect();
+        for w in wakers {
+            w();
+        }
     }
 
     /// Record server `index`'s poll result now (the poller calls it as each answer arrives;
     /// tests and tools may feed results too): its transition is logged or mailed, and
     /// when "some server is available" flips, the feed's subscribers are woken. The flip is
     /// decided under the servers' lock, so answers arriving together cannot reorder it.
+    /// The result that leaves no server unpolled ends the first round (`first_round_done`).
     pub fn record_load(&self, index: usize, load: Load) {
         let max = self.config.max_load;
-        let (event, flipped) = {
+        let (event, flipped, polled) = {
             let mut servers = lock(&self.servers);
             let Some(s) = servers.get_mut(index) else {
                 return;
@@ -256,29 +299,25 @@ impl Broker {
             if flipped {
                 self.generation.fetch_add(1, Ordering::SeqCst);
             }
-            (event, flipped.then_some(now))
+            (event, flipped.then_some(now), all_polled(&servers))
         };
         if let Some((t, entry, load)) = event {
             self.notify(t, &entry, &load);
         }
-        let Some(now_available) = flipped else {
-            return;
-        };
-        log::info!(
-            "broker {}: simulation servers {}",
-            self.config.name,
-            if now_available {
-                "available (1)"
-            } else {
-                "unavailable (0)"
-            }
-        );
-        let wakers: Vec<Waker> = lock(&self.subscribers)
-            .iter()
-            .map(|(_, w)| Arc::clone(w))
-            .collect();
-        for w in wakers {
-            w();
+        if let Some(now_available) = flipped {
+            log::info!(
+                "broker {}: simulation servers {}",
+                self.config.name,
+                if now_available {
+                    "available (1)"
+                } else {
+                    "unavailable (0)"
+                }
+            );
+            self.wake_subscribers();
+        }
+        if polled {
+            self.settle_first_round();
         }
     }
 
@@ -348,9 +387,35 @@ impl Broker {
         }
     }
 
-    /// Some server may take a client (what the feed sends as `1`/`0`).
+    /// Some server may take a client (what the feed sends as `1`/`0`), as known now: during
+    /// the first round, `false` may only mean "not answered yet" (see `feed_value`).
     pub fn available(&self) -> bool {
         self.available.load(Ordering::SeqCst)
+    }
+
+    /// What the feed may send now: `Some(true)` as soon as a server is available,
+    /// `Some(false)` once the first round is done with none, `None` while the first round
+    /// still waits for a server (hold the frame; a subscriber is woken when it settles).
+    /// Give it to `FeedSocket::new` and `FeedSocket::update`.
+    pub fn feed_value(&self) -> Option<bool> {
+        // Settled is read first: a result that settles the round is recorded before.
+        let settled = self.first_round_done();
+        match self.available() {
+            true => Some(true),
+            false if settled => Some(false),
+            false => None,
+        }
+    }
+
+    /// The first polling round has a result (an answer or a timeout) from every server,
+    /// or some round ended, or the broker stopped. Until then `/session` is held.
+    pub fn first_round_done(&self) -> bool {
+        self.first_round.is_settled()
+    }
+
+    /// Keep `wake` until the first round is done (true), or drop it if it is (false).
+    pub(crate) fn hold_until_first_round(&self, wake: Wake) -> bool {
+        self.first_round.hold(wake)
     }
 
     /// `1` or `0`: the feed's message, and `/` without upgrade.
@@ -405,7 +470,9 @@ impl Broker {
     }
 
     /// Call `waker` (from the poller thread; keep it short, e.g. `mio::Waker::wake`) each
-    /// time `available()` flips.
+    /// time `available()` flips, and once when the first round is done (then `feed_value`
+    /// turns `Some`). Subscribe before reading `feed_value`, or use `open_feed` (`ws.rs`),
+    /// so that no change falls between the two.
     pub fn subscribe(&self, waker: Box<dyn Fn() + Send + Sync>) -> SubscriptionId {
         let id = SubscriptionId(self.next_subscription.fetch_add(1, Ordering::Relaxed));
         lock(&self.subscribers).push((id, Arc::from(waker)));
@@ -426,6 +493,11 @@ impl std::fmt::Debug for Broker {
             .field("rounds", &self.rounds())
             .finish()
     }
+}
+
+/// No server is waiting for its first result.
+fn all_polled(servers: &[ServerState]) -> bool {
+    servers.iter().all(|s| s.load != Load::Unpolled)
 }
 
 /// (the log sentence, the mail body) for a transition. The body names the server and its

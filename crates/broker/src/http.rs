@@ -4,6 +4,9 @@
 //! adds `Content-Length`, `Date` and `Connection`; for `HEAD` it sends the head only.
 //! `/session` reads its query (`url=`, `token=`) and the `Authorization` header: `401`
 //! without the token when one is configured, the CORS headers on every answer.
+//! During the broker's first polling round, `hold` tells the proxy to wait before asking
+//! `answer` for `/session` and the plain `/` (their answer would say "no server" only
+//! because the servers have not answered yet).
 
 use crate::access::SessionQuery;
 use crate::broker::Broker;
@@ -93,6 +96,29 @@ impl Broker {
             _ => return None,
         };
         Some(reply)
+    }
+
+    /// Must the answer to `req` wait for the first polling round? True for an authorized
+    /// `GET`/`HEAD` of `/session`, and of the plain `/` while no server is known to be
+    /// available, as long as the first round has not settled (`first_round_done`): then
+    /// `wake` is kept and called once (from the poller thread; keep it short, e.g.
+    /// `mio::Waker::wake`) when it settles, at the latest when every server answered or
+    /// timed out (`timeout_ms`) or the broker stops — and the proxy then calls `answer`.
+    /// False (`wake` dropped, never called): call `answer` now. Never blocks.
+    pub fn hold(&self, req: &Request<'_>, wake: Box<dyn FnOnce() + Send>) -> bool {
+        if self.first_round_done() || !matches!(req.method, "GET" | "HEAD") {
+            return false;
+        }
+        let path = req.target.split(['?', '#']).next().unwrap_or(req.target);
+        let waits = match path {
+            "/session" => {
+                let q = SessionQuery::parse(req.target);
+                self.authorized(req.authorization, q.token.as_deref())
+            }
+            "/" => !self.available(),
+            _ => false,
+        };
+        waits && self.hold_until_first_round(wake)
     }
 
     /// `GET /session[?url=...][&token=...]`: the token first, then the choice.

@@ -6,11 +6,14 @@
 //! Following one client of a Webots web page through the code:
 //! 1. The page opens `ws://broker/` to learn whether it may start a simulation. The proxy
 //!    checks the upgrade (`ws::check_upgrade`), answers `ws::handshake_response`, and keeps
-//!    a `ws::FeedSocket` that queued `1` or `0` (`Broker::available`). When the poller
-//!    (`broker.rs`) sees availability flip it calls the waker the proxy's worker gave to
-//!    `Broker::subscribe`; the worker calls `FeedSocket::update` for each feed client.
+//!    the `ws::FeedSocket` of `Broker::open_feed`, which queued `1` or `0`
+//!    (`Broker::feed_value`) — or nothing while the first polling round still waits for a
+//!    server (`first_round.rs`). When the poller (`broker.rs`) sees availability flip, or
+//!    the first round end, it calls the waker the proxy's worker gave to `open_feed`
+//!    (`Broker::subscribe`); the worker calls `FeedSocket::update` for each feed client.
 //! 2. The user presses start; the page asks `GET /session?url=<repository>`.
-//!    `Broker::answer` (`http.rs`) checks the token if one is configured (`access.rs`), then
+//!    During the first round `Broker::hold` (`http.rs`) makes it wait; then
+//!    `Broker::answer` checks the token if one is configured (`access.rs`), then
 //!    answers `Broker::session_body_for`: `state::pick_for` chose, among the servers whose
 //!    `allowed_repositories` admit the URL (`spec.rs`), the lowest `load / weight` with the
 //!    load strictly below `max_load` (ties: the first listed), written `ws(s)://<entry>` —
@@ -28,6 +31,7 @@
 mod access;
 mod broker;
 mod config;
+mod first_round;
 mod http;
 mod logfile;
 mod monitor;

@@ -7,10 +7,13 @@
 //!
 //! A feed connection's life, driven by the proxy:
 //! 1. `check_upgrade(headers)` → `Some(key)`: write `handshake_response(&key)`.
-//! 2. `FeedSocket::new(peer, broker.available())`; write `take_output()` (the `1`/`0`).
+//! 2. `broker.open_feed(peer, waker)` → (`FeedSocket`, `SubscriptionId`); write
+//!    `take_output()`: the `1`/`0`, or nothing yet while the broker's first polling round
+//!    still waits for a server (`Broker::feed_value` is `None`: the first frame is held).
 //! 3. Bytes from the client → `receive(bytes)`; write `take_output()` (pongs, close reply).
-//! 4. The broker's waker fired → `update(broker.available())`; write `take_output()`.
-//! 5. `state() == Closed` and the output written → close the connection.
+//! 4. The broker's waker fired → `update(broker.feed_value())`; write `take_output()`.
+//! 5. `state() == Closed` and the output written → close the connection
+//!    (`broker.unsubscribe(id)`).
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -20,6 +23,8 @@ use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tungstenite::protocol::frame::{CloseFrame, Frame};
 use tungstenite::protocol::{Role, WebSocketConfig, WebSocketContext};
 use tungstenite::{Bytes, Error, Message};
+
+use crate::broker::{Broker, SubscriptionId};
 
 /// The largest frame or message a feed client may send (it has nothing to say).
 pub const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
@@ -166,8 +171,10 @@ pub struct FeedSocket {
 }
 
 impl FeedSocket {
-    /// A feed for `peer` (named in logs) with the opening `1`/`0` already queued.
-    pub fn new(peer: &str, available: bool) -> FeedSocket {
+    /// A feed for `peer` (named in logs) with the opening `1`/`0` already queued, or
+    /// nothing queued for `None` (held: the first `update` with a value sends it).
+    /// Takes `broker.feed_value()` (or a plain `bool`).
+    pub fn new(peer: &str, available: impl Into<Option<bool>>) -> FeedSocket {
         let config = WebSocketConfig::default()
             .max_frame_size(Some(MAX_CLIENT_MESSAGE))
             .max_message_size(Some(MAX_CLIENT_MESSAGE));
@@ -187,8 +194,13 @@ impl FeedSocket {
         self.state
     }
 
-    /// Queue the availability if it differs from what this client last got. True if queued.
-    pub fn update(&mut self, available: bool) -> bool {
+    /// Queue the availability if it differs from what this client last got. True if
+    /// queued. `None` (not known yet: `Broker::feed_value` during the first round) queues
+    /// nothing.
+    pub fn update(&mut self, available: impl Into<Option<bool>>) -> bool {
+        let Some(available) = available.into() else {
+            return false;
+        };
         if self.state != FeedState::Open || self.last_sent == Some(available) {
             return false;
         }
@@ -289,5 +301,21 @@ impl std::fmt::Debug for FeedSocket {
             .field("last_sent", &self.last_sent)
             .field("pending_output", &self.io.output.len())
             .finish()
+    }
+}
+
+impl Broker {
+    /// Start a feed client: subscribe `waker` (called from the poller thread when
+    /// `feed_value` changes; keep it short, e.g. `mio::Waker::wake`), then make its
+    /// `FeedSocket` from `feed_value()` — in that order, so no change is missed between the
+    /// two. Write the socket's `take_output()` (empty while the first frame is held); on
+    /// each wake call `socket.update(broker.feed_value())`; `unsubscribe(id)` at the end.
+    pub fn open_feed(
+        &self,
+        peer: &str,
+        waker: Box<dyn Fn() + Send + Sync>,
+    ) -> (FeedSocket, SubscriptionId) {
+        let id = self.subscribe(waker);
+        (FeedSocket::new(peer, self.feed_value()), id)
     }
 }
