@@ -16,7 +16,7 @@ use crate::scheme::{self, Scheme};
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// One user's stored hash.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct Entry {
     pub(crate) scheme: Scheme,
     pub(crate) hash: String,
@@ -24,8 +24,8 @@ pub(crate) struct Entry {
 
 /// The users of one htpasswd file. Build it with [`Htpasswd::load`] (or
 /// [`Htpasswd::parse`]) per config build and share it as `Arc<Htpasswd>` between the
-/// routes that name the file; a reload builds a new one.
-#[derive(Debug)]
+/// routes that name the file; a reload builds a new one. Its `Debug` shows the path and
+/// the user count, never a hash.
 pub struct Htpasswd {
     path: String,
     id: u64,
@@ -67,6 +67,15 @@ impl fmt::Display for LoadError {
 }
 
 impl std::error::Error for LoadError {}
+
+impl fmt::Debug for Htpasswd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Htpasswd")
+            .field("path", &self.path)
+            .field("users", &self.users.len())
+            .finish_non_exhaustive()
+    }
+}
 
 impl Htpasswd {
     /// Reads and checks the file at `path`. Reads the disk: call it where the config is
@@ -262,6 +271,8 @@ mod tests {
         let a = Htpasswd::parse(&text, "f").expect("valid");
         let b = Htpasswd::parse(&text, "f").expect("valid");
         assert_ne!(a.id(), b.id());
+        let shown = format!("{a:?}");
+        assert_eq!(shown, "Htpasswd { path: \"f\", users: 1, .. }");
         assert!(a.entry("alice").1);
         assert!(!a.entry("mallory").1);
     }

@@ -129,6 +129,7 @@ impl Verifier {
     /// helper thread. Never blocks and never hashes on the caller's thread: an unknown
     /// user and a wrong password cost a helper thread one verification each, like a right
     /// one.
+    #[must_use = "Some(answer) is the answer: done will not be called"]
     pub fn check(
         &self,
         file: &Arc<Htpasswd>,
@@ -181,6 +182,14 @@ impl Verifier {
             queued: self.pool.queued(),
             cached: self.shared.cache.len(),
         }
+    }
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Verifier")
+            .field("stats", &self.stats())
+            .finish()
     }
 }
 
