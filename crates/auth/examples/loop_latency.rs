@@ -2,17 +2,23 @@
 //! passwords against bcrypt cost 10 entries.
 //!
 //! ```sh
-//! cargo run --release -p tether-auth --example loop_latency [-- SECONDS_PER_PHASE]
+//! cargo run --release -p tether-auth --example loop_latency [-- SECONDS_PER_SLICE ROUNDS]
 //! ```
 //!
 //! The main thread plays the loop: every 200 µs a request of an already authenticated
-//! client arrives (its success is cached, so `check` answers at once). In the second
-//! phase 20 attacker clients each resubmit a wrong password as soon as their previous one
-//! was answered (the callback queues the answer as a `mio::Waker` would; a `Busy` answer
-//! is retried on the next tick). Printed per phase: the time the loop's thread spends in
-//! each `check` call, and the latency of the other client's requests (from their arrival
-//! to their answer: the loop's own delay included). Also printed: how long a first login
-//! waits behind the attackers' queue, the honest cost of a shared pool.
+//! client arrives (its success is cached, so `check` answers at once). Each round runs
+//! three slices, so that the machine's other load falls on all three alike:
+//!
+//! - `baseline`: only that client;
+//! - `attack`: 20 attacker clients each send a new wrong password as soon as their previous
+//!   one was answered (the callback queues the answer as a `mio::Waker` would; `Busy` is
+//!   retried on the next tick), and one first login of a legitimate user half way through;
+//! - `inline` (the control): what the same loop would suffer if it verified hashes itself,
+//!   with only ONE wrong password per second.
+//!
+//! Printed per slice kind: the time the loop's thread spends in each `check` call and the
+//! other client's request latency (arrival to answer, the loop's own scheduling delay
+//! included), and how long the first logins waited behind the attackers' queue.
 
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -23,6 +29,25 @@ use tether_auth::{AuthResult, Htpasswd, Options, Verifier};
 
 const ATTACKERS: usize = 20;
 const TICK: Duration = Duration::from_micros(200);
+const LOGIN: usize = usize::MAX;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    Baseline,
+    Attack,
+    Inline,
+}
+
+#[derive(Default)]
+struct Samples {
+    cached_check: Vec<Duration>,
+    attacker_check: Vec<Duration>,
+    latency: Vec<Duration>,
+    login_waits: Vec<Duration>,
+    wrong_verified: u64,
+    busy: u64,
+    seconds: f64,
+}
 
 fn basic(user: &str, password: &str) -> Vec<u8> {
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
@@ -37,7 +62,7 @@ fn summary(samples: &mut [Duration]) -> String {
     samples.sort();
     let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
     format!(
-        "n={:>6}  p50={:>7.1} us  p99={:>7.1} us  max={:>8.1} us",
+        "n={:>6}  p50={:>8.1} us  p99={:>8.1} us  max={:>9.1} us",
         samples.len(),
         at(0.5),
         at(0.99),
@@ -45,157 +70,172 @@ fn summary(samples: &mut [Duration]) -> String {
     )
 }
 
-struct Phase {
-    cached_check: Vec<Duration>,
-    attacker_check: Vec<Duration>,
-    latency: Vec<Duration>,
-    verifications: u64,
-    busy: u64,
-    login_wait: Option<Duration>,
+struct Bench {
+    verifier: Verifier,
+    file: Arc<Htpasswd>,
+    alice_hash: String,
 }
 
-fn run_phase(
-    verifier: &Verifier,
-    file: &Arc<Htpasswd>,
-    seconds: f64,
-    attack: bool,
-    login: Option<&[u8]>,
-) -> Phase {
-    let cached = basic("alice", "alice-pw");
-    let wrong: Vec<Vec<u8>> = (0..ATTACKERS)
-        .map(|i| basic("alice", &format!("guess-{i}")))
-        .collect();
-    let (answers_tx, answers_rx) = mpsc::channel::<(usize, AuthResult)>();
-    let mut to_send: Vec<usize> = if attack {
-        (0..ATTACKERS).collect()
-    } else {
-        vec![]
-    };
-    let before = verifier.stats();
-    let mut phase = Phase {
-        cached_check: Vec::new(),
-        attacker_check: Vec::new(),
-        latency: Vec::new(),
-        verifications: 0,
-        busy: 0,
-        login_wait: None,
-    };
-    let start = Instant::now();
-    let end = start + Duration::from_secs_f64(seconds);
-    let mut login_sent: Option<Instant> = None;
-    let mut next = start;
-    while next < end {
-        // Sleep until the next request arrives, as a loop waits in epoll.
-        let now = Instant::now();
-        if next > now {
-            std::thread::sleep(next - now);
-        }
-        let arrival = next;
-        next += TICK;
+impl Bench {
+    /// One slice of `kind`, its samples added to `out`. `login` is a first login sent half
+    /// way through an attack slice.
+    fn slice(&self, kind: Kind, seconds: f64, login: &[u8], out: &mut Samples) {
+        let cached = basic("alice", "alice-pw");
+        let wrong: Vec<Vec<u8>> = (0..ATTACKERS)
+            .map(|i| basic("alice", &format!("guess-{i}")))
+            .collect();
+        let (answers_tx, answers_rx) = mpsc::channel::<(usize, AuthResult)>();
+        let mut to_send: Vec<usize> = if kind == Kind::Attack {
+            (0..ATTACKERS).collect()
+        } else {
+            vec![]
+        };
+        let mut outstanding = 0usize;
+        let before = self.verifier.stats();
+        let start = Instant::now();
+        let end = start + Duration::from_secs_f64(seconds);
+        let mut login_sent: Option<Instant> = None;
+        let mut next_inline = start + Duration::from_millis(500);
+        let mut next = start;
+        while next < end {
+            // Sleep until the next request arrives, as a loop waits in epoll.
+            let now = Instant::now();
+            if next > now {
+                std::thread::sleep(next - now);
+            }
+            let arrival = next;
+            next += TICK;
 
-        // The answers the helper threads queued (the "waker" events).
-        while let Ok((who, answer)) = answers_rx.try_recv() {
-            if who == usize::MAX {
-                if let Some(sent) = login_sent {
-                    phase.login_wait = Some(sent.elapsed());
+            // The answers the helper threads queued (the "waker" events).
+            while let Ok((who, answer)) = answers_rx.try_recv() {
+                outstanding -= 1;
+                if who == LOGIN {
+                    assert!(matches!(answer, AuthResult::Ok { .. }), "{answer:?}");
+                    if let Some(sent) = login_sent {
+                        out.login_waits.push(sent.elapsed());
+                    }
+                } else {
+                    assert_eq!(answer, AuthResult::Denied);
+                    out.wrong_verified += 1;
+                    to_send.push(who);
                 }
-                assert!(matches!(answer, AuthResult::Ok { .. }), "{answer:?}");
-            } else {
-                assert_eq!(answer, AuthResult::Denied);
-                to_send.push(who);
             }
-        }
-        // The attackers' next tries.
-        for who in std::mem::take(&mut to_send) {
-            let tx = answers_tx.clone();
-            let t = Instant::now();
-            let answer = verifier.check(
-                file,
-                Some(&wrong[who]),
-                Box::new(move |r| {
-                    let _ = tx.send((who, r));
-                }),
-            );
-            phase.attacker_check.push(t.elapsed());
-            match answer {
-                None => {}
-                Some(AuthResult::Busy) => to_send.push(who),
-                Some(other) => panic!("a wrong password answered at once: {other:?}"),
+            // The attackers' next tries.
+            for who in std::mem::take(&mut to_send) {
+                let tx = answers_tx.clone();
+                let t = Instant::now();
+                let answer = self.verifier.check(
+                    &self.file,
+                    Some(&wrong[who]),
+                    Box::new(move |r| {
+                        let _ = tx.send((who, r));
+                    }),
+                );
+                out.attacker_check.push(t.elapsed());
+                match answer {
+                    None => outstanding += 1,
+                    Some(AuthResult::Busy) => to_send.push(who),
+                    Some(other) => panic!("a wrong password answered at once: {other:?}"),
+                }
             }
-        }
-        // A first login half way through.
-        if let (Some(header), None) = (login, login_sent) {
-            if arrival >= start + Duration::from_secs_f64(seconds / 2.0) {
+            // A first login half way through an attack.
+            let half = start + Duration::from_secs_f64(seconds / 2.0);
+            if kind == Kind::Attack && login_sent.is_none() && arrival >= half {
                 let tx = answers_tx.clone();
                 login_sent = Some(Instant::now());
-                let answer = verifier.check(
-                    file,
-                    Some(header),
+                let answer = self.verifier.check(
+                    &self.file,
+                    Some(login),
                     Box::new(move |r| {
-                        let _ = tx.send((usize::MAX, r));
+                        let _ = tx.send((LOGIN, r));
                     }),
                 );
                 assert_eq!(answer, None, "a first login needs a verification");
+                outstanding += 1;
+            }
+            // The control: one wrong password per second hashed on the loop itself.
+            if kind == Kind::Inline && arrival >= next_inline {
+                next_inline += Duration::from_secs(1);
+                let ok = bcrypt::verify("guess", &self.alice_hash).unwrap_or(false);
+                assert!(!ok);
+                out.wrong_verified += 1;
+            }
+            // The other client's request.
+            let t = Instant::now();
+            let answer = self
+                .verifier
+                .check(&self.file, Some(&cached), Box::new(|_| {}));
+            let done = Instant::now();
+            out.cached_check.push(done - t);
+            out.latency.push(done - arrival);
+            assert!(matches!(answer, Some(AuthResult::Ok { .. })), "{answer:?}");
+        }
+        // Let the attackers' last tries (and the login) finish outside the measurement, so
+        // the next slice starts quiet.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while outstanding > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match answers_rx.recv_timeout(left) {
+                Ok((who, _)) => {
+                    outstanding -= 1;
+                    if who == LOGIN {
+                        if let Some(sent) = login_sent {
+                            out.login_waits.push(sent.elapsed());
+                        }
+                    }
+                }
+                Err(e) => panic!("answers still missing after 120 s: {e}"),
             }
         }
-        // The other client's request.
-        let t = Instant::now();
-        let answer = verifier.check(file, Some(&cached), Box::new(|_| {}));
-        let done = Instant::now();
-        phase.cached_check.push(done - t);
-        phase.latency.push(done - arrival);
-        assert!(matches!(answer, Some(AuthResult::Ok { .. })), "{answer:?}");
+        let after = self.verifier.stats();
+        out.busy += after.busy - before.busy;
+        out.seconds += seconds;
     }
-    let after = verifier.stats();
-    // The first login may still wait behind the attackers' queue: wait for it (bounded).
-    if let (Some(sent), None) = (login_sent, phase.login_wait) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while let Ok((who, _)) =
-            answers_rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
-        {
-            if who == usize::MAX {
-                phase.login_wait = Some(sent.elapsed());
-                break;
-            }
-        }
-    }
-    phase.verifications = after.verifications - before.verifications;
-    phase.busy = after.busy - before.busy;
-    phase
 }
 
 fn main() -> Result<(), String> {
-    let seconds: f64 = match std::env::args().nth(1) {
-        Some(s) => s
-            .parse()
-            .map_err(|_| format!("not a number of seconds: {s:?}"))?,
-        None => 3.0,
+    let mut args = std::env::args().skip(1);
+    let mut number = |default: f64| -> Result<f64, String> {
+        match args.next() {
+            Some(s) => s.parse().map_err(|_| format!("not a number: {s:?}")),
+            None => Ok(default),
+        }
     };
-    let hash = |pw: &str| bcrypt::hash(pw, 10).map_err(|e| e.to_string());
-    // The format of `htpasswd -B -C 10`.
-    let text = format!(
-        "alice:{}\nbob:{}\n",
-        hash("alice-pw")?.replacen("$2b$", "$2y$", 1),
-        hash("bob-pw")?.replacen("$2b$", "$2y$", 1)
-    );
+    let seconds = number(1.0)?;
+    let rounds = number(6.0)? as usize;
+
+    // The format of `htpasswd -B -C 10`: alice, and one user per round for a first login.
+    let hash = |pw: &str| -> Result<String, String> {
+        let h = bcrypt::hash(pw, 10).map_err(|e| e.to_string())?;
+        Ok(h.replacen("$2b$", "$2y$", 1))
+    };
+    let alice_hash = hash("alice-pw")?;
+    let mut text = format!("alice:{alice_hash}\n");
+    for i in 0..rounds {
+        text += &format!("login{i}:{}\n", hash("login-pw")?);
+    }
     let file = Arc::new(Htpasswd::parse(&text, "bench-users").map_err(|e| e.to_string())?);
     let options = Options::default();
-    let verifier = Verifier::new(&options)?;
+    let bench = Bench {
+        verifier: Verifier::new(&options)?,
+        file,
+        alice_hash,
+    };
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!("load average at start: {}", load.trim());
     println!(
-        "bcrypt cost 10, {} helper thread(s), queue {}, {} attackers, a request every {} us, {seconds} s per phase",
+        "bcrypt cost 10, {} helper thread(s), queue {}, {ATTACKERS} attackers, a request every {} us, \
+         {rounds} rounds of {seconds} s slices",
         options.threads,
         options.queue,
-        ATTACKERS,
         TICK.as_micros()
     );
 
     // alice logs in once; her later requests are cache hits.
     let (tx, rx) = mpsc::channel();
     let t = Instant::now();
-    let first = verifier.check(
-        &file,
+    let first = bench.verifier.check(
+        &bench.file,
         Some(&basic("alice", "alice-pw")),
         Box::new(move |r| {
             let _ = tx.send(r);
@@ -208,44 +248,61 @@ fn main() -> Result<(), String> {
         .recv_timeout(Duration::from_secs(30))
         .map_err(|e| format!("no answer to the first login: {e}"))?;
     println!(
-        "one bcrypt cost 10 verification (first login): {:.1} ms -> {answer:?}",
+        "one bcrypt cost 10 verification on a helper thread: {:.1} ms -> {answer:?}",
         t.elapsed().as_secs_f64() * 1e3
     );
 
-    let bob = basic("bob", "bob-pw");
-    for (name, attack) in [("baseline", false), ("20 wrong-password clients", true)] {
-        let mut p = run_phase(
-            &verifier,
-            &file,
-            seconds,
-            attack,
-            attack.then_some(&bob[..]),
-        );
+    let kinds = [
+        (Kind::Baseline, "baseline (no attack)"),
+        (
+            Kind::Attack,
+            "20 wrong-password clients, hashes on the helper thread",
+        ),
+        (
+            Kind::Inline,
+            "control: 1 wrong password/s hashed on the loop itself",
+        ),
+    ];
+    let mut samples: Vec<Samples> = kinds.iter().map(|_| Samples::default()).collect();
+    for round in 0..rounds {
+        let login = basic(&format!("login{round}"), "login-pw");
+        for ((kind, _), out) in kinds.iter().zip(samples.iter_mut()) {
+            bench.slice(*kind, seconds, &login, out);
+        }
+    }
+    for ((kind, name), s) in kinds.iter().zip(samples.iter_mut()) {
         println!("\n{name}:");
         println!(
             "  check() on the loop, cached client  {}",
-            summary(&mut p.cached_check)
+            summary(&mut s.cached_check)
         );
-        if attack {
+        if *kind == Kind::Attack {
             println!(
                 "  check() on the loop, attackers      {}",
-                summary(&mut p.attacker_check)
+                summary(&mut s.attacker_check)
             );
         }
         println!(
             "  other client's request latency      {}",
-            summary(&mut p.latency)
+            summary(&mut s.latency)
         );
-        println!(
-            "  wrong passwords verified: {} ({:.0}/s), answered Busy: {}",
-            p.verifications,
-            p.verifications as f64 / seconds,
-            p.busy
-        );
-        if let Some(wait) = p.login_wait {
+        if *kind != Kind::Baseline {
             println!(
-                "  a first login (bob) behind the attackers' queue: {:.0} ms",
-                wait.as_secs_f64() * 1e3
+                "  wrong passwords answered during the slices: {} ({:.1}/s), Busy: {}",
+                s.wrong_verified,
+                s.wrong_verified as f64 / s.seconds,
+                s.busy
+            );
+        }
+        if !s.login_waits.is_empty() {
+            let ms: Vec<String> = s
+                .login_waits
+                .iter()
+                .map(|d| format!("{:.0}", d.as_secs_f64() * 1e3))
+                .collect();
+            println!(
+                "  first logins behind the attackers' queue: {} ms",
+                ms.join(", ")
             );
         }
     }
