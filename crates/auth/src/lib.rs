@@ -8,7 +8,9 @@
 //!   that need no hashing (no header, a malformed one, a recent success found in the cache,
 //!   `cache.rs`) come back at once; every password hash is verified on a helper thread
 //!   (`pool.rs`) and the answer comes back through a callback, so the event loop never pays
-//!   for a bcrypt, right password or wrong.
+//!   for a bcrypt, right password or wrong. User names with recent failures wait in a back
+//!   lane of the queue (`failures.rs`), so guessing one user's password does not hold up
+//!   the other users' logins.
 //! - `credentials.rs` decodes the `Authorization: Basic` value and builds the
 //!   `WWW-Authenticate` value of a `401` ([`www_authenticate`]).
 //!
@@ -17,6 +19,7 @@
 
 mod cache;
 mod credentials;
+mod failures;
 mod htpasswd;
 mod pool;
 mod scheme;

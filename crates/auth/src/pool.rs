@@ -1,7 +1,9 @@
-//! The helper threads that verify password hashes, fed by a bounded queue.
+//! The helper threads that verify password hashes, fed by a bounded queue of two lanes.
 //!
 //! [`Pool::submit`] never blocks: a full queue hands the job back at once (the verifier
-//! answers `Busy`). The threads run at a lower scheduling priority (nice 10 on Linux) so
+//! answers `Busy`). Jobs in the front lane are taken first; the back lane (checks for user
+//! names under attack, see `failures.rs`) may hold at most half the queue, so it can
+//! neither delay nor crowd out the front lane's jobs. The threads run at a lower scheduling priority (nice 10 on Linux) so
 //! that a flood of hashes yields the CPU to the event loops. Dropping the pool lets the
 //! threads finish the queued jobs (every callback still runs once) and exit; it does not
 //! wait for them, so the thread that drops it (a loop, after a reload) never blocks.
@@ -11,14 +13,22 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread;
 
 struct State<J> {
-    jobs: VecDeque<J>,
+    front: VecDeque<J>,
+    back: VecDeque<J>,
     closed: bool,
+}
+
+impl<J> State<J> {
+    fn len(&self) -> usize {
+        self.front.len() + self.back.len()
+    }
 }
 
 struct Shared<J> {
     state: Mutex<State<J>>,
     ready: Condvar,
     capacity: usize,
+    back_capacity: usize,
 }
 
 impl<J> Shared<J> {
@@ -42,13 +52,16 @@ impl<J: Send + 'static> Pool<J> {
         capacity: usize,
         work: Arc<dyn Fn(J) + Send + Sync>,
     ) -> Result<Pool<J>, String> {
+        let capacity = capacity.max(1);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                jobs: VecDeque::with_capacity(capacity.max(1)),
+                front: VecDeque::with_capacity(capacity),
+                back: VecDeque::new(),
                 closed: false,
             }),
             ready: Condvar::new(),
-            capacity: capacity.max(1),
+            capacity,
+            back_capacity: capacity.div_ceil(2),
         });
         let pool = Pool {
             shared: Arc::clone(&shared),
@@ -64,13 +77,20 @@ impl<J: Send + 'static> Pool<J> {
         Ok(pool)
     }
 
-    /// Queues `job`, or hands it back when `capacity` jobs already wait.
-    pub(crate) fn submit(&self, job: J) -> Result<(), J> {
+    /// Queues `job` in the front lane, or in the back lane when `back`; hands it back when
+    /// `capacity` jobs already wait, or half of it in the back lane.
+    pub(crate) fn submit(&self, job: J, back: bool) -> Result<(), J> {
         let mut state = self.shared.lock();
-        if state.jobs.len() >= self.shared.capacity {
+        if state.len() >= self.shared.capacity
+            || (back && state.back.len() >= self.shared.back_capacity)
+        {
             return Err(job);
         }
-        state.jobs.push_back(job);
+        if back {
+            state.back.push_back(job);
+        } else {
+            state.front.push_back(job);
+        }
         drop(state);
         self.shared.ready.notify_one();
         Ok(())
@@ -78,7 +98,7 @@ impl<J: Send + 'static> Pool<J> {
 
     /// Jobs waiting for a thread now (not those being worked on).
     pub(crate) fn queued(&self) -> usize {
-        self.shared.lock().jobs.len()
+        self.shared.lock().len()
     }
 }
 
@@ -94,7 +114,7 @@ fn run<J>(shared: &Shared<J>, work: &(dyn Fn(J) + Send + Sync)) {
     loop {
         let mut state = shared.lock();
         let job = loop {
-            if let Some(job) = state.jobs.pop_front() {
+            if let Some(job) = state.front.pop_front().or_else(|| state.back.pop_front()) {
                 break job;
             }
             if state.closed {
@@ -127,7 +147,7 @@ mod tests {
     use std::time::Duration;
 
     #[test]
-    fn full_queue_hands_the_job_back_and_drop_drains() {
+    fn lanes_full_queue_and_drop_drains() {
         let (entered_tx, entered_rx) = mpsc::channel::<u32>();
         let (release_tx, release_rx) = mpsc::channel::<()>();
         let release_rx = Mutex::new(release_rx);
@@ -142,24 +162,29 @@ mod tests {
             }
             let _ = done_tx.lock().map(|tx| tx.send(n));
         });
-        let pool = Pool::start("test-pool", 1, 2, work).expect("threads");
-        assert!(pool.submit(0).is_ok());
+        let pool = Pool::start("test-pool", 1, 4, work).expect("threads");
+        assert!(pool.submit(0, false).is_ok());
         assert_eq!(entered_rx.recv_timeout(Duration::from_secs(30)), Ok(0));
-        // The only thread is held inside job 0: two jobs fit in the queue, the third not.
-        assert!(pool.submit(1).is_ok());
-        assert!(pool.submit(2).is_ok());
-        assert_eq!(pool.queued(), 2);
-        assert_eq!(pool.submit(3), Err(3));
+        // The only thread is held inside job 0. The back lane takes half the queue (2).
+        assert!(pool.submit(1, true).is_ok());
+        assert!(pool.submit(2, true).is_ok());
+        assert_eq!(pool.submit(3, true), Err(3));
+        // The front lane takes the rest, then the queue is full for both.
+        assert!(pool.submit(4, false).is_ok());
+        assert!(pool.submit(5, false).is_ok());
+        assert_eq!(pool.queued(), 4);
+        assert_eq!(pool.submit(6, false), Err(6));
+        assert_eq!(pool.submit(7, true), Err(7));
         drop(pool);
         release_tx.send(()).expect("the job waits");
-        let mut done: Vec<u32> = (0..3)
+        // The front lane first, each lane in order; every queued job runs after drop.
+        let done: Vec<u32> = (0..5)
             .map(|_| {
                 done_rx
                     .recv_timeout(Duration::from_secs(30))
                     .expect("a job ran")
             })
             .collect();
-        done.sort();
-        assert_eq!(done, [0, 1, 2]);
+        assert_eq!(done, [0, 4, 5, 1, 2]);
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::cache::{SuccessCache, Tag};
 use crate::credentials::parse_basic;
+use crate::failures::Failures;
 use crate::pool::Pool;
 use crate::scheme;
 use crate::{AuthResult, Done, Htpasswd};
@@ -27,6 +28,12 @@ pub struct Options {
     pub cache_entries: usize,
     /// How long a success is remembered. Default: 5 minutes.
     pub cache_ttl: Duration,
+    /// Failed verifications of one user name within `suspect_window` after which that
+    /// name's checks wait in the back lane of the queue, behind other users' logins and
+    /// in at most half the queue; 0 turns this off. Default: 3.
+    pub suspect_failures: u32,
+    /// See `suspect_failures`. Default: 1 minute.
+    pub suspect_window: Duration,
 }
 
 impl Default for Options {
@@ -37,6 +44,8 @@ impl Default for Options {
             queue: 64,
             cache_entries: 10_000,
             cache_ttl: Duration::from_secs(300),
+            suspect_failures: 3,
+            suspect_window: Duration::from_secs(60),
         }
     }
 }
@@ -54,8 +63,11 @@ pub struct Stats {
     pub accepted: u64,
     /// Answered `Denied` (at once or after a verification).
     pub denied: u64,
-    /// Answered `Busy` (the queue was full).
+    /// Answered `Busy` (the queue, or its back lane, was full).
     pub busy: u64,
+    /// Checks for a user name with recent failures: queued in the back lane (or answered
+    /// `Busy` when it was full).
+    pub back_lane: u64,
     /// Verifications waiting for a thread now.
     pub queued: usize,
     /// Successes in the cache now.
@@ -70,6 +82,7 @@ struct Counters {
     accepted: AtomicU64,
     denied: AtomicU64,
     busy: AtomicU64,
+    back_lane: AtomicU64,
 }
 
 fn bump(counter: &AtomicU64) {
@@ -82,12 +95,17 @@ struct Job {
     user: String,
     password: Vec<u8>,
     tag: Tag,
+    user_key: u64,
     done: Done,
 }
+
+/// Most user names whose recent failures are tracked (see `failures.rs`).
+const SUSPECTS_TRACKED: usize = 10_000;
 
 /// What the helper threads share with the verifier.
 struct Shared {
     cache: SuccessCache,
+    failures: Failures,
     counters: Counters,
 }
 
@@ -108,6 +126,11 @@ impl Verifier {
             .map_err(|e| format!("no randomness for the auth cache key: {e}"))?;
         let shared = Arc::new(Shared {
             cache: SuccessCache::new(&secret, options.cache_entries, options.cache_ttl),
+            failures: Failures::new(
+                options.suspect_failures,
+                options.suspect_window,
+                SUSPECTS_TRACKED,
+            ),
             counters: Counters::default(),
         });
         let for_threads = Arc::clone(&shared);
@@ -147,19 +170,26 @@ impl Verifier {
             return Some(AuthResult::Denied);
         };
         let tag = self.shared.cache.tag(file.id(), value);
-        if let Some(user) = self.shared.cache.get(&tag, Instant::now()) {
+        let now = Instant::now();
+        if let Some(user) = self.shared.cache.get(&tag, now) {
             bump(&counters.cache_hits);
             bump(&counters.accepted);
             return Some(AuthResult::Ok { user });
+        }
+        let user_key = self.shared.failures.key(file.id(), &credentials.user);
+        let back = self.shared.failures.is_suspect(user_key, now);
+        if back {
+            bump(&counters.back_lane);
         }
         let job = Job {
             file: Arc::clone(file),
             user: credentials.user,
             password: credentials.password,
             tag,
+            user_key,
             done,
         };
-        match self.pool.submit(job) {
+        match self.pool.submit(job, back) {
             Ok(()) => None,
             Err(_job) => {
                 bump(&counters.busy);
@@ -179,6 +209,7 @@ impl Verifier {
             accepted: load(&c.accepted),
             denied: load(&c.denied),
             busy: load(&c.busy),
+            back_lane: load(&c.back_lane),
             queued: self.pool.queued(),
             cached: self.shared.cache.len(),
         }
@@ -201,6 +232,7 @@ fn verify(shared: &Shared, job: Job) {
         user,
         mut password,
         tag,
+        user_key,
         done,
     } = job;
     let (entry, known) = file.entry(&user);
@@ -215,9 +247,11 @@ fn verify(shared: &Shared, job: Job) {
     bump(&shared.counters.verifications);
     let answer = if matched && known {
         shared.cache.insert(tag, &user, Instant::now());
+        shared.failures.succeeded(user_key);
         bump(&shared.counters.accepted);
         AuthResult::Ok { user }
     } else {
+        shared.failures.failed(user_key, Instant::now());
         bump(&shared.counters.denied);
         AuthResult::Denied
     };

@@ -231,3 +231,93 @@ fn answers_still_come_after_the_verifier_is_dropped() {
         Err(mpsc::RecvTimeoutError::Disconnected)
     );
 }
+
+#[test]
+fn a_user_under_attack_does_not_hold_up_other_logins() {
+    let users = file(&[("alice", "pw"), ("bob", "pw2")]);
+    let verifier = Verifier::new(&Options {
+        threads: 1,
+        queue: 4,
+        suspect_failures: 3,
+        ..Options::default()
+    })
+    .expect("verifier");
+    // Three failures for alice: her name goes to the back lane.
+    for _ in 0..3 {
+        assert_eq!(
+            check_wait(&verifier, &users, &basic("alice", "guess")),
+            AuthResult::Denied
+        );
+    }
+    assert_eq!(verifier.stats().back_lane, 0);
+
+    // Hold the only helper thread inside an answer's callback.
+    let (entered_tx, entered_rx) = mpsc::channel();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let held = verifier.check(
+        &users,
+        Some(&basic("carol", "x")),
+        Box::new(move |r| {
+            let _ = entered_tx.send(r);
+            let _ = release_rx.recv_timeout(ANSWER_WAIT);
+        }),
+    );
+    assert_eq!(held, None);
+    assert_eq!(entered_rx.recv_timeout(ANSWER_WAIT), Ok(AuthResult::Denied));
+
+    let (tx, rx) = mpsc::channel::<(&str, AuthResult)>();
+    let send = |label: &'static str| {
+        let tx = tx.clone();
+        Box::new(move |r| {
+            let _ = tx.send((label, r));
+        }) as tether_auth::Done
+    };
+    // More guesses for alice: the back lane holds half the queue (2), then Busy.
+    assert_eq!(
+        verifier.check(&users, Some(&basic("alice", "g1")), send("guess 1")),
+        None
+    );
+    assert_eq!(
+        verifier.check(&users, Some(&basic("alice", "g2")), send("guess 2")),
+        None
+    );
+    assert_eq!(
+        verifier.check(&users, Some(&basic("alice", "g3")), send("guess 3")),
+        Some(AuthResult::Busy)
+    );
+    // bob's login queues in front of them.
+    assert_eq!(
+        verifier.check(&users, Some(&basic("bob", "pw2")), send("bob")),
+        None
+    );
+    let stats = verifier.stats();
+    assert_eq!(
+        (stats.back_lane, stats.busy, stats.queued),
+        (3, 1, 3),
+        "{stats:?}"
+    );
+
+    release_tx.send(()).expect("the held callback waits");
+    let order: Vec<(&str, AuthResult)> = (0..3)
+        .map(|_| rx.recv_timeout(ANSWER_WAIT).expect("an answer"))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("bob", ok("bob")),
+            ("guess 1", AuthResult::Denied),
+            ("guess 2", AuthResult::Denied)
+        ]
+    );
+    // alice's right password still works (from the back lane) and clears her failures.
+    assert_eq!(
+        check_wait(&verifier, &users, &basic("alice", "pw")),
+        ok("alice")
+    );
+    let before = verifier.stats().back_lane;
+    assert_eq!(
+        check_wait(&verifier, &users, &basic("alice", "guess")),
+        AuthResult::Denied
+    );
+    assert_eq!(verifier.stats().back_lane, before, "failures were cleared");
+}
