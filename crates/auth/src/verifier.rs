@@ -191,7 +191,8 @@ impl Verifier {
         };
         match self.pool.submit(job, back) {
             Ok(()) => None,
-            Err(_job) => {
+            Err(mut job) => {
+                job.password.fill(0);
                 bump(&counters.busy);
                 Some(AuthResult::Busy)
             }
