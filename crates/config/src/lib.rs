@@ -72,6 +72,7 @@ pub mod certs;
 mod json_pos;
 mod listener;
 mod ops;
+pub mod rules;
 mod servers;
 mod session_json;
 pub mod spec;

@@ -37,6 +37,7 @@ use super::spec::{
 use super::tls::FrontPart;
 use super::{millis, upstream, ConfigError, ListenerSpec, Target};
 use crate::acl::{Acl, Cidr, StatusFormat};
+use crate::rules::{self, RawHeaderRules, RawRules, ServerRules};
 use tether_files::FileOptions;
 
 type At<'a> = &'a dyn Fn(Range<usize>, String) -> ConfigError;
@@ -59,6 +60,10 @@ pub(super) struct RawServer {
     proxy_protocol: Option<Spanned<super::tls::RawProxyProtocol>>,
     /// HTTP/2 too (ALPN `h2` over TLS, h2c with prior knowledge without).
     http2: Option<Spanned<bool>>,
+    /// Header rules and request ids its routes inherit (`rules.rs`).
+    request_headers: Option<Spanned<RawHeaderRules>>,
+    response_headers: Option<Spanned<RawHeaderRules>>,
+    request_id: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -82,6 +87,12 @@ pub(super) struct RawRoute {
     allow: Vec<Spanned<String>>,
     #[serde(default)]
     deny: Vec<Spanned<String>>,
+    /// Header rules, path rewriting, request ids (`rules.rs`).
+    request_headers: Option<Spanned<RawHeaderRules>>,
+    response_headers: Option<Spanned<RawHeaderRules>>,
+    request_id: Option<Spanned<String>>,
+    strip_prefix: Option<bool>,
+    add_prefix: Option<Spanned<String>>,
 }
 
 /// `port_rewrite = { host = "127.0.0.1", min = 2000, max = 2999 }`.
@@ -214,9 +225,17 @@ pub(super) fn check(
             span.clone(),
             at,
         )?;
+        let inherited = rules::server(
+            RawRules {
+                request_headers: &s.request_headers,
+                response_headers: &s.response_headers,
+                request_id: &s.request_id,
+            },
+            at,
+        )?;
         let mut routes = Vec::new();
         for r in s.route {
-            routes.push(check_route(r, &pools, max_body, brokers, at)?);
+            routes.push(check_route(r, &pools, max_body, brokers, &inherited, at)?);
         }
         let host = HostSpec {
             hostnames: s.hostnames.iter().map(|h| h.to_ascii_lowercase()).collect(),
@@ -241,6 +260,7 @@ fn check_route(
     pools: &HashMap<String, UpstreamId>,
     max_body: Option<u64>,
     brokers: &[String],
+    inherited: &ServerRules,
     at: At<'_>,
 ) -> Result<RouteSpec, ConfigError> {
     let span = r.span();
@@ -359,11 +379,24 @@ fn check_route(
         allow: cidrs(&r.allow)?,
         deny: cidrs(&r.deny)?,
     };
+    let rules = rules::route(
+        inherited,
+        RawRules {
+            request_headers: &r.request_headers,
+            response_headers: &r.response_headers,
+            request_id: &r.request_id,
+        },
+        &path,
+        r.strip_prefix,
+        &r.add_prefix,
+        at,
+    )?;
     Ok(RouteSpec {
         path,
         action,
         acl,
         max_body: r.max_body_size.or(max_body),
         ports,
+        rules,
     })
 }

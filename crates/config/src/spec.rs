@@ -13,6 +13,7 @@ use tether_balance::{FailoverMode, PoolOptions, ServerConfig};
 use super::ConfigError;
 use crate::acl::{Acl, StatusFormat};
 use crate::certs::UpstreamTlsOptions;
+use crate::rules::RouteRules;
 use tether_files::FileOptions;
 
 /// Where something was written (`path:line:col`), for an error only found when it is built.
@@ -97,6 +98,8 @@ pub struct RouteSpec {
     pub max_body: Option<u64>,
     /// `port_rewrite`: `/<port>/...` goes to `host:<port>` for ports in the range.
     pub ports: Option<PortRange>,
+    /// Header rules, path rewriting and request ids (`rules.rs`).
+    pub rules: RouteRules,
 }
 
 impl RouteSpec {
@@ -108,6 +111,7 @@ impl RouteSpec {
             acl: Acl::default(),
             max_body: None,
             ports: None,
+            rules: RouteRules::default(),
         }
     }
 }

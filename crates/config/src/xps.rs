@@ -299,5 +299,6 @@ fn route(r: XpsRoute, upstreams: &mut Vec<UpstreamSpec>, pos: Pos) -> Result<Rou
         acl,
         max_body: None,
         ports: None,
+        rules: Default::default(),
     })
 }
