@@ -116,6 +116,8 @@ pub struct Route {
     pub max_body: Option<u64>,
     /// `/<port>/...` paths under this route go to a local port (see `PortRewrite`).
     pub ports: Option<Arc<PortRewrite>>,
+    /// Header rules, path rewriting, request ids (`http/rules.rs`); `None`: nothing to do.
+    pub rules: Option<Arc<tether_config::rules::RouteRules>>,
 }
 
 impl Route {
@@ -166,6 +168,7 @@ impl Router {
             acl: Acl::default(),
             max_body: None,
             ports: None,
+            rules: None,
         };
         Router {
             hosts: vec![VirtualHost {
@@ -228,6 +231,7 @@ mod tests {
             acl: Acl::default(),
             max_body: None,
             ports: None,
+            rules: None,
         }
     }
 

@@ -181,6 +181,7 @@ impl Upstreams<'_> {
             ports: r
                 .ports
                 .map(|p| Arc::new(PortRewrite::new(p.host, p.min, p.max))),
+            rules: (!r.rules.is_empty()).then(|| Arc::new(r.rules.clone())),
         })
     }
 

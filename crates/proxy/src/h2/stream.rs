@@ -319,6 +319,8 @@ impl H2Session {
                         upstream,
                         max_body: route.max_body,
                         retarget: Some(target),
+                        rules: None,
+                        request_id: None,
                     };
                     self.pick(cx, id, req, None, early)
                 }
@@ -375,12 +377,7 @@ impl H2Session {
                 self.answer_status(cx, id, 413, "")
             }
             Action::Proxy(upstream) => {
-                let req = Proxied {
-                    head,
-                    upstream: upstream.clone(),
-                    max_body: route.max_body,
-                    retarget: None,
-                };
+                let req = Proxied::new(head, upstream.clone(), route);
                 self.pick(cx, id, req, None, early);
             }
         }

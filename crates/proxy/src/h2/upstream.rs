@@ -28,6 +28,7 @@ use crate::http::affinity::{self, Pick};
 use crate::http::conn::secure;
 use crate::http::forward;
 use crate::http::phases::Proxied;
+use crate::http::rules::{Given, Vars};
 use crate::upstream::Upstream;
 
 /// Upstream bytes read ahead of the response head (and of the body while `Out` is full).
@@ -264,10 +265,27 @@ impl H2Session {
         }
     }
 
-    fn head_for(&self, req: &Proxied, pick: &Pick) -> Bytes {
+    fn head_for(&self, cx: &Cx<'_>, req: &Proxied, pick: &Pick) -> Bytes {
         let edits = Some(&pick.request).filter(|e| !e.is_empty());
         let (ip, https) = (&self.peer.ip_text, self.peer.tls.is_some());
-        forward::upstream_request(&req.head, ip, https, pick.server.addr(), edits).freeze()
+        let head = forward::upstream_request(&req.head, ip, https, pick.server.addr(), edits);
+        match Given::of(&req.rules, &req.request_id) {
+            Some(g) => g.request(head, &self.vars(cx, req, g, pick)).freeze(),
+            None => head.freeze(),
+        }
+    }
+
+    /// What the rules' placeholders read for this stream's exchange (`http/rules.rs`,
+    /// shared with HTTP/1.1).
+    fn vars<'a>(&self, cx: &Cx<'_>, req: &'a Proxied, g: Given<'a>, pick: &Pick) -> Vars<'a> {
+        Vars {
+            client: cx.peer_addr(self.peer.conn),
+            tls: self.peer.tls.clone(),
+            req: &req.head,
+            request_id: g.id.unwrap_or(""),
+            upstream_name: req.upstream.name(),
+            upstream_addr: pick.server.addr(),
+        }
     }
 
     /// Phase 8, forward: send the request to the server `pick` names.
@@ -283,7 +301,7 @@ impl H2Session {
             up: ConnId::dangling(),
             link: Link::Connecting(None),
             upstream: req.upstream.clone(),
-            head: self.head_for(&req, &pick),
+            head: self.head_for(cx, &req, &pick),
             _active: pick.server.acquire(),
             pick,
             tried: Vec::new(),
@@ -355,7 +373,7 @@ impl H2Session {
             }
             return self.answer_status(cx, id, status, "");
         };
-        x.head = self.head_for(&x.req, &next);
+        x.head = self.head_for(cx, &x.req, &next);
         x._active = next.server.acquire();
         x.pick = next;
         x.retried = false;
@@ -497,6 +515,10 @@ impl H2Session {
         x.up_keep_alive = resp.keep_alive;
         let edits = Some(&x.pick.response).filter(|e| !e.is_empty());
         let head = forward::client_response(&resp, &ctx.server, true, edits);
+        let head = match Given::of(&x.req.rules, &x.req.request_id) {
+            Some(g) => g.response(head, &self.vars(cx, &x.req, g, &x.pick)),
+            None => head,
+        };
         let head = secure(&ctx.spec, head.freeze());
         let Some(s) = self.streams.get_mut(&id) else {
             return abandon(cx, x);

@@ -208,6 +208,8 @@ pub(super) fn port_rewrite(
         upstream,
         max_body,
         retarget: Some(target),
+        rules: None,
+        request_id: None,
     };
     phases::pick(c, cx, req, None)
 }

@@ -29,6 +29,7 @@ use super::{drain, head_deadline, local, mounts, proxy, HeadDeadline, State};
 use crate::metrics::ReqKind;
 use crate::router::{Action, PortRewrite, Route};
 use crate::upstream::Upstream;
+use tether_config::rules::RouteRules;
 
 /// `on_wake` key: the store answered a `fetch` (`State::AwaitingStore`).
 pub(super) const KEY_FETCH: u64 = 1;
@@ -41,9 +42,29 @@ pub(crate) struct Proxied {
     pub max_body: Option<u64>,
     /// The target to send instead of the client's (`port_rewrite`).
     pub retarget: Option<String>,
+    /// The route's header rules and path rewriting (`rules.rs`).
+    pub rules: Option<Arc<RouteRules>>,
+    /// This request's `X-Request-Id`, when the route gives one.
+    pub request_id: Option<Box<str>>,
 }
 
 impl Proxied {
+    /// A request for `upstream` under `route` (its body limit, rules and request id).
+    pub(crate) fn new(head: RequestHead, upstream: Arc<Upstream>, route: &Route) -> Proxied {
+        let rules = route.rules.clone();
+        let request_id = rules
+            .as_ref()
+            .and_then(|r| super::rules::request_id(r.request_id, &head));
+        Proxied {
+            head,
+            upstream,
+            max_body: route.max_body,
+            retarget: None,
+            rules,
+            request_id,
+        }
+    }
+
     /// Phase 7's decision for this request (`affinity::decide`); a server picked gets the
     /// request's new target, if it has one. Shared by HTTP/1.1 and HTTP/2.
     pub(crate) fn decide(
@@ -57,6 +78,14 @@ impl Proxied {
         let mut decision = affinity::decide(&affinity, &self.head, fetched);
         if let (Decision::Go(pick), Some(target)) = (&mut decision, self.retarget.take()) {
             pick.request.target = Some(target);
+        }
+        if let (Decision::Go(pick), Some(rules)) = (&mut decision, &self.rules) {
+            let base = pick.request.target.as_deref().unwrap_or(self.head.target());
+            match super::rules::rewrite_target(rules, base) {
+                Ok(Some(target)) => pick.request.target = Some(target),
+                Ok(None) => {}
+                Err(()) => return Decision::Refuse(400, "the rewritten path climbs above /"),
+            }
         }
         decision
     }
@@ -251,12 +280,7 @@ fn module(c: &mut Conn, cx: &mut Cx<'_>, route: &Route, head: RequestHead) -> St
             c.status(cx, 413, head_only)
         }
         Action::Proxy(upstream) => {
-            let req = Proxied {
-                head,
-                upstream: upstream.clone(),
-                max_body: route.max_body,
-                retarget: None,
-            };
+            let req = Proxied::new(head, upstream.clone(), route);
             pick(c, cx, req, None)
         }
         Action::Redirect { status, location } => {

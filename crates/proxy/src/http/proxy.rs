@@ -29,9 +29,11 @@ use super::affinity::{self, Pick};
 use super::conn::{secure, Conn};
 use super::phases::Proxied;
 use super::relay::{relay, Relay};
+use super::rules::{Given, Vars};
 use super::{forward, State};
 use crate::idle::KEY_CONNECT;
 use crate::upstream::Upstream;
+use tether_config::rules::RouteRules;
 
 /// Bytes of upstream response read ahead while its head is parsed.
 const HEAD_READ: usize = 64 * 1024;
@@ -60,6 +62,9 @@ pub(super) struct Exchange {
     head: Bytes,
     /// This request was retried once on a fresh connection.
     retried: bool,
+    /// The route's header rules and the request's id (`rules.rs`).
+    rules: Option<Arc<RouteRules>>,
+    request_id: Option<Box<str>>,
     // The request: the pipe to the upstream, the chunked body being relayed, done.
     to_up: Option<PipeId>,
     req_relay: Option<Relay>,
@@ -83,17 +88,48 @@ impl Exchange {
     }
 }
 
-/// The request head for the picked server, with the affinity's edits.
-fn head_for(c: &Conn, cx: &Cx<'_>, req: &RequestHead, pick: &Pick) -> Bytes {
+/// The request head for the picked server, with the affinity's edits and the route's rules.
+fn head_for(
+    c: &Conn,
+    cx: &Cx<'_>,
+    req: &RequestHead,
+    pick: &Pick,
+    given: Option<Given<'_>>,
+    up: &Upstream,
+) -> Bytes {
     let edits = Some(&pick.request).filter(|e| !e.is_empty());
     let addr = pick.server.addr();
     let https = cx.tls_info(c.client).is_some();
-    forward::upstream_request(req, &c.client_ip_text(cx), https, addr, edits).freeze()
+    let head = forward::upstream_request(req, &c.client_ip_text(cx), https, addr, edits);
+    match given {
+        Some(g) => g.request(head, &vars(c, cx, req, g, up, pick)).freeze(),
+        None => head.freeze(),
+    }
+}
+
+/// What the rules' placeholders read for this exchange.
+fn vars<'a>(
+    c: &Conn,
+    cx: &Cx<'_>,
+    req: &'a RequestHead,
+    g: Given<'a>,
+    up: &'a Upstream,
+    pick: &Pick,
+) -> Vars<'a> {
+    Vars {
+        client: cx.peer_addr(c.client),
+        tls: cx.tls_info(c.client),
+        req,
+        request_id: g.id.unwrap_or(""),
+        upstream_name: up.name(),
+        upstream_addr: pick.server.addr(),
+    }
 }
 
 /// Phase 8, forward: send `req` to the server `pick` names.
 pub(super) fn start(c: &mut Conn, cx: &mut Cx<'_>, req: Proxied, pick: Pick) -> State {
-    let head = head_for(c, cx, &req.head, &pick);
+    let given = Given::of(&req.rules, &req.request_id);
+    let head = head_for(c, cx, &req.head, &pick, given, &req.upstream);
     c.hold(&pick.server);
     let x = Box::new(Exchange {
         up: ConnId::dangling(),
@@ -105,6 +141,8 @@ pub(super) fn start(c: &mut Conn, cx: &mut Cx<'_>, req: Proxied, pick: Pick) -> 
         max_body: req.max_body,
         head,
         retried: false,
+        rules: req.rules,
+        request_id: req.request_id,
         to_up: None,
         req_relay: None,
         req_done: false,
@@ -180,7 +218,14 @@ fn connect_failed(
         return c.fail(cx, status);
     };
     x.pick = next;
-    x.head = head_for(c, cx, &x.req, &x.pick);
+    x.head = head_for(
+        c,
+        cx,
+        &x.req,
+        &x.pick,
+        Given::of(&x.rules, &x.request_id),
+        &x.upstream,
+    );
     x.retried = false;
     c.hold(&x.pick.server);
     connect(c, cx, x, true)
@@ -416,6 +461,7 @@ fn respond(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>, resp: ResponseHe
     x.up_keep_alive = resp.keep_alive;
     let edits = Some(&x.pick.response).filter(|e| !e.is_empty());
     let head = forward::client_response(&resp, &c.ctx.server, c.keep_alive, edits);
+    let head = response_rules(c, cx, &x, head);
     let head = secure(c.spec(), head.freeze());
     let interim_sent = x.to_client.is_some();
     let buffered = x.up_buf.len() as u64;
@@ -454,6 +500,14 @@ fn respond(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>, resp: ResponseHe
     next
 }
 
+/// The client's response head with the route's response rules applied.
+fn response_rules(c: &Conn, cx: &Cx<'_>, x: &Exchange, head: BytesMut) -> BytesMut {
+    match Given::of(&x.rules, &x.request_id) {
+        Some(g) => g.response(head, &vars(c, cx, &x.req, g, &x.upstream, &x.pick)),
+        None => head,
+    }
+}
+
 /// The final response head arrived: a 5xx counts against the server (passive health),
 /// anything else for it; the affinity tags or learns what the response creates.
 fn learn_from(c: &Conn, cx: &Cx<'_>, x: &mut Exchange, resp: &ResponseHead) {
@@ -472,6 +526,7 @@ fn learn_from(c: &Conn, cx: &Cx<'_>, x: &mut Exchange, resp: &ResponseHead) {
 fn tunnel(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>, resp: &ResponseHead) -> State {
     let edits = Some(&x.pick.response).filter(|e| !e.is_empty());
     let head = forward::client_response(resp, &c.ctx.server, true, edits);
+    let head = response_rules(c, cx, &x, head);
     let head = secure(c.spec(), head.freeze());
     c.close_reader(cx);
     for p in [x.up_reader.take(), x.to_up.take()].into_iter().flatten() {

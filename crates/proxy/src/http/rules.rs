@@ -1,0 +1,430 @@
+//! A route's header rules, path rewriting and request ids (`tether_config::rules`), applied
+//! in one place for HTTP/1.1 and HTTP/2 alike: both write the heads they forward as
+//! HTTP/1.1 bytes (`forward::upstream_request`, `forward::client_response`), and `apply`
+//! rewrites those bytes once the server is picked (so `{upstream_addr}` is known).
+//!
+//! Order: the lines a rule removes or sets are dropped, then `set` lines (an empty value
+//! writes nothing: that turns a default like `X-Forwarded-For` off), then `add` lines, then
+//! `X-Request-Id`. Headers tether manages (hop-by-hop, framing; `Host` except by a request
+//! `set`) are never touched, whatever a rule says. Values are cleaned of control bytes.
+//!
+//! `rewrite_target`: `strip_prefix` / `add_prefix`, the result normalised (`.` dropped, `..`
+//! popped) and refused when it would climb above `/`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use tether_config::rules::{is_managed, HeaderRules, Part, RequestIdMode, RouteRules, Var};
+use tether_core::tls::TlsInfo;
+use tether_http::{write_header, RequestHead};
+
+/// What the placeholders of a rule read.
+pub(crate) struct Vars<'a> {
+    pub client: Option<SocketAddr>,
+    pub tls: Option<Arc<TlsInfo>>,
+    pub req: &'a RequestHead,
+    pub request_id: &'a str,
+    pub upstream_name: &'a str,
+    pub upstream_addr: SocketAddr,
+}
+
+/// The route's rules and the request's id, as a forwarded request carries them.
+#[derive(Clone, Copy)]
+pub(crate) struct Given<'a> {
+    pub rules: &'a RouteRules,
+    pub id: Option<&'a str>,
+}
+
+impl<'a> Given<'a> {
+    pub fn of(rules: &'a Option<Arc<RouteRules>>, id: &'a Option<Box<str>>) -> Option<Given<'a>> {
+        rules.as_deref().map(|rules| Given {
+            rules,
+            id: id.as_deref(),
+        })
+    }
+
+    /// The request head for the server, rules applied.
+    pub fn request(self, head: BytesMut, vars: &Vars<'_>) -> BytesMut {
+        apply(head, &self.rules.request, self.id, vars, true)
+    }
+
+    /// The response head for the client, rules applied.
+    pub fn response(self, head: BytesMut, vars: &Vars<'_>) -> BytesMut {
+        apply(head, &self.rules.response, self.id, vars, false)
+    }
+}
+
+/// The request id of a request under `mode` (`None`: off).
+pub(crate) fn request_id(mode: RequestIdMode, req: &RequestHead) -> Option<Box<str>> {
+    match mode {
+        RequestIdMode::Off => None,
+        RequestIdMode::Trust => match req.header("x-request-id") {
+            Some(v) if sane_id(v) => std::str::from_utf8(v).ok().map(Into::into),
+            _ => Some(new_id().into()),
+        },
+        RequestIdMode::Generate => Some(new_id().into()),
+    }
+}
+
+/// A client's id worth trusting: 1 to 128 visible ASCII characters.
+fn sane_id(v: &[u8]) -> bool {
+    (1..=128).contains(&v.len()) && v.iter().all(|b| (0x21..0x7f).contains(b))
+}
+
+/// 128 random bits as 32 lower-case hex digits (the OS's generator; should it ever fail,
+/// the time and a process counter, still unique).
+pub(crate) fn new_id() -> String {
+    static FALLBACK: AtomicU64 = AtomicU64::new(0);
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        bytes[..8].copy_from_slice(&nanos.to_be_bytes());
+        let n = FALLBACK.fetch_add(1, Ordering::Relaxed) ^ u64::from(std::process::id());
+        bytes[8..].copy_from_slice(&n.to_be_bytes());
+    }
+    let mut out = String::with_capacity(32);
+    for b in bytes {
+        out.push_str(&format!("{b:02x}"));
+    }
+    out
+}
+
+/// The target to send for `target` (the client's, or the affinity's rewrite of it) under
+/// `rules`: `Ok(None)` when unchanged, `Err` when the path would climb above `/`.
+pub(crate) fn rewrite_target(rules: &RouteRules, target: &str) -> Result<Option<String>, ()> {
+    if rules.strip_prefix.is_none() && rules.add_prefix.is_none() {
+        return Ok(None);
+    }
+    // Origin form only (an absolute-form target was routed by its path too, but is rare:
+    // it is sent as the path it names).
+    let split = target.find(['?', '#']).unwrap_or(target.len());
+    let (path, query) = target.split_at(split);
+    let path = match path.find("://") {
+        Some(i) => path[i + 3..].find('/').map_or("/", |j| &path[i + 3 + j..]),
+        None => path,
+    };
+    let mut rest = path;
+    if let Some(prefix) = &rules.strip_prefix {
+        if let Some(r) = rest.strip_prefix(prefix.as_str()) {
+            if r.is_empty() || r.starts_with('/') {
+                rest = r;
+            }
+        }
+    }
+    let normal = normalise(rest)?;
+    let add = rules.add_prefix.as_deref().unwrap_or("");
+    let mut out = String::with_capacity(add.len() + normal.len() + query.len());
+    out.push_str(add);
+    if !(normal == "/" && !add.is_empty() && !rest.ends_with('/')) {
+        out.push_str(&normal);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    // A fragment is never sent.
+    out.push_str(query.split('#').next().unwrap_or(""));
+    Ok(Some(out))
+}
+
+/// `path` with `.` segments dropped and `..` popped (`%2e` counts as a dot); `Err` when a
+/// `..` would climb above `/`. Always starts with `/`.
+fn normalise(path: &str) -> Result<String, ()> {
+    let mut segs: Vec<&str> = Vec::new();
+    let trailing = path.ends_with('/') || path.is_empty();
+    for seg in path.split('/').filter(|s| !s.is_empty()) {
+        let dots = seg.to_ascii_lowercase().replace("%2e", ".");
+        match dots.as_str() {
+            "." => {}
+            ".." => {
+                segs.pop().ok_or(())?;
+            }
+            _ => segs.push(seg),
+        }
+    }
+    let mut out = String::with_capacity(path.len() + 1);
+    for s in &segs {
+        out.push('/');
+        out.push_str(s);
+    }
+    if trailing || out.is_empty() {
+        out.push('/');
+    }
+    Ok(out)
+}
+
+/// `head` (a whole HTTP/1.1 head as tether wrote it) with `rules` applied and
+/// `X-Request-Id: id` written when there is an id. `request`: a request head (`Host` may
+/// then be set).
+pub(crate) fn apply(
+    head: BytesMut,
+    rules: &HeaderRules,
+    id: Option<&str>,
+    vars: &Vars<'_>,
+    request: bool,
+) -> BytesMut {
+    if rules.is_empty() && id.is_none() {
+        return head;
+    }
+    let values: Vec<(&str, Vec<u8>)> = rules
+        .set
+        .iter()
+        .map(|(n, t)| (n.as_str(), expand(&t.0, vars)))
+        .collect();
+    // A request's Host is replaced only by a non-empty value.
+    let host_set = request
+        && values
+            .iter()
+            .any(|(n, v)| n.eq_ignore_ascii_case("host") && !v.is_empty());
+    let drops = |name: &str| -> bool {
+        if name.eq_ignore_ascii_case("host") {
+            return host_set;
+        }
+        if is_managed(name) {
+            return false;
+        }
+        (id.is_some() && name.eq_ignore_ascii_case("x-request-id"))
+            || rules.remove.iter().any(|m| m.matches(name))
+            || rules.set.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+    };
+    let mut out = BytesMut::with_capacity(head.len() + 128);
+    let mut lines = head[..].split(|&b| b == b'\n');
+    if let Some(first) = lines.next() {
+        out.extend_from_slice(first);
+        out.extend_from_slice(b"\n");
+    }
+    for line in lines {
+        let text = line.strip_suffix(b"\r").unwrap_or(line);
+        if text.is_empty() {
+            break;
+        }
+        let name = text
+            .iter()
+            .position(|&b| b == b':')
+            .and_then(|i| std::str::from_utf8(&text[..i]).ok())
+            .unwrap_or("");
+        if !drops(name) {
+            out.extend_from_slice(text);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    for (name, value) in &values {
+        let allowed = !is_managed(name) || (request && name.eq_ignore_ascii_case("host"));
+        if allowed && !value.is_empty() {
+            write_header(&mut out, name, value);
+        }
+    }
+    for (name, t) in &rules.add {
+        if !is_managed(name) {
+            let value = expand(&t.0, vars);
+            if !value.is_empty() {
+                write_header(&mut out, name, &value);
+            }
+        }
+    }
+    if let Some(id) = id {
+        write_header(&mut out, "X-Request-Id", id.as_bytes());
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// A template's value for this request; control bytes (CR, LF, NUL...) are dropped.
+fn expand(parts: &[Part], v: &Vars<'_>) -> Vec<u8> {
+    let mut out: Vec<u8> = Vec::new();
+    for p in parts {
+        match p {
+            Part::Lit(s) => out.extend_from_slice(s.as_bytes()),
+            Part::Var(var) => var_value(var, v, &mut out),
+        }
+    }
+    out.retain(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f));
+    let trimmed = out.trim_ascii();
+    if trimmed.len() != out.len() {
+        return trimmed.to_vec();
+    }
+    out
+}
+
+fn var_value(var: &Var, v: &Vars<'_>, out: &mut Vec<u8>) {
+    let sni = || {
+        v.tls
+            .as_ref()
+            .and_then(|t| t.sni.clone())
+            .unwrap_or_default()
+    };
+    match var {
+        Var::ClientIp => {
+            if let Some(a) = v.client {
+                out.extend_from_slice(a.ip().to_string().as_bytes());
+            }
+        }
+        Var::ClientPort => {
+            if let Some(a) = v.client {
+                out.extend_from_slice(a.port().to_string().as_bytes());
+            }
+        }
+        Var::Scheme => {
+            out.extend_from_slice(if v.tls.is_some() { b"https" } else { b"http" });
+        }
+        Var::Host => match v.req.host() {
+            Some(h) => out.extend_from_slice(strip_port(h).as_bytes()),
+            None => out.extend_from_slice(sni().as_bytes()),
+        },
+        Var::Path => out.extend_from_slice(v.req.path().as_bytes()),
+        Var::Query => {
+            let q = v.req.query();
+            out.extend_from_slice(q.strip_prefix('?').unwrap_or(q).as_bytes());
+        }
+        Var::RequestId => out.extend_from_slice(v.request_id.as_bytes()),
+        Var::TlsVersion => {
+            if let Some(t) = &v.tls {
+                out.extend_from_slice(t.version.as_bytes());
+            }
+        }
+        Var::Sni => out.extend_from_slice(sni().as_bytes()),
+        Var::Header(name) => {
+            let mut first = true;
+            for (n, value) in v.req.headers() {
+                if n.eq_ignore_ascii_case(name) {
+                    if !first {
+                        out.extend_from_slice(b", ");
+                    }
+                    out.extend_from_slice(value);
+                    first = false;
+                }
+            }
+        }
+        Var::Cookie(name) => {
+            let found = v
+                .req
+                .headers()
+                .filter(|(n, _)| n.eq_ignore_ascii_case("cookie"))
+                .filter_map(|(_, value)| std::str::from_utf8(value).ok())
+                .find_map(|h| tether_balance::find_cookie(h, name));
+            if let Some(c) = found {
+                out.extend_from_slice(c.as_bytes());
+            }
+        }
+        Var::UpstreamName => out.extend_from_slice(v.upstream_name.as_bytes()),
+        Var::UpstreamAddr => out.extend_from_slice(v.upstream_addr.to_string().as_bytes()),
+    }
+}
+
+/// `host[:port]` or `[v6][:port]` without the port.
+fn strip_port(h: &str) -> &str {
+    if h.starts_with('[') {
+        return h.find(']').map_or(h, |i| &h[..=i]);
+    }
+    match h.rfind(':') {
+        Some(i) if h[i + 1..].bytes().all(|b| b.is_ascii_digit()) => &h[..i],
+        _ => h,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tether_config::rules::{NameMatch, Template};
+    use tether_http::{parse_request, Limits, Parsed};
+
+    fn req(raw: &[u8]) -> RequestHead {
+        match parse_request(raw, &Limits::default()) {
+            Ok(Parsed::Complete(h)) => h,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn strip(prefix: Option<&str>, add: Option<&str>) -> RouteRules {
+        RouteRules {
+            strip_prefix: prefix.map(Into::into),
+            add_prefix: add.map(Into::into),
+            ..RouteRules::default()
+        }
+    }
+
+    #[test]
+    fn targets() {
+        let r = strip(Some("/api"), None);
+        assert_eq!(rewrite_target(&r, "/api/x?y=1"), Ok(Some("/x?y=1".into())));
+        assert_eq!(rewrite_target(&r, "/api"), Ok(Some("/".into())));
+        assert_eq!(
+            rewrite_target(&r, "/api/a/../b/./c/"),
+            Ok(Some("/b/c/".into()))
+        );
+        assert_eq!(rewrite_target(&r, "/api/../x"), Err(()));
+        assert_eq!(rewrite_target(&r, "/api/%2e%2E/x"), Err(()));
+        let r = strip(Some("/api"), Some("/v1"));
+        assert_eq!(rewrite_target(&r, "/api/x"), Ok(Some("/v1/x".into())));
+        assert_eq!(rewrite_target(&r, "/api"), Ok(Some("/v1".into())));
+        assert_eq!(rewrite_target(&r, "/api/"), Ok(Some("/v1/".into())));
+        let r = strip(None, Some("/v1"));
+        assert_eq!(rewrite_target(&r, "/api/x"), Ok(Some("/v1/api/x".into())));
+        assert_eq!(rewrite_target(&RouteRules::default(), "/x"), Ok(None));
+    }
+
+    #[test]
+    fn header_rules() {
+        let r = req(b"GET /p?q=1 HTTP/1.1\r\nHost: a.example:8080\r\nX-Tenant: t1\r\nCookie: a=1; sid=abc\r\n\r\n");
+        let vars = Vars {
+            client: Some("10.1.2.3:4567".parse().unwrap()),
+            tls: None,
+            req: &r,
+            request_id: "rid",
+            upstream_name: "app",
+            upstream_addr: "127.0.0.1:9".parse().unwrap(),
+        };
+        let rules = HeaderRules {
+            remove: vec![
+                NameMatch::Prefix("x-internal-".into()),
+                NameMatch::Exact("connection".into()),
+            ],
+            set: vec![
+                (
+                    "X-Who".into(),
+                    Template::parse("{client_ip}:{client_port} {scheme} {host}{path}?{query}")
+                        .unwrap(),
+                ),
+                ("X-Real-IP".into(), Template::parse("").unwrap()),
+                ("Connection".into(), Template::parse("x").unwrap()),
+            ],
+            add: vec![(
+                "X-More".into(),
+                Template::parse(
+                    "{header.x-tenant}/{cookie.sid}/{upstream_name}@{upstream_addr}/{request_id}",
+                )
+                .unwrap(),
+            )],
+        };
+        let head = BytesMut::from(&b"GET /p?q=1 HTTP/1.1\r\nHost: a.example:8080\r\nX-Internal-A: 1\r\nX-Real-IP: 10.1.2.3\r\nConnection: close\r\nX-Request-Id: evil\r\n\r\n"[..]);
+        let out = apply(head, &rules, Some("rid"), &vars, true);
+        let s = String::from_utf8(out.to_vec()).unwrap();
+        assert_eq!(
+            s,
+            "GET /p?q=1 HTTP/1.1\r\nHost: a.example:8080\r\nConnection: close\r\n\
+             X-Who: 10.1.2.3:4567 http a.example/p?q=1\r\n\
+             X-More: t1/abc/app@127.0.0.1:9/rid\r\nX-Request-Id: rid\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn ids() {
+        let a = new_id();
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(a, new_id());
+        let r = req(b"GET / HTTP/1.1\r\nHost: h\r\nX-Request-Id: abc-1\r\n\r\n");
+        assert_eq!(
+            request_id(RequestIdMode::Trust, &r).as_deref(),
+            Some("abc-1")
+        );
+        assert_ne!(
+            request_id(RequestIdMode::Generate, &r).as_deref(),
+            Some("abc-1")
+        );
+        assert_eq!(request_id(RequestIdMode::Off, &r), None);
+    }
+}
