@@ -95,9 +95,8 @@ fn header_rules_paths_and_ids_over_http1() {
     assert_eq!(status, 200, "{head}\n{seen}");
     // Path: the route's prefix stripped, /v1 added, normalised; query kept.
     assert_eq!(backend_line(&seen), "GET /v1/x/z?q=1 HTTP/1.1", "{seen}");
-    let want_who = format!(
-        "http|site.example|/api/x/./y/../z|q=1|t1|abc|app|127.0.0.1:{up}|{{lit}}"
-    );
+    let want_who =
+        format!("http|site.example|/api/x/./y/../z|q=1|t1|abc|app|127.0.0.1:{up}|{{lit}}");
     assert_eq!(header(&seen, "X-Who"), Some(want_who.as_str()), "{seen}");
     let client = header(&seen, "X-Client").unwrap_or("");
     let (ip, cport) = client.split_once(':').unwrap_or(("", ""));
@@ -107,7 +106,11 @@ fn header_rules_paths_and_ids_over_http1() {
     // tether's defaults: overridden, turned off, kept.
     assert_eq!(header(&seen, "X-Forwarded-Proto"), Some("edge"), "{seen}");
     assert_eq!(header(&seen, "X-Real-IP"), None, "{seen}");
-    assert_eq!(header(&seen, "X-Forwarded-For"), Some("127.0.0.1"), "{seen}");
+    assert_eq!(
+        header(&seen, "X-Forwarded-For"),
+        Some("127.0.0.1"),
+        "{seen}"
+    );
     assert_eq!(header(&seen, "Host"), Some("site.example:8080"), "{seen}");
     // A generated id replaces the client's, reaches the backend and comes back.
     let id = header(&seen, "X-Request-Id");
@@ -137,10 +140,7 @@ fn header_rules_paths_and_ids_over_http1() {
     assert_eq!(backend_line(&seen), "GET /trusted/a HTTP/1.1", "{seen}");
     let (_, head, seen) = curl_get(port, "/trusted/a", &[]);
     assert!(is_id(header(&seen, "X-Request-Id")), "{seen}");
-    assert_eq!(
-        header(&head, "X-Request-Id"),
-        header(&seen, "X-Request-Id")
-    );
+    assert_eq!(header(&head, "X-Request-Id"), header(&seen, "X-Request-Id"));
     // The server's rules reach every route; `off`: the client's header passes as it is,
     // and none comes back.
     let (_, head, seen) = curl_get(port, "/off", &["X-Request-Id: mine"]);
@@ -165,15 +165,13 @@ fn header_rules_paths_and_ids_over_http2() {
             .output()
             .expect("python3 support_h2_get.py (needs the h2 package)");
         let text = String::from_utf8_lossy(&out.stdout);
-        serde_json::from_str(&text).unwrap_or_else(|e| {
-            panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr))
-        })
+        serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)))
     };
     let field = |v: &serde_json::Value, name: &str| -> Option<String> {
         v["headers"].as_array().and_then(|hs| {
-            hs.iter().find_map(|h| {
-                (h[0].as_str()? == name).then(|| h[1].as_str().map(String::from))?
-            })
+            hs.iter()
+                .find_map(|h| (h[0].as_str()? == name).then(|| h[1].as_str().map(String::from))?)
         })
     };
     let a = run(
@@ -217,11 +215,11 @@ fn bad_rules_are_check_errors_with_positions() {
     let cases = [
         (
             "[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:1\"]\n\n[[server]]\nlisten = [\"127.0.0.1:1\"]\n\n[[server.route]]\npath = \"/\"\nproxy = \"app\"\nrequest_headers = { set = { \"X-A\" = \"ip={clinet_ip}\" } }\n",
-            "tether.toml:11:38: `set.X-A`: unknown placeholder `{clinet_ip}` (did you mean `{client_ip}`?)",
+            "tether.toml:11:41: `set.X-A`: unknown placeholder `{clinet_ip}` (did you mean `{client_ip}`?)",
         ),
         (
             "[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:1\"]\n\n[[server]]\nlisten = [\"127.0.0.1:1\"]\nresponse_headers = { set = { \"Connection\" = \"close\" } }\n",
-            "tether.toml:7:47: `set`: \"Connection\" is a header tether manages",
+            "tether.toml:7:45: `set`: \"Connection\" is a header tether manages",
         ),
         (
             "[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:1\"]\n\n[[server]]\nlisten = [\"127.0.0.1:1\"]\nrequest_id = \"maybe\"\n",
@@ -242,6 +240,10 @@ fn bad_rules_are_check_errors_with_positions() {
             .expect("tether check");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{config}");
-        assert!(err.contains(want), "want {want:?} in {err} ({})", path.display());
+        assert!(
+            err.contains(want),
+            "want {want:?} in {err} ({})",
+            path.display()
+        );
     }
 }
