@@ -9,9 +9,12 @@ use std::process::Command;
 
 use common::*;
 
-fn config(port: u16, up: u16) -> String {
+fn config(port: u16, up: u16, log: &std::path::Path) -> String {
+    let log = log.display();
     format!(
-        r#"[[upstream]]
+        r#"access_log = "{log}"
+
+[[upstream]]
 name = "app"
 servers = ["127.0.0.1:{up}"]
 
@@ -77,7 +80,8 @@ fn header_rules_paths_and_ids_over_http1() {
     let dir = TempDir::new("header-rules-h1");
     let (port, up) = (free_port(), free_port());
     let _backend = python_echo_head(up);
-    let _t = tether(&dir, &config(port, up), &[port]);
+    let log = dir.path().join("access.log");
+    let _t = tether(&dir, &config(port, up, &log), &[port]);
 
     let (status, head, seen) = curl_get(
         port,
@@ -117,6 +121,17 @@ fn header_rules_paths_and_ids_over_http1() {
     assert!(is_id(id), "{seen}");
     assert_eq!(header(&seen, "X-Rid"), id, "{seen}");
     assert_eq!(header(&head, "X-Request-Id"), id, "{head}");
+    // ... and ends the request's access-log line.
+    let want = format!("\"GET /api/x/./y/../z?q=1 HTTP/1.1\" 200 ");
+    let rid = format!(" rid={}\n", id.unwrap_or("?"));
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || logged().lines().any(
+            |l| l.contains(&want) && (l.to_string() + "\n").ends_with(&rid)
+        )),
+        "{rid:?} in {}",
+        logged()
+    );
     // Response rules.
     assert_eq!(header(&head, "X-Frame-Options"), Some("DENY"), "{head}");
     assert_eq!(header(&head, "X-Served-By"), Some("app"), "{head}");
@@ -155,7 +170,8 @@ fn header_rules_paths_and_ids_over_http2() {
     let dir = TempDir::new("header-rules-h2");
     let (port, up) = (free_port(), free_port());
     let _backend = python_echo_head(up);
-    let _t = tether(&dir, &config(port, up), &[port]);
+    let log = dir.path().join("access.log");
+    let _t = tether(&dir, &config(port, up, &log), &[port]);
     let run = |path: &str, extra: &[&str]| -> serde_json::Value {
         let out = Command::new("python3")
             .arg(repo().join("tests/support_h2_get.py"))
@@ -196,6 +212,15 @@ fn header_rules_paths_and_ids_over_http2() {
     let id = header(&seen, "X-Request-Id").map(String::from);
     assert!(is_id(id.as_deref()), "{seen}");
     assert_eq!(field(&a, "x-request-id"), id, "{a}");
+    let rid = format!(" rid={}", id.as_deref().unwrap_or("?"));
+    let logged = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || logged()
+            .lines()
+            .any(|l| l.contains("HTTP/2.0\" 200 ") && l.ends_with(&rid))),
+        "{rid:?} in {}",
+        logged()
+    );
     assert_eq!(field(&a, "x-frame-options").as_deref(), Some("DENY"), "{a}");
     assert_eq!(field(&a, "x-served-by").as_deref(), Some("app"), "{a}");
     assert_eq!(field(&a, "content-type"), None, "{a}");

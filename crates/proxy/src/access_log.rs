@@ -3,6 +3,8 @@
 //!
 //! `127.0.0.1 - - [21/Nov/2026:17:20:00 +0000] "GET /x HTTP/1.1" 200 "-" "curl/7.88.1" 0.003`
 //!
+//! A request a route gives an id (`request_id`) ends its line with ` rid=<id>`.
+//!
 //! Written to stderr or appended to a file (`access_log = "stderr" | "off" | "/path"`), one
 //! `write` per line under a short lock shared by the workers.
 
@@ -27,6 +29,8 @@ pub struct Entry<'a> {
     pub duration: Duration,
     /// On a TLS connection: version, cipher, SNI and ALPN, after the duration.
     pub tls: Option<&'a tether_core::tls::TlsInfo>,
+    /// The request's `X-Request-Id` (a route with `request_id`), last as `rid=...`.
+    pub request_id: Option<&'a str>,
 }
 
 impl AccessLog {
@@ -55,8 +59,11 @@ impl AccessLog {
                 t.alpn.as_deref().unwrap_or("-")
             )
         });
+        let rid = e
+            .request_id
+            .map_or(String::new(), |id| format!(" rid={}", id.escape_default()));
         let line = format!(
-            "{ip} - - [{}] \"{}\" {} \"{}\" \"{}\" {:.3}{tls}\n",
+            "{ip} - - [{}] \"{}\" {} \"{}\" \"{}\" {:.3}{tls}{rid}\n",
             clf_time(SystemTime::now()),
             e.request_line.escape_default(),
             e.status,

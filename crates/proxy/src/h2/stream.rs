@@ -156,6 +156,13 @@ impl Stream {
         }
     }
 
+    /// The request's `X-Request-Id`, for its access-log line.
+    pub fn note_request_id(&mut self, id: Option<&str>) {
+        if let Some(c) = self.current.as_mut() {
+            c.note_request_id(id);
+        }
+    }
+
     pub fn note_status(&mut self, status: u16) {
         if let Some(c) = self.current.as_mut() {
             c.status = status;
@@ -250,6 +257,7 @@ impl H2Session {
                 ),
                 referer: "-".into(),
                 user_agent: "-".into(),
+                request_id: None,
             }),
         });
         self.begin(cx, id, &head.method[..] == b"HEAD", log);
@@ -266,6 +274,7 @@ impl H2Session {
                 line: "- - HTTP/2.0".into(),
                 referer: "-".into(),
                 user_agent: "-".into(),
+                request_id: None,
             })
         });
         self.begin(cx, id, false, log);

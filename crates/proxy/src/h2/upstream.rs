@@ -297,6 +297,9 @@ impl H2Session {
         pick: Pick,
         early: Early,
     ) {
+        if let Some(s) = self.streams.get_mut(&id) {
+            s.note_request_id(req.request_id.as_deref());
+        }
         let x = Box::new(Exchange {
             up: ConnId::dangling(),
             link: Link::Connecting(None),

@@ -75,10 +75,21 @@ pub(crate) struct Current {
     pub log: Option<Box<LogText>>,
 }
 
+impl Current {
+    /// The request's `X-Request-Id` (`rules.rs`), for its access-log line.
+    pub fn note_request_id(&mut self, id: Option<&str>) {
+        if let (Some(log), Some(id)) = (self.log.as_mut(), id) {
+            log.request_id = Some(id.into());
+        }
+    }
+}
+
 pub(crate) struct LogText {
     pub line: String,
     pub referer: String,
     pub user_agent: String,
+    /// The request id, when the route gives one (`rid=` at the end of the line).
+    pub request_id: Option<Box<str>>,
 }
 
 impl LogText {
@@ -92,6 +103,7 @@ impl LogText {
             line: format!("{} {} {version}", head.method_str(), head.target()),
             referer: text("referer"),
             user_agent: text("user-agent"),
+            request_id: None,
         })
     }
 }
@@ -117,6 +129,7 @@ pub(crate) fn log_done(
         user_agent: &text.user_agent,
         duration: took,
         tls,
+        request_id: text.request_id.as_deref(),
     });
 }
 

@@ -128,6 +128,9 @@ fn vars<'a>(
 
 /// Phase 8, forward: send `req` to the server `pick` names.
 pub(super) fn start(c: &mut Conn, cx: &mut Cx<'_>, req: Proxied, pick: Pick) -> State {
+    if let Some(cur) = c.current.as_mut() {
+        cur.note_request_id(req.request_id.as_deref());
+    }
     let given = Given::of(&req.rules, &req.request_id);
     let head = head_for(c, cx, &req.head, &pick, given, &req.upstream);
     c.hold(&pick.server);
