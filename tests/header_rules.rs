@@ -122,13 +122,15 @@ fn header_rules_paths_and_ids_over_http1() {
     assert_eq!(header(&seen, "X-Rid"), id, "{seen}");
     assert_eq!(header(&head, "X-Request-Id"), id, "{head}");
     // ... and ends the request's access-log line.
-    let want = format!("\"GET /api/x/./y/../z?q=1 HTTP/1.1\" 200 ");
+    let want = "\"GET /api/x/./y/../z?q=1 HTTP/1.1\" 200 ";
     let rid = format!(" rid={}\n", id.unwrap_or("?"));
     let logged = || std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
-        eventually(std::time::Duration::from_secs(5), || logged().lines().any(
-            |l| l.contains(&want) && (l.to_string() + "\n").ends_with(&rid)
-        )),
+        eventually(std::time::Duration::from_secs(5), || {
+            logged()
+                .lines()
+                .any(|l| l.contains(want) && (l.to_string() + "\n").ends_with(&rid))
+        }),
         "{rid:?} in {}",
         logged()
     );
@@ -253,6 +255,10 @@ fn bad_rules_are_check_errors_with_positions() {
         (
             "[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:1\"]\n\n[[server]]\nlisten = [\"127.0.0.1:1\"]\n\n[[server.route]]\npath = \"/\"\nproxy = \"app\"\nadd_prefix = \"/a/../b\"\n",
             "tether.toml:11:14: `add_prefix` must be",
+        ),
+        (
+            "[[server]]\nlisten = [\"127.0.0.1:1\"]\n\n[[server.route]]\npath = \"/\"\nroot = \".\"\nadd_prefix = \"/v1\"\n",
+            "tether.toml:7:14: `add_prefix` goes with `proxy`",
         ),
     ];
     for (config, want) in cases {

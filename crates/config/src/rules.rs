@@ -224,6 +224,10 @@ impl HeaderRules {
 
     /// These rules, then `later`'s (a route's after its server's).
     fn then(mut self, later: &HeaderRules) -> HeaderRules {
+        // What the later rules remove, the earlier do not write.
+        let removed = |n: &String| later.remove.iter().any(|m| m.matches(n));
+        self.set.retain(|(n, _)| !removed(n));
+        self.add.retain(|(n, _)| !removed(n));
         self.remove.extend(later.remove.iter().cloned());
         self.set
             .retain(|(n, _)| !later.set.iter().any(|(m, _)| m.eq_ignore_ascii_case(n)));
@@ -483,6 +487,27 @@ mod tests {
             Template::parse("é{{").unwrap().0,
             vec![Part::Lit("é{".into())]
         );
+    }
+
+    #[test]
+    fn a_route_rule_wins_over_its_server_rule() {
+        let t = |v: &str| Template::parse(v).unwrap();
+        let server = HeaderRules {
+            remove: vec![],
+            set: vec![("X-A".into(), t("1")), ("X-B".into(), t("1"))],
+            add: vec![("X-C".into(), t("1"))],
+        };
+        let route = HeaderRules {
+            remove: vec![NameMatch::Prefix("x-c".into())],
+            set: vec![("x-a".into(), t("2"))],
+            add: vec![],
+        };
+        let both = server.then(&route);
+        assert_eq!(
+            both.set,
+            vec![("X-B".into(), t("1")), ("x-a".into(), t("2"))]
+        );
+        assert!(both.add.is_empty());
     }
 
     #[test]

@@ -379,6 +379,24 @@ fn check_route(
         allow: cidrs(&r.allow)?,
         deny: cidrs(&r.deny)?,
     };
+    let own = [
+        (
+            "request_headers",
+            r.request_headers.as_ref().map(|v| v.span()),
+        ),
+        (
+            "response_headers",
+            r.response_headers.as_ref().map(|v| v.span()),
+        ),
+        ("request_id", r.request_id.as_ref().map(|v| v.span())),
+        ("add_prefix", r.add_prefix.as_ref().map(|v| v.span())),
+        ("strip_prefix", r.strip_prefix.map(|_| span.clone())),
+    ];
+    if !matches!(action, ActionSpec::Proxy(_)) {
+        if let Some((key, Some(at_span))) = own.into_iter().find(|(_, s)| s.is_some()) {
+            return Err(at(at_span, format!("`{key}` goes with `proxy`")));
+        }
+    }
     let rules = rules::route(
         inherited,
         RawRules {
