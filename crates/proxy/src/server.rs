@@ -73,6 +73,7 @@ impl Shared {
             brokers.insert(config.name.clone(), broker);
         }
         let metrics = Registry::new(&settings.server_name);
+        metrics.set_store(store.clone());
         metrics.set_certificates(&runtime.certificates());
         let topology = Arc::new(Topology::from_runtime(&runtime));
         Ok(Shared {
@@ -212,6 +213,7 @@ pub fn install_sockets(
                     access_log: shared.access_log.clone(),
                     store: shared.store.clone(),
                     store_shared: shared.store_shared,
+                    on_store_error: settings.on_store_error,
                     brokers: shared.brokers.clone(),
                 });
                 let per_ip = shared.per_ip.clone();
