@@ -9,9 +9,10 @@ use bytes::{BufMut, BytesMut};
 
 use crate::Coding;
 
-/// Brotli's window: 2^20 = 1 MiB (the library default is 22, 4 MiB). Matches farther back
-/// than 1 MiB are rare in web answers; the window is most of the encoder's memory.
-pub const BROTLI_LGWIN: u32 = 20;
+/// Brotli's window: 2^19 = 512 KiB (nginx-brotli's default; the library's is 22, 4 MiB).
+/// The brotli encoder buffers a metablock of twice the window, so its heap is about ten
+/// times the window: 5-6 MiB per stream at 19, 9-11 MiB at 20 (README, "Memory").
+pub const BROTLI_LGWIN: u32 = 19;
 
 /// zstd's window: 2^20 = 1 MiB, set for levels whose default is larger (level 3's default
 /// is 2 MiB; levels 1-2 keep their 512 KiB/1 MiB). RFC 8878 asks HTTP encoders for at most
