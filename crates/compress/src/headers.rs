@@ -16,9 +16,10 @@ pub fn vary_with_accept_encoding(existing: Option<&[u8]>) -> Option<Vec<u8>> {
     if existing.is_empty() {
         return Some(b"Accept-Encoding".to_vec());
     }
-    let covered = existing.split(|&b| b == b',').map(trim).any(|f| {
-        f == b"*" || f.eq_ignore_ascii_case(b"accept-encoding")
-    });
+    let covered = existing
+        .split(|&b| b == b',')
+        .map(trim)
+        .any(|f| f == b"*" || f.eq_ignore_ascii_case(b"accept-encoding"));
     if covered {
         return None;
     }
@@ -57,12 +58,18 @@ mod tests {
 
     #[test]
     fn vary() {
-        assert_eq!(vary_with_accept_encoding(Some(b"  ")).unwrap(), b"Accept-Encoding");
+        assert_eq!(
+            vary_with_accept_encoding(Some(b"  ")).unwrap(),
+            b"Accept-Encoding"
+        );
         assert_eq!(
             vary_with_accept_encoding(Some(b"Origin, Cookie")).unwrap(),
             b"Origin, Cookie, Accept-Encoding"
         );
-        assert_eq!(vary_with_accept_encoding(Some(b"Origin, ACCEPT-ENCODING")), None);
+        assert_eq!(
+            vary_with_accept_encoding(Some(b"Origin, ACCEPT-ENCODING")),
+            None
+        );
         assert_eq!(vary_with_accept_encoding(Some(b"*")), None);
         assert_eq!(
             vary_with_accept_encoding(Some(b"Accept-Encoding-X")).unwrap(),

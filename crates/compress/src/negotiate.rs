@@ -137,7 +137,6 @@ fn parse_q(v: &[u8]) -> Option<Q> {
     }
 }
 
-
 /// RFC 9110 `tchar`.
 fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
@@ -159,7 +158,17 @@ mod tests {
         assert_eq!(parse_q(b"0.001"), Some(1));
         assert_eq!(parse_q(b"1"), Some(1000));
         assert_eq!(parse_q(b"1.000"), Some(1000));
-        for bad in [&b""[..], b"1.5", b"2", b"0.1234", b"-1", b"0.x", b".5", b"00.5", b"1.001"] {
+        for bad in [
+            &b""[..],
+            b"1.5",
+            b"2",
+            b"0.1234",
+            b"-1",
+            b"0.x",
+            b".5",
+            b"00.5",
+            b"1.001",
+        ] {
             assert_eq!(parse_q(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
     }
@@ -178,10 +187,16 @@ mod tests {
     #[test]
     fn q_values_beat_the_server_order() {
         assert_eq!(negotiate(b"zstd;q=0.5, gzip", &ALL), Some(Gzip));
-        assert_eq!(negotiate(b"br;q=0.9, zstd;q=0.8, gzip;q=0.1", &ALL), Some(Brotli));
+        assert_eq!(
+            negotiate(b"br;q=0.9, zstd;q=0.8, gzip;q=0.1", &ALL),
+            Some(Brotli)
+        );
         // Equal weights: the server's order decides.
         assert_eq!(negotiate(b"gzip;q=0.7, br;q=0.7", &ALL), Some(Brotli));
-        assert_eq!(negotiate(b"gzip;q=0.7, br;q=0.7", &[Gzip, Brotli]), Some(Gzip));
+        assert_eq!(
+            negotiate(b"gzip;q=0.7, br;q=0.7", &[Gzip, Brotli]),
+            Some(Gzip)
+        );
     }
 
     #[test]
@@ -219,7 +234,10 @@ mod tests {
     #[test]
     fn case_and_whitespace() {
         assert_eq!(negotiate(b"GZIP", &ALL), Some(Gzip));
-        assert_eq!(negotiate(b"  Br ;  Q=1 ,\tgzip ; q = 0.5 ", &ALL), Some(Brotli));
+        assert_eq!(
+            negotiate(b"  Br ;  Q=1 ,\tgzip ; q = 0.5 ", &ALL),
+            Some(Brotli)
+        );
         assert_eq!(negotiate(b"ZSTD;Q=0", &[Zstd]), None);
         assert_eq!(negotiate(b"x-gzip", &ALL), Some(Gzip));
         assert_eq!(negotiate(b",,gzip,,", &ALL), Some(Gzip));
@@ -249,7 +267,10 @@ mod tests {
     #[test]
     fn availability_filters() {
         let only_gzip = |c: Coding| c == Gzip;
-        assert_eq!(negotiate_where(b"br, zstd, gzip;q=0.1", &ALL, only_gzip), Some(Gzip));
+        assert_eq!(
+            negotiate_where(b"br, zstd, gzip;q=0.1", &ALL, only_gzip),
+            Some(Gzip)
+        );
         assert_eq!(negotiate_where(b"br, zstd", &ALL, only_gzip), None);
     }
 }

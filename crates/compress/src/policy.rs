@@ -123,7 +123,10 @@ impl Skip {
     /// representation varies with `Accept-Encoding`, and it needs `Vary: Accept-Encoding`
     /// so a shared cache keeps the variants apart.
     pub fn varies(self) -> bool {
-        matches!(self, Skip::Partial | Skip::Method | Skip::Range | Skip::NotAccepted)
+        matches!(
+            self,
+            Skip::Partial | Skip::Method | Skip::Range | Skip::NotAccepted
+        )
     }
 }
 
@@ -203,7 +206,12 @@ impl Policy {
 
     /// Whether `content_type` (`text/html; charset=utf-8`) is among the policy's types.
     pub fn type_listed(&self, content_type: &[u8]) -> bool {
-        let media = trim(content_type.split(|&b| b == b';').next().unwrap_or_default());
+        let media = trim(
+            content_type
+                .split(|&b| b == b';')
+                .next()
+                .unwrap_or_default(),
+        );
         self.types.iter().any(|p| type_matches(p.as_bytes(), media))
     }
 }
@@ -247,7 +255,6 @@ fn has_no_transform(value: &[u8]) -> bool {
         trim(name).eq_ignore_ascii_case(b"no-transform")
     })
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -297,7 +304,11 @@ mod tests {
 
     #[test]
     fn levels_by_coding() {
-        let l = Levels { gzip: 1, brotli: 5, zstd: 7 };
+        let l = Levels {
+            gzip: 1,
+            brotli: 5,
+            zstd: 7,
+        };
         assert_eq!(l.of(Coding::Gzip), 1);
         assert_eq!(l.of(Coding::Brotli), 5);
         assert_eq!(l.of(Coding::Zstd), 7);

@@ -59,7 +59,10 @@ mod tests {
             asked.borrow_mut().push(c);
             true
         };
-        assert_eq!(precompressed(b"gzip;q=0.5, br", probe, &[Zstd, Brotli, Gzip]), Some(Brotli));
+        assert_eq!(
+            precompressed(b"gzip;q=0.5, br", probe, &[Zstd, Brotli, Gzip]),
+            Some(Brotli)
+        );
         // zstd is not accepted; gzip cannot beat br's weight: one stat only.
         assert_eq!(*asked.borrow(), vec![Brotli]);
     }

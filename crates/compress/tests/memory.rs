@@ -48,7 +48,11 @@ fn measure(coding: Coding, level: u32, body: &[u8], repeats: usize, flushes: boo
         }
     }
     enc.finish(&mut out).expect("finish");
-    Measure { created, early_peak, late_peak }
+    Measure {
+        created,
+        early_peak,
+        late_peak,
+    }
 }
 
 #[test]
@@ -69,7 +73,9 @@ fn heap_per_encoder_is_bounded_and_flat() {
         (Coding::Zstd, 3, 50, 3 << 10),
     ];
     let mut failures = Vec::new();
-    println!("coding level  body, flushes        created KiB  peak KiB (first 10 MiB)  (last 10 MiB)");
+    println!(
+        "coding level  body, flushes        created KiB  peak KiB (first 10 MiB)  (last 10 MiB)"
+    );
     for (coding, level, mib, bound_kib) in cases {
         let runs = [
             ("json, none", &text, false),
@@ -89,7 +95,9 @@ fn heap_per_encoder_is_bounded_and_flat() {
                 m.late_peak >> 10
             );
             if m.early_peak.max(m.late_peak) > bound_kib << 10 {
-                failures.push(format!("{coding} {level} {name}: peak over {bound_kib} KiB"));
+                failures.push(format!(
+                    "{coding} {level} {name}: peak over {bound_kib} KiB"
+                ));
             }
             // Flat: the last 10 MiB need no more than the first 10 (+64 KiB of noise).
             if m.late_peak > m.early_peak + (64 << 10) {

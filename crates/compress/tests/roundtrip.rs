@@ -11,7 +11,11 @@ use tether_compress::{Coding, Encoder};
 fn round_trip(coding: Coding, level: u32, body: &[u8]) -> Streamed {
     let s = encode_streamed(coding, level, body);
     let back = cli_decode(coding, &s.compressed);
-    assert_eq!(back.len(), body.len(), "{coding} level {level}: decoded length");
+    assert_eq!(
+        back.len(),
+        body.len(),
+        "{coding} level {level}: decoded length"
+    );
     assert!(back == body, "{coding} level {level}: decoded bytes differ");
     s
 }
@@ -34,7 +38,10 @@ fn empty_body_is_a_valid_stream() {
         let mut out = BytesMut::new();
         let enc = Encoder::new(coding, coding.default_level()).expect("encoder");
         enc.finish(&mut out).expect("finish");
-        assert!(!out.is_empty(), "{coding}: a stream has framing even when empty");
+        assert!(
+            !out.is_empty(),
+            "{coding}: a stream has framing even when empty"
+        );
         assert_eq!(cli_decode(coding, &out), b"");
     }
 }
@@ -56,7 +63,10 @@ fn json_100k_shrinks_and_streams() {
         );
         // The first flush comes well before the end of the input, and hands out bytes.
         let (fed, out) = s.flushes[0];
-        assert!(fed < body.len() / 2, "{coding}: first flush after {fed} bytes");
+        assert!(
+            fed < body.len() / 2,
+            "{coding}: first flush after {fed} bytes"
+        );
         assert!(out > 0, "{coding}: the first flush handed out nothing");
     }
 }
@@ -88,7 +98,13 @@ fn random_5m_at_every_benched_level() {
 #[test]
 fn levels_out_of_range_are_clamped() {
     let body = json(8 << 10);
-    for (coding, level) in [(Coding::Gzip, 0), (Coding::Gzip, 99), (Coding::Brotli, 99), (Coding::Zstd, 0), (Coding::Zstd, 99)] {
+    for (coding, level) in [
+        (Coding::Gzip, 0),
+        (Coding::Gzip, 99),
+        (Coding::Brotli, 99),
+        (Coding::Zstd, 0),
+        (Coding::Zstd, 99),
+    ] {
         if have_cli(coding) {
             round_trip(coding, level, &body);
         }

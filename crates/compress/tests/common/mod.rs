@@ -36,7 +36,9 @@ pub fn random(len: usize, seed: u64) -> Vec<u8> {
 
 /// A JSON array of records like an API answer, at least `len` bytes, cut to `len`.
 pub fn json(len: usize) -> Vec<u8> {
-    const NAMES: [&str; 8] = ["ada", "grace", "edsger", "barbara", "ken", "dennis", "linus", "margaret"];
+    const NAMES: [&str; 8] = [
+        "ada", "grace", "edsger", "barbara", "ken", "dennis", "linus", "margaret",
+    ];
     const CITIES: [&str; 5] = ["Lausanne", "Paris", "Zurich", "Bern", "Geneva"];
     let mut rng = Rng::new(7);
     let mut s = String::from("[");
@@ -49,7 +51,7 @@ pub fn json(len: usize) -> Vec<u8> {
             CITIES[((r >> 8) % 5) as usize],
             (r >> 16) % 1000,
             (r >> 32) % 100,
-            (r >> 40) % 2 == 0,
+            (r >> 40) & 1 == 0,
             (r >> 44) % 50,
             (r >> 52) % 50,
         ));
@@ -97,7 +99,10 @@ pub fn encode_streamed(coding: Coding, level: u32, body: &[u8]) -> Streamed {
     assert_eq!(handed, compressed.len() as u64 + out.len() as u64);
     enc.finish(&mut out).expect("finish");
     compressed.extend_from_slice(&out);
-    Streamed { compressed, flushes }
+    Streamed {
+        compressed,
+        flushes,
+    }
 }
 
 /// The Debian CLI that decodes `coding`, as `(program, args)`.
@@ -146,12 +151,25 @@ pub fn cli_decode(coding: Coding, compressed: &[u8]) -> Vec<u8> {
         let _ = stdin.write_all(&input);
     });
     let mut stdout = Vec::new();
-    child.stdout.take().expect("stdout").read_to_end(&mut stdout).expect("read");
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_end(&mut stdout)
+        .expect("read");
     let mut stderr = String::new();
-    child.stderr.take().expect("stderr").read_to_string(&mut stderr).expect("read");
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read");
     let status = child.wait().expect("wait");
     writer.join().expect("writer");
-    assert!(status.success(), "{prog} {args:?} failed: {status}: {stderr}");
+    assert!(
+        status.success(),
+        "{prog} {args:?} failed: {status}: {stderr}"
+    );
     stdout
 }
 
