@@ -54,9 +54,8 @@ impl Coding {
     }
 
     /// The level used when none is configured: gzip 6 (the files module's `gzip_level`
-    /// today, zlib's default), brotli 4, zstd 3 (zstd's default). All three cost a few
-    /// milliseconds per MiB of text on one core, which a loop thread can afford; the
-    /// README's table gives the measured cost of each level.
+    /// today, zlib's default), brotli 4, zstd 3 (zstd's default). Measured per 100 KiB of
+    /// JSON on one core: gzip 6 4.2 ms, brotli 4 1.6 ms, zstd 3 0.3 ms (README, "Cost").
     pub fn default_level(self) -> u32 {
         match self {
             Coding::Gzip => 6,
