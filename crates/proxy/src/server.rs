@@ -129,6 +129,31 @@ pub fn bind_reuseport(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
+/// Refuse an address another process listens on. `SO_REUSEPORT` would let tether join a
+/// stranger's listener (any process of the same user, tether or not) and the kernel would
+/// split the connections between them; nginx and HAProxy refuse with "address already in
+/// use", and so does tether. Called before binding an address tether does not hold yet: a
+/// socket without `SO_REUSEPORT` cannot bind where anyone listens.
+pub fn probe_free(addr: SocketAddr) -> io::Result<()> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into()).map_err(|e| {
+        let why = match e.kind() {
+            io::ErrorKind::AddrInUse => {
+                "address already in use (another process listens there; tether joins only its \
+                 own workers)"
+                    .to_string()
+            }
+            _ => e.to_string(),
+        };
+        io::Error::new(e.kind(), format!("cannot listen on {addr}: {why}"))
+    })
+}
+
 /// Bind a socket for every listener of `settings`, in order.
 pub fn bind_all(settings: &Settings) -> io::Result<Vec<std::net::TcpListener>> {
     settings
