@@ -95,7 +95,9 @@ pub fn parse_rate(rate: &str) -> Result<Duration, RateError> {
         "r/s" => Duration::from_secs(1),
         "r/m" => Duration::from_secs(60),
         "" if digits > 0 => return Err(RateError::MissingUnit(s.to_string())),
-        _ if digits == 0 => return Err(RateError::BadNumber(s.to_string())),
+        _ if digits == 0 || unit.starts_with(['.', ',']) => {
+            return Err(RateError::BadNumber(s.to_string()))
+        }
         _ => return Err(RateError::UnknownUnit(s.to_string())),
     };
     let count: u64 = count
