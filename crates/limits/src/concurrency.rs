@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use hashbrown::HashTable;
 
+use crate::padded::Padded;
+
 const SHARDS: usize = 16;
 
 /// A snapshot of one `limit_conn` limit's counters.
@@ -45,7 +47,7 @@ struct Shard {
 /// `Arc`.
 pub struct ConcurrencyLimiter {
     max_per_key: u32,
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[Padded<Mutex<Shard>>]>,
     hasher: RandomState,
 }
 
@@ -63,11 +65,11 @@ impl ConcurrencyLimiter {
     pub fn new(max_per_key: u32) -> Arc<Self> {
         let shards = (0..SHARDS)
             .map(|_| {
-                Mutex::new(Shard {
+                Padded(Mutex::new(Shard {
                     table: HashTable::new(),
                     next_serial: 0,
                     stats: ConnStats::default(),
-                })
+                }))
             })
             .collect();
         Arc::new(ConcurrencyLimiter {
@@ -177,7 +179,9 @@ impl Drop for Permit {
 
 impl std::fmt::Debug for Permit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Permit").field("serial", &self.serial).finish()
+        f.debug_struct("Permit")
+            .field("serial", &self.serial)
+            .finish()
     }
 }
 

@@ -13,6 +13,7 @@
 mod concurrency;
 mod gcra;
 mod lru;
+mod padded;
 mod rate;
 mod rate_limiter;
 

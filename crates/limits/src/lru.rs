@@ -50,11 +50,11 @@ impl<V: Copy + Default> Lru<V> {
     /// The value of `key`, which becomes the most recently seen.
     pub fn get_mut(&mut self, hash: u64, key: &[u8]) -> Option<&mut V> {
         let nodes = &self.nodes;
-        let slot = *self
-            .table
-            .find(hash, |&i| *nodes[i as usize].key == *key)?;
-        self.unlink(slot);
-        self.push_front(slot);
+        let slot = *self.table.find(hash, |&i| *nodes[i as usize].key == *key)?;
+        if slot != self.head {
+            self.unlink(slot);
+            self.push_front(slot);
+        }
         Some(&mut self.nodes[slot as usize].value)
     }
 
@@ -167,7 +167,10 @@ mod tests {
         for (i, k) in [&b"a"[..], b"bb", b"c", b"dd"].iter().enumerate() {
             lru.insert(h(k), k, i as u64);
         }
-        assert_eq!(lru.keys(), vec![b"dd".to_vec(), b"c".to_vec(), b"bb".to_vec(), b"a".to_vec()]);
+        assert_eq!(
+            lru.keys(),
+            vec![b"dd".to_vec(), b"c".to_vec(), b"bb".to_vec(), b"a".to_vec()]
+        );
         assert_eq!(lru.get_mut(h(b"a"), b"a").copied(), Some(0));
         assert_eq!(lru.get_mut(h(b"zz"), b"zz"), None);
         assert_eq!(lru.oldest(), Some(&1));
@@ -178,7 +181,10 @@ mod tests {
         lru.insert(h(b"e"), b"e", 4);
         lru.insert(h(b"ff"), b"ff", 5);
         assert_eq!(lru.nodes.len(), 4, "freed slots are reused");
-        assert_eq!(lru.keys(), vec![b"ff".to_vec(), b"e".to_vec(), b"a".to_vec(), b"dd".to_vec()]);
+        assert_eq!(
+            lru.keys(),
+            vec![b"ff".to_vec(), b"e".to_vec(), b"a".to_vec(), b"dd".to_vec()]
+        );
         *lru.get_mut(h(b"dd"), b"dd").unwrap() = 9;
         assert_eq!(lru.pop_oldest(), Some(0));
         assert_eq!(lru.pop_oldest(), Some(4));

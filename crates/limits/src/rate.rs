@@ -65,10 +65,16 @@ impl fmt::Display for RateError {
             RateError::Empty => write!(f, "empty rate: {FORMS}"),
             RateError::MissingUnit(s) => write!(f, "rate \"{s}\" has no unit: {FORMS}"),
             RateError::UnknownUnit(s) => {
-                write!(f, "rate \"{s}\" has an unknown unit (only r/s and r/m): {FORMS}")
+                write!(
+                    f,
+                    "rate \"{s}\" has an unknown unit (only r/s and r/m): {FORMS}"
+                )
             }
             RateError::BadNumber(s) => {
-                write!(f, "rate \"{s}\" does not start with a whole number: {FORMS}")
+                write!(
+                    f,
+                    "rate \"{s}\" does not start with a whole number: {FORMS}"
+                )
             }
             RateError::Zero(s) => {
                 write!(f, "rate \"{s}\" lets no request through: the least is 1r/m")

@@ -10,13 +10,14 @@
 //! evicted (counted as `evicted`). Least recently seen is exact within a shard; across
 //! shards it is approximate (a shard fills when it holds `max_keys / shards` keys).
 
-use std::hash::BuildHasher;
 use std::collections::hash_map::RandomState;
+use std::hash::BuildHasher;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use crate::gcra::Gcra;
 use crate::lru::Lru;
+use crate::padded::Padded;
 use crate::{RateRule, Verdict};
 
 /// Keys a limiter holds by default (nginx's zone is sized in bytes; this is in keys).
@@ -54,7 +55,7 @@ struct Shard {
 pub struct RateLimiter {
     gcra: Gcra,
     rule: RateRule,
-    shards: Box<[Mutex<Shard>]>,
+    shards: Box<[Padded<Mutex<Shard>>]>,
     hasher: RandomState,
     shard_cap: usize,
     epoch: Instant,
@@ -75,10 +76,10 @@ impl RateLimiter {
         let count = shards.clamp(1, max_keys);
         let shards = (0..count)
             .map(|_| {
-                Mutex::new(Shard {
+                Padded(Mutex::new(Shard {
                     lru: Lru::new(),
                     stats: RateStats::default(),
-                })
+                }))
             })
             .collect();
         RateLimiter {

@@ -51,7 +51,10 @@ fn checking_a_known_key_allocates_nothing() {
     let known = allocations(|| {
         for round in 0..20u32 {
             for i in 0..500u32 {
-                l.check(&i.to_be_bytes(), t0 + std::time::Duration::from_millis(round.into()));
+                l.check(
+                    &i.to_be_bytes(),
+                    t0 + std::time::Duration::from_millis(round.into()),
+                );
             }
         }
     });
@@ -73,7 +76,10 @@ fn a_permit_for_a_held_key_allocates_nothing() {
     let fresh = allocations(|| {
         let _p = l.acquire(b"10.0.0.1");
     });
-    assert!(fresh > 0, "a key with no holder was removed and is stored again");
+    assert!(
+        fresh > 0,
+        "a key with no holder was removed and is stored again"
+    );
 }
 
 #[test]

@@ -62,20 +62,29 @@ fn a_zero_limit_refuses_everything() {
 
 #[test]
 fn two_threads_never_exceed_the_limit() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Arc;
     let l = ConcurrencyLimiter::new(3);
-    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    // Permits alive, as the threads count them (not as the limiter reports).
+    let alive = Arc::new(AtomicU32::new(0));
     let threads: Vec<_> = (0..2)
         .map(|_| {
-            let (l, peak) = (std::sync::Arc::clone(&l), std::sync::Arc::clone(&peak));
+            let (l, alive) = (Arc::clone(&l), Arc::clone(&alive));
             std::thread::spawn(move || {
-                let mut mine = Vec::new();
-                for i in 0..10_000 {
-                    if i % 3 == 0 {
-                        mine.clear();
-                    } else if let Some(p) = l.acquire(b"k") {
-                        mine.push(p);
+                for _ in 0..5_000 {
+                    // Four tries per round: alone, a thread is refused once a round.
+                    let mut mine = Vec::new();
+                    for _ in 0..4 {
+                        if let Some(p) = l.acquire(b"k") {
+                            let now_alive = alive.fetch_add(1, Ordering::SeqCst) + 1;
+                            assert!(now_alive <= 3, "{now_alive} permits alive");
+                            mine.push(p);
+                        }
                     }
-                    peak.fetch_max(l.holders(b"k"), std::sync::atomic::Ordering::Relaxed);
+                    for p in mine {
+                        alive.fetch_sub(1, Ordering::SeqCst);
+                        drop(p);
+                    }
                 }
             })
         })
@@ -83,7 +92,11 @@ fn two_threads_never_exceed_the_limit() {
     for t in threads {
         t.join().expect("worker");
     }
-    assert!(peak.load(std::sync::atomic::Ordering::Relaxed) <= 3);
-    assert_eq!(l.stats().held, 0);
-    assert!(l.stats().rejected > 0, "the threads did contend");
+    let s = l.stats();
+    assert_eq!((s.held, s.keys), (0, 0));
+    assert_eq!(s.acquired + s.rejected, 2 * 5_000 * 4);
+    assert!(
+        s.rejected >= 2 * 5_000,
+        "each round of four is refused at least once"
+    );
 }

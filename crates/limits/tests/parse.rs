@@ -29,12 +29,32 @@ fn errors_say_what_is_wrong_and_what_is_accepted() {
         ("", RateError::Empty, "empty rate"),
         ("  ", RateError::Empty, "empty rate"),
         ("10", RateError::MissingUnit("10".into()), "has no unit"),
-        ("10r/h", RateError::UnknownUnit("10r/h".into()), "unknown unit"),
-        ("10 r/s", RateError::UnknownUnit("10 r/s".into()), "unknown unit"),
+        (
+            "10r/h",
+            RateError::UnknownUnit("10r/h".into()),
+            "unknown unit",
+        ),
+        (
+            "10 r/s",
+            RateError::UnknownUnit("10 r/s".into()),
+            "unknown unit",
+        ),
         ("r/s", RateError::BadNumber("r/s".into()), "whole number"),
-        ("1.5r/s", RateError::BadNumber("1.5r/s".into()), "whole number"),
-        ("-1r/s", RateError::BadNumber("-1r/s".into()), "whole number"),
-        ("0r/m", RateError::Zero("0r/m".into()), "lets no request through"),
+        (
+            "1.5r/s",
+            RateError::BadNumber("1.5r/s".into()),
+            "whole number",
+        ),
+        (
+            "-1r/s",
+            RateError::BadNumber("-1r/s".into()),
+            "whole number",
+        ),
+        (
+            "0r/m",
+            RateError::Zero("0r/m".into()),
+            "lets no request through",
+        ),
     ];
     for (input, error, words) in cases {
         let got = parse_rate(input).expect_err(input);
@@ -42,7 +62,10 @@ fn errors_say_what_is_wrong_and_what_is_accepted() {
         let text = got.to_string();
         assert!(text.contains(words), "{input:?}: {text}");
         if !matches!(got, RateError::Zero(_)) {
-            assert!(text.contains("\"10r/s\""), "{input:?} shows an example: {text}");
+            assert!(
+                text.contains("\"10r/s\""),
+                "{input:?} shows an example: {text}"
+            );
         }
         assert!(text.contains(input.trim()), "{input:?} quoted: {text}");
     }

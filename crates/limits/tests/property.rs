@@ -27,9 +27,16 @@ fn forty_per_second_offered_for_ten_seconds_against_ten_per_second() {
             let l = RateLimiter::new(RateRule::parse("10r/s", burst, nodelay).unwrap(), 100);
             let t0 = Instant::now();
             let passed = (0..400u64)
-                .filter(|i| l.check(b"client", t0 + Duration::from_millis(25 * i)).passes())
+                .filter(|i| {
+                    l.check(b"client", t0 + Duration::from_millis(25 * i))
+                        .passes()
+                })
                 .count();
-            assert_eq!(passed, 100 + burst as usize, "burst {burst}, nodelay {nodelay}");
+            assert_eq!(
+                passed,
+                100 + burst as usize,
+                "burst {burst}, nodelay {nodelay}"
+            );
             let s = l.stats();
             assert_eq!(s.rejected, 400 - passed as u64);
             if nodelay || burst == 0 {
@@ -68,7 +75,10 @@ fn random_arrivals_nodelay_never_pass_more_than_burst_plus_rate() {
                 }
             }
         }
-        assert!(last_reject_retry.is_some(), "round {round}: overload expected");
+        assert!(
+            last_reject_retry.is_some(),
+            "round {round}: overload expected"
+        );
         // In any window of length w, at most burst + 1 + w / interval pass.
         for (i, &start) in passes.iter().enumerate() {
             for (j, &end) in passes.iter().enumerate().skip(i) {
@@ -105,7 +115,10 @@ fn random_arrivals_delayed_leave_at_least_one_interval_apart() {
             let release = match l.check(b"k", t0 + at) {
                 Verdict::Allow => at,
                 Verdict::Delay(d) => {
-                    assert!(d <= interval * burst, "round {round}: delay {d:?} beyond the burst");
+                    assert!(
+                        d <= interval * burst,
+                        "round {round}: delay {d:?} beyond the burst"
+                    );
                     delayed += 1;
                     at + d
                 }
@@ -115,10 +128,16 @@ fn random_arrivals_delayed_leave_at_least_one_interval_apart() {
                 }
             };
             if let Some(last) = last_release {
-                assert!(release >= last + interval, "round {round}: {release:?} after {last:?}");
+                assert!(
+                    release >= last + interval,
+                    "round {round}: {release:?} after {last:?}"
+                );
             }
             last_release = Some(release);
         }
-        assert!(delayed > 0 && rejected > 0, "round {round}: both paths taken");
+        assert!(
+            delayed > 0 && rejected > 0,
+            "round {round}: both paths taken"
+        );
     }
 }
