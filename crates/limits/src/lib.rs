@@ -9,6 +9,38 @@
 //!
 //! Pure: no sockets, no threads, no event loop; every call takes a short lock and
 //! returns. Times are passed in (`Instant`), so tests inject a clock.
+//!
+//! In an event loop's access phase:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Instant;
+//! use tether_limits::*;
+//!
+//! // Built once from the config, cloned into every worker.
+//! let per_client = Arc::new(RateLimiter::new(RateRule::parse("10r/s", 5, false)?, DEFAULT_MAX_KEYS));
+//! let in_flight = ConcurrencyLimiter::new(10);
+//! let mut key = Vec::with_capacity(64); // one per worker, reused: no allocation per request
+//!
+//! // Per request: the client address (after the PROXY protocol) and the route.
+//! compose_key(&mut key, &[b"192.0.2.7", b"api"]);
+//! let now = Instant::now(); // the loop's clock for this turn
+//! match per_client.check(&key, now) {
+//!     Verdict::Allow => {}                          // go on to the next phase
+//!     Verdict::Delay(wait) => { let _ = wait; }     // park the request on a loop timer
+//!     Verdict::Reject { retry_after } => {          // 429, Retry-After: whole seconds
+//!         let _header = retry_after_secs(retry_after);
+//!     }
+//! }
+//! match in_flight.acquire(&key) {
+//!     // Keep the permit in the request's state; dropping it gives the place back.
+//!     Some(permit) => drop(permit),
+//!     None => {} // refuse: too many requests of this key in flight
+//! }
+//! assert_eq!(per_client.check(&key, now), Verdict::Delay(std::time::Duration::from_millis(100)));
+//! assert_eq!(per_client.stats().delayed, 1);
+//! # Ok::<(), RateError>(())
+//! ```
 
 mod concurrency;
 mod gcra;

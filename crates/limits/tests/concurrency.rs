@@ -100,3 +100,12 @@ fn two_threads_never_exceed_the_limit() {
         "each round of four is refused at least once"
     );
 }
+
+#[test]
+fn limiters_are_shared_between_threads_and_permits_move() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<tether_limits::RateLimiter>();
+    send_sync::<ConcurrencyLimiter>();
+    send::<tether_limits::Permit>();
+}
