@@ -143,7 +143,9 @@ impl Admin {
         let action = !matches!(m, Method::Get | Method::Head);
         if action {
             // What changed is the reply's message (or an error saying nothing did).
-            let said = reply.body.trim_end();
+            let parsed = serde_json::from_str::<Value>(&reply.body).ok();
+            let message = parsed.as_ref().and_then(|v| v["message"].as_str());
+            let said = message.unwrap_or(reply.body.trim_end());
             log::info!(
                 "admin: {} {path} from {who}: {} {said}",
                 req.method_str(),
