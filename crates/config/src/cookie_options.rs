@@ -69,3 +69,61 @@ pub(super) fn check(
     }
     Ok(options)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::spec::UpstreamSpec;
+    use tether_balance::{CookieOptions, CookieSecure, SameSite};
+
+    const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+    fn upstream(extra: &str) -> Result<UpstreamSpec, String> {
+        let text = format!(
+            "[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:3000\"]\n{extra}\n\
+             [[server]]\nlisten = [\"127.0.0.1:1\"]\n[[server.route]]\npath = \"/\"\nproxy = \"app\"\n"
+        );
+        crate::parse(&text, "t.toml")
+            .map(|s| s.upstreams[0].clone())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_words_and_refusals() {
+        let cookie = format!("balance = \"cookie\"\nkeys = [\"{KEY}\"]");
+        assert_eq!(
+            upstream(&cookie).map(|u| u.cookie),
+            Ok(CookieOptions::default())
+        );
+        let set = format!("{cookie}\ncookie_secure = \"always\"\ncookie_samesite = \"strict\"");
+        assert_eq!(
+            upstream(&set).map(|u| u.cookie),
+            Ok(CookieOptions {
+                secure: CookieSecure::Always,
+                same_site: SameSite::Strict
+            })
+        );
+        let e = upstream(&format!("{cookie}\ncookie_secure = \"yes\"")).unwrap_err();
+        assert!(
+            e.starts_with("t.toml:6:17: `cookie_secure`: \"yes\""),
+            "{e}"
+        );
+        let e = upstream(&format!("{cookie}\ncookie_samesite = \"off\"")).unwrap_err();
+        assert!(e.starts_with("t.toml:6:19: `cookie_samesite`"), "{e}");
+        let both = format!("{cookie}\ncookie_samesite = \"none\"\ncookie_secure = \"never\"");
+        let e = upstream(&both).unwrap_err();
+        assert!(
+            e.starts_with("t.toml:7:17: `cookie_samesite = \"none\"` needs Secure"),
+            "{e}"
+        );
+        let e = upstream("cookie_secure = \"always\"").unwrap_err();
+        assert!(
+            e.contains("go with balance = \"cookie\" or \"session_id\""),
+            "{e}"
+        );
+        let sid = format!("balance = \"session_id\"\nsession_cookie = \"SID\"\nkeys = [\"{KEY}\"]\ncookie_samesite = \"none\"");
+        assert_eq!(
+            upstream(&sid).map(|u| u.cookie.same_site),
+            Ok(SameSite::None)
+        );
+    }
+}
