@@ -38,7 +38,7 @@ for t in nginx python3 curl; do command -v $t >/dev/null || die "needs $t (see c
 case " $TOOLS " in *" callgrind "*) command -v valgrind >/dev/null || die "needs valgrind" ;; esac
 case " $TOOLS " in *" strace "*) command -v strace >/dev/null || die "needs strace" ;; esac
 
-[ -n "${TETHER:-}" ] || build_tether
+[ -n "${TETHER:-}" ] || PROFILE=profiling build_tether
 [ -x "$TETHER" ] || die "no $TETHER"
 
 bench_tmp

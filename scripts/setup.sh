@@ -21,6 +21,14 @@ command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
 command -v nghttp >/dev/null 2>&1 || need+=(nghttp2-client)
 # The ACME tests get certificates from pebble, Let's Encrypt's test CA (tests/acme*.rs).
 command -v pebble >/dev/null 2>&1 || need+=(pebble)
+# Basic auth's password files are made at test time with htpasswd (crates/auth/tests).
+command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
+# Compressed answers are decoded by the real tools (crates/compress/tests).
+command -v gzip >/dev/null 2>&1 || need+=(gzip)
+command -v brotli >/dev/null 2>&1 || need+=(brotli)
+command -v zstd >/dev/null 2>&1 || need+=(zstd)
+# The store outage tests freeze redis-server with kill -STOP (procps).
+command -v kill >/dev/null 2>&1 || need+=(procps)
 
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""
@@ -43,5 +51,10 @@ fi
 if ! python3 -c 'import h2, hpack, hyperframe' >/dev/null 2>&1; then
   echo "setup: installing python h2"
   python3 -m pip install -q h2 2>/dev/null || python3 -m pip install -q --break-system-packages h2
+fi
+# argon2 password files for the basic-auth tests (crates/auth/tests) come from argon2-cffi.
+if ! python3 -c 'import argon2' >/dev/null 2>&1; then
+  echo "setup: installing python argon2-cffi"
+  python3 -m pip install -q argon2-cffi 2>/dev/null || python3 -m pip install -q --break-system-packages argon2-cffi
 fi
 echo "setup: curl $(curl --version | head -1 | cut -d' ' -f2), $(python3 --version), nc ok, $(redis-server --version | cut -d' ' -f1-3)"

@@ -175,3 +175,66 @@ fn load_and_monitor_print_loads_as_python_does() {
     b.set("mode=garbage");
     wait_body(&format!("{base}/load"), "-1");
 }
+
+/// A feed client of `port`'s `/` over HTTP/1.1 (python `websockets`) printing `first X`.
+fn ws_feed_child(port: u16) -> std::process::Child {
+    let script = r#"
+import asyncio, sys, websockets
+async def main():
+    async with websockets.connect(sys.argv[1]) as ws:
+        print("first", await asyncio.wait_for(ws.recv(), 15), flush=True)
+asyncio.run(main())
+"#;
+    Command::new("timeout")
+        .args([
+            "20",
+            "python3",
+            "-c",
+            script,
+            &format!("ws://127.0.0.1:{port}/"),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 websockets client")
+}
+
+/// The first line a feed child printed.
+fn first_line(mut child: std::process::Child) -> String {
+    use std::io::BufRead;
+    let out = child.stdout.take().expect("stdout");
+    let line = std::io::BufReader::new(out)
+        .lines()
+        .next()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    line
+}
+
+#[test]
+fn a_feed_opened_during_the_first_round_starts_with_its_result() {
+    // Webots' session server polls once before it listens, so its feed's first frame is the
+    // first round's result. tether listens at once: a feed that connects while the first
+    // round is under way must be held, not told `0` and then `1`.
+    let dir = TempDir::new("broker-start-feed");
+    let slow = Sim::start(&["--load", "20", "--delay-ms", "1500"]);
+    let port = free_port();
+    let cfg = config(
+        port,
+        &[slow.entry()],
+        "timeout_ms = 5000\npoll_interval_ms = 60000",
+    )
+    .replace("listen = [", "http2 = true\nlisten = [");
+    let (_t, conn, accepted) = start_and_connect(&dir, &cfg, port);
+    drop(conn);
+    let h1 = ws_feed_child(port);
+    let h2 = h2_ws_child("feed", port, "/");
+    assert_eq!(first_line(h1), "first 1", "HTTP/1.1 feed");
+    assert_eq!(first_line(h2), "first 1", "HTTP/2 feed");
+    assert!(
+        accepted.elapsed() >= Duration::from_millis(1000),
+        "the first frame waited for the slow server's answer"
+    );
+}

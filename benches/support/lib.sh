@@ -63,11 +63,13 @@ port_block() {
   die "no free port range found in 61000-64999"
 }
 
-# TETHER: a release build of this checkout (CARGO_TARGET_DIR honoured).
+# TETHER: a release build of this checkout (CARGO_TARGET_DIR honoured); PROFILE=profiling
+# (what benches/ab.sh asks for) keeps debug info so callgrind can name the functions.
 build_tether() {
-  log "building tether (cargo build --release)"
-  (cd "$repo" && cargo build --release --quiet --bin tether)
-  TETHER=${CARGO_TARGET_DIR:-$repo/target}/release/tether
+  local profile=${PROFILE:-release}
+  log "building tether (cargo build --profile $profile)"
+  (cd "$repo" && cargo build --profile "$profile" --quiet --bin tether)
+  TETHER=${CARGO_TARGET_DIR:-$repo/target}/$profile/tether
   [ -x "$TETHER" ] || die "no $TETHER after the build"
 }
 

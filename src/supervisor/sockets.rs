@@ -14,7 +14,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 
 use tether_config::Settings;
-use tether_proxy::server::bind_reuseport;
+use tether_proxy::server::{bind_reuseport, probe_free};
 
 use crate::boot::BootSockets;
 
@@ -31,6 +31,10 @@ impl SocketSet {
         let need = settings.workers.max(1);
         for spec in &settings.listeners {
             let have = self.listeners.entry(spec.listen).or_default();
+            if have.is_empty() {
+                // An address this master does not hold yet: nobody else may listen there.
+                probe_free(spec.listen)?;
+            }
             while have.len() < need {
                 let s = bind_reuseport(spec.listen).map_err(|e| {
                     io::Error::new(e.kind(), format!("cannot listen on {}: {e}", spec.listen))

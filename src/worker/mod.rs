@@ -50,6 +50,9 @@ struct Plan {
 pub fn run_alone(settings: Settings) -> io::Result<()> {
     let workers = settings.workers.max(1);
     let mut per_thread = Vec::with_capacity(workers);
+    for l in &settings.listeners {
+        server::probe_free(l.listen)?;
+    }
     for _ in 0..workers {
         per_thread.push(server::bind_all(&settings)?);
     }

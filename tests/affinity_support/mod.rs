@@ -146,6 +146,17 @@ impl Redis {
         self.spawn().expect("restart redis-server");
     }
 
+    /// Send `sig` (`STOP`, `CONT`) to the server: `STOP` makes a hung Redis (the socket
+    /// accepts, nothing answers).
+    pub fn signal(&self, sig: &str) {
+        let pid = self.proc.as_ref().expect("redis runs").child.id();
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &pid.to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success(), "kill -{sig} {pid}");
+    }
+
     /// `redis://127.0.0.1:<port>/0`
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/0", self.port)

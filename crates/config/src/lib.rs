@@ -101,6 +101,8 @@ struct RawConfig {
     #[serde(default)]
     store: Option<Spanned<String>>,
     #[serde(default)]
+    on_store_error: Option<Spanned<String>>,
+    #[serde(default)]
     max_connections: Option<usize>,
     #[serde(default)]
     max_connections_per_ip: Option<Spanned<usize>>,
@@ -197,6 +199,8 @@ pub struct Settings {
     pub max_connections_per_ip: Option<usize>,
     /// Where affinity entries live: `"memory"` or a `redis://` URL.
     pub store: String,
+    /// What a request that needs the store gets while the store does not answer.
+    pub on_store_error: spec::OnStoreError,
     pub listeners: Vec<ListenerSpec>,
     /// The upstream pools the routes proxy to (`ActionSpec::Proxy` indexes them).
     pub upstreams: Vec<UpstreamSpec>,
@@ -314,6 +318,21 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
             ))
         }
     };
+    let on_store_error = match raw.on_store_error {
+        None => spec::OnStoreError::Open,
+        Some(s) => match s.get_ref().as_str() {
+            "open" => spec::OnStoreError::Open,
+            "closed" => spec::OnStoreError::Closed,
+            other => {
+                return Err(at(
+                    s.span(),
+                    format!(
+                        "`on_store_error`: {other:?} is not \"open\" (decide locally, keep serving) or \"closed\" (503)"
+                    ),
+                ))
+            }
+        },
+    };
     if let Some(m) = raw.metrics {
         let addr = m.listen.get_ref().parse::<SocketAddr>().map_err(|_| {
             at(
@@ -372,6 +391,7 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         max_connections: raw.max_connections.unwrap_or(0),
         max_connections_per_ip,
         store,
+        on_store_error,
         listeners,
         upstreams,
         brokers,

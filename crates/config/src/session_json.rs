@@ -54,6 +54,7 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         max_connections: 0,
         max_connections_per_ip: None,
         store: "memory".into(),
+        on_store_error: Default::default(),
         listeners,
         upstreams: Vec::new(),
         brokers: vec![broker],

@@ -258,3 +258,15 @@ pub struct LearnAffinity {
     /// Time to live of a learned entry, refreshed on use.
     pub ttl: Duration,
 }
+
+/// `on_store_error`: what a request that needs the shared store (a session to look up)
+/// gets while the store does not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnStoreError {
+    /// Decide locally and keep serving (the default): the session is balanced as a new one
+    /// and its pin written when the store is back.
+    #[default]
+    Open,
+    /// Answer `503`.
+    Closed,
+}

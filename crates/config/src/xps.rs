@@ -167,6 +167,7 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         max_connections: 0,
         max_connections_per_ip: None,
         store: "memory".into(),
+        on_store_error: Default::default(),
         brokers: Vec::new(),
         session_log: None,
         listeners,

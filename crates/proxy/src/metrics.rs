@@ -121,6 +121,8 @@ pub struct Registry {
     samples: Mutex<Samples>,
     /// The listeners' certificates: (file, names, expiry as Unix seconds).
     certificates: Mutex<Vec<(String, String, u64)>>,
+    /// The affinity store, for its state (up, last answer, queue).
+    store: Mutex<Option<Arc<dyn tether_store::Store>>>,
 }
 
 /// The sums of one scrape, in eXpServer's names.
@@ -163,6 +165,7 @@ impl Registry {
             started: Instant::now(),
             samples: Mutex::new(Samples::default()),
             certificates: Mutex::new(Vec::new()),
+            store: Mutex::new(None),
         })
     }
 
@@ -275,7 +278,39 @@ impl Registry {
 
     /// eXpServer's metrics JSON.
     pub fn json(&self) -> String {
-        serde_json::to_string(&self.snapshot()).unwrap_or_else(|_| "{}".into())
+        let mut v = serde_json::to_value(self.snapshot()).unwrap_or_default();
+        if let (Some(map), Some(store)) = (v.as_object_mut(), self.store_json()) {
+            map.insert("store".into(), store);
+        }
+        serde_json::to_string(&v).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// The affinity store whose state `/metrics`, `/api` and `/admin/status` show.
+    pub fn set_store(&self, store: Arc<dyn tether_store::Store>) {
+        if let Ok(mut s) = self.store.lock() {
+            *s = Some(store);
+        }
+    }
+
+    fn store_stats(&self) -> Option<tether_store::Stats> {
+        let store = self.store.lock().ok()?.clone()?;
+        Some(store.stats())
+    }
+
+    /// The store's state as JSON: `kind` (`memory` or `redis`), `up` (always true in
+    /// memory), seconds since Redis last answered, the queued and dropped writes.
+    pub fn store_json(&self) -> Option<serde_json::Value> {
+        let s = self.store_stats()?;
+        Some(serde_json::json!({
+            "kind": if s.up.is_some() { "redis" } else { "memory" },
+            "up": s.up.unwrap_or(true),
+            "seconds_since_last_answer": s.since_last_answer.map(|d| d.as_secs_f64()),
+            "queued_writes": s.queued_writes,
+            "dropped_writes": s.dropped_writes,
+            "sent_writes": s.sent_writes,
+            "outages": s.outages,
+            "entries": s.entries,
+        }))
     }
 
     /// Prometheus text exposition (version 0.0.4).
@@ -303,8 +338,44 @@ impl Registry {
         if let Some(acme) = tether_acme::running() {
             out.push_str(&acme.prometheus());
         }
+        if let Some(s) = self.store_stats() {
+            store_prometheus(&mut out, &s);
+        }
         out
     }
+}
+
+/// The affinity store's state in Prometheus text.
+fn store_prometheus(out: &mut String, s: &tether_store::Stats) {
+    let mut gauge = |name: &str, help: &str, v: f64| {
+        let _ = writeln!(
+            out,
+            "# HELP tether_store_{name} {help}\n# TYPE tether_store_{name} gauge\ntether_store_{name} {v}"
+        );
+    };
+    gauge(
+        "up",
+        "1 while the affinity store answers (always 1 in memory).",
+        if s.up.unwrap_or(true) { 1.0 } else { 0.0 },
+    );
+    if let Some(d) = s.since_last_answer {
+        gauge(
+            "seconds_since_last_answer",
+            "Seconds since Redis last answered.",
+            d.as_secs_f64(),
+        );
+    }
+    gauge(
+        "queued_writes",
+        "Pins waiting to be written to the store.",
+        s.queued_writes as f64,
+    );
+    gauge(
+        "dropped_writes",
+        "Pins dropped (oldest first) while the queue was full.",
+        s.dropped_writes as f64,
+    );
+    gauge("outages", "Store outages seen.", s.outages as f64);
 }
 
 fn round2(x: f64) -> f64 {

@@ -73,6 +73,7 @@ impl Shared {
             brokers.insert(config.name.clone(), broker);
         }
         let metrics = Registry::new(&settings.server_name);
+        metrics.set_store(store.clone());
         metrics.set_certificates(&runtime.certificates());
         let topology = Arc::new(Topology::from_runtime(&runtime));
         Ok(Shared {
@@ -126,6 +127,31 @@ pub fn bind_reuseport(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
     Ok(socket.into())
+}
+
+/// Refuse an address another process listens on. `SO_REUSEPORT` would let tether join a
+/// stranger's listener (any process of the same user, tether or not) and the kernel would
+/// split the connections between them; nginx and HAProxy refuse with "address already in
+/// use", and so does tether. Called before binding an address tether does not hold yet: a
+/// socket without `SO_REUSEPORT` cannot bind where anyone listens.
+pub fn probe_free(addr: SocketAddr) -> io::Result<()> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into()).map_err(|e| {
+        let why = match e.kind() {
+            io::ErrorKind::AddrInUse => {
+                "address already in use (another process listens there; tether joins only its \
+                 own workers)"
+                    .to_string()
+            }
+            _ => e.to_string(),
+        };
+        io::Error::new(e.kind(), format!("cannot listen on {addr}: {why}"))
+    })
 }
 
 /// Bind a socket for every listener of `settings`, in order.
@@ -212,6 +238,7 @@ pub fn install_sockets(
                     access_log: shared.access_log.clone(),
                     store: shared.store.clone(),
                     store_shared: shared.store_shared,
+                    on_store_error: settings.on_store_error,
                     brokers: shared.brokers.clone(),
                 });
                 let per_ip = shared.per_ip.clone();

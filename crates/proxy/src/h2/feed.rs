@@ -52,7 +52,7 @@ impl Feed {
 
     /// The broker's availability changed.
     pub fn wake(&mut self, out: &mut Out) {
-        self.socket.update(self.broker.available());
+        self.socket.update(self.broker.feed_value());
         let state = self.socket.state();
         self.flush(state, out);
     }
@@ -71,9 +71,13 @@ impl H2Session {
         let Some(remote) = cx.remote() else {
             return self.answer_status(cx, id, 503, "");
         };
-        let mut socket = FeedSocket::new(&self.peer.ip_text, broker.available());
+        // Subscribed before the first value is read; the first frame is held (empty)
+        // until the broker's first polling round settles.
+        let (mut socket, subscription) = broker.open_feed(
+            &self.peer.ip_text,
+            Box::new(move || remote.wake(KEY_FEED | id as u64)),
+        );
         let first = Bytes::from(socket.take_output());
-        let subscription = broker.subscribe(Box::new(move || remote.wake(KEY_FEED | id as u64)));
         let feed = Feed {
             broker,
             socket,

@@ -419,8 +419,10 @@ impl H2Session {
         let Work::AwaitingStore(f) = std::mem::replace(&mut s.work, Work::Gone) else {
             return;
         };
-        let answer = phases::store_answer(&f.answer);
-        self.pick(cx, id, f.req, Some(answer), f.early);
+        match phases::store_answer(&f.answer, self.ctx.on_store_error) {
+            Ok(answer) => self.pick(cx, id, f.req, Some(answer), f.early),
+            Err((status, message)) => self.answer_message(cx, id, status, message),
+        }
     }
 
     /// Answer with HTTP/1.1 bytes made by the shared code (head, maybe the body), then

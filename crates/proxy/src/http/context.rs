@@ -39,6 +39,8 @@ pub struct ListenerCtx {
     /// them (Redis: a miss in memory is asked there).
     pub(crate) store: Arc<dyn Store>,
     pub(crate) store_shared: bool,
+    /// `on_store_error`: what a request gets when the store does not answer its lookup.
+    pub(crate) on_store_error: tether_config::spec::OnStoreError,
     /// The started simulation-server brokers that `broker` routes name.
     pub(crate) brokers: Arc<HashMap<String, Arc<Broker>>>,
 }

@@ -125,13 +125,20 @@ fn start_feed(c: &mut Conn, cx: &mut Cx<'_>, broker: Arc<Broker>, key: &str) -> 
     };
     let out = cx.pipe_with(Source::Session, Sink::Conn(c.client), opts);
     cx.push(out, Bytes::from(ws::handshake_response(key)));
-    let mut socket = FeedSocket::new(&c.client_ip_text(cx), broker.available());
-    cx.push(out, Bytes::from(socket.take_output()));
     let Some(remote) = cx.remote() else {
         cx.close();
         return State::Closing;
     };
-    let subscription = broker.subscribe(Box::new(move || remote.wake(KEY_FEED)));
+    // Subscribed before the first value is read, so no change is missed; the first frame
+    // is held (nothing to write yet) until the broker's first polling round settles.
+    let (mut socket, subscription) = broker.open_feed(
+        &c.client_ip_text(cx),
+        Box::new(move || remote.wake(KEY_FEED)),
+    );
+    let first = socket.take_output();
+    if !first.is_empty() {
+        cx.push(out, Bytes::from(first));
+    }
     let feed = Box::new(Feed {
         broker,
         socket,
@@ -157,8 +164,8 @@ pub(super) fn feed_readable(c: &mut Conn, cx: &mut Cx<'_>, mut f: Box<Feed>) -> 
 
 /// The broker's availability changed: send it.
 pub(super) fn feed_wake(cx: &mut Cx<'_>, mut f: Box<Feed>) -> State {
-    let available = f.broker.available();
-    f.socket.update(available);
+    let value = f.broker.feed_value();
+    f.socket.update(value);
     let state = f.socket.state();
     flush(cx, &mut f, state);
     State::Feed(f)

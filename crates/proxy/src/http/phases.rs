@@ -298,7 +298,7 @@ pub(super) fn pick(
 }
 
 /// The store's answer for a learned session, to be taken when `remote` is woken with `key`.
-pub(crate) type StoreAnswer = Arc<Mutex<Option<Option<String>>>>;
+pub(crate) type StoreAnswer = Arc<Mutex<Option<tether_store::Lookup>>>;
 
 /// Ask the store (on its own thread) for `key`; `remote` is woken with `wake` when it
 /// answered.
@@ -310,7 +310,7 @@ pub(crate) fn ask_store(
 ) -> StoreAnswer {
     let answer = Arc::new(Mutex::new(None));
     let slot = answer.clone();
-    store.fetch(
+    store.lookup(
         key,
         Box::new(move |value| {
             if let Ok(mut a) = slot.lock() {
@@ -322,19 +322,42 @@ pub(crate) fn ask_store(
     answer
 }
 
-/// What the store answered (`None`: nothing known, or no answer).
-pub(crate) fn store_answer(answer: &StoreAnswer) -> Option<String> {
-    answer
-        .lock()
-        .ok()
-        .and_then(|mut a| a.take())
-        .unwrap_or(None)
+/// The refusal of a request whose session the store could not look up, under
+/// `on_store_error = "closed"`.
+pub(crate) const STORE_DOWN: (u16, &str) = (
+    503,
+    "The session store does not answer; try again in a moment.",
+);
+
+/// What the store answered: the server of the session (`None`: nothing known), or, when
+/// the store did not answer and `on_store_error = "closed"`, the refusal. Under `"open"`
+/// (the default) a store that does not answer counts as nothing known: the session is
+/// balanced as a new one, its pin queued for the store's return.
+pub(crate) fn store_answer(
+    answer: &StoreAnswer,
+    on_error: tether_config::spec::OnStoreError,
+) -> Result<Option<String>, (u16, &'static str)> {
+    use tether_store::Lookup;
+    let got = answer.lock().ok().and_then(|mut a| a.take());
+    match got {
+        Some(Lookup::Found(server)) => Ok(Some(server)),
+        Some(Lookup::Missing) => Ok(None),
+        Some(Lookup::Down) | None => match on_error {
+            tether_config::spec::OnStoreError::Open => Ok(None),
+            tether_config::spec::OnStoreError::Closed => Err(STORE_DOWN),
+        },
+    }
 }
 
 /// The store answered (`KEY_FETCH`): decide again with its answer.
 pub(super) fn fetched(c: &mut Conn, cx: &mut Cx<'_>, p: Pending) -> State {
-    let answer = store_answer(&p.answer);
-    pick(c, cx, p.req, Some(answer))
+    match store_answer(&p.answer, c.ctx.on_store_error) {
+        Ok(answer) => pick(c, cx, p.req, Some(answer)),
+        Err((status, message)) => {
+            c.unread_body(&p.req.head.body);
+            c.message(cx, status, message, p.req.head.method == Method::Head)
+        }
+    }
 }
 
 /// Phase 10, log: the current request is answered; read the next one or close.

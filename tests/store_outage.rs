@@ -1,0 +1,108 @@
+//! The affinity store stops answering (a hung Redis: SIGSTOP), end to end with the real
+//! binary, `redis-server`, curl and the stateful python apps: a request whose session must
+//! be looked up in the store gets its answer within a bounded time — under
+//! `on_store_error = "open"` (the default) a `200` from a server of the pool, under
+//! `"closed"` a `503` — and `/metrics` and `/api` say the store is down, then up again.
+
+mod affinity_support;
+mod common;
+
+use std::time::{Duration, Instant};
+
+use affinity_support::*;
+use common::*;
+
+/// One instance with a `learn` pool over two apps, Redis as the store, the metrics listener.
+fn instance(dir: &TempDir, port: u16, metrics: u16, ports: &[u16], top: &str) -> Proc {
+    let extra = "balance = \"learn\"\nsession_cookie = \"SID\"";
+    let cfg = format!("{top}\n[metrics]\nlisten = \"127.0.0.1:{metrics}\"\n")
+        + &config(port, ports, extra, "");
+    tether(dir, &cfg, &[port, metrics])
+}
+
+fn metric(port: u16, name: &str) -> Option<f64> {
+    let (_, body) = get(&format!("http://127.0.0.1:{port}/metrics"));
+    String::from_utf8_lossy(&body).lines().find_map(|l| {
+        let v = l.strip_prefix(name)?.strip_prefix(' ')?;
+        v.trim().parse().ok()
+    })
+}
+
+#[test]
+fn a_hung_store_is_declared_down_and_lookups_answer_open_or_closed() {
+    let Some(redis) = Redis::start_new() else {
+        return;
+    };
+    let (_apps, ports) = apps(&["a", "b"]);
+    let (open_port, open_metrics) = (free_port(), free_port());
+    let (closed_port, closed_metrics) = (free_port(), free_port());
+    let store = format!("store = \"{}\"", redis.url());
+    let (d1, d2) = (TempDir::new("store-open"), TempDir::new("store-closed"));
+    let _open = instance(&d1, open_port, open_metrics, &ports, &store);
+    let closed_top = format!("{store}\non_store_error = \"closed\"");
+    let _closed = instance(&d2, closed_port, closed_metrics, &ports, &closed_top);
+
+    // Redis answers: an unknown session is balanced (the store said it knows nothing).
+    for port in [open_port, closed_port] {
+        let r = with_cookie(&format!("http://127.0.0.1:{port}/whoami"), "SID=nobody-1");
+        assert_eq!(r.status, 200, "store up, port {port}: {}", r.head);
+        assert!(
+            eventually(Duration::from_secs(5), || metric(
+                if port == open_port {
+                    open_metrics
+                } else {
+                    closed_metrics
+                },
+                "tether_store_up"
+            ) == Some(1.0)),
+            "the store is up"
+        );
+    }
+
+    redis.signal("STOP");
+    // Declared down within a bounded time, whatever the traffic (none here).
+    for m in [open_metrics, closed_metrics] {
+        assert!(
+            eventually(Duration::from_secs(3), || metric(m, "tether_store_up")
+                == Some(0.0)),
+            "a hung store is declared down"
+        );
+    }
+    let (_, api) = get(&format!("http://127.0.0.1:{open_metrics}/api"));
+    let api: serde_json::Value = serde_json::from_slice(&api).expect("/api is JSON");
+    assert_eq!(api["store"]["up"], false, "{api}");
+    assert_eq!(api["store"]["kind"], "redis", "{api}");
+
+    // A session unknown here must be looked up: "open" balances it, "closed" refuses it;
+    // neither waits long for the hung store.
+    let t = Instant::now();
+    let r = with_cookie(
+        &format!("http://127.0.0.1:{open_port}/whoami"),
+        "SID=nobody-2",
+    );
+    assert_eq!(r.status, 200, "open: {}", r.head);
+    let r = with_cookie(
+        &format!("http://127.0.0.1:{closed_port}/whoami"),
+        "SID=nobody-3",
+    );
+    assert_eq!(r.status, 503, "closed: {}{}", r.head, r.body);
+    assert!(r.body.contains("session store"), "{}", r.body);
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    // A request that needs no lookup (no session yet) is served in either mode.
+    let r = fetch(&format!("http://127.0.0.1:{closed_port}/whoami"), &[]);
+    assert_eq!(r.status, 200, "closed, no session: {}", r.head);
+
+    redis.signal("CONT");
+    for m in [open_metrics, closed_metrics] {
+        assert!(
+            eventually(Duration::from_secs(15), || metric(m, "tether_store_up")
+                == Some(1.0)),
+            "the store is up again after SIGCONT"
+        );
+    }
+    let r = with_cookie(
+        &format!("http://127.0.0.1:{closed_port}/whoami"),
+        "SID=nobody-4",
+    );
+    assert_eq!(r.status, 200, "closed, store back: {}", r.head);
+}
