@@ -79,11 +79,11 @@ pub fn log_where(settings: &Settings, key: &str, source: &KeySource, mailed_to: 
     }
 }
 
-/// 32 random bytes from the OS, as 64 hex digits.
-fn fresh() -> io::Result<String> {
+/// 32 random bytes from the OS, as 64 hex digits (also `tether genkey`'s sealing key).
+pub(crate) fn fresh() -> io::Result<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
-        .map_err(|e| io::Error::other(format!("no randomness for the admin key: {e}")))?;
+        .map_err(|e| io::Error::other(format!("no randomness for a key: {e}")))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 

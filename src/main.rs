@@ -6,6 +6,7 @@
 //! tether [CONFIG]                 run supervised (the embedded default config without CONFIG)
 //! tether --no-supervise [CONFIG]  run the worker alone (systemd without the master, tests)
 //! tether check CONFIG             validate CONFIG; `path:line:col: message` on error
+//! tether genkey                   print a fresh sealing key (32 random bytes, 64 hex digits)
 //! tether --print-default-config   print the embedded default config (TOML)
 //! tether --version
 //! ```
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tether_config::warnings::warnings;
 use tether_config::Settings;
 
 mod admin_key;
@@ -55,6 +57,8 @@ struct Cli {
 enum Command {
     /// Validate a config file and exit (non-zero with `path:line:col: message` on error).
     Check { config: PathBuf },
+    /// Print a fresh sealing key for `keys` / `key_file` (32 random bytes as 64 hex digits).
+    Genkey,
 }
 
 fn main() -> ExitCode {
@@ -63,10 +67,27 @@ fn main() -> ExitCode {
         print!("{}", tether_proxy::DEFAULT_CONFIG);
         return ExitCode::SUCCESS;
     }
+    if let Some(Command::Genkey) = cli.command {
+        return match admin_key::fresh() {
+            Ok(key) => {
+                println!("{key}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(Command::Check { config }) = cli.command {
         init_logging(None);
         return match Settings::load(&config) {
             Ok(s) => {
+                // The file was just read whole; a second read failing only drops warnings.
+                let text = std::fs::read_to_string(&config).unwrap_or_default();
+                for w in warnings(&text, &config.display().to_string()) {
+                    eprintln!("{w}");
+                }
                 println!("{}: ok ({} listeners)", config.display(), s.listeners.len());
                 ExitCode::SUCCESS
             }
@@ -89,6 +110,10 @@ fn main() -> ExitCode {
     };
     init_logging(settings.session_log.as_ref());
     if cli.no_supervise {
+        // Supervised, the worker logs them (it checks the text again).
+        for w in warnings(&text, &source.name()) {
+            log::warn!("{w}");
+        }
         exit(worker::run_alone(settings))
     } else {
         exit(supervisor::run(source, text, settings))

@@ -205,6 +205,9 @@ fn default_config_starts_without_a_warning() {
     }
     let dir = TempDir::new("cli-quiet");
     let path = dir.write("default.toml", cfg.as_bytes());
+    // Where a user runs it (the repository, a release archive) has `public/`; a missing
+    // files root is warned about (tests/ops_hazards.rs), so give it one.
+    dir.write("public/index.html", b"<p>tether</p>\n");
     let log = dir.path().join("tether.log");
     // Started as a user would: supervised, no RUST_LOG (info level).
     let child = Command::new(TETHER)

@@ -90,6 +90,9 @@ pub fn run_supervised() -> io::Result<()> {
     let settings = Settings::from_text(&boot.config_text, &boot.config_name)
         .map_err(|e| io::Error::other(e.to_string()))?;
     crate::init_logging(settings.session_log.as_ref());
+    for w in tether_config::warnings::warnings(&boot.config_text, &boot.config_name) {
+        log::warn!("{w}");
+    }
     let workers = settings.workers.max(1);
     let mut per_thread: Vec<Vec<TcpListener>> = (0..workers).map(|_| Vec::new()).collect();
     for spec in &settings.listeners {

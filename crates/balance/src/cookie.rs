@@ -20,6 +20,23 @@ pub fn set_cookie(
     format!("{name}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax{secure}")
 }
 
+/// [`set_cookie`] with the upstream's `Secure`/`SameSite` options, for a client that came
+/// over TLS (`tls`) or not.
+pub fn set_cookie_with(
+    name: &str,
+    value: &str,
+    expiry_unix: u64,
+    now_unix: u64,
+    options: &crate::CookieOptions,
+    tls: bool,
+) -> String {
+    let max_age = expiry_unix.saturating_sub(now_unix);
+    format!(
+        "{name}={value}; Max-Age={max_age}{}",
+        options.attributes(tls)
+    )
+}
+
 /// The value of the first cookie called `name` (case-sensitive, as RFC 6265 compares
 /// names) in a `Cookie` header value such as `a=1; b=2`. Tolerates missing or extra
 /// spaces and tabs around `;` and `=`, pairs without `=` (skipped), and a value in double

@@ -7,10 +7,13 @@
 //!    bytes: the key bytes (`openssl rand -base64 32`);
 //! 3. anything else, as a passphrase: the key is PBKDF2-HMAC-SHA256 of its UTF-8 bytes with
 //!    a fixed, tether-specific salt and [`PASSPHRASE_ROUNDS`] rounds. The work factor slows
-//!    down guessing a weak passphrase from a captured cookie, but a random key is better,
-//!    and a passphrase shorter than 16 characters is logged as a warning.
+//!    down guessing a passphrase from a captured cookie, but a random key is better.
 //!
-//! The empty string is refused. Keys never appear in logs or errors (only their position).
+//! A key with less than 128 bits of material is refused ([`KeyError::Weak`]): anyone
+//! holding one cookie could guess it offline and forge pins. What is accepted: 32 random
+//! bytes as 64 hex digits or as base64 (`tether genkey`, `openssl rand -hex 32`), or a
+//! passphrase of at least [`MIN_PASSPHRASE_CHARS`] characters. The empty string is
+//! refused too. Keys never appear in logs or errors (only their position).
 
 use std::fmt;
 
@@ -22,6 +25,9 @@ use sha2::Sha256;
 /// PBKDF2 rounds for passphrase keys (paid once, when the configuration is loaded).
 pub const PASSPHRASE_ROUNDS: u32 = 100_000;
 
+/// The shortest passphrase accepted, in characters.
+pub const MIN_PASSPHRASE_CHARS: usize = 20;
+
 const PASSPHRASE_SALT: &[u8] = b"tether-balance sealer key v1";
 
 /// Why the configured keys cannot be used.
@@ -31,6 +37,19 @@ pub enum KeyError {
     NoKeys,
     /// The key at this position (from 0) is empty.
     Empty(usize),
+    /// The key at this position (from 0) is neither 32 bytes in hex or base64 nor a
+    /// passphrase of at least [`MIN_PASSPHRASE_CHARS`] characters.
+    Weak(usize),
+}
+
+impl KeyError {
+    /// The position (from 0) of the key at fault, if one is.
+    pub fn position(&self) -> Option<usize> {
+        match self {
+            KeyError::NoKeys => None,
+            KeyError::Empty(i) | KeyError::Weak(i) => Some(*i),
+        }
+    }
 }
 
 impl fmt::Display for KeyError {
@@ -38,6 +57,13 @@ impl fmt::Display for KeyError {
         match self {
             KeyError::NoKeys => write!(f, "no sealing key configured"),
             KeyError::Empty(i) => write!(f, "sealing key #{} is empty", i + 1),
+            KeyError::Weak(i) => write!(
+                f,
+                "sealing key #{} is too weak (under 128 bits): give 32 random bytes as 64 hex \
+                 digits or base64 (`tether genkey` prints one), or a passphrase of at least \
+                 {MIN_PASSPHRASE_CHARS} characters",
+                i + 1
+            ),
         }
     }
 }
@@ -63,11 +89,8 @@ pub fn parse_key(text: &str, position: usize) -> Result<([u8; 32], KeyKind), Key
     if let Some(found) = decode_key(text) {
         return Ok(found);
     }
-    if text.chars().count() < 16 {
-        log::warn!(
-            "sealing key #{} is a short passphrase; prefer 32 random bytes (openssl rand -hex 32)",
-            position + 1
-        );
+    if text.chars().count() < MIN_PASSPHRASE_CHARS {
+        return Err(KeyError::Weak(position));
     }
     let mut key = [0u8; 32];
     pbkdf2::pbkdf2_hmac::<Sha256>(
@@ -152,6 +175,20 @@ mod tests {
             hex::encode(key),
             "7e52ab2fd9dbd5b100eb150a8fb3df5c4b32bdbf4a93cc595ff23c5ad3f86f3b"
         );
+    }
+
+    #[test]
+    fn short_passphrases_and_near_miss_keys_are_weak() {
+        // 19 characters, 16 hex digits (64 bits), a 3-letter word: all refused.
+        for text in ["abc", "nineteen characters", "0011223344556677"] {
+            assert_eq!(parse_key(text, 1), Err(KeyError::Weak(1)), "{text}");
+        }
+        assert_eq!(
+            parse_key(&"a".repeat(MIN_PASSPHRASE_CHARS), 0).map(|k| k.1),
+            Ok(KeyKind::Passphrase)
+        );
+        assert_eq!(parse_key("a_nineteen_char_key", 3), Err(KeyError::Weak(3)));
+        assert!(KeyError::Weak(0).to_string().contains("tether genkey"));
     }
 
     #[test]

@@ -43,6 +43,7 @@
 #![warn(missing_docs)]
 
 mod cookie;
+mod cookie_options;
 mod counts;
 mod failover;
 mod health;
@@ -52,11 +53,12 @@ mod pool;
 mod seal;
 mod server;
 
-pub use cookie::{find_cookie, is_valid_cookie_name, set_cookie};
+pub use cookie::{find_cookie, is_valid_cookie_name, set_cookie, set_cookie_with};
+pub use cookie_options::{CookieOptions, CookieSecure, SameSite};
 pub use counts::AffinityStats;
 pub use failover::{Affinity, FailoverMode};
 pub use health::{CheckConfig, Health, PassiveConfig, StatusRange};
-pub use key::{parse_key, KeyError, KeyKind, PASSPHRASE_ROUNDS};
+pub use key::{parse_key, KeyError, KeyKind, MIN_PASSPHRASE_CHARS, PASSPHRASE_ROUNDS};
 pub use policy::ip_hash::ClientKey;
 pub use policy::PolicyKind;
 pub use pool::{Pool, PoolError, PoolOptions};

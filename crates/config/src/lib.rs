@@ -69,6 +69,7 @@ impl std::error::Error for ConfigError {}
 pub mod acl;
 pub mod acme;
 pub mod certs;
+mod cookie_options;
 mod json_pos;
 mod listener;
 mod ops;
@@ -78,6 +79,7 @@ mod session_json;
 pub mod spec;
 mod tls;
 mod upstream;
+pub mod warnings;
 mod xps;
 
 pub use spec::{

@@ -156,6 +156,8 @@ pub struct UpstreamSpec {
     pub retries: u32,
     pub tls: Option<UpstreamTlsSpec>,
     pub send_proxy: Option<SendProxy>,
+    /// `cookie_secure`, `cookie_samesite`: the attributes of the cookies tether writes.
+    pub cookie: tether_balance::CookieOptions,
     /// Where the pool is written (errors found when it is built).
     pub pos: Pos,
 }
@@ -172,6 +174,7 @@ impl UpstreamSpec {
             retries: 1,
             tls: None,
             send_proxy: None,
+            cookie: tether_balance::CookieOptions::default(),
             pos,
         }
     }

@@ -9,6 +9,8 @@
 //! balance = "cookie"        # round_robin | least_connections | ip_hash | cookie | session_id | learn
 //! keys = ["<64 hex chars>"] # cookie / session_id: sealing keys (the first seals, all open)
 //! failover = "repin"        # or "strict" (503 rather than moving a session)
+//! cookie_secure = "auto"    # cookie / session_id: Secure over TLS (or always | never)
+//! cookie_samesite = "lax"   # or strict | none (none forces Secure)
 //! send_proxy = "v2"         # or "v1": a PROXY protocol header naming the client first
 //! [upstream.health]
 //! path = "/health"
@@ -44,6 +46,8 @@ pub(super) struct RawUpstream {
     retries: Option<u32>,
     cookie_name: Option<Spanned<String>>,
     cookie_ttl_s: Option<Spanned<u64>>,
+    cookie_secure: Option<Spanned<String>>,
+    cookie_samesite: Option<Spanned<String>>,
     strict: Option<bool>,
     keys: Option<Vec<Spanned<String>>>,
     key_file: Option<Spanned<String>>,
@@ -298,6 +302,15 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<UpstreamSpec, ConfigEr
             ));
         }
     }
+    let cookie = crate::cookie_options::check(
+        u.cookie_secure.as_ref(),
+        u.cookie_samesite.as_ref(),
+        matches!(
+            affinity,
+            AffinitySpec::Cookie { .. } | AffinitySpec::SessionId { .. }
+        ),
+        at,
+    )?;
     let tls = upstream_tls(&u, &servers, &https, at)?;
     let send_proxy = send_proxy(u.send_proxy, at)?;
     Ok(UpstreamSpec {
@@ -310,6 +323,7 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<UpstreamSpec, ConfigEr
         retries: u.retries.unwrap_or(1),
         tls,
         send_proxy,
+        cookie,
     })
 }
 
@@ -423,7 +437,8 @@ fn sealer(u: &RawUpstream, at: At<'_>) -> Result<SealKeys, ConfigError> {
         .map(|(i, (k, _))| parse_key(k, i).map(|(key, _)| key))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| {
-            let span = keys.first().map_or(u.name.span(), |(_, s)| s.clone());
+            let at_fault = e.position().and_then(|i| keys.get(i)).or(keys.first());
+            let span = at_fault.map_or(u.name.span(), |(_, s)| s.clone());
             at(span, format!("`keys`: {e}"))
         })
         .map(SealKeys)

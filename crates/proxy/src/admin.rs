@@ -8,10 +8,13 @@
 //!     process through [`AdminControl`] (the binary implements it: the supervised worker
 //!     asks its master, a lone worker drains itself);
 //!   - `POST /admin/drain/<pool>/<server>`: through [`PoolControl`] (`404` for an unknown
-//!     pool or server);
+//!     pool or server); `DELETE /admin/drain/<pool>/<server>` undrains it;
 //!   - `GET /admin/status`: JSON, [`AdminControl::status`] plus `"pools"`.
 //!
-//! The key is never logged here; the session only compares it.
+//! Every answer under `/admin/` is a JSON object of named fields: a text reply becomes
+//! `{"status": <code>, "message": "<text>"}` (`/healthz` stays the heartbeat's `ok`).
+//! Every action (anything but `GET /admin/status`) is logged with the caller's address and
+//! what changed. The key is never logged here; the session only compares it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -62,8 +65,9 @@ pub trait AdminControl: Send + Sync {
 
 /// The pools side: marking a server draining (no new sessions), and the pools' state.
 pub trait PoolControl: Send + Sync {
-    /// `POST /admin/drain/<pool>/<server>`: `404` for an unknown pool or server.
-    fn drain(&self, pool: &str, server: &str) -> Reply;
+    /// `POST /admin/drain/<pool>/<server>` (`drain`) and `DELETE` (`!drain`): `404` for an
+    /// unknown pool or server.
+    fn drain(&self, pool: &str, server: &str, drain: bool) -> Reply;
     /// The `"pools"` of `/admin/status`.
     fn pools(&self) -> Value;
     /// The `"certificates"` of `/admin/status`: each listener certificate's names and
@@ -122,21 +126,42 @@ impl Admin {
         if path != "/admin" && !path.starts_with("/admin/") {
             return Reply::new(404, "not found\n");
         }
+        let who = peer.map_or_else(|| "?".into(), |p| p.to_string());
         if !self.authorized(req.header("authorization")) {
             let why = if req.header("authorization").is_some() {
                 "wrong key"
             } else {
                 "no key"
             };
-            let who = peer.map_or_else(|| "?".into(), |p| p.to_string());
             log::warn!(
                 "admin: {} {path} from {who} refused: {why}",
                 req.method_str()
             );
             return Reply::new(401, "a valid `Authorization: Bearer <key>` is needed\n");
         }
-        log::info!("admin: {} {path}", req.method_str());
+        let reply = self.act(req, path);
+        let action = !matches!(m, Method::Get | Method::Head);
+        if action {
+            // What changed is the reply's message (or an error saying nothing did).
+            let parsed = serde_json::from_str::<Value>(&reply.body).ok();
+            let message = parsed.as_ref().and_then(|v| v["message"].as_str());
+            let said = message.unwrap_or(reply.body.trim_end());
+            log::info!(
+                "admin: {} {path} from {who}: {} {said}",
+                req.method_str(),
+                reply.status
+            );
+        } else {
+            log::debug!("admin: {} {path} from {who}", req.method_str());
+        }
+        reply
+    }
+
+    /// The answer of an authorized `/admin/` request.
+    fn act(&self, req: &RequestHead, path: &str) -> Reply {
+        let m = req.method;
         let post = m == Method::Post;
+        let delete = m == Method::Delete;
         match path.trim_end_matches('/') {
             "/admin/shutdown" if post => self.control.shutdown(),
             "/admin/restart" if post => self.control.restart(),
@@ -156,17 +181,27 @@ impl Admin {
                 .strip_prefix("/admin/drain/")
                 .and_then(|r| r.split_once('/'))
             {
-                Some((pool, server)) if post && !server.contains('/') => {
-                    self.pools.drain(pool, server)
+                Some((pool, server)) if (post || delete) && !server.contains('/') => {
+                    self.pools.drain(pool, server, post)
                 }
-                Some(_) if !post => Reply::new(405, "use POST\n"),
+                Some(_) if !post && !delete => {
+                    Reply::new(405, "use POST (drain) or DELETE (undrain)\n")
+                }
                 _ => Reply::new(404, "not found\n"),
             },
         }
     }
 
-    /// The bytes of a whole response that closes the connection.
-    fn response(&self, reply: &Reply, head_only: bool) -> Vec<u8> {
+    /// The bytes of a whole response that closes the connection. `json`: a text body is
+    /// sent as `{"status": .., "message": ..}` (every answer under `/admin/`).
+    fn response(&self, reply: &Reply, head_only: bool, json: bool) -> Vec<u8> {
+        let wrapped;
+        let reply = if json && !reply.body.starts_with('{') {
+            wrapped = Reply::new(reply.status, as_json(reply));
+            &wrapped
+        } else {
+            reply
+        };
         let ctype = if reply.body.starts_with('{') {
             "application/json"
         } else {
@@ -184,6 +219,16 @@ impl Admin {
         }
         out
     }
+}
+
+/// A text reply as a JSON object: `{"status": 404, "message": "no pool \"x\""}`.
+fn as_json(reply: &Reply) -> String {
+    json!({"status": reply.status, "message": reply.body.trim_end()}).to_string()
+}
+
+/// Whether the answer to `path` is JSON (everything under `/admin`, not `/healthz`).
+fn json_path(path: &str) -> bool {
+    path == "/admin" || path.starts_with("/admin/")
 }
 
 /// The key of an `Authorization: Bearer <key>` value.
@@ -217,7 +262,7 @@ impl AdminSession {
         }
     }
 
-    fn send(&mut self, cx: &mut Cx<'_>, reply: &Reply, head_only: bool) {
+    fn send(&mut self, cx: &mut Cx<'_>, reply: &Reply, head_only: bool, json: bool) {
         self.answered = true;
         if let Some(r) = self.reader.take() {
             cx.close_pipe(r);
@@ -225,7 +270,7 @@ impl AdminSession {
         let Some(client) = self.client else {
             return cx.close();
         };
-        let bytes = self.admin.response(reply, head_only);
+        let bytes = self.admin.response(reply, head_only, json);
         let p = cx.pipe_with(Source::Session, Sink::Conn(client), PipeOpts::default());
         cx.push(p, bytes.into());
         cx.end(p);
@@ -251,9 +296,13 @@ impl Session for AdminSession {
             Ok(Parsed::Partial) => {}
             Ok(Parsed::Complete(req)) => {
                 let reply = self.admin.answer(&req, self.peer);
-                self.send(cx, &reply, req.method == Method::Head);
+                let json = json_path(req.path());
+                self.send(cx, &reply, req.method == Method::Head, json);
             }
-            Err(e) => self.send(cx, &Reply::new(e.status, format!("{}\n", e.reason)), false),
+            Err(e) => {
+                let reply = Reply::new(e.status, format!("{}\n", e.reason));
+                self.send(cx, &reply, false, true)
+            }
         }
     }
 
@@ -288,17 +337,31 @@ impl ConfiguredPools {
 }
 
 impl PoolControl for ConfiguredPools {
-    fn drain(&self, pool: &str, server: &str) -> Reply {
+    fn drain(&self, pool: &str, server: &str, drain: bool) -> Reply {
         let Some(up) = self.pools.iter().find(|u| u.name() == pool) else {
             return Reply::new(404, format!("no pool {pool:?}\n"));
         };
-        if !up.pool.set_drain(server, true) {
+        let Some(s) = up.pool.server(server) else {
             return Reply::new(404, format!("no server {server:?} in pool {pool:?}\n"));
-        }
-        log::info!("admin: server {server} of pool {pool} draining (no new sessions)");
+        };
+        let was = s.is_draining();
+        up.pool.set_drain(server, drain);
+        let state = |d: bool| if d { "draining" } else { "taking new sessions" };
+        let change = if was == drain { "unchanged" } else { "changed" };
         Reply::new(
             200,
-            format!("server {server:?} of pool {pool:?} is draining\n"),
+            json!({
+                "pool": pool,
+                "server": server,
+                "draining": drain,
+                "was_draining": was,
+                "message": format!(
+                    "server {server:?} of pool {pool:?}: {} → {} ({change})",
+                    state(was),
+                    state(drain)
+                ),
+            })
+            .to_string(),
         )
     }
 
@@ -340,9 +403,34 @@ impl PoolControl for ConfiguredPools {
                     })
                 })
                 .collect();
-            json!({"name": up.name(), "balance": format!("{:?}", up.pool.policy()), "servers": servers})
+            json!({
+                "name": up.name(),
+                "balance": balance_name(up),
+                "policy": policy_name(up.pool.policy()),
+                "servers": servers,
+            })
         });
         Value::Array(list.collect())
+    }
+}
+
+/// The `balance` word of the upstream's config: its affinity kind, else its policy.
+fn balance_name(up: &Upstream) -> &'static str {
+    match &up.affinity {
+        crate::upstream::Affinity::Cookie(_) => "cookie",
+        crate::upstream::Affinity::SessionId(_) => "session_id",
+        crate::upstream::Affinity::Learn(_) => "learn",
+        crate::upstream::Affinity::None => policy_name(up.pool.policy()),
+    }
+}
+
+/// The selection policy's config word.
+fn policy_name(p: &tether_balance::policy::Policy) -> &'static str {
+    use tether_balance::policy::Policy;
+    match p {
+        Policy::RoundRobin(_) => "round_robin",
+        Policy::LeastConnections(_) => "least_connections",
+        Policy::IpHash(_) => "ip_hash",
     }
 }
 
@@ -431,10 +519,21 @@ mod tests {
         assert_eq!(v["pid"], 1);
         assert_eq!(v["pools"][0]["name"], "app");
         assert_eq!(v["pools"][0]["servers"][0]["server"], "127.0.0.1:3000");
+        assert_eq!(v["pools"][0]["balance"], "round_robin");
         assert_eq!(get("/admin/reload").status, 405);
         assert_eq!(post("/admin/status").status, 405);
         assert_eq!(post("/admin/nope").status, 404);
         assert_eq!(post("/admin/drain/app/127.0.0.1:3000").status, 200);
+        let del = |p: &str| ask(&a, &format!("DELETE {p} HTTP/1.1\r\n{auth}"));
+        let undrained = del("/admin/drain/app/127.0.0.1:3000");
+        assert_eq!(undrained.status, 200);
+        let v: Value = serde_json::from_str(&undrained.body).expect("json");
+        assert_eq!(
+            (v["draining"].clone(), v["was_draining"].clone()),
+            (json!(false), json!(true))
+        );
+        assert_eq!(del("/admin/drain/app/127.0.0.1:3001").status, 404);
+        assert_eq!(get("/admin/drain/app/127.0.0.1:3000").status, 405);
         assert_eq!(post("/admin/drain/app/127.0.0.1:3001").status, 404);
         assert_eq!(post("/admin/drain/web/127.0.0.1:3000").status, 404);
         assert_eq!(post("/admin/drain/app").status, 404);

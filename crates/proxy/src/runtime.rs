@@ -257,6 +257,7 @@ pub fn build_upstream(spec: &UpstreamSpec) -> Result<Upstream, ConfigError> {
         tls,
         tls_unverified: spec.tls.as_ref().is_some_and(|t| !t.options.verify),
         send_proxy: spec.send_proxy,
+        cookie: spec.cookie,
     })
 }
 

@@ -34,6 +34,9 @@ pub struct Upstream {
     /// `send_proxy = "v1" | "v2"`: each connection to a server starts with a PROXY
     /// protocol header naming the client.
     pub send_proxy: Option<SendProxy>,
+    /// `Secure` and `SameSite` of the cookies tether writes (`cookie_secure`,
+    /// `cookie_samesite`).
+    pub cookie: tether_balance::CookieOptions,
 }
 
 /// The PROXY protocol header for a connection on behalf of `client`, who reached tether at
@@ -63,6 +66,7 @@ impl Upstream {
             tls: Vec::new(),
             tls_unverified: false,
             send_proxy: None,
+            cookie: tether_balance::CookieOptions::default(),
         }
     }
 

@@ -17,7 +17,7 @@
 
 use std::time::{Duration, Instant};
 
-use tether_balance::{find_cookie, set_cookie, Affinity as Resolved, FailoverMode, ServerRef};
+use tether_balance::{find_cookie, set_cookie_with, Affinity as Resolved, FailoverMode, ServerRef};
 use tether_http::{RequestHead, ResponseHead};
 use tether_store::Store;
 
@@ -36,6 +36,9 @@ pub(crate) struct Ctx<'a> {
     pub key: Option<&'a [u8]>,
     /// The store is shared with other instances (Redis): a miss in memory is asked there.
     pub shared: bool,
+    /// The client came over TLS (cookies tether writes are `Secure` with `cookie_secure =
+    /// "auto"`).
+    pub tls: bool,
 }
 
 /// Where a request goes.
@@ -214,7 +217,7 @@ fn cookie_line(ctx: &Ctx<'_>, server: &ServerRef) -> String {
     let value = c.sealer.seal_cookie(server.id(), expiry);
     format!(
         "Set-Cookie: {}\r\n",
-        set_cookie(&c.name, &value, expiry, ctx.unix, false)
+        set_cookie_with(&c.name, &value, expiry, ctx.unix, &ctx.up.cookie, ctx.tls)
     )
 }
 
@@ -293,7 +296,7 @@ fn decide_session_id(
     p.tagged = Some((value.to_string(), original.to_string()));
     strip_tag(sid, req, value, original, &mut p.request);
     if !pinned {
-        retag(sid, &p.server, original, &mut p.response);
+        retag(ctx, sid, &p.server, original, &mut p.response);
     }
     Decision::Go(Box::new(p))
 }
@@ -334,11 +337,18 @@ fn strip_tag(
 
 /// After a re-pin, hand the client its session id tagged with the new server (a cookie
 /// carrier can be re-set; other carriers follow the re-pin kept in the store).
-fn retag(sid: &SessionIdAffinity, server: &ServerRef, original: &str, e: &mut Edits) {
+fn retag(
+    ctx: &Ctx<'_>,
+    sid: &SessionIdAffinity,
+    server: &ServerRef,
+    original: &str,
+    e: &mut Edits,
+) {
     if let IdCarrier::Cookie(name) = &sid.carrier {
         let value = sid.sealer.tag_value(server.id(), original);
+        let attributes = ctx.up.cookie.attributes(ctx.tls);
         e.add
-            .push_str(&format!("Set-Cookie: {name}={value}; Path=/; HttpOnly\r\n"));
+            .push_str(&format!("Set-Cookie: {name}={value}{attributes}\r\n"));
     }
 }
 
@@ -358,7 +368,7 @@ pub(crate) fn repick(ctx: &Ctx<'_>, p: &Pick, tried: &[String]) -> Option<Pick> 
         Affinity::SessionId(sid) => {
             if let (Some(key), Some((_, original))) = (&next.store_key, &next.tagged) {
                 ctx.store.put(key, next.server.id(), sid.repin_ttl);
-                retag(sid, &next.server, original, &mut next.response);
+                retag(ctx, sid, &next.server, original, &mut next.response);
             }
         }
         Affinity::Learn(l) => {

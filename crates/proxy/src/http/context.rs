@@ -60,6 +60,7 @@ impl ListenerCtx {
             unix: affinity::unix_now(),
             key: key.map(ClientKey::as_bytes),
             shared: self.store_shared,
+            tls: self.spec.front.tls.is_some(),
         }
     }
 }
