@@ -70,6 +70,7 @@ pub mod acl;
 pub mod acme;
 pub mod certs;
 mod cookie_options;
+pub mod hints;
 mod json_pos;
 mod listener;
 mod ops;
@@ -103,6 +104,8 @@ struct RawConfig {
     store: Option<Spanned<String>>,
     #[serde(default)]
     on_store_error: Option<Spanned<String>>,
+    #[serde(default)]
+    pid_file: Option<PathBuf>,
     #[serde(default)]
     max_connections: Option<usize>,
     #[serde(default)]
@@ -202,6 +205,9 @@ pub struct Settings {
     pub store: String,
     /// What a request that needs the store gets while the store does not answer.
     pub on_store_error: spec::OnStoreError,
+    /// Where the master writes its pid (`tether reload` and friends read it); `None`: the
+    /// default (`tether`'s `pidfile::default_path`).
+    pub pid_file: Option<PathBuf>,
     pub listeners: Vec<ListenerSpec>,
     /// The upstream pools the routes proxy to (`ActionSpec::Proxy` indexes them).
     pub upstreams: Vec<UpstreamSpec>,
@@ -271,7 +277,7 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
     };
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
-        at(span, e.message().trim().to_string())
+        at(span, hints::with_hint(e.message().trim()))
     })?;
     let acme = raw.acme.map(|a| crate::acme::check(a, &at)).transpose()?;
     let has_acme = acme.is_some();
@@ -393,6 +399,7 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         max_connections_per_ip,
         store,
         on_store_error,
+        pid_file: raw.pid_file,
         listeners,
         upstreams,
         brokers,
