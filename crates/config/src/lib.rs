@@ -70,6 +70,7 @@ pub mod acl;
 pub mod acme;
 pub mod certs;
 mod cookie_options;
+mod env;
 pub mod hints;
 mod json_pos;
 mod listener;
@@ -264,10 +265,21 @@ impl Settings {
     }
 }
 
-/// Check TOML text; `name` is used in error messages.
-pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
+/// Check TOML text; `name` is used in error messages. `${NAME}` / `${NAME:-default}` are
+/// filled from the environment first (`env.rs`); positions stay the file's own.
+pub fn parse(file_text: &str, name: &str) -> Result<Settings, ConfigError> {
+    let expanded = env::expand(file_text, |n| std::env::var(n).ok()).map_err(|(at, message)| {
+        let (line, col) = line_col(file_text, at);
+        ConfigError {
+            path: name.to_string(),
+            line,
+            col,
+            message,
+        }
+    })?;
+    let text = expanded.text.as_str();
     let at = |span: Range<usize>, message: String| {
-        let (line, col) = line_col(text, span.start);
+        let (line, col) = line_col(file_text, expanded.original(span.start));
         ConfigError {
             path: name.to_string(),
             line,
