@@ -72,6 +72,7 @@ pub mod certs;
 mod cookie_options;
 mod env;
 pub mod hints;
+mod include;
 mod json_pos;
 mod listener;
 mod ops;
@@ -95,6 +96,10 @@ pub use ops::{AdminSettings, Ops, SupervisorSettings};
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    /// Read by `include.rs` before this parse; the files' tables are in the text already.
+    #[serde(default)]
+    #[allow(dead_code)]
+    include: Option<toml::Value>,
     #[serde(default)]
     server_name: Option<String>,
     #[serde(default)]
@@ -265,31 +270,22 @@ impl Settings {
     }
 }
 
-/// Check TOML text; `name` is used in error messages. `${NAME}` / `${NAME:-default}` are
-/// filled from the environment first (`env.rs`); positions stay the file's own.
+/// Check TOML text; `name` (the file's path) is used in error messages and as the base of
+/// `include`. `${NAME}` / `${NAME:-default}` are filled from the environment first
+/// (`env.rs`), the included files read (`include.rs`); positions stay each file's own.
 pub fn parse(file_text: &str, name: &str) -> Result<Settings, ConfigError> {
-    let expanded = env::expand(file_text, |n| std::env::var(n).ok()).map_err(|(at, message)| {
-        let (line, col) = line_col(file_text, at);
-        ConfigError {
-            path: name.to_string(),
-            line,
-            col,
-            message,
-        }
-    })?;
-    let text = expanded.text.as_str();
-    let at = |span: Range<usize>, message: String| {
-        let (line, col) = line_col(file_text, expanded.original(span.start));
-        ConfigError {
-            path: name.to_string(),
-            line,
-            col,
-            message,
-        }
-    };
+    let combined = include::combine(file_text, name)?;
+    let text = combined.text.as_str();
+    let at = |span: Range<usize>, message: String| combined.error(span, message);
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
-        at(span, hints::with_hint(e.message().trim()))
+        let message = hints::with_hint(e.message().trim());
+        let message = if message.contains("duplicate key") {
+            combined.duplicate_hint(&span, &message)
+        } else {
+            message
+        };
+        at(span, message)
     })?;
     let acme = raw.acme.map(|a| crate::acme::check(a, &at)).transpose()?;
     let has_acme = acme.is_some();
