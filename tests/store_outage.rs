@@ -39,7 +39,11 @@ fn a_hung_store_is_declared_down_and_lookups_answer_open_or_closed() {
     let store = format!("store = \"{}\"", redis.url());
     let (d1, d2) = (TempDir::new("store-open"), TempDir::new("store-closed"));
     let _open = instance(&d1, open_port, open_metrics, &ports, &store);
-    let closed_top = format!("{store}\non_store_error = \"closed\"");
+    let status = free_port();
+    let closed_top = format!(
+        "{store}\non_store_error = \"closed\"\n\n[[server]]\nlisten = [\"127.0.0.1:{status}\"]\n\n\
+         [[server.route]]\npath = \"/\"\nstatus_page = \"html\"\n"
+    );
     let _closed = instance(&d2, closed_port, closed_metrics, &ports, &closed_top);
 
     // Redis answers: an unknown session is balanced (the store said it knows nothing).
@@ -72,6 +76,12 @@ fn a_hung_store_is_declared_down_and_lookups_answer_open_or_closed() {
     let api: serde_json::Value = serde_json::from_slice(&api).expect("/api is JSON");
     assert_eq!(api["store"]["up"], false, "{api}");
     assert_eq!(api["store"]["kind"], "redis", "{api}");
+    let (_, page) = get(&format!("http://127.0.0.1:{status}/"));
+    let page = String::from_utf8_lossy(&page);
+    assert!(
+        page.contains("<td class='down'>down</td>"),
+        "the status page says the store is down: {page}"
+    );
 
     // A session unknown here must be looked up: "open" balances it, "closed" refuses it;
     // neither waits long for the hung store.
