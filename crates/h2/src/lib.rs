@@ -12,15 +12,21 @@
 //! stream and the connection goes on. Nothing here panics on a peer's bytes (the frame
 //! decoder is fuzzed: `fuzz/fuzz_targets/h2_frames.rs`).
 
+mod client;
 mod conn;
 mod error;
 pub mod frame;
 mod headers;
+mod hpack_enc;
 mod stream;
 
 #[cfg(test)]
 mod tests;
 
+pub use client::{
+    ClientConn, ClientEvent, ClientSettings, RequestError, StreamError, StreamId,
+};
 pub use conn::{Config, Conn, Event, SendError};
 pub use error::{ErrorCode, H2Error};
 pub use headers::{encode_fields, encode_response, RequestHead};
+pub use hpack_enc::{EncodeError, HeaderEncoder};
