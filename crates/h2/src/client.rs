@@ -31,6 +31,8 @@ use crate::hpack_enc::HeaderEncoder;
 
 mod recv;
 mod send;
+#[cfg(test)]
+mod tests;
 
 /// A stream's id (odd: the client opens them).
 pub type StreamId = u32;
