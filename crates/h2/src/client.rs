@@ -81,7 +81,11 @@ pub enum ClientEvent {
         end: bool,
     },
     /// Response body bytes; give them back with `consumed` once passed on.
-    Data { id: StreamId, bytes: Bytes, end: bool },
+    Data {
+        id: StreamId,
+        bytes: Bytes,
+        end: bool,
+    },
     /// Trailers: the response is over.
     Trailers {
         id: StreamId,

@@ -23,9 +23,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-pub use client::{
-    ClientConn, ClientEvent, ClientSettings, RequestError, StreamError, StreamId,
-};
+pub use client::{ClientConn, ClientEvent, ClientSettings, RequestError, StreamError, StreamId};
 pub use conn::{Config, Conn, Event, SendError};
 pub use error::{ErrorCode, H2Error};
 pub use headers::{encode_fields, encode_response, RequestHead};

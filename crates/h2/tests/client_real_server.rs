@@ -27,10 +27,15 @@ impl Drop for Server {
 }
 
 fn start_server(max_streams: u32) -> (Server, u16) {
+    start_server_with(max_streams, &[])
+}
+
+fn start_server_with(max_streams: u32, tls: &[&Path]) -> (Server, u16) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/h2_server.py");
     let mut child = Command::new("python3")
         .arg(&script)
         .arg(max_streams.to_string())
+        .args(tls)
         .stdout(Stdio::piped())
         .spawn()
         .expect("python3 with the h2 package (scripts/setup.sh installs it)");
@@ -150,7 +155,10 @@ impl Client {
                     // The caller passed the bytes on at once.
                     self.conn.consumed(*id, bytes.len());
                 }
-                assert!(!matches!(e, ClientEvent::Error(_)), "connection error: {e:?}");
+                assert!(
+                    !matches!(e, ClientEvent::Error(_)),
+                    "connection error: {e:?}"
+                );
                 self.events.push(e);
             }
         }
@@ -238,7 +246,10 @@ fn get_post_a_mebibyte_and_trailers_against_python_h2() {
     let r = c.response(get).expect("get");
     assert_eq!(r.status, 200);
     assert_eq!(r.body, b"hello from python h2");
-    assert_eq!(r.fields.get("content-type").map(String::as_str), Some("text/plain"));
+    assert_eq!(
+        r.fields.get("content-type").map(String::as_str),
+        Some("text/plain")
+    );
     assert_eq!(r.fields.get("x-method").map(String::as_str), Some("GET"));
 
     // A stream ended: a third request fits now, alongside the upload still in flight.
@@ -311,11 +322,112 @@ fn goaway_from_python_h2_names_the_streams_to_retry() {
             retryable: vec![second, third],
         })
     );
-    let r = c.response(first).expect("the first stream was answered before the GOAWAY");
+    let r = c
+        .response(first)
+        .expect("the first stream was answered before the GOAWAY");
     assert_eq!((r.status, &r.body[..]), (200, &b"bye"[..]));
     assert_eq!(
         c.request("GET", "/hello", &[], None, None),
         Err(RequestError::GoingAway)
     );
     assert!(c.conn.is_idle() && c.conn.is_going_away());
+}
+
+/// A self-signed certificate for `localhost` in a fresh directory (cert.pem, key.pem),
+/// and its DER to trust.
+fn certificate(name: &str) -> (std::path::PathBuf, Vec<u8>) {
+    let rcgen::CertifiedKey { cert, signing_key } =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("rcgen");
+    let dir = std::env::temp_dir().join(format!("tether-h2-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    std::fs::write(dir.join("cert.pem"), cert.pem()).expect("cert");
+    std::fs::write(dir.join("key.pem"), signing_key.serialize_pem()).expect("key");
+    (dir, cert.der().to_vec())
+}
+
+#[test]
+fn over_tls_with_alpn_h2_against_python_h2() {
+    use std::sync::Arc;
+    let (dir, der) = certificate("tls");
+    let (_server, port) = start_server_with(10, &[&dir.join("cert.pem"), &dir.join("key.pem")]);
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(der.into()).expect("root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"h2".to_vec()];
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
+    let tls = rustls::ClientConnection::new(Arc::new(cfg), name).expect("tls");
+    let sock = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    sock.set_read_timeout(Some(WAIT)).expect("timeout");
+    let mut stream = rustls::StreamOwned::new(tls, sock);
+
+    let mut conn = ClientConn::new(ClientSettings::default());
+    let get = conn
+        .send_request(
+            &[
+                (b":method", b"GET"),
+                (b":scheme", b"https"),
+                (b":authority", b"localhost"),
+                (b":path", b"/hello"),
+            ],
+            true,
+        )
+        .expect("get");
+    let post = conn
+        .send_request(
+            &[
+                (b":method", b"POST"),
+                (b":scheme", b"https"),
+                (b":authority", b"localhost"),
+                (b":path", b"/trailers"),
+                (b"te", b"trailers"),
+            ],
+            false,
+        )
+        .expect("post");
+    conn.send_data(post, &mut Bytes::from_static(b"body"), false)
+        .expect("data");
+    conn.send_trailers(post, &[(b"x-checksum", b"tls-ok")])
+        .expect("trailers");
+    // Small messages only: a blocking read after each write cannot deadlock here.
+    let mut events = Vec::new();
+    let deadline = Instant::now() + WAIT;
+    let ended = |events: &[ClientEvent], id: StreamId| {
+        events.iter().any(|e| match e {
+            ClientEvent::Headers { id: i, end, .. } | ClientEvent::Data { id: i, end, .. } => {
+                *i == id && *end
+            }
+            ClientEvent::Trailers { id: i, .. } => *i == id,
+            _ => false,
+        })
+    };
+    while !(ended(&events, get) && ended(&events, post)) {
+        assert!(Instant::now() < deadline, "no answer over TLS: {events:?}");
+        for b in conn.take_output() {
+            stream.write_all(&b).expect("write");
+        }
+        stream.flush().expect("flush");
+        let mut buf = vec![0u8; 16 * 1024];
+        let n = stream.read(&mut buf).expect("read");
+        assert!(n > 0, "the server closed: {events:?}");
+        events.extend(conn.receive(&buf[..n]));
+    }
+    assert_eq!(stream.conn.alpn_protocol(), Some(&b"h2"[..]));
+    let body: Vec<u8> = events
+        .iter()
+        .filter_map(|e| match e {
+            ClientEvent::Data { id, bytes, .. } if *id == get => Some(bytes.iter().copied()),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    assert_eq!(body, b"hello from python h2");
+    assert!(events.iter().any(|e| matches!(e,
+        ClientEvent::Trailers { id, fields } if *id == post
+            && fields.contains(&(Bytes::from_static(b"x-echo-trailer"), Bytes::from_static(b"tls-ok"))))));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,8 +1,9 @@
 """A real HTTP/2 server (Python's `h2` package, h2c with prior knowledge) for the client
 tests of tether-h2 (crates/h2/tests/client_real_server.rs).
 
-usage: python3 h2_server.py MAX_CONCURRENT_STREAMS
-Prints the port it listens on (127.0.0.1), serves ONE connection, then exits.
+usage: python3 h2_server.py MAX_CONCURRENT_STREAMS [CERT_PEM KEY_PEM]
+Prints the port it listens on (127.0.0.1), serves ONE connection, then exits. With a
+certificate and key it speaks TLS and insists on ALPN `h2` (anything else: it exits).
 
   GET  /hello     200 text/plain "hello from python h2" (x-method: the method)
   POST /echo      200 with the request body echoed, x-received-length and
@@ -17,6 +18,7 @@ Everything is bounded: the socket times out after 30 s of silence.
 """
 import hashlib
 import socket
+import ssl
 import sys
 
 import h2.config
@@ -36,6 +38,15 @@ def main():
     print(srv.getsockname()[1], flush=True)
     sock, _ = srv.accept()
     sock.settimeout(30)
+    if len(sys.argv) > 3:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(sys.argv[2], sys.argv[3])
+        ctx.set_alpn_protocols(["h2"])
+        sock = ctx.wrap_socket(sock, server_side=True)
+        if sock.selected_alpn_protocol() != "h2":
+            print("ALPN was not h2:", sock.selected_alpn_protocol(), file=sys.stderr, flush=True)
+            sock.close()
+            return
     conn = h2.connection.H2Connection(
         config=h2.config.H2Configuration(client_side=False, header_encoding=None)
     )

@@ -40,7 +40,9 @@ impl ClientConn {
             }
             if self.phase == Phase::WaitSettings {
                 if h.kind != frame::SETTINGS || h.flags & frame::FLAG_ACK != 0 {
-                    return Err(H2Error::protocol("the server's first frame is not SETTINGS"));
+                    return Err(H2Error::protocol(
+                        "the server's first frame is not SETTINGS",
+                    ));
                 }
                 self.phase = Phase::Open;
             }

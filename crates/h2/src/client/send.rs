@@ -174,7 +174,10 @@ impl ClientConn {
 
     /// Take no new streams and tell the server (GOAWAY NO_ERROR): the open streams finish.
     pub fn go_away(&mut self) {
-        if matches!(self.phase, Phase::WaitSettings | Phase::Open | Phase::Draining) {
+        if matches!(
+            self.phase,
+            Phase::WaitSettings | Phase::Open | Phase::Draining
+        ) {
             if self.phase != Phase::Draining {
                 frame::put_goaway(&mut self.out, 0, ErrorCode::NoError);
             }

@@ -44,9 +44,7 @@ impl Pair {
         for b in out {
             self.s_in.put_slice(&b);
         }
-        let r = self
-            .s
-            .recv(Instant::now(), &mut self.s_in, &mut self.sev);
+        let r = self.s.recv(Instant::now(), &mut self.s_in, &mut self.sev);
         assert_eq!(r, Ok(()), "the server refused the client's bytes");
         true
     }
@@ -169,7 +167,10 @@ fn get_and_response_with_the_servers_settings() {
         head,
         Some((
             200,
-            vec![(Bytes::from_static(b"content-type"), Bytes::from_static(b"text/plain"))],
+            vec![(
+                Bytes::from_static(b"content-type"),
+                Bytes::from_static(b"text/plain")
+            )],
             false
         ))
     );
@@ -288,12 +289,20 @@ fn trailers_both_ways() {
     assert!(p.sev.iter().any(|e| matches!(e,
         Event::Trailers { stream: s, fields } if *s == stream
             && fields == &vec![(Bytes::from_static(b"x-request-checksum"), Bytes::from_static(b"abc"))])));
-    p.s.send_headers(stream, 200, &[(b"content-type", b"application/grpc")], false)
-        .expect("head");
+    p.s.send_headers(
+        stream,
+        200,
+        &[(b"content-type", b"application/grpc")],
+        false,
+    )
+    .expect("head");
     p.s.send_data(stream, &mut Bytes::from_static(b"\0\0\0\0\x02ok"), false)
         .expect("data");
-    p.s.send_trailers(stream, &[(b"grpc-status", b"0"), (b"grpc-message", b"fine")])
-        .expect("trailers");
+    p.s.send_trailers(
+        stream,
+        &[(b"grpc-status", b"0"), (b"grpc-message", b"fine")],
+    )
+    .expect("trailers");
     p.pump();
     let trailers = p.cev.iter().find_map(|e| match e {
         ClientEvent::Trailers { id: i, fields } if *i == id => Some(fields.clone()),
@@ -303,7 +312,10 @@ fn trailers_both_ways() {
         trailers,
         Some(vec![
             (Bytes::from_static(b"grpc-status"), Bytes::from_static(b"0")),
-            (Bytes::from_static(b"grpc-message"), Bytes::from_static(b"fine")),
+            (
+                Bytes::from_static(b"grpc-message"),
+                Bytes::from_static(b"fine")
+            ),
         ])
     );
     assert_eq!(body_of(&p.cev, id), (b"\0\0\0\0\x02ok".to_vec(), true));
@@ -397,7 +409,10 @@ fn resets_both_ways_and_refused_is_retryable() {
         code: ErrorCode::RefusedStream,
         retryable: true
     }));
-    assert!(!p.cev.iter().any(|e| matches!(e, ClientEvent::Reset { id, .. } if *id == x)));
+    assert!(!p
+        .cev
+        .iter()
+        .any(|e| matches!(e, ClientEvent::Reset { id, .. } if *id == x)));
 }
 
 #[test]
@@ -443,7 +458,10 @@ fn ping_is_answered_and_the_servers_ping_is_acked() {
     let ev = p.c.receive(&raw);
     assert!(ev.is_empty());
     let out: Vec<u8> = p.c.take_output().concat();
-    assert_eq!(&out[..9], &[0, 0, 8, frame::PING, frame::FLAG_ACK, 0, 0, 0, 0]);
+    assert_eq!(
+        &out[..9],
+        &[0, 0, 8, frame::PING, frame::FLAG_ACK, 0, 0, 0, 0]
+    );
     assert_eq!(&out[9..], b"12345678");
 }
 
@@ -462,9 +480,7 @@ fn a_server_that_breaks_the_rules() {
     assert!(matches!(ev.last(), Some(ClientEvent::Error(_))), "{ev:?}");
     assert!(c.is_failed());
     let out: Vec<u8> = c.take_output().concat();
-    let goaway = out
-        .windows(4)
-        .any(|w| w == [0, 0, 8, frame::GOAWAY]);
+    let goaway = out.windows(4).any(|w| w == [0, 0, 8, frame::GOAWAY]);
     assert!(goaway, "no GOAWAY queued");
 
     // DATA on a stream the client never opened.
@@ -482,7 +498,10 @@ fn a_server_that_breaks_the_rules() {
     let mut raw = settings.clone();
     frame::put_header_block(&mut raw, id, &block, true, 16_384);
     let (one, two) = raw.split_at(raw.len() - 3);
-    assert!(c.receive(one).iter().all(|e| !matches!(e, ClientEvent::Reset { .. })));
+    assert!(c
+        .receive(one)
+        .iter()
+        .all(|e| !matches!(e, ClientEvent::Reset { .. })));
     let ev = c.receive(two);
     assert!(
         ev.contains(&ClientEvent::Reset {
@@ -509,8 +528,13 @@ fn a_server_that_breaks_the_rules() {
     }
     let ev = c.receive(&raw);
     assert!(
-        ev.iter().any(|e| matches!(e, ClientEvent::Reset { code: ErrorCode::FlowControlError, .. })
-            || matches!(e, ClientEvent::Error(_))),
+        ev.iter().any(|e| matches!(
+            e,
+            ClientEvent::Reset {
+                code: ErrorCode::FlowControlError,
+                ..
+            }
+        ) || matches!(e, ClientEvent::Error(_))),
         "{ev:?}"
     );
 }
