@@ -52,6 +52,8 @@ fn start_server_with(max_streams: u32, tls: &[&Path]) -> (Server, u16) {
     (server, port)
 }
 
+type Trailers = Vec<(&'static [u8], &'static [u8])>;
+
 /// One client connection, driven the way the loop would drive it.
 struct Client {
     conn: ClientConn,
@@ -59,7 +61,7 @@ struct Client {
     rx: Receiver<Vec<u8>>,
     events: Vec<ClientEvent>,
     /// Request bodies still to send: (rest, trailers after it).
-    uploads: HashMap<StreamId, (Bytes, Option<Vec<(&'static [u8], &'static [u8])>>)>,
+    uploads: HashMap<StreamId, (Bytes, Option<Trailers>)>,
     /// Largest single send_data, to see the windows at work.
     largest_send: usize,
 }
@@ -100,7 +102,7 @@ impl Client {
         path: &str,
         extra: &[(&[u8], &[u8])],
         body: Option<Bytes>,
-        trailers: Option<Vec<(&'static [u8], &'static [u8])>>,
+        trailers: Option<Trailers>,
     ) -> Result<StreamId, RequestError> {
         let mut fields: Vec<(&[u8], &[u8])> = vec![
             (b":method", method.as_bytes()),

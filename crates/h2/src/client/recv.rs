@@ -63,7 +63,7 @@ impl ClientConn {
 
     /// A stream the server could have opened only if we did (odd, below the next id).
     fn check_opened(&self, id: StreamId, why: &'static str) -> Result<(), H2Error> {
-        if id % 2 == 0 || id >= self.next_id {
+        if id.is_multiple_of(2) || id >= self.next_id {
             return Err(H2Error::protocol(why));
         }
         Ok(())

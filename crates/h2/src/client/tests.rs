@@ -36,7 +36,7 @@ impl Pair {
         p
     }
 
-    fn to_server(&mut self) -> bool {
+    fn deliver_to_server(&mut self) -> bool {
         let out = self.c.take_output();
         if out.is_empty() {
             return false;
@@ -49,7 +49,7 @@ impl Pair {
         true
     }
 
-    fn to_client(&mut self) -> bool {
+    fn deliver_to_client(&mut self) -> bool {
         let out = self.s.take_output();
         if out.is_empty() {
             return false;
@@ -64,8 +64,8 @@ impl Pair {
     /// Deliver both ways until nothing more is written (bounded).
     fn pump(&mut self) {
         for _ in 0..1000 {
-            let a = self.to_server();
-            let b = self.to_client();
+            let a = self.deliver_to_server();
+            let b = self.deliver_to_client();
             if !a && !b {
                 return;
             }
@@ -333,7 +333,7 @@ fn goaway_names_the_streams_the_server_never_processed() {
     let second = request(&mut p, "GET", "/two", true);
     let third = request(&mut p, "GET", "/three", true);
     p.s.go_away(ErrorCode::NoError);
-    p.to_client();
+    p.deliver_to_client();
     assert!(
         p.cev.contains(&ClientEvent::GoAway {
             last_stream_id: first,
