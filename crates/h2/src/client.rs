@@ -16,11 +16,30 @@
 //! take_output() -> Vec<Bytes>          the frames to write, in order (one `writev`)
 //! ```
 //!
+//! Driven from the loop (the proxy's upstream side; nothing here blocks or reads a clock):
+//!
+//! - connect (plain for h2c; TLS with ALPN `["h2"]` offered, and `h2` checked as
+//!   negotiated), make a `ClientConn`, write `take_output()` (the preface goes first);
+//! - on readable: read, `receive(&buf)`, handle the events, then write `take_output()`
+//!   (SETTINGS/PING acks, WINDOW_UPDATEs); on writable: write what is left;
+//! - a request: `can_open()` picks a pooled connection with room (else `Busy` → queue the
+//!   request or open another connection up to a limit); `send_request`, then the body with
+//!   `send_data` whenever the client's pipe has bytes *and* `sendable(id) > 0`; keep the
+//!   unsent rest in the pipe (a full pipe stops reading the client: that is the end-to-end
+//!   backpressure) and retry on `WindowOpened`; `send_trailers` for gRPC;
+//! - response body: `Data` goes to the client's sink; call `consumed(id, n)` only when the
+//!   sink took the bytes, so a slow client slows the backend through both windows;
+//! - `GoAway { retryable, .. }`: send those requests again on another connection (their
+//!   bodies must still be at hand: buffer a request body until the response head comes, or
+//!   retry only bodiless/replayable requests); `Reset { retryable: true }` likewise;
+//! - a timer: `is_idle()` for long → `ping()`; `pings_outstanding() > 0` past a timeout →
+//!   close; `is_going_away() && is_idle()` → close; `Error` → write the GOAWAY and close.
+//!
 //! Files of this module (one concept, so they share the connection's fields): `client.rs`
 //! (types, construction, queries), `client/recv.rs` (frames in), `client/send.rs` (frames
 //! out). Nothing here panics on a server's bytes.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 
 use bytes::{Bytes, BytesMut};
 
@@ -205,8 +224,6 @@ pub struct ClientConn {
     streams: BTreeMap<StreamId, CStream>,
     /// The id the next request gets.
     next_id: StreamId,
-    /// Streams we reset recently: frames in flight for them are dropped quietly.
-    reset_recently: VecDeque<StreamId>,
     /// The last-stream-id of the server's GOAWAY, if one came.
     goaway: Option<StreamId>,
     peer: PeerSettings,
@@ -222,8 +239,6 @@ pub struct ClientConn {
     pings_out: u32,
     ping_seq: u64,
 }
-
-const RESET_MEMORY: usize = 64;
 
 impl ClientConn {
     /// A connection that has queued the preface, its SETTINGS and its connection window.
@@ -263,7 +278,6 @@ impl ClientConn {
             decoder: HeaderDecoder::new(cfg.max_header_list),
             streams: BTreeMap::new(),
             next_id: 1,
-            reset_recently: VecDeque::new(),
             goaway: None,
             peer: PeerSettings {
                 max_concurrent_streams: cfg.assumed_max_streams,
@@ -349,13 +363,6 @@ impl ClientConn {
             let frames = std::mem::replace(&mut self.out, BytesMut::with_capacity(64));
             self.queue.push(frames.freeze());
         }
-    }
-
-    fn remember_reset(&mut self, id: StreamId) {
-        if self.reset_recently.len() == RESET_MEMORY {
-            self.reset_recently.pop_front();
-        }
-        self.reset_recently.push_back(id);
     }
 
     /// A connection error of ours: GOAWAY queued, nothing more is read.

@@ -215,7 +215,6 @@ impl ClientConn {
             let Some(s) = self.streams.remove(&id) else {
                 continue;
             };
-            self.remember_reset(id);
             if s.answered {
                 // The RFC says this cannot be; if a response began, it is not safe to send
                 // the request again: the stream is lost.
@@ -451,7 +450,6 @@ impl ClientConn {
     /// A stream error: RST_STREAM, and the caller hears of it if the stream was open.
     fn stream_error(&mut self, id: StreamId, code: ErrorCode, events: &mut Vec<ClientEvent>) {
         frame::put_rst(&mut self.out, id, code);
-        self.remember_reset(id);
         if self.streams.remove(&id).is_some() {
             events.push(ClientEvent::Reset {
                 id,

@@ -141,7 +141,6 @@ impl ClientConn {
     pub fn reset(&mut self, id: StreamId, code: ErrorCode) {
         if self.streams.remove(&id).is_some() {
             frame::put_rst(&mut self.out, id, code);
-            self.remember_reset(id);
         }
     }
 
