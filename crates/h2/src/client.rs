@@ -187,6 +187,12 @@ struct CStream {
     recv_window: i64,
     /// Body bytes consumed and not given back yet.
     unacked: u32,
+    /// A HEAD request: a response's `content-length` promises no body.
+    head_request: bool,
+    /// The final response's `content-length` (checked against the DATA received).
+    content_length: Option<u64>,
+    /// Response body bytes received.
+    received: u64,
 }
 
 /// A header block being received over HEADERS and CONTINUATION frames.

@@ -320,6 +320,17 @@ impl ClientConn {
             ));
         }
         s.unacked += padding;
+        s.received += data.len() as u64;
+        if s.content_length
+            .is_some_and(|cl| s.received > cl || (end_stream && s.received != cl))
+        {
+            self.give_back_conn(data.len() as u32);
+            return Err(H2Error::Stream(
+                stream,
+                ErrorCode::ProtocolError,
+                "DATA that does not match content-length",
+            ));
+        }
         if end_stream {
             s.remote_open = false;
             self.close_if_done(stream);
@@ -431,6 +442,20 @@ impl ClientConn {
                 if let Some(s) = self.streams.get_mut(&id) {
                     s.answered = true;
                     s.final_head |= !interim;
+                    // RFC 9110 §8.6: no body follows a HEAD's response, a 204 or a 304,
+                    // whatever content-length says.
+                    let bodiless = s.head_request || status == 204 || status == 304;
+                    if !interim && !bodiless {
+                        s.content_length = content_length(&fields)
+                            .map_err(|why| H2Error::Stream(id, ErrorCode::ProtocolError, why))?;
+                        if b.end_stream && s.content_length.is_some_and(|cl| cl != 0) {
+                            return Err(H2Error::Stream(
+                                id,
+                                ErrorCode::ProtocolError,
+                                "a content-length with no body",
+                            ));
+                        }
+                    }
                     if b.end_stream {
                         s.remote_open = false;
                     }
@@ -465,6 +490,26 @@ fn window_opened(events: &mut Vec<ClientEvent>) {
     if !events.contains(&ClientEvent::WindowOpened) {
         events.push(ClientEvent::WindowOpened);
     }
+}
+
+/// The response's `content-length`: digits only, and the same if given twice.
+fn content_length(fields: &[(Bytes, Bytes)]) -> Result<Option<u64>, &'static str> {
+    let mut found = None;
+    for (name, value) in fields {
+        if &name[..] != b"content-length" {
+            continue;
+        }
+        let n = std::str::from_utf8(value)
+            .ok()
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or("a content-length that is not a number")?;
+        if found.is_some_and(|f| f != n) {
+            return Err("two different content-lengths");
+        }
+        found = Some(n);
+    }
+    Ok(found)
 }
 
 /// A response head: `:status` (three digits, not 101: RFC 9113 §8.6) and regular fields,

@@ -48,6 +48,11 @@ impl ClientConn {
                 send_window: self.peer.initial_window as i64,
                 recv_window: self.cfg.initial_window as i64,
                 unacked: 0,
+                head_request: fields
+                    .iter()
+                    .any(|(n, v)| *n == b":method" && *v == b"HEAD"),
+                content_length: None,
+                received: 0,
             },
         );
         Ok(id)

@@ -538,3 +538,92 @@ fn a_server_that_breaks_the_rules() {
         "{ev:?}"
     );
 }
+
+#[test]
+fn content_length_is_held_to_the_body_except_for_head_204_and_304() {
+    let settings = {
+        let mut b = BytesMut::new();
+        frame::put_settings(&mut b, &[]);
+        b
+    };
+    let respond = |method: &str, status: u16, cl: &[u8], body: &[u8]| -> Vec<ClientEvent> {
+        let mut c = ClientConn::new(ClientSettings::default());
+        let mut h = get("/");
+        h[0].1 = method.as_bytes().to_vec();
+        let id = c.send_request(&fields(&h), true).expect("open");
+        let mut raw = settings.clone();
+        let head = crate::encode_response(status, &[(b"content-length", cl)]);
+        frame::put_header_block(&mut raw, id, &head, body.is_empty(), 16_384);
+        if !body.is_empty() {
+            frame::put_header(
+                &mut raw,
+                body.len(),
+                frame::DATA,
+                frame::FLAG_END_STREAM,
+                id,
+            );
+            raw.put_slice(body);
+        }
+        c.receive(&raw)
+    };
+    let reset = |ev: &[ClientEvent]| {
+        ev.iter().any(|e| {
+            matches!(
+                e,
+                ClientEvent::Reset {
+                    code: ErrorCode::ProtocolError,
+                    ..
+                }
+            )
+        })
+    };
+    assert!(!reset(&respond("GET", 200, b"5", b"hello")));
+    assert!(reset(&respond("GET", 200, b"5", b"hell")));
+    assert!(reset(&respond("GET", 200, b"5", b"hello!")));
+    assert!(reset(&respond("GET", 200, b"5", b"")));
+    assert!(reset(&respond("GET", 200, b"x", b"hello")));
+    assert!(!reset(&respond("HEAD", 200, b"5", b"")));
+    assert!(!reset(&respond("GET", 304, b"5", b"")));
+}
+
+#[test]
+fn random_server_frames_never_panic() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for _ in 0..3000 {
+        let mut c = ClientConn::new(ClientSettings::default());
+        for _ in 0..(next() % 4) {
+            let _ = c.send_request(&fields(&get("/")), next() & 1 == 1);
+        }
+        let mut raw = BytesMut::new();
+        if next() % 4 != 0 {
+            frame::put_settings(&mut raw, &[]);
+        }
+        for _ in 0..(next() % 12) {
+            let r = next();
+            let kind = (r % 11) as u8;
+            let flags = (r >> 8) as u8;
+            let stream = ((r >> 16) % 8) as u32;
+            let len = ((r >> 24) % 40) as usize;
+            let payload: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+            frame::put_header(&mut raw, payload.len(), kind, flags, stream);
+            raw.put_slice(&payload);
+        }
+        // In random pieces.
+        let mut rest = &raw[..];
+        while !rest.is_empty() {
+            let n = ((next() % 50) as usize + 1).min(rest.len());
+            let _ = c.receive(&rest[..n]);
+            rest = &rest[n..];
+            let _ = c.take_output();
+        }
+        let _ = c.send_data(1, &mut Bytes::from_static(b"x"), true);
+        c.consumed(1, 10);
+        let _ = c.take_output();
+    }
+}
