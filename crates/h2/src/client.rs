@@ -148,6 +148,9 @@ pub enum RequestError {
     GoingAway,
     /// The HPACK encoder failed (the connection is failed with it).
     Compression,
+    /// The head is larger than the server's SETTINGS_MAX_HEADER_LIST_SIZE (a proxy
+    /// answers 431); nothing was sent.
+    TooLarge,
 }
 
 /// Why a send on a stream was not done.
@@ -218,6 +221,8 @@ struct PeerSettings {
     max_concurrent_streams: u32,
     initial_window: u32,
     max_frame_size: u32,
+    /// SETTINGS_MAX_HEADER_LIST_SIZE, if the server gave one.
+    max_header_list: Option<u32>,
 }
 
 /// One HTTP/2 connection, client side.
@@ -289,6 +294,7 @@ impl ClientConn {
                 max_concurrent_streams: cfg.assumed_max_streams,
                 initial_window: default,
                 max_frame_size: frame::DEFAULT_MAX_FRAME_SIZE,
+                max_header_list: None,
             },
             conn_send: default as i64,
             conn_recv: conn_window as i64,

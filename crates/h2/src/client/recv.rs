@@ -157,6 +157,9 @@ impl ClientConn {
                 frame::SETTINGS_ENABLE_PUSH | frame::SETTINGS_ENABLE_CONNECT_PROTOCOL if v > 1 => {
                     return Err(H2Error::protocol("a boolean setting above 1"));
                 }
+                frame::SETTINGS_MAX_HEADER_LIST_SIZE => {
+                    self.peer.max_header_list = Some(v);
+                }
                 frame::SETTINGS_MAX_CONCURRENT_STREAMS => {
                     self.peer.max_concurrent_streams = v;
                 }

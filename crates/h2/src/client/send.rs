@@ -23,6 +23,15 @@ impl ClientConn {
         if self.streams.len() >= self.peer.max_concurrent_streams as usize {
             return Err(RequestError::Busy);
         }
+        // RFC 9113 §6.5.2: names + values + 32 per field.
+        let size: usize = fields.iter().map(|(n, v)| n.len() + v.len() + 32).sum();
+        if self
+            .peer
+            .max_header_list
+            .is_some_and(|max| size > max as usize)
+        {
+            return Err(RequestError::TooLarge);
+        }
         let block = match self.encoder.encode(fields) {
             Ok(b) => b,
             Err(_) => {

@@ -444,6 +444,26 @@ fn max_concurrent_streams_two_gives_busy_until_a_stream_ends() {
 }
 
 #[test]
+fn a_head_over_the_servers_max_header_list_size_is_refused_before_sending() {
+    let mut p = Pair::new(
+        ClientSettings::default(),
+        Config {
+            max_header_list: 200,
+            ..Config::default()
+        },
+    );
+    let big = vec![b'a'; 300];
+    let mut h = get("/");
+    h.push((b"x-big", big));
+    assert_eq!(
+        p.c.send_request(&fields(&h), true),
+        Err(RequestError::TooLarge)
+    );
+    assert!(!p.c.has_output());
+    assert_eq!(request(&mut p, "GET", "/small", true), 1);
+}
+
+#[test]
 fn ping_is_answered_and_the_servers_ping_is_acked() {
     let mut p = Pair::new(ClientSettings::default(), Config::default());
     let data = p.c.ping();
