@@ -71,6 +71,7 @@ pub mod acme;
 pub mod certs;
 mod cookie_options;
 mod json_pos;
+pub mod limits;
 mod listener;
 mod ops;
 pub mod rules;
@@ -125,6 +126,8 @@ struct RawConfig {
     server: Vec<Spanned<servers::RawServer>>,
     #[serde(default)]
     broker: Vec<Spanned<BrokerConfig>>,
+    #[serde(default)]
+    limit: Vec<Spanned<limits::RawLimit>>,
     #[serde(default)]
     acme: Option<Spanned<crate::acme::RawAcme>>,
 }
@@ -297,11 +300,13 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         brokers.push(b);
     }
     let names: Vec<String> = brokers.iter().map(|b| b.name.clone()).collect();
+    let named_limits = limits::check(raw.limit, &at)?;
     listeners.extend(servers::check(
         raw.upstream,
         raw.server,
         raw.max_body_size,
         &names,
+        &named_limits,
         has_acme,
         &mut upstreams,
         &at,
