@@ -287,6 +287,7 @@ impl H2Session {
             started: cx.now(),
             status: 0,
             log,
+            held: Default::default(),
         };
         let s = Stream {
             id,
