@@ -117,7 +117,11 @@ fn h2_get(port: u16, path: &str, auth: Option<&str>) -> (u16, Vec<(String, Strin
                 .collect()
         })
         .unwrap_or_default();
-    (status, headers, v["body"].as_str().unwrap_or("").to_string())
+    (
+        status,
+        headers,
+        v["body"].as_str().unwrap_or("").to_string(),
+    )
 }
 
 fn basic(user: &str, pass: &str) -> String {
@@ -125,7 +129,10 @@ fn basic(user: &str, pass: &str) -> String {
     let bytes = format!("{user}:{pass}").into_bytes();
     let mut token = String::new();
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
         for i in 0..4 {
             if i <= chunk.len() {
                 token.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
@@ -168,7 +175,10 @@ fn right_passwords_pass_wrong_ones_get_401_over_http1_and_http2() {
             challenge.starts_with("Basic realm=\"staff only\""),
             "{user:?}: {head}"
         );
-        assert!(!body.contains("GET /private"), "reached the backend: {body}");
+        assert!(
+            !body.contains("GET /private"),
+            "reached the backend: {body}"
+        );
     }
     // A route that forwards the header.
     let (status, _, body) = curl_h1(&url("/forward/y"), Some("bob:builder"));
@@ -185,7 +195,10 @@ fn right_passwords_pass_wrong_ones_get_401_over_http1_and_http2() {
     let (status, _, body) = h2_get(port, "/private/h2", Some(&basic("carol", "cheshire")));
     assert_eq!(status, 200, "{body}");
     assert!(body.starts_with("GET /private/h2"), "{body}");
-    assert!(!body.to_ascii_lowercase().contains("authorization"), "{body}");
+    assert!(
+        !body.to_ascii_lowercase().contains("authorization"),
+        "{body}"
+    );
     let (status, headers, _) = h2_get(port, "/private/h2", Some(&basic("carol", "queen")));
     assert_eq!(status, 401);
     assert!(
@@ -221,7 +234,10 @@ fn apr1_entries_fail_the_check_at_the_htpasswd_value() {
     let col = "basic_auth = { realm = \"r\", htpasswd = ".len() + 1;
     let at = format!("{}:11:{col}: ", cfg.display());
     assert!(err.starts_with(&at), "want {at}: {err}");
-    assert!(err.contains(&format!("{f}:2:")), "the file's own line: {err}");
+    assert!(
+        err.contains(&format!("{f}:2:")),
+        "the file's own line: {err}"
+    );
     assert!(err.contains("$apr1$"), "{err}");
     assert!(err.contains("htpasswd -B"), "{err}");
 }

@@ -194,13 +194,19 @@ fn rate_burst_nodelay_delay_keys_and_conn_over_http1_and_http2() {
     let v = client(&["seq", &p, "/keyed/whoami", "1", "X-Api-Key=beta"]);
     assert_eq!(list(&v, "status"), vec![200], "{v}");
     let (code, body) = {
-        let out = curl(&["-H", "X-Api-Key: alpha", "-w", "\n%{http_code}", &format!("http://127.0.0.1:{port}/keyed/x")]);
+        let out = curl(&[
+            "-H",
+            "X-Api-Key: alpha",
+            "-w",
+            "\n%{http_code}",
+            &format!("http://127.0.0.1:{port}/keyed/x"),
+        ]);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let (b, c) = text.rsplit_once('\n').unwrap();
         (c.to_string(), b.to_string())
     };
     assert_eq!(code, "429");
-    assert_eq!(body, "slow down", "the configured body");
+    assert_eq!(body, "slow down\n", "the configured body");
     let v = client(&["h2", &p, "/keyed/whoami", "1", "X-Api-Key=gamma"]);
     assert_eq!(list(&v, "status"), vec![200], "{v}");
     let v = client(&["h2", &p, "/keyed/whoami", "1", "X-Api-Key=alpha"]);
@@ -209,7 +215,12 @@ fn rate_burst_nodelay_delay_keys_and_conn_over_http1_and_http2() {
     // limit_conn = 1: one request held at the backend; another of the same client gets 429
     // (HTTP/1.1 and HTTP/2); once it is answered, the next passes.
     let held = std::process::Command::new("curl")
-        .args(["-sS", "--max-time", "20", &format!("http://127.0.0.1:{port}/hold")])
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            &format!("http://127.0.0.1:{port}/hold"),
+        ])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("curl");
@@ -246,6 +257,7 @@ on_store_error = "{on_error}"
 [[limit]]
 name = "shared"
 rate = "10r/s"
+burst = 2
 nodelay = true
 
 [[upstream]]
@@ -275,7 +287,8 @@ fn two_instances_share_one_limit_through_redis_then_open_or_closed_without_it() 
     let a = tether(&da, &shared_config(pa, up, &redis.url(), "open"), &[pa]);
     let b = tether(&db, &shared_config(pb, up, &redis.url(), "closed"), &[pb]);
 
-    // 40 r/s offered for 5 s over both instances: about 10 r/s pass in total.
+    // 40 r/s offered for 5 s over both instances: about 10 r/s pass in total (the burst of
+    // 2 absorbs the clients' jitter; 50 + 3 expected, within 15 %).
     let v = client(&[
         "pace",
         "40",
@@ -286,9 +299,12 @@ fn two_instances_share_one_limit_through_redis_then_open_or_closed_without_it() 
     ]);
     let ok = v["ok"].as_u64().unwrap();
     let limited = v["limited"].as_u64().unwrap();
-    eprintln!("shared limit: {ok} passed, {limited} refused of {} (10 r/s x 5 s = 50)", ok + limited);
+    eprintln!(
+        "shared limit: {ok} passed, {limited} refused of {} (10 r/s x 5 s + 3 = 53)",
+        ok + limited
+    );
     assert_eq!(v["other"], 0, "{v}");
-    assert!((43..=58).contains(&ok), "not ~10 r/s in total: {v}");
+    assert!((45..=61).contains(&ok), "not ~10 r/s in total: {v}");
 
     // Redis gone: "open" limits in the instance (some pass, some 429, no 503); "closed"
     // refuses with 503.
@@ -296,11 +312,18 @@ fn two_instances_share_one_limit_through_redis_then_open_or_closed_without_it() 
     let closed_refuses = eventually(Duration::from_secs(10), || {
         get(&format!("http://127.0.0.1:{pb}/whoami")).0 == 503
     });
-    assert!(closed_refuses, "closed did not answer 503: {}", b.log_text());
+    assert!(
+        closed_refuses,
+        "closed did not answer 503: {}",
+        b.log_text()
+    );
     let v = client(&["seq", &pa.to_string(), "/whoami", "8"]);
     let s = list(&v, "status");
     assert!(s.iter().all(|&x| x == 200 || x == 429), "{v}");
-    assert!(s.contains(&200) && s.contains(&429), "open: not the local limiter: {v}");
+    assert!(
+        s.contains(&200) && s.contains(&429),
+        "open: not the local limiter: {v}"
+    );
     assert!(
         a.wait_log_within("limiting in this instance only", Duration::from_secs(5)),
         "{}",

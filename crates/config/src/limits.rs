@@ -243,9 +243,9 @@ pub(crate) fn named(
     };
     let mut out = Vec::new();
     for n in names.get_ref() {
-        let l = limits.get(n).ok_or_else(|| {
-            at(names.span(), format!("`limits`: no [[limit]] named {n:?}"))
-        })?;
+        let l = limits
+            .get(n)
+            .ok_or_else(|| at(names.span(), format!("`limits`: no [[limit]] named {n:?}")))?;
         out.push(l.clone());
     }
     Ok(Some(out))
@@ -270,7 +270,10 @@ pub(crate) fn basic_auth(
         )
     })?;
     if r.realm.contains(['"', '\r', '\n']) {
-        return Err(at(raw.span(), "`realm` may not hold '\"' or a line break".into()));
+        return Err(at(
+            raw.span(),
+            "`realm` may not hold '\"' or a line break".into(),
+        ));
     }
     Ok(Some(BasicAuthSpec {
         realm: r.realm.clone(),

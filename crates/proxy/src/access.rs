@@ -31,7 +31,11 @@ pub struct Access {
 impl std::fmt::Debug for Access {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.limits.iter().map(|l| l.spec.name.as_str()).collect();
-        write!(f, "Access(limits {names:?}, basic auth: {})", self.auth.is_some())
+        write!(
+            f,
+            "Access(limits {names:?}, basic auth: {})",
+            self.auth.is_some()
+        )
     }
 }
 

@@ -194,7 +194,12 @@ fn serve(c: &mut Conn, cx: &mut Cx<'_>, head: RequestHead) -> State {
 }
 
 /// Phases 5 (after the gate) to 7: `port_rewrite`, then the module.
-pub(super) fn after_access(c: &mut Conn, cx: &mut Cx<'_>, route: &Route, head: RequestHead) -> State {
+pub(super) fn after_access(
+    c: &mut Conn,
+    cx: &mut Cx<'_>,
+    route: &Route,
+    head: RequestHead,
+) -> State {
     if let Some(ports) = route.ports.as_deref() {
         if let Some((port, target)) = PortRewrite::split(&mounts::under_route(&route.path, &head)) {
             return mounts::port_rewrite(c, cx, head, ports, port, target, route.max_body);
