@@ -37,9 +37,12 @@ fn list(v: &serde_json::Value, field: &str) -> Vec<u64> {
         .unwrap_or_default()
 }
 
-fn config(port: u16, up: u16, hold: u16) -> String {
+fn config(port: u16, up: u16, hold: u16, metrics: u16) -> String {
     format!(
         r#"
+[metrics]
+listen = "127.0.0.1:{metrics}"
+
 [[limit]]
 name = "nodelay"
 rate = "10r/s"
@@ -139,7 +142,8 @@ fn rate_burst_nodelay_delay_keys_and_conn_over_http1_and_http2() {
         &[hold_script.as_os_str(), hold_port.as_ref(), "h".as_ref()],
         hold,
     );
-    let t = tether(&dir, &config(port, up, hold), &[port]);
+    let m = free_port();
+    let t = tether(&dir, &config(port, up, hold, m), &[port, m]);
     let p = port.to_string();
 
     // nodelay, 10 r/s, burst 2: three pass at once, the rest of a quick run is refused with
@@ -211,6 +215,28 @@ fn rate_burst_nodelay_delay_keys_and_conn_over_http1_and_http2() {
     assert_eq!(list(&v, "status"), vec![200], "{v}");
     let v = client(&["h2", &p, "/keyed/whoami", "1", "X-Api-Key=alpha"]);
     assert_eq!(list(&v, "status"), vec![429], "{v}");
+
+    // The counters per limit, in /metrics and /api.
+    let (_, text) = get(&format!("http://127.0.0.1:{m}/metrics"));
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let sample = |line: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {line} in:\n{text}"))
+    };
+    assert!(sample("tether_limit_requests_total{limit=\"nodelay\",result=\"rejected\"}") >= 1);
+    assert!(sample("tether_limit_requests_total{limit=\"delayed\",result=\"delayed\"}") >= 3);
+    assert!(sample("tether_limit_requests_total{limit=\"per_key\",result=\"allowed\"}") >= 2);
+    assert_eq!(
+        sample("tether_limit_evicted_keys_total{limit=\"per_key\"}"),
+        0
+    );
+    let (_, api) = get(&format!("http://127.0.0.1:{m}/api"));
+    let api: serde_json::Value = serde_json::from_slice(&api).expect("/api JSON");
+    assert!(
+        api["limits"]["delayed_h2"]["rejected"].as_u64() >= Some(1),
+        "{api}"
+    );
 
     // limit_conn = 1: one request held at the backend; another of the same client gets 429
     // (HTTP/1.1 and HTTP/2); once it is answered, the next passes.

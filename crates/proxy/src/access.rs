@@ -96,6 +96,92 @@ impl Limit {
     }
 }
 
+/// The limits' counters for `/api`: `{"<name>": {"allowed": n, ...}}`.
+pub fn limits_json(limits: &[Arc<Limit>]) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for l in limits {
+        let c = l.counts();
+        map.insert(
+            l.spec.name.clone(),
+            serde_json::json!({
+                "allowed": c.allowed,
+                "delayed": c.delayed,
+                "rejected": c.rejected,
+                "evicted_keys": c.evicted,
+                "keys": c.keys,
+                "conn_rejected": c.conn_rejected,
+                "conn_held": c.conn_held,
+                "store_down": c.store_down,
+            }),
+        );
+    }
+    serde_json::Value::Object(map)
+}
+
+/// The limits' counters in Prometheus text: `tether_limit_requests_total{limit,result}`,
+/// `tether_limit_evicted_keys_total`, `tether_limit_conn_rejected_total`,
+/// `tether_limit_conn_held`, `tether_limit_store_down_total`.
+pub fn limits_prometheus(out: &mut String, limits: &[Arc<Limit>]) {
+    use std::fmt::Write;
+    if limits.is_empty() {
+        return;
+    }
+    let counts: Vec<(String, LimitCounts)> = limits
+        .iter()
+        .map(|l| (l.spec.name.escape_default().to_string(), l.counts()))
+        .collect();
+    let _ = writeln!(
+        out,
+        "# HELP tether_limit_requests_total Requests checked by a rate limit, by result.\n\
+         # TYPE tether_limit_requests_total counter"
+    );
+    for (name, c) in &counts {
+        for (result, v) in [
+            ("allowed", c.allowed),
+            ("delayed", c.delayed),
+            ("rejected", c.rejected),
+        ] {
+            let _ = writeln!(
+                out,
+                "tether_limit_requests_total{{limit=\"{name}\",result=\"{result}\"}} {v}"
+            );
+        }
+    }
+    let mut one = |metric: &str, kind: &str, help: &str, f: &dyn Fn(&LimitCounts) -> u64| {
+        let _ = writeln!(
+            out,
+            "# HELP tether_limit_{metric} {help}\n# TYPE tether_limit_{metric} {kind}"
+        );
+        for (name, c) in &counts {
+            let _ = writeln!(out, "tether_limit_{metric}{{limit=\"{name}\"}} {}", f(c));
+        }
+    };
+    one(
+        "evicted_keys_total",
+        "counter",
+        "Keys dropped from a full limit (least recently seen first).",
+        &|c| c.evicted,
+    );
+    one(
+        "conn_rejected_total",
+        "counter",
+        "Requests refused by limit_conn.",
+        &|c| c.conn_rejected,
+    );
+    one(
+        "conn_held",
+        "gauge",
+        "Requests in flight counted by limit_conn.",
+        &|c| c.conn_held,
+    );
+    one(
+        "store_down_total",
+        "counter",
+        "Rate checks the shared store did not answer (on_store_error decided).",
+        &|c| c.store_down,
+    );
+}
+
 /// A route's basic auth.
 pub struct Auth {
     pub users: Arc<Htpasswd>,
