@@ -293,3 +293,75 @@ pub(crate) fn route_access(
         basic_auth: basic_auth.or_else(|| server.basic_auth.clone()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::parse;
+
+    const BASE: &str = "[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:3000\"]\n\n[[server]]\nlisten = [\"127.0.0.1:8080\"]\n";
+
+    fn err(text: &str) -> String {
+        match parse(text, "t.toml") {
+            Ok(_) => panic!("accepted: {text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn limits_are_checked_with_positions() {
+        let ok = format!(
+            "[[limit]]\nname = \"api\"\nrate = \"10r/s\"\nburst = 5\nnodelay = true\nkey = [\"client_ip\", \"header.X-Api-Key\", \"cookie.sid\", \"route\"]\n\n[[limit]]\nname = \"c\"\nconn = 2\n\n{BASE}\n[[server.route]]\npath = \"/\"\nproxy = \"app\"\nlimits = [\"api\", \"c\"]\n"
+        );
+        let s = parse(&ok, "t.toml").expect("a good config");
+        let crate::Target::Http(r) = &s.listeners[0].target else {
+            panic!("http")
+        };
+        let access = &r.hosts[0].routes[0].access;
+        assert_eq!(access.limits.len(), 2);
+        assert_eq!(access.limits[0].status, 429);
+        assert_eq!(access.limits[0].max_keys, 100_000);
+        assert_eq!(access.limits[0].key.len(), 4);
+        assert_eq!(access.limits[1].conn, Some(2));
+
+        let e = err(&format!(
+            "{BASE}\n[[server.route]]\npath = \"/\"\nproxy = \"app\"\nlimits = [\"nope\"]\n"
+        ));
+        assert!(
+            e.starts_with("t.toml:11:10: `limits`: no [[limit]] named \"nope\""),
+            "{e}"
+        );
+        let e = err(&format!(
+            "[[limit]]\nname = \"a\"\nrate = \"10r/x\"\n{BASE}"
+        ));
+        assert!(e.starts_with("t.toml:3:8: `rate`: "), "{e}");
+        let e = err(&format!(
+            "[[limit]]\nname = \"a\"\nrate = \"1r/s\"\nkey = [\"ip\"]\n{BASE}"
+        ));
+        assert!(e.starts_with("t.toml:4:7: `key`: \"ip\" is not"), "{e}");
+        let e = err(&format!("[[limit]]\nname = \"a\"\n{BASE}"));
+        assert!(
+            e.contains("needs `rate` (limit_req) or `conn` (limit_conn)"),
+            "{e}"
+        );
+        let e = err(&format!("[[limit]]\nname = \"a\"\nconn = 0\n{BASE}"));
+        assert!(e.starts_with("t.toml:3:8: `conn` must be above 0"), "{e}");
+    }
+
+    #[test]
+    fn basic_auth_reads_the_file_at_check_time() {
+        let dir = std::env::temp_dir().join(format!("tether-limits-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("users");
+        std::fs::write(&file, "md5:$apr1$abc$def\n").unwrap();
+        let text = format!(
+            "{BASE}basic_auth = {{ htpasswd = \"{}\" }}\n\n[[server.route]]\npath = \"/\"\nproxy = \"app\"\n",
+            file.display()
+        );
+        let e = err(&text);
+        assert!(e.starts_with("t.toml:7:27: `basic_auth.htpasswd`: "), "{e}");
+        assert!(e.contains(&format!("{}:1:", file.display())), "{e}");
+        let missing = text.replace("users", "absent");
+        assert!(err(&missing).contains("absent"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
