@@ -175,6 +175,7 @@ pub(super) fn group(entries: Vec<Entry>, at: At<'_>) -> Result<Vec<Grouped>, Con
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)] // the top-level names a server's routes refer to
 pub(super) fn check(
     upstreams: Vec<Spanned<upstream::RawUpstream>>,
     servers: Vec<Spanned<RawServer>>,

@@ -379,12 +379,10 @@ impl H2Session {
                     .map(|(file, offset, left)| FileBody { file, offset, left });
                 self.answer_h1(cx, id, reply.head, file);
             }
-            Action::Status(format) => {
-                match local::status_answer(&ctx, *format, head.method, true) {
-                    Ok(bytes) => self.answer_h1(cx, id, bytes.into(), None),
-                    Err((status, extra)) => self.answer_status(cx, id, status, extra),
-                }
-            }
+            Action::Status(format) => match local::status_answer(ctx, *format, head.method, true) {
+                Ok(bytes) => self.answer_h1(cx, id, bytes.into(), None),
+                Err((status, extra)) => self.answer_status(cx, id, status, extra),
+            },
             Action::Redirect { status, location } => {
                 self.answer_status(cx, id, *status, &format!("Location: {location}\r\n"))
             }

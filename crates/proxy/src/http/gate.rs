@@ -37,8 +37,8 @@ pub(super) fn start(
 }
 
 /// The gate was woken (an answer, or the delay is over): go on.
-pub(super) fn resume(c: &mut Conn, cx: &mut Cx<'_>, w: Box<Waiting>) -> State {
-    let Waiting { gate, head } = *w;
+pub(super) fn resume(c: &mut Conn, cx: &mut Cx<'_>, w: Waiting) -> State {
+    let Waiting { gate, head } = w;
     run(c, cx, gate, head)
 }
 

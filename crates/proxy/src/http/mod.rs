@@ -233,7 +233,7 @@ impl Session for HttpSession {
             (mounts::KEY_FEED, State::Feed(f)) => mounts::feed_wake(cx, f),
             (phases::KEY_FETCH, State::AwaitingStore(p)) => phases::fetched(c, cx, *p),
             (phases::KEY_FETCH, state) => broken(c, cx, state, "a store answer"),
-            (gate::KEY_GATE, State::Gated(w)) => gate::resume(c, cx, w),
+            (gate::KEY_GATE, State::Gated(w)) => gate::resume(c, cx, *w),
             // A feed's wake that crossed its end.
             (_, other) => other,
         });
@@ -253,7 +253,7 @@ impl Session for HttpSession {
             (head_deadline::KEY_HEADER, State::ReadingHead { deadline: Some(d) }) => {
                 head_deadline::expired(c, cx, d)
             }
-            (gate::KEY_DELAY, State::Gated(w)) => gate::resume(c, cx, w),
+            (gate::KEY_DELAY, State::Gated(w)) => gate::resume(c, cx, *w),
             (idle::KEY_IDLE, state) => idle_timer(c, cx, state),
             // A timer of a step already over (a connect that completed, a head parsed).
             (_, other) => other,
