@@ -74,6 +74,7 @@ mod env;
 pub mod hints;
 mod include;
 mod json_pos;
+pub mod limits;
 mod listener;
 mod ops;
 pub mod rules;
@@ -134,6 +135,8 @@ struct RawConfig {
     server: Vec<Spanned<servers::RawServer>>,
     #[serde(default)]
     broker: Vec<Spanned<BrokerConfig>>,
+    #[serde(default)]
+    limit: Vec<Spanned<limits::RawLimit>>,
     #[serde(default)]
     acme: Option<Spanned<crate::acme::RawAcme>>,
 }
@@ -311,11 +314,13 @@ pub fn parse(file_text: &str, name: &str) -> Result<Settings, ConfigError> {
         brokers.push(b);
     }
     let names: Vec<String> = brokers.iter().map(|b| b.name.clone()).collect();
+    let named_limits = limits::check(raw.limit, &at)?;
     listeners.extend(servers::check(
         raw.upstream,
         raw.server,
         raw.max_body_size,
         &names,
+        &named_limits,
         has_acme,
         &mut upstreams,
         &at,

@@ -64,6 +64,8 @@ pub(super) struct RawServer {
     request_headers: Option<Spanned<RawHeaderRules>>,
     response_headers: Option<Spanned<RawHeaderRules>>,
     request_id: Option<Spanned<String>>,
+    limits: Option<Spanned<Vec<String>>>,
+    basic_auth: Option<Spanned<crate::limits::RawBasicAuth>>,
 }
 
 #[derive(Deserialize)]
@@ -93,6 +95,8 @@ pub(super) struct RawRoute {
     request_id: Option<Spanned<String>>,
     strip_prefix: Option<bool>,
     add_prefix: Option<Spanned<String>>,
+    limits: Option<Spanned<Vec<String>>>,
+    basic_auth: Option<Spanned<crate::limits::RawBasicAuth>>,
 }
 
 /// `port_rewrite = { host = "127.0.0.1", min = 2000, max = 2999 }`.
@@ -171,11 +175,13 @@ pub(super) fn group(entries: Vec<Entry>, at: At<'_>) -> Result<Vec<Grouped>, Con
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)] // the top-level names a server's routes refer to
 pub(super) fn check(
     upstreams: Vec<Spanned<upstream::RawUpstream>>,
     servers: Vec<Spanned<RawServer>>,
     max_body: Option<u64>,
     brokers: &[String],
+    limits: &crate::limits::Limits,
     acme: bool,
     specs: &mut Vec<UpstreamSpec>,
     at: At<'_>,
@@ -233,9 +239,20 @@ pub(super) fn check(
             },
             at,
         )?;
+        let server_access = crate::limits::AccessSpec {
+            limits: crate::limits::named(&s.limits, limits, at)?.unwrap_or_default(),
+            basic_auth: crate::limits::basic_auth(&s.basic_auth, at)?,
+        };
         let mut routes = Vec::new();
         for r in s.route {
-            routes.push(check_route(r, &pools, max_body, brokers, &inherited, at)?);
+            let access = crate::limits::route_access(
+                crate::limits::named(&r.get_ref().limits, limits, at)?,
+                crate::limits::basic_auth(&r.get_ref().basic_auth, at)?,
+                &server_access,
+            );
+            let mut route = check_route(r, &pools, max_body, brokers, &inherited, at)?;
+            route.access = access;
+            routes.push(route);
         }
         let host = HostSpec {
             hostnames: s.hostnames.iter().map(|h| h.to_ascii_lowercase()).collect(),
@@ -422,5 +439,6 @@ fn check_route(
         max_body: r.max_body_size.or(max_body),
         ports,
         rules,
+        access: Default::default(),
     })
 }

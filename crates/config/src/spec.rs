@@ -100,6 +100,8 @@ pub struct RouteSpec {
     pub ports: Option<PortRange>,
     /// Header rules, path rewriting and request ids (`rules.rs`).
     pub rules: RouteRules,
+    /// Request limits and basic auth (`limits.rs`).
+    pub access: crate::limits::AccessSpec,
 }
 
 impl RouteSpec {
@@ -112,6 +114,7 @@ impl RouteSpec {
             max_body: None,
             ports: None,
             rules: RouteRules::default(),
+            access: Default::default(),
         }
     }
 }

@@ -302,5 +302,6 @@ fn route(r: XpsRoute, upstreams: &mut Vec<UpstreamSpec>, pos: Pos) -> Result<Rou
         max_body: None,
         ports: None,
         rules: Default::default(),
+        access: Default::default(),
     })
 }

@@ -16,6 +16,7 @@
 //! The config language is `tether-config`'s, the file module `tether-files`', ACME
 //! `tether-acme`'s, status pages and heads tether writes `tether_http::reply`'s.
 
+pub mod access;
 pub mod access_log;
 pub mod admin;
 pub mod h2;

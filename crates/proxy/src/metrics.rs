@@ -123,6 +123,8 @@ pub struct Registry {
     certificates: Mutex<Vec<(String, String, u64)>>,
     /// The affinity store, for its state (up, last answer, queue).
     store: Mutex<Option<Arc<dyn tether_store::Store>>>,
+    /// The named request limits (`[[limit]]`), for their counters.
+    limits: Mutex<Vec<Arc<crate::access::Limit>>>,
 }
 
 /// The sums of one scrape, in eXpServer's names.
@@ -168,6 +170,7 @@ impl Registry {
             samples: Mutex::new(Samples::default()),
             certificates: Mutex::new(Vec::new()),
             store: Mutex::new(None),
+            limits: Mutex::new(Vec::new()),
         })
     }
 
@@ -285,7 +288,18 @@ impl Registry {
         if let (Some(map), Some(store)) = (v.as_object_mut(), self.store_json()) {
             map.insert("store".into(), store);
         }
+        let limits = self.limits.lock().map(|l| l.clone()).unwrap_or_default();
+        if let (Some(map), false) = (v.as_object_mut(), limits.is_empty()) {
+            map.insert("limits".into(), crate::access::limits_json(&limits));
+        }
         serde_json::to_string(&v).unwrap_or_else(|_| "{}".into())
+    }
+
+    /// The named request limits whose counters `/metrics` and `/api` show.
+    pub fn set_limits(&self, limits: &[Arc<crate::access::Limit>]) {
+        if let Ok(mut l) = self.limits.lock() {
+            *l = limits.to_vec();
+        }
     }
 
     /// The affinity store whose state `/metrics`, `/api` and `/admin/status` show.
@@ -344,6 +358,8 @@ impl Registry {
         if let Some(s) = self.store_stats() {
             store_prometheus(&mut out, &s);
         }
+        let limits = self.limits.lock().map(|l| l.clone()).unwrap_or_default();
+        crate::access::limits_prometheus(&mut out, &limits);
         out
     }
 }

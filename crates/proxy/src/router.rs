@@ -118,6 +118,8 @@ pub struct Route {
     pub ports: Option<Arc<PortRewrite>>,
     /// Header rules, path rewriting, request ids (`http/rules.rs`); `None`: nothing to do.
     pub rules: Option<Arc<tether_config::rules::RouteRules>>,
+    /// Limits and basic auth (`access.rs`); `None`: nothing to check.
+    pub access: Option<Arc<crate::access::Access>>,
 }
 
 impl Route {
@@ -169,6 +171,7 @@ impl Router {
             max_body: None,
             ports: None,
             rules: None,
+            access: None,
         };
         Router {
             hosts: vec![VirtualHost {
@@ -232,6 +235,7 @@ mod tests {
             max_body: None,
             ports: None,
             rules: None,
+            access: None,
         }
     }
 

@@ -30,6 +30,8 @@ pub struct Runtime {
     listeners: Vec<Listener>,
     pools: Vec<Arc<Upstream>>,
     acme: Option<Arc<Acme>>,
+    /// The named request limits the routes use (for the metrics).
+    limits: Vec<Arc<crate::access::Limit>>,
 }
 
 /// One listener as it runs.
@@ -97,6 +99,7 @@ impl Runtime {
             specs: &settings.upstreams,
             built: vec![None; settings.upstreams.len()],
             order: Vec::new(),
+            access: crate::access::Builder::default(),
         };
         let mut listeners = Vec::with_capacity(settings.listeners.len());
         for spec in &settings.listeners {
@@ -115,6 +118,7 @@ impl Runtime {
         }
         Ok(Runtime {
             listeners,
+            limits: upstreams.access.limits(),
             pools: upstreams.order,
             acme,
         })
@@ -131,6 +135,11 @@ impl Runtime {
     }
 
     /// The ACME state, when the config has `[acme]`.
+    /// The named request limits (`[[limit]]`) the routes use.
+    pub fn limits(&self) -> &[Arc<crate::access::Limit>] {
+        &self.limits
+    }
+
     pub fn acme(&self) -> Option<&Arc<Acme>> {
         self.acme.as_ref()
     }
@@ -142,6 +151,7 @@ struct Upstreams<'a> {
     built: Vec<Option<Arc<Upstream>>>,
     /// In the order routes name them.
     order: Vec<Arc<Upstream>>,
+    access: crate::access::Builder,
 }
 
 impl Upstreams<'_> {
@@ -182,6 +192,10 @@ impl Upstreams<'_> {
                 .ports
                 .map(|p| Arc::new(PortRewrite::new(p.host, p.min, p.max))),
             rules: (!r.rules.is_empty()).then(|| Arc::new(r.rules.clone())),
+            access: self
+                .access
+                .access(&r.access)
+                .map_err(|e| Pos::default().error(format!("basic auth: {e}")))?,
         })
     }
 

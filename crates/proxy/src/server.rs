@@ -74,6 +74,7 @@ impl Shared {
         }
         let metrics = Registry::new(&settings.server_name);
         metrics.set_store(store.clone());
+        metrics.set_limits(runtime.limits());
         metrics.set_certificates(&runtime.certificates());
         let topology = Arc::new(Topology::from_runtime(&runtime));
         Ok(Shared {

@@ -24,6 +24,7 @@
 //! written before the connection closes; nothing the client sends panics the loop.
 
 mod feed;
+mod gate;
 mod reply;
 mod stream;
 mod upstream;
@@ -173,6 +174,13 @@ impl H2Session {
                 ..
             }) => {
                 p.early.push(data, end);
+                false
+            }
+            Some(Stream {
+                work: Work::Gated(g),
+                ..
+            }) => {
+                g.early.push(data, end);
                 false
             }
             Some(Stream {
@@ -399,6 +407,9 @@ impl Session for H2Session {
     fn on_timer(&mut self, cx: &mut Cx<'_>, key: u64) {
         if key == KEY_IDLE {
             self.idle_check(cx);
+        } else if key & gate::KEY_GATE != 0 {
+            self.gate_resume(cx, (key & 0xffff_ffff) as u32);
+            self.flush(cx);
         } else if key & KEY_STREAM != 0 {
             self.connect_timeout(cx, (key & 0xffff_ffff) as u32);
             self.flush(cx);
@@ -408,6 +419,9 @@ impl Session for H2Session {
     fn on_wake(&mut self, cx: &mut Cx<'_>, key: u64) {
         if key & feed::KEY_FEED != 0 {
             self.feed_wake((key & 0xffff_ffff) as u32);
+            self.flush(cx);
+        } else if key & gate::KEY_GATE != 0 {
+            self.gate_resume(cx, (key & 0xffff_ffff) as u32);
             self.flush(cx);
         } else if key & KEY_STREAM != 0 {
             self.fetched(cx, (key & 0xffff_ffff) as u32);

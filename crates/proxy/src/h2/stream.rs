@@ -41,6 +41,8 @@ pub(super) enum Work {
     Local(Option<FileBody>),
     /// A proxied request waits for the affinity store's answer.
     AwaitingStore(Box<Fetch>),
+    /// The request waits in the access gate: basic auth or a limit (`gate.rs`).
+    Gated(Box<super::gate::Gated>),
     /// An exchange with the upstream.
     Proxying(Box<Exchange>),
     /// The broker's WebSocket feed (RFC 8441).
@@ -123,7 +125,7 @@ impl Stream {
         self.out.sent_end
             && match &self.work {
                 Work::Local(_) | Work::Feed(_) | Work::Gone => true,
-                Work::AwaitingStore(_) => false,
+                Work::AwaitingStore(_) | Work::Gated(_) => false,
                 Work::Proxying(x) => x.settled(),
             }
     }
@@ -160,6 +162,13 @@ impl Stream {
     pub fn note_request_id(&mut self, id: Option<&str>) {
         if let Some(c) = self.current.as_mut() {
             c.note_request_id(id);
+        }
+    }
+
+    /// Keep what the access gate holds (`limit_conn` permits) until the stream is logged.
+    pub fn hold(&mut self, held: crate::access::Held) {
+        if let Some(c) = self.current.as_mut() {
+            c.held = held;
         }
     }
 
@@ -287,6 +296,7 @@ impl H2Session {
             started: cx.now(),
             status: 0,
             log,
+            held: Default::default(),
         };
         let s = Stream {
             id,
@@ -314,6 +324,23 @@ impl H2Session {
             );
             return self.answer_status(cx, id, 403, "");
         }
+        // Then its basic auth and request limits (`gate.rs`), which may wait.
+        if let Some(a) = &route.access {
+            return self.gate_start(cx, id, a.clone(), &route.path, head, early);
+        }
+        self.after_access(cx, id, &ctx, route, head, early)
+    }
+
+    /// After the access phase: `port_rewrite`, then the module (`http/phases.rs` 5 to 7).
+    pub(super) fn after_access(
+        &mut self,
+        cx: &mut Cx<'_>,
+        id: u32,
+        ctx: &ListenerCtx,
+        route: &crate::router::Route,
+        head: RequestHead,
+        early: Early,
+    ) {
         // `/<port>/<rest>` under a `port_rewrite` route: proxied to that local port as
         // `/<rest>` (HTTP only: a WebSocket there needs HTTP/1.1's Upgrade).
         let rewrite = route.ports.as_deref().and_then(|ports| {
@@ -352,12 +379,10 @@ impl H2Session {
                     .map(|(file, offset, left)| FileBody { file, offset, left });
                 self.answer_h1(cx, id, reply.head, file);
             }
-            Action::Status(format) => {
-                match local::status_answer(&ctx, *format, head.method, true) {
-                    Ok(bytes) => self.answer_h1(cx, id, bytes.into(), None),
-                    Err((status, extra)) => self.answer_status(cx, id, status, extra),
-                }
-            }
+            Action::Status(format) => match local::status_answer(ctx, *format, head.method, true) {
+                Ok(bytes) => self.answer_h1(cx, id, bytes.into(), None),
+                Err((status, extra)) => self.answer_status(cx, id, status, extra),
+            },
             Action::Redirect { status, location } => {
                 self.answer_status(cx, id, *status, &format!("Location: {location}\r\n"))
             }

@@ -73,6 +73,8 @@ pub(crate) struct Current {
     pub status: u16,
     /// What only the access log needs (none when it is off).
     pub log: Option<Box<LogText>>,
+    /// What the access gate holds until the request is logged (`limit_conn` permits).
+    pub held: crate::access::Held,
 }
 
 impl Current {

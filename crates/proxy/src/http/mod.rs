@@ -29,6 +29,7 @@ pub(crate) mod conn;
 mod context;
 mod drain;
 pub(crate) mod forward;
+mod gate;
 mod head_deadline;
 pub(crate) mod local;
 pub(crate) mod mounts;
@@ -61,6 +62,8 @@ enum State {
     Local { reply: PipeId },
     /// A proxied request waits for the affinity store's answer (`phases::pick`).
     AwaitingStore(Box<phases::Pending>),
+    /// A request in the access gate: basic auth or a limit waits (`gate.rs`).
+    Gated(Box<gate::Waiting>),
     /// An exchange with the upstream (`proxy.rs`).
     Proxying(Box<Exchange>),
     /// Two-way tunnel with `up` after `101 Switching Protocols`.
@@ -78,6 +81,7 @@ impl State {
             State::ReadingHead { .. } => "reading a head",
             State::Local { .. } => "answering",
             State::AwaitingStore(_) => "awaiting the store",
+            State::Gated(_) => "in the access gate",
             State::Proxying(_) => "proxying",
             State::Tunnel { .. } => "tunnelling",
             State::Feed(_) => "feeding",
@@ -239,6 +243,7 @@ impl Session for HttpSession {
             (mounts::KEY_FEED, State::Feed(f)) => mounts::feed_wake(cx, f),
             (phases::KEY_FETCH, State::AwaitingStore(p)) => phases::fetched(c, cx, *p),
             (phases::KEY_FETCH, state) => broken(c, cx, state, "a store answer"),
+            (gate::KEY_GATE, State::Gated(w)) => gate::resume(c, cx, *w),
             // A feed's wake that crossed its end.
             (_, other) => other,
         });
@@ -258,6 +263,7 @@ impl Session for HttpSession {
             (head_deadline::KEY_HEADER, State::ReadingHead { deadline: Some(d) }) => {
                 head_deadline::expired(c, cx, d)
             }
+            (gate::KEY_DELAY, State::Gated(w)) => gate::resume(c, cx, *w),
             (idle::KEY_IDLE, state) => idle_timer(c, cx, state),
             // A timer of a step already over (a connect that completed, a head parsed).
             (_, other) => other,

@@ -7,7 +7,9 @@
 //!    (`redirect_https`). Hooks that must see every request go here.
 //! 4. **route** (`route`): `Router::route` by Host (or SNI) and path; none is `404`; a
 //!    `port_rewrite` prefix goes to `mounts.rs`.
-//! 5. **access** (`access`): the route's allow/deny list (`403`).
+//! 5. **access** (`access`): the route's allow/deny list (`403`), then its basic auth and
+//!    request limits (`gate.rs`, `crate::access`: `401`, `429`, waits on a helper thread or a
+//!    delay timer in `State::Gated`).
 //! 6. **module** (`module`): files, status page, broker, redirect (answered by `local.rs`,
 //!    `mounts.rs`), a body over the route's limit (`413`), or a proxy route:
 //! 7. **pick** (`pick`): the server the affinity chooses (`affinity.rs`), asking the store
@@ -145,6 +147,7 @@ pub(super) fn next_request(
                 started: cx.now(),
                 status: 0,
                 log: None,
+                held: Default::default(),
             }));
             c.fail(cx, e.status)
         }
@@ -164,6 +167,7 @@ fn begin(c: &mut Conn, cx: &mut Cx<'_>, head: &RequestHead) {
         started: cx.now(),
         status: 0,
         log,
+        held: Default::default(),
     }));
 }
 
@@ -182,6 +186,20 @@ fn serve(c: &mut Conn, cx: &mut Cx<'_>, head: RequestHead) -> State {
     if let Some(refused) = access(c, cx, route, &head) {
         return refused;
     }
+    // Then its basic auth and request limits (`gate.rs`), which may wait.
+    if let Some(a) = &route.access {
+        return super::gate::start(c, cx, a.clone(), &route.path, head);
+    }
+    after_access(c, cx, route, head)
+}
+
+/// Phases 5 (after the gate) to 7: `port_rewrite`, then the module.
+pub(super) fn after_access(
+    c: &mut Conn,
+    cx: &mut Cx<'_>,
+    route: &Route,
+    head: RequestHead,
+) -> State {
     if let Some(ports) = route.ports.as_deref() {
         if let Some((port, target)) = PortRewrite::split(&mounts::under_route(&route.path, &head)) {
             return mounts::port_rewrite(c, cx, head, ports, port, target, route.max_body);
@@ -211,7 +229,7 @@ fn before_routing(c: &mut Conn, cx: &mut Cx<'_>, head: &RequestHead) -> Option<S
 
 /// Phase 4, route: the route for the request's Host (without one, HTTP/1.0: the name the
 /// client asked TLS for) and path.
-fn route<'r>(
+pub(super) fn route<'r>(
     c: &Conn,
     cx: &Cx<'_>,
     ctx: &'r super::ListenerCtx,
