@@ -70,6 +70,7 @@ pub mod acl;
 pub mod acme;
 pub mod certs;
 mod cookie_options;
+mod encode;
 mod json_pos;
 mod listener;
 mod ops;

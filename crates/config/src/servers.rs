@@ -16,7 +16,8 @@
 //! allow = ["127.0.0.1", "10.0.0.0/8"]
 //! deny = ["10.9.9.9"]
 //! max_body_size = 1048576          # a longer request body gets 413 (default: no limit)
-//! # a `root` route also takes index, listing, gzip, gzip_level, gzip_types
+//! encode = true                    # compress proxied answers (`encode.rs`; also on a server)
+//! # a `root` route also takes index, listing, gzip, gzip_level, gzip_types, precompressed
 //! # status_page = "json" | "prometheus" | "html": this tether's metrics (html: a page)
 //! ```
 //!
@@ -64,6 +65,8 @@ pub(super) struct RawServer {
     request_headers: Option<Spanned<RawHeaderRules>>,
     response_headers: Option<Spanned<RawHeaderRules>>,
     request_id: Option<Spanned<String>>,
+    /// Compression of proxied answers its proxy routes inherit (`encode.rs`).
+    encode: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -93,6 +96,10 @@ pub(super) struct RawRoute {
     request_id: Option<Spanned<String>>,
     strip_prefix: Option<bool>,
     add_prefix: Option<Spanned<String>>,
+    /// Compression of proxied answers (`encode.rs`); `false` turns the server's off.
+    encode: Option<Spanned<toml::Value>>,
+    /// A files route serves `.zst`/`.br`/`.gz` siblings to clients that accept them.
+    precompressed: Option<Spanned<bool>>,
 }
 
 /// `port_rewrite = { host = "127.0.0.1", min = 2000, max = 2999 }`.
@@ -233,9 +240,15 @@ pub(super) fn check(
             },
             at,
         )?;
+        let encode = match &s.encode {
+            Some(e) => super::encode::check(e, at)?,
+            None => None,
+        };
         let mut routes = Vec::new();
         for r in s.route {
-            routes.push(check_route(r, &pools, max_body, brokers, &inherited, at)?);
+            routes.push(check_route(
+                r, &pools, max_body, brokers, &inherited, &encode, at,
+            )?);
         }
         let host = HostSpec {
             hostnames: s.hostnames.iter().map(|h| h.to_ascii_lowercase()).collect(),
@@ -261,6 +274,7 @@ fn check_route(
     max_body: Option<u64>,
     brokers: &[String],
     inherited: &ServerRules,
+    server_encode: &Option<tether_compress::Policy>,
     at: At<'_>,
 ) -> Result<RouteSpec, ConfigError> {
     let span = r.span();
@@ -358,6 +372,9 @@ fn check_route(
         if let Some(types) = r.gzip_types {
             files.gzip_types = types;
         }
+        if let Some(p) = &r.precompressed {
+            files.precompressed = *p.get_ref();
+        }
         ActionSpec::Files(files)
     } else {
         let status = match &r.status {
@@ -378,6 +395,24 @@ fn check_route(
     let acl = Acl {
         allow: cidrs(&r.allow)?,
         deny: cidrs(&r.deny)?,
+    };
+    if let (Some(p), false) = (&r.precompressed, matches!(action, ActionSpec::Files(_))) {
+        return Err(at(p.span(), "`precompressed` goes with `root`".into()));
+    }
+    let encode = match &r.encode {
+        Some(e) => {
+            let policy = super::encode::check(e, at)?;
+            if policy.is_some() && !matches!(action, ActionSpec::Proxy(_)) {
+                return Err(at(
+                    e.span(),
+                    "`encode` goes with `proxy` (a `root` route takes `gzip` and `precompressed`)"
+                        .into(),
+                ));
+            }
+            policy
+        }
+        None if matches!(action, ActionSpec::Proxy(_)) => server_encode.clone(),
+        None => None,
     };
     let own = [
         (
@@ -416,5 +451,6 @@ fn check_route(
         max_body: r.max_body_size.or(max_body),
         ports,
         rules,
+        encode,
     })
 }

@@ -100,6 +100,8 @@ pub struct RouteSpec {
     pub ports: Option<PortRange>,
     /// Header rules, path rewriting and request ids (`rules.rs`).
     pub rules: RouteRules,
+    /// `encode`: compression of proxied answers (`encode.rs`); `None`: off.
+    pub encode: Option<tether_compress::Policy>,
 }
 
 impl RouteSpec {
@@ -112,6 +114,7 @@ impl RouteSpec {
             max_body: None,
             ports: None,
             rules: RouteRules::default(),
+            encode: None,
         }
     }
 }

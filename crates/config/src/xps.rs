@@ -301,5 +301,6 @@ fn route(r: XpsRoute, upstreams: &mut Vec<UpstreamSpec>, pos: Pos) -> Result<Rou
         max_body: None,
         ports: None,
         rules: Default::default(),
+        encode: None,
     })
 }

@@ -63,6 +63,9 @@ pub struct FileOptions {
     pub gzip_level: u32,
     /// MIME types (without parameters) to compress; `*` for all.
     pub gzip_types: Vec<String>,
+    /// Serve a `.zst`, `.br` or `.gz` sibling of a file, when there is one, to a client
+    /// that accepts its coding (Caddy's `precompressed`).
+    pub precompressed: bool,
     /// `root`, opened (see `paths::RootCache`).
     opened: RootCache,
 }
@@ -77,6 +80,7 @@ impl FileOptions {
             gzip: false,
             gzip_level: 6,
             gzip_types: DEFAULT_GZIP_TYPES.iter().map(|t| t.to_string()).collect(),
+            precompressed: false,
             opened: RootCache::default(),
         }
     }

@@ -118,6 +118,8 @@ pub struct Route {
     pub ports: Option<Arc<PortRewrite>>,
     /// Header rules, path rewriting, request ids (`http/rules.rs`); `None`: nothing to do.
     pub rules: Option<Arc<tether_config::rules::RouteRules>>,
+    /// Compression of proxied answers (`http/encode.rs`); `None`: off.
+    pub encode: Option<Arc<tether_compress::Policy>>,
 }
 
 impl Route {
@@ -169,6 +171,7 @@ impl Router {
             max_body: None,
             ports: None,
             rules: None,
+            encode: None,
         };
         Router {
             hosts: vec![VirtualHost {
@@ -232,6 +235,7 @@ mod tests {
             max_body: None,
             ports: None,
             rules: None,
+            encode: None,
         }
     }
 
