@@ -41,7 +41,10 @@ pub(crate) fn plan(policy: &Policy, req: &RequestHead, resp: &ResponseHead) -> P
         content_type: resp.header("content-type"),
         content_length: match resp.body {
             BodyKind::Length(n) => Some(n),
-            BodyKind::None => Some(0),
+            // A HEAD's answer has no body but says the length of the GET's.
+            BodyKind::None => resp
+                .header("content-length")
+                .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse().ok()),
             _ => None,
         },
         content_encoding: resp.header("content-encoding"),
