@@ -132,17 +132,33 @@ fn proxied_json_is_compressed_with_each_coding_over_http1() {
     let s = setup("compress-h1");
     for path in ["/json?n=100000", "/chunked?n=100000", "/close?n=100000"] {
         let (plain_head, plain) = fetch(s.port, path, &[], false);
-        assert_eq!(header(&plain_head, "content-encoding"), None, "{plain_head}");
+        assert_eq!(
+            header(&plain_head, "content-encoding"),
+            None,
+            "{plain_head}"
+        );
         assert_eq!(plain.len(), 100_000, "{plain_head}");
         assert!(vary_has_accept_encoding(&plain_head), "{plain_head}");
         for coding in ["gzip", "br", "zstd"] {
             let ae = format!("Accept-Encoding: {coding}");
             let (head, body) = fetch(s.port, path, &[&ae], false);
-            assert_eq!(header(&head, "content-encoding"), Some(coding), "{path}: {head}");
+            assert_eq!(
+                header(&head, "content-encoding"),
+                Some(coding),
+                "{path}: {head}"
+            );
             assert!(vary_has_accept_encoding(&head), "{head}");
             assert_eq!(header(&head, "content-length"), None, "{head}");
-            assert_eq!(header(&head, "transfer-encoding"), Some("chunked"), "{head}");
-            assert!(body.len() < plain.len() / 3, "{coding} {path}: {} bytes", body.len());
+            assert_eq!(
+                header(&head, "transfer-encoding"),
+                Some("chunked"),
+                "{head}"
+            );
+            assert!(
+                body.len() < plain.len() / 3,
+                "{coding} {path}: {} bytes",
+                body.len()
+            );
             assert_eq!(decode(cli_for(coding), &body), plain, "{coding} {path}");
         }
     }
@@ -159,14 +175,23 @@ fn proxied_json_is_compressed_with_each_coding_over_http1() {
         assert_eq!(header(&head, "content-encoding"), want, "{ae}: {head}");
     }
     // A route's own policy: gzip only, level 1, a smaller minimum.
-    let (head, body) = fetch(s.port, "/gzonly/json?n=500", &["Accept-Encoding: br, gzip"], false);
+    let (head, body) = fetch(
+        s.port,
+        "/gzonly/json?n=500",
+        &["Accept-Encoding: br, gzip"],
+        false,
+    );
     assert_eq!(header(&head, "content-encoding"), Some("gzip"), "{head}");
     let (_, plain) = fetch(s.port, "/json?n=500", &[], false);
     assert_eq!(decode("gzip", &body), plain);
     // A strong ETag becomes weak; the backend's Vary keeps its values.
     let (head, _) = fetch(s.port, "/etag?n=5000", &["Accept-Encoding: gzip"], false);
     assert_eq!(header(&head, "etag"), Some("W/\"v1\""), "{head}");
-    assert_eq!(header(&head, "vary"), Some("Origin, Accept-Encoding"), "{head}");
+    assert_eq!(
+        header(&head, "vary"),
+        Some("Origin, Accept-Encoding"),
+        "{head}"
+    );
     // Keep-alive: two compressed answers on one connection (curl reuses it).
     let url = format!("http://127.0.0.1:{}/json?n=20000", s.port);
     let out = curl(&[
@@ -208,13 +233,13 @@ fn answers_that_must_not_be_compressed_pass_untouched() {
     let ae = "Accept-Encoding: gzip, br, zstd";
     // (path, extra request header, HEAD, Vary expected)
     let cases: [(&str, Option<&str>, bool, bool); 7] = [
-        ("/json?n=100000", None, true, true),                   // HEAD
+        ("/json?n=100000", None, true, true), // HEAD
         ("/json?n=100000", Some("Range: bytes=0-9"), false, true), // Range (206)
-        ("/encoded?n=100000", None, false, false),             // already encoded
-        ("/notransform?n=100000", None, false, false),         // no-transform
-        ("/json?n=500", None, false, false),                   // small
-        ("/png?n=100000", None, false, false),                 // wrong type
-        ("/off/json?n=100000", None, false, false),            // encode = false
+        ("/encoded?n=100000", None, false, false), // already encoded
+        ("/notransform?n=100000", None, false, false), // no-transform
+        ("/json?n=500", None, false, false),  // small
+        ("/png?n=100000", None, false, false), // wrong type
+        ("/off/json?n=100000", None, false, false), // encode = false
     ];
     for (path, extra, head_only, vary) in cases {
         let mut hs = vec![ae];
@@ -291,7 +316,11 @@ fn proxied_json_is_compressed_over_http2() {
             let ae = format!("accept-encoding={coding}");
             let (status, hs, body) = h2_get(s.port, path, &[&ae]);
             assert_eq!(status, 200, "{path} {hs:?}");
-            assert_eq!(field(&hs, "content-encoding"), Some(coding), "{path} {hs:?}");
+            assert_eq!(
+                field(&hs, "content-encoding"),
+                Some(coding),
+                "{path} {hs:?}"
+            );
             assert_eq!(field(&hs, "content-length"), None, "{hs:?}");
             assert!(
                 field(&hs, "vary").is_some_and(|v| v.contains("Accept-Encoding")),
@@ -386,7 +415,11 @@ fn large_streamed(coding: &str, cli: &str) {
     peak = peak.max(rss_kib(pid));
     let sent = std::fs::read(d.join("sent")).expect("what the backend sent");
     assert_eq!(sent.len(), 50 << 20);
-    assert!(body.len() < sent.len() / 3, "{} compressed bytes", body.len());
+    assert!(
+        body.len() < sent.len() / 3,
+        "{} compressed bytes",
+        body.len()
+    );
     let dec = decode(cli, &body);
     assert!(dec == sent, "decoded {} bytes differ", dec.len());
     let grew = peak.saturating_sub(before);
@@ -478,7 +511,11 @@ fn precompressed_siblings_are_served() {
         let h = format!("Accept-Encoding: {ae}");
         let (head, body) = fetch(port, "/app.js", &[&h], false);
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-        assert_eq!(header(&head, "content-encoding"), Some(coding), "{ae}: {head}");
+        assert_eq!(
+            header(&head, "content-encoding"),
+            Some(coding),
+            "{ae}: {head}"
+        );
         assert!(
             header(&head, "content-type").is_some_and(|t| t.contains("javascript")),
             "{head}"

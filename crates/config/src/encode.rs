@@ -34,10 +34,7 @@ struct RawTable {
 }
 
 /// What an `encode` key says: `None` off, `Some(policy)` on.
-pub(crate) fn check(
-    raw: &Spanned<toml::Value>,
-    at: At<'_>,
-) -> Result<Option<Policy>, ConfigError> {
+pub(crate) fn check(raw: &Spanned<toml::Value>, at: At<'_>) -> Result<Option<Policy>, ConfigError> {
     let span = raw.span();
     let table = match raw.get_ref() {
         toml::Value::Boolean(false) => return Ok(None),
@@ -59,7 +56,10 @@ pub(crate) fn check(
     let mut policy = Policy::default();
     if let Some(types) = t.types {
         if types.is_empty() {
-            return Err(at(span, "`encode.types` is empty (write `encode = false` to turn compression off)".into()));
+            return Err(at(
+                span,
+                "`encode.types` is empty (write `encode = false` to turn compression off)".into(),
+            ));
         }
         for ty in &types {
             let ok = ty == "*"

@@ -60,7 +60,9 @@ pub(crate) fn plan(policy: &Policy, req: &RequestHead, resp: &ResponseHead) -> P
 /// for `plan`. `chunked`: the compressed body goes chunked (HTTP/1.1 clients).
 pub(crate) fn rewrite_head(head: &[u8], plan: &Plan, chunked: bool) -> BytesMut {
     let mut out = BytesMut::with_capacity(head.len() + 64);
-    let mut lines = head.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+    let mut lines = head
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l));
     if let Some(status) = lines.next() {
         out.extend_from_slice(status);
         out.extend_from_slice(b"\r\n");
@@ -327,7 +329,8 @@ mod tests {
         let plan_ = plan(&p, &get, &resp(json, false));
         assert_eq!(plan_.coding, Some(Coding::Gzip));
         assert!(plan_.vary);
-        let small = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n";
+        let small =
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 5\r\n\r\n";
         assert_eq!(plan(&p, &get, &resp(small, false)).coding, None);
         let head = req("HEAD / HTTP/1.1\r\nHost: h\r\nAccept-Encoding: gzip\r\n\r\n");
         let plan_ = plan(&p, &head, &resp(json, true));
@@ -353,7 +356,10 @@ mod tests {
             vary: true,
         };
         let s = String::from_utf8(rewrite_head(head, &only_vary, true).to_vec()).unwrap();
-        assert!(s.contains("Content-Length: 9\r\n") && s.contains("Vary: Origin, Accept-Encoding\r\n"), "{s}");
+        assert!(
+            s.contains("Content-Length: 9\r\n") && s.contains("Vary: Origin, Accept-Encoding\r\n"),
+            "{s}"
+        );
     }
 
     #[test]

@@ -26,8 +26,8 @@ use tether_core::{ConnId, ConnectOpts, Cx, PipeEnd, PipeId, PipeOpts, Sink, Sour
 use tether_http::{parse_response, BodyKind, Method, Parsed, RequestHead, ResponseHead};
 
 use super::affinity::{self, Pick};
-use super::encode::{self as encoding, Compressor};
 use super::conn::{secure, Conn};
+use super::encode::{self as encoding, Compressor};
 use super::phases::Proxied;
 use super::relay::{relay, Relay};
 use super::rules::{Given, Vars};
