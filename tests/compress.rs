@@ -365,7 +365,7 @@ fn read_chunked(r: &mut impl std::io::BufRead, out: &mut Vec<u8>, mut each: impl
     }
 }
 
-fn large_streamed(coding: &str, cli: &str) {
+fn large_streamed(coding: &str, cli: &str, mb: usize) {
     let s = setup(&format!("compress-large-{coding}"));
     let pid = s._tether.pid();
     let d = s.dir.path().join("stream");
@@ -375,7 +375,7 @@ fn large_streamed(coding: &str, cli: &str) {
     conn.set_read_timeout(Some(Duration::from_secs(60)))
         .expect("timeout");
     let req = format!(
-        "GET /stream?mb=50&dir={} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: {coding}\r\nConnection: close\r\n\r\n",
+        "GET /stream?mb={mb}&dir={} HTTP/1.1\r\nHost: x\r\nAccept-Encoding: {coding}\r\nConnection: close\r\n\r\n",
         d.display()
     );
     conn.write_all(req.as_bytes()).expect("send");
@@ -413,7 +413,7 @@ fn large_streamed(coding: &str, cli: &str) {
     assert!(d.join("done").exists(), "the backend did not finish");
     peak = peak.max(rss_kib(pid));
     let sent = std::fs::read(d.join("sent")).expect("what the backend sent");
-    assert_eq!(sent.len(), 50 << 20);
+    assert_eq!(sent.len(), mb << 20);
     assert!(
         body.len() < sent.len() / 3,
         "{} compressed bytes",
@@ -423,7 +423,7 @@ fn large_streamed(coding: &str, cli: &str) {
     assert!(dec == sent, "decoded {} bytes differ", dec.len());
     let grew = peak.saturating_sub(before);
     eprintln!(
-        "{coding}: 50 MiB streamed in {:?}, {} bytes out, tether RSS {before} KiB -> peak {peak} KiB",
+        "{coding}: {mb} MiB streamed in {:?}, {} bytes out, tether RSS {before} KiB -> peak {peak} KiB",
         started.elapsed(),
         body.len()
     );
@@ -432,8 +432,9 @@ fn large_streamed(coding: &str, cli: &str) {
 
 #[test]
 fn a_large_streamed_answer_compresses_with_bounded_memory_and_early_first_byte() {
-    large_streamed("zstd", "zstd");
-    large_streamed("br", "brotli");
+    large_streamed("zstd", "zstd", 50);
+    // brotli's pure-Rust encoder is ~10x slower in a debug build: a smaller answer.
+    large_streamed("br", "brotli", 12);
 }
 
 #[test]
