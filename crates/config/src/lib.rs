@@ -73,6 +73,7 @@ mod cookie_options;
 mod env;
 pub mod hints;
 mod include;
+mod encode;
 mod json_pos;
 pub mod limits;
 mod listener;

@@ -16,7 +16,8 @@
 //! allow = ["127.0.0.1", "10.0.0.0/8"]
 //! deny = ["10.9.9.9"]
 //! max_body_size = 1048576          # a longer request body gets 413 (default: no limit)
-//! # a `root` route also takes index, listing, gzip, gzip_level, gzip_types
+//! encode = true                    # compress proxied answers (`encode.rs`; also on a server)
+//! # a `root` route also takes index, listing, gzip, gzip_level, gzip_types, precompressed
 //! # status_page = "json" | "prometheus" | "html": this tether's metrics (html: a page)
 //! ```
 //!
@@ -66,6 +67,8 @@ pub(super) struct RawServer {
     request_id: Option<Spanned<String>>,
     limits: Option<Spanned<Vec<String>>>,
     basic_auth: Option<Spanned<crate::limits::RawBasicAuth>>,
+    /// Compression of proxied answers its proxy routes inherit (`encode.rs`).
+    encode: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -97,6 +100,10 @@ pub(super) struct RawRoute {
     add_prefix: Option<Spanned<String>>,
     limits: Option<Spanned<Vec<String>>>,
     basic_auth: Option<Spanned<crate::limits::RawBasicAuth>>,
+    /// Compression of proxied answers (`encode.rs`); `false` turns the server's off.
+    encode: Option<Spanned<toml::Value>>,
+    /// A files route serves `.zst`/`.br`/`.gz` siblings to clients that accept them.
+    precompressed: Option<Spanned<bool>>,
 }
 
 /// `port_rewrite = { host = "127.0.0.1", min = 2000, max = 2999 }`.
@@ -239,6 +246,10 @@ pub(super) fn check(
             },
             at,
         )?;
+        let encode = match &s.encode {
+            Some(e) => super::encode::check(e, at)?,
+            None => None,
+        };
         let server_access = crate::limits::AccessSpec {
             limits: crate::limits::named(&s.limits, limits, at)?.unwrap_or_default(),
             basic_auth: crate::limits::basic_auth(&s.basic_auth, at)?,
@@ -250,7 +261,7 @@ pub(super) fn check(
                 crate::limits::basic_auth(&r.get_ref().basic_auth, at)?,
                 &server_access,
             );
-            let mut route = check_route(r, &pools, max_body, brokers, &inherited, at)?;
+            let mut route = check_route(r, &pools, max_body, brokers, &inherited, &encode, at)?;
             route.access = access;
             routes.push(route);
         }
@@ -278,6 +289,7 @@ fn check_route(
     max_body: Option<u64>,
     brokers: &[String],
     inherited: &ServerRules,
+    server_encode: &Option<tether_compress::Policy>,
     at: At<'_>,
 ) -> Result<RouteSpec, ConfigError> {
     let span = r.span();
@@ -381,6 +393,9 @@ fn check_route(
         if let Some(types) = r.gzip_types {
             files.gzip_types = types;
         }
+        if let Some(p) = &r.precompressed {
+            files.precompressed = *p.get_ref();
+        }
         ActionSpec::Files(files)
     } else {
         let status = match &r.status {
@@ -401,6 +416,24 @@ fn check_route(
     let acl = Acl {
         allow: cidrs(&r.allow)?,
         deny: cidrs(&r.deny)?,
+    };
+    if let (Some(p), false) = (&r.precompressed, matches!(action, ActionSpec::Files(_))) {
+        return Err(at(p.span(), "`precompressed` goes with `root`".into()));
+    }
+    let encode = match &r.encode {
+        Some(e) => {
+            let policy = super::encode::check(e, at)?;
+            if policy.is_some() && !matches!(action, ActionSpec::Proxy(_)) {
+                return Err(at(
+                    e.span(),
+                    "`encode` goes with `proxy` (a `root` route takes `gzip` and `precompressed`)"
+                        .into(),
+                ));
+            }
+            policy
+        }
+        None if matches!(action, ActionSpec::Proxy(_)) => server_encode.clone(),
+        None => None,
     };
     let own = [
         (
@@ -440,5 +473,6 @@ fn check_route(
         ports,
         rules,
         access: Default::default(),
+        encode,
     })
 }

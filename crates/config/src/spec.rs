@@ -102,6 +102,8 @@ pub struct RouteSpec {
     pub rules: RouteRules,
     /// Request limits and basic auth (`limits.rs`).
     pub access: crate::limits::AccessSpec,
+    /// `encode`: compression of proxied answers (`encode.rs`); `None`: off.
+    pub encode: Option<tether_compress::Policy>,
 }
 
 impl RouteSpec {
@@ -115,6 +117,7 @@ impl RouteSpec {
             ports: None,
             rules: RouteRules::default(),
             access: Default::default(),
+            encode: None,
         }
     }
 }

@@ -303,5 +303,6 @@ fn route(r: XpsRoute, upstreams: &mut Vec<UpstreamSpec>, pos: Pos) -> Result<Rou
         ports: None,
         rules: Default::default(),
         access: Default::default(),
+        encode: None,
     })
 }

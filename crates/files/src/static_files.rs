@@ -63,6 +63,9 @@ pub struct FileOptions {
     pub gzip_level: u32,
     /// MIME types (without parameters) to compress; `*` for all.
     pub gzip_types: Vec<String>,
+    /// Serve a `.zst`, `.br` or `.gz` sibling of a file, when there is one, to a client
+    /// that accepts its coding (Caddy's `precompressed`).
+    pub precompressed: bool,
     /// `root`, opened (see `paths::RootCache`).
     opened: RootCache,
 }
@@ -77,6 +80,7 @@ impl FileOptions {
             gzip: false,
             gzip_level: 6,
             gzip_types: DEFAULT_GZIP_TYPES.iter().map(|t| t.to_string()).collect(),
+            precompressed: false,
             opened: RootCache::default(),
         }
     }
@@ -114,7 +118,11 @@ pub fn serve(opts: &FileOptions, req: &RequestHead, server: &str, keep_alive: bo
         .page(405, "Allow: GET, HEAD\r\n");
     }
     let root = opts.opened.get(&opts.root);
-    if let Some(kept) = root.as_ref().ok().and_then(|r| r.kept(req.path())) {
+    // With `precompressed`, a file's siblings are looked for first (no kept-file shortcut).
+    let kept = (!opts.precompressed)
+        .then(|| root.as_ref().ok().and_then(|r| r.kept(req.path())))
+        .flatten();
+    if let Some(kept) = kept {
         let src = Src::Kept(kept.bytes.clone());
         return serve_file(opts, &cx, &kept.path, src, kept.modified);
     }
@@ -124,6 +132,9 @@ pub fn serve(opts: &FileOptions, req: &RequestHead, server: &str, keep_alive: bo
     };
     match resolved {
         Resolved::File(path, file, meta) => {
+            if let Some(reply) = serve_sibling(opts, &cx, &path) {
+                return reply;
+            }
             // Asked by its own path (not as a directory's index file): keep it if small.
             let kept = match &root {
                 Ok(root) if !req.path().ends_with('/') => root.keep(req.path(), &path, &file),
@@ -295,9 +306,15 @@ fn serve_file(
         Method::Get => cx.header("Range"),
         _ => None,
     };
-    let negotiable =
-        opts.gzip && (GZIP_MIN..=GZIP_MAX).contains(&size) && type_listed(mime, &opts.gzip_types);
-    let gzip = negotiable && range.is_none() && cx.accepts_gzip();
+    let negotiable = opts.precompressed
+        || opts.gzip
+            && (GZIP_MIN..=GZIP_MAX).contains(&size)
+            && type_listed(mime, &opts.gzip_types);
+    let gzip = opts.gzip
+        && (GZIP_MIN..=GZIP_MAX).contains(&size)
+        && type_listed(mime, &opts.gzip_types)
+        && range.is_none()
+        && cx.accepts_gzip();
     let strong = Tag::new(modified, size, false);
     let v = Validators {
         tag: if gzip {
@@ -368,6 +385,51 @@ fn serve_file(
             cx.reply_with(200, headers, src.range(0, size))
         }
     }
+}
+
+/// `precompressed`: the `.zst`, `.br` or `.gz` sibling of `path` (a regular file, not a
+/// link) whose coding the client accepts best, served whole with the file's
+/// `Content-Type`, its `Content-Encoding` and `Vary: Accept-Encoding`. `None`: none applies
+/// (off, a `Range`, nothing accepted or present): the file itself is served.
+fn serve_sibling(opts: &FileOptions, cx: &Cx<'_>, path: &Path) -> Option<FileReply> {
+    use tether_compress::{precompressed, Coding, DEFAULT_OFFERED};
+    if !opts.precompressed || cx.header("Range").is_some() {
+        return None;
+    }
+    let accept = cx.list("Accept-Encoding")?;
+    let of = |c: Coding| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(c.suffix());
+        PathBuf::from(p)
+    };
+    let is_file = |c: Coding| std::fs::symlink_metadata(of(c)).is_ok_and(|m| m.is_file());
+    let coding = precompressed(accept.as_bytes(), is_file, &DEFAULT_OFFERED)?;
+    let file = File::open(of(coding)).ok()?;
+    let meta = file.metadata().ok()?;
+    let size = meta.len();
+    let modified = meta.modified().ok();
+    let v = Validators {
+        tag: Tag::new(modified, size, false),
+        modified,
+        vary: true,
+    };
+    if not_modified(cx, v.tag.as_str(), modified.and_then(unix_secs)) {
+        return Some(cx.reply_with(304, |out| v.write(out), Body::None));
+    }
+    let mime = paths::mime(path);
+    let headers = |out: &mut Vec<u8>| {
+        out.extend_from_slice(b"Content-Type: ");
+        out.extend_from_slice(mime.as_bytes());
+        if paths::is_text(mime) {
+            out.extend_from_slice(b"; charset=utf-8");
+        }
+        out.extend_from_slice(b"\r\nContent-Encoding: ");
+        out.extend_from_slice(coding.name().as_bytes());
+        out.extend_from_slice(b"\r\n");
+        push_field_dec(out, b"Content-Length", size);
+        v.write(out);
+    };
+    Some(cx.reply_with(200, headers, Src::Open(file, size).range(0, size)))
 }
 
 /// Room for a head without its variable parts (`Server`, the body).

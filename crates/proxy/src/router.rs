@@ -120,6 +120,8 @@ pub struct Route {
     pub rules: Option<Arc<tether_config::rules::RouteRules>>,
     /// Limits and basic auth (`access.rs`); `None`: nothing to check.
     pub access: Option<Arc<crate::access::Access>>,
+    /// Compression of proxied answers (`http/encode.rs`); `None`: off.
+    pub encode: Option<Arc<tether_compress::Policy>>,
 }
 
 impl Route {
@@ -172,6 +174,7 @@ impl Router {
             ports: None,
             rules: None,
             access: None,
+            encode: None,
         };
         Router {
             hosts: vec![VirtualHost {
@@ -236,6 +239,7 @@ mod tests {
             ports: None,
             rules: None,
             access: None,
+            encode: None,
         }
     }
 

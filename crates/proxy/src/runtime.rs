@@ -196,6 +196,7 @@ impl Upstreams<'_> {
                 .access
                 .access(&r.access)
                 .map_err(|e| Pos::default().error(format!("basic auth: {e}")))?,
+            encode: r.encode.clone().map(Arc::new),
         })
     }
 

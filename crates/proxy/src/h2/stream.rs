@@ -357,6 +357,7 @@ impl H2Session {
                         retarget: Some(target),
                         rules: None,
                         request_id: None,
+                        encode: None,
                     };
                     self.pick(cx, id, req, None, early)
                 }

@@ -26,6 +26,7 @@ use super::stream::Work;
 use super::{H2Session, KEY_STREAM};
 use crate::http::affinity::{self, Pick};
 use crate::http::conn::secure;
+use crate::http::encode::{self as encoding, Compressor};
 use crate::http::forward;
 use crate::http::phases::Proxied;
 use crate::http::rules::{Given, Vars};
@@ -128,6 +129,8 @@ pub(super) struct Exchange {
     up_buf: BytesMut,
     resp: Resp,
     up_keep_alive: bool,
+    /// The answer's compressor (`http/encode.rs`), when the route's policy chose a coding.
+    compress: Option<Box<Compressor>>,
     /// The connection was parked or closed: nothing more runs.
     done: bool,
 }
@@ -193,12 +196,26 @@ pub(super) fn pull(cx: &mut Cx<'_>, x: &mut Exchange, out: &mut Out) -> Result<(
         let data = if x.up_buf.is_empty() {
             match x.up_reader.and_then(|r| cx.take(r)) {
                 Some(b) => b,
-                None => return Ok(()),
+                None => {
+                    // Nothing more from the upstream for now: what was compressed so far
+                    // goes out (a streaming backend is not held back).
+                    if let Some(z) = x.compress.as_deref_mut() {
+                        out.push(z.flush().map_err(|_| 502u16)?);
+                    }
+                    return Ok(());
+                }
             }
         } else {
             x.up_buf.split().freeze()
         };
-        let (used, complete) = dec.feed(&data, out).map_err(|()| 502u16)?;
+        let (used, complete) = match x.compress.as_deref_mut() {
+            Some(z) => {
+                let step = z.feed(&data).map_err(|_| 502u16)?;
+                out.push(step.out);
+                (step.used, step.done)
+            }
+            None => dec.feed(&data, out).map_err(|()| 502u16)?,
+        };
         if used < data.len() {
             x.up_buf.extend_from_slice(&data[used..]);
         }
@@ -319,6 +336,7 @@ impl H2Session {
             up_buf: BytesMut::new(),
             resp: Resp::Head,
             up_keep_alive: false,
+            compress: None,
             done: false,
         });
         self.connect_up(cx, id, x, false);
@@ -522,6 +540,26 @@ impl H2Session {
             Some(g) => g.response(head, &self.vars(cx, &x.req, g, &x.pick)),
             None => head,
         };
+        let head = match x.req.encode.clone() {
+            Some(policy) if resp.status != 101 => {
+                let mut plan = encoding::plan(&policy, &x.req.head, &resp);
+                if let Some(coding) = plan.coding {
+                    match Compressor::new(&policy, coding, resp.body, false) {
+                        Ok(z) => x.compress = Some(Box::new(z)),
+                        Err(e) => {
+                            log::warn!("h2 {}: no {coding} encoder: {e}", ctx.spec.listen);
+                            plan.coding = None;
+                        }
+                    }
+                }
+                if plan.is_noop() {
+                    head
+                } else {
+                    encoding::rewrite_head(&head, &plan, false)
+                }
+            }
+            _ => head,
+        };
         let head = secure(&ctx.spec, head.freeze());
         let Some(s) = self.streams.get_mut(&id) else {
             return abandon(cx, x);
@@ -578,7 +616,18 @@ impl H2Session {
             (Resp::Head, _) => self.upstream_failed(cx, id, x, "closed without a response"),
             (Resp::Body(Decode::UntilClose), PipeEnd::Finished) => {
                 x.resp = Resp::Done;
+                let tail = match x.compress.as_deref_mut().map(|z| z.finish()) {
+                    Some(Err(e)) => {
+                        log::warn!("h2 {}: stream {id}: compression: {e}", self.listen());
+                        abandon(cx, x);
+                        self.h2.reset(id, ErrorCode::InternalError);
+                        return self.drop_stream(cx, id, 0);
+                    }
+                    Some(Ok(b)) => b,
+                    None => Bytes::new(),
+                };
                 if let Some(s) = self.streams.get_mut(&id) {
+                    s.out.push(tail);
                     s.out.end = true;
                 }
                 settle(cx, &mut x);

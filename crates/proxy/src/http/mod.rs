@@ -28,6 +28,7 @@ pub(crate) mod affinity;
 pub(crate) mod conn;
 mod context;
 mod drain;
+pub(crate) mod encode;
 pub(crate) mod forward;
 mod gate;
 mod head_deadline;

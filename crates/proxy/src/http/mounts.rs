@@ -217,6 +217,7 @@ pub(super) fn port_rewrite(
         retarget: Some(target),
         rules: None,
         request_id: None,
+        encode: None,
     };
     phases::pick(c, cx, req, None)
 }

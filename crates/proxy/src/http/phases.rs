@@ -48,6 +48,8 @@ pub(crate) struct Proxied {
     pub rules: Option<Arc<RouteRules>>,
     /// This request's `X-Request-Id`, when the route gives one.
     pub request_id: Option<Box<str>>,
+    /// The route's compression of the answer (`encode.rs`).
+    pub encode: Option<Arc<tether_compress::Policy>>,
 }
 
 impl Proxied {
@@ -64,6 +66,7 @@ impl Proxied {
             retarget: None,
             rules,
             request_id,
+            encode: route.encode.clone(),
         }
     }
 

@@ -27,6 +27,7 @@ use tether_http::{parse_response, BodyKind, Method, Parsed, RequestHead, Respons
 
 use super::affinity::{self, Pick};
 use super::conn::{secure, Conn};
+use super::encode::{self as encoding, Compressor};
 use super::phases::Proxied;
 use super::relay::{relay, Relay};
 use super::rules::{Given, Vars};
@@ -79,6 +80,9 @@ pub(super) struct Exchange {
     resp_done: bool,
     /// The upstream connection may carry another request (it goes back to the pool).
     up_keep_alive: bool,
+    /// The route's compression policy, and the answer's compressor once it is chosen.
+    encode: Option<Arc<tether_compress::Policy>>,
+    compress: Option<Box<Compressor>>,
 }
 
 impl Exchange {
@@ -156,6 +160,8 @@ pub(super) fn start(c: &mut Conn, cx: &mut Cx<'_>, req: Proxied, pick: Pick) -> 
         to_client: None,
         resp_done: false,
         up_keep_alive: false,
+        encode: req.encode,
+        compress: None,
     });
     connect(c, cx, x, false)
 }
@@ -343,12 +349,17 @@ fn relay_response(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>) -> State 
         up_buf,
         up_reader,
         to_client,
+        compress,
         ..
     } = &mut *x;
     let (Some(how), Some(to)) = (resp_relay.as_mut(), *to_client) else {
         return State::Proxying(x); // nothing to relay (any more)
     };
-    match relay(cx, how, up_buf, *up_reader, to) {
+    let result = match compress.as_deref_mut() {
+        Some(z) => encoding::relay(cx, z, up_buf, *up_reader, to).map_err(|e| e.to_string()),
+        None => relay(cx, how, up_buf, *up_reader, to).map_err(|e| e.reason.to_string()),
+    };
+    match result {
         Ok(true) => {
             x.resp_relay = None;
             if !x.up_buf.is_empty() {
@@ -362,7 +373,7 @@ fn relay_response(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>) -> State 
                 "http {}: bad response body from {}: {}",
                 c.spec().listen,
                 x.pick.server.addr(),
-                e.reason
+                e
             );
             cx.close();
         }
@@ -462,13 +473,36 @@ fn respond(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>, resp: ResponseHe
         c.keep_alive = false;
     }
     x.up_keep_alive = resp.keep_alive;
+    let plan = (x.encode.as_deref()).map(|p| (p, encoding::plan(p, &x.req, &resp)));
+    let chunked_out = x.req.version != tether_http::Version::Http10;
+    if let Some((policy, plan)) = plan {
+        if let Some(coding) = plan.coding {
+            match Compressor::new(policy, coding, resp.body, chunked_out) {
+                Ok(z) => x.compress = Some(Box::new(z)),
+                Err(e) => log::warn!("http {}: no {coding} encoder: {e}", c.spec().listen),
+            }
+        }
+    }
+    if x.compress.is_some() && !chunked_out {
+        c.keep_alive = false; // an HTTP/1.0 client: the compressed body ends with the connection
+    }
     let edits = Some(&x.pick.response).filter(|e| !e.is_empty());
     let head = forward::client_response(&resp, &c.ctx.server, c.keep_alive, edits);
     let head = response_rules(c, cx, &x, head);
+    let head = match plan {
+        Some((_, mut plan)) if !plan.is_noop() => {
+            if x.compress.is_none() {
+                plan.coding = None;
+            }
+            encoding::rewrite_head(&head, &plan, chunked_out)
+        }
+        _ => head,
+    };
     let head = secure(c.spec(), head.freeze());
     let interim_sent = x.to_client.is_some();
     let buffered = x.up_buf.len() as u64;
     let direct = match resp.body {
+        _ if x.compress.is_some() => None,
         BodyKind::Length(n) if n > buffered => Some(Some(n - buffered)),
         BodyKind::UntilClose => Some(None),
         _ => None,
@@ -575,6 +609,18 @@ pub(super) fn pipe_end(
             (Some(Relay::UntilClose), PipeEnd::Finished) => {
                 x.resp_relay = None;
                 if let Some(to) = x.to_client {
+                    if let Some(z) = x.compress.as_deref_mut() {
+                        match z.finish() {
+                            Ok(b) if !b.is_empty() => {
+                                cx.push(to, b);
+                            }
+                            Ok(_) => {}
+                            Err(_) => {
+                                cx.close();
+                                return State::Proxying(x);
+                            }
+                        }
+                    }
                     cx.end(to);
                 }
             }
