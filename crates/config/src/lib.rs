@@ -73,6 +73,7 @@ mod cookie_options;
 mod json_pos;
 mod listener;
 mod ops;
+pub mod rewrite;
 pub mod rules;
 mod servers;
 mod session_json;
