@@ -503,6 +503,11 @@ impl H2Session {
 
     /// Phase 9, respond: the final head goes to the client; the body follows (`pull`).
     fn respond(&mut self, cx: &mut Cx<'_>, id: u32, mut x: Box<Exchange>, resp: ResponseHead) {
+        if self.intercepts(id, resp.status) {
+            // `intercept_errors`: the route's page instead of the backend's answer.
+            abandon(cx, x);
+            return self.answer_status(cx, id, resp.status, "");
+        }
         let now = cx.now();
         if resp.status >= 500 {
             x.pick.server.health().record_failure(now);

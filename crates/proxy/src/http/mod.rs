@@ -35,6 +35,7 @@ pub(crate) mod mounts;
 pub(crate) mod phases;
 mod proxy;
 mod relay;
+pub(crate) mod rewrite;
 pub(crate) mod rules;
 mod too_many;
 
