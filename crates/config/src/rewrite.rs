@@ -424,7 +424,7 @@ mod tests {
         );
         let e = target("rewrite", &spanned("/b/$3"), Some(&p), &at).unwrap_err();
         assert!(e.message.contains("not a capture"), "{}", e.message);
-        assert_eq!(e.col, 1 + 4 + 3);
+        assert_eq!(e.col, 1 + 5 + 3);
         let e = target("redirect", &spanned("/b/$1"), None, &at).unwrap_err();
         assert!(e.message.contains("needs a `regex`"), "{}", e.message);
         assert!(target("r", &spanned("/{upstream_addr}"), None, &at).is_err());

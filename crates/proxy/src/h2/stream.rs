@@ -351,6 +351,11 @@ impl H2Session {
         match &route.action {
             Action::Files(opts) => {
                 let reply = static_files::serve(opts, &head, &ctx.server, true);
+                if reply.status >= 400 {
+                    if let Some(page) = self.error_page(id, reply.status, "") {
+                        return self.answer_h1(cx, id, page.into(), None);
+                    }
+                }
                 let file = reply
                     .body
                     .map(|(file, offset, left)| FileBody { file, offset, left });

@@ -334,7 +334,7 @@ impl Conn {
     }
 
     /// The route's own page for `status` (`error_page`), if it has one.
-    fn error_page(&self, status: u16, extra: &str, head_only: bool) -> Option<Vec<u8>> {
+    pub(super) fn error_page(&self, status: u16, extra: &str, head_only: bool) -> Option<Vec<u8>> {
         let pages = self.current.as_ref()?.pages.as_ref()?;
         pages.page(status, &self.ctx.server, extra, head_only, self.keep_alive)
     }

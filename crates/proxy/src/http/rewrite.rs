@@ -108,28 +108,35 @@ pub(crate) fn is_grpc(req: &RequestHead) -> bool {
     })
 }
 
-/// The error pages that apply to the request being answered.
+/// How the errors of the request being answered are written: the route's pages, or, for
+/// a gRPC request, no page at all (`grpc-status` instead).
 #[derive(Clone)]
-pub(crate) struct PagesFor {
-    rules: Arc<RouteRules>,
+pub(crate) enum PagesFor {
+    Route(Arc<RouteRules>),
+    Grpc,
 }
 
 impl PagesFor {
-    /// The route's pages for `req` (none for a gRPC request or a route without pages).
+    /// For `req` under a route with these rules (`None`: tether's built-in pages).
     pub fn of(rules: Option<&Arc<RouteRules>>, req: &RequestHead) -> Option<PagesFor> {
+        if is_grpc(req) {
+            return Some(PagesFor::Grpc);
+        }
         let rules = rules.filter(|r| !r.error_pages.is_empty())?;
-        (!is_grpc(req)).then(|| PagesFor {
-            rules: rules.clone(),
-        })
+        Some(PagesFor::Route(rules.clone()))
     }
 
-    pub fn pages(&self) -> &ErrorPages {
-        &self.rules.error_pages
+    fn pages(&self) -> Option<&ErrorPages> {
+        match self {
+            PagesFor::Route(r) => Some(&r.error_pages),
+            PagesFor::Grpc => None,
+        }
     }
 
-    /// Whether the backend's `status` is replaced (`intercept_errors`).
+    /// Whether the backend's `status` is replaced (`intercept_errors`; never for gRPC).
     pub fn intercepts(&self, status: u16) -> bool {
-        self.pages().intercept && self.pages().find(status).is_some()
+        self.pages()
+            .is_some_and(|p| p.intercept && p.find(status).is_some())
     }
 
     /// The whole answer for `status` (head and body), if the route has a page for it.
@@ -142,7 +149,16 @@ impl PagesFor {
         head_only: bool,
         keep_alive: bool,
     ) -> Option<Vec<u8>> {
-        let page = self.pages().find(status)?;
+        if let PagesFor::Grpc = self {
+            // No body: the gRPC status says what happened (a "trailers-only" answer).
+            let mut head = Head::new(status, server, extra.len() + 96);
+            head.content("application/grpc", 0)
+                .header("grpc-status", grpc_status(status))
+                .header("grpc-message", tether_http::reply::reason(status).replace(' ', "%20"))
+                .lines(extra);
+            return Some(head.end(keep_alive));
+        }
+        let page = self.pages()?.find(status)?;
         let mut head = Head::new(status, server, extra.len() + page.content_type.len() + 64);
         head.content(&page.content_type, page.body.len()).lines(extra);
         let mut out = head.end(keep_alive);
@@ -150,5 +166,17 @@ impl PagesFor {
             out.extend_from_slice(&page.body);
         }
         Some(out)
+    }
+}
+
+/// The gRPC status for an HTTP status (gRPC's own mapping, `doc/http-grpc-status-mapping.md`).
+fn grpc_status(status: u16) -> u16 {
+    match status {
+        400 => 13,
+        401 => 16,
+        403 => 7,
+        404 => 12,
+        429 | 502..=504 => 14,
+        _ => 2,
     }
 }
