@@ -118,7 +118,11 @@ fn h2_get(port: u16, path: &str, extra: &[&str]) -> (u16, Vec<(String, String)>,
         })
         .unwrap_or_default();
     let status = v["status"].as_u64().unwrap_or(0) as u16;
-    (status, headers, v["body"].as_str().unwrap_or("").to_string())
+    (
+        status,
+        headers,
+        v["body"].as_str().unwrap_or("").to_string(),
+    )
 }
 
 fn h2_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -179,7 +183,11 @@ fn the_backends_500_is_replaced_only_with_intercept_errors() {
     assert_eq!((status, body.as_str()), (500, "backend-500 body"), "{head}");
     // With it, the route's page (its own, before the server's).
     let (status, head, body) = curl_get(port, "/caught/fail", &[]);
-    assert_eq!((status, body.as_str()), (500, "<h1>caught 5xx</h1>"), "{head}");
+    assert_eq!(
+        (status, body.as_str()),
+        (500, "<h1>caught 5xx</h1>"),
+        "{head}"
+    );
     // ... on a connection that carries on (the backend's body was not relayed).
     let url = format!("http://127.0.0.1:{port}/caught/fail");
     let ok = format!("http://127.0.0.1:{port}/caught/fine");
@@ -210,13 +218,16 @@ fn grpc_requests_never_get_an_html_page() {
         Some("application/grpc"),
         "{headers:?}"
     );
-    assert_eq!(h2_header(&headers, "grpc-status"), Some("14"), "{headers:?}");
+    assert_eq!(
+        h2_header(&headers, "grpc-status"),
+        Some("14"),
+        "{headers:?}"
+    );
     // The backend's 500 is not intercepted for gRPC.
     let (status, _, body) = h2_get(port, "/caught/fail", &[grpc]);
     assert_eq!((status, body.as_str()), (500, "backend-500 body"));
     // HTTP/1.1 alike.
-    let (status, head, body) =
-        curl_get(port, "/down/x", &["Content-Type: application/grpc"]);
+    let (status, head, body) = curl_get(port, "/down/x", &["Content-Type: application/grpc"]);
     assert_eq!(status, 502, "{head}");
     assert_eq!(body, "", "{head}");
     assert!(!head.to_ascii_lowercase().contains("text/html"), "{head}");
@@ -227,11 +238,7 @@ fn grpc_requests_never_get_an_html_page() {
 fn a_bad_error_page_is_a_check_error_with_its_position() {
     let dir = TempDir::new("error-pages-check");
     for (page, col, want) in [
-        (
-            "{ status = \"5yy\", body = \"x\" }",
-            26,
-            "is not a status",
-        ),
+        ("{ status = \"5yy\", body = \"x\" }", 26, "is not a status"),
         (
             "{ status = 502, file = \"/nonexistent/502.html\" }",
             38,
@@ -248,6 +255,9 @@ fn a_bad_error_page_is_a_check_error_with_its_position() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{text}");
         let at = format!("{}:3:{col}: ", path.display());
-        assert!(err.contains(&at) && err.contains(want), "want {at}..{want} in {err}");
+        assert!(
+            err.contains(&at) && err.contains(want),
+            "want {at}..{want} in {err}"
+        );
     }
 }

@@ -95,7 +95,11 @@ fn h2_get(port: u16, path: &str, extra: &[&str]) -> (u16, Vec<(String, String)>,
         })
         .unwrap_or_default();
     let status = v["status"].as_u64().unwrap_or(0) as u16;
-    (status, headers, v["body"].as_str().unwrap_or("").to_string())
+    (
+        status,
+        headers,
+        v["body"].as_str().unwrap_or("").to_string(),
+    )
 }
 
 fn h2_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -130,7 +134,11 @@ fn regex_rewrite_reaches_the_backend_over_http1_and_http2() {
     );
     // A path the regex does not match goes as it is.
     let (_, _, seen) = curl_get(port, "/api/other");
-    assert_eq!(seen.lines().next(), Some("GET /api/other HTTP/1.1"), "{seen}");
+    assert_eq!(
+        seen.lines().next(),
+        Some("GET /api/other HTTP/1.1"),
+        "{seen}"
+    );
     // Two captures swapped, a placeholder, `$$` as a `$`; the target's own query wins.
     let (_, _, seen) = curl_get(port, "/both/one/two?dropped=1");
     assert_eq!(

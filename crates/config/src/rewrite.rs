@@ -228,7 +228,7 @@ fn status_range(t: &str) -> Option<(u16, u16)> {
     for &c in b {
         if x(c) {
             wild = true;
-            low = low * 10;
+            low *= 10;
             high = high * 10 + 9;
         } else if c.is_ascii_digit() && !wild {
             low = low * 10 + u16::from(c - b'0');
@@ -285,7 +285,10 @@ pub(super) fn target(
                 let Some(p) = pattern else {
                     return Err(at(
                         here(i),
-                        format!("`{key}`: `${}` needs a `regex` on the route", &text[i + 1..i + 1 + len]),
+                        format!(
+                            "`{key}`: `${}` needs a `regex` on the route",
+                            &text[i + 1..i + 1 + len]
+                        ),
                     ));
                 };
                 let known = match &cap {
@@ -317,7 +320,8 @@ pub(super) fn target(
                     i + 2
                 };
                 let piece = &text[i..end.min(b.len())];
-                let t = Template::parse(piece).map_err(|(off, m)| at(here(i + off), format!("`{key}`: {m}")))?;
+                let t = Template::parse(piece)
+                    .map_err(|(off, m)| at(here(i + off), format!("`{key}`: {m}")))?;
                 for part in t.0 {
                     match part {
                         Part::Lit(s) => lit.push_str(&s),
@@ -380,7 +384,9 @@ fn capture(s: &str) -> Option<(Capture, usize)> {
     if inner.bytes().all(|b| b.is_ascii_digit()) {
         return inner.parse().ok().map(|n| (Capture::Index(n), len));
     }
-    let ok = inner.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    let ok = inner
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_')
         && !inner.as_bytes()[0].is_ascii_digit();
     ok.then(|| (Capture::Name(inner.to_string()), len))
 }
@@ -437,7 +443,11 @@ mod tests {
     #[test]
     fn bad_pattern() {
         let e = pattern(&spanned("^/a/(unclosed"), &at).unwrap_err();
-        assert!(e.message.starts_with("`regex`: bad pattern"), "{}", e.message);
+        assert!(
+            e.message.starts_with("`regex`: bad pattern"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

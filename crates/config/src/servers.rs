@@ -355,7 +355,10 @@ fn check_route(
     } else if r.root.is_some() || r.alias.is_some() {
         let mut files = match (r.root, &r.alias) {
             (Some(_), Some(a)) => {
-                return Err(at(a.span(), "a route has `root` or `alias`, not both".into()))
+                return Err(at(
+                    a.span(),
+                    "a route has `root` or `alias`, not both".into(),
+                ))
             }
             (Some(root), None) => FileOptions::new(PathBuf::from(root)),
             (None, Some(a)) => {
@@ -392,7 +395,11 @@ fn check_route(
         };
         ActionSpec::Redirect {
             status,
-            location: r.redirect.as_ref().map(|v| v.get_ref().clone()).unwrap_or_default(),
+            location: r
+                .redirect
+                .as_ref()
+                .map(|v| v.get_ref().clone())
+                .unwrap_or_default(),
         }
     };
     let cidrs = |list: &[Spanned<String>]| -> Result<Vec<Cidr>, ConfigError> {
@@ -424,7 +431,10 @@ fn check_route(
     ];
     if let Some(re) = &r.regex {
         if !matches!(action, ActionSpec::Proxy(_) | ActionSpec::Redirect { .. }) {
-            return Err(at(re.span(), "`regex` goes with `proxy` or `redirect`".into()));
+            return Err(at(
+                re.span(),
+                "`regex` goes with `proxy` or `redirect`".into(),
+            ));
         }
     }
     if !matches!(action, ActionSpec::Proxy(_)) {
@@ -463,8 +473,8 @@ fn check_route(
     };
     if let (ActionSpec::Redirect { location, .. }, Some(re)) = (&mut action, &r.redirect) {
         // `$$`, `{{` and `}}` in a plain location are a `$` and braces.
-        if let Some(text) = rewrite::target("redirect", re, rules.rewrite.pattern.as_ref(), at)?
-            .literal()
+        if let Some(text) =
+            rewrite::target("redirect", re, rules.rewrite.pattern.as_ref(), at)?.literal()
         {
             *location = text.to_string();
         }

@@ -72,7 +72,12 @@ pub(crate) fn redirect_location(rules: &RouteRules, req: &RequestHead) -> Option
 
 /// `target` filled in; control bytes and spaces are dropped (a target goes on a request
 /// line or in a `Location`).
-fn expand(target: &Target, caps: Option<&Captures<'_>>, req: &RequestHead, id: Option<&str>) -> String {
+fn expand(
+    target: &Target,
+    caps: Option<&Captures<'_>>,
+    req: &RequestHead,
+    id: Option<&str>,
+) -> String {
     let vars = Vars {
         client: None,
         tls: None,
@@ -103,9 +108,8 @@ fn expand(target: &Target, caps: Option<&Captures<'_>>, req: &RequestHead, id: O
 
 /// Whether a request is gRPC (its errors are gRPC's own, never an HTML page).
 pub(crate) fn is_grpc(req: &RequestHead) -> bool {
-    req.header("content-type").is_some_and(|v| {
-        v.len() >= 16 && v[..16].eq_ignore_ascii_case(b"application/grpc")
-    })
+    req.header("content-type")
+        .is_some_and(|v| v.len() >= 16 && v[..16].eq_ignore_ascii_case(b"application/grpc"))
 }
 
 /// How the errors of the request being answered are written: the route's pages, or, for
@@ -154,13 +158,17 @@ impl PagesFor {
             let mut head = Head::new(status, server, extra.len() + 96);
             head.content("application/grpc", 0)
                 .header("grpc-status", grpc_status(status))
-                .header("grpc-message", tether_http::reply::reason(status).replace(' ', "%20"))
+                .header(
+                    "grpc-message",
+                    tether_http::reply::reason(status).replace(' ', "%20"),
+                )
                 .lines(extra);
             return Some(head.end(keep_alive));
         }
         let page = self.pages()?.find(status)?;
         let mut head = Head::new(status, server, extra.len() + page.content_type.len() + 64);
-        head.content(&page.content_type, page.body.len()).lines(extra);
+        head.content(&page.content_type, page.body.len())
+            .lines(extra);
         let mut out = head.end(keep_alive);
         if !head_only {
             out.extend_from_slice(&page.body);
@@ -178,5 +186,72 @@ fn grpc_status(status: u16) -> u16 {
         404 => 12,
         429 | 502..=504 => 14,
         _ => 2,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tether_config::rewrite::{Pattern, Rewrite};
+    use tether_http::{parse_request, Limits, Parsed};
+
+    fn req(target: &str) -> RequestHead {
+        let raw = format!("GET {target} HTTP/1.1\r\nHost: a.example\r\n\r\n");
+        match parse_request(raw.as_bytes(), &Limits::default()) {
+            Ok(Parsed::Complete(h)) => h,
+            _ => panic!("bad test request"),
+        }
+    }
+
+    fn rules(re: &str, to: Vec<TargetPart>) -> RouteRules {
+        RouteRules {
+            rewrite: Rewrite {
+                pattern: Some(Pattern(regex::Regex::new(re).unwrap())),
+                to: Some(Target(to)),
+                redirect: None,
+            },
+            ..RouteRules::default()
+        }
+    }
+
+    #[test]
+    fn rewrites_with_captures_and_keeps_the_query() {
+        let r = rules(
+            "^/a/(.*)$",
+            vec![
+                TargetPart::Lit("/b/".into()),
+                TargetPart::Capture(Capture::Index(1)),
+            ],
+        );
+        let q = req("/a/x/y?k=1");
+        assert_eq!(
+            rewrite_path(&r, &q, None, q.target()),
+            Ok(Some("/b/x/y?k=1".into()))
+        );
+        let q = req("/other");
+        assert_eq!(rewrite_path(&r, &q, None, q.target()), Ok(None));
+        let q = req("/a/../../etc");
+        assert_eq!(rewrite_path(&r, &q, None, q.target()), Err(()));
+        let q = req("/a/x/%2e%2e/%2E%2E/..");
+        assert_eq!(rewrite_path(&r, &q, None, q.target()), Err(()));
+    }
+
+    #[test]
+    fn grpc_is_seen() {
+        let raw = b"POST /s/M HTTP/1.1\r\nHost: a\r\nContent-Type: application/grpc+proto\r\nContent-Length: 0\r\n\r\n";
+        let Ok(Parsed::Complete(h)) = parse_request(raw, &Limits::default()) else {
+            panic!("bad test request");
+        };
+        assert!(is_grpc(&h));
+        assert!(!is_grpc(&req("/")));
+        assert!(PagesFor::of(None, &h).is_some_and(|p| !p.intercepts(500)));
+        let page = PagesFor::of(None, &h)
+            .and_then(|p| p.page(502, "t", "", false, true))
+            .unwrap();
+        let text = String::from_utf8(page).unwrap();
+        assert!(
+            text.contains("grpc-status: 14\r\n") && text.ends_with("\r\n\r\n"),
+            "{text}"
+        );
     }
 }
