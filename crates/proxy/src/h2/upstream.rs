@@ -503,11 +503,6 @@ impl H2Session {
 
     /// Phase 9, respond: the final head goes to the client; the body follows (`pull`).
     fn respond(&mut self, cx: &mut Cx<'_>, id: u32, mut x: Box<Exchange>, resp: ResponseHead) {
-        if self.intercepts(id, resp.status) {
-            // `intercept_errors`: the route's page instead of the backend's answer.
-            abandon(cx, x);
-            return self.answer_status(cx, id, resp.status, "");
-        }
         let now = cx.now();
         if resp.status >= 500 {
             x.pick.server.health().record_failure(now);
@@ -520,6 +515,11 @@ impl H2Session {
             &mut x.pick,
             &resp,
         );
+        if self.intercepts(id, resp.status) {
+            // `intercept_errors`: the route's page instead of the backend's answer.
+            abandon(cx, x);
+            return self.answer_status(cx, id, resp.status, "");
+        }
         x.up_keep_alive = resp.keep_alive;
         let edits = Some(&x.pick.response).filter(|e| !e.is_empty());
         let head = forward::client_response(&resp, &ctx.server, true, edits);
