@@ -6,7 +6,13 @@
 //! tether [CONFIG]                 run supervised (the embedded default config without CONFIG)
 //! tether --no-supervise [CONFIG]  run the worker alone (systemd without the master, tests)
 //! tether check CONFIG             validate CONFIG; `path:line:col: message` on error
+//! tether -t CONFIG                the same (nginx's `-t`)
+//! tether reload|reopen|quit|stop [CONFIG]
+//!                                 signal the running master (its pid file): SIGHUP, SIGUSR1,
+//!                                 SIGTERM (graceful), SIGQUIT (fast)
 //! tether genkey                   print a fresh sealing key (32 random bytes, 64 hex digits)
+//! tether completions SHELL        shell completions (bash, zsh, fish, elvish, powershell)
+//! tether man                      the man page (roff)
 //! tether --print-default-config   print the embedded default config (TOML)
 //! tether --version
 //! ```
@@ -20,6 +26,7 @@ use tether_config::Settings;
 
 mod admin_key;
 mod boot;
+mod pidfile;
 mod supervisor;
 mod worker;
 
@@ -40,8 +47,12 @@ pub(crate) const VERSION: &str = concat!(
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
-    /// Config file (TOML). Without it tether runs its embedded default config.
+    /// Config file: tether's TOML, eXpServer's xps_config.json or Webots' session.json
+    /// (JSON is told apart by its keys). Without it tether runs its embedded default config.
     config: Option<PathBuf>,
+    /// Check CONFIG and exit, as `tether check CONFIG` (nginx's `-t`).
+    #[arg(short = 't', long = "test")]
+    test: bool,
     /// Print the embedded default config and exit.
     #[arg(long)]
     print_default_config: bool,
@@ -59,10 +70,74 @@ enum Command {
     Check { config: PathBuf },
     /// Print a fresh sealing key for `keys` / `key_file` (32 random bytes as 64 hex digits).
     Genkey,
+    /// Reload the running tether's config (SIGHUP to the master of CONFIG's `pid_file`).
+    Reload { config: Option<PathBuf> },
+    /// Reopen the running tether's log files, after logrotate moved them (SIGUSR1).
+    Reopen { config: Option<PathBuf> },
+    /// Stop the running tether gracefully: requests under way finish (SIGTERM).
+    Quit { config: Option<PathBuf> },
+    /// Stop the running tether fast: connections are closed now (SIGQUIT).
+    Stop { config: Option<PathBuf> },
+    /// Print shell completions for SHELL (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff; `tether man > tether.1`).
+    Man,
+}
+
+/// `tether reload|reopen|quit|stop [CONFIG]`: the signal to send, by the pid file of
+/// CONFIG (or of the embedded default config).
+fn send_signal(config: Option<PathBuf>, sig: libc::c_int, name: &str) -> ExitCode {
+    let source = supervisor::ConfigSource::new(config);
+    let settings = match source.read() {
+        Ok((_, s)) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match pidfile::signal(&settings, sig, name) {
+        Ok(done) => {
+            println!("{done}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tether: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if cli.test {
+        let Some(config) = cli.config.take() else {
+            eprintln!("tether -t: give the config file to check (tether -t CONFIG)");
+            return ExitCode::FAILURE;
+        };
+        cli.command = Some(Command::Check { config });
+    }
+    match cli.command.take() {
+        Some(Command::Reload { config }) => return send_signal(config, libc::SIGHUP, "SIGHUP"),
+        Some(Command::Reopen { config }) => return send_signal(config, libc::SIGUSR1, "SIGUSR1"),
+        Some(Command::Quit { config }) => return send_signal(config, libc::SIGTERM, "SIGTERM"),
+        Some(Command::Stop { config }) => return send_signal(config, libc::SIGQUIT, "SIGQUIT"),
+        Some(Command::Completions { shell }) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "tether", &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Some(Command::Man) => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            return match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("{e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        other => cli.command = other,
+    }
     if cli.print_default_config {
         print!("{}", tether_proxy::DEFAULT_CONFIG);
         return ExitCode::SUCCESS;

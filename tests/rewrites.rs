@@ -40,7 +40,7 @@ rewrite = "/a/${{1}}"
 path = "/both"
 proxy = "app"
 regex = '^/both/(\w+)/(\w+)$'
-rewrite = "/x/$2/$1?from={{path}}&cost=$$5"
+rewrite = "/x/$2/$1?from={{path}}&cost=5$$"
 
 [[server.route]]
 path = "/old"
@@ -143,7 +143,7 @@ fn regex_rewrite_reaches_the_backend_over_http1_and_http2() {
     let (_, _, seen) = curl_get(port, "/both/one/two?dropped=1");
     assert_eq!(
         seen.lines().next(),
-        Some("GET /x/two/one?from=/both/one/two&cost=$5 HTTP/1.1"),
+        Some("GET /x/two/one?from=/both/one/two&cost=5$ HTTP/1.1"),
         "{seen}"
     );
     // The rewritten path is normalised again and cannot climb above `/`.

@@ -39,7 +39,11 @@ fn a_hung_store_is_declared_down_and_lookups_answer_open_or_closed() {
     let store = format!("store = \"{}\"", redis.url());
     let (d1, d2) = (TempDir::new("store-open"), TempDir::new("store-closed"));
     let _open = instance(&d1, open_port, open_metrics, &ports, &store);
-    let closed_top = format!("{store}\non_store_error = \"closed\"");
+    let status = free_port();
+    let closed_top = format!(
+        "{store}\non_store_error = \"closed\"\n\n[[server]]\nlisten = [\"127.0.0.1:{status}\"]\n\n\
+         [[server.route]]\npath = \"/\"\nstatus_page = \"html\"\n"
+    );
     let _closed = instance(&d2, closed_port, closed_metrics, &ports, &closed_top);
 
     // Redis answers: an unknown session is balanced (the store said it knows nothing).
@@ -72,6 +76,12 @@ fn a_hung_store_is_declared_down_and_lookups_answer_open_or_closed() {
     let api: serde_json::Value = serde_json::from_slice(&api).expect("/api is JSON");
     assert_eq!(api["store"]["up"], false, "{api}");
     assert_eq!(api["store"]["kind"], "redis", "{api}");
+    let (_, page) = get(&format!("http://127.0.0.1:{status}/"));
+    let page = String::from_utf8_lossy(&page);
+    assert!(
+        page.contains("<td class='down'>down</td>"),
+        "the status page says the store is down: {page}"
+    );
 
     // A session unknown here must be looked up: "open" balances it, "closed" refuses it;
     // neither waits long for the hung store.
@@ -105,4 +115,77 @@ fn a_hung_store_is_declared_down_and_lookups_answer_open_or_closed() {
         "SID=nobody-4",
     );
     assert_eq!(r.status, 200, "closed, store back: {}", r.head);
+}
+
+/// `/session` with `SID=sid` through `port`: 200 only on the server that holds it.
+fn at_home(port: u16, sid: &str) -> bool {
+    with_cookie(
+        &format!("http://127.0.0.1:{port}/session"),
+        &format!("SID={sid}"),
+    )
+    .status
+        == 200
+}
+
+#[test]
+fn sessions_learned_during_an_outage_or_before_a_restart_empty_stay_home() {
+    // The issue's reproduction: two instances under `learn`, Redis dies and comes back
+    // empty. Sessions learned during the outage are written when it ends, and sessions
+    // learned before it are written again by use (a refresh is a whole SET, not EXPIRE), so
+    // another instance — or one started afterwards — sends every user home.
+    let Some(mut redis) = Redis::start_new() else {
+        return;
+    };
+    let (_apps, ports) = apps(&["a", "b", "c"]);
+    let store = format!("store = \"{}\"", redis.url());
+    let (pa, ma, pb, mb) = (free_port(), free_port(), free_port(), free_port());
+    let (da, db) = (TempDir::new("outage-a"), TempDir::new("outage-b"));
+    let _a = instance(&da, pa, ma, &ports, &store);
+    let _b = instance(&db, pb, mb, &ports, &store);
+
+    let login = |port: u16| {
+        let r = fetch(&format!("http://127.0.0.1:{port}/login"), &[]);
+        assert_eq!(r.status, 200, "{}", r.head);
+        r.set_cookie("SID").expect("SID")
+    };
+    let before: Vec<String> = (0..6).map(|_| login(pa)).collect();
+    for sid in &before {
+        assert!(
+            eventually(Duration::from_secs(5), || at_home(pb, sid)),
+            "B knows {sid} through Redis"
+        );
+    }
+
+    redis.stop();
+    assert!(
+        eventually(Duration::from_secs(5), || metric(ma, "tether_store_up")
+            == Some(0.0)),
+        "A sees the outage"
+    );
+    // Learned during the outage, on A; every request served meanwhile.
+    let during: Vec<String> = (0..6).map(|_| login(pa)).collect();
+    for sid in before.iter().chain(&during) {
+        assert!(at_home(pa, sid), "A serves {sid} during the outage");
+    }
+
+    redis.start(); // empty
+    assert!(
+        eventually(Duration::from_secs(15), || metric(ma, "tether_store_up")
+            == Some(1.0)),
+        "A is back on Redis"
+    );
+    // The users keep clicking on A: each refresh writes its pin whole.
+    for sid in &before {
+        assert!(at_home(pa, sid));
+    }
+    // A third instance, started now, knows nothing but what Redis holds.
+    let (pc, mc) = (free_port(), free_port());
+    let dc = TempDir::new("outage-c");
+    let _c = instance(&dc, pc, mc, &ports, &store);
+    for sid in before.iter().chain(&during) {
+        assert!(
+            eventually(Duration::from_secs(5), || at_home(pc, sid)),
+            "a new instance sends {sid} home after the outage"
+        );
+    }
 }

@@ -32,7 +32,7 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 use tether_config::{ConfigError, Settings};
 use tether_mail::Mailer;
@@ -103,6 +103,8 @@ impl ConfigSource {
 pub fn run(source: ConfigSource, text: String, settings: Settings) -> io::Result<()> {
     let mut sockets = SocketSet::default();
     sockets.ensure(&settings)?;
+    // Written once the addresses are ours; removed when `run` returns.
+    let _pid_file = crate::pidfile::PidFile::create(&settings);
     let admin = sockets
         .admin_addr(&settings)
         .ok_or_else(|| io::Error::other("no admin listener"))?;
@@ -111,7 +113,7 @@ pub fn run(source: ConfigSource, text: String, settings: Settings) -> io::Result
     let mailed = mail::send_key_with(&mailer, &settings, &key, admin);
     crate::admin_key::log_where(&settings, &key, &key_source, &mailed);
     let (tx, rx) = channel();
-    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGCHLD])?;
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGCHLD])?;
     let signal_tx = tx.clone();
     std::thread::Builder::new()
         .name("signals".into())
@@ -227,6 +229,13 @@ impl Master {
         match e {
             Event::Signal(SIGHUP) => self.reload("SIGHUP"),
             Event::Signal(SIGCHLD) => {}
+            Event::Signal(SIGQUIT) => self.stop_fast("SIGQUIT"),
+            Event::Signal(SIGUSR1) => {
+                log::info!("SIGUSR1: the workers reopen their log files");
+                for w in self.workers() {
+                    kill(w, libc::SIGUSR1);
+                }
+            }
             Event::Signal(sig) => {
                 let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
                 self.stop(name)
@@ -445,6 +454,18 @@ impl Master {
         for w in all {
             kill(w, libc::SIGTERM);
             w.stop_deadline = Some(deadline);
+        }
+    }
+
+    /// Stop now (`tether stop`, SIGQUIT): the workers close every connection at once
+    /// instead of draining.
+    fn stop_fast(&mut self, why: &str) {
+        if self.shutdown.is_none() {
+            self.stop(why);
+        }
+        log::info!("{why}: fast stop, the workers close every connection now");
+        for w in self.workers() {
+            kill(w, libc::SIGQUIT);
         }
     }
 

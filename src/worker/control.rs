@@ -204,6 +204,9 @@ impl AdminControl for Control {
         );
         let metrics: Value = serde_json::from_str(&i.metrics.json()).unwrap_or(Value::Null);
         m.insert("metrics".into(), metrics);
+        if let Some(store) = i.metrics.store_json() {
+            m.insert("store".into(), store);
+        }
         m
     }
 }

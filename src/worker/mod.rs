@@ -24,7 +24,7 @@ use std::os::fd::{FromRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Instant;
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 use tether_config::{Settings, Target};
 use tether_core::{Core, Handle};
@@ -56,6 +56,8 @@ pub fn run_alone(settings: Settings) -> io::Result<()> {
     for _ in 0..workers {
         per_thread.push(server::bind_all(&settings)?);
     }
+    // Written once the addresses are ours; removed when this returns.
+    let _pid_file = crate::pidfile::PidFile::create(&settings);
     let mut admin = None;
     let mut key = None;
     if let Some(addr) = settings.ops.admin.listen {
@@ -272,7 +274,7 @@ fn serve(plan: Plan) -> io::Result<()> {
 
 /// SIGTERM / SIGINT: drain (a second one: stop now); SIGHUP: ask the master to reload.
 fn watch_signals(drainer: Arc<Drainer>, link: Option<Arc<MasterLink>>) -> io::Result<()> {
-    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1])?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
@@ -290,6 +292,12 @@ fn watch_signals(drainer: Arc<Drainer>, link: Option<Arc<MasterLink>>) -> io::Re
                              --no-supervise); the running config stays"
                         ),
                     },
+                    SIGUSR1 => log::info!("SIGUSR1: reopening the log files"),
+                    SIGQUIT => {
+                        log::info!("SIGQUIT: fast stop, closing every connection now");
+                        drainer.drain("SIGQUIT");
+                        drainer.stop_now();
+                    }
                     _ if drainer.draining() => {
                         log::warn!("second stop signal: closing every connection now");
                         drainer.stop_now();

@@ -59,18 +59,44 @@ pub fn parse_load(body: &str) -> Load {
 }
 
 fn describe(e: &ureq::Error) -> String {
-    match e {
+    let text = match e {
         ureq::Error::StatusCode(code) => format!("HTTP status {code}"),
         ureq::Error::Timeout(_) => "timed out".into(),
         ureq::Error::BodyExceedsLimit(_) => "not a number: body too long".into(),
         ureq::Error::Io(io) => io.to_string(),
         other => other.to_string(),
+    };
+    with_certificate_hint(text)
+}
+
+/// rustls refuses a server certificate that is itself a CA (`CaUsedAsEndEntity`): what a
+/// one-line `openssl req -x509` makes, and what `ca` then holds when it is the front door's
+/// own certificate. Say what to do instead.
+fn with_certificate_hint(text: String) -> String {
+    if text.contains("CaUsedAsEndEntity") {
+        return format!(
+            "{text}: the server's certificate is itself a CA certificate (a self-signed one \
+             made with `openssl req -x509` is); TLS clients accept a CA only as the issuer. \
+             Make a CA and a server certificate signed by it, give the server the latter and \
+             the broker's `ca` the CA (docs/broker.md, \"Certificates for the front door\")"
+        );
     }
+    text
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_ca_used_as_the_server_certificate_says_what_to_do() {
+        let m = with_certificate_hint("invalid peer certificate: CaUsedAsEndEntity".into());
+        assert!(
+            m.contains("Make a CA") && m.contains("docs/broker.md"),
+            "{m}"
+        );
+        assert_eq!(with_certificate_hint("timed out".into()), "timed out");
+    }
 
     #[test]
     fn numbers_and_not_numbers() {

@@ -50,12 +50,47 @@ const WEBOTS_KEYS: [&str; 10] = [
     "sslCertificate",
 ];
 
-/// True for a JSON object that is meant to be a Webots `session.json` (it has one of the
-/// keys only that file has), so a loader can pick the right parser and its error messages.
+/// Every key of Webots' session.json (the ones above and those it shares in spelling with
+/// no eXpServer key: `server`, `ssl`, `port`, `administrator`, `debug`).
+const ALL_WEBOTS_KEYS: [&str; 15] = [
+    "server",
+    "ssl",
+    "port",
+    "administrator",
+    "debug",
+    "simulationServers",
+    "portRewrite",
+    "mailServer",
+    "mailServerPort",
+    "mailSender",
+    "mailSenderUser",
+    "mailSenderPassword",
+    "logDir",
+    "sslKey",
+    "sslCertificate",
+];
+
+/// The top-level keys of eXpServer's `xps_config.json`.
+const XPS_KEYS: [&str; 4] = ["server_name", "workers", "servers", "metrics"];
+
+/// True for a JSON object that is meant to be a Webots `session.json`, so a loader can
+/// pick the right parser and its error messages: it has one of the keys only that file
+/// has, or more of Webots' keys than of eXpServer's (`{"port": 1999, "simulationServer":
+/// [...]}` — a typo — is a session.json whose unknown key is reported against Webots'
+/// list, not an eXpServer file missing `servers`).
 pub fn looks_like_session_json(value: &serde_json::Value) -> bool {
-    value
-        .as_object()
-        .is_some_and(|o| WEBOTS_KEYS.iter().any(|k| o.contains_key(*k)))
+    let Some(o) = value.as_object() else {
+        return false;
+    };
+    if WEBOTS_KEYS.iter().any(|k| o.contains_key(*k)) {
+        return true;
+    }
+    let webots = ALL_WEBOTS_KEYS
+        .iter()
+        .filter(|k| o.contains_key(**k))
+        .count();
+    let xps = XPS_KEYS.iter().filter(|k| o.contains_key(**k)).count();
+    webots > xps
 }
 
 /// The file's content.

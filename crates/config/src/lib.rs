@@ -70,6 +70,9 @@ pub mod acl;
 pub mod acme;
 pub mod certs;
 mod cookie_options;
+mod env;
+pub mod hints;
+mod include;
 mod json_pos;
 mod listener;
 mod ops;
@@ -94,6 +97,10 @@ pub use ops::{AdminSettings, Ops, SupervisorSettings};
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    /// Read by `include.rs` before this parse; the files' tables are in the text already.
+    #[serde(default)]
+    #[allow(dead_code)]
+    include: Option<toml::Value>,
     #[serde(default)]
     server_name: Option<String>,
     #[serde(default)]
@@ -104,6 +111,8 @@ struct RawConfig {
     store: Option<Spanned<String>>,
     #[serde(default)]
     on_store_error: Option<Spanned<String>>,
+    #[serde(default)]
+    pid_file: Option<PathBuf>,
     #[serde(default)]
     max_connections: Option<usize>,
     #[serde(default)]
@@ -203,6 +212,9 @@ pub struct Settings {
     pub store: String,
     /// What a request that needs the store gets while the store does not answer.
     pub on_store_error: spec::OnStoreError,
+    /// Where the master writes its pid (`tether reload` and friends read it); `None`: the
+    /// default (`tether`'s `pidfile::default_path`).
+    pub pid_file: Option<PathBuf>,
     pub listeners: Vec<ListenerSpec>,
     /// The upstream pools the routes proxy to (`ActionSpec::Proxy` indexes them).
     pub upstreams: Vec<UpstreamSpec>,
@@ -259,20 +271,22 @@ impl Settings {
     }
 }
 
-/// Check TOML text; `name` is used in error messages.
-pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
-    let at = |span: Range<usize>, message: String| {
-        let (line, col) = line_col(text, span.start);
-        ConfigError {
-            path: name.to_string(),
-            line,
-            col,
-            message,
-        }
-    };
+/// Check TOML text; `name` (the file's path) is used in error messages and as the base of
+/// `include`. `${NAME}` / `${NAME:-default}` are filled from the environment first
+/// (`env.rs`), the included files read (`include.rs`); positions stay each file's own.
+pub fn parse(file_text: &str, name: &str) -> Result<Settings, ConfigError> {
+    let combined = include::combine(file_text, name)?;
+    let text = combined.text.as_str();
+    let at = |span: Range<usize>, message: String| combined.error(span, message);
     let raw: RawConfig = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
-        at(span, e.message().trim().to_string())
+        let message = hints::with_hint(e.message().trim());
+        let message = if message.contains("duplicate key") {
+            combined.duplicate_hint(&span, &message)
+        } else {
+            message
+        };
+        at(span, message)
     })?;
     let acme = raw.acme.map(|a| crate::acme::check(a, &at)).transpose()?;
     let has_acme = acme.is_some();
@@ -394,6 +408,7 @@ pub fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         max_connections_per_ip,
         store,
         on_store_error,
+        pid_file: raw.pid_file,
         listeners,
         upstreams,
         brokers,

@@ -20,7 +20,9 @@
 //!
 //! A target is a template: literal text, `{placeholder}`s of the request (`{path}`, `{query}`,
 //! `{host}`, `{header.NAME}`, `{cookie.NAME}`, `{request_id}`) and the regex's captures (`$1`,
-//! `${1}`, `$name`, `${name}`; `$$` is a `$`). A capture the regex does not have, or a `$`
+//! `${1}`, `$name`; `$$` is a `$`, and so is a `$` that names no capture). In a TOML file
+//! `${NAME}` is an environment variable (`env.rs`, filled first): write a named capture
+//! `$name`. A capture the regex does not have, or a `$`
 //! without a `regex`, is a `path:line:col` error; so is a bad pattern (compiled here, once).
 
 use std::ops::Range;
@@ -280,8 +282,13 @@ pub(super) fn target(
                 i += 2;
             }
             b'$' => {
-                let (cap, len) = capture(&text[i + 1..])
-                    .ok_or_else(|| at(here(i), format!("`{key}`: a `$` without a capture number or name (write `$$` for a `$`)")))?;
+                // A `$` that names no capture is itself (the file's `$$` already became one
+                // `$` when the environment's `${NAME}`s were filled: `env.rs`).
+                let Some((cap, len)) = capture(&text[i + 1..]) else {
+                    lit.push('$');
+                    i += 1;
+                    continue;
+                };
                 let Some(p) = pattern else {
                     return Err(at(
                         here(i),

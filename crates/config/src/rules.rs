@@ -151,33 +151,13 @@ fn var(name: &str) -> Result<Var, String> {
     }
     let mut known: Vec<&str> = NAMES.iter().map(|(n, _)| *n).collect();
     known.extend(["header.NAME", "cookie.NAME"]);
-    let hint = known
-        .iter()
-        .map(|k| (distance(name, k), *k))
-        .min()
-        .filter(|(d, _)| *d <= 3)
-        .map(|(_, k)| format!(" (did you mean `{{{k}}}`?)"))
+    let hint = crate::hints::closest(name, known.iter().copied())
+        .map(|k| format!(" (did you mean `{{{k}}}`?)"))
         .unwrap_or_default();
     Err(format!(
         "unknown placeholder `{{{name}}}`{hint}; known: {}",
         known.join(", ")
     ))
-}
-
-/// Edit distance (Levenshtein), for the hint.
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 /// A header-name character (RFC 9110 `tchar`).

@@ -348,9 +348,15 @@ fn check_route(
             }
         }
     } else if let Some(p) = &r.proxy {
-        let pool = pools
-            .get(p.get_ref())
-            .ok_or_else(|| at(p.span(), format!("no upstream named {:?}", p.get_ref())))?;
+        let pool = pools.get(p.get_ref()).ok_or_else(|| {
+            let hint = crate::hints::closest(p.get_ref(), pools.keys().map(String::as_str))
+                .map(|n| format!(" (did you mean {n:?}?)"))
+                .unwrap_or_default();
+            at(
+                p.span(),
+                format!("no upstream named {:?}{hint}", p.get_ref()),
+            )
+        })?;
         ActionSpec::Proxy(*pool)
     } else if r.root.is_some() || r.alias.is_some() {
         let mut files = match (r.root, &r.alias) {

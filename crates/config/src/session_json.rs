@@ -21,7 +21,7 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         path: e.path,
         line: e.line,
         col: e.col,
-        message: e.message,
+        message: crate::hints::with_hint(&e.message),
     })?;
     if let Some(why) = json.mail_disabled_reason() {
         log::warn!("{name}: {why}");
@@ -55,6 +55,7 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         max_connections_per_ip: None,
         store: "memory".into(),
         on_store_error: Default::default(),
+        pid_file: None,
         listeners,
         upstreams: Vec::new(),
         brokers: vec![broker],

@@ -196,7 +196,8 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<UpstreamSpec, ConfigEr
         }
     };
     let passive = PassiveConfig {
-        max_fails: u.max_fails.unwrap_or(3).max(1),
+        // 0 turns passive ejection off (docs/affinity.md), as nginx's max_fails=0.
+        max_fails: u.max_fails.unwrap_or(3),
         fail_timeout: secs_or_ms(&u.fail_timeout_ms, 10_000, at, "fail_timeout_ms")?,
     };
     let check = match &u.health {

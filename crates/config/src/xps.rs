@@ -83,7 +83,7 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         path: name.to_string(),
         line: e.line().max(1),
         col: e.column().max(1),
-        message: strip_position(&e),
+        message: crate::hints::with_hint(&strip_position(&e)),
     })?;
     // serde_json keeps no positions: the checks below name the value at fault by its path.
     let positions = Positions::scan(text);
@@ -168,6 +168,7 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         max_connections_per_ip: None,
         store: "memory".into(),
         on_store_error: Default::default(),
+        pid_file: None,
         brokers: Vec::new(),
         session_log: None,
         listeners,

@@ -30,5 +30,5 @@ pub use crate::core::{Accepted, Core, Handle, ListenerOpts, SessionFactory};
 pub use crate::ids::{ConnId, ListenerId, PipeId, SessionId, TimerId};
 pub use crate::pipe::{PipeBuffer, PipeEnd, PipeOpts, Sink, Source, DEFAULT_THRESHOLD};
 pub use crate::remote::Remote;
-pub use crate::session::{ConnectOpts, Cx, Session};
+pub use crate::session::{ConnectOpts, Cx, Session, Waiting};
 pub use crate::stats::LoopStats;

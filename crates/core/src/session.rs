@@ -76,6 +76,28 @@ pub trait Session {
 
     /// The session is being freed; its connections close right after.
     fn on_close(&mut self, _cx: &mut Cx<'_>) {}
+
+    /// Whether the session only waits on its client, with nothing under way: at the
+    /// connection limit the core sheds the one that has waited longest (an unfinished
+    /// request head first by when it began, an idle connection by its last activity) so a
+    /// new client gets its place (`Core`'s `shed_one`). Default: never shed.
+    fn waiting(&self) -> Option<Waiting> {
+        None
+    }
+
+    /// The core sheds this session at the connection limit: close it. Default: close.
+    fn on_shed(&mut self, cx: &mut Cx<'_>) {
+        cx.close();
+    }
+}
+
+/// What a session waiting on its client waits for ([`Session::waiting`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Waiting {
+    /// The rest of a request head whose first byte came at this instant.
+    HeadSince(std::time::Instant),
+    /// The next request, on a connection idle since its last activity.
+    Idle,
 }
 
 /// How [`Cx::connect_with`] opens an upstream connection.

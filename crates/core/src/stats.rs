@@ -18,6 +18,8 @@ pub struct LoopStats {
     pub bytes_in: AtomicU64,
     /// Bytes written to sockets, `sendfile(2)` included.
     pub bytes_out: AtomicU64,
+    /// Connections closed at the connection limit to make room (`Session::waiting`).
+    pub shed: AtomicU64,
 }
 
 impl LoopStats {

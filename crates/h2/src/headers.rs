@@ -161,7 +161,7 @@ impl HeaderDecoder {
     }
 }
 
-const CONNECTION_SPECIFIC: [&[u8]; 5] = [
+pub(crate) const CONNECTION_SPECIFIC: [&[u8]; 5] = [
     b"connection",
     b"proxy-connection",
     b"keep-alive",
@@ -170,7 +170,7 @@ const CONNECTION_SPECIFIC: [&[u8]; 5] = [
 ];
 
 /// Check a field's name and value (RFC 9113 §8.2.1).
-fn check_field(name: &[u8], value: &[u8]) -> Result<(), BlockError> {
+pub(crate) fn check_field(name: &[u8], value: &[u8]) -> Result<(), BlockError> {
     if name.is_empty() {
         return Err(BlockError::Malformed("an empty field name"));
     }

@@ -142,6 +142,8 @@ pub struct Snapshot {
     pub conn_error: u64,
     pub conn_timeout: u64,
     pub conn_accepted_error: u64,
+    /// Connections closed at the connection limit to make room for a new one.
+    pub conn_shed: u64,
     pub req_current: u64,
     pub req_total: u64,
     pub req_file_serve: u64,
@@ -214,6 +216,7 @@ impl Registry {
                 s.conn_current += LoopStats::get(&l.open);
                 s.conn_accepted += LoopStats::get(&l.accepted);
                 s.conn_accepted_error += LoopStats::get(&l.accept_errors);
+                s.conn_shed += LoopStats::get(&l.shed);
                 s.traffic_total_send_bytes += LoopStats::get(&l.bytes_out);
                 s.traffic_total_recv_bytes += LoopStats::get(&l.bytes_in);
                 s.conn_error += get(&h.conn_error);
@@ -430,6 +433,13 @@ pub fn prometheus_text(s: &Snapshot) -> String {
         "counter",
         "Connections ended on a timeout.",
         &[("", c(s.conn_timeout))],
+    );
+    metric(
+        "connections_shed_total",
+        "counter",
+        "Connections closed at the connection limit to make room for a new one (the longest \
+         on an unfinished head, else the longest idle).",
+        &[("", c(s.conn_shed))],
     );
     metric(
         "accept_errors_total",

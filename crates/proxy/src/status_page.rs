@@ -113,10 +113,14 @@ pub fn body(
     match format {
         StatusFormat::Json => (registry.json(), "application/json"),
         StatusFormat::Prometheus => (registry.prometheus(), "text/plain; version=0.0.4"),
-        StatusFormat::Html => (
-            render(&registry.snapshot(), topology, Instant::now()),
-            "text/html; charset=utf-8",
-        ),
+        StatusFormat::Html => {
+            let mut page = render(&registry.snapshot(), topology, Instant::now());
+            if let Some(store) = registry.store_json() {
+                let end = page.rfind("</body>").unwrap_or(page.len());
+                page.insert_str(end, &store_table(&store));
+            }
+            (page, "text/html; charset=utf-8")
+        }
     }
 }
 
@@ -152,6 +156,27 @@ pub fn render(s: &Snapshot, t: &Topology, now: Instant) -> String {
     pools(&mut h, t, now);
     h.push_str("</body></html>\n");
     h
+}
+
+/// The affinity store's state (`Registry::store_json`) as a table.
+fn store_table(store: &serde_json::Value) -> String {
+    let up = store["up"].as_bool().unwrap_or(true);
+    let since = store["seconds_since_last_answer"]
+        .as_f64()
+        .map_or("-".to_string(), |s| format!("{s:.1} s"));
+    format!(
+        "<h2>Affinity store</h2>\n<table id='store'><tr><th>kind</th><th>state</th>\
+         <th>last answer</th><th>queued writes</th><th>dropped writes</th><th>outages</th></tr>\
+         <tr><td>{kind}</td><td class='{class}'>{state}</td><td class='n'>{since}</td>\
+         <td class='n'>{queued}</td><td class='n'>{dropped}</td><td class='n'>{outages}</td></tr>\
+         </table>\n",
+        kind = html_escape(store["kind"].as_str().unwrap_or("")),
+        class = if up { "up" } else { "down" },
+        state = if up { "up" } else { "down" },
+        queued = store["queued_writes"].as_u64().unwrap_or(0),
+        dropped = store["dropped_writes"].as_u64().unwrap_or(0),
+        outages = store["outages"].as_u64().unwrap_or(0),
+    )
 }
 
 fn plural(n: u64) -> &'static str {

@@ -41,9 +41,10 @@ fn pins_learned_during_an_outage_reach_redis_and_the_other_instance() {
         a.touch("cookie:u1", MINUTE); // every request touches: one queued write in all
     }
     let stats = a.stats();
-    assert_eq!(
-        (stats.queued_writes, stats.dropped_writes),
-        (1, 0),
+    // One entry for the key; a second only while the writer holds the first in a batch it
+    // is still trying to send (a loaded machine: the retry has not put it back yet).
+    assert!(
+        (1..=2).contains(&stats.queued_writes) && stats.dropped_writes == 0,
         "{stats:?}"
     );
     let (answer, took) = lookup(&a, "cookie:nobody", SECOND);

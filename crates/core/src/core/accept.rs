@@ -30,15 +30,79 @@ impl Core {
         }
     }
 
+    /// At the connection limit: close the session that has waited longest on its client
+    /// with nothing under way (an unfinished head by when it began, else an idle connection
+    /// by its last activity), and free its slot, so the connection waiting to be accepted
+    /// takes its place; true if one was shed. One pass over the sessions, only at the
+    /// limit.
+    fn shed_one(&mut self) -> bool {
+        use crate::session::Waiting;
+        let mut oldest: Option<(std::time::Instant, usize)> = None;
+        for (sid, slot) in self.io.sessions.iter() {
+            if slot.closing {
+                continue;
+            }
+            let since = match slot.obj.as_ref().and_then(|o| o.waiting()) {
+                Some(Waiting::HeadSince(t)) => t,
+                Some(Waiting::Idle) => {
+                    let client = slot
+                        .conns
+                        .first()
+                        .and_then(|&c| self.io.conns.get(c as usize));
+                    match client {
+                        Some(c) => c.last_active,
+                        None => continue,
+                    }
+                }
+                None => continue,
+            };
+            let older = match oldest {
+                Some((t, _)) => since < t,
+                None => true,
+            };
+            if older {
+                oldest = Some((since, sid));
+            }
+        }
+        let Some((since, sid)) = oldest else {
+            return false;
+        };
+        let Some(mut obj) = self.io.sessions.get_mut(sid).and_then(|s| s.obj.take()) else {
+            return false;
+        };
+        let mut cx = crate::session::Cx {
+            io: &mut self.io,
+            sid,
+        };
+        obj.on_shed(&mut cx);
+        if let Some(slot) = self.io.sessions.get_mut(sid) {
+            slot.obj = Some(obj);
+        }
+        self.io.touch(sid);
+        let before = self.io.sessions.len();
+        self.settle();
+        let freed = self.io.sessions.len() < before;
+        if freed {
+            LoopStats::add(&self.io.stats.shed, 1);
+            log::debug!(
+                "connection limit {}: shed a connection waiting for {:?}",
+                self.max_sessions,
+                self.io.now.saturating_duration_since(since)
+            );
+        }
+        freed
+    }
+
     pub(super) fn accept(&mut self, lidx: usize) {
         loop {
-            let Some(l) = self.listeners.get_mut(lidx) else {
-                return;
-            };
-            if l.paused {
-                return;
+            match self.listeners.get(lidx) {
+                Some(l) if !l.paused => {}
+                _ => return,
             }
-            if self.io.sessions.len() + self.io.handshaking >= self.max_sessions {
+            // At the limit, a connection that only waits on its client makes room (at most
+            // one shed in vain per readiness event: the backlog may be empty by now).
+            if self.io.sessions.len() + self.io.handshaking >= self.max_sessions && !self.shed_one()
+            {
                 if !self.full {
                     log::warn!(
                         "connection limit {} reached: not accepting until one closes",
@@ -48,6 +112,9 @@ impl Core {
                 self.full = true;
                 return;
             }
+            let Some(l) = self.listeners.get_mut(lidx) else {
+                return;
+            };
             let Some(socket) = l.socket.as_ref() else {
                 return;
             };

@@ -321,6 +321,13 @@ impl H2Session {
 }
 
 impl Session for H2Session {
+    fn waiting(&self) -> Option<tether_core::Waiting> {
+        // No stream open: the connection only waits for the client's next request.
+        self.streams
+            .is_empty()
+            .then_some(tether_core::Waiting::Idle)
+    }
+
     fn on_start(&mut self, cx: &mut Cx<'_>, client: ConnId) {
         let p = &mut self.peer;
         p.conn = client;

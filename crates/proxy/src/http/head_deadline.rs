@@ -30,6 +30,8 @@ pub(super) const KEY_HEADER: u64 = 5;
 pub(super) struct HeadDeadline {
     at: Instant,
     timer: TimerId,
+    /// When the head's first byte came (the connection limit sheds the oldest).
+    pub(super) since: Instant,
 }
 
 /// A partial head is buffered: start its deadline, unless it already runs.
@@ -46,6 +48,7 @@ pub(super) fn start(
     Some(HeadDeadline {
         at: cx.now() + timeout,
         timer,
+        since: cx.now(),
     })
 }
 

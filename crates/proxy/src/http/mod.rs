@@ -125,6 +125,16 @@ fn broken(c: &Conn, cx: &mut Cx<'_>, state: State, what: &str) -> State {
 }
 
 impl Session for HttpSession {
+    fn waiting(&self) -> Option<tether_core::Waiting> {
+        match &self.state {
+            State::ReadingHead { deadline: Some(d) } => {
+                Some(tether_core::Waiting::HeadSince(d.since))
+            }
+            State::ReadingHead { deadline: None } => Some(tether_core::Waiting::Idle),
+            _ => None,
+        }
+    }
+
     fn on_start(&mut self, cx: &mut Cx<'_>, client: ConnId) {
         let c = &mut self.c;
         c.client = client;
