@@ -290,6 +290,12 @@ pub(super) fn target(
                     continue;
                 };
                 let Some(p) = pattern else {
+                    if let Capture::Name(_) = cap {
+                        // No regex: `$word` is text (`https://x/$x`), only `$1` is a slip.
+                        lit.push('$');
+                        i += 1;
+                        continue;
+                    }
                     return Err(at(
                         here(i),
                         format!(
