@@ -240,6 +240,10 @@ pub struct RouteRules {
     /// `add_prefix`: put before the (stripped) path.
     pub add_prefix: Option<String>,
     pub request_id: RequestIdMode,
+    /// `regex`, `rewrite` and a redirect's target (`rewrite.rs`).
+    pub rewrite: crate::rewrite::Rewrite,
+    /// `error_page` (the route's, then its server's) and `intercept_errors`.
+    pub error_pages: crate::rewrite::ErrorPages,
 }
 
 impl RouteRules {
@@ -250,6 +254,17 @@ impl RouteRules {
             && self.strip_prefix.is_none()
             && self.add_prefix.is_none()
             && self.request_id == RequestIdMode::Off
+            && self.rewrite.is_empty()
+            && self.error_pages.is_empty()
+    }
+
+    /// Header rules, prefixes or a request id to apply to a forwarded request.
+    pub fn forwards_anything(&self) -> bool {
+        !(self.request.is_empty()
+            && self.response.is_empty()
+            && self.strip_prefix.is_none()
+            && self.add_prefix.is_none()
+            && self.request_id == RequestIdMode::Off)
     }
 }
 
@@ -289,6 +304,8 @@ pub(super) struct ServerRules {
     request: HeaderRules,
     response: HeaderRules,
     request_id: Option<RequestIdMode>,
+    /// `error_page` and `intercept_errors` (`rewrite.rs`).
+    pub error_pages: crate::rewrite::ErrorPages,
 }
 
 /// The shared keys of `[[server]]` and a route.
@@ -324,6 +341,7 @@ impl RawRules<'_> {
             request: head(self.request_headers, true)?,
             response: head(self.response_headers, false)?,
             request_id,
+            error_pages: Default::default(),
         })
     }
 }
@@ -370,6 +388,8 @@ pub(super) fn route(
             .filter(|p| !p.is_empty()),
         add_prefix,
         request_id: own.request_id.or(server.request_id).unwrap_or_default(),
+        rewrite: Default::default(),
+        error_pages: Default::default(),
     })
 }
 

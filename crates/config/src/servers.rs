@@ -38,6 +38,7 @@ use super::spec::{
 use super::tls::FrontPart;
 use super::{millis, upstream, ConfigError, ListenerSpec, Target};
 use crate::acl::{Acl, Cidr, StatusFormat};
+use crate::rewrite::{self, RawErrorPage, Rewrite};
 use crate::rules::{self, RawHeaderRules, RawRules, ServerRules};
 use tether_files::FileOptions;
 
@@ -69,6 +70,10 @@ pub(super) struct RawServer {
     basic_auth: Option<Spanned<crate::limits::RawBasicAuth>>,
     /// Compression of proxied answers its proxy routes inherit (`encode.rs`).
     encode: Option<Spanned<toml::Value>>,
+    /// Error pages and `intercept_errors` its routes inherit (`rewrite.rs`).
+    #[serde(default)]
+    error_page: Vec<Spanned<RawErrorPage>>,
+    intercept_errors: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -77,12 +82,14 @@ pub(super) struct RawRoute {
     path: Spanned<String>,
     proxy: Option<Spanned<String>>,
     root: Option<String>,
+    /// Like `root`, but the route's prefix is replaced by this directory.
+    alias: Option<Spanned<String>>,
     index: Option<Vec<String>>,
     listing: Option<bool>,
     gzip: Option<bool>,
     gzip_level: Option<Spanned<u32>>,
     gzip_types: Option<Vec<String>>,
-    redirect: Option<String>,
+    redirect: Option<Spanned<String>>,
     status: Option<Spanned<u16>>,
     status_page: Option<Spanned<String>>,
     broker: Option<Spanned<String>>,
@@ -104,6 +111,12 @@ pub(super) struct RawRoute {
     encode: Option<Spanned<toml::Value>>,
     /// A files route serves `.zst`/`.br`/`.gz` siblings to clients that accept them.
     precompressed: Option<Spanned<bool>>,
+    /// `regex`, `rewrite`, `error_page`, `intercept_errors` (`rewrite.rs`).
+    regex: Option<Spanned<String>>,
+    rewrite: Option<Spanned<String>>,
+    #[serde(default)]
+    error_page: Vec<Spanned<RawErrorPage>>,
+    intercept_errors: Option<Spanned<bool>>,
 }
 
 /// `port_rewrite = { host = "127.0.0.1", min = 2000, max = 2999 }`.
@@ -238,7 +251,7 @@ pub(super) fn check(
             span.clone(),
             at,
         )?;
-        let inherited = rules::server(
+        let mut inherited = rules::server(
             RawRules {
                 request_headers: &s.request_headers,
                 response_headers: &s.response_headers,
@@ -254,6 +267,7 @@ pub(super) fn check(
             limits: crate::limits::named(&s.limits, limits, at)?.unwrap_or_default(),
             basic_auth: crate::limits::basic_auth(&s.basic_auth, at)?,
         };
+        inherited.error_pages = rewrite::error_pages(&s.error_page, s.intercept_errors, at)?;
         let mut routes = Vec::new();
         for r in s.route {
             let access = crate::limits::route_access(
@@ -303,7 +317,7 @@ fn check_route(
     }
     let kinds = [
         r.proxy.is_some(),
-        r.root.is_some(),
+        r.root.is_some() || r.alias.is_some(),
         r.redirect.is_some(),
         r.status_page.is_some(),
         r.broker.is_some(),
@@ -312,7 +326,7 @@ fn check_route(
     if n > 1 || (n == 0 && r.port_rewrite.is_none()) {
         return Err(at(
             span,
-            "a route needs exactly one of `proxy`, `root`, `redirect`, `status_page`, `broker` \
+            "a route needs exactly one of `proxy`, `root` (or `alias`), `redirect`, `status_page`, `broker` \
              (or only `port_rewrite`)"
                 .into(),
         ));
@@ -340,7 +354,7 @@ fn check_route(
     if let (Some(st), None) = (&r.status, &r.redirect) {
         return Err(at(st.span(), "`status` goes with `redirect`".into()));
     }
-    let action = if let Some(b) = &r.broker {
+    let mut action = if let Some(b) = &r.broker {
         if !brokers.contains(b.get_ref()) {
             return Err(at(
                 b.span(),
@@ -373,8 +387,22 @@ fn check_route(
             )
         })?;
         ActionSpec::Proxy(*pool)
-    } else if let Some(root) = r.root {
-        let mut files = FileOptions::new(PathBuf::from(root));
+    } else if r.root.is_some() || r.alias.is_some() {
+        let mut files = match (r.root, &r.alias) {
+            (Some(_), Some(a)) => {
+                return Err(at(
+                    a.span(),
+                    "a route has `root` or `alias`, not both".into(),
+                ))
+            }
+            (Some(root), None) => FileOptions::new(PathBuf::from(root)),
+            (None, Some(a)) => {
+                let mut files = FileOptions::new(PathBuf::from(a.get_ref()));
+                files.alias_of = Some(path.trim_end_matches('/').to_string());
+                files
+            }
+            (None, None) => FileOptions::new(PathBuf::new()),
+        };
         if let Some(index) = r.index {
             files.index = index;
         }
@@ -405,7 +433,11 @@ fn check_route(
         };
         ActionSpec::Redirect {
             status,
-            location: r.redirect.unwrap_or_default(),
+            location: r
+                .redirect
+                .as_ref()
+                .map(|v| v.get_ref().clone())
+                .unwrap_or_default(),
         }
     };
     let cidrs = |list: &[Spanned<String>]| -> Result<Vec<Cidr>, ConfigError> {
@@ -447,13 +479,26 @@ fn check_route(
         ("request_id", r.request_id.as_ref().map(|v| v.span())),
         ("add_prefix", r.add_prefix.as_ref().map(|v| v.span())),
         ("strip_prefix", r.strip_prefix.map(|_| span.clone())),
+        ("rewrite", r.rewrite.as_ref().map(|v| v.span())),
+        (
+            "intercept_errors",
+            r.intercept_errors.as_ref().map(|v| v.span()),
+        ),
     ];
+    if let Some(re) = &r.regex {
+        if !matches!(action, ActionSpec::Proxy(_) | ActionSpec::Redirect { .. }) {
+            return Err(at(
+                re.span(),
+                "`regex` goes with `proxy` or `redirect`".into(),
+            ));
+        }
+    }
     if !matches!(action, ActionSpec::Proxy(_)) {
         if let Some((key, Some(at_span))) = own.into_iter().find(|(_, s)| s.is_some()) {
             return Err(at(at_span, format!("`{key}` goes with `proxy`")));
         }
     }
-    let rules = rules::route(
+    let mut rules = rules::route(
         inherited,
         RawRules {
             request_headers: &r.request_headers,
@@ -465,6 +510,35 @@ fn check_route(
         &r.add_prefix,
         at,
     )?;
+    let pattern = match &r.regex {
+        Some(re) => Some(rewrite::pattern(re, at)?),
+        None => None,
+    };
+    rules.rewrite = Rewrite {
+        to: match &r.rewrite {
+            Some(t) => Some(rewrite::target("rewrite", t, pattern.as_ref(), at)?),
+            None => None,
+        },
+        // A plain location stays as it is (`ActionSpec::Redirect`).
+        redirect: match &r.redirect {
+            Some(t) => Some(rewrite::target("redirect", t, pattern.as_ref(), at)?)
+                .filter(|t| t.literal().is_none()),
+            None => None,
+        },
+        pattern,
+    };
+    if let (ActionSpec::Redirect { location, .. }, Some(re)) = (&mut action, &r.redirect) {
+        // `$$`, `{{` and `}}` in a plain location are a `$` and braces.
+        if let Some(text) =
+            rewrite::target("redirect", re, rules.rewrite.pattern.as_ref(), at)?.literal()
+        {
+            *location = text.to_string();
+        }
+    }
+    let own_pages = rewrite::error_pages(&r.error_page, None, at)?;
+    rules.error_pages = inherited
+        .error_pages
+        .under(own_pages, r.intercept_errors.as_ref().map(|v| *v.get_ref()));
     Ok(RouteSpec {
         path,
         action,

@@ -53,6 +53,9 @@ pub const DEFAULT_GZIP_TYPES: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileOptions {
     pub root: PathBuf,
+    /// `alias`: this prefix (the route's path, no trailing `/`) is replaced by `root`
+    /// instead of the whole path being appended to it (nginx's `alias`).
+    pub alias_of: Option<String>,
     /// Index files tried in a directory, in order.
     pub index: Vec<String>,
     /// A directory without an index file gets an HTML listing (else `403`).
@@ -75,6 +78,7 @@ impl FileOptions {
     pub fn new(root: PathBuf) -> FileOptions {
         FileOptions {
             root,
+            alias_of: None,
             index: vec![paths::INDEX.to_string()],
             listing: true,
             gzip: false,
@@ -117,18 +121,28 @@ pub fn serve(opts: &FileOptions, req: &RequestHead, server: &str, keep_alive: bo
         }
         .page(405, "Allow: GET, HEAD\r\n");
     }
+    // Under `alias`, the path below the route's prefix; the prefix goes back on what
+    // names a URL (a directory's redirect, a listing).
+    let (rel_path, prefix) = match &opts.alias_of {
+        None => (req.path(), ""),
+        Some(prefix) => match req.path().strip_prefix(prefix.as_str()) {
+            Some("") => return cx.page(301, &format!("Location: {prefix}/\r\n")),
+            Some(rest) if rest.starts_with('/') => (rest, prefix.as_str()),
+            _ => return cx.page(404, ""),
+        },
+    };
     let root = opts.opened.get(&opts.root);
     // With `precompressed`, a file's siblings are looked for first (no kept-file shortcut).
     let kept = (!opts.precompressed)
-        .then(|| root.as_ref().ok().and_then(|r| r.kept(req.path())))
+        .then(|| root.as_ref().ok().and_then(|r| r.kept(rel_path)))
         .flatten();
     if let Some(kept) = kept {
         let src = Src::Kept(kept.bytes.clone());
         return serve_file(opts, &cx, &kept.path, src, kept.modified);
     }
     let resolved = match &root {
-        Ok(root) => paths::resolve(root, req.path(), &opts.index),
-        Err(_) => paths::check_path(req.path()).unwrap_or(Resolved::NotFound),
+        Ok(root) => paths::resolve(root, rel_path, &opts.index),
+        Err(_) => paths::check_path(rel_path).unwrap_or(Resolved::NotFound),
     };
     match resolved {
         Resolved::File(path, file, meta) => {
@@ -137,7 +151,7 @@ pub fn serve(opts: &FileOptions, req: &RequestHead, server: &str, keep_alive: bo
             }
             // Asked by its own path (not as a directory's index file): keep it if small.
             let kept = match &root {
-                Ok(root) if !req.path().ends_with('/') => root.keep(req.path(), &path, &file),
+                Ok(root) if !rel_path.ends_with('/') => root.keep(rel_path, &path, &file),
                 _ => None,
             };
             match kept {
@@ -151,9 +165,11 @@ pub fn serve(opts: &FileOptions, req: &RequestHead, server: &str, keep_alive: bo
                 ),
             }
         }
-        Resolved::Directory { dir, url } if opts.listing => serve_listing(opts, &cx, &dir, &url),
+        Resolved::Directory { dir, url } if opts.listing => {
+            serve_listing(opts, &cx, &dir, &format!("{prefix}{url}"))
+        }
         Resolved::Directory { .. } => cx.page(403, ""),
-        Resolved::Redirect(to) => cx.page(301, &format!("Location: {to}\r\n")),
+        Resolved::Redirect(to) => cx.page(301, &format!("Location: {prefix}{to}\r\n")),
         Resolved::NotFound => cx.page(404, ""),
         Resolved::Forbidden => cx.page(403, ""),
         Resolved::BadRequest => Cx {

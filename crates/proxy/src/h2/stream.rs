@@ -297,6 +297,7 @@ impl H2Session {
             status: 0,
             log,
             held: Default::default(),
+            pages: None,
         };
         let s = Stream {
             id,
@@ -315,6 +316,9 @@ impl H2Session {
         let Some(route) = phases::route_for(&ctx, sni, &head) else {
             return self.answer_status(cx, id, 404, "");
         };
+        if let Some(cur) = self.streams.get_mut(&id).and_then(|s| s.current.as_mut()) {
+            cur.pages = crate::http::rewrite::PagesFor::of(route.rules.as_ref(), &head);
+        }
         if !route.acl.permits(self.peer.ip) {
             log::info!(
                 "h2 {}: {} denied for {:?}",
@@ -375,6 +379,11 @@ impl H2Session {
         match &route.action {
             Action::Files(opts) => {
                 let reply = static_files::serve(opts, &head, &ctx.server, true);
+                if reply.status >= 400 {
+                    if let Some(page) = self.error_page(id, reply.status, "") {
+                        return self.answer_h1(cx, id, page.into(), None);
+                    }
+                }
                 let file = reply
                     .body
                     .map(|(file, offset, left)| FileBody { file, offset, left });
@@ -385,6 +394,11 @@ impl H2Session {
                 Err((status, extra)) => self.answer_status(cx, id, status, extra),
             },
             Action::Redirect { status, location } => {
+                let location = route
+                    .rules
+                    .as_deref()
+                    .and_then(|r| crate::http::rewrite::redirect_location(r, &head))
+                    .unwrap_or_else(|| location.clone());
                 self.answer_status(cx, id, *status, &format!("Location: {location}\r\n"))
             }
             Action::NotFound => self.answer_status(cx, id, 404, ""),
@@ -484,9 +498,28 @@ impl H2Session {
         s.work = Work::Local(file.filter(|_| more));
     }
 
+    /// The route's own page for `status` on stream `id` (`error_page`), if it has one.
+    fn error_page(&self, id: u32, status: u16, extra: &str) -> Option<Vec<u8>> {
+        let s = self.streams.get(&id)?;
+        let pages = s.current.as_ref()?.pages.as_ref()?;
+        pages.page(status, &self.ctx.server, extra, s.head_only, true)
+    }
+
+    /// Whether the backend's `status` on stream `id` is replaced by the route's page.
+    pub(super) fn intercepts(&self, id: u32, status: u16) -> bool {
+        self.streams
+            .get(&id)
+            .and_then(|s| s.current.as_ref())
+            .and_then(|c| c.pages.as_ref())
+            .is_some_and(|p| p.intercepts(status))
+    }
+
     /// A status page (`extra`: header lines, each ending in CRLF).
     pub(super) fn answer_status(&mut self, cx: &mut Cx<'_>, id: u32, status: u16, extra: &str) {
         let head_only = self.streams.get(&id).is_some_and(|s| s.head_only);
+        if let Some(page) = self.error_page(id, status, extra) {
+            return self.answer_h1(cx, id, page.into(), None);
+        }
         let page = status_page_ka(status, &self.ctx.server, extra, head_only, true);
         self.answer_h1(cx, id, page.into(), None);
     }
@@ -494,6 +527,9 @@ impl H2Session {
     /// `status` with a one-line reason.
     pub(super) fn answer_message(&mut self, cx: &mut Cx<'_>, id: u32, status: u16, msg: &str) {
         let head_only = self.streams.get(&id).is_some_and(|s| s.head_only);
+        if let Some(page) = self.error_page(id, status, "") {
+            return self.answer_h1(cx, id, page.into(), None);
+        }
         let page = message_page(status, &self.ctx.server, msg, head_only, true);
         self.answer_h1(cx, id, page.into(), None);
     }

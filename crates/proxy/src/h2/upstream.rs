@@ -533,6 +533,11 @@ impl H2Session {
             &mut x.pick,
             &resp,
         );
+        if self.intercepts(id, resp.status) {
+            // `intercept_errors`: the route's page instead of the backend's answer.
+            abandon(cx, x);
+            return self.answer_status(cx, id, resp.status, "");
+        }
         x.up_keep_alive = resp.keep_alive;
         let edits = Some(&x.pick.response).filter(|e| !e.is_empty());
         let head = forward::client_response(&resp, &ctx.server, true, edits);

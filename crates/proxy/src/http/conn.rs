@@ -75,6 +75,8 @@ pub(crate) struct Current {
     pub log: Option<Box<LogText>>,
     /// What the access gate holds until the request is logged (`limit_conn` permits).
     pub held: crate::access::Held,
+    /// The route's error pages for this request (`rewrite.rs`), once it is routed.
+    pub pages: Option<super::rewrite::PagesFor>,
 }
 
 impl Current {
@@ -333,10 +335,19 @@ impl Conn {
         State::Local { reply: p }
     }
 
+    /// The route's own page for `status` (`error_page`), if it has one.
+    pub(super) fn error_page(&self, status: u16, extra: &str, head_only: bool) -> Option<Vec<u8>> {
+        let pages = self.current.as_ref()?.pages.as_ref()?;
+        pages.page(status, &self.ctx.server, extra, head_only, self.keep_alive)
+    }
+
     /// Answer with a status page and close the connection.
     pub fn fail(&mut self, cx: &mut Cx<'_>, status: u16) -> State {
-        let page = reply::status_page(status, &self.ctx.server, "", false);
         self.keep_alive = false;
+        if let Some(page) = self.error_page(status, "", false) {
+            return self.respond(cx, status, page.into(), None);
+        }
+        let page = reply::status_page(status, &self.ctx.server, "", false);
         self.respond(cx, status, page.into(), None)
     }
 
@@ -354,6 +365,9 @@ impl Conn {
         extra: &str,
         head_only: bool,
     ) -> State {
+        if let Some(page) = self.error_page(status, extra, head_only) {
+            return self.respond(cx, status, page.into(), None);
+        }
         let page =
             reply::status_page_ka(status, &self.ctx.server, extra, head_only, self.keep_alive);
         self.respond(cx, status, page.into(), None)
@@ -368,6 +382,9 @@ impl Conn {
         message: &str,
         head_only: bool,
     ) -> State {
+        if let Some(page) = self.error_page(status, "", head_only) {
+            return self.respond(cx, status, page.into(), None);
+        }
         let page = reply::message_page(
             status,
             &self.ctx.server,

@@ -30,8 +30,14 @@ pub(super) const KEY_HEADER: u64 = 5;
 pub(super) struct HeadDeadline {
     at: Instant,
     timer: TimerId,
-    /// When the head's first byte came (the connection limit sheds the oldest).
-    pub(super) since: Instant,
+}
+
+impl HeadDeadline {
+    /// When the head's first byte came, for a listener whose `header_timeout` is `timeout`
+    /// (the connection limit sheds the oldest head; not stored: `HttpSession` stays small).
+    pub(super) fn since(&self, timeout: std::time::Duration) -> Instant {
+        self.at.checked_sub(timeout).unwrap_or(self.at)
+    }
 }
 
 /// A partial head is buffered: start its deadline, unless it already runs.
@@ -48,7 +54,6 @@ pub(super) fn start(
     Some(HeadDeadline {
         at: cx.now() + timeout,
         timer,
-        since: cx.now(),
     })
 }
 

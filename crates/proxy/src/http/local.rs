@@ -94,6 +94,11 @@ pub(super) fn serve_file(
 ) -> State {
     let reply = static_files::serve(opts, req, &c.ctx.server, c.keep_alive);
     c.keep_alive = !reply.close;
+    if reply.status >= 400 {
+        if let Some(page) = c.error_page(reply.status, "", req.method == Method::Head) {
+            return c.respond(cx, reply.status, page.into(), None);
+        }
+    }
     let source = reply.body.map(|(file, offset, len)| Source::File {
         file,
         offset,

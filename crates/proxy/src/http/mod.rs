@@ -37,6 +37,7 @@ pub(crate) mod mounts;
 pub(crate) mod phases;
 mod proxy;
 mod relay;
+pub(crate) mod rewrite;
 pub(crate) mod rules;
 mod too_many;
 
@@ -131,9 +132,9 @@ fn broken(c: &Conn, cx: &mut Cx<'_>, state: State, what: &str) -> State {
 impl Session for HttpSession {
     fn waiting(&self) -> Option<tether_core::Waiting> {
         match &self.state {
-            State::ReadingHead { deadline: Some(d) } => {
-                Some(tether_core::Waiting::HeadSince(d.since))
-            }
+            State::ReadingHead { deadline: Some(d) } => Some(tether_core::Waiting::HeadSince(
+                d.since(self.c.spec().header_timeout),
+            )),
             State::ReadingHead { deadline: None } => Some(tether_core::Waiting::Idle),
             _ => None,
         }

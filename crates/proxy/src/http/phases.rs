@@ -85,11 +85,23 @@ impl Proxied {
             pick.request.target = Some(target);
         }
         if let (Decision::Go(pick), Some(rules)) = (&mut decision, &self.rules) {
+            let climbs = Decision::Refuse(400, "the rewritten path climbs above /");
             let base = pick.request.target.as_deref().unwrap_or(self.head.target());
+            // `regex`/`rewrite` first, then `strip_prefix`/`add_prefix` on its result.
+            let id = self.request_id.as_deref();
+            let regexed = match super::rewrite::rewrite_path(rules, &self.head, id, base) {
+                Ok(t) => t,
+                Err(()) => return climbs,
+            };
+            let base = regexed.as_deref().unwrap_or(base);
             match super::rules::rewrite_target(rules, base) {
                 Ok(Some(target)) => pick.request.target = Some(target),
-                Ok(None) => {}
-                Err(()) => return Decision::Refuse(400, "the rewritten path climbs above /"),
+                Ok(None) => {
+                    if regexed.is_some() {
+                        pick.request.target = regexed;
+                    }
+                }
+                Err(()) => return climbs,
             }
         }
         decision
@@ -151,6 +163,7 @@ pub(super) fn next_request(
                 status: 0,
                 log: None,
                 held: Default::default(),
+                pages: None,
             }));
             c.fail(cx, e.status)
         }
@@ -171,6 +184,7 @@ fn begin(c: &mut Conn, cx: &mut Cx<'_>, head: &RequestHead) {
         status: 0,
         log,
         held: Default::default(),
+        pages: None,
     }));
 }
 
@@ -184,6 +198,9 @@ fn serve(c: &mut Conn, cx: &mut Cx<'_>, head: RequestHead) -> State {
         c.unread_body(&head.body);
         return c.status(cx, 404, head.method == Method::Head);
     };
+    if let Some(cur) = c.current.as_mut() {
+        cur.pages = super::rewrite::PagesFor::of(route.rules.as_ref(), &head);
+    }
     // The route's allow/deny list first: it covers everything under the route, the
     // port-rewritten paths too.
     if let Some(refused) = access(c, cx, route, &head) {
@@ -305,6 +322,11 @@ fn module(c: &mut Conn, cx: &mut Cx<'_>, route: &Route, head: RequestHead) -> St
             pick(c, cx, req, None)
         }
         Action::Redirect { status, location } => {
+            let location = route
+                .rules
+                .as_deref()
+                .and_then(|r| super::rewrite::redirect_location(r, &head))
+                .unwrap_or_else(|| location.clone());
             let extra = format!("Location: {location}\r\n");
             c.status_with(cx, *status, &extra, head_only)
         }

@@ -464,6 +464,18 @@ fn respond(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>, resp: ResponseHe
     c.note_status(resp.status);
     x.response_started = true;
     learn_from(c, cx, &mut x, &resp);
+    let intercept = c.current.as_ref().and_then(|cur| cur.pages.as_ref());
+    // (Not after an interim answer went out on the client pipe: the page would race it.)
+    if intercept.is_some_and(|p| p.intercepts(resp.status)) && x.to_client.is_none() {
+        // `intercept_errors`: the route's page instead of the backend's answer (whose
+        // connection is not reused: its body is not read).
+        if !x.req_done {
+            c.keep_alive = false;
+        }
+        let head_only = x.req.method == Method::Head;
+        abandon(cx, x);
+        return c.status(cx, resp.status, head_only);
+    }
     if resp.status == 101 {
         let next = tunnel(c, cx, x, &resp);
         c.log_request(cx);

@@ -132,7 +132,7 @@ pub(crate) fn rewrite_target(rules: &RouteRules, target: &str) -> Result<Option<
 
 /// `path` with `.` segments dropped and `..` popped (`%2e` counts as a dot); `Err` when a
 /// `..` would climb above `/`. Always starts with `/`.
-fn normalise(path: &str) -> Result<String, ()> {
+pub(crate) fn normalise(path: &str) -> Result<String, ()> {
     let mut segs: Vec<&str> = Vec::new();
     let trailing = path.ends_with('/') || path.is_empty();
     for seg in path.split('/').filter(|s| !s.is_empty()) {
@@ -249,7 +249,7 @@ fn expand(parts: &[Part], v: &Vars<'_>) -> Vec<u8> {
     out
 }
 
-fn var_value(var: &Var, v: &Vars<'_>, out: &mut Vec<u8>) {
+pub(crate) fn var_value(var: &Var, v: &Vars<'_>, out: &mut Vec<u8>) {
     let sni = || {
         v.tls
             .as_ref()
