@@ -64,6 +64,8 @@ pub(super) struct RawServer {
     request_headers: Option<Spanned<RawHeaderRules>>,
     response_headers: Option<Spanned<RawHeaderRules>>,
     request_id: Option<Spanned<String>>,
+    /// This server's access log (`access_log.rs`), for its routes without their own.
+    access_log: Option<Spanned<crate::access_log::RawAccessLog>>,
 }
 
 #[derive(Deserialize)]
@@ -93,6 +95,8 @@ pub(super) struct RawRoute {
     request_id: Option<Spanned<String>>,
     strip_prefix: Option<bool>,
     add_prefix: Option<Spanned<String>>,
+    /// This route's access log (`access_log.rs`).
+    access_log: Option<Spanned<crate::access_log::RawAccessLog>>,
 }
 
 /// `port_rewrite = { host = "127.0.0.1", min = 2000, max = 2999 }`.
@@ -233,9 +237,19 @@ pub(super) fn check(
             },
             at,
         )?;
+        let server_log = s
+            .access_log
+            .map(|a| crate::access_log::check(a, at))
+            .transpose()?;
         let mut routes = Vec::new();
-        for r in s.route {
-            routes.push(check_route(r, &pools, max_body, brokers, &inherited, at)?);
+        for mut r in s.route {
+            let own = r.get_mut().access_log.take();
+            let mut route = check_route(r, &pools, max_body, brokers, &inherited, at)?;
+            route.access_log = match own {
+                Some(a) => Some(crate::access_log::check(a, at)?),
+                None => server_log.clone(),
+            };
+            routes.push(route);
         }
         let host = HostSpec {
             hostnames: s.hostnames.iter().map(|h| h.to_ascii_lowercase()).collect(),
@@ -416,5 +430,6 @@ fn check_route(
         max_body: r.max_body_size.or(max_body),
         ports,
         rules,
+        access_log: None,
     })
 }

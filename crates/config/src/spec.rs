@@ -100,6 +100,8 @@ pub struct RouteSpec {
     pub ports: Option<PortRange>,
     /// Header rules, path rewriting and request ids (`rules.rs`).
     pub rules: RouteRules,
+    /// The route's own access log (or its server's); None: the top-level one.
+    pub access_log: Option<crate::access_log::AccessLogSpec>,
 }
 
 impl RouteSpec {
@@ -112,6 +114,7 @@ impl RouteSpec {
             max_body: None,
             ports: None,
             rules: RouteRules::default(),
+            access_log: None,
         }
     }
 }
