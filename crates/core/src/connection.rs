@@ -48,6 +48,10 @@ pub(crate) struct Connection {
     /// peer's FIN or an error (see the module doc). Set from each read event
     /// (`Core::conn_event`); true until the first one.
     pub drain_to_block: bool,
+    /// Bytes written to / read from this connection (plaintext over TLS), for the access
+    /// log's byte counts (`Cx::conn_bytes`).
+    pub sent: u64,
+    pub received: u64,
     /// The pool's idle-deadline timer for this connection (0: none). It outlives a reuse:
     /// the next park moves it instead of arming a new one (`pool.rs`).
     pub pool_timer: u64,
@@ -157,6 +161,8 @@ impl Connection {
             last_active: now,
             reused: false,
             drain_to_block: true,
+            sent: 0,
+            received: 0,
             pool_timer: 0,
             tls: None,
             pool_tag: 0,

@@ -163,6 +163,12 @@ impl<'a> Cx<'a> {
         self.conn(c).map(|x| x.stream.as_raw_fd())
     }
 
+    /// Bytes read from and written to `c` so far (plaintext over TLS; zeros for an unknown
+    /// connection). A request's share is the difference between two readings.
+    pub fn conn_bytes(&self, c: ConnId) -> (u64, u64) {
+        self.conn(c).map_or((0, 0), |x| (x.received, x.sent))
+    }
+
     /// How long since a byte last moved on `c` (zero for an unknown connection).
     pub fn idle(&self, c: ConnId) -> Duration {
         self.conn(c)

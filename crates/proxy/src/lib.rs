@@ -17,6 +17,7 @@
 //! `tether-acme`'s, status pages and heads tether writes `tether_http::reply`'s.
 
 pub mod access_log;
+mod access_log_format;
 pub mod admin;
 pub mod h2;
 pub mod health;

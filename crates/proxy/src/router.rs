@@ -118,6 +118,8 @@ pub struct Route {
     pub ports: Option<Arc<PortRewrite>>,
     /// Header rules, path rewriting, request ids (`http/rules.rs`); `None`: nothing to do.
     pub rules: Option<Arc<tether_config::rules::RouteRules>>,
+    /// The route's (or its server's) own access log; `None`: the top-level one.
+    pub access_log: Option<Arc<tether_config::access_log::AccessLogSpec>>,
 }
 
 impl Route {
@@ -169,6 +171,7 @@ impl Router {
             max_body: None,
             ports: None,
             rules: None,
+            access_log: None,
         };
         Router {
             hosts: vec![VirtualHost {

@@ -182,6 +182,7 @@ impl Upstreams<'_> {
                 .ports
                 .map(|p| Arc::new(PortRewrite::new(p.host, p.min, p.max))),
             rules: (!r.rules.is_empty()).then(|| Arc::new(r.rules.clone())),
+            access_log: r.access_log.clone().map(Arc::new),
         })
     }
 

@@ -152,7 +152,9 @@ impl Stream {
             h2.reset(self.id, ErrorCode::Cancel);
         }
         if let Some(c) = self.current.take() {
-            log_done(ctx, peer.ip, peer.tls.as_deref(), c, cx.now());
+            let addr = cx.peer_addr(peer.conn);
+            let addr = addr.or_else(|| peer.ip.map(|ip| std::net::SocketAddr::new(ip, 0)));
+            log_done(ctx, addr, peer.tls.as_deref(), c, cx.now(), None);
         }
     }
 
@@ -248,7 +250,7 @@ impl H2Session {
     ) {
         let h1 = to_h1(&head, end_stream, &self.ctx.limits);
         let log = self.ctx.access_log.is_some().then(|| match &h1 {
-            Ok(h) => LogText::of(h, "HTTP/2.0"),
+            Ok(h) => LogText::of(h, "HTTP/2.0", self.ctx.log_headers()),
             Err(_) => Box::new(LogText {
                 line: format!(
                     "{} {} HTTP/2.0",
@@ -257,7 +259,7 @@ impl H2Session {
                 ),
                 referer: "-".into(),
                 user_agent: "-".into(),
-                request_id: None,
+                ..LogText::default()
             }),
         });
         self.begin(cx, id, &head.method[..] == b"HEAD", log);
@@ -274,7 +276,7 @@ impl H2Session {
                 line: "- - HTTP/2.0".into(),
                 referer: "-".into(),
                 user_agent: "-".into(),
-                request_id: None,
+                ..LogText::default()
             })
         });
         self.begin(cx, id, false, log);

@@ -19,7 +19,7 @@ use tether_core::{ConnId, Cx, PipeId, PipeOpts, Sink, Source};
 
 use super::context::ListenerCtx;
 use super::{forward, State};
-use crate::access_log::Entry;
+use crate::access_log::{Entry, UpInfo};
 use crate::idle::{KEY_LINGER, LINGER};
 use crate::per_ip::IpSlot;
 use tether_config::ListenerSpec;
@@ -76,6 +76,11 @@ pub(crate) struct Current {
 }
 
 impl Current {
+    /// What the access log notes, if it is on.
+    pub fn log_mut(&mut self) -> Option<&mut LogText> {
+        self.log.as_deref_mut()
+    }
+
     /// The request's `X-Request-Id` (`rules.rs`), for its access-log line.
     pub fn note_request_id(&mut self, id: Option<&str>) {
         if let (Some(log), Some(id)) = (self.log.as_mut(), id) {
@@ -84,53 +89,89 @@ impl Current {
     }
 }
 
+#[derive(Default)]
 pub(crate) struct LogText {
     pub line: String,
     pub referer: String,
     pub user_agent: String,
     /// The request id, when the route gives one (`rid=` at the end of the line).
     pub request_id: Option<Box<str>>,
+    /// The route's (or its server's) access log, when it has its own.
+    pub spec: Option<Arc<tether_config::access_log::AccessLogSpec>>,
+    /// The upstream side, for a proxied request.
+    pub up: Option<UpInfo>,
+    pub host: Option<String>,
+    /// Headers the templates name.
+    pub headers: Vec<(String, String)>,
+    /// The client connection's byte counts when the request began (HTTP/1.1).
+    pub bytes_at: Option<(u64, u64)>,
+    /// Bytes sent for this response (HTTP/2: its DATA) and its head's length.
+    pub sent: Option<u64>,
+    pub head_len: Option<u64>,
 }
 
 impl LogText {
-    /// What the access log will say of `head` (`version`: as the client spoke it).
-    pub fn of(head: &tether_http::RequestHead, version: &str) -> Box<LogText> {
+    /// What the access log will say of `head` (`version`: as the client spoke it; `wanted`:
+    /// headers templates name).
+    pub fn of(head: &tether_http::RequestHead, version: &str, wanted: &[String]) -> Box<LogText> {
         let text = |name: &str| {
             head.header(name)
                 .map_or("-".into(), |v| String::from_utf8_lossy(v).into_owned())
         };
+        let headers = wanted
+            .iter()
+            .filter_map(|h| head.header(h).map(|v| (h.clone(), String::from_utf8_lossy(v).into_owned())))
+            .collect();
         Box::new(LogText {
             line: format!("{} {} {version}", head.method_str(), head.target()),
             referer: text("referer"),
             user_agent: text("user-agent"),
-            request_id: None,
+            host: head.host().map(str::to_string),
+            headers,
+            ..LogText::default()
         })
     }
 }
 
 /// A request is over: count it and write its access-log line (HTTP/1.1 and HTTP/2).
+/// `bytes`: the client connection's counts now (HTTP/1.1; HTTP/2 counts per stream).
 pub(crate) fn log_done(
     ctx: &ListenerCtx,
-    client: Option<IpAddr>,
+    client: Option<std::net::SocketAddr>,
     tls: Option<&tether_core::tls::TlsInfo>,
     c: Current,
     now: Instant,
+    bytes: Option<(u64, u64)>,
 ) {
     let took = now.saturating_duration_since(c.started);
     ctx.stats.request_done(c.status, took);
     let (Some(log), Some(text)) = (ctx.access_log.as_ref(), c.log) else {
         return;
     };
-    log.write(&Entry {
-        client,
-        request_line: &text.line,
-        status: c.status,
-        referer: &text.referer,
-        user_agent: &text.user_agent,
-        duration: took,
-        tls,
-        request_id: text.request_id.as_deref(),
-    });
+    let delta = match (text.bytes_at, bytes) {
+        (Some((i0, o0)), Some((i1, o1))) => (Some(i1.saturating_sub(i0)), Some(o1.saturating_sub(o0))),
+        _ => (None, text.sent),
+    };
+    log.write(
+        text.spec.as_deref(),
+        &Entry {
+            client: client.map(|a| a.ip()),
+            client_port: client.map(|a| a.port()),
+            request_line: &text.line,
+            status: c.status,
+            referer: &text.referer,
+            user_agent: &text.user_agent,
+            duration: took,
+            tls,
+            request_id: text.request_id.as_deref(),
+            upstream: text.up.as_ref(),
+            bytes_in: delta.0,
+            bytes_out: delta.1,
+            head_len: text.head_len,
+            host: text.host.as_deref(),
+            headers: &text.headers,
+        },
+    );
 }
 
 impl Conn {
@@ -286,10 +327,11 @@ impl Conn {
         };
         log_done(
             &self.ctx,
-            self.client_ip(cx),
+            cx.peer_addr(self.client),
             cx.tls_info(self.client).as_deref(),
             *c,
             cx.now(),
+            Some(cx.conn_bytes(self.client)),
         );
     }
 

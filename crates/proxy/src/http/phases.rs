@@ -158,7 +158,13 @@ fn begin(c: &mut Conn, cx: &mut Cx<'_>, head: &RequestHead) {
         .ctx
         .access_log
         .is_some()
-        .then(|| LogText::of(head, head.version.as_str()));
+        .then(|| {
+            let mut t = LogText::of(head, head.version.as_str(), c.ctx.log_headers());
+            // The head was read already: it counts for this request.
+            let (i, o) = cx.conn_bytes(c.client);
+            t.bytes_at = Some((i.saturating_sub(head.len() as u64), o));
+            t
+        });
     c.ctx.stats.request_started();
     c.current = Some(Box::new(Current {
         started: cx.now(),
