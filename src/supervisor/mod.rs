@@ -32,7 +32,7 @@ use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 use tether_config::{ConfigError, Settings};
 use tether_mail::Mailer;
@@ -111,7 +111,7 @@ pub fn run(source: ConfigSource, text: String, settings: Settings) -> io::Result
     let mailed = mail::send_key_with(&mailer, &settings, &key, admin);
     crate::admin_key::log_where(&settings, &key, &key_source, &mailed);
     let (tx, rx) = channel();
-    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGCHLD])?;
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGCHLD, SIGUSR1])?;
     let signal_tx = tx.clone();
     std::thread::Builder::new()
         .name("signals".into())
@@ -227,6 +227,7 @@ impl Master {
         match e {
             Event::Signal(SIGHUP) => self.reload("SIGHUP"),
             Event::Signal(SIGCHLD) => {}
+            Event::Signal(SIGUSR1) => self.forward_signal(libc::SIGUSR1, "SIGUSR1"),
             Event::Signal(sig) => {
                 let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
                 self.stop(name)
@@ -421,6 +422,14 @@ impl Master {
     }
 
     /// Stop everything gracefully.
+    /// SIGUSR1 (reopen the access logs): every worker gets it too.
+    fn forward_signal(&self, sig: i32, name: &str) {
+        log::info!("{name}: passed on to the workers");
+        for w in self.workers() {
+            kill(w, sig);
+        }
+    }
+
     fn stop(&mut self, why: &str) {
         if self.shutdown.is_some() {
             log::warn!("{why} again: killing the workers now");

@@ -24,7 +24,7 @@ use std::os::fd::{FromRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Instant;
 
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 use tether_config::{Settings, Target};
 use tether_core::{Core, Handle};
@@ -272,12 +272,16 @@ fn serve(plan: Plan) -> io::Result<()> {
 
 /// SIGTERM / SIGINT: drain (a second one: stop now); SIGHUP: ask the master to reload.
 fn watch_signals(drainer: Arc<Drainer>, link: Option<Arc<MasterLink>>) -> io::Result<()> {
-    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP, SIGUSR1])?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             for sig in signals.forever() {
                 match sig {
+                    SIGUSR1 => {
+                        log::info!("SIGUSR1: reopening the access logs");
+                        tether_proxy::access_log::reopen_all();
+                    }
                     SIGHUP => match &link {
                         Some(l) => {
                             log::info!("SIGHUP: asking the master to reload");

@@ -165,6 +165,11 @@ impl Stream {
         }
     }
 
+    /// What the access log notes of the upstream side (`http/conn.rs` `Current`).
+    pub fn current_mut(&mut self) -> Option<&mut Current> {
+        self.current.as_mut()
+    }
+
     pub fn note_status(&mut self, status: u16) {
         if let Some(c) = self.current.as_mut() {
             c.status = status;
@@ -307,6 +312,9 @@ impl H2Session {
         let Some(route) = phases::route_for(&ctx, sni, &head) else {
             return self.answer_status(cx, id, 404, "");
         };
+        if let Some(c) = self.streams.get_mut(&id).and_then(|s| s.current.as_mut()) {
+            c.note_route(route.access_log.as_ref());
+        }
         if !route.acl.permits(self.peer.ip) {
             log::info!(
                 "h2 {}: {} denied for {:?}",

@@ -76,9 +76,43 @@ pub(crate) struct Current {
 }
 
 impl Current {
-    /// What the access log notes, if it is on.
-    pub fn log_mut(&mut self) -> Option<&mut LogText> {
-        self.log.as_deref_mut()
+    /// The route's own access log (or its server's), if it has one.
+    pub fn note_route(&mut self, spec: Option<&Arc<tether_config::access_log::AccessLogSpec>>) {
+        if let (Some(log), Some(spec)) = (self.log.as_mut(), spec) {
+            log.spec = Some(spec.clone());
+        }
+    }
+
+    /// The server a proxied request goes to (again after a failed connect).
+    pub fn note_upstream(&mut self, up: &crate::upstream::Upstream, pick: &super::affinity::Pick) {
+        if let Some(log) = self.log.as_mut() {
+            log.up = Some(UpInfo {
+                name: up.name().into(),
+                addr: Some(pick.server.addr()),
+                affinity: pick.outcome,
+                ..UpInfo::default()
+            });
+        }
+    }
+
+    /// The upstream connection is up (`since`: when the request began to be forwarded).
+    pub fn note_connected(&mut self, now: Instant) {
+        let started = self.started;
+        if let Some(up) = self.log.as_mut().and_then(|l| l.up.as_mut()) {
+            up.connect = Some(now.saturating_duration_since(started));
+        }
+    }
+
+    /// The upstream's final response head arrived (`head_len`: the head sent on).
+    pub fn note_upstream_head(&mut self, status: u16, now: Instant, head_len: usize) {
+        let started = self.started;
+        if let Some(log) = self.log.as_mut() {
+            log.head_len = Some(head_len as u64);
+            if let Some(up) = log.up.as_mut() {
+                up.status = Some(status);
+                up.header = Some(now.saturating_duration_since(started));
+            }
+        }
     }
 
     /// The request's `X-Request-Id` (`rules.rs`), for its access-log line.

@@ -183,6 +183,9 @@ fn serve(c: &mut Conn, cx: &mut Cx<'_>, head: RequestHead) -> State {
         c.unread_body(&head.body);
         return c.status(cx, 404, head.method == Method::Head);
     };
+    if let Some(cur) = c.current.as_mut() {
+        cur.note_route(route.access_log.as_ref());
+    }
     // The route's allow/deny list first: it covers everything under the route, the
     // port-rewritten paths too.
     if let Some(refused) = access(c, cx, route, &head) {
