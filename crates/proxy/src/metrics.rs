@@ -341,7 +341,33 @@ impl Registry {
         if let Some(s) = self.store_stats() {
             store_prometheus(&mut out, &s);
         }
+        access_log_prometheus(&mut out);
         out
+    }
+}
+
+/// Each access-log target's lines written and dropped (a stuck target drops).
+fn access_log_prometheus(out: &mut String) {
+    let all = crate::access_log::stats_all();
+    if all.is_empty() {
+        return;
+    }
+    for (name, help) in [
+        ("written", "Access-log lines written, by target."),
+        ("dropped", "Access-log lines dropped because the target was stuck, by target."),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP tether_access_log_lines_{name}_total {help}\n# TYPE tether_access_log_lines_{name}_total counter"
+        );
+        for (target, s) in &all {
+            let v = if name == "written" { s.written } else { s.dropped };
+            let _ = writeln!(
+                out,
+                "tether_access_log_lines_{name}_total{{target=\"{}\"}} {v}",
+                target.escape_default()
+            );
+        }
     }
 }
 
