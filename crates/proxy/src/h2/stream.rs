@@ -89,6 +89,9 @@ impl Stream {
                 Ok(n) => {
                     out.queued -= n;
                     moved |= n > 0;
+                    if let Some(c) = self.current.as_mut() {
+                        c.note_sent(n);
+                    }
                     if !front.is_empty() {
                         break; // the window is closed
                     }

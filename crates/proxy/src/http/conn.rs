@@ -76,6 +76,13 @@ pub(crate) struct Current {
 }
 
 impl Current {
+    /// Body bytes sent for this response (HTTP/2 DATA).
+    pub fn note_sent(&mut self, n: usize) {
+        if let Some(log) = self.log.as_mut() {
+            *log.sent.get_or_insert(0) += n as u64;
+        }
+    }
+
     /// The route's own access log (or its server's), if it has one.
     pub fn note_route(&mut self, spec: Option<&Arc<tether_config::access_log::AccessLogSpec>>) {
         if let (Some(log), Some(spec)) = (self.log.as_mut(), spec) {
@@ -182,9 +189,15 @@ pub(crate) fn log_done(
     let (Some(log), Some(text)) = (ctx.access_log.as_ref(), c.log) else {
         return;
     };
-    let delta = match (text.bytes_at, bytes) {
-        (Some((i0, o0)), Some((i1, o1))) => (Some(i1.saturating_sub(i0)), Some(o1.saturating_sub(o0))),
-        _ => (None, text.sent),
+    // HTTP/1.1: the connection's counts since the request began (heads included);
+    // HTTP/2: the stream's DATA (the body alone, no head to take off).
+    let (bytes_in, bytes_out, head_len) = match (text.bytes_at, bytes) {
+        (Some((i0, o0)), Some((i1, o1))) => (
+            Some(i1.saturating_sub(i0)),
+            Some(o1.saturating_sub(o0)),
+            text.head_len,
+        ),
+        _ => (None, Some(text.sent.unwrap_or(0)), None),
     };
     log.write(
         text.spec.as_deref(),
@@ -199,9 +212,9 @@ pub(crate) fn log_done(
             tls,
             request_id: text.request_id.as_deref(),
             upstream: text.up.as_ref(),
-            bytes_in: delta.0,
-            bytes_out: delta.1,
-            head_len: text.head_len,
+            bytes_in,
+            bytes_out,
+            head_len,
             host: text.host.as_deref(),
             headers: &text.headers,
         },
@@ -381,6 +394,11 @@ impl Conn {
     ) -> State {
         let head = secure(self.spec(), head);
         self.note_status(status);
+        if let Some(log) = self.current.as_mut().and_then(|c| c.log.as_mut()) {
+            // The head alone (`head` may carry a body after it), for the body's size.
+            let end = head.windows(4).position(|w| w == b"\r\n\r\n");
+            log.head_len = end.map(|i| i as u64 + 4);
+        }
         if !self.keep_alive {
             self.start_closing(cx);
         }
