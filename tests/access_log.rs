@@ -44,9 +44,15 @@ fn one_line_per_request_in_combined_format() {
     let (_, rest) = lines[0]
         .split_once("] \"GET /whoami HTTP/1.1\" 200 ")
         .unwrap_or_else(|| panic!("{}", lines[0]));
-    let (size, tail) = rest.split_once(' ').unwrap_or_else(|| panic!("{}", lines[0]));
+    let (size, tail) = rest
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("{}", lines[0]));
     assert_eq!(size, "port=NNNNN n=1".len().to_string(), "{}", lines[0]);
-    assert_eq!(tail, "\"http://ref.example/\" \"test-agent/1\"", "{}", lines[0]);
+    assert_eq!(
+        tail, "\"http://ref.example/\" \"test-agent/1\"",
+        "{}",
+        lines[0]
+    );
     assert!(
         lines[1].contains("\"GET /missing HTTP/1.1\" 404 "),
         "{}",

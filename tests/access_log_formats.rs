@@ -63,15 +63,43 @@ fn combined_is_parsed_by_goaccess() {
     let (port, app) = (free_port(), free_port());
     let _app = python_app(app, "a");
     let log = dir.path().join("access.log");
-    let top = format!("access_log = {{ path = \"{}\", format = \"combined\" }}", log.display());
+    let top = format!(
+        "access_log = {{ path = \"{}\", format = \"combined\" }}",
+        log.display()
+    );
     let _t = tether(&dir, &config(port, app, &top, "", ""), &[port]);
     let base = format!("http://127.0.0.1:{port}");
     // 3 answered 200 over HTTP/1.1, 1 over HTTP/2, 2 answered 401 by the app.
-    curl_ok(&["-s", "-o", "/dev/null", "-A", "agent one", &format!("{base}/whoami"), &format!("{base}/whoami"), &format!("{base}/whoami")]);
-    curl_ok(&["-s", "-o", "/dev/null", "--http2-prior-knowledge", &format!("{base}/whoami")]);
-    curl_ok(&["-s", "-o", "/dev/null", &format!("{base}/session"), &format!("{base}/session")]);
+    curl_ok(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-A",
+        "agent one",
+        &format!("{base}/whoami"),
+        &format!("{base}/whoami"),
+        &format!("{base}/whoami"),
+    ]);
+    curl_ok(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "--http2-prior-knowledge",
+        &format!("{base}/whoami"),
+    ]);
+    curl_ok(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        &format!("{base}/session"),
+        &format!("{base}/session"),
+    ]);
     let got = lines(&log, 6);
-    assert!(got.iter().any(|l| l.contains("\"GET /whoami HTTP/2.0\" 200 1 ")), "{got:#?}");
+    assert!(
+        got.iter()
+            .any(|l| l.contains("\"GET /whoami HTTP/2.0\" 200 1 ")),
+        "{got:#?}"
+    );
     let report = dir.path().join("report.json");
     let out = Command::new("goaccess")
         .arg(&log)
@@ -91,7 +119,10 @@ fn combined_is_parsed_by_goaccess() {
     assert_eq!(bytes, 4 + 2 * "a no session".len() as u64, "{general}");
     // Hits per status code, as GoAccess read them.
     let hits = |code: &str| -> u64 {
-        let groups = v["status_codes"]["data"].as_array().cloned().unwrap_or_default();
+        let groups = v["status_codes"]["data"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         groups
             .iter()
             .flat_map(|g| g["items"].as_array().cloned().unwrap_or_default())
@@ -109,15 +140,40 @@ fn json_lines_carry_upstream_and_affinity() {
     let (port, app) = (free_port(), free_port());
     let _app = python_app(app, "a");
     let log = dir.path().join("access.json");
-    let top = format!("access_log = {{ path = \"{}\", format = \"json\" }}", log.display());
+    let top = format!(
+        "access_log = {{ path = \"{}\", format = \"json\" }}",
+        log.display()
+    );
     let _t = tether(&dir, &config(port, app, &top, "", ""), &[port]);
     let base = format!("http://127.0.0.1:{port}");
     let jar = dir.path().join("jar");
     let jar = jar.to_str().unwrap_or("jar");
     // No cookie: a new pin; then the cookie tether set: a hit; a forged cookie: a miss.
-    curl_ok(&["-s", "-o", "/dev/null", "-c", jar, &format!("{base}/whoami")]);
-    curl_ok(&["-s", "-o", "/dev/null", "-b", jar, &format!("{base}/whoami")]);
-    curl_ok(&["-s", "-o", "/dev/null", "--http2-prior-knowledge", "-b", jar, &format!("{base}/whoami?x=1")]);
+    curl_ok(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-c",
+        jar,
+        &format!("{base}/whoami"),
+    ]);
+    curl_ok(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-b",
+        jar,
+        &format!("{base}/whoami"),
+    ]);
+    curl_ok(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "--http2-prior-knowledge",
+        "-b",
+        jar,
+        &format!("{base}/whoami?x=1"),
+    ]);
     let got = lines(&log, 3);
     let v: Vec<serde_json::Value> = got
         .iter()
@@ -128,9 +184,18 @@ fn json_lines_carry_upstream_and_affinity() {
         assert_eq!(v[i]["status"], 200, "{}", got[i]);
         assert_eq!(v[i]["upstream_status"], 200, "{}", got[i]);
         assert_eq!(v[i]["upstream_name"], "app", "{}", got[i]);
-        assert_eq!(v[i]["upstream_addr"], format!("127.0.0.1:{app}"), "{}", got[i]);
+        assert_eq!(
+            v[i]["upstream_addr"],
+            format!("127.0.0.1:{app}"),
+            "{}",
+            got[i]
+        );
         assert_eq!(v[i]["client_ip"], "127.0.0.1", "{}", got[i]);
-        assert!(v[i]["request_time"].is_f64() || v[i]["request_time"].is_u64(), "{}", got[i]);
+        assert!(
+            v[i]["request_time"].is_f64() || v[i]["request_time"].is_u64(),
+            "{}",
+            got[i]
+        );
         assert!(v[i]["upstream_header_time"].is_number(), "{}", got[i]);
         assert_eq!(v[i]["method"], "GET", "{}", got[i]);
     }
@@ -138,13 +203,28 @@ fn json_lines_carry_upstream_and_affinity() {
     assert_eq!(v[2]["http_version"], "HTTP/2.0");
     assert_eq!(v[2]["uri"], "/whoami?x=1");
     // HTTP/1.1: bytes both ways; the body was one byte ("a").
-    assert!(v[0]["bytes_in"].as_u64().is_some_and(|n| n > 20), "{}", got[0]);
-    assert!(v[0]["bytes_out"].as_u64().is_some_and(|n| n > 20), "{}", got[0]);
+    assert!(
+        v[0]["bytes_in"].as_u64().is_some_and(|n| n > 20),
+        "{}",
+        got[0]
+    );
+    assert!(
+        v[0]["bytes_out"].as_u64().is_some_and(|n| n > 20),
+        "{}",
+        got[0]
+    );
     assert_eq!(v[0]["body_bytes"], 1, "{}", got[0]);
     assert!(v[0]["upstream_connect_time"].is_number(), "{}", got[0]);
 
     // A cookie tether cannot open: a miss (balanced anew).
-    curl_ok(&["-s", "-o", "/dev/null", "-b", "srv=forged", &format!("{base}/whoami")]);
+    curl_ok(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-b",
+        "srv=forged",
+        &format!("{base}/whoami"),
+    ]);
     let got = lines(&log, 4);
     let last: serde_json::Value = serde_json::from_str(&got[3]).unwrap_or_default();
     assert_eq!(last["affinity"], "miss", "{}", got[3]);
@@ -170,21 +250,46 @@ access_log = {{ path = "{}", format = "{{method}} {{path}} {{status}} up={{upstr
     );
     let _t = tether(&dir, &config(port, app, &top, "", &route), &[port]);
     let base = format!("http://127.0.0.1:{port}");
-    curl_ok(&["-s", "-o", "/dev/null", "-A", "tpl/1", &format!("{base}/api/whoami")]);
-    curl_ok(&["-s", "-o", "/dev/null", "--http2-prior-knowledge", "-A", "tpl/2", &format!("{base}/api/whoami")]);
+    curl_ok(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "-A",
+        "tpl/1",
+        &format!("{base}/api/whoami"),
+    ]);
+    curl_ok(&[
+        "-s",
+        "-o",
+        "/dev/null",
+        "--http2-prior-knowledge",
+        "-A",
+        "tpl/2",
+        &format!("{base}/api/whoami"),
+    ]);
     curl_ok(&["-s", "-o", "/dev/null", &format!("{base}/whoami")]);
     let api = lines(&api_log, 2);
     let main = lines(&main_log, 1);
     assert_eq!(api.len(), 2, "{api:#?}");
     assert_eq!(main.len(), 1, "{main:#?}");
-    for (l, (v, ua)) in api.iter().zip([("HTTP/1.1", "tpl/1"), ("HTTP/2.0", "tpl/2")]) {
+    for (l, (v, ua)) in api
+        .iter()
+        .zip([("HTTP/1.1", "tpl/1"), ("HTTP/2.0", "tpl/2")])
+    {
         let want = format!("GET /api/whoami 200 up=127.0.0.1:{app} 200 aff=new v={v} rid=");
         assert!(l.starts_with(&want), "{l}\nwant {want}");
         assert!(l.contains(&format!(" ua={ua} t=0.")), "{l}");
-        let rid = l.split(" rid=").nth(1).and_then(|r| r.split(' ').next()).unwrap_or("");
+        let rid = l
+            .split(" rid=")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .unwrap_or("");
         assert!(rid.len() >= 16, "{l}");
     }
-    assert!(main[0].contains("\"GET /whoami HTTP/1.1\" 200 1 "), "{main:#?}");
+    assert!(
+        main[0].contains("\"GET /whoami HTTP/1.1\" 200 1 "),
+        "{main:#?}"
+    );
 }
 
 #[test]
@@ -205,7 +310,11 @@ fn sigusr1_after_a_rename_writes_to_a_new_file() {
     lines(&rotated, 2);
     // SAFETY: kill has no memory preconditions.
     unsafe { libc::kill(t.child_pid() as libc::pid_t, libc::SIGUSR1) };
-    assert!(t.wait_log("SIGUSR1: reopening the access logs"), "{}", t.log_text());
+    assert!(
+        t.wait_log("SIGUSR1: reopening the access logs"),
+        "{}",
+        t.log_text()
+    );
     curl_ok(&["-s", "-o", "/dev/null", &format!("{base}/whoami?after")]);
     let new = lines(&log, 1);
     assert_eq!(new.len(), 1, "{new:#?}");
@@ -213,7 +322,11 @@ fn sigusr1_after_a_rename_writes_to_a_new_file() {
     let old = read(&rotated);
     assert_eq!(old.lines().count(), 2, "{old}");
     assert!(!old.contains("after"), "{old}");
-    assert!(t.log_text().contains("SIGUSR1: passed on to the workers"), "{}", t.log_text());
+    assert!(
+        t.log_text().contains("SIGUSR1: passed on to the workers"),
+        "{}",
+        t.log_text()
+    );
 }
 
 #[test]
@@ -265,7 +378,10 @@ fn a_fifo_nobody_reads_drops_lines_and_serving_goes_on() {
     );
     let text = body_of(&format!("http://127.0.0.1:{metrics}/metrics"));
     assert!(
-        text.contains(&format!("tether_access_log_lines_dropped_total{{target=\"{}\"}}", fifo.display())),
+        text.contains(&format!(
+            "tether_access_log_lines_dropped_total{{target=\"{}\"}}",
+            fifo.display()
+        )),
         "{text}"
     );
     // SAFETY: our descriptor.

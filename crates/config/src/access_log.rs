@@ -42,7 +42,10 @@ impl<'de> Deserialize<'de> for RawAccessLog {
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawAccessLog, E> {
                 Ok(RawAccessLog::Path(v.to_string()))
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, m: A) -> Result<RawAccessLog, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                m: A,
+            ) -> Result<RawAccessLog, A::Error> {
                 RawTable::deserialize(serde::de::value::MapAccessDeserializer::new(m))
                     .map(RawAccessLog::Table)
             }
@@ -157,10 +160,7 @@ pub(crate) const LOG_NAMES: [(&str, LogVar); 18] = [
 ];
 
 /// Check an `access_log` value.
-pub(crate) fn check(
-    raw: Spanned<RawAccessLog>,
-    at: At<'_>,
-) -> Result<AccessLogSpec, ConfigError> {
+pub(crate) fn check(raw: Spanned<RawAccessLog>, at: At<'_>) -> Result<AccessLogSpec, ConfigError> {
     let span = raw.span();
     let (path, path_span, format) = match raw.into_inner() {
         RawAccessLog::Path(p) => (p, span.clone(), None),

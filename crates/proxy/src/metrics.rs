@@ -354,14 +354,21 @@ fn access_log_prometheus(out: &mut String) {
     }
     for (name, help) in [
         ("written", "Access-log lines written, by target."),
-        ("dropped", "Access-log lines dropped because the target was stuck, by target."),
+        (
+            "dropped",
+            "Access-log lines dropped because the target was stuck, by target.",
+        ),
     ] {
         let _ = writeln!(
             out,
             "# HELP tether_access_log_lines_{name}_total {help}\n# TYPE tether_access_log_lines_{name}_total counter"
         );
         for (target, s) in &all {
-            let v = if name == "written" { s.written } else { s.dropped };
+            let v = if name == "written" {
+                s.written
+            } else {
+                s.dropped
+            };
             let _ = writeln!(
                 out,
                 "tether_access_log_lines_{name}_total{{target=\"{}\"}} {v}",

@@ -235,6 +235,7 @@ mod tests {
             max_body: None,
             ports: None,
             rules: None,
+            access_log: None,
         }
     }
 

@@ -52,8 +52,8 @@ impl Shared {
     pub fn open(settings: &Settings) -> io::Result<Shared> {
         let runtime = Runtime::build(settings)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        let access_log = AccessLogs::open(settings)
-            .map_err(|e| io::Error::other(format!("access log: {e}")))?;
+        let access_log =
+            AccessLogs::open(settings).map_err(|e| io::Error::other(format!("access log: {e}")))?;
         let store = tether_store::from_url(&settings.store).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,

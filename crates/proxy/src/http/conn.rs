@@ -161,7 +161,10 @@ impl LogText {
         };
         let headers = wanted
             .iter()
-            .filter_map(|h| head.header(h).map(|v| (h.clone(), String::from_utf8_lossy(v).into_owned())))
+            .filter_map(|h| {
+                head.header(h)
+                    .map(|v| (h.clone(), String::from_utf8_lossy(v).into_owned()))
+            })
             .collect();
         Box::new(LogText {
             line: format!("{} {} {version}", head.method_str(), head.target()),

@@ -154,17 +154,13 @@ pub(super) fn next_request(
 /// Phase 2, begin: the request is counted, and what its access-log line needs is noted.
 fn begin(c: &mut Conn, cx: &mut Cx<'_>, head: &RequestHead) {
     c.keep_alive = head.keep_alive && !c.draining;
-    let log = c
-        .ctx
-        .access_log
-        .is_some()
-        .then(|| {
-            let mut t = LogText::of(head, head.version.as_str(), c.ctx.log_headers());
-            // The head was read already: it counts for this request.
-            let (i, o) = cx.conn_bytes(c.client);
-            t.bytes_at = Some((i.saturating_sub(head.len() as u64), o));
-            t
-        });
+    let log = c.ctx.access_log.is_some().then(|| {
+        let mut t = LogText::of(head, head.version.as_str(), c.ctx.log_headers());
+        // The head was read already: it counts for this request.
+        let (i, o) = cx.conn_bytes(c.client);
+        t.bytes_at = Some((i.saturating_sub(head.len() as u64), o));
+        t
+    });
     c.ctx.stats.request_started();
     c.current = Some(Box::new(Current {
         started: cx.now(),
