@@ -387,3 +387,55 @@ fn a_fifo_nobody_reads_drops_lines_and_serving_goes_on() {
     // SAFETY: our descriptor.
     unsafe { libc::close(reader) };
 }
+
+#[test]
+fn bad_access_logs_are_check_errors_with_positions() {
+    let dir = TempDir::new("alog-check");
+    let server = "[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:1\"]\n\n[[server]]\nlisten = [\"127.0.0.1:1\"]\n\n[[server.route]]\npath = \"/\"\nproxy = \"app\"\n";
+    let cases = [
+        (
+            format!("access_log = {{ path = \"a.log\", format = \"{{status}} {{upstream_stauts}}\" }}\n{server}"),
+            "tether.toml:1:51: `format`: unknown placeholder `{upstream_stauts}` (did you mean `{upstream_status}`?)",
+        ),
+        (
+            format!("access_log = {{ path = \"a.log\", format = \"csv\" }}\n{server}"),
+            "tether.toml:1:41: `format`: \"csv\" is not",
+        ),
+        (
+            format!("{server}access_log = {{ path = \"a.log\", formats = \"json\" }}\n"),
+            "tether.toml:11:",
+        ),
+        (
+            // A log-only placeholder is no header-rule placeholder.
+            format!("{server}request_headers = {{ set = {{ \"X-S\" = \"{{status}}\" }} }}\n"),
+            "tether.toml:11:",
+        ),
+    ];
+    for (config, want) in cases {
+        dir.write("tether.toml", config.as_bytes());
+        let out = Command::new(TETHER)
+            .arg("check")
+            .arg("tether.toml")
+            .current_dir(dir.path())
+            .output()
+            .expect("tether check");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{config}");
+        assert!(err.contains(want), "want {want:?} in {err}\n{config}");
+    }
+    // The same keys, right, pass.
+    dir.write(
+        "tether.toml",
+        format!("access_log = {{ path = \"a.log\", format = \"{{status}} {{affinity}}\" }}\n{server}access_log = \"stderr\"\n").as_bytes(),
+    );
+    let out = Command::new(TETHER)
+        .args(["check", "tether.toml"])
+        .current_dir(dir.path())
+        .output()
+        .expect("tether check");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
