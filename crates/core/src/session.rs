@@ -164,8 +164,9 @@ impl<'a> Cx<'a> {
     }
 
     /// Bytes read from and written to `c` so far (plaintext over TLS; zeros for an unknown
-    /// connection). A request's share is the difference between two readings.
-    pub fn conn_bytes(&self, c: ConnId) -> (u64, u64) {
+    /// connection), wrapping at 4 GiB: a request's share is the wrapping difference between
+    /// two readings.
+    pub fn conn_bytes(&self, c: ConnId) -> (u32, u32) {
         self.conn(c).map_or((0, 0), |x| (x.received, x.sent))
     }
 

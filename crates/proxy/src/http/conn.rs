@@ -145,7 +145,7 @@ pub(crate) struct LogText {
     /// Headers the templates name.
     pub headers: Vec<(String, String)>,
     /// The client connection's byte counts when the request began (HTTP/1.1).
-    pub bytes_at: Option<(u64, u64)>,
+    pub bytes_at: Option<(u32, u32)>,
     /// Bytes sent for this response (HTTP/2: its DATA) and its head's length.
     pub sent: Option<u64>,
     pub head_len: Option<u64>,
@@ -185,7 +185,7 @@ pub(crate) fn log_done(
     tls: Option<&tether_core::tls::TlsInfo>,
     c: Current,
     now: Instant,
-    bytes: Option<(u64, u64)>,
+    bytes: Option<(u32, u32)>,
 ) {
     let took = now.saturating_duration_since(c.started);
     ctx.stats.request_done(c.status, took);
@@ -196,8 +196,8 @@ pub(crate) fn log_done(
     // HTTP/2: the stream's DATA (the body alone, no head to take off).
     let (bytes_in, bytes_out, head_len) = match (text.bytes_at, bytes) {
         (Some((i0, o0)), Some((i1, o1))) => (
-            Some(i1.saturating_sub(i0)),
-            Some(o1.saturating_sub(o0)),
+            Some(u64::from(i1.wrapping_sub(i0))),
+            Some(u64::from(o1.wrapping_sub(o0))),
             text.head_len,
         ),
         _ => (None, Some(text.sent.unwrap_or(0)), None),

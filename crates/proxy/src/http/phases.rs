@@ -158,7 +158,7 @@ fn begin(c: &mut Conn, cx: &mut Cx<'_>, head: &RequestHead) {
         let mut t = LogText::of(head, head.version.as_str(), c.ctx.log_headers());
         // The head was read already: it counts for this request.
         let (i, o) = cx.conn_bytes(c.client);
-        t.bytes_at = Some((i.saturating_sub(head.len() as u64), o));
+        t.bytes_at = Some((i.wrapping_sub(head.len() as u32), o));
         t
     });
     c.ctx.stats.request_started();
