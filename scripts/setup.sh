@@ -27,6 +27,8 @@ command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
 command -v gzip >/dev/null 2>&1 || need+=(gzip)
 command -v brotli >/dev/null 2>&1 || need+=(brotli)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
+# The combined access log is read back by GoAccess (tests/access_log_formats.rs).
+command -v goaccess >/dev/null 2>&1 || need+=(goaccess)
 # The store outage tests freeze redis-server with kill -STOP (procps).
 command -v kill >/dev/null 2>&1 || need+=(procps)
 

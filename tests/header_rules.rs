@@ -12,7 +12,7 @@ use common::*;
 fn config(port: u16, up: u16, log: &std::path::Path) -> String {
     let log = log.display();
     format!(
-        r#"access_log = "{log}"
+        r#"access_log = {{ path = "{log}", format = "tether" }}
 
 [[upstream]]
 name = "app"

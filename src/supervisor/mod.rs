@@ -230,12 +230,7 @@ impl Master {
             Event::Signal(SIGHUP) => self.reload("SIGHUP"),
             Event::Signal(SIGCHLD) => {}
             Event::Signal(SIGQUIT) => self.stop_fast("SIGQUIT"),
-            Event::Signal(SIGUSR1) => {
-                log::info!("SIGUSR1: the workers reopen their log files");
-                for w in self.workers() {
-                    kill(w, libc::SIGUSR1);
-                }
-            }
+            Event::Signal(SIGUSR1) => self.forward_signal(libc::SIGUSR1, "SIGUSR1"),
             Event::Signal(sig) => {
                 let name = if sig == SIGINT { "SIGINT" } else { "SIGTERM" };
                 self.stop(name)
@@ -430,6 +425,14 @@ impl Master {
     }
 
     /// Stop everything gracefully.
+    /// SIGUSR1 (reopen the access logs): every worker gets it too.
+    fn forward_signal(&self, sig: i32, name: &str) {
+        log::info!("{name}: passed on to the workers");
+        for w in self.workers() {
+            kill(w, sig);
+        }
+    }
+
     fn stop(&mut self, why: &str) {
         if self.shutdown.is_some() {
             log::warn!("{why} again: killing the workers now");

@@ -280,6 +280,10 @@ fn watch_signals(drainer: Arc<Drainer>, link: Option<Arc<MasterLink>>) -> io::Re
         .spawn(move || {
             for sig in signals.forever() {
                 match sig {
+                    SIGUSR1 => {
+                        log::info!("SIGUSR1: reopening the access logs");
+                        tether_proxy::access_log::reopen_all();
+                    }
                     SIGHUP => match &link {
                         Some(l) => {
                             log::info!("SIGHUP: asking the master to reload");
@@ -292,7 +296,6 @@ fn watch_signals(drainer: Arc<Drainer>, link: Option<Arc<MasterLink>>) -> io::Re
                              --no-supervise); the running config stays"
                         ),
                     },
-                    SIGUSR1 => log::info!("SIGUSR1: reopening the log files"),
                     SIGQUIT => {
                         log::info!("SIGQUIT: fast stop, closing every connection now");
                         drainer.drain("SIGQUIT");

@@ -66,6 +66,7 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+pub mod access_log;
 pub mod acl;
 pub mod acme;
 pub mod certs;
@@ -108,7 +109,7 @@ struct RawConfig {
     #[serde(default)]
     workers: Option<Spanned<Workers>>,
     #[serde(default)]
-    access_log: Option<String>,
+    access_log: Option<Spanned<access_log::RawAccessLog>>,
     #[serde(default)]
     store: Option<Spanned<String>>,
     #[serde(default)]
@@ -205,8 +206,9 @@ pub struct Settings {
     pub server_name: String,
     /// Event-loop threads, each with its own `SO_REUSEPORT` listeners.
     pub workers: usize,
-    /// `"off"` (default), `"stderr"`, or a file to append one line per request to.
-    pub access_log: String,
+    /// `"off"` (default), `"stderr"`, or a file to append one line per request to, and its
+    /// format (`access_log.rs`); a `[[server]]` or route may name its own.
+    pub access_log: access_log::AccessLogSpec,
     /// Client connections open at once, over all workers (0: from the descriptor limit).
     pub max_connections: usize,
     /// Client connections of `http` listeners open at once from one client address, over
@@ -405,11 +407,15 @@ pub fn parse(file_text: &str, name: &str) -> Result<Settings, ConfigError> {
         n => n.map(Spanned::into_inner),
     };
     let acme = crate::acme::bind(acme, &mut listeners, &at)?;
+    let access_log = match raw.access_log {
+        Some(a) => access_log::check(a, &at)?,
+        None => access_log::AccessLogSpec::off(),
+    };
     let listeners = listeners.into_iter().map(|(l, _)| l).collect();
     Ok(Settings {
         server_name: raw.server_name.unwrap_or_else(|| "tether".to_string()),
         workers,
-        access_log: raw.access_log.unwrap_or_else(|| "off".into()),
+        access_log,
         max_connections: raw.max_connections.unwrap_or(0),
         max_connections_per_ip,
         store,

@@ -53,6 +53,8 @@ pub enum Var {
     UpstreamName,
     /// The picked server's `ip:port`.
     UpstreamAddr,
+    /// Access-log templates only (`access_log.rs`).
+    Log(crate::access_log::LogVar),
 }
 
 /// The placeholders without an argument, by name.
@@ -84,6 +86,15 @@ pub struct Template(pub Vec<Part>);
 impl Template {
     /// Parse `text`; an error gives the byte offset in `text` and a message.
     pub fn parse(text: &str) -> Result<Template, (usize, String)> {
+        Template::parse_with(text, false)
+    }
+
+    /// Parse an access-log template: the log-only placeholders too.
+    pub fn parse_log(text: &str) -> Result<Template, (usize, String)> {
+        Template::parse_with(text, true)
+    }
+
+    fn parse_with(text: &str, log: bool) -> Result<Template, (usize, String)> {
         let mut parts = Vec::new();
         let mut lit = String::new();
         let b = text.as_bytes();
@@ -104,7 +115,7 @@ impl Template {
                         return Err((i, "a `{` without its `}` (write `{{` for a brace)".into()));
                     };
                     let name = &text[i + 1..i + 1 + len];
-                    let var = var(name).map_err(|m| (i, m))?;
+                    let var = var(name, log).map_err(|m| (i, m))?;
                     if !lit.is_empty() {
                         parts.push(Part::Lit(std::mem::take(&mut lit)));
                     }
@@ -127,9 +138,17 @@ impl Template {
 }
 
 /// The placeholder `name` (what is between the braces).
-fn var(name: &str) -> Result<Var, String> {
+fn var(name: &str, log: bool) -> Result<Var, String> {
     if let Some((_, v)) = NAMES.iter().find(|(n, _)| *n == name) {
         return Ok(v.clone());
+    }
+    let log_names = if log {
+        &crate::access_log::LOG_NAMES[..]
+    } else {
+        &[]
+    };
+    if let Some((_, v)) = log_names.iter().find(|(n, _)| *n == name) {
+        return Ok(Var::Log(*v));
     }
     for (prefix, make) in [
         ("header.", Var::Header as fn(String) -> Var),
@@ -150,6 +169,7 @@ fn var(name: &str) -> Result<Var, String> {
         }
     }
     let mut known: Vec<&str> = NAMES.iter().map(|(n, _)| *n).collect();
+    known.extend(log_names.iter().map(|(n, _)| *n));
     known.extend(["header.NAME", "cookie.NAME"]);
     let hint = crate::hints::closest(name, known.iter().copied())
         .map(|k| format!(" (did you mean `{{{k}}}`?)"))

@@ -74,6 +74,8 @@ pub(super) struct RawServer {
     #[serde(default)]
     error_page: Vec<Spanned<RawErrorPage>>,
     intercept_errors: Option<bool>,
+    /// This server's access log (`access_log.rs`), for its routes without their own.
+    access_log: Option<Spanned<crate::access_log::RawAccessLog>>,
 }
 
 #[derive(Deserialize)]
@@ -117,6 +119,8 @@ pub(super) struct RawRoute {
     #[serde(default)]
     error_page: Vec<Spanned<RawErrorPage>>,
     intercept_errors: Option<Spanned<bool>>,
+    /// This route's access log (`access_log.rs`).
+    access_log: Option<Spanned<crate::access_log::RawAccessLog>>,
 }
 
 /// `port_rewrite = { host = "127.0.0.1", min = 2000, max = 2999 }`.
@@ -268,15 +272,24 @@ pub(super) fn check(
             basic_auth: crate::limits::basic_auth(&s.basic_auth, at)?,
         };
         inherited.error_pages = rewrite::error_pages(&s.error_page, s.intercept_errors, at)?;
+        let server_log = s
+            .access_log
+            .map(|a| crate::access_log::check(a, at))
+            .transpose()?;
         let mut routes = Vec::new();
-        for r in s.route {
+        for mut r in s.route {
             let access = crate::limits::route_access(
                 crate::limits::named(&r.get_ref().limits, limits, at)?,
                 crate::limits::basic_auth(&r.get_ref().basic_auth, at)?,
                 &server_access,
             );
+            let own = r.get_mut().access_log.take();
             let mut route = check_route(r, &pools, max_body, brokers, &inherited, &encode, at)?;
             route.access = access;
+            route.access_log = match own {
+                Some(a) => Some(crate::access_log::check(a, at)?),
+                None => server_log.clone(),
+            };
             routes.push(route);
         }
         let host = HostSpec {
@@ -548,5 +561,6 @@ fn check_route(
         rules,
         access: Default::default(),
         encode,
+        access_log: None,
     })
 }

@@ -50,7 +50,7 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
     Ok(Settings {
         server_name: "tether".into(),
         workers: 1,
-        access_log: "off".into(),
+        access_log: crate::access_log::AccessLogSpec::off(),
         max_connections: 0,
         max_connections_per_ip: None,
         store: "memory".into(),

@@ -104,6 +104,8 @@ pub struct RouteSpec {
     pub access: crate::limits::AccessSpec,
     /// `encode`: compression of proxied answers (`encode.rs`); `None`: off.
     pub encode: Option<tether_compress::Policy>,
+    /// The route's own access log (or its server's); None: the top-level one.
+    pub access_log: Option<crate::access_log::AccessLogSpec>,
 }
 
 impl RouteSpec {
@@ -118,6 +120,7 @@ impl RouteSpec {
             rules: RouteRules::default(),
             access: Default::default(),
             encode: None,
+            access_log: None,
         }
     }
 }

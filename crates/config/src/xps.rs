@@ -163,7 +163,7 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
     Ok(Settings {
         server_name: cfg.server_name.unwrap_or_else(|| "tether".into()),
         workers,
-        access_log: "off".into(),
+        access_log: crate::access_log::AccessLogSpec::off(),
         max_connections: 0,
         max_connections_per_ip: None,
         store: "memory".into(),
@@ -304,5 +304,6 @@ fn route(r: XpsRoute, upstreams: &mut Vec<UpstreamSpec>, pos: Pos) -> Result<Rou
         rules: Default::default(),
         access: Default::default(),
         encode: None,
+        access_log: None,
     })
 }

@@ -48,6 +48,11 @@ pub(crate) struct Connection {
     /// peer's FIN or an error (see the module doc). Set from each read event
     /// (`Core::conn_event`); true until the first one.
     pub drain_to_block: bool,
+    /// Bytes written to / read from this connection (plaintext over TLS), for the access
+    /// log's byte counts (`Cx::conn_bytes`). `u32`, wrapping, to keep this entry small: a
+    /// request's share is a wrapping difference, exact below 4 GiB.
+    pub sent: u32,
+    pub received: u32,
     /// The pool's idle-deadline timer for this connection (0: none). It outlives a reuse:
     /// the next park moves it instead of arming a new one (`pool.rs`).
     pub pool_timer: u64,
@@ -157,6 +162,8 @@ impl Connection {
             last_active: now,
             reused: false,
             drain_to_block: true,
+            sent: 0,
+            received: 0,
             pool_timer: 0,
             tls: None,
             pool_tag: 0,
@@ -244,7 +251,8 @@ mod tests {
     #[test]
     fn per_connection_entries_stay_small() {
         let conn = size_of::<super::Connection>();
-        assert!(conn <= 128, "Connection is {conn} bytes");
+        // 136: 128 plus the access log's byte counts (`sent`, `received`: two u32).
+        assert!(conn <= 136, "Connection is {conn} bytes");
         let slot = size_of::<crate::io::SessionSlot>();
         assert!(slot <= 104, "SessionSlot is {slot} bytes");
         assert!(size_of::<super::Peer>() <= 16);

@@ -261,6 +261,7 @@ impl Io {
                         }
                         Ok(n) => {
                             LoopStats::add(&self.stats.bytes_out, n as u64);
+                            conn.sent = conn.sent.wrapping_add(n as u32);
                             conn.last_active = self.now;
                             moved = true;
                         }
@@ -380,6 +381,7 @@ impl Io {
                             };
                             conn.last_active = self.now;
                             LoopStats::add(&self.stats.bytes_in, n as u64);
+                            conn.received = conn.received.wrapping_add(n as u32);
                             if let Some(l) = limit {
                                 *l -= n as u64;
                                 if *l == 0 {
@@ -551,6 +553,7 @@ fn drain_tls(pipe: &mut Pipe, conn: &mut Connection, now: Instant) -> bool {
             Ok(0) => return moved,
             Ok(n) => {
                 pipe.buf.consume(n);
+                conn.sent = conn.sent.wrapping_add(n as u32);
                 conn.last_active = now;
                 moved = true;
             }
@@ -599,6 +602,7 @@ fn send_file(pipe: &mut Pipe, conn: &mut Connection, now: Instant, stats: &LoopS
         if n > 0 {
             let n = n as u64;
             LoopStats::add(&stats.bytes_out, n);
+            conn.sent = conn.sent.wrapping_add(n as u32);
             *offset += n;
             if let Some(r) = remaining {
                 *r -= n;

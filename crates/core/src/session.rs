@@ -185,6 +185,13 @@ impl<'a> Cx<'a> {
         self.conn(c).map(|x| x.stream.as_raw_fd())
     }
 
+    /// Bytes read from and written to `c` so far (plaintext over TLS; zeros for an unknown
+    /// connection), wrapping at 4 GiB: a request's share is the wrapping difference between
+    /// two readings.
+    pub fn conn_bytes(&self, c: ConnId) -> (u32, u32) {
+        self.conn(c).map_or((0, 0), |x| (x.received, x.sent))
+    }
+
     /// How long since a byte last moved on `c` (zero for an unknown connection).
     pub fn idle(&self, c: ConnId) -> Duration {
         self.conn(c)

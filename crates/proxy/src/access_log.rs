@@ -1,126 +1,175 @@
-//! The access log: one line per request, in the combined format nginx and Apache write,
-//! followed by the request time in seconds:
+//! The access log: one line per request, written through a `tether_logwriter::LogWriter`
+//! (a bounded queue and a writer thread: the loop never waits on the disk; a stuck target
+//! drops lines and counts them). The format is the config's (`tether_config::access_log`):
+//! combined (Apache/nginx, the default), JSON, tether's own line, or a template; the lines
+//! themselves are made in `access_log_format.rs`.
 //!
-//! `127.0.0.1 - - [21/Nov/2026:17:20:00 +0000] "GET /x HTTP/1.1" 200 "-" "curl/7.88.1" 0.003`
-//!
-//! A request a route gives an id (`request_id`) ends its line with ` rid=<id>`.
-//!
-//! Written to stderr or appended to a file (`access_log = "stderr" | "off" | "/path"`), one
-//! `write` per line under a short lock shared by the workers.
+//! One writer per distinct target (a file path, or stderr): the top-level `access_log` and
+//! those of servers and routes naming the same file share it. `reopen` (SIGUSR1) opens
+//! every file again by path (logrotate).
 
-use std::fs::OpenOptions;
-use std::io::{self, Write};
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
 
-/// Where access lines go.
-pub struct AccessLog {
-    out: Mutex<Box<dyn Write + Send>>,
+use tether_config::access_log::{AccessLogSpec, LogTarget};
+use tether_config::Settings;
+use tether_logwriter::{LogWriter, Stats, Target};
+
+/// Bytes of lines one target may hold waiting for its writer thread.
+const QUEUE_BYTES: usize = 1 << 20;
+
+/// The access logs of a config: the writers, and the top-level format.
+pub struct AccessLogs {
+    writers: HashMap<LogTarget, LogWriter>,
+    default: Arc<AccessLogSpec>,
+    /// Request headers some template names (`{header.x}`), lower case: noted per request.
+    pub(crate) headers: Vec<String>,
+}
+
+/// What the upstream side of a proxied request did (none for a request tether answered).
+#[derive(Debug, Clone, Default)]
+pub struct UpInfo {
+    pub name: Arc<str>,
+    pub addr: Option<SocketAddr>,
+    /// `hit`, `miss`, `repin`, `new`, or `-` (no affinity).
+    pub affinity: &'static str,
+    pub status: Option<u16>,
+    pub connect: Option<Duration>,
+    pub header: Option<Duration>,
 }
 
 /// What one line says.
 pub struct Entry<'a> {
     pub client: Option<IpAddr>,
+    pub client_port: Option<u16>,
+    /// `GET /x HTTP/1.1`.
     pub request_line: &'a str,
     pub status: u16,
     pub referer: &'a str,
     pub user_agent: &'a str,
     pub duration: Duration,
-    /// On a TLS connection: version, cipher, SNI and ALPN, after the duration.
     pub tls: Option<&'a tether_core::tls::TlsInfo>,
-    /// The request's `X-Request-Id` (a route with `request_id`), last as `rid=...`.
     pub request_id: Option<&'a str>,
+    pub upstream: Option<&'a UpInfo>,
+    /// Bytes read from / sent to the client for this request (None: not known).
+    pub bytes_in: Option<u64>,
+    pub bytes_out: Option<u64>,
+    /// The response head's length, to tell the body's bytes from `bytes_out`.
+    pub head_len: Option<u64>,
+    pub host: Option<&'a str>,
+    /// Request headers templates asked for (lower-case names).
+    pub headers: &'a [(String, String)],
 }
 
-impl AccessLog {
-    /// `"off"` → none; `"stderr"`; anything else is a file path, appended to.
-    pub fn open(target: &str) -> io::Result<Option<Arc<AccessLog>>> {
-        let out: Box<dyn Write + Send> = match target {
-            "off" | "" => return Ok(None),
-            "stderr" => Box::new(io::stderr()),
-            path => Box::new(OpenOptions::new().create(true).append(true).open(path)?),
-        };
-        Ok(Some(Arc::new(AccessLog {
-            out: Mutex::new(out),
-        })))
-    }
+/// The running access logs, for SIGUSR1 (`reopen_all`) and `/metrics` (`stats_all`).
+fn running() -> &'static Mutex<Vec<Weak<AccessLogs>>> {
+    static RUNNING: OnceLock<Mutex<Vec<Weak<AccessLogs>>>> = OnceLock::new();
+    RUNNING.get_or_init(|| Mutex::new(Vec::new()))
+}
 
-    pub fn write(&self, e: &Entry<'_>) {
-        let ip = e
-            .client
-            .map_or_else(|| "-".to_string(), |ip| ip.to_string());
-        let tls = e.tls.map_or(String::new(), |t| {
-            format!(
-                " tls={} {} sni={} alpn={}",
-                t.version,
-                t.cipher,
-                t.sni.as_deref().unwrap_or("-"),
-                t.alpn.as_deref().unwrap_or("-")
-            )
-        });
-        let rid = e
-            .request_id
-            .map_or(String::new(), |id| format!(" rid={}", id.escape_default()));
-        let line = format!(
-            "{ip} - - [{}] \"{}\" {} \"{}\" \"{}\" {:.3}{tls}{rid}\n",
-            clf_time(SystemTime::now()),
-            e.request_line.escape_default(),
-            e.status,
-            e.referer.escape_default(),
-            e.user_agent.escape_default(),
-            e.duration.as_secs_f64()
-        );
-        if let Ok(mut out) = self.out.lock() {
-            if let Err(err) = out.write_all(line.as_bytes()) {
-                log::warn!("access log: {err}");
+/// Reopen every access-log file of this process (SIGUSR1, logrotate). Never blocks: the
+/// writer threads do it before their next line.
+pub fn reopen_all() {
+    if let Ok(mut all) = running().lock() {
+        all.retain(|w| w.strong_count() > 0);
+        for logs in all.iter().filter_map(Weak::upgrade) {
+            for w in logs.writers.values() {
+                w.reopen();
             }
         }
     }
 }
 
-/// `21/Nov/2026:17:20:00 +0000`.
-fn clf_time(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    format!(
-        "{d:02}/{}/{y}:{:02}:{:02}:{:02} +0000",
-        MONTHS[(m - 1) as usize],
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+/// Every access-log target's counters (written, dropped, bytes), by target name.
+pub fn stats_all() -> Vec<(String, Stats)> {
+    let mut out: Vec<(String, Stats)> = Vec::new();
+    if let Ok(all) = running().lock() {
+        for logs in all.iter().filter_map(Weak::upgrade) {
+            for w in logs.writers.values() {
+                let name = w.target().to_string();
+                let s = w.stats();
+                match out.iter_mut().find(|(n, _)| *n == name) {
+                    // A reload's old and new writers of one file: one series.
+                    Some((_, t)) => {
+                        t.written += s.written;
+                        t.dropped += s.dropped;
+                        t.bytes += s.bytes;
+                    }
+                    None => out.push((name, s)),
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+fn specs(settings: &Settings) -> Vec<&AccessLogSpec> {
+    let mut all = vec![&settings.access_log];
+    for l in &settings.listeners {
+        if let tether_config::Target::Http(router) = &l.target {
+            for h in &router.hosts {
+                all.extend(h.routes.iter().filter_map(|r| r.access_log.as_ref()));
+            }
+        }
+    }
+    all
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+impl AccessLogs {
+    /// Open one writer per distinct target of `settings` (files created, appended to); None
+    /// when no access log is on anywhere. Call at start-up or reload, not on a loop.
+    pub fn open(settings: &Settings) -> Result<Option<Arc<AccessLogs>>, String> {
+        let all = specs(settings);
+        let mut writers = HashMap::new();
+        let mut headers = Vec::new();
+        for spec in &all {
+            if let tether_config::access_log::LogFormat::Template(t) = &spec.format {
+                for part in &t.0 {
+                    if let tether_config::rules::Part::Var(tether_config::rules::Var::Header(h)) =
+                        part
+                    {
+                        if !headers.contains(h) {
+                            headers.push(h.clone());
+                        }
+                    }
+                }
+            }
+            let Some(target) = &spec.target else { continue };
+            if writers.contains_key(target) {
+                continue;
+            }
+            let t = match target {
+                LogTarget::Stderr => Target::Stderr,
+                LogTarget::File(p) => Target::File(p.clone()),
+            };
+            let w = LogWriter::open(t, QUEUE_BYTES)?;
+            writers.insert(target.clone(), w);
+        }
+        if writers.is_empty() {
+            return Ok(None);
+        }
+        let logs = Arc::new(AccessLogs {
+            writers,
+            default: Arc::new(settings.access_log.clone()),
+            headers,
+        });
+        if let Ok(mut all) = running().lock() {
+            all.retain(|w| w.strong_count() > 0);
+            all.push(Arc::downgrade(&logs));
+        }
+        Ok(Some(logs))
+    }
 
-    #[test]
-    fn dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_222_923);
-        assert_eq!(clf_time(t), "21/Nov/2026:01:02:03 +0000");
+    /// Write `e` in the format of `spec` (a route's or server's), else the top-level one.
+    pub fn write(&self, spec: Option<&AccessLogSpec>, e: &Entry<'_>) {
+        let spec = spec.unwrap_or(&self.default);
+        let Some(w) = spec.target.as_ref().and_then(|t| self.writers.get(t)) else {
+            return;
+        };
+        let line = crate::access_log_format::line(&spec.format, e);
+        w.write_line(line.as_bytes());
     }
 }

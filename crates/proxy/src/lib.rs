@@ -18,6 +18,7 @@
 
 pub mod access;
 pub mod access_log;
+mod access_log_format;
 pub mod admin;
 pub mod h2;
 pub mod health;

@@ -360,7 +360,40 @@ impl Registry {
         }
         let limits = self.limits.lock().map(|l| l.clone()).unwrap_or_default();
         crate::access::limits_prometheus(&mut out, &limits);
+        access_log_prometheus(&mut out);
         out
+    }
+}
+
+/// Each access-log target's lines written and dropped (a stuck target drops).
+fn access_log_prometheus(out: &mut String) {
+    let all = crate::access_log::stats_all();
+    if all.is_empty() {
+        return;
+    }
+    for (name, help) in [
+        ("written", "Access-log lines written, by target."),
+        (
+            "dropped",
+            "Access-log lines dropped because the target was stuck, by target.",
+        ),
+    ] {
+        let _ = writeln!(
+            out,
+            "# HELP tether_access_log_lines_{name}_total {help}\n# TYPE tether_access_log_lines_{name}_total counter"
+        );
+        for (target, s) in &all {
+            let v = if name == "written" {
+                s.written
+            } else {
+                s.dropped
+            };
+            let _ = writeln!(
+                out,
+                "tether_access_log_lines_{name}_total{{target=\"{}\"}} {v}",
+                target.escape_default()
+            );
+        }
     }
 }
 

@@ -122,6 +122,8 @@ pub struct Route {
     pub access: Option<Arc<crate::access::Access>>,
     /// Compression of proxied answers (`http/encode.rs`); `None`: off.
     pub encode: Option<Arc<tether_compress::Policy>>,
+    /// The route's (or its server's) own access log; `None`: the top-level one.
+    pub access_log: Option<Arc<tether_config::access_log::AccessLogSpec>>,
 }
 
 impl Route {
@@ -175,6 +177,7 @@ impl Router {
             rules: None,
             access: None,
             encode: None,
+            access_log: None,
         };
         Router {
             hosts: vec![VirtualHost {
@@ -240,6 +243,7 @@ mod tests {
             rules: None,
             access: None,
             encode: None,
+            access_log: None,
         }
     }
 

@@ -197,6 +197,7 @@ impl Upstreams<'_> {
                 .access(&r.access)
                 .map_err(|e| Pos::default().error(format!("basic auth: {e}")))?,
             encode: r.encode.clone().map(Arc::new),
+            access_log: r.access_log.clone().map(Arc::new),
         })
     }
 

@@ -9,7 +9,7 @@ use tether_core::proxy_protocol::Trusted;
 use tether_core::{Accepted, Core, SessionFactory};
 use tether_h2::frame::PREFACE;
 
-use crate::access_log::AccessLog;
+use crate::access_log::AccessLogs;
 use crate::h2::H2Session;
 use crate::health::HealthChecker;
 use crate::http::{HttpSession, ListenerCtx, TooMany};
@@ -29,7 +29,7 @@ use tether_store::Store;
 pub struct Shared {
     /// The routers, pools, TLS configs and ACME state, built from the settings.
     pub runtime: Arc<Runtime>,
-    pub access_log: Option<Arc<AccessLog>>,
+    pub access_log: Option<Arc<AccessLogs>>,
     /// Every worker's counters, for the metrics listener and `status_page` routes.
     pub metrics: Arc<Registry>,
     /// The listeners and pools the HTML status page lists.
@@ -52,9 +52,8 @@ impl Shared {
     pub fn open(settings: &Settings) -> io::Result<Shared> {
         let runtime = Runtime::build(settings)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
-        let access_log = AccessLog::open(&settings.access_log).map_err(|e| {
-            io::Error::new(e.kind(), format!("access log {}: {e}", settings.access_log))
-        })?;
+        let access_log =
+            AccessLogs::open(settings).map_err(|e| io::Error::other(format!("access log: {e}")))?;
         let store = tether_store::from_url(&settings.store).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,

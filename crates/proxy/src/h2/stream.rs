@@ -91,6 +91,9 @@ impl Stream {
                 Ok(n) => {
                     out.queued -= n;
                     moved |= n > 0;
+                    if let Some(c) = self.current.as_mut() {
+                        c.note_sent(n);
+                    }
                     if !front.is_empty() {
                         break; // the window is closed
                     }
@@ -154,7 +157,9 @@ impl Stream {
             h2.reset(self.id, ErrorCode::Cancel);
         }
         if let Some(c) = self.current.take() {
-            log_done(ctx, peer.ip, peer.tls.as_deref(), c, cx.now());
+            let addr = cx.peer_addr(peer.conn);
+            let addr = addr.or_else(|| peer.ip.map(|ip| std::net::SocketAddr::new(ip, 0)));
+            log_done(ctx, addr, peer.tls.as_deref(), c, cx.now(), None);
         }
     }
 
@@ -170,6 +175,11 @@ impl Stream {
         if let Some(c) = self.current.as_mut() {
             c.held = held;
         }
+    }
+
+    /// What the access log notes of the upstream side (`http/conn.rs` `Current`).
+    pub fn current_mut(&mut self) -> Option<&mut Current> {
+        self.current.as_mut()
     }
 
     pub fn note_status(&mut self, status: u16) {
@@ -257,7 +267,7 @@ impl H2Session {
     ) {
         let h1 = to_h1(&head, end_stream, &self.ctx.limits);
         let log = self.ctx.access_log.is_some().then(|| match &h1 {
-            Ok(h) => LogText::of(h, "HTTP/2.0"),
+            Ok(h) => LogText::of(h, "HTTP/2.0", self.ctx.log_headers()),
             Err(_) => Box::new(LogText {
                 line: format!(
                     "{} {} HTTP/2.0",
@@ -266,7 +276,7 @@ impl H2Session {
                 ),
                 referer: "-".into(),
                 user_agent: "-".into(),
-                request_id: None,
+                ..LogText::default()
             }),
         });
         self.begin(cx, id, &head.method[..] == b"HEAD", log);
@@ -283,7 +293,7 @@ impl H2Session {
                 line: "- - HTTP/2.0".into(),
                 referer: "-".into(),
                 user_agent: "-".into(),
-                request_id: None,
+                ..LogText::default()
             })
         });
         self.begin(cx, id, false, log);
@@ -318,6 +328,7 @@ impl H2Session {
         };
         if let Some(cur) = self.streams.get_mut(&id).and_then(|s| s.current.as_mut()) {
             cur.pages = crate::http::rewrite::PagesFor::of(route.rules.as_ref(), &head);
+            cur.note_route(route.access_log.as_ref());
         }
         if !route.acl.permits(self.peer.ip) {
             log::info!(

@@ -316,6 +316,9 @@ impl H2Session {
     ) {
         if let Some(s) = self.streams.get_mut(&id) {
             s.note_request_id(req.request_id.as_deref());
+            if let Some(c) = s.current_mut() {
+                c.note_upstream(&req.upstream, &pick);
+            }
         }
         let x = Box::new(Exchange {
             up: ConnId::dangling(),
@@ -566,6 +569,9 @@ impl H2Session {
             _ => head,
         };
         let head = secure(&ctx.spec, head.freeze());
+        if let Some(c) = self.streams.get_mut(&id).and_then(|s| s.current_mut()) {
+            c.note_upstream_head(resp.status, now, head.len());
+        }
         let Some(s) = self.streams.get_mut(&id) else {
             return abandon(cx, x);
         };

@@ -60,6 +60,9 @@ pub(crate) struct Pick {
     pub response: Edits,
     /// The session was pinned (a cookie, tag or learned entry named the server).
     pub pinned: bool,
+    /// For the access log: `hit` (pinned), `repin` (its server was gone: a new one),
+    /// `miss` (a token tether could not use), `new` (no token), `-` (no affinity).
+    pub outcome: &'static str,
     /// The store key this session's pin lives under (session_id re-pins, learn).
     store_key: Option<String>,
     /// The session id value as the client sent it, and its original (untagged) part.
@@ -105,6 +108,7 @@ fn pick(server: ServerRef) -> Pick {
         request: Edits::default(),
         response: Edits::default(),
         pinned: false,
+        outcome: "new",
         store_key: None,
         tagged: None,
     }
@@ -121,11 +125,16 @@ pub(crate) fn decide(
 ) -> Decision {
     match &ctx.up.affinity {
         Affinity::None => match balanced(ctx) {
-            Some(s) => Decision::Go(Box::new(pick(s))),
+            Some(s) => {
+                let mut p = pick(s);
+                p.outcome = "-";
+                Decision::Go(Box::new(p))
+            }
             None => Decision::Refuse(503, NO_SERVER),
         },
         Affinity::Cookie(c) => {
             let opened = request_cookie(req, &c.name).map(|v| c.sealer.open_cookie(v, ctx.unix));
+            let bad = matches!(opened, Some(Err(_)));
             let target = match opened {
                 Some(Ok(id)) => Some(id),
                 Some(Err(e)) if c.strict => {
@@ -134,19 +143,20 @@ pub(crate) fn decide(
                 }
                 _ => None,
             };
-            let (server, pinned) = match target {
+            let (server, pinned, outcome) = match target {
                 Some(id) => match resolve(ctx, &id) {
-                    Some(Resolved::Keep(s)) => (s, true),
-                    Some(Resolved::Repin(s)) => (s, false),
+                    Some(Resolved::Keep(s)) => (s, true, "hit"),
+                    Some(Resolved::Repin(s)) => (s, false, "repin"),
                     _ => return Decision::Refuse(503, SERVER_GONE),
                 },
                 None => match balanced(ctx) {
-                    Some(s) => (s, false),
+                    Some(s) => (s, false, if bad { "miss" } else { "new" }),
                     None => return Decision::Refuse(503, NO_SERVER),
                 },
             };
             let mut p = pick(server);
             p.pinned = pinned;
+            p.outcome = outcome;
             if !pinned {
                 p.response.add = cookie_line(ctx, &p.server);
             }
@@ -169,6 +179,7 @@ pub(crate) fn decide(
                     None => None,
                 },
             };
+            let known_entry = known.is_some();
             let (server, pinned) = match known {
                 Some(id) => match resolve(ctx, &id) {
                     Some(Resolved::Keep(s)) => {
@@ -193,6 +204,11 @@ pub(crate) fn decide(
             };
             let mut p = pick(server);
             p.pinned = pinned;
+            p.outcome = match (pinned, known_entry) {
+                (true, _) => "hit",
+                (false, true) => "repin",
+                (false, false) => "miss",
+            };
             p.store_key = Some(key);
             Decision::Go(Box::new(p))
         }
@@ -292,6 +308,7 @@ fn decide_session_id(
     };
     let mut p = pick(server);
     p.pinned = pinned;
+    p.outcome = if pinned { "hit" } else { "repin" };
     p.store_key = Some(key);
     p.tagged = Some((value.to_string(), original.to_string()));
     strip_tag(sid, req, value, original, &mut p.request);

@@ -19,7 +19,7 @@ use tether_core::{ConnId, Cx, PipeId, PipeOpts, Sink, Source};
 
 use super::context::ListenerCtx;
 use super::{forward, State};
-use crate::access_log::Entry;
+use crate::access_log::{Entry, UpInfo};
 use crate::idle::{KEY_LINGER, LINGER};
 use crate::per_ip::IpSlot;
 use tether_config::ListenerSpec;
@@ -80,6 +80,52 @@ pub(crate) struct Current {
 }
 
 impl Current {
+    /// Body bytes sent for this response (HTTP/2 DATA).
+    pub fn note_sent(&mut self, n: usize) {
+        if let Some(log) = self.log.as_mut() {
+            *log.sent.get_or_insert(0) += n as u64;
+        }
+    }
+
+    /// The route's own access log (or its server's), if it has one.
+    pub fn note_route(&mut self, spec: Option<&Arc<tether_config::access_log::AccessLogSpec>>) {
+        if let (Some(log), Some(spec)) = (self.log.as_mut(), spec) {
+            log.spec = Some(spec.clone());
+        }
+    }
+
+    /// The server a proxied request goes to (again after a failed connect).
+    pub fn note_upstream(&mut self, up: &crate::upstream::Upstream, pick: &super::affinity::Pick) {
+        if let Some(log) = self.log.as_mut() {
+            log.up = Some(UpInfo {
+                name: up.name().into(),
+                addr: Some(pick.server.addr()),
+                affinity: pick.outcome,
+                ..UpInfo::default()
+            });
+        }
+    }
+
+    /// The upstream connection is up (`since`: when the request began to be forwarded).
+    pub fn note_connected(&mut self, now: Instant) {
+        let started = self.started;
+        if let Some(up) = self.log.as_mut().and_then(|l| l.up.as_mut()) {
+            up.connect = Some(now.saturating_duration_since(started));
+        }
+    }
+
+    /// The upstream's final response head arrived (`head_len`: the head sent on).
+    pub fn note_upstream_head(&mut self, status: u16, now: Instant, head_len: usize) {
+        let started = self.started;
+        if let Some(log) = self.log.as_mut() {
+            log.head_len = Some(head_len as u64);
+            if let Some(up) = log.up.as_mut() {
+                up.status = Some(status);
+                up.header = Some(now.saturating_duration_since(started));
+            }
+        }
+    }
+
     /// The request's `X-Request-Id` (`rules.rs`), for its access-log line.
     pub fn note_request_id(&mut self, id: Option<&str>) {
         if let (Some(log), Some(id)) = (self.log.as_mut(), id) {
@@ -88,53 +134,98 @@ impl Current {
     }
 }
 
+#[derive(Default)]
 pub(crate) struct LogText {
     pub line: String,
     pub referer: String,
     pub user_agent: String,
     /// The request id, when the route gives one (`rid=` at the end of the line).
     pub request_id: Option<Box<str>>,
+    /// The route's (or its server's) access log, when it has its own.
+    pub spec: Option<Arc<tether_config::access_log::AccessLogSpec>>,
+    /// The upstream side, for a proxied request.
+    pub up: Option<UpInfo>,
+    pub host: Option<String>,
+    /// Headers the templates name.
+    pub headers: Vec<(String, String)>,
+    /// The client connection's byte counts when the request began (HTTP/1.1).
+    pub bytes_at: Option<(u32, u32)>,
+    /// Bytes sent for this response (HTTP/2: its DATA) and its head's length.
+    pub sent: Option<u64>,
+    pub head_len: Option<u64>,
 }
 
 impl LogText {
-    /// What the access log will say of `head` (`version`: as the client spoke it).
-    pub fn of(head: &tether_http::RequestHead, version: &str) -> Box<LogText> {
+    /// What the access log will say of `head` (`version`: as the client spoke it; `wanted`:
+    /// headers templates name).
+    pub fn of(head: &tether_http::RequestHead, version: &str, wanted: &[String]) -> Box<LogText> {
         let text = |name: &str| {
             head.header(name)
                 .map_or("-".into(), |v| String::from_utf8_lossy(v).into_owned())
         };
+        let headers = wanted
+            .iter()
+            .filter_map(|h| {
+                head.header(h)
+                    .map(|v| (h.clone(), String::from_utf8_lossy(v).into_owned()))
+            })
+            .collect();
         Box::new(LogText {
             line: format!("{} {} {version}", head.method_str(), head.target()),
             referer: text("referer"),
             user_agent: text("user-agent"),
-            request_id: None,
+            host: head.host().map(str::to_string),
+            headers,
+            ..LogText::default()
         })
     }
 }
 
 /// A request is over: count it and write its access-log line (HTTP/1.1 and HTTP/2).
+/// `bytes`: the client connection's counts now (HTTP/1.1; HTTP/2 counts per stream).
 pub(crate) fn log_done(
     ctx: &ListenerCtx,
-    client: Option<IpAddr>,
+    client: Option<std::net::SocketAddr>,
     tls: Option<&tether_core::tls::TlsInfo>,
     c: Current,
     now: Instant,
+    bytes: Option<(u32, u32)>,
 ) {
     let took = now.saturating_duration_since(c.started);
     ctx.stats.request_done(c.status, took);
     let (Some(log), Some(text)) = (ctx.access_log.as_ref(), c.log) else {
         return;
     };
-    log.write(&Entry {
-        client,
-        request_line: &text.line,
-        status: c.status,
-        referer: &text.referer,
-        user_agent: &text.user_agent,
-        duration: took,
-        tls,
-        request_id: text.request_id.as_deref(),
-    });
+    // HTTP/1.1: the connection's counts since the request began (heads included);
+    // HTTP/2: the stream's DATA (the body alone, no head to take off).
+    let (bytes_in, bytes_out, head_len) = match (text.bytes_at, bytes) {
+        (Some((i0, o0)), Some((i1, o1))) => (
+            Some(u64::from(i1.wrapping_sub(i0))),
+            Some(u64::from(o1.wrapping_sub(o0))),
+            text.head_len,
+        ),
+        _ => (None, Some(text.sent.unwrap_or(0)), None),
+    };
+    log.write(
+        text.spec.as_deref(),
+        &Entry {
+            client: client.map(|a| a.ip()),
+            client_port: client.map(|a| a.port()),
+            request_line: &text.line,
+            status: c.status,
+            referer: &text.referer,
+            user_agent: &text.user_agent,
+            duration: took,
+            tls,
+            request_id: text.request_id.as_deref(),
+            upstream: text.up.as_ref(),
+            bytes_in,
+            bytes_out,
+            head_len,
+            host: text.host.as_deref(),
+            headers: &text.headers,
+        },
+    );
 }
 
 impl Conn {
@@ -290,10 +381,11 @@ impl Conn {
         };
         log_done(
             &self.ctx,
-            self.client_ip(cx),
+            cx.peer_addr(self.client),
             cx.tls_info(self.client).as_deref(),
             *c,
             cx.now(),
+            Some(cx.conn_bytes(self.client)),
         );
     }
 
@@ -309,6 +401,11 @@ impl Conn {
     ) -> State {
         let head = secure(self.spec(), head);
         self.note_status(status);
+        if let Some(log) = self.current.as_mut().and_then(|c| c.log.as_mut()) {
+            // The head alone (`head` may carry a body after it), for the body's size.
+            let end = head.windows(4).position(|w| w == b"\r\n\r\n");
+            log.head_len = end.map(|i| i as u64 + 4);
+        }
         if !self.keep_alive {
             self.start_closing(cx);
         }

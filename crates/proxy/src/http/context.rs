@@ -13,7 +13,7 @@ use tether_http::Limits;
 use tether_store::Store;
 
 use super::affinity;
-use crate::access_log::AccessLog;
+use crate::access_log::AccessLogs;
 use crate::metrics::{Registry, WorkerStats};
 use crate::router::Router;
 use crate::status_page::Topology;
@@ -34,7 +34,7 @@ pub struct ListenerCtx {
     /// The listeners and pools the HTML status page lists.
     pub(crate) topology: Arc<Topology>,
     /// One line per request, when the access log is on.
-    pub(crate) access_log: Option<Arc<AccessLog>>,
+    pub(crate) access_log: Option<Arc<AccessLogs>>,
     /// Affinity entries (learned sessions, re-pins), and whether other instances share
     /// them (Redis: a miss in memory is asked there).
     pub(crate) store: Arc<dyn Store>,
@@ -46,6 +46,11 @@ pub struct ListenerCtx {
 }
 
 impl ListenerCtx {
+    /// Request headers the access-log templates name.
+    pub(crate) fn log_headers(&self) -> &[String] {
+        self.access_log.as_ref().map_or(&[], |l| &l.headers)
+    }
+
     /// What an affinity decision for `up` reads besides the request.
     pub(crate) fn affinity<'a>(
         &'a self,

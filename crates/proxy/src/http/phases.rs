@@ -173,11 +173,13 @@ pub(super) fn next_request(
 /// Phase 2, begin: the request is counted, and what its access-log line needs is noted.
 fn begin(c: &mut Conn, cx: &mut Cx<'_>, head: &RequestHead) {
     c.keep_alive = head.keep_alive && !c.draining;
-    let log = c
-        .ctx
-        .access_log
-        .is_some()
-        .then(|| LogText::of(head, head.version.as_str()));
+    let log = c.ctx.access_log.is_some().then(|| {
+        let mut t = LogText::of(head, head.version.as_str(), c.ctx.log_headers());
+        // The head was read already: it counts for this request.
+        let (i, o) = cx.conn_bytes(c.client);
+        t.bytes_at = Some((i.wrapping_sub(head.len() as u32), o));
+        t
+    });
     c.ctx.stats.request_started();
     c.current = Some(Box::new(Current {
         started: cx.now(),
@@ -200,6 +202,7 @@ fn serve(c: &mut Conn, cx: &mut Cx<'_>, head: RequestHead) -> State {
     };
     if let Some(cur) = c.current.as_mut() {
         cur.pages = super::rewrite::PagesFor::of(route.rules.as_ref(), &head);
+        cur.note_route(route.access_log.as_ref());
     }
     // The route's allow/deny list first: it covers everything under the route, the
     // port-rewritten paths too.

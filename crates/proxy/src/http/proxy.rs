@@ -134,6 +134,7 @@ fn vars<'a>(
 pub(super) fn start(c: &mut Conn, cx: &mut Cx<'_>, req: Proxied, pick: Pick) -> State {
     if let Some(cur) = c.current.as_mut() {
         cur.note_request_id(req.request_id.as_deref());
+        cur.note_upstream(&req.upstream, &pick);
     }
     let given = Given::of(&req.rules, &req.request_id);
     let head = head_for(c, cx, &req.head, &pick, given, &req.upstream);
@@ -237,6 +238,9 @@ fn connect_failed(
     );
     x.retried = false;
     c.hold(&x.pick.server);
+    if let Some(cur) = c.current.as_mut() {
+        cur.note_upstream(&x.upstream, &x.pick);
+    }
     connect(c, cx, x, true)
 }
 
@@ -255,6 +259,9 @@ pub(super) fn connected(
         return connect_failed(c, cx, x, &format!("unreachable: {e}"), 502);
     }
     x.link = Link::Connected;
+    if let Some(cur) = c.current.as_mut() {
+        cur.note_connected(cx.now());
+    }
     let keep = PipeOpts {
         fin: false,
         ..PipeOpts::default()
@@ -511,6 +518,9 @@ fn respond(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>, resp: ResponseHe
         _ => head,
     };
     let head = secure(c.spec(), head.freeze());
+    if let Some(cur) = c.current.as_mut() {
+        cur.note_upstream_head(resp.status, cx.now(), head.len());
+    }
     let interim_sent = x.to_client.is_some();
     let buffered = x.up_buf.len() as u64;
     let direct = match resp.body {

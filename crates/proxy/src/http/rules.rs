@@ -311,6 +311,8 @@ pub(crate) fn var_value(var: &Var, v: &Vars<'_>, out: &mut Vec<u8>) {
         }
         Var::UpstreamName => out.extend_from_slice(v.upstream_name.as_bytes()),
         Var::UpstreamAddr => out.extend_from_slice(v.upstream_addr.to_string().as_bytes()),
+        // Access-log templates only: the config refuses them in header rules.
+        Var::Log(_) => {}
     }
 }
 
