@@ -19,6 +19,7 @@
 //!
 //! Build a store from the configuration string with [`from_url`] or [`open`].
 
+mod backend;
 mod limit;
 mod link;
 mod memory;
@@ -33,6 +34,7 @@ mod writer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use backend::{Access, Backend};
 pub use limit::{LimitAnswer, RateRule};
 pub use memory::MemoryStore;
 pub use redis_store::{RedisStore, ASK_TIMEOUT};
@@ -195,6 +197,13 @@ pub fn open(url: &str, options: &Options) -> Result<Arc<dyn Store>, String> {
     Err(format!(
         "unknown affinity store {url:?}: expected \"memory\" (or empty) or a redis://host:port/db URL"
     ))
+}
+
+/// Builds a Redis store for `backend` (one server, a Sentinel group's master, or a
+/// cluster; see [`Backend`]). Like [`open`], it checks the description here and connects
+/// on the helper threads.
+pub fn open_backend(backend: &Backend, options: &Options) -> Result<Arc<dyn Store>, String> {
+    Ok(Arc::new(RedisStore::open_backend(backend, options)?))
 }
 
 #[cfg(test)]
