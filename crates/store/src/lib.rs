@@ -183,7 +183,8 @@ pub fn from_url(url: &str) -> Result<Arc<dyn Store>, String> {
 }
 
 /// Builds the store a configuration names: `""` or `"memory"` for the in-memory store,
-/// `redis://host:port/db` for Redis. Anything else is an error that says what is accepted.
+/// `redis://host:port/db` (`rediss://` for TLS) for Redis; [`open_backend`] for Sentinel
+/// and Cluster. Anything else is an error that says what is accepted.
 /// Opening a Redis store does not connect on this thread: an unreachable server is
 /// reported (and retried) by the helper threads, not here.
 pub fn open(url: &str, options: &Options) -> Result<Arc<dyn Store>, String> {
@@ -191,11 +192,11 @@ pub fn open(url: &str, options: &Options) -> Result<Arc<dyn Store>, String> {
     if url.is_empty() || url == "memory" {
         return Ok(Arc::new(MemoryStore::new(options.max_entries)));
     }
-    if url.starts_with("redis://") {
+    if url.starts_with("redis://") || url.starts_with("rediss://") {
         return Ok(Arc::new(RedisStore::open(url, options)?));
     }
     Err(format!(
-        "unknown affinity store {url:?}: expected \"memory\" (or empty) or a redis://host:port/db URL"
+        "unknown affinity store {url:?}: expected \"memory\" (or empty) or a redis://host:port/db (rediss:// for TLS) URL"
     ))
 }
 
@@ -224,7 +225,6 @@ mod tests {
         for url in [
             "mem",
             "http://127.0.0.1:6379",
-            "rediss://127.0.0.1/0",
             "127.0.0.1:6379",
         ] {
             let err = from_url(url).err().expect("an error");

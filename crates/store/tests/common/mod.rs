@@ -88,11 +88,18 @@ impl RedisServer {
 
     /// A server on `port`, answering `PING` before this returns (at most 10 s).
     pub fn start_on(port: u16) -> RedisServer {
+        RedisServer::start_with(port, &[])
+    }
+
+    /// A server on `port` with more `redis-server` arguments (`--replicaof`, cluster
+    /// mode, ...), answering `PING` before this returns (at most 10 s).
+    pub fn start_with(port: u16, extra: &[&str]) -> RedisServer {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
             .arg(std::env::temp_dir())
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
