@@ -65,6 +65,18 @@ pub struct Access {
 }
 
 impl Backend {
+    /// Whether connections to it use TLS (`rediss://`, `tls`, or a CA file).
+    pub fn uses_tls(&self) -> bool {
+        match self {
+            Backend::Single { url, access } => {
+                url.trim_start().starts_with("rediss://") || access.tls || access.ca_file.is_some()
+            }
+            Backend::Sentinel { access, .. } | Backend::Cluster { access, .. } => {
+                access.tls || access.ca_file.is_some()
+            }
+        }
+    }
+
     /// `Single` with the URL's own credentials and TLS.
     pub fn single(url: &str) -> Backend {
         Backend::Single {
@@ -146,6 +158,12 @@ impl Target {
     /// Checks `backend` and builds its clients (no connection yet); also returns the label
     /// of log lines (never a password).
     pub(crate) fn new(backend: &Backend) -> Result<(Target, String), String> {
+        if backend.uses_tls() {
+            // redis's TLS asks rustls for the process-wide provider, which rustls cannot
+            // pick alone when both or neither of its providers are compiled in. Keep
+            // whatever the embedding program installed.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         match backend {
             Backend::Single { url, access } => {
                 let ca = read_ca(access)?;
