@@ -25,6 +25,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use redis::cluster::{ClusterClient, ClusterConnection};
@@ -145,6 +146,8 @@ pub(crate) enum Target {
         ca: Option<Vec<u8>>,
         /// The sentinel to ask first (the last one that answered).
         first: AtomicUsize,
+        /// The master last connected to, to log a change once.
+        current: Mutex<Option<(String, u16)>>,
     },
     Cluster {
         client: ClusterClient,
@@ -228,6 +231,7 @@ impl Target {
                         access: access.clone(),
                         ca,
                         first: AtomicUsize::new(0),
+                        current: Mutex::new(None),
                     },
                     label,
                 ))
@@ -318,6 +322,7 @@ impl Target {
                 access,
                 ca,
                 first,
+                current,
             } => {
                 let (host, port) = ask_sentinels(sentinels, master, first, timeout)?;
                 let info = node_info(host.clone(), port, *db, access)?;
@@ -327,7 +332,12 @@ impl Target {
                 let role: Vec<Value> = redis::cmd("ROLE").query(&mut con)?;
                 match role.first() {
                     Some(Value::BulkString(r)) if r == b"master" => {
-                        log::debug!("redis sentinel: master {master} at {host}:{port}");
+                        let mut known = current.lock().unwrap_or_else(|p| p.into_inner());
+                        let now = Some((host.clone(), port));
+                        if *known != now {
+                            log::info!("redis sentinel: master {master} at {host}:{port}");
+                            *known = now;
+                        }
                         Ok(con)
                     }
                     _ => Err(RedisError::from((

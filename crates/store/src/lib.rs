@@ -222,11 +222,7 @@ mod tests {
 
     #[test]
     fn bad_urls_say_what_is_accepted() {
-        for url in [
-            "mem",
-            "http://127.0.0.1:6379",
-            "127.0.0.1:6379",
-        ] {
+        for url in ["mem", "http://127.0.0.1:6379", "127.0.0.1:6379"] {
             let err = from_url(url).err().expect("an error");
             assert!(err.contains("expected \"memory\""), "{url}: {err}");
             assert!(err.contains(url), "{url}: {err}");

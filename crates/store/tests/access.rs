@@ -61,8 +61,8 @@ fn acl_user_and_password() {
         password: Some("s3cret".into()),
         ..Access::default()
     };
-    let store = RedisStore::open_backend(&single(server.url(), access), &Options::default())
-        .expect("open");
+    let store =
+        RedisStore::open_backend(&single(server.url(), access), &Options::default()).expect("open");
     wait_connected(&store);
     store.put("cookie:acl", "s3", MINUTE);
     wait_for("the pin in redis", Duration::from_secs(5), || {
@@ -79,11 +79,13 @@ fn acl_user_and_password() {
         password: Some("nope".into()),
         ..Access::default()
     };
-    let bad = RedisStore::open_backend(&single(server.url(), wrong), &Options::default())
-        .expect("open");
-    wait_for("a wrong password is an outage", Duration::from_secs(5), || {
-        bad.stats().outages >= 1
-    });
+    let bad =
+        RedisStore::open_backend(&single(server.url(), wrong), &Options::default()).expect("open");
+    wait_for(
+        "a wrong password is an outage",
+        Duration::from_secs(5),
+        || bad.stats().outages >= 1,
+    );
     assert_eq!(bad.stats().up, Some(false));
     let (answer, _) = lookup(&bad, "cookie:acl", Duration::from_secs(2));
     assert_eq!(answer, Lookup::Down);
@@ -109,7 +111,14 @@ fn make_certs(dir: &Path) -> bool {
     let ca = [
         &["req", "-x509", "-nodes", "-days", "2"][..],
         &ec,
-        &["-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=tether test CA"],
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-subj",
+            "/CN=tether test CA",
+        ],
     ]
     .concat();
     if run(&ca).is_err() {
@@ -124,7 +133,14 @@ fn make_certs(dir: &Path) -> bool {
     let csr = [
         &["req", "-nodes"][..],
         &ec,
-        &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"],
+        &[
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
     ]
     .concat();
     run(&csr).expect("openssl req");
@@ -198,9 +214,11 @@ fn rediss_with_a_ca_file() {
 
     // Without the CA the server's certificate is not trusted: down.
     let untrusted = tether_store::open(&url, &Options::default()).expect("open");
-    wait_for("an untrusted certificate is an outage", Duration::from_secs(5), || {
-        untrusted.stats().outages >= 1
-    });
+    wait_for(
+        "an untrusted certificate is an outage",
+        Duration::from_secs(5),
+        || untrusted.stats().outages >= 1,
+    );
     assert_eq!(untrusted.stats().up, Some(false));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -296,15 +296,7 @@ fn a_slot_migrated_during_use_costs_no_failed_lookup() {
         if batch.is_empty() {
             break;
         }
-        let mut migrate = vec![
-            "MIGRATE",
-            "127.0.0.1",
-            &dst_port,
-            "",
-            "0",
-            "5000",
-            "KEYS",
-        ];
+        let mut migrate = vec!["MIGRATE", "127.0.0.1", &dst_port, "", "0", "5000", "KEYS"];
         migrate.extend(batch.iter().map(String::as_str));
         cmd(src, &migrate);
         for _ in 0..10 {
