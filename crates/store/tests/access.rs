@@ -178,6 +178,7 @@ fn rediss_with_a_ca_file() {
     }
     let dir = std::env::temp_dir().join(format!("tether-store-tls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
+    let _cleanup = RemoveOnDrop(dir.clone());
     if !make_certs(&dir) {
         return;
     }
@@ -220,5 +221,13 @@ fn rediss_with_a_ca_file() {
         || untrusted.stats().outages >= 1,
     );
     assert_eq!(untrusted.stats().up, Some(false));
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Removes the certificates' directory, whether the test passes or panics.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

@@ -47,15 +47,15 @@ impl Cluster {
         let nodes: Vec<RedisServer> = (0..3)
             .map(|_| {
                 let port = cluster_port();
-                let conf = format!("tether-nodes-{}-{port}.conf", std::process::id());
-                let _ = std::fs::remove_file(std::env::temp_dir().join(&conf));
+                // In the server's own directory (see RedisServer::start_with).
+                let conf = "nodes.conf";
                 RedisServer::start_with(
                     port,
                     &[
                         "--cluster-enabled",
                         "yes",
                         "--cluster-config-file",
-                        &conf,
+                        conf,
                         "--cluster-node-timeout",
                         "5000",
                     ],
