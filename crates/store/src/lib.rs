@@ -19,6 +19,7 @@
 //!
 //! Build a store from the configuration string with [`from_url`] or [`open`].
 
+mod backend;
 mod limit;
 mod link;
 mod memory;
@@ -33,6 +34,7 @@ mod writer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub use backend::{Access, Backend};
 pub use limit::{LimitAnswer, RateRule};
 pub use memory::MemoryStore;
 pub use redis_store::{RedisStore, ASK_TIMEOUT};
@@ -181,7 +183,8 @@ pub fn from_url(url: &str) -> Result<Arc<dyn Store>, String> {
 }
 
 /// Builds the store a configuration names: `""` or `"memory"` for the in-memory store,
-/// `redis://host:port/db` for Redis. Anything else is an error that says what is accepted.
+/// `redis://host:port/db` (`rediss://` for TLS) for Redis; [`open_backend`] for Sentinel
+/// and Cluster. Anything else is an error that says what is accepted.
 /// Opening a Redis store does not connect on this thread: an unreachable server is
 /// reported (and retried) by the helper threads, not here.
 pub fn open(url: &str, options: &Options) -> Result<Arc<dyn Store>, String> {
@@ -189,12 +192,19 @@ pub fn open(url: &str, options: &Options) -> Result<Arc<dyn Store>, String> {
     if url.is_empty() || url == "memory" {
         return Ok(Arc::new(MemoryStore::new(options.max_entries)));
     }
-    if url.starts_with("redis://") {
+    if url.starts_with("redis://") || url.starts_with("rediss://") {
         return Ok(Arc::new(RedisStore::open(url, options)?));
     }
     Err(format!(
-        "unknown affinity store {url:?}: expected \"memory\" (or empty) or a redis://host:port/db URL"
+        "unknown affinity store {url:?}: expected \"memory\" (or empty) or a redis://host:port/db (rediss:// for TLS) URL"
     ))
+}
+
+/// Builds a Redis store for `backend` (one server, a Sentinel group's master, or a
+/// cluster; see [`Backend`]). Like [`open`], it checks the description here and connects
+/// on the helper threads.
+pub fn open_backend(backend: &Backend, options: &Options) -> Result<Arc<dyn Store>, String> {
+    Ok(Arc::new(RedisStore::open_backend(backend, options)?))
 }
 
 #[cfg(test)]
@@ -212,12 +222,7 @@ mod tests {
 
     #[test]
     fn bad_urls_say_what_is_accepted() {
-        for url in [
-            "mem",
-            "http://127.0.0.1:6379",
-            "rediss://127.0.0.1/0",
-            "127.0.0.1:6379",
-        ] {
+        for url in ["mem", "http://127.0.0.1:6379", "127.0.0.1:6379"] {
             let err = from_url(url).err().expect("an error");
             assert!(err.contains("expected \"memory\""), "{url}: {err}");
             assert!(err.contains(url), "{url}: {err}");

@@ -96,9 +96,9 @@ fn set(pipe: &mut redis::Pipeline, shared: &Shared, key: &str, value: &str, left
 
 /// The first answer saying the server cannot serve for now (loading its dataset, a busy
 /// script, a failover): the batch is to be retried after a pause, not dropped.
-pub(crate) fn transient(values: &[Value]) -> Option<String> {
+pub(crate) fn transient(shared: &Shared, values: &[Value]) -> Option<String> {
     values.iter().find_map(|v| match v {
-        Value::ServerError(e) if is_transient(e.code()) => {
+        Value::ServerError(e) if shared.is_transient(e.code()) => {
             Some(format!("{}: {}", e.code(), e.details().unwrap_or_default()))
         }
         _ => None,

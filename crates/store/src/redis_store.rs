@@ -29,6 +29,7 @@ use std::sync::{Arc, RwLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
+use crate::backend::{Backend, Target};
 use crate::limit::{LimitAnswer, RateRule, SCRIPT};
 use crate::link::{Link, Role};
 use crate::memory::expiry;
@@ -45,7 +46,8 @@ pub(crate) struct Shared {
     pub(crate) queue: Queue,
     pub(crate) link: Link,
     pub(crate) listeners: RwLock<Vec<Listener>>,
-    pub(crate) client: redis::Client,
+    /// Where the data lives: one server, a Sentinel group's master, a cluster.
+    pub(crate) target: Target,
     /// Prefix of every key in Redis.
     pub(crate) prefix: String,
     /// The pub/sub channel: `<prefix>affinity`.
@@ -65,6 +67,14 @@ impl Shared {
     pub(crate) fn redis_key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
+
+    /// Whether a server error code means "not now" (retry after a pause, reconnecting):
+    /// besides `LOADING` and the like, `READONLY` when the target follows failovers (a
+    /// demoted master: the sentinels or the cluster name another).
+    pub(crate) fn is_transient(&self, code: &str) -> bool {
+        crate::pipeline::is_transient(code)
+            || (code == "READONLY" && self.target.follows_failover())
+    }
 }
 
 /// The Redis-backed store. See the module documentation. Dropping it stops both helper
@@ -78,15 +88,20 @@ impl RedisStore {
     /// Parses `url` (`redis://[user:password@]host:port/db`) and starts the helper threads.
     /// Does not wait for a connection: an unreachable server is logged and retried.
     pub fn open(url: &str, options: &Options) -> Result<RedisStore, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("bad redis URL {url:?}: {e}"))?;
-        let info = client.get_connection_info();
-        let label = format!("{}/{}", info.addr(), info.redis_settings().db());
+        RedisStore::open_backend(&Backend::single(url), options)
+    }
+
+    /// Like [`RedisStore::open`] for any [`Backend`]: one server, a Sentinel group's
+    /// master, or a cluster. Checks the description (and reads the CA file) here; connects
+    /// on the helper threads.
+    pub fn open_backend(backend: &Backend, options: &Options) -> Result<RedisStore, String> {
+        let (target, label) = Target::new(backend)?;
         let shared = Arc::new(Shared {
             cache: MemoryStore::new(options.max_entries),
             queue: Queue::new(options.max_queue),
             link: Link::new(label),
             listeners: RwLock::new(Vec::new()),
-            client,
+            target,
             prefix: options.prefix.clone(),
             channel: format!("{}affinity", options.prefix),
             instance: new_instance_id(),

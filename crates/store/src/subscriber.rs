@@ -69,7 +69,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
 }
 
 fn connect(shared: &Shared) -> RedisResult<Connection> {
-    let con = shared.client.get_connection_with_timeout(TIMEOUT)?;
+    let con = shared.target.connect_one(TIMEOUT)?;
     con.set_write_timeout(Some(TIMEOUT))?;
     con.set_read_timeout(Some(POLL))?;
     Ok(con)

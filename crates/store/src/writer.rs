@@ -20,7 +20,9 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::{Connection, RedisError, Value};
+use redis::RedisError;
+
+use crate::backend::Conn;
 
 use crate::link::{Backoff, Role};
 use crate::pipeline::{self, Applied};
@@ -39,7 +41,7 @@ const IDLE: Duration = Duration::from_secs(1);
 
 struct Writer {
     shared: Arc<Shared>,
-    con: Option<Connection>,
+    con: Option<Conn>,
     /// No command succeeded yet on this connection: a failure now counts as an outage.
     fresh: bool,
     backoff: Backoff,
@@ -85,15 +87,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
 
 impl Writer {
     fn connect(&mut self) {
-        let opened = self
-            .shared
-            .client
-            .get_connection_with_timeout(TIMEOUT)
-            .and_then(|c| {
-                c.set_read_timeout(Some(TIMEOUT))?;
-                c.set_write_timeout(Some(TIMEOUT))?;
-                Ok(c)
-            });
+        let opened = self.shared.target.connect(TIMEOUT);
         match opened {
             Ok(c) => {
                 self.con = Some(c);
@@ -140,13 +134,15 @@ impl Writer {
         let Some(con) = self.con.as_mut() else {
             return;
         };
-        match redis::cmd("PING").query::<Value>(con) {
+        match con.ping() {
             Ok(_) => {
                 self.answered();
                 self.fresh = false;
                 self.backoff.reset();
             }
-            Err(e) if e.code().is_some_and(pipeline::is_transient) => self.fail(&e.to_string()),
+            Err(e) if e.code().is_some_and(|c| self.shared.is_transient(c)) => {
+                self.fail(&e.to_string())
+            }
             Err(e) if e.is_io_error() => self.trouble(&e),
             Err(e) => {
                 // An answer, if not PONG (a server that requires AUTH, say): it answers.
@@ -166,11 +162,11 @@ impl Writer {
         if commands == 0 {
             return;
         }
-        let result = pipe.query::<Vec<Value>>(con);
+        let result = con.run(&pipe);
         match result {
             Ok(values) if values.len() == commands => {
                 self.answered();
-                if let Some(e) = pipeline::transient(&values) {
+                if let Some(e) = pipeline::transient(&self.shared, &values) {
                     self.shared.queue.requeue_writes(batch.writes);
                     down(batch.asks);
                     return self.fail(&e);
@@ -234,7 +230,7 @@ impl Writer {
                     .arg(burst);
             }
         }
-        match pipe.query::<Vec<Value>>(con) {
+        match con.run(&pipe) {
             Ok(values) => {
                 self.answered();
                 let mut values = values.into_iter();

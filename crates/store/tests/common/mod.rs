@@ -54,6 +54,7 @@ pub fn wait_connected(store: &dyn Store) {
 pub struct RedisServer {
     child: Child,
     pub port: u16,
+    dir: std::path::PathBuf,
 }
 
 /// Whether `redis-server` runs; when it does not and `CI` is unset, prints why the caller
@@ -88,16 +89,30 @@ impl RedisServer {
 
     /// A server on `port`, answering `PING` before this returns (at most 10 s).
     pub fn start_on(port: u16) -> RedisServer {
+        RedisServer::start_with(port, &[])
+    }
+
+    /// A server on `port` with more `redis-server` arguments (`--replicaof`, cluster
+    /// mode, ...), answering `PING` before this returns (at most 10 s).
+    ///
+    /// Each server has its own directory (removed on drop): a replica saves the dataset it
+    /// receives as `dump.rdb`, and a cluster node writes its nodes file, which the next
+    /// server started in a shared directory would load.
+    pub fn start_with(port: u16, extra: &[&str]) -> RedisServer {
+        let dir =
+            std::env::temp_dir().join(format!("tether-store-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory for redis-server");
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--dir")
-            .arg(std::env::temp_dir())
+            .arg(&dir)
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start redis-server");
-        let mut server = RedisServer { child, port };
+        let mut server = RedisServer { child, port, dir };
         let limit = Duration::from_secs(10);
         let start = Instant::now();
         loop {
@@ -186,6 +201,7 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
