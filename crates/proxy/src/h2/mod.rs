@@ -420,6 +420,9 @@ impl Session for H2Session {
         if key & feed::KEY_FEED != 0 {
             self.feed_wake((key & 0xffff_ffff) as u32);
             self.flush(cx);
+        } else if key & stream::KEY_FIRST_ROUND != 0 {
+            self.first_round(cx, (key & 0xffff_ffff) as u32);
+            self.flush(cx);
         } else if key & gate::KEY_GATE != 0 {
             self.gate_resume(cx, (key & 0xffff_ffff) as u32);
             self.flush(cx);

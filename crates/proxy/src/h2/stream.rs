@@ -47,8 +47,21 @@ pub(super) enum Work {
     Proxying(Box<Exchange>),
     /// The broker's WebSocket feed (RFC 8441).
     Feed(Box<Feed>),
+    /// A broker request held until the broker's first polling round (`/session`; `/`
+    /// while no server is known available), answered on `KEY_FIRST_ROUND | id`.
+    BrokerHeld(Box<BrokerHeld>),
     /// Ended without an answer (reset, failed): nothing more to do.
     Gone,
+}
+
+/// `on_wake` key bit: a held broker request's first round settled (`| stream id`).
+pub(super) const KEY_FIRST_ROUND: u64 = 1 << 35;
+
+/// A broker request waiting for the first polling round.
+pub(super) struct BrokerHeld {
+    broker: std::sync::Arc<tether_broker::Broker>,
+    rel: String,
+    head: RequestHead,
 }
 
 /// A proxied request whose learned session is asked of the store.
@@ -128,7 +141,7 @@ impl Stream {
         self.out.sent_end
             && match &self.work {
                 Work::Local(_) | Work::Feed(_) | Work::Gone => true,
-                Work::AwaitingStore(_) | Work::Gated(_) => false,
+                Work::AwaitingStore(_) | Work::Gated(_) | Work::BrokerHeld(_) => false,
                 Work::Proxying(x) => x.settled(),
             }
     }
@@ -424,14 +437,30 @@ impl H2Session {
                         (_, Ok(None)) => self.answer_status(cx, id, 400, ""),
                     };
                 }
-                let reply = ctx
-                    .brokers
-                    .get(name)
-                    .and_then(|b| mounts::broker_reply(b, &ctx.server, &rel, &head, true));
-                match reply {
-                    Some((_, bytes)) => self.answer_h1(cx, id, bytes.into(), None),
-                    None => self.answer_status(cx, id, 404, ""),
+                let Some(b) = ctx.brokers.get(name).cloned() else {
+                    return self.answer_status(cx, id, 404, "");
+                };
+                // Webots polls once before it listens: `/session` during the first round
+                // waits for its result (as over HTTP/1.1, `http/mounts.rs`).
+                let request = tether_broker::Request {
+                    method: head.method_str(),
+                    target: &rel,
+                    authorization: head.header("authorization"),
+                };
+                if let Some(remote) = cx.remote() {
+                    let wake = KEY_FIRST_ROUND | id as u64;
+                    if b.hold(&request, Box::new(move || remote.wake(wake))) {
+                        if let Some(s) = self.streams.get_mut(&id) {
+                            s.work = Work::BrokerHeld(Box::new(BrokerHeld {
+                                broker: b,
+                                rel: rel.to_string(),
+                                head: head.clone(),
+                            }));
+                        }
+                        return;
+                    }
                 }
+                self.broker_answer(cx, id, &b, &rel, &head);
             }
             Action::Proxy(_) if route.max_body.is_some_and(|m| phases::body_over(&head, m)) => {
                 self.answer_status(cx, id, 413, "")
@@ -480,6 +509,33 @@ impl H2Session {
             Ok(answer) => self.pick(cx, id, f.req, Some(answer), f.early),
             Err((status, message)) => self.answer_message(cx, id, status, message),
         }
+    }
+
+    /// The broker's answer to stream `id`'s request under its route.
+    fn broker_answer(
+        &mut self,
+        cx: &mut Cx<'_>,
+        id: u32,
+        b: &tether_broker::Broker,
+        rel: &str,
+        head: &RequestHead,
+    ) {
+        let server = self.ctx.server.clone();
+        match mounts::broker_reply(b, &server, rel, head, true) {
+            Some((_, bytes)) => self.answer_h1(cx, id, bytes.into(), None),
+            None => self.answer_status(cx, id, 404, ""),
+        }
+    }
+
+    /// `KEY_FIRST_ROUND | id`: the broker's first round settled; answer the held stream.
+    pub(super) fn first_round(&mut self, cx: &mut Cx<'_>, id: u32) {
+        let Some(s) = self.streams.get_mut(&id) else {
+            return; // the stream ended meanwhile
+        };
+        let Work::BrokerHeld(h) = std::mem::replace(&mut s.work, Work::Gone) else {
+            return;
+        };
+        self.broker_answer(cx, id, &h.broker, &h.rel, &h.head);
     }
 
     /// Answer with HTTP/1.1 bytes made by the shared code (head, maybe the body), then

@@ -66,6 +66,8 @@ enum State {
     AwaitingStore(Box<phases::Pending>),
     /// A request in the access gate: basic auth or a limit waits (`gate.rs`).
     Gated(Box<gate::Waiting>),
+    /// A broker request held until the broker's first polling round (`mounts.rs`).
+    BrokerHeld(Box<mounts::Held>),
     /// An exchange with the upstream (`proxy.rs`).
     Proxying(Box<Exchange>),
     /// Two-way tunnel with `up` after `101 Switching Protocols`.
@@ -84,6 +86,7 @@ impl State {
             State::Local { .. } => "answering",
             State::AwaitingStore(_) => "awaiting the store",
             State::Gated(_) => "in the access gate",
+            State::BrokerHeld(_) => "held for the broker's first round",
             State::Proxying(_) => "proxying",
             State::Tunnel { .. } => "tunnelling",
             State::Feed(_) => "feeding",
@@ -246,6 +249,7 @@ impl Session for HttpSession {
             (phases::KEY_FETCH, State::AwaitingStore(p)) => phases::fetched(c, cx, *p),
             (phases::KEY_FETCH, state) => broken(c, cx, state, "a store answer"),
             (gate::KEY_GATE, State::Gated(w)) => gate::resume(c, cx, *w),
+            (mounts::KEY_FIRST_ROUND, State::BrokerHeld(h)) => mounts::first_round(c, cx, h),
             // A feed's wake that crossed its end.
             (_, other) => other,
         });

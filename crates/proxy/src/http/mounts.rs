@@ -24,6 +24,16 @@ use tether_http::reply::Head;
 
 /// `on_wake` key: the broker's availability changed (`State::Feed`).
 pub(super) const KEY_FEED: u64 = 2;
+/// `on_wake` key: the broker's first polling round settled (`State::BrokerHeld`).
+pub(super) const KEY_FIRST_ROUND: u64 = 7;
+
+/// A broker request held until the first polling round settles (`/session`, and `/`
+/// while no server is known to be available): answered on `KEY_FIRST_ROUND`.
+pub(super) struct Held {
+    broker: Arc<Broker>,
+    rel: String,
+    head: RequestHead,
+}
 
 /// The path under a route's prefix, from its `/` (`/sim/session` under `/sim` → `/session`;
 /// the prefix itself → `/`).
@@ -78,10 +88,36 @@ pub(super) fn broker(
             }
         }
     }
-    match broker_reply(&b, &c.ctx.server, rel, head, c.keep_alive) {
-        Some((status, out)) => c.respond(cx, status, out.into(), None),
-        None => c.status(cx, 404, head_only),
+    // Webots polls once before it listens: `/session` during tether's first round waits
+    // for its result instead of answering "no server".
+    let request = tether_broker::Request {
+        method: head.method_str(),
+        target: rel,
+        authorization: head.header("authorization"),
+    };
+    if let Some(remote) = cx.remote() {
+        if b.hold(&request, Box::new(move || remote.wake(KEY_FIRST_ROUND))) {
+            return State::BrokerHeld(Box::new(Held {
+                broker: b,
+                rel: rel.to_string(),
+                head: head.clone(),
+            }));
+        }
     }
+    answer(c, cx, &b, rel, head)
+}
+
+/// The broker's answer to a request under its route, sent.
+fn answer(c: &mut Conn, cx: &mut Cx<'_>, b: &Broker, rel: &str, head: &RequestHead) -> State {
+    match broker_reply(b, &c.ctx.server, rel, head, c.keep_alive) {
+        Some((status, out)) => c.respond(cx, status, out.into(), None),
+        None => c.status(cx, 404, head.method == Method::Head),
+    }
+}
+
+/// `KEY_FIRST_ROUND`: the first polling round settled; answer the held request.
+pub(super) fn first_round(c: &mut Conn, cx: &mut Cx<'_>, h: Box<Held>) -> State {
+    answer(c, cx, &h.broker, &h.rel, &h.head)
 }
 
 /// The broker's answer to a request under its route (`rel`: the path under the route, with
