@@ -249,7 +249,7 @@ impl Session for HttpSession {
             (phases::KEY_FETCH, State::AwaitingStore(p)) => phases::fetched(c, cx, *p),
             (phases::KEY_FETCH, state) => broken(c, cx, state, "a store answer"),
             (gate::KEY_GATE, State::Gated(w)) => gate::resume(c, cx, *w),
-            (mounts::KEY_FIRST_ROUND, State::BrokerHeld(h)) => mounts::first_round(c, cx, h),
+            (mounts::KEY_FIRST_ROUND, State::BrokerHeld(h)) => mounts::first_round(c, cx, *h),
             // A feed's wake that crossed its end.
             (_, other) => other,
         });

@@ -116,7 +116,7 @@ fn answer(c: &mut Conn, cx: &mut Cx<'_>, b: &Broker, rel: &str, head: &RequestHe
 }
 
 /// `KEY_FIRST_ROUND`: the first polling round settled; answer the held request.
-pub(super) fn first_round(c: &mut Conn, cx: &mut Cx<'_>, h: Box<Held>) -> State {
+pub(super) fn first_round(c: &mut Conn, cx: &mut Cx<'_>, h: Held) -> State {
     answer(c, cx, &h.broker, &h.rel, &h.head)
 }
 
