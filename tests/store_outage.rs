@@ -189,3 +189,56 @@ fn sessions_learned_during_an_outage_or_before_a_restart_empty_stay_home() {
         );
     }
 }
+
+#[test]
+fn a_sentinel_group_as_the_store_shares_learned_sessions() {
+    // `store = { sentinels = [...], master = "..." }`: the instances find the master through
+    // a real redis-sentinel and share their pins there (failover itself: crates/store).
+    let Some(redis) = Redis::start_new() else {
+        return;
+    };
+    let sentinel_port = free_port();
+    let dir = TempDir::new("store-sentinel");
+    let conf = dir.write(
+        "sentinel.conf",
+        format!(
+            "port {sentinel_port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} 1\n\
+             sentinel down-after-milliseconds mymaster 1000\n",
+            dir.path().display(),
+            redis.port
+        )
+        .as_bytes(),
+    );
+    let child = std::process::Command::new("redis-server")
+        .arg(&conf)
+        .arg("--sentinel")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server --sentinel");
+    let _sentinel = Proc { child, log: None };
+    wait_port(sentinel_port);
+
+    let (_apps, ports) = apps(&["a", "b"]);
+    let top =
+        format!("store = {{ sentinels = [\"127.0.0.1:{sentinel_port}\"], master = \"mymaster\" }}");
+    let (pa, ma, pb, mb) = (free_port(), free_port(), free_port(), free_port());
+    let (da, db) = (TempDir::new("sentinel-a"), TempDir::new("sentinel-b"));
+    let _a = instance(&da, pa, ma, &ports, &top);
+    let _b = instance(&db, pb, mb, &ports, &top);
+    for m in [ma, mb] {
+        assert!(
+            eventually(Duration::from_secs(10), || metric(m, "tether_store_up")
+                == Some(1.0)),
+            "the store is reached through the sentinel"
+        );
+    }
+    for _ in 0..4 {
+        let r = fetch(&format!("http://127.0.0.1:{pa}/login"), &[]);
+        let sid = r.set_cookie("SID").expect("SID");
+        assert!(
+            eventually(Duration::from_secs(5), || at_home(pb, &sid)),
+            "B knows {sid} through the Sentinel-found master"
+        );
+    }
+}

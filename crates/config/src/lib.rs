@@ -84,6 +84,7 @@ pub mod rules;
 mod servers;
 mod session_json;
 pub mod spec;
+pub mod store;
 mod tls;
 mod upstream;
 pub mod warnings;
@@ -111,7 +112,7 @@ struct RawConfig {
     #[serde(default)]
     access_log: Option<Spanned<access_log::RawAccessLog>>,
     #[serde(default)]
-    store: Option<Spanned<String>>,
+    store: Option<Spanned<toml::Value>>,
     #[serde(default)]
     on_store_error: Option<Spanned<String>>,
     #[serde(default)]
@@ -214,8 +215,11 @@ pub struct Settings {
     /// Client connections of `http` listeners open at once from one client address, over
     /// all workers and listeners; one more is answered `429` (None: no limit).
     pub max_connections_per_ip: Option<usize>,
-    /// Where affinity entries live: `"memory"` or a `redis://` URL.
+    /// Where affinity entries live, as logs name it (`"memory"`, the URL without its
+    /// password, `sentinel <master> via ...`, `cluster ...`).
     pub store: String,
+    /// Where affinity entries live (`store.rs`).
+    pub store_spec: store::StoreSpec,
     /// What a request that needs the store gets while the store does not answer.
     pub on_store_error: spec::OnStoreError,
     /// Where the master writes its pid (`tether reload` and friends read it); `None`: the
@@ -329,19 +333,8 @@ pub fn parse(file_text: &str, name: &str) -> Result<Settings, ConfigError> {
         &mut upstreams,
         &at,
     )?);
-    let store = match raw.store {
-        None => "memory".to_string(),
-        Some(s) if s.get_ref() == "memory" || s.get_ref().starts_with("redis://") => s.into_inner(),
-        Some(s) => {
-            return Err(at(
-                s.span(),
-                format!(
-                    "`store`: {:?} is not \"memory\" or a redis:// URL",
-                    s.get_ref()
-                ),
-            ))
-        }
-    };
+    let store_spec = store::check(raw.store, &at)?;
+    let store = store_spec.describe();
     let on_store_error = match raw.on_store_error {
         None => spec::OnStoreError::Open,
         Some(s) => match s.get_ref().as_str() {
@@ -419,6 +412,7 @@ pub fn parse(file_text: &str, name: &str) -> Result<Settings, ConfigError> {
         max_connections: raw.max_connections.unwrap_or(0),
         max_connections_per_ip,
         store,
+        store_spec,
         on_store_error,
         pid_file: raw.pid_file,
         listeners,

@@ -54,6 +54,7 @@ pub(super) fn parse(text: &str, name: &str) -> Result<Settings, ConfigError> {
         max_connections: 0,
         max_connections_per_ip: None,
         store: "memory".into(),
+        store_spec: Default::default(),
         on_store_error: Default::default(),
         pid_file: None,
         listeners,

@@ -54,7 +54,7 @@ impl Shared {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
         let access_log =
             AccessLogs::open(settings).map_err(|e| io::Error::other(format!("access log: {e}")))?;
-        let store = tether_store::from_url(&settings.store).map_err(|e| {
+        let store = open_store(&settings.store_spec).map_err(|e| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("store {}: {e}", settings.store),
@@ -83,7 +83,7 @@ impl Shared {
             metrics,
             topology,
             store,
-            store_shared: settings.store.starts_with("redis://"),
+            store_shared: settings.store_spec.is_shared(),
             health_started: Arc::new(AtomicBool::new(false)),
             per_ip: settings.max_connections_per_ip.map(PerIp::new),
         })
@@ -267,6 +267,43 @@ pub fn install_sockets(
         bound.push(core.local_addr(id).unwrap_or(listen));
     }
     Ok(bound)
+}
+
+/// The affinity store the config names (memory, one Redis, a Sentinel group, a Cluster).
+fn open_store(spec: &tether_config::store::StoreSpec) -> Result<Arc<dyn Store>, String> {
+    use tether_config::store::{StoreAccess, StoreSpec};
+    use tether_store::{Access, Backend};
+    let access = |a: &StoreAccess| Access {
+        username: a.username.clone(),
+        password: a.password.clone(),
+        tls: a.tls,
+        ca_file: a.ca.clone(),
+    };
+    let backend = match spec {
+        StoreSpec::Memory => return tether_store::from_url("memory"),
+        StoreSpec::Redis { url, access: a } => Backend::Single {
+            url: url.clone(),
+            access: access(a),
+        },
+        StoreSpec::Sentinel {
+            sentinels,
+            master,
+            db,
+            sentinel_password,
+            access: a,
+        } => Backend::Sentinel {
+            sentinels: sentinels.clone(),
+            master: master.clone(),
+            db: *db,
+            sentinel_password: sentinel_password.clone(),
+            access: access(a),
+        },
+        StoreSpec::Cluster { nodes, access: a } => Backend::Cluster {
+            nodes: nodes.clone(),
+            access: access(a),
+        },
+    };
+    tether_store::open_backend(&backend, &tether_store::Options::default())
 }
 
 /// The core's PROXY protocol senders from the networks the config checked (`addr/bits`).
