@@ -117,6 +117,7 @@ impl SessionQuery {
 
 /// Does an `Authorization` value or a `token=` parameter carry `token`? The header wins
 /// when both are there: a wrong header is not rescued by a right query.
+#[cfg_attr(not(feature = "runtime"), allow(dead_code))]
 pub fn authorized(token: &Secret, authorization: Option<&[u8]>, query_token: Option<&str>) -> bool {
     match authorization {
         Some(value) => bearer(value).is_some_and(|t| token.matches(t)),
@@ -125,6 +126,7 @@ pub fn authorized(token: &Secret, authorization: Option<&[u8]>, query_token: Opt
 }
 
 /// The credentials of `Bearer <token>` (scheme in any case, spaces around ignored).
+#[cfg_attr(not(feature = "runtime"), allow(dead_code))]
 fn bearer(value: &[u8]) -> Option<&[u8]> {
     let value = value.trim_ascii();
     let (scheme, rest) = value.split_at_checked(6)?;

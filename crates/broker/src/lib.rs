@@ -29,26 +29,36 @@
 //! `session.json` as it is (`session_json.rs`). Logs like Webots: `logfile.rs`.
 
 mod access;
+#[cfg(feature = "runtime")]
 mod broker;
 mod config;
+#[cfg(feature = "runtime")]
 mod first_round;
+#[cfg(feature = "runtime")]
 mod http;
 mod logfile;
+#[cfg(feature = "runtime")]
 mod monitor;
+#[cfg(feature = "runtime")]
 mod poll;
 mod pyfloat;
 mod session_json;
 mod spec;
+#[cfg(feature = "runtime")]
 mod state;
+#[cfg(feature = "runtime")]
 pub mod ws;
 
 pub use access::{Secret, SessionQuery, MAX_TOKEN_LEN, MIN_TOKEN_LEN};
+#[cfg(feature = "runtime")]
 pub use broker::{
     transition_text, Broker, SubscriptionId, CORS_HEADERS, CORS_HEADERS_WITH_TOKEN, NO_SERVER,
 };
 pub use config::BrokerConfig;
+#[cfg(feature = "runtime")]
 pub use http::{Reply, Request, UNAUTHORIZED};
 pub use logfile::{session_log_writer, RotatingFile, BACKUPS, MAX_BYTES};
+#[cfg(feature = "runtime")]
 pub use poll::parse_load;
 pub use pyfloat::python_str;
 pub use session_json::{
@@ -56,6 +66,7 @@ pub use session_json::{
     SessionJson,
 };
 pub use spec::{plain_url, ServerSpec, MAX_WEIGHT};
+#[cfg(feature = "runtime")]
 pub use state::{
     format_load, mean_load, pick, pick_for, python_load, transition, Load, ServerState, Transition,
 };

@@ -4,10 +4,19 @@
 
 use std::process::Command;
 
-/// Never reachable from tether-config, directly or through another crate.
-const FORBIDDEN_ANYWHERE: &[&str] = &["tether-core", "tether-proxy", "mio", "tokio"];
-/// Never a direct dependency (reached today only through tether-broker's HTTP client and
-/// tether-mail's SMTP transport, whose settings types tether-config still reads).
+/// Never reachable from tether-config, directly or through another crate: the loop, the
+/// sessions, sockets, and the broker's and mail's network clients (tether-config reads
+/// their settings types with their `runtime` / `smtp` features off).
+const FORBIDDEN_ANYWHERE: &[&str] = &[
+    "tether-core",
+    "tether-proxy",
+    "mio",
+    "tokio",
+    "socket2",
+    "ureq",
+    "tungstenite",
+];
+/// Never a direct dependency either.
 const FORBIDDEN_DIRECT: &[&str] = &["socket2"];
 
 /// The package names of `cargo tree -p tether-config -e normal`, to `depth` if given.

@@ -17,8 +17,10 @@
 //! quiet.send("subject", "body");
 //! ```
 
+#[cfg(feature = "smtp")]
 mod mailer;
 mod settings;
 
+#[cfg(feature = "smtp")]
 pub use mailer::{MailError, MailStats, Mailer, DEFAULT_QUEUE};
 pub use settings::{MailSettings, RetryPolicy, DEFAULT_PORT};
