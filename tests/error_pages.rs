@@ -73,65 +73,6 @@ error_page = [{{ status = 404, body = "no such file here", content_type = "text/
     )
 }
 
-/// curl `path` with `headers`: (status, response head, body).
-fn curl_get(port: u16, path: &str, headers: &[&str]) -> (u16, String, String) {
-    let url = format!("http://127.0.0.1:{port}{path}");
-    let mut args = vec!["-s", "-i"];
-    for h in headers {
-        args.extend(["-H", h]);
-    }
-    args.push(&url);
-    let out = curl(&args);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no head in {text:?}"));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_string(), body.to_string())
-}
-
-/// One HTTP/2 GET: (status, headers, body).
-fn h2_get(port: u16, path: &str, extra: &[&str]) -> (u16, Vec<(String, String)>, String) {
-    let out = Command::new("python3")
-        .arg(repo().join("tests/support_h2_get.py"))
-        .arg(port.to_string())
-        .arg(path)
-        .args(extra)
-        .output()
-        .expect("python3 support_h2_get.py (needs the h2 package)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)));
-    let headers = v["headers"]
-        .as_array()
-        .map(|hs| {
-            hs.iter()
-                .map(|h| {
-                    let s = |i: usize| h[i].as_str().unwrap_or("").to_string();
-                    (s(0), s(1))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let status = v["status"].as_u64().unwrap_or(0) as u16;
-    (
-        status,
-        headers,
-        v["body"].as_str().unwrap_or("").to_string(),
-    )
-}
-
-fn h2_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
-
 const PAGE_502: &str = "<html><body><h1>We are down</h1></body></html>\n";
 
 fn site(tag: &str) -> (TempDir, u16, Proc, Proc) {

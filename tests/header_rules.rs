@@ -45,27 +45,6 @@ request_id = "off"
     )
 }
 
-/// curl `path` with `headers`: (status, response head, body = the head the backend saw).
-fn curl_get(port: u16, path: &str, headers: &[&str]) -> (u16, String, String) {
-    let url = format!("http://127.0.0.1:{port}{path}");
-    let mut args = vec!["--path-as-is", "-i"];
-    for h in headers {
-        args.extend(["-H", h]);
-    }
-    args.push(&url);
-    let out = curl(&args);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no head in {text:?}"));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_string(), body.to_string())
-}
-
 fn is_id(v: Option<&str>) -> bool {
     v.is_some_and(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit()))
 }

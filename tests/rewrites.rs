@@ -55,60 +55,6 @@ alias = "{dir}/private"
     )
 }
 
-/// curl `path` (as is): (status, response head, body).
-fn curl_get(port: u16, path: &str) -> (u16, String, String) {
-    let url = format!("http://127.0.0.1:{port}{path}");
-    let out = curl(&["--path-as-is", "-s", "-i", &url]);
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no head in {text:?}"));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, head.to_string(), body.to_string())
-}
-
-/// One HTTP/2 GET: (status, headers, body).
-fn h2_get(port: u16, path: &str, extra: &[&str]) -> (u16, Vec<(String, String)>, String) {
-    let out = Command::new("python3")
-        .arg(repo().join("tests/support_h2_get.py"))
-        .arg(port.to_string())
-        .arg(path)
-        .args(extra)
-        .output()
-        .expect("python3 support_h2_get.py (needs the h2 package)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let v: serde_json::Value = serde_json::from_str(&text)
-        .unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)));
-    let headers = v["headers"]
-        .as_array()
-        .map(|hs| {
-            hs.iter()
-                .map(|h| {
-                    let s = |i: usize| h[i].as_str().unwrap_or("").to_string();
-                    (s(0), s(1))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    let status = v["status"].as_u64().unwrap_or(0) as u16;
-    (
-        status,
-        headers,
-        v["body"].as_str().unwrap_or("").to_string(),
-    )
-}
-
-fn h2_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
-}
-
 fn site(tag: &str) -> (TempDir, u16, Proc, Proc) {
     let dir = TempDir::new(tag);
     dir.write("www/index.html", b"public index\n");
@@ -125,7 +71,7 @@ fn site(tag: &str) -> (TempDir, u16, Proc, Proc) {
 fn regex_rewrite_reaches_the_backend_over_http1_and_http2() {
     let (_dir, port, _t, _b) = site("rewrites-regex");
     // HTTP/1.1: the capture fills the target; the client's query follows.
-    let (status, head, seen) = curl_get(port, "/api/v1/users/7?full=1");
+    let (status, head, seen) = curl_get(port, "/api/v1/users/7?full=1", &[]);
     assert_eq!(status, 200, "{head}");
     assert_eq!(
         seen.lines().next(),
@@ -133,25 +79,25 @@ fn regex_rewrite_reaches_the_backend_over_http1_and_http2() {
         "{seen}"
     );
     // A path the regex does not match goes as it is.
-    let (_, _, seen) = curl_get(port, "/api/other");
+    let (_, _, seen) = curl_get(port, "/api/other", &[]);
     assert_eq!(
         seen.lines().next(),
         Some("GET /api/other HTTP/1.1"),
         "{seen}"
     );
     // Two captures swapped, a placeholder, `$$` as a `$`; the target's own query wins.
-    let (_, _, seen) = curl_get(port, "/both/one/two?dropped=1");
+    let (_, _, seen) = curl_get(port, "/both/one/two?dropped=1", &[]);
     assert_eq!(
         seen.lines().next(),
         Some("GET /x/two/one?from=/both/one/two&cost=5$ HTTP/1.1"),
         "{seen}"
     );
     // The rewritten path is normalised again and cannot climb above `/`.
-    let (_, _, seen) = curl_get(port, "/climb/b/../c");
+    let (_, _, seen) = curl_get(port, "/climb/b/../c", &[]);
     assert_eq!(seen.lines().next(), Some("GET /a/c HTTP/1.1"), "{seen}");
-    let (status, head, _) = curl_get(port, "/climb/../../../etc/passwd");
+    let (status, head, _) = curl_get(port, "/climb/../../../etc/passwd", &[]);
     assert_eq!(status, 400, "{head}");
-    let (status, head, _) = curl_get(port, "/climb/%2e%2e/%2e%2e/etc/passwd");
+    let (status, head, _) = curl_get(port, "/climb/%2e%2e/%2e%2e/etc/passwd", &[]);
     assert_eq!(status, 400, "{head}");
 
     // HTTP/2: the same phase step.
@@ -169,7 +115,7 @@ fn regex_rewrite_reaches_the_backend_over_http1_and_http2() {
 #[test]
 fn redirect_with_a_capture_over_http1_and_http2() {
     let (_dir, port, _t, _b) = site("rewrites-redirect");
-    let (status, head, _) = curl_get(port, "/old/docs/page.html");
+    let (status, head, _) = curl_get(port, "/old/docs/page.html", &[]);
     assert_eq!(status, 301, "{head}");
     assert_eq!(
         header(&head, "Location"),
@@ -190,16 +136,16 @@ fn alias_serves_its_directory_and_cannot_climb_out() {
     let (_dir, port, _t, _b) = site("rewrites-alias");
     // `alias`: /admin/secret.txt is private/secret.txt (a `root` would look for
     // private/admin/secret.txt).
-    let (status, head, body) = curl_get(port, "/admin/secret.txt");
+    let (status, head, body) = curl_get(port, "/admin/secret.txt", &[]);
     assert_eq!(status, 200, "{head}");
     assert_eq!(body, "the admin secret\n");
-    let (status, head, _) = curl_get(port, "/admin");
+    let (status, head, _) = curl_get(port, "/admin", &[]);
     assert_eq!(status, 301, "{head}");
     assert_eq!(header(&head, "Location"), Some("/admin/"), "{head}");
-    let (status, _, body) = curl_get(port, "/admin/");
+    let (status, _, body) = curl_get(port, "/admin/", &[]);
     assert_eq!((status, body.as_str()), (200, "admin index\n"));
     // The `/` route's root does not hold it.
-    let (status, _, _) = curl_get(port, "/secret.txt");
+    let (status, _, _) = curl_get(port, "/secret.txt", &[]);
     assert_eq!(status, 404);
     // Climbing out of the alias: plain, encoded, with encoded slashes.
     for path in [
@@ -210,7 +156,7 @@ fn alias_serves_its_directory_and_cannot_climb_out() {
         "/admin/..%2foutside.txt",
         "/admin/..%2f..%2fetc%2fpasswd",
     ] {
-        let (status, head, body) = curl_get(port, path);
+        let (status, head, body) = curl_get(port, path, &[]);
         assert!(
             status == 400 || status == 404,
             "{path}: {status}\n{head}\n{body}"
@@ -279,10 +225,10 @@ fn the_site_example_admin_route_serves_with_alias() {
     let cfg = dir.write("site.toml", text.as_bytes());
     let _t = tether_args(dir.path(), &[cfg.to_str().expect("utf-8")], &[port]);
     let want = std::fs::read_to_string(repo().join("public/sample.txt")).expect("sample");
-    let (status, head, body) = curl_get(port, "/admin/sample.txt");
+    let (status, head, body) = curl_get(port, "/admin/sample.txt", &[]);
     assert_eq!(status, 200, "{head}");
     assert_eq!(body, want);
-    let (status, _, body) = curl_get(port, "/admin/");
+    let (status, _, body) = curl_get(port, "/admin/", &[]);
     let index = std::fs::read_to_string(repo().join("public/index.html")).expect("index");
     assert_eq!((status, body), (200, index));
 }
@@ -312,13 +258,13 @@ fn the_nginx_like_example_does_what_it_says() {
     let _t = tether_args(dir.path(), &[cfg.to_str().expect("utf-8")], &[port]);
 
     // The backend is not there yet: the /api route's own 5xx page (JSON).
-    let (status, head, body) = curl_get(port, "/api/users");
+    let (status, head, body) = curl_get(port, "/api/users", &[]);
     assert_eq!(status, 502, "{head}");
     assert_eq!(body, r#"{"error":"the service is unavailable"}"#, "{head}");
     assert_eq!(header(&head, "Content-Type"), Some("application/json"));
 
     let _b = python_echo_head(up);
-    let (status, head, seen) = curl_get(port, "/api/users?page=2");
+    let (status, head, seen) = curl_get(port, "/api/users?page=2", &[]);
     assert_eq!(status, 200, "{head}");
     assert_eq!(
         seen.lines().next(),
@@ -327,20 +273,20 @@ fn the_nginx_like_example_does_what_it_says() {
     );
     assert_eq!(header(&seen, "X-Real-IP"), Some("127.0.0.1"), "{seen}");
     assert_eq!(header(&head, "X-Frame-Options"), Some("DENY"), "{head}");
-    let (_, _, seen) = curl_get(port, "/old-api/a/b");
+    let (_, _, seen) = curl_get(port, "/old-api/a/b", &[]);
     assert_eq!(seen.lines().next(), Some("GET /v1/a/b HTTP/1.1"), "{seen}");
 
-    let (status, head, _) = curl_get(port, "/blog/2024/hello-world");
+    let (status, head, _) = curl_get(port, "/blog/2024/hello-world", &[]);
     assert_eq!(status, 301, "{head}");
     assert_eq!(
         header(&head, "Location"),
         Some("https://blog.example.org/2024/hello-world")
     );
-    let (status, _, body) = curl_get(port, "/static/app.css");
+    let (status, _, body) = curl_get(port, "/static/app.css", &[]);
     assert_eq!((status, body.as_str()), (200, "body { color: black }\n"));
-    let (status, _, body) = curl_get(port, "/");
+    let (status, _, body) = curl_get(port, "/", &[]);
     assert_eq!((status, body.as_str()), (200, "home\n"));
-    let (status, _, body) = curl_get(port, "/nothing-here");
+    let (status, _, body) = curl_get(port, "/nothing-here", &[]);
     assert_eq!(status, 404);
     assert!(body.contains("<h1>Not found</h1>"), "{body}");
 }

@@ -628,3 +628,65 @@ pub fn python_listening(script: &str, args: &[&std::ffi::OsStr]) -> (Proc, u16) 
         .unwrap_or_else(|| panic!("{script} {args:?} did not start: {line:?}"));
     (proc, port)
 }
+
+/// One HTTP/1.1 GET of `path` (sent as it is, `..` and all) with extra `headers` (curl's
+/// `-H` form): (status, head, body).
+pub fn curl_get(port: u16, path: &str, headers: &[&str]) -> (u16, String, String) {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let mut args = vec!["--path-as-is", "-s", "-i"];
+    for h in headers {
+        args.extend(["-H", h]);
+    }
+    args.push(&url);
+    let out = curl(&args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no head in {text:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+/// One HTTP/2 GET by `tests/support_h2_get.py` (prior knowledge; `extra`: its options):
+/// (status, headers, body).
+pub fn h2_get(port: u16, path: &str, extra: &[&str]) -> (u16, Vec<(String, String)>, String) {
+    let out = Command::new("python3")
+        .arg(repo().join("tests/support_h2_get.py"))
+        .arg(port.to_string())
+        .arg(path)
+        .args(extra)
+        .output()
+        .expect("python3 support_h2_get.py (needs the h2 package)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)));
+    let headers = v["headers"]
+        .as_array()
+        .map(|hs| {
+            hs.iter()
+                .map(|h| {
+                    let s = |i: usize| h[i].as_str().unwrap_or("").to_string();
+                    (s(0), s(1))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let status = v["status"].as_u64().unwrap_or(0) as u16;
+    (
+        status,
+        headers,
+        v["body"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+/// The value of `name` (any case) among `headers`.
+pub fn h2_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
