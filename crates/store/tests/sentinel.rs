@@ -89,11 +89,19 @@ impl Drop for Sentinel {
     }
 }
 
+/// One `INFO` field; "" while the server does not answer (a failover drops and refuses
+/// connections for a moment: the callers poll until the field says what they wait for).
 fn info_field(server: &RedisServer, section: &str, field: &str) -> String {
-    let info: String = redis::cmd("INFO")
-        .arg(section)
-        .query(&mut server.raw())
-        .expect("INFO");
+    let Ok(client) = redis::Client::open(server.url()) else {
+        return String::new();
+    };
+    let Ok(mut con) = client.get_connection_with_timeout(Duration::from_secs(2)) else {
+        return String::new();
+    };
+    let _ = con.set_read_timeout(Some(Duration::from_secs(2)));
+    let Ok(info) = redis::cmd("INFO").arg(section).query::<String>(&mut con) else {
+        return String::new();
+    };
     info.lines()
         .find_map(|l| l.strip_prefix(&format!("{field}:")))
         .unwrap_or_default()
@@ -101,10 +109,16 @@ fn info_field(server: &RedisServer, section: &str, field: &str) -> String {
         .to_string()
 }
 
+/// `DBSIZE`; 0 while the server does not answer (see `info_field`).
 fn keys(server: &RedisServer) -> usize {
-    redis::cmd("DBSIZE")
-        .query::<usize>(&mut server.raw())
-        .expect("DBSIZE")
+    let Ok(client) = redis::Client::open(server.url()) else {
+        return 0;
+    };
+    let Ok(mut con) = client.get_connection_with_timeout(Duration::from_secs(2)) else {
+        return 0;
+    };
+    let _ = con.set_read_timeout(Some(Duration::from_secs(2)));
+    redis::cmd("DBSIZE").query::<usize>(&mut con).unwrap_or(0)
 }
 
 /// A master, its replica in sync, and three sentinels that know them and each other.
