@@ -220,9 +220,7 @@ fn rate_burst_nodelay_delay_keys_and_conn_over_http1_and_http2() {
     let (_, text) = get(&format!("http://127.0.0.1:{m}/metrics"));
     let text = String::from_utf8_lossy(&text).into_owned();
     let sample = |line: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(line)?.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {line} in:\n{text}"))
+        common::sample(&text, line).unwrap_or_else(|| panic!("no {line} in:\n{text}")) as u64
     };
     assert!(sample("tether_limit_requests_total{limit=\"nodelay\",result=\"rejected\"}") >= 1);
     assert!(sample("tether_limit_requests_total{limit=\"delayed\",result=\"delayed\"}") >= 3);

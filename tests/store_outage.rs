@@ -20,14 +20,6 @@ fn instance(dir: &TempDir, port: u16, metrics: u16, ports: &[u16], top: &str) ->
     tether(dir, &cfg, &[port, metrics])
 }
 
-fn metric(port: u16, name: &str) -> Option<f64> {
-    let (_, body) = get(&format!("http://127.0.0.1:{port}/metrics"));
-    String::from_utf8_lossy(&body).lines().find_map(|l| {
-        let v = l.strip_prefix(name)?.strip_prefix(' ')?;
-        v.trim().parse().ok()
-    })
-}
-
 #[test]
 fn a_hung_store_is_declared_down_and_lookups_answer_open_or_closed() {
     let Some(redis) = Redis::start_new() else {

@@ -690,3 +690,17 @@ pub fn h2_header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a 
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
 }
+
+/// The value of the Prometheus sample `name` (labels included, e.g.
+/// `tether_store_up` or `tether_limit_requests_total{limit="api",result="allowed"}`) in
+/// the text of a `/metrics` answer.
+pub fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// The sample `name` of the `/metrics` listener on `port` (`None`: absent or no answer).
+pub fn metric(port: u16, name: &str) -> Option<f64> {
+    let (_, body) = get(&format!("http://127.0.0.1:{port}/metrics"));
+    sample(&String::from_utf8_lossy(&body), name)
+}
