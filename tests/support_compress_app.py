@@ -10,7 +10,7 @@ GET /etag?n=N        -> JSON with ETag: "v1" and Vary: Origin
 any of them with a Range header -> 206 of the first 10 bytes
 GET /stream?mb=M&dir=D -> M MiB of JSON records, chunked, 64 KiB a write; after the first
                       half it waits (at most 60 s) for the file D/release, and at the end
-                      it writes D/sent (the bytes sent) and D/done
+                      it writes D/sent (the bytes sent) and D/done before its last chunk
 usage: python3 support_compress_app.py --port P   (0: any; prints "listening on <port>")
 """
 import gzip
@@ -122,9 +122,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
                 f.write(part)
                 sent += len(part)
-            self.wfile.write(b"0\r\n\r\n")
-            self.wfile.flush()
+        # The record of what was sent is complete, and "done" exists, before the last
+        # chunk goes out: a client that has read the whole answer finds both.
         open(os.path.join(d, "done"), "w").close()
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
 
 
 def main():
