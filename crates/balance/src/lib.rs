@@ -52,12 +52,14 @@ pub mod policy;
 mod pool;
 mod seal;
 mod server;
+mod status_set;
 
 pub use cookie::{find_cookie, is_valid_cookie_name, set_cookie, set_cookie_with};
 pub use cookie_options::{CookieOptions, CookieSecure, SameSite};
 pub use counts::AffinityStats;
 pub use failover::{Affinity, FailoverMode};
 pub use health::{CheckConfig, Health, PassiveConfig, StatusRange};
+pub use status_set::StatusSet;
 pub use key::{parse_key, KeyError, KeyKind, MIN_PASSPHRASE_CHARS, PASSPHRASE_ROUNDS};
 pub use policy::ip_hash::ClientKey;
 pub use policy::PolicyKind;

@@ -386,6 +386,7 @@ impl H2Session {
                         rules: None,
                         request_id: None,
                         encode: None,
+                        form: None,
                     };
                     self.pick(cx, id, req, None, early)
                 }
