@@ -227,3 +227,44 @@ mod tests {
         );
     }
 }
+
+/// An answer head arrived for a request whose answer may hold a new id (`Pick::tag_body`):
+/// `buf` holds the upstream's bytes, the body from `offset` on. False: wait for more of the
+/// body. True: go on, with the body rewritten in `buf`, `resp.body` and the
+/// `Content-Length` edit in `pick.response` when an id was tagged. Shared by HTTP/1.1
+/// and HTTP/2.
+pub(crate) fn answer(
+    up: &crate::upstream::Upstream,
+    pick: &mut super::affinity::Pick,
+    resp: &mut ResponseHead,
+    buf: &mut bytes::BytesMut,
+    offset: usize,
+) -> bool {
+    let crate::upstream::Affinity::SessionId(sid) = &up.affinity else {
+        return true;
+    };
+    let Some(tag) = &sid.body else { return true };
+    let n = match tag.hold(up.name(), resp, buf.len().saturating_sub(offset)) {
+        Hold::Wait => return false,
+        Hold::Pass => {
+            pick.tag_body = false;
+            return true;
+        }
+        Hold::Ready(n) => n,
+    };
+    pick.tag_body = false;
+    let server = pick.server.clone();
+    let body = &buf[offset..offset + n];
+    let Some(new) = tag.rewrite(up.name(), body, |id| sid.sealer.tag_value(server.id(), id)) else {
+        return true;
+    };
+    if let Some(old) = resp.header("content-length") {
+        pick.response.replace.push(length_edit(old, new.len()));
+    }
+    let rest = buf.split_off(offset + n);
+    buf.truncate(offset);
+    buf.extend_from_slice(&new);
+    buf.extend_from_slice(&rest);
+    resp.body = BodyKind::Length(new.len() as u64);
+    true
+}
