@@ -142,7 +142,7 @@ mod tests {
         let first = replace_field(b"SESSION=T.x", "SESSION", "T.x", "x");
         assert_eq!(first.as_deref(), Some(&b"SESSION=x"[..]));
         assert_eq!(replace_field(b"a=1", "SESSION", "T.x", "x"), None);
-        let mut buf = BytesMut::from(&b"SESSION=T.x" as &[u8]);
+        let mut buf = BytesMut::from(&b"SESSION=T.x"[..]);
         buf.extend_from_slice(b"GET / HTTP/1.1\r\n");
         splice(&mut buf, 11, b"SESSION=x");
         assert_eq!(&buf[..], b"SESSION=xGET / HTTP/1.1\r\n");
