@@ -19,18 +19,23 @@ const AGENT: &str = "/mapguide/mapagent/mapagent.fcgi";
 fn agent(port: u16, name: &str) -> Proc {
     let script = repo().join("tests/support_mapagent.py");
     let port_s = port.to_string();
-    python(
-        &[script.as_os_str(), port_s.as_ref(), name.as_ref()],
-        port,
-    )
+    python(&[script.as_os_str(), port_s.as_ref(), name.as_ref()], port)
 }
 
 /// The shipped config with these ports; `edit` changes its text further.
 fn config(listen: u16, site1: u16, site2: u16, edit: impl Fn(String) -> String) -> String {
     let shipped = std::fs::read_to_string(repo().join("examples/configs/mapguide.toml"))
         .expect("read examples/configs/mapguide.toml");
-    for text in ["127.0.0.1:8008", "127.0.0.1:8009", "127.0.0.1:8080", "fail_statuses"] {
-        assert!(shipped.contains(text), "the shipped config no longer has {text}");
+    for text in [
+        "127.0.0.1:8008",
+        "127.0.0.1:8009",
+        "127.0.0.1:8080",
+        "fail_statuses",
+    ] {
+        assert!(
+            shipped.contains(text),
+            "the shipped config no longer has {text}"
+        );
     }
     edit(
         shipped
@@ -71,7 +76,12 @@ fn batch(proto: &str, reqs: &[Req]) -> Vec<(u16, String)> {
 }
 
 fn create(port: u16) -> Req {
-    (port, "GET", format!("{AGENT}?OPERATION=CREATESESSION&USERNAME=Anonymous"), None)
+    (
+        port,
+        "GET",
+        format!("{AGENT}?OPERATION=CREATESESSION&USERNAME=Anonymous"),
+        None,
+    )
 }
 
 /// A follow-up of session `tagged`: in the query string (GET) or a form body (POST).
@@ -128,7 +138,11 @@ fn mapguide_sessions_go_home_through_two_instances_over_http1_and_http2() {
             sessions.push((body.clone(), original.to_string(), home));
         }
         let homes: HashSet<&str> = sessions.iter().map(|s| s.2.as_str()).collect();
-        assert_eq!(homes.len(), 2, "{proto}: new sessions on both sites: {sessions:?}");
+        assert_eq!(
+            homes.len(),
+            2,
+            "{proto}: new sessions on both sites: {sessions:?}"
+        );
 
         // 400 follow-ups: every instance, query and form alike, all home (the site answers
         // 559 for a session it does not hold), and the site sees its own id.
@@ -219,7 +233,10 @@ fn a_559_does_not_eject_a_site_server_and_an_unknown_servers_tag_is_an_error() {
         if port == a {
             // Both sites still take new sessions.
             assert_eq!(statuses, [200, 200], "{after:?}");
-            let sites: HashSet<&str> = after.iter().filter_map(|r| r.1.rsplit('_').next()).collect();
+            let sites: HashSet<&str> = after
+                .iter()
+                .filter_map(|r| r.1.rsplit('_').next())
+                .collect();
             assert_eq!(sites.len(), 2, "{after:?}");
         } else {
             // The contrast: with 559 counted as a failure both sites are out.
@@ -291,6 +308,9 @@ fn session_id_carrier_errors_have_positions() {
         assert!(!out.status.success(), "{to}: accepted");
         assert!(err.contains(message), "{to}: {err}");
         let line = 1 + cfg.lines().position(|l| l == at).expect("the line");
-        assert!(err.contains(&format!("bad.toml:{line}:")), "{to}: line {line}: {err}");
+        assert!(
+            err.contains(&format!("bad.toml:{line}:")),
+            "{to}: line {line}: {err}"
+        );
     }
 }

@@ -62,7 +62,10 @@ fn run(carriers: &str) {
         let bad = String::from_utf8(bad).expect("ascii");
         let (status, _, body) = curl_get(port, &format!("/echo?sid={bad}"), &[]);
         assert_eq!(status, 200);
-        assert!(body.contains(&format!("target=/echo?sid={bad}\n")), "{body}");
+        assert!(
+            body.contains(&format!("target=/echo?sid={bad}\n")),
+            "{body}"
+        );
     }
 }
 

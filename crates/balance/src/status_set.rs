@@ -28,9 +28,12 @@ impl StatusSet {
 
     /// Parse one entry of `fail_statuses`: `"5xx"` (a class), `"559"`, or `"500-558"`.
     pub fn parse_entry(text: &str) -> Result<(u16, u16), String> {
-        let bad = || format!("{text:?} is not a status (\"502\"), a range (\"500-558\") or a class (\"5xx\") within 100-599");
+        let bad = || {
+            format!("{text:?} is not a status (\"502\"), a range (\"500-558\") or a class (\"5xx\") within 100-599")
+        };
         let t = text.trim();
-        let (min, max) = if let Some(class) = t.strip_suffix("xx").or_else(|| t.strip_suffix("XX")) {
+        let (min, max) = if let Some(class) = t.strip_suffix("xx").or_else(|| t.strip_suffix("XX"))
+        {
             let d: u16 = class.parse().map_err(|_| bad())?;
             (d * 100, d * 100 + 99)
         } else if let Some((a, b)) = t.split_once('-') {
@@ -88,9 +91,7 @@ mod tests {
         assert!(StatusSet::parse_entry("6xx").is_err());
         assert!(StatusSet::parse_entry("559-500").is_err());
         assert!(StatusSet::parse_entry("abc").is_err());
-        let mapguide = StatusSet::empty()
-            .with_range(500, 558)
-            .with_range(560, 599);
+        let mapguide = StatusSet::empty().with_range(500, 558).with_range(560, 599);
         assert!(!mapguide.contains(559) && mapguide.contains(558) && mapguide.contains(560));
         assert_eq!(format!("{mapguide:?}"), "[500-558, 560-599]");
     }

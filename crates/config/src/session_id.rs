@@ -188,7 +188,7 @@ fn name(text: &str, kind: &str, span: Range<usize>, at: At<'_>) -> Result<(), Co
     Ok(())
 }
 
-fn split<'t>(e: &'t Spanned<String>) -> (&'t str, &'t str) {
+fn split(e: &Spanned<String>) -> (&str, &str) {
     let t = e.get_ref().as_str();
     t.split_once(':').unwrap_or((t, ""))
 }

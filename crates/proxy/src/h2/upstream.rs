@@ -527,8 +527,7 @@ impl H2Session {
                             ..
                         } = &mut *x;
                         let at = r.len();
-                        if !crate::http::session_body::answer(upstream, pick, &mut r, up_buf, at)
-                        {
+                        if !crate::http::session_body::answer(upstream, pick, &mut r, up_buf, at) {
                             return self.put_x(cx, id, x);
                         }
                     }

@@ -66,7 +66,10 @@ fn is_urlencoded(head: &RequestHead) -> bool {
     head.header("content-type")
         .and_then(|v| std::str::from_utf8(v).ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        .is_some_and(|t| {
+            t.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
 }
 
 /// The raw (not decoded) value of field `name` in a urlencoded body.

@@ -13,7 +13,9 @@
 //! 6. **module** (`module`): files, status page, broker, redirect (answered by `local.rs`,
 //!    `mounts.rs`), a body over the route's limit (`413`), or a proxy route:
 //! 7. **pick** (`pick`): the server the affinity chooses (`affinity.rs`), asking the store
-//!    first when it must (`State::AwaitingStore`); no server is `503`;
+//!    first when it must (`State::AwaitingStore`); no server is `503`. Before it, a
+//!    `session_id` upstream with a `form` carrier reads the request's urlencoded body
+//!    (`form_body::read`, `State::ReadingForm`);
 //! 8. **forward** (`proxy::start`): the exchange with the upstream (`proxy.rs`);
 //! 9. **respond**: `Conn::respond` for tether's own answers, `proxy.rs` for the upstream's;
 //! 10. **log** (`finish` → `Conn::log_request`): counters and the access-log line, then the

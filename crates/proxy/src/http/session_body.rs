@@ -10,8 +10,8 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tether_http::{BodyKind, RequestHead, ResponseHead};
 use tether_config::spec::{BodyFind, BodyTagSpec};
+use tether_http::{BodyKind, RequestHead, ResponseHead};
 
 /// The checked `session_body`, with its regex built.
 pub struct BodyTag {
@@ -87,7 +87,10 @@ impl BodyTag {
         if !(200..300).contains(&resp.status) {
             return Hold::Pass;
         }
-        if resp.header("content-encoding").is_some_and(|v| !v.eq_ignore_ascii_case(b"identity")) {
+        if resp
+            .header("content-encoding")
+            .is_some_and(|v| !v.eq_ignore_ascii_case(b"identity"))
+        {
             self.say_once(1, || {
                 format!("upstream {upstream}: a compressed answer's body is not searched for a session id")
             });
@@ -191,43 +194,6 @@ pub(crate) fn length_edit(old: &[u8], new_len: usize) -> (String, Vec<u8>, Vec<u
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tag(find: BodyFind) -> BodyTag {
-        BodyTag::build(&BodyTagSpec {
-            when: vec![("OPERATION".into(), "CREATESESSION".into())],
-            path: None,
-            find,
-            max_bytes: 4096,
-        })
-        .unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    #[test]
-    fn whole_regex_and_pointer_bodies() {
-        let t = |id: &str| format!("TAG.{id}");
-        let whole = tag(BodyFind::Whole);
-        assert_eq!(
-            whole.rewrite("u", b"abc-123_en\r\n", t).as_deref(),
-            Some(&b"TAG.abc-123_en\r\n"[..])
-        );
-        assert_eq!(whole.rewrite("u", b"  \n", t), None);
-        let re = tag(BodyFind::Regex("<id>([^<]+)</id>".into()));
-        assert_eq!(
-            re.rewrite("u", b"<s><id>x1</id></s>", t).as_deref(),
-            Some(&b"<s><id>TAG.x1</id></s>"[..])
-        );
-        let ptr = tag(BodyFind::Pointer("/session/id".into()));
-        assert_eq!(
-            ptr.rewrite("u", br#"{"name": "x1", "session": {"id": "x1"}}"#, t)
-                .as_deref(),
-            Some(&br#"{"name":"x1","session":{"id":"TAG.x1"}}"#[..])
-        );
-    }
-}
-
 /// An answer head arrived for a request whose answer may hold a new id (`Pick::tag_body`):
 /// `buf` holds the upstream's bytes, the body from `offset` on. False: wait for more of the
 /// body. True: go on, with the body rewritten in `buf`, `resp.body` and the
@@ -267,4 +233,41 @@ pub(crate) fn answer(
     buf.extend_from_slice(&rest);
     resp.body = BodyKind::Length(new.len() as u64);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tag(find: BodyFind) -> BodyTag {
+        BodyTag::build(&BodyTagSpec {
+            when: vec![("OPERATION".into(), "CREATESESSION".into())],
+            path: None,
+            find,
+            max_bytes: 4096,
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn whole_regex_and_pointer_bodies() {
+        let t = |id: &str| format!("TAG.{id}");
+        let whole = tag(BodyFind::Whole);
+        assert_eq!(
+            whole.rewrite("u", b"abc-123_en\r\n", t).as_deref(),
+            Some(&b"TAG.abc-123_en\r\n"[..])
+        );
+        assert_eq!(whole.rewrite("u", b"  \n", t), None);
+        let re = tag(BodyFind::Regex("<id>([^<]+)</id>".into()));
+        assert_eq!(
+            re.rewrite("u", b"<s><id>x1</id></s>", t).as_deref(),
+            Some(&b"<s><id>TAG.x1</id></s>"[..])
+        );
+        let ptr = tag(BodyFind::Pointer("/session/id".into()));
+        assert_eq!(
+            ptr.rewrite("u", br#"{"name": "x1", "session": {"id": "x1"}}"#, t)
+                .as_deref(),
+            Some(&br#"{"name":"x1","session":{"id":"TAG.x1"}}"#[..])
+        );
+    }
 }
