@@ -314,3 +314,159 @@ fn session_id_carrier_errors_have_positions() {
         );
     }
 }
+
+/// `curl -s ARGS` through tether: (status, body bytes).
+fn curl_status(args: &[&str]) -> (u16, Vec<u8>) {
+    let mut all = vec!["-s", "-o", "-", "-w", "\n%{http_code}"];
+    all.extend_from_slice(args);
+    let out = curl(&all).stdout;
+    let cut = out.iter().rposition(|b| *b == b'\n').expect("status line");
+    let status = String::from_utf8_lossy(&out[cut + 1..])
+        .parse()
+        .unwrap_or(0);
+    (status, out[..cut].to_vec())
+}
+
+#[test]
+fn bodies_over_the_limits_chunked_multipart_and_compressed_pass_untouched() {
+    let dir = TempDir::new("mapguide-limits");
+    let (s1, s2) = (free_port(), free_port());
+    let _agents = (agent(s1, "site1"), agent(s2, "site2"));
+    let a = free_port();
+    let small = |c: String| {
+        c.replace(
+            "session_write = [\"body\"]",
+            "session_write = [\"body\"]\nsession_form_max_bytes = 200",
+        )
+    };
+    let ta = tether(&dir, &config(a, s1, s2, small), &[a]);
+    let url = format!("http://127.0.0.1:{a}{AGENT}");
+    let echo = format!("http://127.0.0.1:{a}/mapguide/echo");
+    let (status, tagged) = curl_status(&[&format!("{url}?OPERATION=CREATESESSION")]);
+    assert_eq!(status, 200);
+    let tagged = String::from_utf8(tagged).expect("utf-8");
+    assert!(tagged.contains('.'), "{tagged}");
+
+    // A form over session_form_max_bytes: not read, forwarded as sent (the site gets the
+    // tagged value it does not hold: 559), said once for two.
+    let pad = "x".repeat(300);
+    for _ in 0..2 {
+        let form = format!("OPERATION=GETMAP&SESSION={tagged}&PAD={pad}");
+        let (status, body) = curl_status(&["-d", &form, &url]);
+        assert_eq!(status, 559, "{}", String::from_utf8_lossy(&body));
+        assert!(String::from_utf8_lossy(&body).contains(&tagged));
+    }
+    assert!(ta.wait_log("over session_form_max_bytes"));
+    // A chunked form and a multipart form reach the backend byte for byte.
+    let form = format!("OPERATION=GETMAP&SESSION={tagged}");
+    for _ in 0..2 {
+        let (status, body) = curl_status(&["-H", "Transfer-Encoding: chunked", "-d", &form, &echo]);
+        assert_eq!(
+            (status, String::from_utf8_lossy(&body)),
+            (200, form.clone().into())
+        );
+    }
+    assert!(ta.wait_log("a chunked form body is not read"));
+    let (status, body) = curl_status(&[
+        "-F",
+        "OPERATION=GETMAP",
+        "-F",
+        &format!("SESSION={tagged}"),
+        &echo,
+    ]);
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("multipart") || body.contains("Content-Disposition"),
+        "{body}"
+    );
+    assert!(body.contains(&tagged), "multipart untouched: {body}");
+
+    // A client that waits for `100 Continue` before its form: tether says it (curl would
+    // otherwise wait its --expect100-timeout, 5 s here) and the form is read.
+    let started = std::time::Instant::now();
+    let (status, body) = curl_status(&[
+        "-H",
+        "Expect: 100-continue",
+        "--expect100-timeout",
+        "5",
+        "-d",
+        &format!("OPERATION=GETMAP&SESSION={tagged}"),
+        &url,
+    ]);
+    let original = tagged.split_once('.').expect("tagged").1;
+    let site = original.rsplit('_').next().expect("site");
+    assert_eq!(
+        (status, String::from_utf8_lossy(&body)),
+        (200, format!("{site} {original}").into())
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Answers tether does not rewrite: compressed, and over max_bytes (4096).
+    let (status, gz) = curl_status(&[&format!("{url}?OPERATION=CREATESESSION&GZIP=1")]);
+    assert_eq!(status, 200);
+    assert_eq!(&gz[..2], &[0x1f, 0x8b], "still the site's gzip bytes");
+    assert!(ta.wait_log("a compressed answer's body is not searched"));
+    let (status, big) = curl_status(&[&format!("{url}?OPERATION=CREATESESSION&PAD=5000")]);
+    assert_eq!(status, 200);
+    let big = String::from_utf8_lossy(&big);
+    assert_eq!(big.len(), big.trim_end().len() + 5000);
+    assert!(
+        !big.trim_end().contains('.'),
+        "untagged: {}",
+        big.trim_end()
+    );
+    assert!(ta.wait_log("over session_body.max_bytes"));
+    for said in [
+        "over session_form_max_bytes",
+        "a chunked form body",
+        "a compressed answer",
+        "over session_body.max_bytes",
+    ] {
+        assert_eq!(ta.log_text().matches(said).count(), 1, "{said} said once");
+    }
+}
+
+#[test]
+fn an_id_at_a_json_pointer_is_tagged_and_goes_home() {
+    let dir = TempDir::new("mapguide-json");
+    let (s1, s2) = (free_port(), free_port());
+    let _agents = (agent(s1, "site1"), agent(s2, "site2"));
+    let a = free_port();
+    let json = |c: String| {
+        c.replace(
+            "max_bytes = 4096",
+            "max_bytes = 4096\njson_pointer = \"/session/id\"",
+        )
+    };
+    let _ta = tether(&dir, &config(a, s1, s2, json), &[a]);
+    for proto in ["h1", "h2"] {
+        let target = format!("{AGENT}?OPERATION=CREATESESSION&FORMAT=json");
+        let created = batch(
+            proto,
+            &[(a, "GET", target.clone(), None), (a, "GET", target, None)],
+        );
+        let mut sites = HashSet::new();
+        for (status, body) in created {
+            assert_eq!(status, 200, "{body}");
+            let doc: serde_json::Value = serde_json::from_str(&body).expect("json");
+            assert_eq!(doc["ok"], serde_json::Value::Bool(true), "{body}");
+            let tagged = doc["session"]["id"].as_str().expect("id").to_string();
+            let (_, original) = tagged.split_once('.').expect("tagged");
+            let site = original.rsplit('_').next().expect("site").to_string();
+            let answers = batch(
+                proto,
+                &[follow(a, &tagged, false), follow(a, &tagged, true)],
+            );
+            for (status, body) in answers {
+                assert_eq!((status, body), (200, format!("{site} {original}")));
+            }
+            sites.insert(site);
+        }
+        assert_eq!(sites.len(), 2, "{proto}");
+    }
+}

@@ -13,7 +13,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::{Bytes, BytesMut};
-use tether_core::Cx;
+use tether_core::{Cx, PipeOpts, Sink, Source};
 use tether_http::{BodyKind, RequestHead};
 
 use super::conn::Conn;
@@ -102,7 +102,16 @@ pub(crate) fn replace_field(body: &[u8], name: &str, value: &str, new: &str) -> 
 }
 
 /// HTTP/1.1, phase 6½: read the form body first when the affinity needs it, then pick.
-pub(super) fn read(c: &mut Conn, cx: &mut Cx<'_>, mut req: Proxied) -> State {
+pub(super) fn read(c: &mut Conn, cx: &mut Cx<'_>, req: Proxied) -> State {
+    gather(c, cx, req, true)
+}
+
+/// HTTP/1.1: more client bytes while the form is read.
+pub(super) fn readable(c: &mut Conn, cx: &mut Cx<'_>, req: Box<Proxied>) -> State {
+    gather(c, cx, *req, false)
+}
+
+fn gather(c: &mut Conn, cx: &mut Cx<'_>, mut req: Proxied, first: bool) -> State {
     let need = wanted(&req);
     if need == 0 {
         return phases::pick(c, cx, req, None);
@@ -112,12 +121,19 @@ pub(super) fn read(c: &mut Conn, cx: &mut Cx<'_>, mut req: Proxied) -> State {
         req.form = Some(Bytes::copy_from_slice(&c.buf[..need]));
         return phases::pick(c, cx, req, None);
     }
+    if first && req.head.expect_continue {
+        // The client waits for a word before it sends the body that tether must read
+        // before any upstream is asked: say it (as nginx does when it reads a body). A
+        // short pipe, retired once written, long before the answer's pipe opens.
+        let opts = PipeOpts {
+            fin: false,
+            ..PipeOpts::default()
+        };
+        let p = cx.pipe_with(Source::Session, Sink::Conn(c.client), opts);
+        cx.push(p, Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n"));
+        cx.end(p);
+    }
     State::ReadingForm(Box::new(req))
-}
-
-/// HTTP/1.1: more client bytes while the form is read.
-pub(super) fn readable(c: &mut Conn, cx: &mut Cx<'_>, req: Box<Proxied>) -> State {
-    read(c, cx, *req)
 }
 
 /// HTTP/1.1: the request goes on with the body `new` instead of the `old_len` bytes read.
