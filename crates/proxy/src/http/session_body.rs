@@ -107,7 +107,7 @@ impl BodyTag {
                 });
                 Hold::Pass
             }
-            BodyKind::Length(0) => Hold::Pass,
+            BodyKind::Length(0) | BodyKind::None => Hold::Pass,
             BodyKind::Length(n) if buffered < n as usize => Hold::Wait,
             BodyKind::Length(n) => Hold::Ready(n as usize),
             _ => {
