@@ -319,3 +319,131 @@ pub(super) fn fail_statuses(
     }
     Ok(set)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::spec::{AffinitySpec, BodyFind, IdCarrier, IdWriter, UpstreamSpec};
+
+    const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+    fn upstream(extra: &str) -> Result<UpstreamSpec, String> {
+        let text = format!(
+            "[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:3000\"]\n\
+             balance = \"session_id\"\nkeys = [\"{KEY}\"]\n{extra}\n\
+             [[server]]\nlisten = [\"127.0.0.1:1\"]\n[[server.route]]\npath = \"/\"\nproxy = \"app\"\n"
+        );
+        crate::parse(&text, "t.toml")
+            .map(|s| s.upstreams[0].clone())
+            .map_err(|e| e.to_string())
+    }
+
+    fn carriers(extra: &str) -> (Vec<IdCarrier>, Vec<IdWriter>, usize) {
+        match upstream(extra).map(|u| u.affinity) {
+            Ok(AffinitySpec::SessionId {
+                read,
+                write,
+                form_max,
+                ..
+            }) => (read, write, form_max),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn single_keys_combine_in_a_fixed_order() {
+        let (read, write, form_max) = carriers(
+            "session_form = \"F\"\nsession_query = \"q\"\nsession_cookie = \"C\"\n\
+             session_response_header = \"X-New\"",
+        );
+        assert_eq!(
+            read,
+            [
+                IdCarrier::Cookie("C".into()),
+                IdCarrier::Query("q".into()),
+                IdCarrier::Form("F".into())
+            ]
+        );
+        assert_eq!(
+            write,
+            [
+                IdWriter::SetCookie("C".into()),
+                IdWriter::Header("X-New".into())
+            ]
+        );
+        assert_eq!(form_max, 64 * 1024);
+    }
+
+    #[test]
+    fn lists_body_and_their_errors() {
+        let (read, write, _) = carriers(
+            "session_read = [\"form:SESSION\", \"query:SESSION\"]\nsession_write = [\"body\"]\n\
+             [upstream.session_body]\nwhen = { OPERATION = \"CREATESESSION\" }\nregex = 'id=(\\w+)'",
+        );
+        assert_eq!(
+            read,
+            [
+                IdCarrier::Form("SESSION".into()),
+                IdCarrier::Query("SESSION".into())
+            ]
+        );
+        assert_eq!(write, [IdWriter::Body]);
+        let Ok(AffinitySpec::SessionId { body: Some(b), .. }) =
+            upstream("session_query = \"S\"\n[upstream.session_body]\njson_pointer = \"/a/b\"")
+                .map(|u| u.affinity)
+        else {
+            panic!("session_body")
+        };
+        assert_eq!(b.find, BodyFind::Pointer("/a/b".into()));
+        assert_eq!(b.max_bytes, 4096);
+        for (extra, want) in [
+            (
+                "",
+                "t.toml:2:8: balance = \"session_id\" needs where the id is read",
+            ),
+            (
+                "session_read = [\"body:S\"]",
+                "t.toml:6:17: `session_read`: \"body:S\"",
+            ),
+            (
+                "session_read = [\"cookie:a b\"]",
+                "t.toml:6:17: \"a b\" is not a valid cookie name",
+            ),
+            (
+                "session_query = \"S\"\nsession_write = [\"body\"]",
+                "t.toml:6:17: give the session id carriers either as",
+            ),
+            (
+                "session_read = [\"query:S\"]\nsession_write = [\"body\"]",
+                "t.toml:7:17: \"body\" in `session_write` needs",
+            ),
+            (
+                "session_query = \"S\"\n[upstream.session_body]\nregex = 'no capture'",
+                "t.toml:8:9: `session_body.regex` needs one capture group",
+            ),
+            (
+                "session_query = \"S\"\n[upstream.session_body]\nregex = '('",
+                "t.toml:8:9: `session_body.regex`:",
+            ),
+            (
+                "session_query = \"S\"\n[upstream.session_body]\njson_pointer = \"a\"",
+                "t.toml:8:16: `session_body.json_pointer` starts with '/'",
+            ),
+            (
+                "session_query = \"S\"\nsession_form_max_bytes = 300000",
+                "t.toml:7:26: `session_form_max_bytes` must be within 1-262144",
+            ),
+            (
+                "session_query = \"S\"\nfail_statuses = [\"4xx\", 99]",
+                "t.toml:7:17: `fail_statuses`: \"99\"",
+            ),
+        ] {
+            let e = upstream(extra).unwrap_err();
+            assert!(e.starts_with(want), "{extra}: {e}");
+        }
+        let f = upstream("session_query = \"S\"\nfail_statuses = [\"500-558\", 560, \"599\"]");
+        let statuses = f
+            .map(|u| u.options.passive.fail_statuses)
+            .expect("fail_statuses");
+        assert!(statuses.contains(558) && statuses.contains(560) && !statuses.contains(559));
+    }
+}
