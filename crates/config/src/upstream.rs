@@ -12,6 +12,9 @@
 //! cookie_secure = "auto"    # cookie / session_id: Secure over TLS (or always | never)
 //! cookie_samesite = "lax"   # or strict | none (none forces Secure)
 //! send_proxy = "v2"         # or "v1": a PROXY protocol header naming the client first
+//! fail_statuses = ["5xx"]   # answers that count as passive failures (max_fails)
+//! # balance = "session_id": session_read / session_write / [upstream.session_body] and
+//! # the single carrier keys are checked in `session_id.rs`
 //! [upstream.health]
 //! path = "/health"
 //! ```
