@@ -88,6 +88,7 @@ pub mod spec;
 pub mod store;
 mod tls;
 mod upstream;
+mod upstream_protocol;
 pub mod warnings;
 mod xps;
 

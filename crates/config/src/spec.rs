@@ -167,6 +167,8 @@ pub struct UpstreamSpec {
     pub send_proxy: Option<SendProxy>,
     /// `cookie_secure`, `cookie_samesite`: the attributes of the cookies tether writes.
     pub cookie: tether_balance::CookieOptions,
+    /// `protocol`: what the servers speak (HTTP/1.1 by default).
+    pub protocol: UpstreamProtocol,
     /// Where the pool is written (errors found when it is built).
     pub pos: Pos,
 }
@@ -184,6 +186,7 @@ impl UpstreamSpec {
             tls: None,
             send_proxy: None,
             cookie: tether_balance::CookieOptions::default(),
+            protocol: UpstreamProtocol::Http1,
             pos,
         }
     }
@@ -235,6 +238,33 @@ pub struct UpstreamTlsSpec {
     pub servers: Vec<String>,
     /// Where `tls` (or the pool) is written.
     pub pos: Pos,
+}
+
+/// `protocol` of an `[[upstream]]`: how tether speaks to its servers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum UpstreamProtocol {
+    /// `"http1"`: HTTP/1.1 (pooled keep-alive connections), the default.
+    #[default]
+    Http1,
+    /// `"h2c"`: HTTP/2 over plain TCP with prior knowledge (gRPC backends, mostly).
+    H2c,
+    /// `"h2"`: HTTP/2 over TLS, ALPN `h2` offered and required.
+    H2,
+    /// `"auto"`: TLS with ALPN `h2` and `http/1.1` offered; the server's choice decides.
+    Auto,
+}
+
+impl UpstreamProtocol {
+    /// `"http1"`, `"h2c"`, `"h2"` or `"auto"`.
+    pub fn parse(text: &str) -> Option<UpstreamProtocol> {
+        match text {
+            "http1" => Some(UpstreamProtocol::Http1),
+            "h2c" => Some(UpstreamProtocol::H2c),
+            "h2" => Some(UpstreamProtocol::H2),
+            "auto" => Some(UpstreamProtocol::Auto),
+            _ => None,
+        }
+    }
 }
 
 /// The PROXY protocol version sent to servers that want to know the client.

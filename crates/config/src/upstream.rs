@@ -12,6 +12,7 @@
 //! cookie_secure = "auto"    # cookie / session_id: Secure over TLS (or always | never)
 //! cookie_samesite = "lax"   # or strict | none (none forces Secure)
 //! send_proxy = "v2"         # or "v1": a PROXY protocol header naming the client first
+//! protocol = "h2c"          # http1 (default) | h2c | h2 (TLS, ALPN h2) | auto (TLS, ALPN decides)
 //! fail_statuses = ["5xx"]   # answers that count as passive failures (max_fails)
 //! # balance = "session_id": session_read / session_write / [upstream.session_body] and
 //! # the single carrier keys are checked in `session_id.rs`
@@ -69,6 +70,7 @@ pub(super) struct RawUpstream {
     health: Option<Spanned<RawHealth>>,
     tls: Option<Spanned<RawUpstreamTls>>,
     send_proxy: Option<Spanned<String>>,
+    protocol: Option<Spanned<String>>,
 }
 
 /// `tls = true`, or `tls = { ca = "ca.pem", sni = "name", verify = false, cert, key }`.
@@ -315,6 +317,7 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<UpstreamSpec, ConfigEr
     )?;
     let tls = upstream_tls(&u, &servers, &https, at)?;
     let send_proxy = send_proxy(u.send_proxy, at)?;
+    let protocol = crate::upstream_protocol::check(u.protocol.as_ref(), tls.is_some(), at)?;
     Ok(UpstreamSpec {
         pos: Pos::at(at, u.name.span()),
         name,
@@ -326,6 +329,7 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<UpstreamSpec, ConfigEr
         tls,
         send_proxy,
         cookie,
+        protocol,
     })
 }
 

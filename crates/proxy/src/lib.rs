@@ -21,6 +21,7 @@ pub mod access_log;
 mod access_log_format;
 pub mod admin;
 pub mod h2;
+pub(crate) mod h2up;
 pub mod health;
 pub mod http;
 pub mod idle;

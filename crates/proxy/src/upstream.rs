@@ -37,6 +37,8 @@ pub struct Upstream {
     /// `Secure` and `SameSite` of the cookies tether writes (`cookie_secure`,
     /// `cookie_samesite`).
     pub cookie: tether_balance::CookieOptions,
+    /// `protocol`: HTTP/1.1, or HTTP/2 (`h2up/`) to the servers.
+    pub protocol: tether_config::spec::UpstreamProtocol,
 }
 
 /// The PROXY protocol header for a connection on behalf of `client`, who reached tether at
@@ -67,6 +69,7 @@ impl Upstream {
             tls_unverified: false,
             send_proxy: None,
             cookie: tether_balance::CookieOptions::default(),
+            protocol: Default::default(),
         }
     }
 

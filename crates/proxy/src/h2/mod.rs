@@ -26,6 +26,7 @@
 mod feed;
 mod form;
 mod gate;
+mod h2up;
 mod reply;
 mod stream;
 mod upstream;
@@ -89,6 +90,8 @@ pub struct H2Session {
     streams: BTreeMap<u32, Stream>,
     state: State,
     _ip_slot: Option<IpSlot>,
+    /// Connections to HTTP/2 upstreams, shared by this connection's streams (`h2up.rs`).
+    ups: Vec<h2up::MuxRef>,
 }
 
 impl H2Session {
@@ -113,6 +116,7 @@ impl H2Session {
             streams: BTreeMap::new(),
             state: State::Serving,
             _ip_slot: ip_slot,
+            ups: Vec::new(),
         }
     }
 
@@ -171,6 +175,13 @@ impl H2Session {
                 work: Work::Proxying(x),
                 ..
             }) => upstream::client_data(cx, x, data, end),
+            Some(Stream {
+                work: Work::H2Up(_),
+                ..
+            }) => {
+                self.h2up_data(cx, id, data, end);
+                false
+            }
             Some(Stream {
                 work: Work::AwaitingStore(p),
                 ..
@@ -238,6 +249,7 @@ impl H2Session {
                 break;
             }
         }
+        self.h2up_after_send(cx);
         self.retire(cx);
     }
 
@@ -309,6 +321,7 @@ impl H2Session {
                 }
             }
         }
+        late.extend(self.h2up_late(now).into_iter().map(|id| (id, Some(504))));
         for (id, status) in late {
             match status {
                 Some(status) => self.fail_stream(cx, id, status, "upstream response timed out"),
@@ -379,21 +392,23 @@ impl Session for H2Session {
     fn on_readable(&mut self, cx: &mut Cx<'_>, pipe: PipeId) {
         if self.reader == Some(pipe) {
             self.read_client(cx);
-        } else {
+        } else if !self.h2up_readable(cx, pipe) {
             self.upstream_readable(cx, pipe);
         }
         self.flush(cx);
     }
 
     fn on_drained(&mut self, cx: &mut Cx<'_>, pipe: PipeId) {
-        if self.writer != Some(pipe) {
+        if self.writer != Some(pipe) && !self.h2up_drained(cx, pipe) {
             self.upstream_drained(cx, pipe);
         }
         self.flush(cx);
     }
 
     fn on_connect(&mut self, cx: &mut Cx<'_>, up: ConnId, result: std::io::Result<()>) {
-        self.upstream_connected(cx, up, result);
+        if !self.h2up_connected(cx, up, &result) {
+            self.upstream_connected(cx, up, result);
+        }
         self.flush(cx);
     }
 
@@ -413,7 +428,9 @@ impl Session for H2Session {
             cx.close();
             return;
         }
-        self.upstream_pipe_end(cx, pipe, end);
+        if !self.h2up_pipe_end(cx, pipe, end) {
+            self.upstream_pipe_end(cx, pipe, end);
+        }
         self.flush(cx);
     }
 

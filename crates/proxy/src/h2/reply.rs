@@ -25,6 +25,8 @@ pub(super) struct Out {
     pub queued: usize,
     /// The source has no more: END_STREAM once `queue` is out.
     pub end: bool,
+    /// Trailers to send after `queue` (they carry the END_STREAM): an HTTP/2 upstream's.
+    pub trailers: Option<Vec<(Bytes, Bytes)>>,
     /// END_STREAM (or a reset) went out: nothing more for this stream.
     pub sent_end: bool,
     /// The response head went out.

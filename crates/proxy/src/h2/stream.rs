@@ -33,6 +33,9 @@ pub(super) struct Stream {
     pub head_only: bool,
     pub out: Out,
     pub work: Work,
+    /// A gRPC request (`content-type: application/grpc*`): tether's own errors are gRPC
+    /// answers (`h2up.rs` `grpc_answer`).
+    pub grpc: bool,
 }
 
 /// What answers the stream.
@@ -48,6 +51,8 @@ pub(super) enum Work {
     Gated(Box<super::gate::Gated>),
     /// An exchange with the upstream.
     Proxying(Box<Exchange>),
+    /// A call on an HTTP/2 upstream connection (`h2up.rs`).
+    H2Up(Box<super::h2up::Call>),
     /// The broker's WebSocket feed (RFC 8441).
     Feed(Box<Feed>),
     /// A broker request held until the broker's first polling round (`/session`; `/`
@@ -99,7 +104,7 @@ impl Stream {
         }
         let mut moved = false;
         loop {
-            let last = out.end && out.queue.len() == 1;
+            let last = out.end && out.trailers.is_none() && out.queue.len() == 1;
             let Some(front) = out.queue.front_mut() else {
                 break;
             };
@@ -128,7 +133,15 @@ impl Stream {
             }
         }
         if out.queue.is_empty() && out.end && !out.sent_end {
-            let _ = h2.send_data(self.id, &mut Bytes::new(), true);
+            match out.trailers.take() {
+                Some(t) => {
+                    let list: Vec<(&[u8], &[u8])> = t.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+                    let _ = h2.send_trailers(self.id, &list);
+                }
+                None => {
+                    let _ = h2.send_data(self.id, &mut Bytes::new(), true);
+                }
+            }
             out.sent_end = true;
             moved = true;
         }
@@ -149,14 +162,17 @@ impl Stream {
                 | Work::BrokerHeld(_)
                 | Work::ReadingForm(_) => false,
                 Work::Proxying(x) => x.settled(),
+                Work::H2Up(c) => c.settled(),
             }
     }
 
     /// Drop the work under way (its upstream connection closes); `status` is logged if
     /// nothing was answered.
     pub fn abandon(&mut self, cx: &mut Cx<'_>, status: u16) {
-        if let Work::Proxying(x) = std::mem::replace(&mut self.work, Work::Gone) {
-            upstream::abandon(cx, x);
+        match std::mem::replace(&mut self.work, Work::Gone) {
+            Work::Proxying(x) => upstream::abandon(cx, x),
+            Work::H2Up(c) => super::h2up::abandon(cx, c),
+            _ => {}
         }
         if let Some(c) = self.current.as_mut().filter(|c| c.status == 0) {
             c.status = status;
@@ -299,6 +315,11 @@ impl H2Session {
             }),
         });
         self.begin(cx, id, &head.method[..] == b"HEAD", log);
+        let grpc = (head.fields.iter())
+            .any(|(n, v)| &n[..] == b"content-type" && crate::h2up::grpc::is_grpc(v));
+        if let Some(s) = self.streams.get_mut(&id).filter(|_| grpc) {
+            s.grpc = true;
+        }
         match h1 {
             Ok(h) => self.serve(cx, id, h, Early::new(end_stream)),
             Err(status) => self.answer_status(cx, id, status, ""),
@@ -334,6 +355,7 @@ impl H2Session {
             head_only,
             out: Out::default(),
             work: Work::Local(None),
+            grpc: false,
         };
         self.streams.insert(id, s);
     }
@@ -595,6 +617,9 @@ impl H2Session {
 
     /// A status page (`extra`: header lines, each ending in CRLF).
     pub(super) fn answer_status(&mut self, cx: &mut Cx<'_>, id: u32, status: u16, extra: &str) {
+        if self.grpc_answer(id, status, "") {
+            return;
+        }
         let head_only = self.streams.get(&id).is_some_and(|s| s.head_only);
         if let Some(page) = self.error_page(id, status, extra) {
             return self.answer_h1(cx, id, page.into(), None);
@@ -605,6 +630,9 @@ impl H2Session {
 
     /// `status` with a one-line reason.
     pub(super) fn answer_message(&mut self, cx: &mut Cx<'_>, id: u32, status: u16, msg: &str) {
+        if self.grpc_answer(id, status, msg) {
+            return;
+        }
         let head_only = self.streams.get(&id).is_some_and(|s| s.head_only);
         if let Some(page) = self.error_page(id, status, "") {
             return self.answer_h1(cx, id, page.into(), None);

@@ -83,6 +83,12 @@ impl Early {
         out.freeze()
     }
 
+    /// The bytes received, how many the client sent, and whether END_STREAM came (an
+    /// HTTP/2 upstream takes them as they are: `h2up.rs`).
+    pub fn into_parts(self) -> (Vec<Bytes>, usize, bool) {
+        (self.bytes, self.len, self.ended)
+    }
+
     /// Send `body` instead of the bytes received (a form whose session id tag was
     /// stripped); `len` still counts what the client sent (its window is given back).
     pub fn replace_body(&mut self, body: Bytes) {
@@ -348,6 +354,9 @@ impl H2Session {
             if let Some(c) = s.current_mut() {
                 c.note_upstream(&req.upstream, &pick);
             }
+        }
+        if req.upstream.protocol == tether_config::spec::UpstreamProtocol::H2c {
+            return self.start_h2up(cx, id, req, pick, early);
         }
         let x = Box::new(Exchange {
             up: ConnId::dangling(),

@@ -1,0 +1,495 @@
+//! A stream proxied to an HTTP/2 upstream (`protocol = "h2c"`): its request goes to a
+//! shared upstream connection (`crate::h2up::mux::UpMux`, one per server while it has room
+//! under the server's MAX_CONCURRENT_STREAMS, another when full) as a header list, never
+//! as an HTTP/1.1 head; request DATA goes upstream as the upstream windows allow and is
+//! given back to the client's window only once sent (a stalled upstream stops the client);
+//! response HEADERS, DATA and trailers come back as this stream's HEADERS, DATA and
+//! trailing HEADERS, and response DATA is given back to the upstream's windows only once
+//! the client's windows took it (`after_send`): a slow client slows the server through
+//! both windows, never through tether's memory. Both directions move at once (bidi gRPC).
+//!
+//! The session holds its muxes (`H2Session::ups`); a stream holds its `Call`, which names
+//! its mux. What the upstream says arrives through the mux's reader pipe (`readable`).
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use tether_balance::ActiveGuard;
+use tether_core::{ConnectOpts, Cx, PipeEnd, PipeId};
+use tether_h2::{ClientEvent, ErrorCode, RequestError, StreamId};
+
+use super::stream::{Stream, Work};
+use super::upstream::Early;
+use super::H2Session;
+use crate::h2up::fields;
+use crate::h2up::grpc;
+use crate::h2up::mux::UpMux;
+use crate::http::affinity::Pick;
+use crate::http::phases::Proxied;
+
+pub(super) type MuxRef = Rc<RefCell<UpMux>>;
+
+/// One stream's exchange with an HTTP/2 upstream.
+pub(super) struct Call {
+    /// The client stream.
+    client: u32,
+    mux: MuxRef,
+    /// The upstream stream, once opened.
+    up: Option<StreamId>,
+    /// The request head, until the stream opens.
+    fields: Vec<(Bytes, Bytes)>,
+    /// Request body bytes not sent upstream yet (bounded by the client's window).
+    body: VecDeque<Bytes>,
+    /// The client's END_STREAM came.
+    req_end: bool,
+    /// Our END_STREAM went upstream.
+    sent_end: bool,
+    /// The final response head came.
+    pub head_seen: bool,
+    /// The response ended (END_STREAM, trailers, or a reset).
+    resp_done: bool,
+    /// Response body bytes in the stream's `Out`, not yet given back upstream.
+    in_out: usize,
+    pick: Pick,
+    _active: ActiveGuard,
+    /// No final response head by then: 504 (gRPC: DEADLINE_EXCEEDED). `grpc-timeout`
+    /// when the request has one, else the listener's `idle_timeout`.
+    pub deadline: Instant,
+}
+
+impl Call {
+    pub fn settled(&self) -> bool {
+        self.resp_done
+    }
+}
+
+/// Drop a call: its upstream stream is reset (if still open).
+pub(super) fn abandon(cx: &mut Cx<'_>, c: Box<Call>) {
+    if !c.resp_done {
+        c.mux.borrow_mut().cancel(cx, c.client, c.up);
+    }
+}
+
+/// The call of stream `s`, if it has one.
+fn call_of(s: Option<&mut Stream>) -> Option<&mut Call> {
+    match s.map(|s| &mut s.work) {
+        Some(Work::H2Up(c)) => Some(c),
+        _ => None,
+    }
+}
+
+impl H2Session {
+    /// Phase 8, forward, to an HTTP/2 upstream.
+    pub(super) fn start_h2up(
+        &mut self,
+        cx: &mut Cx<'_>,
+        id: u32,
+        req: Proxied,
+        pick: Pick,
+        early: Early,
+    ) {
+        let addr = pick.server.addr();
+        let edits = Some(&pick.request).filter(|e| !e.is_empty());
+        let https = self.peer.tls.is_some();
+        let authority = addr.to_string();
+        let list = fields::request_fields(&req.head, &self.peer.ip_text, https, &authority, edits);
+        let wait = (req.head.header("grpc-timeout"))
+            .and_then(grpc::timeout)
+            .unwrap_or(self.ctx.spec.idle_timeout);
+        let (bytes, len, ended) = early.into_parts();
+        if len > 0 {
+            self.h2.consumed(id, len);
+        }
+        let mux = match self.ups.iter().find(|m| {
+            let m = m.borrow();
+            m.addr == addr && m.has_room()
+        }) {
+            Some(m) => m.clone(),
+            None => {
+                let client = self.peer.conn;
+                let header = (req.upstream.send_proxy).map(|v| {
+                    crate::upstream::proxy_header(v, cx.peer_addr(client), cx.local_addr(client))
+                });
+                let opts = ConnectOpts {
+                    tls: None,
+                    proxy_header: header.as_deref(),
+                    fresh: true,
+                };
+                match cx.connect_with(addr, opts) {
+                    Ok(conn) => {
+                        let m = Rc::new(RefCell::new(UpMux::new(conn, addr)));
+                        self.ups.push(m.clone());
+                        m
+                    }
+                    Err(e) => {
+                        log::warn!("h2 {}: upstream {addr}: connect: {e}", self.listen());
+                        pick.server.health().record_failure(cx.now());
+                        return self.answer_status(cx, id, 502, "");
+                    }
+                }
+            }
+        };
+        mux.borrow_mut().waiting.push(id);
+        let call = Call {
+            client: id,
+            mux: mux.clone(),
+            up: None,
+            fields: list,
+            body: bytes.into_iter().filter(|b| !b.is_empty()).collect(),
+            req_end: ended,
+            sent_end: false,
+            head_seen: false,
+            resp_done: false,
+            in_out: 0,
+            _active: pick.server.acquire(),
+            pick,
+            deadline: cx.now() + wait,
+        };
+        match self.streams.get_mut(&id) {
+            Some(s) => s.work = Work::H2Up(Box::new(call)),
+            None => return abandon(cx, Box::new(call)),
+        }
+        self.pump(cx, &mux);
+    }
+
+    /// Request body bytes of a stream proxied to an HTTP/2 upstream.
+    pub(super) fn h2up_data(&mut self, cx: &mut Cx<'_>, id: u32, data: Bytes, end: bool) {
+        let Some(c) = call_of(self.streams.get_mut(&id)) else {
+            return;
+        };
+        if !data.is_empty() {
+            c.body.push_back(data);
+        }
+        c.req_end |= end;
+        let mux = c.mux.clone();
+        self.pump(cx, &mux);
+    }
+
+    /// Open the streams waiting on `mux`, send what the windows allow of every request body,
+    /// and write the frames.
+    fn pump(&mut self, cx: &mut Cx<'_>, mux: &MuxRef) {
+        let mut m = mux.borrow_mut();
+        if !m.connected || m.dead {
+            return;
+        }
+        let mut failed = Vec::new();
+        for cid in std::mem::take(&mut m.waiting) {
+            let Some(c) = call_of(self.streams.get_mut(&cid)) else {
+                continue;
+            };
+            let end = c.req_end && c.body.is_empty();
+            match m.open(cid, &c.fields, end) {
+                Ok(up) => {
+                    c.up = Some(up);
+                    c.sent_end = end;
+                    c.fields = Vec::new();
+                }
+                Err(RequestError::Busy) => m.waiting.push(cid),
+                Err(RequestError::TooLarge) => failed.push((cid, 431)),
+                Err(_) => failed.push((cid, 502)),
+            }
+        }
+        let open: Vec<(StreamId, u32)> = m.streams.iter().map(|(&u, &c)| (u, c)).collect();
+        for (up, cid) in open {
+            let Some(c) = call_of(self.streams.get_mut(&cid)) else {
+                continue;
+            };
+            let mut given = 0;
+            while !c.sent_end && m.can_write(cx) {
+                let last = c.req_end && c.body.len() <= 1;
+                let Some(front) = c.body.front_mut() else {
+                    if c.req_end && m.h2.send_data(up, &mut Bytes::new(), true).is_ok() {
+                        c.sent_end = true;
+                    }
+                    break;
+                };
+                if m.h2.sendable(up) == 0 {
+                    break;
+                }
+                match m.h2.send_data(up, front, last) {
+                    Ok(n) => given += n,
+                    Err(_) => {
+                        c.body.clear();
+                        c.sent_end = true;
+                        break;
+                    }
+                }
+                if !front.is_empty() {
+                    break; // a window closed
+                }
+                c.body.pop_front();
+                c.sent_end = last;
+            }
+            if given > 0 {
+                self.h2.consumed(cid, given);
+            }
+        }
+        m.write(cx);
+        drop(m);
+        for (cid, status) in failed {
+            self.answer_status(cx, cid, status, "");
+        }
+    }
+
+    /// The mux owning `pipe`, if any.
+    fn mux_of_pipe(&self, pipe: PipeId) -> Option<MuxRef> {
+        self.ups.iter().find(|m| m.borrow().owns_pipe(pipe)).cloned()
+    }
+
+    /// Bytes from an HTTP/2 upstream (false: not a mux's pipe).
+    pub(super) fn h2up_readable(&mut self, cx: &mut Cx<'_>, pipe: PipeId) -> bool {
+        let Some(mux) = self.mux_of_pipe(pipe) else {
+            return false;
+        };
+        let events = mux.borrow_mut().read(cx);
+        let now = cx.now();
+        let mut failed: Vec<(u32, u16)> = Vec::new();
+        let mut resets: Vec<u32> = Vec::new();
+        let mut broken = false;
+        {
+            let mut m = mux.borrow_mut();
+            for e in events {
+                match e {
+                    ClientEvent::Headers {
+                        id,
+                        status,
+                        fields: f,
+                        end,
+                    } => {
+                        let Some(&cid) = m.streams.get(&id) else {
+                            continue;
+                        };
+                        if status < 200 {
+                            continue; // interim: not passed on
+                        }
+                        let Some(s) = self.streams.get_mut(&cid) else {
+                            continue;
+                        };
+                        let f = fields::response_fields(f);
+                        let list: Vec<(&[u8], &[u8])> =
+                            f.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+                        if let Work::H2Up(c) = &mut s.work {
+                            c.head_seen = true;
+                            c.pick.server.health().record_answer(status, now);
+                            if end {
+                                c.resp_done = true;
+                            }
+                        }
+                        s.note_status(status);
+                        if self.h2.send_headers(cid, status, &list, end).is_ok() {
+                            s.out.head_sent = true;
+                            s.out.end = end;
+                            s.out.sent_end = end;
+                        }
+                        if end {
+                            m.streams.remove(&id);
+                        }
+                    }
+                    ClientEvent::Data { id, bytes, end } => {
+                        let Some(&cid) = m.streams.get(&id) else {
+                            m.h2.consumed(id, bytes.len());
+                            continue;
+                        };
+                        let Some(s) = self.streams.get_mut(&cid) else {
+                            continue;
+                        };
+                        if let Work::H2Up(c) = &mut s.work {
+                            c.in_out += bytes.len();
+                            c.resp_done |= end;
+                        }
+                        s.out.push(bytes);
+                        s.out.end |= end;
+                        if end {
+                            m.streams.remove(&id);
+                        }
+                    }
+                    ClientEvent::Trailers { id, fields: f } => {
+                        let Some(cid) = m.streams.remove(&id) else {
+                            continue;
+                        };
+                        let Some(s) = self.streams.get_mut(&cid) else {
+                            continue;
+                        };
+                        if let Work::H2Up(c) = &mut s.work {
+                            c.resp_done = true;
+                        }
+                        s.out.trailers = Some(fields::response_fields(f));
+                        s.out.end = true;
+                    }
+                    ClientEvent::Reset { id, code, .. } => {
+                        let Some(cid) = m.streams.remove(&id) else {
+                            continue;
+                        };
+                        log::info!("h2 upstream {}: stream {id} reset: {code}", m.addr);
+                        let head = call_of(self.streams.get_mut(&cid)).map(|c| {
+                            c.resp_done = true;
+                            c.head_seen
+                        });
+                        match head {
+                            Some(false) => failed.push((cid, 502)),
+                            Some(true) => resets.push(cid),
+                            None => {}
+                        }
+                    }
+                    ClientEvent::GoAway { retryable, .. } => {
+                        for id in retryable {
+                            if let Some(cid) = m.streams.remove(&id) {
+                                if let Some(c) = call_of(self.streams.get_mut(&cid)) {
+                                    c.resp_done = true;
+                                }
+                                failed.push((cid, 503));
+                            }
+                        }
+                    }
+                    ClientEvent::Error(e) => {
+                        log::warn!("h2 upstream {}: {e}", m.addr);
+                        broken = true;
+                    }
+                    ClientEvent::Settings { .. }
+                    | ClientEvent::WindowOpened
+                    | ClientEvent::Ping { .. } => {}
+                }
+            }
+        }
+        if broken {
+            self.mux_lost(cx, &mux);
+        }
+        for cid in resets {
+            self.h2.reset(cid, ErrorCode::InternalError);
+            self.drop_stream(cx, cid, 502);
+        }
+        for (cid, status) in failed {
+            self.fail_call(cx, cid, status);
+        }
+        self.pump(cx, &mux);
+        true
+    }
+
+    /// A call failed before its answer: the status (gRPC: its code) goes to the client.
+    fn fail_call(&mut self, cx: &mut Cx<'_>, cid: u32, status: u16) {
+        let Some(s) = self.streams.get_mut(&cid) else {
+            return;
+        };
+        if let Work::H2Up(c) = std::mem::replace(&mut s.work, Work::Gone) {
+            abandon(cx, c);
+        }
+        if s.out.head_sent {
+            self.h2.reset(cid, ErrorCode::InternalError);
+            return self.drop_stream(cx, cid, status);
+        }
+        self.answer_status(cx, cid, status, "");
+    }
+
+    /// A mux's connection is gone: its calls fail (502 before an answer, a reset after).
+    fn mux_lost(&mut self, cx: &mut Cx<'_>, mux: &MuxRef) {
+        let (addr, calls) = {
+            let mut m = mux.borrow_mut();
+            m.close(cx);
+            let mut calls: Vec<u32> = m.streams.drain().map(|(_, c)| c).collect();
+            calls.append(&mut m.waiting);
+            (m.addr, calls)
+        };
+        self.ups.retain(|m| !Rc::ptr_eq(m, mux));
+        let now = cx.now();
+        for cid in calls {
+            if let Some(c) = call_of(self.streams.get_mut(&cid)) {
+                c.pick.server.health().record_failure(now);
+                c.resp_done = true;
+            }
+            log::warn!("h2 {}: upstream {addr}: connection lost", self.listen());
+            self.fail_call(cx, cid, 502);
+        }
+    }
+
+    /// `on_connect` of a mux's connection (false: not a mux's).
+    pub(super) fn h2up_connected(
+        &mut self,
+        cx: &mut Cx<'_>,
+        conn: tether_core::ConnId,
+        result: &std::io::Result<()>,
+    ) -> bool {
+        let Some(mux) = self.ups.iter().find(|m| m.borrow().conn == conn).cloned() else {
+            return false;
+        };
+        if let Err(e) = result {
+            log::warn!(
+                "h2 {}: upstream {} unreachable: {e}",
+                self.listen(),
+                mux.borrow().addr
+            );
+            self.mux_lost(cx, &mux);
+            return true;
+        }
+        mux.borrow_mut().connected(cx);
+        self.pump(cx, &mux);
+        true
+    }
+
+    /// A mux's writer drained: request bodies may go on (false: not a mux's pipe).
+    pub(super) fn h2up_drained(&mut self, cx: &mut Cx<'_>, pipe: PipeId) -> bool {
+        let Some(mux) = self.mux_of_pipe(pipe) else {
+            return false;
+        };
+        self.pump(cx, &mux);
+        true
+    }
+
+    /// A mux's pipe ended: the connection is gone (false: not a mux's pipe).
+    pub(super) fn h2up_pipe_end(&mut self, cx: &mut Cx<'_>, pipe: PipeId, _end: PipeEnd) -> bool {
+        let Some(mux) = self.mux_of_pipe(pipe) else {
+            return false;
+        };
+        self.mux_lost(cx, &mux);
+        true
+    }
+
+    /// After the client's windows took bytes: give the upstream windows back as much.
+    pub(super) fn h2up_after_send(&mut self, cx: &mut Cx<'_>) {
+        if self.ups.is_empty() {
+            return;
+        }
+        for s in self.streams.values_mut() {
+            let queued = s.out.queued;
+            if let Work::H2Up(c) = &mut s.work {
+                let sent = c.in_out.saturating_sub(queued);
+                if let (true, Some(up)) = (sent > 0, c.up) {
+                    c.in_out -= sent;
+                    c.mux.borrow_mut().h2.consumed(up, sent);
+                }
+            }
+        }
+        for m in &self.ups {
+            m.borrow_mut().write(cx);
+        }
+    }
+
+    /// Calls past their deadline with no answer (`idle_check`: 504, DEADLINE_EXCEEDED).
+    pub(super) fn h2up_late(&self, now: Instant) -> Vec<u32> {
+        (self.streams.iter())
+            .filter(|(_, s)| matches!(&s.work, Work::H2Up(c) if !c.head_seen && now >= c.deadline))
+            .map(|(&id, _)| id)
+            .collect()
+    }
+
+    /// The gRPC answer for tether's own error `status` on stream `id`, if the request is
+    /// gRPC (true: answered).
+    pub(super) fn grpc_answer(&mut self, id: u32, status: u16, detail: &str) -> bool {
+        let Some(s) = self.streams.get_mut(&id).filter(|s| s.grpc && !s.out.head_sent) else {
+            return false;
+        };
+        let f = grpc::error_fields(status, detail);
+        let list: Vec<(&[u8], &[u8])> = f.iter().map(|(n, v)| (*n, &v[..])).collect();
+        s.note_status(status);
+        s.out = super::reply::Out::default();
+        if self.h2.send_headers(id, 200, &list, true).is_ok() {
+            s.out.head_sent = true;
+        }
+        s.out.end = true;
+        s.out.sent_end = true;
+        s.work = Work::Local(None);
+        true
+    }
+}

@@ -1,0 +1,26 @@
+//! HTTP/2 to upstreams (`protocol = "h2c"` on an `[[upstream]]`): one loop-driven
+//! `tether_h2::ClientConn` per upstream connection (`mux.rs`), requests mapped to header
+//! lists as RFC 9113 says (`fields.rs`), and tether's own errors answered the gRPC way to
+//! gRPC requests (`grpc.rs`). The client side that hands streams to a mux is the HTTP/2
+//! session's `h2/h2up.rs`; docs/architecture.md, "where a frame goes upstream", follows a
+//! frame through them.
+
+pub(crate) mod fields;
+pub(crate) mod grpc;
+pub(crate) mod mux;
+
+use tether_config::spec::{UpstreamProtocol, UpstreamSpec};
+use tether_config::ConfigError;
+
+/// The pool's protocol, as far as this build speaks it: `h2` and `auto` (HTTP/2 over TLS,
+/// ALPN) are refused with the pool's position until they are wired.
+pub(crate) fn check_protocol(spec: &UpstreamSpec) -> Result<UpstreamProtocol, ConfigError> {
+    match spec.protocol {
+        UpstreamProtocol::H2 | UpstreamProtocol::Auto => Err(spec.pos.error(format!(
+            "upstream {:?}: `protocol = \"h2\"` and \"auto\" (HTTP/2 over TLS) are not \
+             supported yet (hint: \"h2c\" speaks HTTP/2 on a plain port; \"http1\" over TLS)",
+            spec.name
+        ))),
+        p => Ok(p),
+    }
+}
