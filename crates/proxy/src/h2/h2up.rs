@@ -14,11 +14,10 @@
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use tether_balance::ActiveGuard;
-use tether_core::{ConnectOpts, Cx, PipeEnd, PipeId};
+use tether_core::{ConnectOpts, Cx, PipeEnd, PipeId, TimerId};
 use tether_h2::{ClientEvent, ErrorCode, RequestError, StreamId};
 
 use super::stream::{Stream, Work};
@@ -31,6 +30,9 @@ use crate::http::affinity::Pick;
 use crate::http::phases::Proxied;
 
 pub(super) type MuxRef = Rc<RefCell<UpMux>>;
+
+/// Timer key of a call's deadline (`| stream id`).
+pub(super) const KEY_DEADLINE: u64 = 1 << 36;
 
 /// One stream's exchange with an HTTP/2 upstream.
 pub(super) struct Call {
@@ -54,10 +56,11 @@ pub(super) struct Call {
     /// Response body bytes in the stream's `Out`, not yet given back upstream.
     in_out: usize,
     pick: Pick,
+    send_proxy: Option<tether_config::spec::SendProxy>,
     _active: ActiveGuard,
     /// No final response head by then: 504 (gRPC: DEADLINE_EXCEEDED). `grpc-timeout`
-    /// when the request has one, else the listener's `idle_timeout`.
-    pub deadline: Instant,
+    /// when the request has one, else the listener's `idle_timeout` (`KEY_DEADLINE`).
+    deadline: Option<TimerId>,
 }
 
 impl Call {
@@ -68,6 +71,9 @@ impl Call {
 
 /// Drop a call: its upstream stream is reset (if still open).
 pub(super) fn abandon(cx: &mut Cx<'_>, c: Box<Call>) {
+    if let Some(t) = c.deadline {
+        cx.cancel_timer(t);
+    }
     if !c.resp_done {
         c.mux.borrow_mut().cancel(cx, c.client, c.up);
     }
@@ -103,33 +109,13 @@ impl H2Session {
         if len > 0 {
             self.h2.consumed(id, len);
         }
-        let mux = match self.ups.iter().find(|m| {
-            let m = m.borrow();
-            m.addr == addr && m.has_room()
-        }) {
-            Some(m) => m.clone(),
-            None => {
-                let client = self.peer.conn;
-                let header = (req.upstream.send_proxy).map(|v| {
-                    crate::upstream::proxy_header(v, cx.peer_addr(client), cx.local_addr(client))
-                });
-                let opts = ConnectOpts {
-                    tls: None,
-                    proxy_header: header.as_deref(),
-                    fresh: true,
-                };
-                match cx.connect_with(addr, opts) {
-                    Ok(conn) => {
-                        let m = Rc::new(RefCell::new(UpMux::new(conn, addr)));
-                        self.ups.push(m.clone());
-                        m
-                    }
-                    Err(e) => {
-                        log::warn!("h2 {}: upstream {addr}: connect: {e}", self.listen());
-                        pick.server.health().record_failure(cx.now());
-                        return self.answer_status(cx, id, 502, "");
-                    }
-                }
+        let send_proxy = req.upstream.send_proxy;
+        let mux = match self.mux_for(cx, addr, send_proxy) {
+            Ok(m) => m,
+            Err(e) => {
+                log::warn!("h2 {}: upstream {addr}: connect: {e}", self.listen());
+                pick.server.health().record_failure(cx.now());
+                return self.answer_status(cx, id, 502, "");
             }
         };
         mux.borrow_mut().waiting.push(id);
@@ -146,13 +132,74 @@ impl H2Session {
             in_out: 0,
             _active: pick.server.acquire(),
             pick,
-            deadline: cx.now() + wait,
+            send_proxy,
+            deadline: Some(cx.set_timer(wait, KEY_DEADLINE | id as u64)),
         };
         match self.streams.get_mut(&id) {
             Some(s) => s.work = Work::H2Up(Box::new(call)),
             None => return abandon(cx, Box::new(call)),
         }
         self.pump(cx, &mux);
+    }
+
+    /// A connection to `addr` with room for a stream: one this session has, else a new one.
+    fn mux_for(
+        &mut self,
+        cx: &mut Cx<'_>,
+        addr: std::net::SocketAddr,
+        send_proxy: Option<tether_config::spec::SendProxy>,
+    ) -> std::io::Result<MuxRef> {
+        if let Some(m) = self.ups.iter().find(|m| {
+            let m = m.borrow();
+            m.addr == addr && m.has_room()
+        }) {
+            return Ok(m.clone());
+        }
+        let client = self.peer.conn;
+        let header = send_proxy.map(|v| {
+            crate::upstream::proxy_header(v, cx.peer_addr(client), cx.local_addr(client))
+        });
+        let opts = ConnectOpts {
+            tls: None,
+            proxy_header: header.as_deref(),
+            fresh: true,
+        };
+        let conn = cx.connect_with(addr, opts)?;
+        let m = Rc::new(RefCell::new(UpMux::new(conn, addr)));
+        self.ups.push(m.clone());
+        Ok(m)
+    }
+
+    /// Move waiting calls to another connection to the same server (theirs is full after
+    /// its SETTINGS, or goes away).
+    fn rehome(&mut self, cx: &mut Cx<'_>, from: &MuxRef, calls: Vec<u32>) {
+        let addr = from.borrow().addr;
+        let mut touched: Vec<MuxRef> = Vec::new();
+        for cid in calls {
+            let send_proxy = match call_of(self.streams.get_mut(&cid)) {
+                Some(c) => c.send_proxy,
+                None => continue,
+            };
+            let mux = match self.mux_for(cx, addr, send_proxy) {
+                Ok(m) if !Rc::ptr_eq(&m, from) => m,
+                Ok(_) => continue,
+                Err(e) => {
+                    log::warn!("h2 {}: upstream {addr}: connect: {e}", self.listen());
+                    self.fail_call(cx, cid, 502);
+                    continue;
+                }
+            };
+            mux.borrow_mut().waiting.push(cid);
+            if let Some(c) = call_of(self.streams.get_mut(&cid)) {
+                c.mux = mux.clone();
+            }
+            if !touched.iter().any(|m| Rc::ptr_eq(m, &mux)) {
+                touched.push(mux);
+            }
+        }
+        for m in touched {
+            self.pump(cx, &m);
+        }
     }
 
     /// Request body bytes of a stream proxied to an HTTP/2 upstream.
@@ -175,6 +222,12 @@ impl H2Session {
         if !m.connected || m.dead {
             return;
         }
+        if !m.settings_seen {
+            // Streams open once the server said how many it takes (one round trip per
+            // connection): opened before, those above its limit would be refused.
+            m.write(cx);
+            return;
+        }
         let mut failed = Vec::new();
         for cid in std::mem::take(&mut m.waiting) {
             let Some(c) = call_of(self.streams.get_mut(&cid)) else {
@@ -187,7 +240,7 @@ impl H2Session {
                     c.sent_end = end;
                     c.fields = Vec::new();
                 }
-                Err(RequestError::Busy) => m.waiting.push(cid),
+                Err(RequestError::Busy | RequestError::GoingAway) => m.waiting.push(cid),
                 Err(RequestError::TooLarge) => failed.push((cid, 431)),
                 Err(_) => failed.push((cid, 502)),
             }
@@ -228,9 +281,13 @@ impl H2Session {
             }
         }
         m.write(cx);
+        let overflow = m.overflow();
         drop(m);
         for (cid, status) in failed {
-            self.answer_status(cx, cid, status, "");
+            self.fail_call(cx, cid, status);
+        }
+        if !overflow.is_empty() {
+            self.rehome(cx, mux, overflow);
         }
     }
 
@@ -273,6 +330,9 @@ impl H2Session {
                             f.iter().map(|(n, v)| (&n[..], &v[..])).collect();
                         if let Work::H2Up(c) = &mut s.work {
                             c.head_seen = true;
+                            if let Some(t) = c.deadline.take() {
+                                cx.cancel_timer(t);
+                            }
                             c.pick.server.health().record_answer(status, now);
                             if end {
                                 c.resp_done = true;
@@ -466,12 +526,16 @@ impl H2Session {
         }
     }
 
-    /// Calls past their deadline with no answer (`idle_check`: 504, DEADLINE_EXCEEDED).
-    pub(super) fn h2up_late(&self, now: Instant) -> Vec<u32> {
-        (self.streams.iter())
-            .filter(|(_, s)| matches!(&s.work, Work::H2Up(c) if !c.head_seen && now >= c.deadline))
-            .map(|(&id, _)| id)
-            .collect()
+    /// `KEY_DEADLINE | id`: no response head by the call's deadline: 504 (gRPC:
+    /// DEADLINE_EXCEEDED), the upstream stream reset.
+    pub(super) fn h2up_deadline(&mut self, cx: &mut Cx<'_>, id: u32) {
+        let Some(c) = call_of(self.streams.get_mut(&id)) else {
+            return;
+        };
+        c.deadline = None;
+        if !c.head_seen {
+            self.fail_stream(cx, id, 504, "upstream deadline passed");
+        }
     }
 
     /// The gRPC answer for tether's own error `status` on stream `id`, if the request is

@@ -321,7 +321,6 @@ impl H2Session {
                 }
             }
         }
-        late.extend(self.h2up_late(now).into_iter().map(|id| (id, Some(504))));
         for (id, status) in late {
             match status {
                 Some(status) => self.fail_stream(cx, id, status, "upstream response timed out"),
@@ -439,6 +438,9 @@ impl Session for H2Session {
             self.idle_check(cx);
         } else if key & gate::KEY_GATE != 0 {
             self.gate_resume(cx, (key & 0xffff_ffff) as u32);
+            self.flush(cx);
+        } else if key & h2up::KEY_DEADLINE != 0 {
+            self.h2up_deadline(cx, (key & 0xffff_ffff) as u32);
             self.flush(cx);
         } else if key & KEY_STREAM != 0 {
             self.connect_timeout(cx, (key & 0xffff_ffff) as u32);

@@ -28,6 +28,10 @@ pub(crate) struct UpMux {
     pub connected: bool,
     /// The connection failed or closed: nothing more goes on it.
     pub dead: bool,
+    /// The server's SETTINGS came: its MAX_CONCURRENT_STREAMS is known. Until then every
+    /// stream waits here (a burst must not open a connection per 100 streams only because
+    /// the limit is not known yet); then what does not fit moves to another connection.
+    pub settings_seen: bool,
     /// Client streams handed over and not opened yet (connecting, or Busy).
     pub waiting: Vec<u32>,
     /// Upstream stream → client stream.
@@ -44,15 +48,29 @@ impl UpMux {
             writer: None,
             connected: false,
             dead: false,
+            settings_seen: false,
             waiting: Vec::new(),
             streams: HashMap::new(),
         }
     }
 
-    /// Another stream may be handed over (up to the server's MAX_CONCURRENT_STREAMS; the
-    /// assumed 100 before its SETTINGS came).
+    /// Another stream may be handed over: any number before the server's SETTINGS came,
+    /// then up to its MAX_CONCURRENT_STREAMS.
     pub fn has_room(&self) -> bool {
-        !self.dead && self.waiting.len() < self.h2.available_streams()
+        !self.dead
+            && !self.h2.is_going_away()
+            && (!self.settings_seen || self.waiting.len() < self.h2.available_streams())
+    }
+
+    /// Streams wait that this connection will not open soon (its server's limit reached
+    /// after its SETTINGS, or it goes away): they belong on another connection.
+    pub fn overflow(&mut self) -> Vec<u32> {
+        let full = self.settings_seen && self.h2.available_streams() == 0;
+        if (full || self.h2.is_going_away() || self.dead) && !self.waiting.is_empty() {
+            std::mem::take(&mut self.waiting)
+        } else {
+            Vec::new()
+        }
     }
 
     pub fn owns_pipe(&self, p: PipeId) -> bool {
@@ -99,6 +117,7 @@ impl UpMux {
         while let Some(b) = cx.take(r) {
             events.extend(self.h2.receive(&b));
         }
+        self.settings_seen |= (events.iter()).any(|e| matches!(e, ClientEvent::Settings { .. }));
         events
     }
 

@@ -1,0 +1,162 @@
+//! gRPC through tether to an h2c upstream (`protocol = "h2c"`), end to end: the real binary
+//! between Python `grpcio` clients and a `grpcio` server (`tests/support_grpc.py`, generic
+//! handlers, no protoc): unary, server, client and bidi streaming, a 16 MiB message each way
+//! byte for byte, 200 concurrent calls on one upstream connection (the server counts the
+//! peers it saw), no backend → UNAVAILABLE from tether, `grpc-timeout` → DEADLINE_EXCEEDED
+//! from tether (curl, so the client's own deadline cannot be what answers).
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A TCP server that accepts and stays silent.
+const SILENT: &str = "import socket, sys\n\
+s = socket.socket()\n\
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+s.bind(('127.0.0.1', int(sys.argv[1])))\n\
+s.listen(16)\n\
+held = []\n\
+while True:\n    held.append(s.accept())\n";
+
+fn config(port: u16, up_port: u16) -> String {
+    format!(
+        r#"
+[[upstream]]
+name = "grpc"
+servers = ["127.0.0.1:{up_port}"]
+protocol = "h2c"
+
+[[server]]
+listen = ["127.0.0.1:{port}"]
+http2 = true
+
+[[server.route]]
+path = "/"
+proxy = "grpc"
+"#
+    )
+}
+
+fn script() -> String {
+    repo().join("tests/support_grpc.py").display().to_string()
+}
+
+fn grpc_server(port: u16) -> Proc {
+    grpc_server_max(port, 1000)
+}
+
+/// The test service announcing MAX_CONCURRENT_STREAMS = `max`.
+fn grpc_server_max(port: u16, max: u32) -> Proc {
+    let (s, p, m) = (script(), port.to_string(), max.to_string());
+    python(&[s.as_ref(), "server".as_ref(), p.as_ref(), m.as_ref()], port)
+}
+
+/// `support_grpc.py client PORT MODE` (bounded): (success, stdout + stderr).
+fn grpc_client(port: u16, mode: &str) -> (bool, String) {
+    let out = Command::new("timeout")
+        .args(["120", "python3", &script(), "client", &port.to_string(), mode])
+        .output()
+        .expect("python3 with grpcio (scripts/setup.sh installs it)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn grpc_calls_of_every_kind_through_tether() {
+    let dir = TempDir::new("grpc-calls");
+    let (port, up_port) = (free_port(), free_port());
+    let _up = grpc_server(up_port);
+    let _t = tether(&dir, &config(port, up_port), &[port]);
+    let (ok, text) = grpc_client(port, "calls");
+    assert!(ok, "{text}");
+    for check in ["unary ok", "server_stream ok", "client_stream ok", "bidi ok", "16MiB ok"] {
+        assert!(text.contains(check), "{check}: {text}");
+    }
+}
+
+#[test]
+fn grpc_200_concurrent_calls_share_one_upstream_connection() {
+    let dir = TempDir::new("grpc-many");
+    let (port, up_port) = (free_port(), free_port());
+    let _up = grpc_server(up_port);
+    let _t = tether(&dir, &config(port, up_port), &[port]);
+    let started = Instant::now();
+    let (ok, text) = grpc_client(port, "many");
+    assert!(ok, "{text}");
+    // 200 calls of 0.5 s each: concurrent, not one after the other.
+    assert!(started.elapsed() < Duration::from_secs(30), "{text}");
+    assert!(text.contains("many ok 200"), "{text}");
+    assert!(text.contains("peers 1\n"), "one backend connection: {text}");
+}
+
+#[test]
+fn grpc_a_full_upstream_connection_makes_another() {
+    // The backend takes 50 streams per connection; tether's front takes 128 per client
+    // connection: 128 calls at once need exactly 3 backend connections (50 + 50 + 28).
+    let dir = TempDir::new("grpc-full");
+    let (port, up_port) = (free_port(), free_port());
+    let _up = grpc_server_max(up_port, 50);
+    let t = tether(&dir, &config(port, up_port), &[port]);
+    let (ok, text) = grpc_client(port, "many");
+    assert!(ok, "{text}\n{}", t.log_text());
+    assert!(text.contains("many ok 200"), "{text}");
+    assert!(text.contains("peers 3\n"), "three backend connections: {text}");
+}
+
+#[test]
+fn grpc_no_backend_is_unavailable_from_tether() {
+    let dir = TempDir::new("grpc-unavailable");
+    let (port, up_port) = (free_port(), free_port());
+    let _t = tether(&dir, &config(port, up_port), &[port]);
+    let (ok, text) = grpc_client(port, "unavailable");
+    assert!(ok, "{text}");
+    assert!(text.contains("tether"), "the answer is tether's own: {text}");
+}
+
+#[test]
+fn grpc_timeout_is_the_upstream_deadline() {
+    let dir = TempDir::new("grpc-deadline");
+    let (port, up_port) = (free_port(), free_port());
+    // A backend that accepts and never answers (not even SETTINGS): only tether's deadline
+    // can end the call (a grpcio backend would answer DEADLINE_EXCEEDED itself).
+    let _up = python_script(SILENT, &[&up_port.to_string()], up_port);
+    let t = tether(&dir, &config(port, up_port), &[port]);
+    // One gRPC message: a 0 flag, its length (4 bytes, big endian), the payload.
+    let payload = b"anything";
+    let mut msg = vec![0u8];
+    msg.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+    msg.extend_from_slice(payload);
+    let body = dir.write("msg.bin", &msg);
+    let started = Instant::now();
+    let out = curl(&[
+        "--http2-prior-knowledge",
+        "-sS",
+        "-D",
+        "-",
+        "-o",
+        "/dev/null",
+        "--max-time",
+        "20",
+        "-H",
+        "content-type: application/grpc",
+        "-H",
+        "te: trailers",
+        "-H",
+        "grpc-timeout: 1S",
+        "--data-binary",
+        &format!("@{}", body.display()),
+        &format!("http://127.0.0.1:{port}/t.T/Unary"),
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    let why = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("grpc-status: 4"), "{text} {why}\n{}", t.log_text());
+    assert!(text.contains("grpc-message: tether: deadline_exceeded"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(6), "{:?}", started.elapsed());
+}

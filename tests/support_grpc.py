@@ -1,0 +1,141 @@
+"""gRPC through tether, with grpcio on both sides and no protoc: generic handlers with
+bytes (de)serializers.
+
+  support_grpc.py server PORT [MAX]    a test service t.T on PORT (h2c) until killed,
+                                       announcing MAX_CONCURRENT_STREAMS = MAX (1000)
+  support_grpc.py client PORT MODE     calls through tether on PORT; prints a result line
+                                       per check, exits 1 on a failed one
+
+MODE: calls (unary, server/client/bidi streaming, 16 MiB each way), many (200 concurrent
+unary calls; prints the backend connections they used), unavailable, deadline.
+"""
+import hashlib
+import sys
+import threading
+import time
+from concurrent import futures
+
+import grpc
+
+BIG = 64 * 1024 * 1024
+OPTS = [("grpc.max_send_message_length", BIG), ("grpc.max_receive_message_length", BIG)]
+ident = lambda b: b
+
+
+def serve(port, max_streams):
+    peers = set()
+    lock = threading.Lock()
+
+    def note(ctx):
+        with lock:
+            peers.add(ctx.peer())
+
+    def unary(req, ctx):
+        note(ctx)
+        if req.startswith(b"sleep:"):
+            time.sleep(float(req[6:]))
+        return b"echo:" + req if len(req) < 1024 else req[::-1]
+
+    def peers_count(req, ctx):
+        with lock:
+            return str(len(peers)).encode()
+
+    def server_stream(req, ctx):
+        note(ctx)
+        for i in range(int(req)):
+            yield b"msg-%d" % i
+
+    def client_stream(reqs, ctx):
+        note(ctx)
+        h = hashlib.sha256()
+        n = 0
+        for r in reqs:
+            h.update(r)
+            n += 1
+        return b"%d:%s" % (n, h.hexdigest().encode())
+
+    def bidi(reqs, ctx):
+        note(ctx)
+        for r in reqs:
+            yield b"re:" + r
+
+    handlers = {
+        "Unary": grpc.unary_unary_rpc_method_handler(unary, ident, ident),
+        "Peers": grpc.unary_unary_rpc_method_handler(peers_count, ident, ident),
+        "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream, ident, ident),
+        "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream, ident, ident),
+        "Bidi": grpc.stream_stream_rpc_method_handler(bidi, ident, ident),
+    }
+    opts = OPTS + [("grpc.max_concurrent_streams", max_streams)]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=300), options=opts)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t.T", handlers),))
+    server.add_insecure_port("127.0.0.1:%d" % port)
+    server.start()
+    server.wait_for_termination()
+
+
+def client(port, mode):
+    ch = grpc.insecure_channel("127.0.0.1:%d" % port, options=OPTS)
+    uu = lambda m: ch.unary_unary("/t.T/" + m, ident, ident)
+    ok = True
+
+    def check(name, cond, detail=""):
+        nonlocal ok
+        print("%s %s %s" % (name, "ok" if cond else "FAILED", detail), flush=True)
+        ok = ok and cond
+
+    if mode == "calls":
+        r = uu("Unary")(b"hello", timeout=20)
+        check("unary", r == b"echo:hello", r[:40])
+        got = list(ch.unary_stream("/t.T/ServerStream", ident, ident)(b"50", timeout=20))
+        check("server_stream", got == [b"msg-%d" % i for i in range(50)], len(got))
+        parts = [bytes([i]) * 1000 for i in range(100)]
+        r = ch.stream_unary("/t.T/ClientStream", ident, ident)(iter(parts), timeout=20)
+        want = b"100:" + hashlib.sha256(b"".join(parts)).hexdigest().encode()
+        check("client_stream", r == want, r[:40])
+        # Bidi: each answer read before the next message is sent (both ways at once).
+        q = []
+        cv = threading.Condition()
+
+        def gen():
+            for i in range(20):
+                yield b"m%d" % i
+                with cv:
+                    cv.wait_for(lambda: len(q) > i, timeout=10)
+
+        answers = []
+        for a in ch.stream_stream("/t.T/Bidi", ident, ident)(gen(), timeout=30):
+            answers.append(a)
+            with cv:
+                q.append(a)
+                cv.notify_all()
+        check("bidi", answers == [b"re:m%d" % i for i in range(20)], len(answers))
+        big = bytes((i * 7 + (i >> 10)) & 0xFF for i in range(16 * 1024 * 1024))
+        r = uu("Unary")(big, timeout=60)
+        check("16MiB", r == big[::-1], "%d bytes" % len(r))
+    elif mode == "many":
+        fs = [uu("Unary").future(b"sleep:0.5", timeout=30) for _ in range(200)]
+        res = [f.result() for f in fs]
+        check("many", all(r == b"echo:sleep:0.5" for r in res), len(res))
+        print("peers %s" % uu("Peers")(b"", timeout=10).decode(), flush=True)
+    elif mode == "unavailable":
+        try:
+            uu("Unary")(b"x", timeout=20)
+            check("unavailable", False, "answered")
+        except grpc.RpcError as e:
+            check("unavailable", e.code() == grpc.StatusCode.UNAVAILABLE, "%s %s" % (e.code(), e.details()))
+    elif mode == "deadline":
+        # The client's deadline (grpc-timeout: 1 s) bounds tether's wait for the backend.
+        try:
+            uu("Unary")(b"sleep:5", timeout=1)
+            check("deadline", False, "answered")
+        except grpc.RpcError as e:
+            check("deadline", e.code() == grpc.StatusCode.DEADLINE_EXCEEDED, "%s %s" % (e.code(), e.details()))
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "server":
+        serve(int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 1000)
+    else:
+        client(int(sys.argv[2]), sys.argv[3])
