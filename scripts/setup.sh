@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what tether's tests and demos need on a Debian machine: curl, nc (netcat-openbsd),
-# python3, redis-server, chromium, openssl, haproxy, nghttp (nghttp2-client), pebble, and the Python packages websockets, aiosmtpd and h2. Safe to run twice;
+# python3, redis-server, chromium, openssl, haproxy, nghttp (nghttp2-client), pebble, and the Python packages websockets, aiosmtpd, h2, grpcio and grpcio-health-checking. Safe to run twice;
 # skips apt when everything is already there.
 set -euo pipefail
 
@@ -53,6 +53,11 @@ fi
 if ! python3 -c 'import h2, hpack, hyperframe' >/dev/null 2>&1; then
   echo "setup: installing python h2"
   python3 -m pip install -q h2 2>/dev/null || python3 -m pip install -q --break-system-packages h2
+fi
+# The gRPC tests (tests/grpc.rs) run grpcio servers and clients (and its health service).
+if ! python3 -c 'import grpc, grpc_health' >/dev/null 2>&1; then
+  echo "setup: installing python grpcio grpcio-health-checking"
+  python3 -m pip install -q grpcio grpcio-health-checking 2>/dev/null || python3 -m pip install -q --break-system-packages grpcio grpcio-health-checking
 fi
 # argon2 password files for the basic-auth tests (crates/auth/tests) come from argon2-cffi.
 if ! python3 -c 'import argon2' >/dev/null 2>&1; then
