@@ -75,3 +75,21 @@ fn curl_h2_get_post_and_trailers_through_an_h2c_upstream() {
     assert!(text.contains("grpc-status: 0"), "trailers carried: {text}");
     assert!(text.contains("x-trailer: yes"), "trailers carried: {text}");
 }
+
+#[test]
+fn http1_client_to_an_h2c_pool_is_a_clear_502() {
+    // Not wired yet: an HTTP/1.1 request to an HTTP/2 pool gets 502 and a log line that
+    // says why (never HTTP/1.1 bytes sent to an HTTP/2 server).
+    let dir = TempDir::new("h2-upstream-h1");
+    let (port, _up, t) = h2c_tether(&dir);
+    let out = curl(&[
+        "--http1.1",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("http://127.0.0.1:{port}/hello"),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "502");
+    assert!(t.wait_log("HTTP/1.1 clients are not proxied to it yet"), "{}", t.log_text());
+}

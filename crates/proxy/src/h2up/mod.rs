@@ -24,3 +24,12 @@ pub(crate) fn check_protocol(spec: &UpstreamSpec) -> Result<UpstreamProtocol, Co
         p => Ok(p),
     }
 }
+
+/// An HTTP/1.1 client's request to an HTTP/2 pool is answered `502` (only HTTP/2 clients
+/// are proxied to `h2c` pools yet): the log says why.
+pub(crate) fn log_http1_refused(listen: std::net::SocketAddr, pool: &str) {
+    log::warn!(
+        "http {listen}: upstream {pool:?} speaks HTTP/2 (protocol = \"h2c\"): HTTP/1.1 \
+         clients are not proxied to it yet (502); HTTP/2 clients are"
+    );
+}
