@@ -170,7 +170,7 @@ mod tests {
 
     #[test]
     fn no_host_names_the_server_and_te_other_than_trailers_goes() {
-        let h = head("GET / HTTP/1.1\r\nTE: gzip\r\n\r\n");
+        let h = head("GET / HTTP/1.0\r\nTE: gzip\r\n\r\n");
         let f = request_fields(&h, "1.2.3.4", true, "10.0.0.9:80", None);
         assert_eq!(&f[1].1[..], b"https");
         assert_eq!(&f[2].1[..], b"10.0.0.9:80");
