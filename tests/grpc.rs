@@ -111,6 +111,28 @@ fn grpc_a_full_upstream_connection_makes_another() {
 }
 
 #[test]
+fn grpc_a_consumer_that_stops_reading_stops_the_producer() {
+    // A 200 MiB server stream whose consumer reads 1 MiB and waits 3 s: the windows stop
+    // the server (both the upstream stream's and connection's, as tether gives them back
+    // only once the client took the bytes), and tether's memory does not grow with it.
+    let dir = TempDir::new("grpc-slow");
+    let (port, up_port) = (free_port(), free_port());
+    let _up = grpc_server(up_port);
+    let t = tether(&dir, &config(port, up_port), &[port]);
+    let (ok, text) = grpc_client(port, &format!("slow:{}", t.pid()));
+    assert!(ok, "{text}");
+    let field = |name: &str| -> u64 {
+        let at = text.find(name).map(|i| i + name.len() + 1).unwrap_or(0);
+        let digits: String = text[at..].chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().unwrap_or(u64::MAX)
+    };
+    let (produced, grown) = (field("produced"), field("rss_growth_kib"));
+    // What the windows and socket buffers on the way hold: far from the 200 MiB.
+    assert!(produced <= 48, "the producer was not held back: {text}");
+    assert!(grown < 32 * 1024, "tether's RSS grew {grown} KiB: {text}");
+}
+
+#[test]
 fn grpc_no_backend_is_unavailable_from_tether() {
     let dir = TempDir::new("grpc-unavailable");
     let (port, up_port) = (free_port(), free_port());

@@ -7,7 +7,9 @@ bytes (de)serializers.
                                        per check, exits 1 on a failed one
 
 MODE: calls (unary, server/client/bidi streaming, 16 MiB each way), many (200 concurrent
-unary calls; prints the backend connections they used), unavailable, deadline.
+unary calls; prints the backend connections they used), unavailable, deadline,
+slow:PID (a consumer that stops reading a 200 MiB stream: prints how much the server
+could produce meanwhile and how much PID's RSS grew).
 """
 import hashlib
 import sys
@@ -54,6 +56,19 @@ def serve(port, max_streams):
             n += 1
         return b"%d:%s" % (n, h.hexdigest().encode())
 
+    produced = [0]
+
+    def flood(req, ctx):
+        chunk = b"z" * (1024 * 1024)
+        for _ in range(int(req)):
+            with lock:
+                produced[0] += 1
+            yield chunk
+
+    def produced_count(req, ctx):
+        with lock:
+            return str(produced[0]).encode()
+
     def bidi(reqs, ctx):
         note(ctx)
         for r in reqs:
@@ -65,6 +80,8 @@ def serve(port, max_streams):
         "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream, ident, ident),
         "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream, ident, ident),
         "Bidi": grpc.stream_stream_rpc_method_handler(bidi, ident, ident),
+        "Flood": grpc.unary_stream_rpc_method_handler(flood, ident, ident),
+        "Produced": grpc.unary_unary_rpc_method_handler(produced_count, ident, ident),
     }
     opts = OPTS + [("grpc.max_concurrent_streams", max_streams)]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=300), options=opts)
@@ -118,6 +135,28 @@ def client(port, mode):
         res = [f.result() for f in fs]
         check("many", all(r == b"echo:sleep:0.5" for r in res), len(res))
         print("peers %s" % uu("Peers")(b"", timeout=10).decode(), flush=True)
+    elif mode.startswith("slow:"):
+        pid = mode[5:]
+
+        def rss():
+            with open("/proc/%s/status" % pid) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+            return 0
+
+        before = rss()
+        call = ch.unary_stream("/t.T/Flood", ident, ident)(b"200", timeout=60)
+        first = next(call)
+        time.sleep(3)  # the consumer reads nothing more
+        other = grpc.insecure_channel("127.0.0.1:%d" % port)
+        n = int(other.unary_unary("/t.T/Produced", ident, ident)(b"", timeout=10))
+        grown = rss() - before
+        print("produced %d rss_growth_kib %d" % (n, grown), flush=True)
+        check("slow", len(first) == 1024 * 1024 and n < 200, n)
+        # Reading again, the stream completes: nothing was lost while it waited.
+        rest = sum(1 for _ in call)
+        check("slow_rest", rest == 199, rest)
     elif mode == "unavailable":
         try:
             uu("Unary")(b"x", timeout=20)
