@@ -50,8 +50,16 @@ fn grpc_server(port: u16) -> Proc {
 
 /// The test service announcing MAX_CONCURRENT_STREAMS = `max`.
 fn grpc_server_max(port: u16, max: u32) -> Proc {
-    let (s, p, m) = (script(), port.to_string(), max.to_string());
-    python(&[s.as_ref(), "server".as_ref(), p.as_ref(), m.as_ref()], port)
+    grpc_server_aged(port, max, 0)
+}
+
+/// The test service, whose connections get a GOAWAY at `age_ms` (0: never).
+fn grpc_server_aged(port: u16, max: u32, age_ms: u32) -> Proc {
+    let (s, p, m, a) = (script(), port.to_string(), max.to_string(), age_ms.to_string());
+    python(
+        &[s.as_ref(), "server".as_ref(), p.as_ref(), m.as_ref(), a.as_ref()],
+        port,
+    )
 }
 
 /// `support_grpc.py client PORT MODE` (bounded): (success, stdout + stderr).
@@ -130,6 +138,26 @@ fn grpc_a_consumer_that_stops_reading_stops_the_producer() {
     // What the windows and socket buffers on the way hold: far from the 200 MiB.
     assert!(produced <= 48, "the producer was not held back: {text}");
     assert!(grown < 32 * 1024, "tether's RSS grew {grown} KiB: {text}");
+}
+
+#[test]
+fn grpc_backend_goaway_under_load_fails_no_call() {
+    // The backend sends GOAWAY to every connection 300 ms old (grpcio's
+    // max_connection_age): new calls go to a fresh connection, and streams above the
+    // GOAWAY's last-stream-id (never processed) are sent again there.
+    let dir = TempDir::new("grpc-goaway");
+    let (port, up_port) = (free_port(), free_port());
+    let _up = grpc_server_aged(up_port, 1000, 300);
+    let t = tether(&dir, &config(port, up_port), &[port]);
+    let (ok, text) = grpc_client(port, "load");
+    assert!(ok, "{text}\n{}", t.log_text());
+    assert!(text.contains("load ok failures=0"), "{text}");
+    let peers: u32 = text
+        .split("peers ")
+        .nth(1)
+        .and_then(|r| r.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(peers >= 3, "the backend's GOAWAYs moved calls to new connections: {text}");
 }
 
 #[test]

@@ -77,6 +77,34 @@ fn curl_h2_get_post_and_trailers_through_an_h2c_upstream() {
 }
 
 #[test]
+fn streams_a_goaway_left_unprocessed_are_sent_again() {
+    // nghttp sends four requests at once on one connection; tether opens them on one
+    // upstream connection in order; the server answers /goaway (stream 1) and goes away
+    // naming stream 1 its last: the three /hello streams were never processed, so tether
+    // sends them again on a new connection (another x-conn) and every request gets its 200.
+    let dir = TempDir::new("h2-upstream-goaway");
+    let (port, _up, t) = h2c_tether(&dir);
+    let base = format!("http://127.0.0.1:{port}");
+    let out = std::process::Command::new("timeout")
+        .args(["30", "nghttp", "-v"])
+        .arg(format!("{base}/goaway"))
+        .args((1..=3).map(|i| format!("{base}/hello?{i}")))
+        .output()
+        .expect("nghttp (nghttp2-client)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ok = text.matches(":status: 200").count();
+    assert_eq!(ok, 4, "{text}\n{}", t.log_text());
+    // The x-conn of each answer, in order: /goaway's first (nghttp's first stream).
+    let conns: Vec<&str> = (text.lines())
+        .filter_map(|l| l.split("x-conn: ").nth(1))
+        .collect();
+    assert_eq!(conns.len(), 4, "{text}");
+    let first = conns[0];
+    assert!(conns[1..].iter().all(|c| *c != first), "{conns:?}\n{text}");
+    assert!(t.wait_log("3 stream(s) not processed, sent again"), "{}", t.log_text());
+}
+
+#[test]
 fn http1_client_to_an_h2c_pool_is_a_clear_502() {
     // Not wired yet: an HTTP/1.1 request to an HTTP/2 pool gets 502 and a log line that
     // says why (never HTTP/1.1 bytes sent to an HTTP/2 server).

@@ -7,6 +7,9 @@ usage: support_h2c.py PORT
   POST /echo      200 with the request body echoed (sent within the client's windows),
                   x-received-length
   POST /trailers  200 "payload" then trailers grpc-status: 0, x-trailer: yes
+  GET  /goaway    200 "bye" (x-conn), then GOAWAY naming this stream the last one
+                  processed: streams above it are never answered, and the connection
+                  closes
 Sockets time out after 30 s of silence.
 """
 import socket
@@ -47,7 +50,7 @@ def serve(sock, number):
     def respond(sid):
         h = dict(heads.pop(sid))
         body = bytes(bodies.pop(sid, b""))
-        path = h.get(b":path")
+        path = h.get(b":path", b"").split(b"?")[0]
         if path == b"/hello":
             conn.send_headers(sid, [(b":status", b"200"), (b"content-type", b"text/plain"),
                                     (b"x-method", h.get(b":method", b"")),
@@ -59,6 +62,11 @@ def serve(sock, number):
             conn.send_headers(sid, [(b":status", b"200"), (b"x-received-length", str(len(body)).encode())])
             pending[sid] = body
             push(sid)
+        elif path == b"/goaway":
+            conn.send_headers(sid, [(b":status", b"200"), (b"x-conn", str(number).encode())])
+            conn.send_data(sid, b"bye", end_stream=True)
+            conn.close_connection(last_stream_id=sid)
+            return True
         elif path == b"/trailers":
             conn.send_headers(sid, [(b":status", b"200"), (b"content-type", b"text/plain")])
             conn.send_data(sid, b"payload")
@@ -79,7 +87,9 @@ def serve(sock, number):
                     bodies.setdefault(e.stream_id, bytearray()).extend(e.data)
                     conn.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
                 elif isinstance(e, h2.events.StreamEnded):
-                    respond(e.stream_id)
+                    if respond(e.stream_id):
+                        sock.sendall(conn.data_to_send())
+                        return
                 elif isinstance(e, h2.events.WindowUpdated):
                     for sid in list(pending):
                         push(sid)

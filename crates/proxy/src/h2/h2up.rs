@@ -34,6 +34,11 @@ pub(super) type MuxRef = Rc<RefCell<UpMux>>;
 /// Timer key of a call's deadline (`| stream id`).
 pub(super) const KEY_DEADLINE: u64 = 1 << 36;
 
+/// The request body kept for a retry, at most.
+const REPLAY_MAX: usize = 1024 * 1024;
+/// Retries of a call the server did not process, at most.
+const MAX_RETRIES: u8 = 2;
+
 /// One stream's exchange with an HTTP/2 upstream.
 pub(super) struct Call {
     /// The client stream.
@@ -41,8 +46,15 @@ pub(super) struct Call {
     mux: MuxRef,
     /// The upstream stream, once opened.
     up: Option<StreamId>,
-    /// The request head, until the stream opens.
+    /// The request head (kept for a retry).
     fields: Vec<(Bytes, Bytes)>,
+    /// The request body bytes sent, kept until the response head comes so that a stream
+    /// the server never processed (GOAWAY above its last-stream-id, REFUSED_STREAM) can be
+    /// sent again on another connection; `None` past `REPLAY_MAX` (not retried then).
+    sent: Option<Vec<Bytes>>,
+    sent_len: usize,
+    /// Times the call was sent again.
+    retries: u8,
     /// Request body bytes not sent upstream yet (bounded by the client's window).
     body: VecDeque<Bytes>,
     /// The client's END_STREAM came.
@@ -124,6 +136,9 @@ impl H2Session {
             mux: mux.clone(),
             up: None,
             fields: list,
+            sent: Some(Vec::new()),
+            sent_len: 0,
+            retries: 0,
             body: bytes.into_iter().filter(|b| !b.is_empty()).collect(),
             req_end: ended,
             sent_end: false,
@@ -181,8 +196,7 @@ impl H2Session {
                 None => continue,
             };
             let mux = match self.mux_for(cx, addr, send_proxy) {
-                Ok(m) if !Rc::ptr_eq(&m, from) => m,
-                Ok(_) => continue,
+                Ok(m) => m,
                 Err(e) => {
                     log::warn!("h2 {}: upstream {addr}: connect: {e}", self.listen());
                     self.fail_call(cx, cid, 502);
@@ -238,7 +252,6 @@ impl H2Session {
                 Ok(up) => {
                     c.up = Some(up);
                     c.sent_end = end;
-                    c.fields = Vec::new();
                 }
                 Err(RequestError::Busy | RequestError::GoingAway) => m.waiting.push(cid),
                 Err(RequestError::TooLarge) => failed.push((cid, 431)),
@@ -262,8 +275,16 @@ impl H2Session {
                 if m.h2.sendable(up) == 0 {
                     break;
                 }
+                let whole = front.clone();
                 match m.h2.send_data(up, front, last) {
-                    Ok(n) => given += n,
+                    Ok(n) => {
+                        given += n;
+                        c.sent_len += n;
+                        match &mut c.sent {
+                            Some(v) if c.sent_len <= REPLAY_MAX => v.push(whole.slice(..n)),
+                            _ => c.sent = None,
+                        }
+                    }
                     Err(_) => {
                         c.body.clear();
                         c.sent_end = true;
@@ -305,6 +326,7 @@ impl H2Session {
         let now = cx.now();
         let mut failed: Vec<(u32, u16)> = Vec::new();
         let mut resets: Vec<u32> = Vec::new();
+        let mut retry: Vec<u32> = Vec::new();
         let mut broken = false;
         {
             let mut m = mux.borrow_mut();
@@ -330,6 +352,7 @@ impl H2Session {
                             f.iter().map(|(n, v)| (&n[..], &v[..])).collect();
                         if let Work::H2Up(c) = &mut s.work {
                             c.head_seen = true;
+                            c.sent = None; // processed: never sent again
                             if let Some(t) = c.deadline.take() {
                                 cx.cancel_timer(t);
                             }
@@ -379,10 +402,18 @@ impl H2Session {
                         s.out.trailers = Some(fields::response_fields(f));
                         s.out.end = true;
                     }
-                    ClientEvent::Reset { id, code, .. } => {
+                    ClientEvent::Reset {
+                        id,
+                        code,
+                        retryable,
+                    } => {
                         let Some(cid) = m.streams.remove(&id) else {
                             continue;
                         };
+                        if retryable && Self::replayable(self.streams.get_mut(&cid)) {
+                            retry.push(cid);
+                            continue;
+                        }
                         log::info!("h2 upstream {}: stream {id} reset: {code}", m.addr);
                         let head = call_of(self.streams.get_mut(&cid)).map(|c| {
                             c.resp_done = true;
@@ -397,6 +428,10 @@ impl H2Session {
                     ClientEvent::GoAway { retryable, .. } => {
                         for id in retryable {
                             if let Some(cid) = m.streams.remove(&id) {
+                                if Self::replayable(self.streams.get_mut(&cid)) {
+                                    retry.push(cid);
+                                    continue;
+                                }
                                 if let Some(c) = call_of(self.streams.get_mut(&cid)) {
                                     c.resp_done = true;
                                 }
@@ -424,7 +459,36 @@ impl H2Session {
         for (cid, status) in failed {
             self.fail_call(cx, cid, status);
         }
+        if !retry.is_empty() {
+            log::info!(
+                "h2 {}: upstream {}: {} stream(s) not processed, sent again",
+                self.listen(),
+                mux.borrow().addr,
+                retry.len()
+            );
+            self.rehome(cx, &mux, retry);
+        }
         self.pump(cx, &mux);
+        true
+    }
+
+    /// Whether a call the server did not process can be sent again (its whole body is at
+    /// hand, retries left); if so it is made ready to open anew.
+    fn replayable(s: Option<&mut Stream>) -> bool {
+        let Some(c) = call_of(s) else {
+            return false;
+        };
+        let Some(sent) = c.sent.take().filter(|_| c.retries < MAX_RETRIES) else {
+            return false;
+        };
+        c.retries += 1;
+        for b in sent.into_iter().rev() {
+            c.body.push_front(b);
+        }
+        c.sent = Some(Vec::new());
+        c.sent_len = 0;
+        c.up = None;
+        c.sent_end = false;
         true
     }
 
