@@ -55,9 +55,20 @@ fn grpc_server_max(port: u16, max: u32) -> Proc {
 
 /// The test service, whose connections get a GOAWAY at `age_ms` (0: never).
 fn grpc_server_aged(port: u16, max: u32, age_ms: u32) -> Proc {
-    let (s, p, m, a) = (script(), port.to_string(), max.to_string(), age_ms.to_string());
+    let (s, p, m, a) = (
+        script(),
+        port.to_string(),
+        max.to_string(),
+        age_ms.to_string(),
+    );
     python(
-        &[s.as_ref(), "server".as_ref(), p.as_ref(), m.as_ref(), a.as_ref()],
+        &[
+            s.as_ref(),
+            "server".as_ref(),
+            p.as_ref(),
+            m.as_ref(),
+            a.as_ref(),
+        ],
         port,
     )
 }
@@ -65,7 +76,14 @@ fn grpc_server_aged(port: u16, max: u32, age_ms: u32) -> Proc {
 /// `support_grpc.py client PORT MODE` (bounded): (success, stdout + stderr).
 fn grpc_client(port: u16, mode: &str) -> (bool, String) {
     let out = Command::new("timeout")
-        .args(["120", "python3", &script(), "client", &port.to_string(), mode])
+        .args([
+            "120",
+            "python3",
+            &script(),
+            "client",
+            &port.to_string(),
+            mode,
+        ])
         .output()
         .expect("python3 with grpcio (scripts/setup.sh installs it)");
     let text = format!(
@@ -84,7 +102,13 @@ fn grpc_calls_of_every_kind_through_tether() {
     let _t = tether(&dir, &config(port, up_port), &[port]);
     let (ok, text) = grpc_client(port, "calls");
     assert!(ok, "{text}");
-    for check in ["unary ok", "server_stream ok", "client_stream ok", "bidi ok", "16MiB ok"] {
+    for check in [
+        "unary ok",
+        "server_stream ok",
+        "client_stream ok",
+        "bidi ok",
+        "16MiB ok",
+    ] {
         assert!(text.contains(check), "{check}: {text}");
     }
 }
@@ -115,7 +139,10 @@ fn grpc_a_full_upstream_connection_makes_another() {
     let (ok, text) = grpc_client(port, "many");
     assert!(ok, "{text}\n{}", t.log_text());
     assert!(text.contains("many ok 200"), "{text}");
-    assert!(text.contains("peers 3\n"), "three backend connections: {text}");
+    assert!(
+        text.contains("peers 3\n"),
+        "three backend connections: {text}"
+    );
 }
 
 #[test]
@@ -131,7 +158,10 @@ fn grpc_a_consumer_that_stops_reading_stops_the_producer() {
     assert!(ok, "{text}");
     let field = |name: &str| -> u64 {
         let at = text.find(name).map(|i| i + name.len() + 1).unwrap_or(0);
-        let digits: String = text[at..].chars().take_while(char::is_ascii_digit).collect();
+        let digits: String = text[at..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
         digits.parse().unwrap_or(u64::MAX)
     };
     let (produced, grown) = (field("produced"), field("rss_growth_kib"));
@@ -157,7 +187,10 @@ fn grpc_backend_goaway_under_load_fails_no_call() {
         .nth(1)
         .and_then(|r| r.trim().parse().ok())
         .unwrap_or(0);
-    assert!(peers >= 3, "the backend's GOAWAYs moved calls to new connections: {text}");
+    assert!(
+        peers >= 3,
+        "the backend's GOAWAYs moved calls to new connections: {text}"
+    );
 }
 
 #[test]
@@ -167,7 +200,10 @@ fn grpc_no_backend_is_unavailable_from_tether() {
     let _t = tether(&dir, &config(port, up_port), &[port]);
     let (ok, text) = grpc_client(port, "unavailable");
     assert!(ok, "{text}");
-    assert!(text.contains("tether"), "the answer is tether's own: {text}");
+    assert!(
+        text.contains("tether"),
+        "the answer is tether's own: {text}"
+    );
 }
 
 #[test]
@@ -206,7 +242,18 @@ fn grpc_timeout_is_the_upstream_deadline() {
     ]);
     let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
     let why = String::from_utf8_lossy(&out.stderr);
-    assert!(text.contains("grpc-status: 4"), "{text} {why}\n{}", t.log_text());
-    assert!(text.contains("grpc-message: tether: deadline_exceeded"), "{text}");
-    assert!(started.elapsed() < Duration::from_secs(6), "{:?}", started.elapsed());
+    assert!(
+        text.contains("grpc-status: 4"),
+        "{text} {why}\n{}",
+        t.log_text()
+    );
+    assert!(
+        text.contains("grpc-message: tether: deadline_exceeded"),
+        "{text}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -52,10 +52,19 @@ fn curl_h2_get_post_and_trailers_through_an_h2c_upstream() {
     let (port, _up, _t) = h2c_tether(&dir);
     let base = format!("http://127.0.0.1:{port}");
 
-    let text = h2(&["-H", "te: trailers", "-o", "/dev/null", &format!("{base}/hello")]);
+    let text = h2(&[
+        "-H",
+        "te: trailers",
+        "-o",
+        "/dev/null",
+        &format!("{base}/hello"),
+    ]);
     assert!(text.starts_with("http/2 200"), "{text}");
     assert!(text.contains("x-method: get"), "{text}");
-    assert!(text.contains(&format!("x-authority: 127.0.0.1:{port}")), "{text}");
+    assert!(
+        text.contains(&format!("x-authority: 127.0.0.1:{port}")),
+        "{text}"
+    );
     assert!(text.contains("x-te: trailers"), "{text}");
 
     let body: Vec<u8> = noise(300_000, 7);
@@ -69,7 +78,10 @@ fn curl_h2_get_post_and_trailers_through_an_h2c_upstream() {
         &format!("{base}/echo"),
     ]);
     assert!(text.contains("x-received-length: 300000"), "{text}");
-    assert!(std::fs::read(&echoed).expect("echoed") == body, "echo differs");
+    assert!(
+        std::fs::read(&echoed).expect("echoed") == body,
+        "echo differs"
+    );
 
     let text = h2(&["-X", "POST", "-o", "/dev/null", &format!("{base}/trailers")]);
     assert!(text.contains("grpc-status: 0"), "trailers carried: {text}");
@@ -101,7 +113,11 @@ fn streams_a_goaway_left_unprocessed_are_sent_again() {
     assert_eq!(conns.len(), 4, "{text}");
     let first = conns[0];
     assert!(conns[1..].iter().all(|c| *c != first), "{conns:?}\n{text}");
-    assert!(t.wait_log("3 stream(s) not processed, sent again"), "{}", t.log_text());
+    assert!(
+        t.wait_log("3 stream(s) not processed, sent again"),
+        "{}",
+        t.log_text()
+    );
 }
 
 #[test]
@@ -119,5 +135,9 @@ fn http1_client_to_an_h2c_pool_is_a_clear_502() {
         &format!("http://127.0.0.1:{port}/hello"),
     ]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "502");
-    assert!(t.wait_log("HTTP/1.1 clients are not proxied to it yet"), "{}", t.log_text());
+    assert!(
+        t.wait_log("HTTP/1.1 clients are not proxied to it yet"),
+        "{}",
+        t.log_text()
+    );
 }

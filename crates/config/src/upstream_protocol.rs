@@ -79,8 +79,14 @@ mod tests {
         assert!(e.starts_with("t.toml:4:12: `protocol`: \"http2\""), "{e}");
         assert!(e.contains("hint"), "{e}");
         let e = load("protocol = \"h2\"").unwrap_err();
-        assert!(e.starts_with("t.toml:4:12:") && e.contains("needs TLS"), "{e}");
+        assert!(
+            e.starts_with("t.toml:4:12:") && e.contains("needs TLS"),
+            "{e}"
+        );
         let e = load("protocol = \"h2c\"\ntls = true").unwrap_err();
-        assert!(e.starts_with("t.toml:4:12:") && e.contains("speaks TLS"), "{e}");
+        assert!(
+            e.starts_with("t.toml:4:12:") && e.contains("speaks TLS"),
+            "{e}"
+        );
     }
 }

@@ -171,9 +171,8 @@ impl H2Session {
             return Ok(m.clone());
         }
         let client = self.peer.conn;
-        let header = send_proxy.map(|v| {
-            crate::upstream::proxy_header(v, cx.peer_addr(client), cx.local_addr(client))
-        });
+        let header = send_proxy
+            .map(|v| crate::upstream::proxy_header(v, cx.peer_addr(client), cx.local_addr(client)));
         let opts = ConnectOpts {
             tls: None,
             proxy_header: header.as_deref(),
@@ -314,7 +313,10 @@ impl H2Session {
 
     /// The mux owning `pipe`, if any.
     fn mux_of_pipe(&self, pipe: PipeId) -> Option<MuxRef> {
-        self.ups.iter().find(|m| m.borrow().owns_pipe(pipe)).cloned()
+        self.ups
+            .iter()
+            .find(|m| m.borrow().owns_pipe(pipe))
+            .cloned()
     }
 
     /// Bytes from an HTTP/2 upstream (false: not a mux's pipe).
@@ -605,7 +607,11 @@ impl H2Session {
     /// The gRPC answer for tether's own error `status` on stream `id`, if the request is
     /// gRPC (true: answered).
     pub(super) fn grpc_answer(&mut self, id: u32, status: u16, detail: &str) -> bool {
-        let Some(s) = self.streams.get_mut(&id).filter(|s| s.grpc && !s.out.head_sent) else {
+        let Some(s) = self
+            .streams
+            .get_mut(&id)
+            .filter(|s| s.grpc && !s.out.head_sent)
+        else {
             return false;
         };
         let f = grpc::error_fields(status, detail);

@@ -135,7 +135,8 @@ impl Stream {
         if out.queue.is_empty() && out.end && !out.sent_end {
             match out.trailers.take() {
                 Some(t) => {
-                    let list: Vec<(&[u8], &[u8])> = t.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+                    let list: Vec<(&[u8], &[u8])> =
+                        t.iter().map(|(n, v)| (&n[..], &v[..])).collect();
                     let _ = h2.send_trailers(self.id, &list);
                 }
                 None => {

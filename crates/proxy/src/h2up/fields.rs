@@ -34,7 +34,9 @@ pub(crate) fn request_fields(
     authority: &str,
     edits: Option<&Edits>,
 ) -> Vec<(Bytes, Bytes)> {
-    let target = edits.and_then(|e| e.target.as_deref()).unwrap_or(req.target());
+    let target = edits
+        .and_then(|e| e.target.as_deref())
+        .unwrap_or(req.target());
     let host = req.header("host").map(Bytes::copy_from_slice);
     let mut out: Vec<(Bytes, Bytes)> = vec![
         (
