@@ -194,6 +194,40 @@ fn grpc_backend_goaway_under_load_fails_no_call() {
 }
 
 #[test]
+fn grpc_backend_dying_mid_stream_is_unavailable_and_the_next_calls_go_elsewhere() {
+    // Two backends; the one serving a server stream dies after 3 messages: the stream ends
+    // with UNAVAILABLE in its trailers (not a reset), and the next calls reach the other
+    // (a refused connect to the dead one tries the next server).
+    let dir = TempDir::new("grpc-die");
+    let (port, a, b) = (free_port(), free_port(), free_port());
+    let _a = grpc_server(a);
+    let _b = grpc_server(b);
+    let config = format!(
+        r#"
+[[upstream]]
+name = "grpc"
+servers = ["127.0.0.1:{a}", "127.0.0.1:{b}"]
+protocol = "h2c"
+
+[[server]]
+listen = ["127.0.0.1:{port}"]
+http2 = true
+
+[[server.route]]
+path = "/"
+proxy = "grpc"
+"#
+    );
+    let t = tether(&dir, &config, &[port]);
+    let (ok, text) = grpc_client(port, "die");
+    assert!(ok, "{text}\n{}", t.log_text());
+    assert!(
+        text.contains("died ok") && text.contains("survivor ok"),
+        "{text}"
+    );
+}
+
+#[test]
 fn grpc_no_backend_is_unavailable_from_tether() {
     let dir = TempDir::new("grpc-unavailable");
     let (port, up_port) = (free_port(), free_port());

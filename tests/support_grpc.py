@@ -11,9 +11,11 @@ bytes (de)serializers.
 MODE: calls (unary, server/client/bidi streaming, 16 MiB each way), many (200 concurrent
 unary calls; prints the backend connections they used), unavailable, deadline,
 slow:PID (a consumer that stops reading a 200 MiB stream: prints how much the server
-could produce meanwhile and how much PID's RSS grew).
+could produce meanwhile and how much PID's RSS grew), die (a server stream whose server
+process dies after 3 messages, then 6 unary calls).
 """
 import hashlib
+import os
 import sys
 import threading
 import time
@@ -71,6 +73,15 @@ def serve(port, max_streams, age_ms):
         with lock:
             return str(produced[0]).encode()
 
+    def whoami(req, ctx):
+        return str(port).encode()
+
+    def die(req, ctx):
+        for i in range(3):
+            yield b"%d:%d" % (port, i)
+        time.sleep(0.3)
+        os._exit(1)
+
     def bidi(reqs, ctx):
         note(ctx)
         for r in reqs:
@@ -82,6 +93,8 @@ def serve(port, max_streams, age_ms):
         "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream, ident, ident),
         "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream, ident, ident),
         "Bidi": grpc.stream_stream_rpc_method_handler(bidi, ident, ident),
+        "Whoami": grpc.unary_unary_rpc_method_handler(whoami, ident, ident),
+        "Die": grpc.unary_stream_rpc_method_handler(die, ident, ident),
         "Flood": grpc.unary_stream_rpc_method_handler(flood, ident, ident),
         "Produced": grpc.unary_unary_rpc_method_handler(produced_count, ident, ident),
     }
@@ -161,6 +174,17 @@ def client(port, mode):
         # Reading again, the stream completes: nothing was lost while it waited.
         rest = sum(1 for _ in call)
         check("slow_rest", rest == 199, rest)
+    elif mode == "die":
+        got, code = [], None
+        try:
+            for m in ch.unary_stream("/t.T/Die", ident, ident)(b"", timeout=20):
+                got.append(m)
+        except grpc.RpcError as e:
+            code, details = e.code(), e.details()
+        check("died", len(got) == 3 and code == grpc.StatusCode.UNAVAILABLE, "%s %s %s" % (got, code, code and details))
+        dead = got[0].split(b":")[0] if got else b"?"
+        ports = [uu("Whoami")(b"", timeout=20) for _ in range(6)]
+        check("survivor", all(p == ports[0] and p != dead for p in ports), "dead %s then %s" % (dead, ports))
     elif mode == "load":
         # 2,000 calls, 50 at a time, for 4 s or more: the backend's GOAWAYs (connection
         # age) land while calls are under way. (Under 1,000 calls a second: grpcio sends a

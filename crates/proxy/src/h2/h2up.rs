@@ -68,6 +68,9 @@ pub(super) struct Call {
     /// Response body bytes in the stream's `Out`, not yet given back upstream.
     in_out: usize,
     pick: Pick,
+    /// The pool (another server after a failed connect) and the servers tried.
+    upstream: std::sync::Arc<crate::upstream::Upstream>,
+    tried: Vec<String>,
     send_proxy: Option<tether_config::spec::SendProxy>,
     _active: ActiveGuard,
     /// No final response head by then: 504 (gRPC: DEADLINE_EXCEEDED). `grpc-timeout`
@@ -147,6 +150,8 @@ impl H2Session {
             in_out: 0,
             _active: pick.server.acquire(),
             pick,
+            upstream: req.upstream.clone(),
+            tried: Vec::new(),
             send_proxy,
             deadline: Some(cx.set_timer(wait, KEY_DEADLINE | id as u64)),
         };
@@ -503,29 +508,90 @@ impl H2Session {
             abandon(cx, c);
         }
         if s.out.head_sent {
+            if s.grpc && !s.out.end {
+                // A gRPC response under way ends with the status in trailers (a dead
+                // server mid-stream: UNAVAILABLE), not with a reset the client reads as
+                // INTERNAL.
+                let f = grpc::error_fields(status, "the upstream stream broke");
+                s.out.trailers = Some(
+                    (f.into_iter().skip(1))
+                        .map(|(n, v)| (Bytes::from_static(n), Bytes::from(v)))
+                        .collect(),
+                );
+                s.out.end = true;
+                return;
+            }
             self.h2.reset(cid, ErrorCode::InternalError);
             return self.drop_stream(cx, cid, status);
         }
         self.answer_status(cx, cid, status, "");
     }
 
+    /// A call whose connection could not be made goes to another server, as the pool and
+    /// the affinity allow (`affinity::repick`, up to the pool's `retries`); false if none.
+    fn repick_call(&mut self, cx: &mut Cx<'_>, cid: u32) -> bool {
+        let now = cx.now();
+        let Some(c) = call_of(self.streams.get_mut(&cid)) else {
+            return true; // the stream is gone: nothing to answer
+        };
+        c.tried.push(c.pick.server.id().to_string());
+        if c.tried.len() as u32 > c.upstream.retries {
+            return false;
+        }
+        let up = c.upstream.clone();
+        let ctx = self.ctx.affinity(&up, self.peer.key.as_ref(), now);
+        let Some(next) = crate::http::affinity::repick(&ctx, &c.pick, &c.tried) else {
+            return false;
+        };
+        c._active = next.server.acquire();
+        c.pick = next;
+        let (addr, send_proxy) = (c.pick.server.addr(), c.send_proxy);
+        let mux = match self.mux_for(cx, addr, send_proxy) {
+            Ok(m) => m,
+            Err(_) => return false,
+        };
+        mux.borrow_mut().waiting.push(cid);
+        if let Some(c) = call_of(self.streams.get_mut(&cid)) {
+            c.mux = mux.clone();
+        }
+        self.pump(cx, &mux);
+        true
+    }
+
     /// A mux's connection is gone: its calls fail (502 before an answer, a reset after).
+    /// Calls never sent on it (a failed connect) try another server first.
     fn mux_lost(&mut self, cx: &mut Cx<'_>, mux: &MuxRef) {
-        let (addr, calls) = {
+        let (addr, opened, waiting) = {
             let mut m = mux.borrow_mut();
             m.close(cx);
-            let mut calls: Vec<u32> = m.streams.drain().map(|(_, c)| c).collect();
-            calls.append(&mut m.waiting);
-            (m.addr, calls)
+            let opened: Vec<u32> = m.streams.drain().map(|(_, c)| c).collect();
+            (m.addr, opened, std::mem::take(&mut m.waiting))
         };
         self.ups.retain(|m| !Rc::ptr_eq(m, mux));
         let now = cx.now();
-        for cid in calls {
+        if !opened.is_empty() || !waiting.is_empty() {
+            log::warn!(
+                "h2 {}: upstream {addr}: connection lost ({} stream(s) under way)",
+                self.listen(),
+                opened.len()
+            );
+        }
+        for cid in waiting {
+            if let Some(c) = call_of(self.streams.get_mut(&cid)) {
+                c.pick.server.health().record_failure(now);
+            }
+            if !self.repick_call(cx, cid) {
+                if let Some(c) = call_of(self.streams.get_mut(&cid)) {
+                    c.resp_done = true;
+                }
+                self.fail_call(cx, cid, 502);
+            }
+        }
+        for cid in opened {
             if let Some(c) = call_of(self.streams.get_mut(&cid)) {
                 c.pick.server.health().record_failure(now);
                 c.resp_done = true;
             }
-            log::warn!("h2 {}: upstream {addr}: connection lost", self.listen());
             self.fail_call(cx, cid, 502);
         }
     }
