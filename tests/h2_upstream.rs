@@ -120,6 +120,47 @@ fn streams_a_goaway_left_unprocessed_are_sent_again() {
     );
 }
 
+/// A Python h2 client: POST /trailers with a body and an `x-checksum` trailer to tether on
+/// `port`; prints the response trailers.
+const TRAILER_CLIENT: &str = r#"
+import socket, sys, h2.connection, h2.config, h2.events
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+c.initiate_connection()
+c.send_headers(1, [(b":method", b"POST"), (b":path", b"/trailers"), (b":scheme", b"http"),
+                   (b":authority", b"example.test"), (b"te", b"trailers")])
+c.send_data(1, b"some body")
+c.send_headers(1, [(b"x-checksum", b"abc123")], end_stream=True)
+s.sendall(c.data_to_send())
+done = False
+while not done:
+    data = s.recv(65536)
+    if not data:
+        break
+    for e in c.receive_data(data):
+        if isinstance(e, h2.events.TrailersReceived):
+            print(dict(e.headers))
+        if isinstance(e, (h2.events.StreamEnded, h2.events.StreamReset)):
+            done = True
+    s.sendall(c.data_to_send())
+"#;
+
+#[test]
+fn request_trailers_reach_an_h2c_upstream() {
+    let dir = TempDir::new("h2-upstream-req-trailers");
+    let (port, _up, _t) = h2c_tether(&dir);
+    let out = std::process::Command::new("timeout")
+        .args(["30", "python3", "-c", TRAILER_CLIENT, &port.to_string()])
+        .output()
+        .expect("python3 with h2");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("b'x-echo-trailer': b'abc123'"),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn http1_client_to_an_h2c_pool_is_a_clear_502() {
     // Not wired yet: an HTTP/1.1 request to an HTTP/2 pool gets 502 and a log line that

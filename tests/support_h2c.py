@@ -6,7 +6,8 @@ usage: support_h2c.py PORT
                   number, x-authority: the :authority received, x-te: the te received)
   POST /echo      200 with the request body echoed (sent within the client's windows),
                   x-received-length
-  POST /trailers  200 "payload" then trailers grpc-status: 0, x-trailer: yes
+  POST /trailers  200 "payload" then trailers grpc-status: 0, x-trailer: yes, and
+                  x-echo-trailer: the request's x-checksum trailer (or "none")
   GET  /goaway    200 "bye" (x-conn), then GOAWAY naming this stream the last one
                   processed: streams above it are never answered, and the connection
                   closes
@@ -29,7 +30,7 @@ def serve(sock, number):
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding=None))
     conn.initiate_connection()
     sock.sendall(conn.data_to_send())
-    heads, bodies, pending = {}, {}, {}
+    heads, bodies, pending, trailers = {}, {}, {}, {}
 
     def push(sid):
         data = pending.get(sid)
@@ -70,7 +71,9 @@ def serve(sock, number):
         elif path == b"/trailers":
             conn.send_headers(sid, [(b":status", b"200"), (b"content-type", b"text/plain")])
             conn.send_data(sid, b"payload")
-            conn.send_headers(sid, [(b"grpc-status", b"0"), (b"x-trailer", b"yes")], end_stream=True)
+            echo = dict(trailers.pop(sid, [])).get(b"x-checksum", b"none")
+            conn.send_headers(sid, [(b"grpc-status", b"0"), (b"x-trailer", b"yes"),
+                                    (b"x-echo-trailer", echo)], end_stream=True)
         else:
             conn.send_headers(sid, [(b":status", b"404")], end_stream=True)
 
@@ -86,6 +89,8 @@ def serve(sock, number):
                 elif isinstance(e, h2.events.DataReceived):
                     bodies.setdefault(e.stream_id, bytearray()).extend(e.data)
                     conn.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
+                elif isinstance(e, h2.events.TrailersReceived):
+                    trailers[e.stream_id] = e.headers
                 elif isinstance(e, h2.events.StreamEnded):
                     if respond(e.stream_id):
                         sock.sendall(conn.data_to_send())

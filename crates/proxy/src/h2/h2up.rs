@@ -59,6 +59,8 @@ pub(super) struct Call {
     body: VecDeque<Bytes>,
     /// The client's END_STREAM came.
     req_end: bool,
+    /// The client's trailers, sent after the body.
+    req_trailers: Option<Vec<(Bytes, Bytes)>>,
     /// Our END_STREAM went upstream.
     sent_end: bool,
     /// The final response head came.
@@ -144,6 +146,7 @@ impl H2Session {
             retries: 0,
             body: bytes.into_iter().filter(|b| !b.is_empty()).collect(),
             req_end: ended,
+            req_trailers: None,
             sent_end: false,
             head_seen: false,
             resp_done: false,
@@ -233,6 +236,24 @@ impl H2Session {
         self.pump(cx, &mux);
     }
 
+    /// Request trailers of a stream proxied to an HTTP/2 upstream (false: not such a
+    /// stream): they end the request, after its body.
+    pub(super) fn h2up_trailers(
+        &mut self,
+        cx: &mut Cx<'_>,
+        id: u32,
+        fields: Vec<(Bytes, Bytes)>,
+    ) -> bool {
+        let Some(c) = call_of(self.streams.get_mut(&id)) else {
+            return false;
+        };
+        c.req_trailers = Some(fields);
+        c.req_end = true;
+        let mux = c.mux.clone();
+        self.pump(cx, &mux);
+        true
+    }
+
     /// Open the streams waiting on `mux`, send what the windows allow of every request body,
     /// and write the frames.
     fn pump(&mut self, cx: &mut Cx<'_>, mux: &MuxRef) {
@@ -251,7 +272,7 @@ impl H2Session {
             let Some(c) = call_of(self.streams.get_mut(&cid)) else {
                 continue;
             };
-            let end = c.req_end && c.body.is_empty();
+            let end = c.req_end && c.body.is_empty() && c.req_trailers.is_none();
             match m.open(cid, &c.fields, end) {
                 Ok(up) => {
                     c.up = Some(up);
@@ -269,9 +290,14 @@ impl H2Session {
             };
             let mut given = 0;
             while !c.sent_end && m.can_write(cx) {
-                let last = c.req_end && c.body.len() <= 1;
+                let last = c.req_end && c.body.len() <= 1 && c.req_trailers.is_none();
                 let Some(front) = c.body.front_mut() else {
-                    if c.req_end && m.h2.send_data(up, &mut Bytes::new(), true).is_ok() {
+                    if let (true, Some(t)) = (c.req_end, c.req_trailers.as_ref()) {
+                        let list: Vec<(&[u8], &[u8])> =
+                            t.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+                        let _ = m.h2.send_trailers(up, &list);
+                        c.sent_end = true;
+                    } else if c.req_end && m.h2.send_data(up, &mut Bytes::new(), true).is_ok() {
                         c.sent_end = true;
                     }
                     break;

@@ -154,8 +154,13 @@ impl H2Session {
                 data,
                 end_stream,
             } => self.on_data(cx, stream, data, end_stream),
-            // Trailers end the body; they are not passed on to an HTTP/1.1 upstream.
-            Event::Trailers { stream, .. } => self.on_data(cx, stream, Bytes::new(), true),
+            // Trailers end the body; an HTTP/2 upstream gets them (`h2up.rs`), an HTTP/1.1
+            // one does not.
+            Event::Trailers { stream, fields } => {
+                if !self.h2up_trailers(cx, stream, fields) {
+                    self.on_data(cx, stream, Bytes::new(), true);
+                }
+            }
             Event::Refused { stream, status } => self.refused(cx, stream, status),
             Event::Reset { stream, code } => {
                 log::debug!("h2 {}: stream {stream} reset: {code}", self.listen());
