@@ -136,6 +136,11 @@ impl H2Session {
             }
         };
         mux.borrow_mut().waiting.push(id);
+        if mux.borrow().connected {
+            if let Some(c) = self.streams.get_mut(&id).and_then(|s| s.current_mut()) {
+                c.note_connected(cx.now());
+            }
+        }
         let call = Call {
             client: id,
             mux: mux.clone(),
@@ -395,6 +400,12 @@ impl H2Session {
                             }
                         }
                         s.note_status(status);
+                        if let Some(cur) = s.current_mut() {
+                            // For the access log: the upstream's status and time to head
+                            // (its size as header-list bytes).
+                            let size = list.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+                            cur.note_upstream_head(status, now, size);
+                        }
                         if self.h2.send_headers(cid, status, &list, end).is_ok() {
                             s.out.head_sent = true;
                             s.out.end = end;
@@ -642,6 +653,12 @@ impl H2Session {
             return true;
         }
         mux.borrow_mut().connected(cx);
+        let (now, waiting) = (cx.now(), mux.borrow().waiting.clone());
+        for cid in waiting {
+            if let Some(c) = self.streams.get_mut(&cid).and_then(|s| s.current_mut()) {
+                c.note_connected(now);
+            }
+        }
         self.pump(cx, &mux);
         true
     }
