@@ -162,6 +162,57 @@ fn request_trailers_reach_an_h2c_upstream() {
 }
 
 #[test]
+fn cookie_affinity_holds_on_an_h2c_pool() {
+    // Three h2c backends, balance = "cookie": tether's Set-Cookie is added to the HTTP/2
+    // answer, and every request carrying it reaches the same backend.
+    let dir = TempDir::new("h2-upstream-cookie");
+    let s = repo().join("tests/support_h2c.py").display().to_string();
+    let ups: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let _procs: Vec<Proc> = (ups.iter())
+        .map(|p| python(&[s.as_ref(), p.to_string().as_ref()], *p))
+        .collect();
+    let port = free_port();
+    let servers: Vec<String> = ups.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
+    let config = format!(
+        r#"
+[[upstream]]
+name = "h2app"
+servers = [{}]
+protocol = "h2c"
+balance = "cookie"
+keys = ["000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"]
+
+[[server]]
+listen = ["127.0.0.1:{port}"]
+http2 = true
+
+[[server.route]]
+path = "/"
+proxy = "h2app"
+"#,
+        servers.join(", ")
+    );
+    let _t = tether(&dir, &config, &[port]);
+    let jar = dir.path().join("jar.txt");
+    let jar = jar.to_str().expect("path");
+    let url = format!("http://127.0.0.1:{port}/hello");
+    let port_of = |text: &str| -> String {
+        (text.lines())
+            .find_map(|l| l.strip_prefix("x-port: "))
+            .unwrap_or("?")
+            .trim()
+            .to_string()
+    };
+    let first = h2(&["-c", jar, "-o", "/dev/null", &url]);
+    assert!(first.contains("set-cookie: "), "tether's cookie: {first}");
+    let pinned = port_of(&first);
+    for _ in 0..6 {
+        let text = h2(&["-b", jar, "-o", "/dev/null", &url]);
+        assert_eq!(port_of(&text), pinned, "{text}");
+    }
+}
+
+#[test]
 fn http1_client_to_an_h2c_pool_is_a_clear_502() {
     // Not wired yet: an HTTP/1.1 request to an HTTP/2 pool gets 502 and a log line that
     // says why (never HTTP/1.1 bytes sent to an HTTP/2 server).

@@ -2,7 +2,7 @@
 tests/h2_upstream.rs: tether's HTTP/2 upstreams seen from a plain HTTP/2 server.
 
 usage: support_h2c.py PORT
-  GET  /hello     200 text/plain "hello from h2c" (x-method, x-conn: this connection's
+  GET  /hello     200 text/plain "hello from h2c" (x-method, x-port, x-conn: this connection's
                   number, x-authority: the :authority received, x-te: the te received)
   POST /echo      200 with the request body echoed (sent within the client's windows),
                   x-received-length
@@ -56,6 +56,7 @@ def serve(sock, number):
             conn.send_headers(sid, [(b":status", b"200"), (b"content-type", b"text/plain"),
                                     (b"x-method", h.get(b":method", b"")),
                                     (b"x-conn", str(number).encode()),
+                                    (b"x-port", sys.argv[1].encode()),
                                     (b"x-authority", h.get(b":authority", b"-")),
                                     (b"x-te", h.get(b"te", b"-"))])
             conn.send_data(sid, b"hello from h2c", end_stream=True)

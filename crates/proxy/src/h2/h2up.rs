@@ -385,7 +385,17 @@ impl H2Session {
                         let Some(s) = self.streams.get_mut(&cid) else {
                             continue;
                         };
-                        let f = fields::response_fields(f);
+                        let mut f = fields::response_fields(f);
+                        if let Work::H2Up(c) = &mut s.work {
+                            // Affinity learns from the answer and edits it as for HTTP/1.1
+                            // (a session cookie, a tagged session id in a header).
+                            let ctx = self.ctx.affinity(&c.upstream, self.peer.key.as_ref(), now);
+                            let named = f.iter().filter_map(|(n, v)| {
+                                std::str::from_utf8(n).ok().map(|n| (n, &v[..]))
+                            });
+                            crate::http::affinity::on_response_fields(&ctx, &mut c.pick, named);
+                            fields::apply_edits(&mut f, &c.pick.response);
+                        }
                         let list: Vec<(&[u8], &[u8])> =
                             f.iter().map(|(n, v)| (&n[..], &v[..])).collect();
                         if let Work::H2Up(c) = &mut s.work {

@@ -129,6 +129,26 @@ pub(crate) fn response_fields(fields: Vec<(Bytes, Bytes)>) -> Vec<(Bytes, Bytes)
         .collect()
 }
 
+/// Apply the affinity's edits to a response's fields: values replaced, fields added.
+pub(crate) fn apply_edits(fields: &mut Vec<(Bytes, Bytes)>, edits: &Edits) {
+    for (name, value) in fields.iter_mut() {
+        let found = edits.replace.iter().find(|(n, old, _)| {
+            n.as_bytes().eq_ignore_ascii_case(name) && old.as_slice() == &value[..]
+        });
+        if let Some((_, _, new)) = found {
+            *value = Bytes::copy_from_slice(new);
+        }
+    }
+    for line in edits.add.split("\r\n") {
+        if let Some((n, v)) = line.split_once(':') {
+            let n = n.trim().to_ascii_lowercase();
+            if !n.is_empty() {
+                fields.push((Bytes::from(n), Bytes::copy_from_slice(v.trim().as_bytes())));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -456,10 +456,19 @@ pub(crate) fn repick(ctx: &Ctx<'_>, p: &Pick, tried: &[String]) -> Option<Pick> 
 /// The response head arrived: tag a new session id, learn a session cookie. Adds to
 /// `p.response` what the client's head must change.
 pub(crate) fn on_response(ctx: &Ctx<'_>, p: &mut Pick, resp: &ResponseHead) {
+    on_response_fields(ctx, p, resp.headers());
+}
+
+/// `on_response` for a response given as fields (an HTTP/2 upstream's, `h2/h2up.rs`).
+pub(crate) fn on_response_fields<'a>(
+    ctx: &Ctx<'_>,
+    p: &mut Pick,
+    headers: impl Iterator<Item = (&'a str, &'a [u8])>,
+) {
     match &ctx.up.affinity {
         Affinity::SessionId(sid) => {
             let server = p.server.clone();
-            for (name, value) in resp.headers() {
+            for (name, value) in headers {
                 let Ok(text) = std::str::from_utf8(value) else {
                     continue;
                 };
@@ -480,7 +489,7 @@ pub(crate) fn on_response(ctx: &Ctx<'_>, p: &mut Pick, resp: &ResponseHead) {
             }
         }
         Affinity::Learn(l) => {
-            for (name, value) in resp.headers() {
+            for (name, value) in headers {
                 if !name.eq_ignore_ascii_case("set-cookie") {
                     continue;
                 }
