@@ -228,6 +228,19 @@ proxy = "grpc"
 }
 
 #[test]
+fn grpc_calls_answered_before_their_request_ends_free_their_stream() {
+    // The backend takes 2 streams per connection and answers each call after its first
+    // message while the client keeps streaming: tether cuts the rest of each request, so
+    // six calls in a row (and one more) all get their answer.
+    let dir = TempDir::new("grpc-early");
+    let (port, up_port) = (free_port(), free_port());
+    let _up = grpc_server_max(up_port, 2);
+    let t = tether(&dir, &config(port, up_port), &[port]);
+    let (ok, text) = grpc_client(port, "early");
+    assert!(ok, "{text}\n{}", t.log_text());
+}
+
+#[test]
 fn grpc_no_backend_is_unavailable_from_tether() {
     let dir = TempDir::new("grpc-unavailable");
     let (port, up_port) = (free_port(), free_port());

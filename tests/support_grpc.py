@@ -73,6 +73,11 @@ def serve(port, max_streams, age_ms):
         with lock:
             return str(produced[0]).encode()
 
+    def early(reqs, ctx):
+        # Answers after the first message, while the client still streams.
+        first = next(reqs)
+        return b"early:" + first
+
     def whoami(req, ctx):
         return str(port).encode()
 
@@ -93,6 +98,7 @@ def serve(port, max_streams, age_ms):
         "ServerStream": grpc.unary_stream_rpc_method_handler(server_stream, ident, ident),
         "ClientStream": grpc.stream_unary_rpc_method_handler(client_stream, ident, ident),
         "Bidi": grpc.stream_stream_rpc_method_handler(bidi, ident, ident),
+        "Early": grpc.stream_unary_rpc_method_handler(early, ident, ident),
         "Whoami": grpc.unary_unary_rpc_method_handler(whoami, ident, ident),
         "Die": grpc.unary_stream_rpc_method_handler(die, ident, ident),
         "Flood": grpc.unary_stream_rpc_method_handler(flood, ident, ident),
@@ -174,6 +180,18 @@ def client(port, mode):
         # Reading again, the stream completes: nothing was lost while it waited.
         rest = sum(1 for _ in call)
         check("slow_rest", rest == 199, rest)
+    elif mode == "early":
+        # Calls answered before their request stream ends, one after another: each must
+        # give its upstream stream back (the backend takes 2 at a time).
+        def endless():
+            yield b"a"
+            for _ in range(200):
+                time.sleep(0.01)
+                yield b"more"
+
+        answers = [ch.stream_unary("/t.T/Early", ident, ident)(endless(), timeout=10) for _ in range(6)]
+        check("early", answers == [b"early:a"] * 6, answers)
+        check("after", uu("Unary")(b"x", timeout=10) == b"echo:x")
     elif mode == "die":
         got, code = [], None
         try:

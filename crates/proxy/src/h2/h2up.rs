@@ -233,6 +233,12 @@ impl H2Session {
         let Some(c) = call_of(self.streams.get_mut(&id)) else {
             return;
         };
+        if c.sent_end {
+            // The upstream stream was cut (answered early): the rest is dropped, and the
+            // client's window given back.
+            self.h2.consumed(id, data.len());
+            return;
+        }
         if !data.is_empty() {
             c.body.push_back(data);
         }
@@ -365,6 +371,8 @@ impl H2Session {
         let mut failed: Vec<(u32, u16)> = Vec::new();
         let mut resets: Vec<u32> = Vec::new();
         let mut retry: Vec<u32> = Vec::new();
+        // Responses that ended: a request still sending is cut (its stream's slot freed).
+        let mut ended: Vec<(StreamId, u32)> = Vec::new();
         let mut broken = false;
         {
             let mut m = mux.borrow_mut();
@@ -423,6 +431,7 @@ impl H2Session {
                         }
                         if end {
                             m.streams.remove(&id);
+                            ended.push((id, cid));
                         }
                     }
                     ClientEvent::Data { id, bytes, end } => {
@@ -441,6 +450,7 @@ impl H2Session {
                         s.out.end |= end;
                         if end {
                             m.streams.remove(&id);
+                            ended.push((id, cid));
                         }
                     }
                     ClientEvent::Trailers { id, fields: f } => {
@@ -455,6 +465,7 @@ impl H2Session {
                         }
                         s.out.trailers = Some(fields::response_fields(f));
                         s.out.end = true;
+                        ended.push((id, cid));
                     }
                     ClientEvent::Reset {
                         id,
@@ -501,6 +512,13 @@ impl H2Session {
                     | ClientEvent::WindowOpened
                     | ClientEvent::Ping { .. } => {}
                 }
+            }
+        }
+        for (up, cid) in ended {
+            if let Some(c) = call_of(self.streams.get_mut(&cid)).filter(|c| !c.sent_end) {
+                c.sent_end = true;
+                c.body.clear();
+                mux.borrow_mut().h2.reset(up, ErrorCode::Cancel);
             }
         }
         if broken {
