@@ -230,8 +230,9 @@ proxy = "grpc"
 #[test]
 fn grpc_calls_answered_before_their_request_ends_free_their_stream() {
     // The backend takes 2 streams per connection and answers each call after its first
-    // message while the client keeps streaming: tether cuts the rest of each request, so
-    // six calls in a row (and one more) all get their answer.
+    // message while the client keeps streaming (then resets the stream with NO_ERROR):
+    // each answer reaches the client, and the slots come back, so six calls in a row on a
+    // 2-stream connection (and one more) all get their answer.
     let dir = TempDir::new("grpc-early");
     let (port, up_port) = (free_port(), free_port());
     let _up = grpc_server_max(up_port, 2);

@@ -17,7 +17,7 @@ use std::rc::Rc;
 
 use bytes::Bytes;
 use tether_balance::ActiveGuard;
-use tether_core::{ConnectOpts, Cx, PipeEnd, PipeId, TimerId};
+use tether_core::{ConnectOpts, Cx, PipeId, TimerId};
 use tether_h2::{ClientEvent, ErrorCode, RequestError, StreamId};
 
 use super::stream::{Stream, Work};
@@ -28,6 +28,8 @@ use crate::h2up::grpc;
 use crate::h2up::mux::UpMux;
 use crate::http::affinity::Pick;
 use crate::http::phases::Proxied;
+
+mod fail;
 
 pub(super) type MuxRef = Rc<RefCell<UpMux>>;
 
@@ -195,37 +197,6 @@ impl H2Session {
         let m = Rc::new(RefCell::new(UpMux::new(conn, addr)));
         self.ups.push(m.clone());
         Ok(m)
-    }
-
-    /// Move waiting calls to another connection to the same server (theirs is full after
-    /// its SETTINGS, or goes away).
-    fn rehome(&mut self, cx: &mut Cx<'_>, from: &MuxRef, calls: Vec<u32>) {
-        let addr = from.borrow().addr;
-        let mut touched: Vec<MuxRef> = Vec::new();
-        for cid in calls {
-            let send_proxy = match call_of(self.streams.get_mut(&cid)) {
-                Some(c) => c.send_proxy,
-                None => continue,
-            };
-            let mux = match self.mux_for(cx, addr, send_proxy) {
-                Ok(m) => m,
-                Err(e) => {
-                    log::warn!("h2 {}: upstream {addr}: connect: {e}", self.listen());
-                    self.fail_call(cx, cid, 502);
-                    continue;
-                }
-            };
-            mux.borrow_mut().waiting.push(cid);
-            if let Some(c) = call_of(self.streams.get_mut(&cid)) {
-                c.mux = mux.clone();
-            }
-            if !touched.iter().any(|m| Rc::ptr_eq(m, &mux)) {
-                touched.push(mux);
-            }
-        }
-        for m in touched {
-            self.pump(cx, &m);
-        }
     }
 
     /// Request body bytes of a stream proxied to an HTTP/2 upstream.
@@ -544,168 +515,12 @@ impl H2Session {
         true
     }
 
-    /// Whether a call the server did not process can be sent again (its whole body is at
-    /// hand, retries left); if so it is made ready to open anew.
-    fn replayable(s: Option<&mut Stream>) -> bool {
-        let Some(c) = call_of(s) else {
-            return false;
-        };
-        let Some(sent) = c.sent.take().filter(|_| c.retries < MAX_RETRIES) else {
-            return false;
-        };
-        c.retries += 1;
-        for b in sent.into_iter().rev() {
-            c.body.push_front(b);
-        }
-        c.sent = Some(Vec::new());
-        c.sent_len = 0;
-        c.up = None;
-        c.sent_end = false;
-        true
-    }
-
-    /// A call failed before its answer: the status (gRPC: its code) goes to the client.
-    fn fail_call(&mut self, cx: &mut Cx<'_>, cid: u32, status: u16) {
-        let Some(s) = self.streams.get_mut(&cid) else {
-            return;
-        };
-        if let Work::H2Up(c) = std::mem::replace(&mut s.work, Work::Gone) {
-            abandon(cx, c);
-        }
-        if s.out.head_sent {
-            if s.grpc && !s.out.end {
-                // A gRPC response under way ends with the status in trailers (a dead
-                // server mid-stream: UNAVAILABLE), not with a reset the client reads as
-                // INTERNAL.
-                let f = grpc::error_fields(status, "the upstream stream broke");
-                s.out.trailers = Some(
-                    (f.into_iter().skip(1))
-                        .map(|(n, v)| (Bytes::from_static(n), Bytes::from(v)))
-                        .collect(),
-                );
-                s.out.end = true;
-                return;
-            }
-            self.h2.reset(cid, ErrorCode::InternalError);
-            return self.drop_stream(cx, cid, status);
-        }
-        self.answer_status(cx, cid, status, "");
-    }
-
-    /// A call whose connection could not be made goes to another server, as the pool and
-    /// the affinity allow (`affinity::repick`, up to the pool's `retries`); false if none.
-    fn repick_call(&mut self, cx: &mut Cx<'_>, cid: u32) -> bool {
-        let now = cx.now();
-        let Some(c) = call_of(self.streams.get_mut(&cid)) else {
-            return true; // the stream is gone: nothing to answer
-        };
-        c.tried.push(c.pick.server.id().to_string());
-        if c.tried.len() as u32 > c.upstream.retries {
-            return false;
-        }
-        let up = c.upstream.clone();
-        let ctx = self.ctx.affinity(&up, self.peer.key.as_ref(), now);
-        let Some(next) = crate::http::affinity::repick(&ctx, &c.pick, &c.tried) else {
-            return false;
-        };
-        c._active = next.server.acquire();
-        c.pick = next;
-        let (addr, send_proxy) = (c.pick.server.addr(), c.send_proxy);
-        let mux = match self.mux_for(cx, addr, send_proxy) {
-            Ok(m) => m,
-            Err(_) => return false,
-        };
-        mux.borrow_mut().waiting.push(cid);
-        if let Some(c) = call_of(self.streams.get_mut(&cid)) {
-            c.mux = mux.clone();
-        }
-        self.pump(cx, &mux);
-        true
-    }
-
-    /// A mux's connection is gone: its calls fail (502 before an answer, a reset after).
-    /// Calls never sent on it (a failed connect) try another server first.
-    fn mux_lost(&mut self, cx: &mut Cx<'_>, mux: &MuxRef) {
-        let (addr, opened, waiting) = {
-            let mut m = mux.borrow_mut();
-            m.close(cx);
-            let opened: Vec<u32> = m.streams.drain().map(|(_, c)| c).collect();
-            (m.addr, opened, std::mem::take(&mut m.waiting))
-        };
-        self.ups.retain(|m| !Rc::ptr_eq(m, mux));
-        let now = cx.now();
-        if !opened.is_empty() || !waiting.is_empty() {
-            log::warn!(
-                "h2 {}: upstream {addr}: connection lost ({} stream(s) under way)",
-                self.listen(),
-                opened.len()
-            );
-        }
-        for cid in waiting {
-            if let Some(c) = call_of(self.streams.get_mut(&cid)) {
-                c.pick.server.health().record_failure(now);
-            }
-            if !self.repick_call(cx, cid) {
-                if let Some(c) = call_of(self.streams.get_mut(&cid)) {
-                    c.resp_done = true;
-                }
-                self.fail_call(cx, cid, 502);
-            }
-        }
-        for cid in opened {
-            if let Some(c) = call_of(self.streams.get_mut(&cid)) {
-                c.pick.server.health().record_failure(now);
-                c.resp_done = true;
-            }
-            self.fail_call(cx, cid, 502);
-        }
-    }
-
-    /// `on_connect` of a mux's connection (false: not a mux's).
-    pub(super) fn h2up_connected(
-        &mut self,
-        cx: &mut Cx<'_>,
-        conn: tether_core::ConnId,
-        result: &std::io::Result<()>,
-    ) -> bool {
-        let Some(mux) = self.ups.iter().find(|m| m.borrow().conn == conn).cloned() else {
-            return false;
-        };
-        if let Err(e) = result {
-            log::warn!(
-                "h2 {}: upstream {} unreachable: {e}",
-                self.listen(),
-                mux.borrow().addr
-            );
-            self.mux_lost(cx, &mux);
-            return true;
-        }
-        mux.borrow_mut().connected(cx);
-        let (now, waiting) = (cx.now(), mux.borrow().waiting.clone());
-        for cid in waiting {
-            if let Some(c) = self.streams.get_mut(&cid).and_then(|s| s.current_mut()) {
-                c.note_connected(now);
-            }
-        }
-        self.pump(cx, &mux);
-        true
-    }
-
     /// A mux's writer drained: request bodies may go on (false: not a mux's pipe).
     pub(super) fn h2up_drained(&mut self, cx: &mut Cx<'_>, pipe: PipeId) -> bool {
         let Some(mux) = self.mux_of_pipe(pipe) else {
             return false;
         };
         self.pump(cx, &mux);
-        true
-    }
-
-    /// A mux's pipe ended: the connection is gone (false: not a mux's pipe).
-    pub(super) fn h2up_pipe_end(&mut self, cx: &mut Cx<'_>, pipe: PipeId, _end: PipeEnd) -> bool {
-        let Some(mux) = self.mux_of_pipe(pipe) else {
-            return false;
-        };
-        self.mux_lost(cx, &mux);
         true
     }
 

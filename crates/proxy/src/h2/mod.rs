@@ -18,6 +18,9 @@
 //! - `reply.rs`: the answers and the body bytes waiting for the windows.
 //! - `upstream.rs`: a stream's exchange with an HTTP/1.1 upstream (pooled keep-alive); a
 //!   WebSocket by extended CONNECT (RFC 8441) is its HTTP/1.1 upgrade, then a tunnel.
+//! - `h2up.rs` (with `h2up/fail.rs`): a stream's exchange with an HTTP/2 upstream
+//!   (`protocol = "h2c"`): header lists, not HTTP/1.1 heads, over upstream connections this
+//!   session's streams share (`crate::h2up`).
 //! - `feed.rs`: the broker's WebSocket feed on a stream.
 //!
 //! A connection error of the client's (a flood, a broken frame) queues a GOAWAY that is
