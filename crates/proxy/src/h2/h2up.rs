@@ -524,6 +524,19 @@ impl H2Session {
         true
     }
 
+    /// Upstream connections no stream used for `limit` go away (GOAWAY, then closed).
+    pub(super) fn h2up_idle(&mut self, cx: &mut Cx<'_>, limit: std::time::Duration) {
+        self.ups.retain(|m| {
+            let mut m = m.borrow_mut();
+            let idle = m.connected && m.is_unused() && cx.idle(m.conn) >= limit;
+            if idle || m.dead {
+                m.h2.go_away();
+                m.close(cx);
+            }
+            !(idle || m.dead)
+        });
+    }
+
     /// After the client's windows took bytes: give the upstream windows back as much.
     pub(super) fn h2up_after_send(&mut self, cx: &mut Cx<'_>) {
         if self.ups.is_empty() {

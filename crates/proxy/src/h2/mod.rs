@@ -311,6 +311,7 @@ impl H2Session {
     /// (GOAWAY and close).
     fn idle_check(&mut self, cx: &mut Cx<'_>) {
         let limit = self.ctx.spec.idle_timeout;
+        self.h2up_idle(cx, limit);
         if self.streams.is_empty() {
             if idle::expired(cx, &[self.peer.conn], limit) {
                 self.h2.go_away(ErrorCode::NoError);

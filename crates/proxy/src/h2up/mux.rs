@@ -145,6 +145,11 @@ impl UpMux {
         self.write(cx);
     }
 
+    /// No stream uses the connection and none waits.
+    pub fn is_unused(&self) -> bool {
+        self.streams.is_empty() && self.waiting.is_empty() && self.h2.is_idle()
+    }
+
     /// Close the connection (its GOAWAY, if one is queued, goes first).
     pub fn close(&mut self, cx: &mut Cx<'_>) {
         self.dead = true;
