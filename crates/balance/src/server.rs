@@ -8,11 +8,12 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use crate::health::Health;
+use crate::membership::Origin;
 
 /// A shared handle on a server; cheap to clone.
 pub type ServerRef = Arc<Server>;
@@ -63,9 +64,13 @@ impl ServerConfig {
 pub struct Server {
     id: String,
     addr: SocketAddr,
-    weight: u32,
+    weight: AtomicU32,
     backup: bool,
     index: usize,
+    origin: Origin,
+    /// When a server that left the pool (gone from DNS, removed by the admin API) is
+    /// dropped from it; `None` while it is a member.
+    leaving: Mutex<Option<Instant>>,
     /// xxh3 of the id: the per-server seed of rendezvous hashing.
     pub(crate) seed: u64,
     pool: String,
@@ -75,14 +80,22 @@ pub struct Server {
 }
 
 impl Server {
-    pub(crate) fn new(pool: &str, index: usize, config: &ServerConfig, health: Health) -> Self {
+    pub(crate) fn new(
+        pool: &str,
+        index: usize,
+        config: &ServerConfig,
+        health: Health,
+        origin: Origin,
+    ) -> Self {
         Server {
             seed: xxhash_rust::xxh3::xxh3_64(config.id.as_bytes()),
             id: config.id.clone(),
             addr: config.addr,
-            weight: config.weight,
+            weight: AtomicU32::new(config.weight.max(1)),
             backup: config.backup,
             index,
+            origin,
+            leaving: Mutex::new(None),
             pool: pool.to_string(),
             drain: AtomicBool::new(config.drain),
             active: AtomicUsize::new(0),
@@ -102,7 +115,27 @@ impl Server {
 
     /// Relative share of new sessions.
     pub fn weight(&self) -> u32 {
-        self.weight
+        self.weight.load(Ordering::Acquire)
+    }
+
+    /// Change the weight (at least 1); the pool tells its policy (`Pool::set_weight`).
+    pub(crate) fn set_weight(&self, weight: u32) {
+        self.weight.store(weight.max(1), Ordering::Release);
+    }
+
+    /// Where the server comes from: the config file, DNS, the admin API.
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    /// When the server, which left the pool and is draining, will be dropped from it;
+    /// `None` while it is a member.
+    pub fn leaving(&self) -> Option<Instant> {
+        *self.leaving.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn set_leaving(&self, at: Option<Instant>) {
+        *self.leaving.lock().unwrap_or_else(|e| e.into_inner()) = at;
     }
 
     /// Whether this is a backup server.
@@ -110,7 +143,8 @@ impl Server {
         self.backup
     }
 
-    /// Position in the pool, for [`Pool::by_index`](crate::Pool::by_index).
+    /// Position in the pool as configured, for [`Pool::by_index`](crate::Pool::by_index);
+    /// servers added at run time get the next numbers, never reused.
     pub fn index(&self) -> usize {
         self.index
     }
@@ -167,7 +201,8 @@ impl fmt::Debug for Server {
         f.debug_struct("Server")
             .field("id", &self.id)
             .field("addr", &self.addr)
-            .field("weight", &self.weight)
+            .field("weight", &self.weight())
+            .field("origin", &self.origin)
             .field("backup", &self.backup)
             .field("drain", &self.is_draining())
             .field("active", &self.active())
