@@ -400,6 +400,10 @@ impl PoolControl for ConfiguredPools {
                         "active": s.active(),
                         "weight": s.weight(),
                         "backup": s.is_backup(),
+                        "origin": s.origin().to_string(),
+                        "leaving_in_ms": s.leaving().map(|at| {
+                            at.saturating_duration_since(now).as_millis() as u64
+                        }),
                     })
                 })
                 .collect();
