@@ -39,11 +39,17 @@ impl Dnsmasq {
 
     fn run(&mut self) {
         let f = std::fs::File::create(&self.log).expect("dnsmasq log");
-        let mut cmd = Command::new("dnsmasq");
+        let mut cmd = Command::new(dnsmasq_bin());
         cmd.arg("--no-daemon")
             .arg(format!("--port={}", self.port))
             .args(["--listen-address=127.0.0.1", "--bind-interfaces"])
-            .args(["--no-resolv", "--no-hosts", "--pid-file=", "--user=root"])
+            .args(["--no-resolv", "--no-hosts", "--pid-file="]);
+        // As root it would switch to `nobody`, who may not read the test's directory.
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } == 0 {
+            cmd.arg("--user=root");
+        }
+        cmd
             .args(["--log-queries", "--log-facility=-"])
             .arg(format!("--hostsdir={}", self.hostsdir.display()));
         for s in &self.srv {
@@ -90,6 +96,19 @@ impl Dnsmasq {
 
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// `dnsmasq` from PATH, else Debian's /usr/sbin/dnsmasq (not in a user's PATH).
+pub fn dnsmasq_bin() -> PathBuf {
+    let sbin = PathBuf::from("/usr/sbin/dnsmasq");
+    let in_path = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join("dnsmasq").is_file()))
+        .unwrap_or(false);
+    if in_path || !sbin.is_file() {
+        PathBuf::from("dnsmasq")
+    } else {
+        sbin
     }
 }
 
