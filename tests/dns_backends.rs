@@ -62,12 +62,21 @@ fn dns_backends_join_drain_on_removal_and_survive_a_dead_resolver() {
     let t = tether(&dir, &tether_config(port, &upstream), &[port]);
     let b2 = format!("127.0.0.2:{app_port}");
     let b3 = format!("127.0.0.3:{app_port}");
-    assert!(t.wait_log(&format!("server {b2}: joined (dns)")), "{}", t.log_text());
+    assert!(
+        t.wait_log(&format!("server {b2}: joined (dns)")),
+        "{}",
+        t.log_text()
+    );
     let url = |p: &str| format!("http://127.0.0.1:{port}{p}");
 
     // Two users log in on b2: one over HTTP/1.1, one over HTTP/2.
     let login = fetch(&url("/login"), &[]);
-    assert_eq!((login.status, login.body.as_str()), (200, "b2"), "{}", login.head);
+    assert_eq!(
+        (login.status, login.body.as_str()),
+        (200, "b2"),
+        "{}",
+        login.head
+    );
     let h1_cookie = format!(
         "SID={}; srv={}",
         login.set_cookie("SID").expect("SID"),
@@ -82,12 +91,19 @@ fn dns_backends_join_drain_on_removal_and_survive_a_dead_resolver() {
         .collect();
     assert_eq!(set.len(), 2, "{headers:?}");
     let h2_cookie = set.join("; ");
-    assert!(with_cookie(&url("/session"), &h1_cookie).body.starts_with("b2 b2-"));
-    assert!(h2_with_cookie(port, "/session", &h2_cookie).1.starts_with("b2 b2-"));
+    assert!(with_cookie(&url("/session"), &h1_cookie)
+        .body
+        .starts_with("b2 b2-"));
+    assert!(h2_with_cookie(port, "/session", &h2_cookie)
+        .1
+        .starts_with("b2 b2-"));
 
     // b3 added to DNS: new users reach it; the time from the change to its first request.
     let changed = Instant::now();
-    dns.set_hosts(&hosts_file(&[("127.0.0.2", "app.test"), ("127.0.0.3", "app.test")]));
+    dns.set_hosts(&hosts_file(&[
+        ("127.0.0.2", "app.test"),
+        ("127.0.0.3", "app.test"),
+    ]));
     let mut first_b3 = None;
     while changed.elapsed() < Duration::from_secs(15) {
         let r = fetch(&url("/whoami"), &[]);
@@ -112,7 +128,9 @@ fn dns_backends_join_drain_on_removal_and_survive_a_dead_resolver() {
     // b2 removed from DNS: drained. Its pinned users stay on it, new users go to b3.
     dns.set_hosts(&hosts_file(&[("127.0.0.3", "app.test")]));
     assert!(
-        t.wait_log(&format!("server {b2}: left (dns), draining for {drain_ms} ms")),
+        t.wait_log(&format!(
+            "server {b2}: left (dns), draining for {drain_ms} ms"
+        )),
         "{}",
         t.log_text()
     );
@@ -120,11 +138,22 @@ fn dns_backends_join_drain_on_removal_and_survive_a_dead_resolver() {
     let mut checks = 0;
     while left.elapsed() < Duration::from_millis(drain_ms * 3 / 4) {
         let r = with_cookie(&url("/session"), &h1_cookie);
-        assert!(r.body.starts_with("b2 b2-"), "HTTP/1.1 user moved while draining: {}", r.body);
+        assert!(
+            r.body.starts_with("b2 b2-"),
+            "HTTP/1.1 user moved while draining: {}",
+            r.body
+        );
         let (s, body) = h2_with_cookie(port, "/session", &h2_cookie);
-        assert!(s == 200 && body.starts_with("b2 b2-"), "HTTP/2 user moved: {body}");
+        assert!(
+            s == 200 && body.starts_with("b2 b2-"),
+            "HTTP/2 user moved: {body}"
+        );
         for _ in 0..3 {
-            assert_eq!(fetch(&url("/whoami"), &[]).body, "b3", "a new user went to b2");
+            assert_eq!(
+                fetch(&url("/whoami"), &[]).body,
+                "b3",
+                "a new user went to b2"
+            );
         }
         let (_, _, body) = h2_get(port, "/whoami", &[]);
         assert_eq!(body, "b3", "a new HTTP/2 user went to b2");
@@ -141,7 +170,12 @@ fn dns_backends_join_drain_on_removal_and_survive_a_dead_resolver() {
         t.log_text()
     );
     let r = with_cookie(&url("/session"), &h1_cookie);
-    assert_eq!((r.status, r.body.as_str()), (401, "b3 no session"), "{}", r.head);
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (401, "b3 no session"),
+        "{}",
+        r.head
+    );
     let (s, body) = h2_with_cookie(port, "/session", &h2_cookie);
     assert_eq!((s, body.as_str()), (401, "b3 no session"));
 
@@ -152,14 +186,22 @@ fn dns_backends_join_drain_on_removal_and_survive_a_dead_resolver() {
         "{}",
         t.log_text()
     );
-    assert!(t.wait_log("keeping the last 1 server(s)"), "{}", t.log_text());
+    assert!(
+        t.wait_log("keeping the last 1 server(s)"),
+        "{}",
+        t.log_text()
+    );
     let dead = Instant::now();
     while dead.elapsed() < Duration::from_secs(3) {
         let r = fetch(&url("/whoami"), &[]);
         assert_eq!((r.status, r.body.as_str()), (200, "b3"), "{}", r.head);
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(!t.log_text().contains(&format!("server {b3}: left")), "{}", t.log_text());
+    assert!(
+        !t.log_text().contains(&format!("server {b3}: left")),
+        "{}",
+        t.log_text()
+    );
 }
 
 #[test]
@@ -184,7 +226,11 @@ fn srv_records_give_ports_and_weights_and_a_removed_record_drains() {
     let b2 = format!("127.0.0.2:{p2}");
     let b3 = format!("127.0.0.3:{p3}");
     for id in [&b2, &b3] {
-        assert!(t.wait_log(&format!("server {id}: joined (dns)")), "{}", t.log_text());
+        assert!(
+            t.wait_log(&format!("server {id}: joined (dns)")),
+            "{}",
+            t.log_text()
+        );
     }
     // Smooth weighted round robin: weights 1 and 3 give exactly 10 and 30 of 40.
     let mut counts = std::collections::HashMap::new();
@@ -210,7 +256,10 @@ fn srv_records_give_ports_and_weights_and_a_removed_record_drains() {
         t.log_text()
     );
     for _ in 0..6 {
-        assert_eq!(fetch(&format!("http://127.0.0.1:{port}/whoami"), &[]).body, "b3");
+        assert_eq!(
+            fetch(&format!("http://127.0.0.1:{port}/whoami"), &[]).body,
+            "b3"
+        );
         assert_eq!(h2_get(port, "/whoami", &[]).2, "b3");
     }
 }

@@ -49,8 +49,7 @@ impl Dnsmasq {
         if unsafe { libc::geteuid() } == 0 {
             cmd.arg("--user=root");
         }
-        cmd
-            .args(["--log-queries", "--log-facility=-"])
+        cmd.args(["--log-queries", "--log-facility=-"])
             .arg(format!("--hostsdir={}", self.hostsdir.display()));
         for s in &self.srv {
             cmd.arg(format!("--srv-host={s}"));

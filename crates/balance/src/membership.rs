@@ -345,7 +345,9 @@ mod tests {
         assert_eq!(ids(&pool), ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]);
         let g = pool.generation();
         // The same answer changes nothing.
-        assert!(pool.sync(Origin::Dns(0), &[conf(3), conf(2)], drain, t0).is_empty());
+        assert!(pool
+            .sync(Origin::Dns(0), &[conf(3), conf(2)], drain, t0)
+            .is_empty());
         assert_eq!(pool.generation(), g);
         // 2 leaves: draining, still a member until its drain time.
         let c = pool.sync(Origin::Dns(0), &[conf(3)], drain, t0);
@@ -427,8 +429,12 @@ mod tests {
         assert_eq!(pool.server("127.0.0.1:2").map(|s| s.weight()), Some(3));
         assert!(pool.set_weight("127.0.0.1:2", 5));
         assert_eq!(pool.server("127.0.0.1:2").map(|s| s.weight()), Some(5));
-        assert!(pool.remove("127.0.0.1:1", None, Duration::ZERO, now).is_err());
-        assert!(pool.remove("127.0.0.1:2", None, Duration::ZERO, now).is_ok());
+        assert!(pool
+            .remove("127.0.0.1:1", None, Duration::ZERO, now)
+            .is_err());
+        assert!(pool
+            .remove("127.0.0.1:2", None, Duration::ZERO, now)
+            .is_ok());
         assert_eq!(pool.sweep(now), ["127.0.0.1:2"]);
         assert_eq!(ids(&pool), ["127.0.0.1:1"]);
     }

@@ -25,8 +25,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use crate::counts::{AffinityCounts, AffinityStats};
-use crate::membership::{Members, Origin};
 use crate::health::{CheckConfig, Health, PassiveConfig};
+use crate::membership::{Members, Origin};
 use crate::policy::{Candidates, Policy, PolicyKind};
 use crate::server::{Server, ServerConfig, ServerRef};
 
@@ -167,7 +167,13 @@ impl Pool {
         for (index, config) in servers.iter().enumerate() {
             by_id.insert(config.id.clone(), index);
             let health = Health::new(name, &config.id, rise, fall, options.passive);
-            list.push(Arc::new(Server::new(name, index, config, health, Origin::Config)));
+            list.push(Arc::new(Server::new(
+                name,
+                index,
+                config,
+                health,
+                Origin::Config,
+            )));
         }
         Pool {
             name: name.to_string(),

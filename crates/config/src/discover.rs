@@ -113,8 +113,7 @@ pub(super) fn entry(
     if e.id {
         return Err(at(
             span,
-            "a server found in DNS is named by its address (ip:port): `id` goes with `addr`"
-                .into(),
+            "a server found in DNS is named by its address (ip:port): `id` goes with `addr`".into(),
         ));
     }
     if e.drain {
@@ -175,8 +174,7 @@ fn check_name(name: &str) -> Result<(), String> {
     let ok_label = |l: &str| {
         !l.is_empty()
             && l.len() <= 63
-            && l
-                .bytes()
+            && l.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
     };
     if bare.is_empty() || bare.len() > 253 || !bare.split('.').all(ok_label) {
@@ -222,7 +220,11 @@ pub(super) fn check(
         let addr = text
             .parse::<SocketAddr>()
             .ok()
-            .or_else(|| text.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, 53)))
+            .or_else(|| {
+                text.parse::<IpAddr>()
+                    .ok()
+                    .map(|ip| SocketAddr::new(ip, 53))
+            })
             .ok_or_else(|| {
                 at(
                     r.span(),
@@ -248,7 +250,10 @@ pub(super) fn check(
     let min = ms(min_ms, DEFAULT_MIN_MS, "resolve_min_ms")?;
     let max = ms(max_ms, DEFAULT_MAX_MS, "resolve_max_ms")?;
     if min > max {
-        let span = max_ms.as_ref().or(min_ms.as_ref()).map_or(name_span, |v| v.span());
+        let span = max_ms
+            .as_ref()
+            .or(min_ms.as_ref())
+            .map_or(name_span, |v| v.span());
         return Err(at(
             span,
             format!("`resolve_max_ms` ({max}) is below `resolve_min_ms` ({min})"),
@@ -298,7 +303,10 @@ mod tests {
         );
         let up = &s.upstreams[0];
         assert_eq!(up.servers.len(), 1);
-        assert_eq!(up.drain_timeout, Some(std::time::Duration::from_millis(3000)));
+        assert_eq!(
+            up.drain_timeout,
+            Some(std::time::Duration::from_millis(3000))
+        );
         let d = up.discover.as_ref().expect("discover");
         assert_eq!(d.sources.len(), 2);
         assert_eq!(d.sources[0].name, "app.internal");
@@ -319,7 +327,12 @@ mod tests {
         // Only DNS entries: the pool may start empty.
         let s = ok("[{ srv = \"_app._tcp.internal\" }]", "");
         assert!(s.upstreams[0].servers.is_empty());
-        assert!(s.upstreams[0].discover.as_ref().expect("d").resolvers.is_empty());
+        assert!(s.upstreams[0]
+            .discover
+            .as_ref()
+            .expect("d")
+            .resolvers
+            .is_empty());
     }
 
     #[test]

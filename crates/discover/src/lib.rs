@@ -161,7 +161,10 @@ fn resolver_for(servers: &[SocketAddr]) -> Result<TokioResolver, ResolveError> {
             group.push(NameServerConfig::new(addr, Protocol::Udp));
             group.push(NameServerConfig::new(addr, Protocol::Tcp));
         }
-        TokioResolver::builder_with_config(ResolverConfig::from_parts(None, vec![], group), provider)
+        TokioResolver::builder_with_config(
+            ResolverConfig::from_parts(None, vec![], group),
+            provider,
+        )
     };
     let opts: &mut ResolverOpts = builder.options_mut();
     opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
@@ -173,7 +176,12 @@ fn resolver_for(servers: &[SocketAddr]) -> Result<TokioResolver, ResolveError> {
     Ok(builder.build())
 }
 
-fn run(targets: Vec<Target>, mut sink: Box<dyn Sink>, stop: Arc<AtomicBool>, ready: mpsc::Sender<()>) {
+fn run(
+    targets: Vec<Target>,
+    mut sink: Box<dyn Sink>,
+    stop: Arc<AtomicBool>,
+    ready: mpsc::Sender<()>,
+) {
     let rt = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -369,7 +377,9 @@ async fn lookup_ips(
 ) -> Result<(Vec<std::net::IpAddr>, Duration), String> {
     match resolver.lookup_ip(fqdn(name)?).await {
         Ok(answer) => {
-            let ttl = answer.valid_until().saturating_duration_since(Instant::now());
+            let ttl = answer
+                .valid_until()
+                .saturating_duration_since(Instant::now());
             Ok((answer.iter().collect(), ttl))
         }
         Err(e) if is_empty_answer(&e) => Ok((Vec::new(), Duration::ZERO)),
@@ -383,7 +393,9 @@ mod tests {
 
     fn target() -> Target {
         Target {
-            query: Query::Srv { name: "_a._tcp.x".into() },
+            query: Query::Srv {
+                name: "_a._tcp.x".into(),
+            },
             resolvers: vec![],
             min_refresh: Duration::from_millis(1000),
             max_refresh: Duration::from_secs(300),

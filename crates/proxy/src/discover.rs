@@ -51,8 +51,7 @@ impl Sink for Apply {
                 c
             })
             .collect();
-        f.up
-            .pool
+        f.up.pool
             .sync(Origin::Dns(f.source), &wanted, f.drain, Instant::now());
     }
 

@@ -96,10 +96,7 @@ impl HealthChecker {
                 }
             }
             for server in members.iter() {
-                let known = self
-                    .probes
-                    .iter()
-                    .any(|p| Arc::ptr_eq(&p.server, server));
+                let known = self.probes.iter().any(|p| Arc::ptr_eq(&p.server, server));
                 if !known {
                     added.push(probe(up, check, server));
                 }

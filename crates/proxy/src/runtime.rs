@@ -226,8 +226,7 @@ pub fn build_upstream(spec: &UpstreamSpec) -> Result<Upstream, ConfigError> {
     } else {
         Pool::new(name, &spec.servers, spec.options.clone())
     };
-    let pool = pool
-        .map_err(|e| spec.pos.error(format!("upstream {name:?}: {e}")))?;
+    let pool = pool.map_err(|e| spec.pos.error(format!("upstream {name:?}: {e}")))?;
     let sealer = |keys: &SealKeys| {
         Sealer::from_keys(&keys.0)
             .map(Arc::new)
