@@ -20,8 +20,25 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, RwLockWriteGuard};
+use std::sync::{Arc, OnceLock, RwLockWriteGuard};
 use std::time::{Duration, Instant};
+
+/// The instant times are counted from in atomics (`to_ticks`).
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// `at` as microseconds since the process's epoch, plus 1 (0 means "none").
+pub(crate) fn to_ticks(at: Instant) -> u64 {
+    let since = at.saturating_duration_since(epoch()).as_micros();
+    u64::try_from(since).unwrap_or(u64::MAX - 1) + 1
+}
+
+/// The inverse of `to_ticks` (0: `None`).
+pub(crate) fn from_ticks(t: u64) -> Option<Instant> {
+    (t != 0).then(|| epoch() + Duration::from_micros(t - 1))
+}
 
 use crate::health::Health;
 use crate::pool::Pool;
@@ -161,6 +178,7 @@ impl Pool {
         for s in &list {
             if s.origin() == origin && s.leaving().is_none() && !seen.contains(&s.id()) {
                 s.set_leaving(Some(now + drain));
+                self.sweep_at(now + drain);
                 s.set_drain(true);
                 change.left.push(s.id().to_string());
             }
@@ -217,29 +235,26 @@ impl Pool {
         Ok(change)
     }
 
-    /// The server `id` leaves the pool: drained for `drain`, then dropped. `Err` when there
-    /// is no such server, or it is not of `origin` (`None`: any origin but the config's).
-    pub fn remove(
-        &self,
-        id: &str,
-        origin: Option<Origin>,
-        drain: Duration,
-        now: Instant,
-    ) -> Result<Change, String> {
+    /// The server `id` leaves the pool (the admin API): drained for `drain`, then dropped.
+    /// A server of the config file may leave too (until the next reload); a server found in
+    /// DNS may not (its name's next answer decides). `Err` when there is no such server.
+    pub fn remove(&self, id: &str, drain: Duration, now: Instant) -> Result<Change, String> {
         let guard = self.write_members();
         let Some(s) = guard.get(id).cloned() else {
             return Err(format!("no server {id:?} in pool {:?}", self.name()));
         };
-        if s.origin() == Origin::Config || origin.is_some_and(|o| o != s.origin()) {
+        if let Origin::Dns(_) = s.origin() {
             return Err(format!(
-                "server {id:?} of pool {:?} comes from {}: change it there",
+                "server {id:?} of pool {:?} comes from DNS: take it out of DNS, or drain it \
+                 (POST /admin/drain/{}/{id})",
                 self.name(),
-                s.origin()
+                self.name()
             ));
         }
         let mut change = Change::default();
         if s.leaving().is_none() {
             s.set_leaving(Some(now + drain));
+            self.sweep_at(now + drain);
             s.set_drain(true);
             self.generation.fetch_add(1, Ordering::AcqRel);
             change.left.push(id.to_string());
@@ -267,15 +282,32 @@ impl Pool {
         true
     }
 
-    /// Drop the servers whose drain time has passed; their ids (logged).
+    /// A sweep is due at `at` (or earlier, if one already is).
+    fn sweep_at(&self, at: Instant) {
+        self.next_sweep.fetch_min(to_ticks(at), Ordering::AcqRel);
+    }
+
+    /// Whether a server's drain time has passed at `now` (one atomic load: the selection
+    /// path calls it).
+    pub(crate) fn sweep_due(&self, now: Instant) -> bool {
+        self.next_sweep.load(Ordering::Acquire) <= to_ticks(now)
+    }
+
+    /// Drop the servers whose drain time has passed; their ids (logged). Runs by itself on
+    /// the next selection after a drain time ends, and on the DNS thread's ticks.
     pub fn sweep(&self, now: Instant) -> Vec<String> {
-        let due = |s: &ServerRef| s.leaving().is_some_and(|at| at <= now);
-        if !self.snapshot().servers.iter().any(due) {
+        if !self.sweep_due(now) {
             return Vec::new();
         }
         let mut guard = self.write_members();
         let (gone, kept): (Vec<ServerRef>, Vec<ServerRef>) =
-            guard.servers.iter().cloned().partition(due);
+            guard.servers.iter().cloned().partition(|s| s.is_gone(now));
+        let next = kept
+            .iter()
+            .filter_map(|s| s.leaving())
+            .min()
+            .map_or(u64::MAX, to_ticks);
+        self.next_sweep.store(next, Ordering::Release);
         if gone.is_empty() {
             return Vec::new();
         }
@@ -429,13 +461,28 @@ mod tests {
         assert_eq!(pool.server("127.0.0.1:2").map(|s| s.weight()), Some(3));
         assert!(pool.set_weight("127.0.0.1:2", 5));
         assert_eq!(pool.server("127.0.0.1:2").map(|s| s.weight()), Some(5));
-        assert!(pool
-            .remove("127.0.0.1:1", None, Duration::ZERO, now)
-            .is_err());
-        assert!(pool
-            .remove("127.0.0.1:2", None, Duration::ZERO, now)
-            .is_ok());
-        assert_eq!(pool.sweep(now), ["127.0.0.1:2"]);
+        assert!(pool.remove("127.0.0.1:9", Duration::ZERO, now).is_err());
+        assert!(pool.remove("127.0.0.1:2", Duration::from_secs(5), now).is_ok());
+        // Draining: kept for pinned sessions, never picked for new ones.
+        assert!(pool.server("127.0.0.1:2").is_some_and(|s| s.is_draining()));
+        for _ in 0..4 {
+            let s = pool.select(None, now).expect("a server");
+            assert_eq!(s.id(), "127.0.0.1:1");
+        }
+        // Its drain time over: dropped by the next selection.
+        let later = now + Duration::from_secs(5);
+        assert!(pool.select(None, later).is_some());
         assert_eq!(ids(&pool), ["127.0.0.1:1"]);
+        assert!(pool.server("127.0.0.1:2").is_none());
+        // With no selection, a lookup no longer finds a server whose drain time is over.
+        pool.add(Origin::Admin, &conf(4)).expect("added");
+        pool.remove("127.0.0.1:4", Duration::ZERO, Instant::now())
+            .expect("removed");
+        assert!(pool.server("127.0.0.1:4").is_none());
+        assert_eq!(pool.servers().len(), 2, "not swept yet");
+        // A config server may leave too; a DNS one may not.
+        pool.sync(Origin::Dns(0), &[conf(3)], Duration::ZERO, now);
+        assert!(pool.remove("127.0.0.1:3", Duration::ZERO, now).is_err());
+        assert!(pool.remove("127.0.0.1:1", Duration::ZERO, now).is_ok());
     }
 }

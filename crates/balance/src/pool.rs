@@ -86,6 +86,9 @@ pub struct Pool {
     pub(crate) next_index: AtomicUsize,
     /// Bumped on every change of the member list.
     pub(crate) generation: AtomicU64,
+    /// When the next leaving server's drain time ends (`membership::to_ticks`; `u64::MAX`:
+    /// none is leaving).
+    pub(crate) next_sweep: AtomicU64,
     /// Health settings for servers added at run time.
     pub(crate) passive: PassiveConfig,
     policy: Policy,
@@ -184,6 +187,7 @@ impl Pool {
                 by_id,
             })),
             generation: AtomicU64::new(0),
+            next_sweep: AtomicU64::new(u64::MAX),
             passive: options.passive,
             fail_open: options.fail_open,
             check: options.check,
@@ -216,14 +220,18 @@ impl Pool {
         self.snapshot().servers.clone()
     }
 
-    /// The server with this id.
+    /// The server with this id (not one that left and whose drain time is over).
     pub fn server(&self, id: &str) -> Option<ServerRef> {
         let members = self.snapshot();
-        members
+        let found = members
             .by_id
             .get(id)
             .and_then(|&i| members.servers.get(i))
-            .cloned()
+            .filter(|s| {
+                self.next_sweep.load(Ordering::Acquire) == u64::MAX || !s.is_gone(Instant::now())
+            })
+            .cloned();
+        found
     }
 
     /// The server whose [`Server::index`] is `index`.
@@ -294,6 +302,9 @@ impl Pool {
         let (open_primary, open_backup) = (any_health(false), any_health(true));
         let tiers: [&dyn Fn(&Server) -> bool; 4] = [&primary, &backup, &open_primary, &open_backup];
         let used = if self.fail_open { 4 } else { 2 };
+        if self.sweep_due(now) {
+            self.sweep(now);
+        }
         let members = self.snapshot();
         let picked = tiers.into_iter().take(used).find_map(|eligible| {
             let candidates = Candidates {

@@ -8,12 +8,12 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::health::Health;
-use crate::membership::Origin;
+use crate::membership::{from_ticks, to_ticks, Origin};
 
 /// A shared handle on a server; cheap to clone.
 pub type ServerRef = Arc<Server>;
@@ -69,8 +69,8 @@ pub struct Server {
     index: usize,
     origin: Origin,
     /// When a server that left the pool (gone from DNS, removed by the admin API) is
-    /// dropped from it; `None` while it is a member.
-    leaving: Mutex<Option<Instant>>,
+    /// dropped from it (`membership::to_ticks`); 0 while it is a member.
+    leaving: AtomicU64,
     /// xxh3 of the id: the per-server seed of rendezvous hashing.
     pub(crate) seed: u64,
     pool: String,
@@ -95,7 +95,7 @@ impl Server {
             backup: config.backup,
             index,
             origin,
-            leaving: Mutex::new(None),
+            leaving: AtomicU64::new(0),
             pool: pool.to_string(),
             drain: AtomicBool::new(config.drain),
             active: AtomicUsize::new(0),
@@ -131,11 +131,19 @@ impl Server {
     /// When the server, which left the pool and is draining, will be dropped from it;
     /// `None` while it is a member.
     pub fn leaving(&self) -> Option<Instant> {
-        *self.leaving.lock().unwrap_or_else(|e| e.into_inner())
+        from_ticks(self.leaving.load(Ordering::Acquire))
+    }
+
+    /// Whether the server left and its drain time is over at `now` (it is as good as
+    /// dropped, whether or not the sweep has run).
+    pub fn is_gone(&self, now: Instant) -> bool {
+        let t = self.leaving.load(Ordering::Acquire);
+        t != 0 && t <= to_ticks(now)
     }
 
     pub(crate) fn set_leaving(&self, at: Option<Instant>) {
-        *self.leaving.lock().unwrap_or_else(|e| e.into_inner()) = at;
+        self.leaving
+            .store(at.map_or(0, to_ticks), Ordering::Release);
     }
 
     /// Whether this is a backup server.
