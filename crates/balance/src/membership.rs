@@ -462,7 +462,9 @@ mod tests {
         assert!(pool.set_weight("127.0.0.1:2", 5));
         assert_eq!(pool.server("127.0.0.1:2").map(|s| s.weight()), Some(5));
         assert!(pool.remove("127.0.0.1:9", Duration::ZERO, now).is_err());
-        assert!(pool.remove("127.0.0.1:2", Duration::from_secs(5), now).is_ok());
+        assert!(pool
+            .remove("127.0.0.1:2", Duration::from_secs(5), now)
+            .is_ok());
         // Draining: kept for pinned sessions, never picked for new ones.
         assert!(pool.server("127.0.0.1:2").is_some_and(|s| s.is_draining()));
         for _ in 0..4 {

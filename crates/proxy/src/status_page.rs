@@ -330,10 +330,11 @@ fn pools(h: &mut String, t: &Topology, now: Instant) {
                 "<tr><td>{}{}</td><td>{}</td>{health}<td class='n'>{}</td>\
                  <td class='n'>{}</td>{drain}</tr>",
                 html_escape(s.id()),
-                if s.is_backup() {
-                    " <small>backup</small>"
-                } else {
-                    ""
+                match (s.is_backup(), s.origin()) {
+                    (true, tether_balance::Origin::Config) => " <small>backup</small>".into(),
+                    (true, o) => format!(" <small>backup, {o}</small>"),
+                    (false, tether_balance::Origin::Config) => String::new(),
+                    (false, o) => format!(" <small>{o}</small>"),
                 },
                 s.addr(),
                 s.weight(),
