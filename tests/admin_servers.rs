@@ -104,7 +104,7 @@ fn servers_added_reweighted_and_removed_at_run_time() {
         .log_text()
         .contains(&format!("pool app server {b}: joined (admin)")));
     assert!(
-        t.wait_log(&format!("admin: POST /admin/servers/app from 127.0.0.1:")),
+        t.wait_log("admin: POST /admin/servers/app from 127.0.0.1:"),
         "{}",
         t.log_text()
     );
