@@ -28,8 +28,9 @@ fn hosts_file(names: &[(&str, &str)]) -> String {
 }
 
 fn tether_config(port: u16, upstream: &str) -> String {
+    // Two event-loop threads: one discovery thread changes the pools both use.
     format!(
-        "[[upstream]]\nname = \"app\"\n{upstream}\n\n\
+        "workers = 2\n[[upstream]]\nname = \"app\"\n{upstream}\n\n\
          [[server]]\nlisten = [\"127.0.0.1:{port}\"]\nhttp2 = true\n\n\
          [[server.route]]\npath = \"/\"\nproxy = \"app\"\n"
     )

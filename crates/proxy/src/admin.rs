@@ -626,4 +626,62 @@ mod tests {
         assert_eq!(post("/admin/drain/app").status, 404);
         assert_eq!(get("/elsewhere").status, 404);
     }
+
+    #[test]
+    fn servers_routes() {
+        let a = admin();
+        let auth = "Host: x\r\nAuthorization: Bearer s3cret\r\n\r\n";
+        let req = |m: &str, p: &str| ask(&a, &format!("{m} {p} HTTP/1.1\r\n{auth}"));
+        let added = req("POST", "/admin/servers/app?addr=127.0.0.1:3001&weight=2");
+        assert_eq!(added.status, 201, "{}", added.body);
+        let v: Value = serde_json::from_str(&added.body).expect("json");
+        assert_eq!(
+            (v["server"].as_str(), v["weight"].as_u64()),
+            (Some("127.0.0.1:3001"), Some(2))
+        );
+        assert_eq!(
+            req("POST", "/admin/servers/app?addr=127.0.0.1:3001").status,
+            409
+        );
+        assert_eq!(req("POST", "/admin/servers/app?addr=x:1").status, 400);
+        assert_eq!(
+            req("POST", "/admin/servers/app?addr=127.0.0.1:9&bogus=1").status,
+            400
+        );
+        assert_eq!(req("POST", "/admin/servers/app").status, 400);
+        assert_eq!(
+            req("POST", "/admin/servers/web?addr=127.0.0.1:9").status,
+            404
+        );
+        assert_eq!(req("GET", "/admin/servers/app").status, 405);
+        let w = req("PUT", "/admin/servers/app/127.0.0.1:3001?weight=5");
+        assert_eq!(w.status, 200, "{}", w.body);
+        assert_eq!(
+            req("PUT", "/admin/servers/app/127.0.0.1:3001?weight=0").status,
+            400
+        );
+        assert_eq!(
+            req("PUT", "/admin/servers/app/127.0.0.1:3009?weight=1").status,
+            404
+        );
+        assert_eq!(req("GET", "/admin/servers/app/127.0.0.1:3001").status, 405);
+        assert_eq!(
+            req("DELETE", "/admin/servers/app/127.0.0.1:3001").status,
+            202
+        );
+        let status: Value = serde_json::from_str(&req("GET", "/admin/status").body).expect("json");
+        let s = &status["pools"][0]["servers"][1];
+        assert_eq!(
+            (s["origin"].as_str(), s["weight"].as_u64()),
+            (Some("admin"), Some(5))
+        );
+        assert!(
+            s["leaving_in_ms"].as_u64().is_some_and(|ms| ms <= 10_000),
+            "{s}"
+        );
+        assert_eq!(
+            req("DELETE", "/admin/servers/app/127.0.0.1:3009").status,
+            404
+        );
+    }
 }
