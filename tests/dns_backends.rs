@@ -120,7 +120,7 @@ fn dns_backends_join_drain_on_removal_and_survive_a_dead_resolver() {
         "dns change → first request on the new backend: {} ms (resolve_min_ms = 200, TTL 0)",
         first_b3.as_millis()
     );
-    assert!(t.log_text().contains(&format!("server {b3}: joined (dns)")));
+    assert!(t.wait_log(&format!("server {b3}: joined (dns)")));
     // Balanced over both now.
     let seen: std::collections::HashSet<String> =
         (0..8).map(|_| fetch(&url("/whoami"), &[]).body).collect();
@@ -137,7 +137,7 @@ fn dns_backends_join_drain_on_removal_and_survive_a_dead_resolver() {
     );
     let left = Instant::now();
     let mut checks = 0;
-    while left.elapsed() < Duration::from_millis(drain_ms * 3 / 4) {
+    while left.elapsed() < Duration::from_millis(drain_ms / 2) {
         let r = with_cookie(&url("/session"), &h1_cookie);
         assert!(
             r.body.starts_with("b2 b2-"),
