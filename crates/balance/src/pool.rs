@@ -197,10 +197,12 @@ impl Pool {
 
     /// The current member list (a snapshot: later changes make a new one).
     pub(crate) fn snapshot(&self) -> Arc<Members> {
-        self.members
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.read_members().clone()
+    }
+
+    /// The member list, read-locked (no `Arc` count touched: the selection path).
+    fn read_members(&self) -> std::sync::RwLockReadGuard<'_, Arc<Members>> {
+        self.members.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Bumped whenever servers join or leave (for whoever keeps a per-server list, such
@@ -222,7 +224,7 @@ impl Pool {
 
     /// The server with this id (not one that left and whose drain time is over).
     pub fn server(&self, id: &str) -> Option<ServerRef> {
-        let members = self.snapshot();
+        let members = self.read_members();
         let found = members
             .by_id
             .get(id)
@@ -263,7 +265,10 @@ impl Pool {
 
     /// Whether any server can take a new session at `now` (healthy and not draining).
     pub fn any_available(&self, now: Instant) -> bool {
-        self.snapshot().servers.iter().any(|s| s.accepts_new(now))
+        self.read_members()
+            .servers
+            .iter()
+            .any(|s| s.accepts_new(now))
     }
 
     /// Pick a server for a new session. `key` is the client address for the `IpHash`
@@ -305,7 +310,7 @@ impl Pool {
         if self.sweep_due(now) {
             self.sweep(now);
         }
-        let members = self.snapshot();
+        let members = self.read_members();
         let picked = tiers.into_iter().take(used).find_map(|eligible| {
             let candidates = Candidates {
                 servers: &members.servers,
