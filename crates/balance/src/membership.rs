@@ -476,12 +476,17 @@ mod tests {
         assert!(pool.select(None, later).is_some());
         assert_eq!(ids(&pool), ["127.0.0.1:1"]);
         assert!(pool.server("127.0.0.1:2").is_none());
-        // With no selection, a lookup no longer finds a server whose drain time is over.
+        // A session pinned to a server whose drain time is over is re-balanced: the
+        // affinity decision drops the server first.
         pool.add(Origin::Admin, &conf(4)).expect("added");
-        pool.remove("127.0.0.1:4", Duration::ZERO, Instant::now())
+        pool.remove("127.0.0.1:4", Duration::from_secs(1), now)
             .expect("removed");
+        let during = pool.resolve("127.0.0.1:4", None, crate::FailoverMode::Repin, now);
+        assert!(matches!(during, crate::Affinity::Keep(s) if s.id() == "127.0.0.1:4"));
+        let after = now + Duration::from_secs(1);
+        let moved = pool.resolve("127.0.0.1:4", None, crate::FailoverMode::Repin, after);
+        assert!(matches!(moved, crate::Affinity::Repin(s) if s.id() == "127.0.0.1:1"));
         assert!(pool.server("127.0.0.1:4").is_none());
-        assert_eq!(pool.servers().len(), 2, "not swept yet");
         // A config server may leave too; a DNS one may not.
         pool.sync(Origin::Dns(0), &[conf(3)], Duration::ZERO, now);
         assert!(pool.remove("127.0.0.1:3", Duration::ZERO, now).is_err());

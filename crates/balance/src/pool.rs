@@ -222,16 +222,14 @@ impl Pool {
         self.snapshot().servers.clone()
     }
 
-    /// The server with this id (not one that left and whose drain time is over).
+    /// The server with this id (a server that left is found until it is dropped: by the
+    /// next selection or affinity decision after its drain time, or [`sweep`](Self::sweep)).
     pub fn server(&self, id: &str) -> Option<ServerRef> {
         let members = self.read_members();
         let found = members
             .by_id
             .get(id)
             .and_then(|&i| members.servers.get(i))
-            .filter(|s| {
-                self.next_sweep.load(Ordering::Acquire) == u64::MAX || !s.is_gone(Instant::now())
-            })
             .cloned();
         found
     }
