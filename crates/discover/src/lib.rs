@@ -16,7 +16,8 @@
 //! A name that exists with no records of the type asked (NODATA, NXDOMAIN) is an answer:
 //! the set is empty.
 //!
-//! [`Sink::tick`] is called at least every [`TICK`], so the sink can finish time-based work
+//! The lookups due at the same time run concurrently on the runtime, so a resolver that
+//! does not answer delays no other name. [`Sink::tick`] is called at least every [`TICK`], so the sink can finish time-based work
 //! (dropping drained servers) on this same thread.
 
 use std::fmt;
@@ -224,16 +225,38 @@ fn run(
     let mut first = Some(ready);
     while !stop.load(Ordering::Acquire) {
         let now = Instant::now();
+        // Every due lookup at once, so a resolver that does not answer delays no other.
+        let mut due = tokio::task::JoinSet::new();
         for (index, state) in states.iter_mut().enumerate() {
-            if state.next > now || stop.load(Ordering::Acquire) {
+            if state.next > now {
                 continue;
             }
             let Some(Some(resolver)) = resolvers.get(state.resolver) else {
                 state.next = now + MAX_BACKOFF;
                 continue;
             };
-            let answer = rt.block_on(lookup(resolver, &state.target.query));
-            let after = Instant::now();
+            // Overwritten by the answer; stays if the lookup task dies (no busy retry).
+            state.next = now + MAX_BACKOFF;
+            let (resolver, query) = (resolver.clone(), state.target.query.clone());
+            due.spawn_on(
+                async move { (index, lookup(&resolver, &query).await, Instant::now()) },
+                rt.handle(),
+            );
+        }
+        let answers = rt.block_on(async {
+            let mut answers = Vec::with_capacity(due.len());
+            while let Some(done) = due.join_next().await {
+                match done {
+                    Ok(answer) => answers.push(answer),
+                    Err(e) => log::error!("dns discovery: a lookup task failed: {e}"),
+                }
+            }
+            answers
+        });
+        for (index, answer, after) in answers {
+            let Some(state) = states.get_mut(index) else {
+                continue;
+            };
             match answer {
                 Ok((mut found, ttl)) => {
                     found.sort();
