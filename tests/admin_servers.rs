@@ -26,6 +26,7 @@ fn config(port: u16, aport: u16, a: u16, key_file: &std::path::Path) -> String {
          [upstream.health]\npath = \"/health\"\ninterval_ms = 200\n\
          [[server]]\nlisten = [\"127.0.0.1:{port}\"]\nhttp2 = true\n\
          [[server.route]]\npath = \"/\"\nproxy = \"app\"\n\
+         [[server.route]]\npath = \"/status\"\nstatus_page = \"html\"\n\
          [admin]\nlisten = \"127.0.0.1:{aport}\"\nkey_file = \"{}\"\n",
         key_file.display()
     )
@@ -193,6 +194,13 @@ fn servers_added_reweighted_and_removed_at_run_time() {
         .as_u64()
         .expect("leaving_in_ms");
     assert!((1..=4000).contains(&leaving), "{leaving}");
+    // The status page shows it too.
+    let page = fetch(&format!("http://127.0.0.1:{port}/status"), &[]).body;
+    assert!(
+        page.contains(&format!("{b} <small>admin</small>")),
+        "{page}"
+    );
+    assert!(page.contains("leaving (admin),"), "{page}");
     let mut checks = 0;
     while removed.elapsed() < Duration::from_millis(2000) {
         let r = with_cookie(&session, &h1_cookie);
