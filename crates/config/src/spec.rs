@@ -169,6 +169,12 @@ pub struct UpstreamSpec {
     pub cookie: tether_balance::CookieOptions,
     /// Where the pool is written (errors found when it is built).
     pub pos: Pos,
+    /// Servers found in DNS (`{ dns = ... }`, `{ srv = ... }`), if any.
+    pub discover: Option<crate::discover::DiscoverSpec>,
+    /// `drain_timeout_ms` of the upstream: how long a server that leaves at run time (gone
+    /// from DNS, removed through the admin API) drains; `None`: the top-level
+    /// `drain_timeout_ms`.
+    pub drain_timeout: Option<Duration>,
 }
 
 impl UpstreamSpec {
@@ -185,6 +191,8 @@ impl UpstreamSpec {
             send_proxy: None,
             cookie: tether_balance::CookieOptions::default(),
             pos,
+            discover: None,
+            drain_timeout: None,
         }
     }
 }
