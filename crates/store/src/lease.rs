@@ -38,8 +38,9 @@ pub const LEASE_HORIZON: Duration = Duration::from_millis(10);
 pub const LEASE_LIFE: Duration = Duration::from_secs(1);
 
 /// The lease script. KEYS[1]: the counter (the same as `limit.rs`'s); ARGV[1]: interval in
-/// µs; ARGV[2]: burst; ARGV[3]: tokens wanted (at least 1). Returns `{granted, 0}` with
-/// `granted >= 1` requests counted (each would pass now), or `{0, retry_after_us}`.
+/// µs; ARGV[2]: burst; ARGV[3]: tokens wanted (at least 1). Returns `{granted, dry_us}`
+/// with `granted >= 1` requests counted (each would pass now) and the time until the next
+/// one would pass (0 if one would pass now), or `{0, retry_after_us}`.
 pub(crate) const LEASE_SCRIPT: &str = r#"
 pcall(redis.replicate_commands)
 local t = redis.call('TIME')
@@ -56,7 +57,9 @@ local fit = math.floor((now - tat + tau) / interval) + 1
 if fit > want then fit = want end
 local next_tat = tat + fit * interval
 redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', math.ceil((next_tat - now) / 1000))
-return {fit, 0}
+local dry = next_tat - tau - now
+if dry < 0 then dry = 0 end
+return {fit, dry}
 "#;
 
 /// How many tokens an instance leases for `rule`: 1 means no lease (every request asks).
@@ -143,7 +146,8 @@ impl Leases {
         }
         if lease.tokens > 0 {
             lease.tokens -= 1;
-            let top_up = (lease.tokens + lease.asked <= size / 2).then(|| {
+            let dry = lease.refused_until.is_some_and(|r| r > now);
+            let top_up = (!dry && lease.tokens + lease.asked <= size / 2).then(|| {
                 let extra = size - lease.tokens - lease.asked;
                 lease.asked += extra;
                 extra
@@ -170,7 +174,7 @@ impl Leases {
     }
 
     /// Redis answered an ask for `key` that wanted `own` (0 or 1) + `extra` tokens:
-    /// `granted` tokens, or none and a slot frees in `retry_after`. Returns the asker's
+    /// `granted` tokens, and the next slot frees in `retry_after` (zero: one is free now). Returns the asker's
     /// answer (for a background top-up, what it would have been).
     pub(crate) fn settle(
         &self,
@@ -196,7 +200,9 @@ impl Leases {
             lease.tokens += kept;
             lease.expires = Some(now + LEASE_LIFE);
         }
-        lease.refused_until = None;
+        // The bucket is dry until then: later requests, once the tokens are spent, are
+        // refused here without asking (Redis would refuse them too).
+        lease.refused_until = (!retry_after.is_zero()).then(|| now + retry_after);
         LimitAnswer::Allow
     }
 
@@ -374,6 +380,21 @@ mod tests {
             )
         );
         assert_eq!(leases.spend("k", 4, true, now + wait), Spent::Ask(3));
+        // Two tokens granted of four, the bucket dry for 4 ms: the one kept is spent, then
+        // refusals until the bucket has a slot again.
+        let t = now + wait;
+        let dry = Duration::from_millis(4);
+        assert_eq!(leases.settle("k", 1, 3, 2, dry, t), LimitAnswer::Allow);
+        assert_eq!(
+            leases.spend("k", 4, true, t),
+            Spent::Answer(LimitAnswer::Allow, None),
+            "no top-up from a dry bucket"
+        );
+        assert_eq!(
+            leases.spend("k", 4, true, t),
+            Spent::Answer(LimitAnswer::Reject { retry_after: dry }, None)
+        );
+        assert_eq!(leases.spend("k", 4, true, t + dry), Spent::Ask(3));
     }
 
     #[test]
