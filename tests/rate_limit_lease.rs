@@ -143,11 +143,7 @@ fn two_instances_with_leases_let_through_the_limit_over_http1_and_http2() {
          ({:.0} r/s); {calls} Redis scripts for {offered} requests",
         ok / wall
     );
-    assert_eq!(
-        ok_a + lim_a,
-        all_a,
-        "HTTP/1.1: answers other than 200/429"
-    );
+    assert_eq!(ok_a + lim_a, all_a, "HTTP/1.1: answers other than 200/429");
     assert_eq!(ok_b + lim_b, all_b, "HTTP/2: answers other than 200/429");
     // The test means something only if the instances were offered well over the limit.
     assert!(

@@ -99,7 +99,10 @@ fn random_5m_at_every_benched_level() {
                 "{coding} {level}: {} bytes",
                 s.compressed.len()
             );
-            eprintln!("random 5 MiB, {coding} {level}: {} bytes", s.compressed.len());
+            eprintln!(
+                "random 5 MiB, {coding} {level}: {} bytes",
+                s.compressed.len()
+            );
         }
     }
 }

@@ -70,9 +70,7 @@ pub fn lease_size(rule: &RateRule) -> u32 {
     let interval = rule.interval.as_nanos().max(1);
     let per_horizon = LEASE_HORIZON.as_nanos() / interval;
     let size = u32::try_from(per_horizon).unwrap_or(LEASE_MAX);
-    size.min(LEASE_MAX)
-        .min(rule.burst.saturating_add(1))
-        .max(1)
+    size.min(LEASE_MAX).min(rule.burst.saturating_add(1)).max(1)
 }
 
 /// One key's lease.
@@ -226,9 +224,7 @@ impl Leases {
 
     #[cfg(test)]
     fn held(&self, key: &str) -> (u32, u32) {
-        self.lock()
-            .get(key)
-            .map_or((0, 0), |l| (l.tokens, l.asked))
+        self.lock().get(key).map_or((0, 0), |l| (l.tokens, l.asked))
     }
 }
 
@@ -309,8 +305,16 @@ mod tests {
         assert_eq!(lease_size(&rule(1_000, 50, true)), 10);
         assert_eq!(lease_size(&rule(1_000_000, 100_000, true)), LEASE_MAX);
         assert_eq!(lease_size(&rule(1_000_000, 3, true)), 4, "burst + 1");
-        assert_eq!(lease_size(&rule(1_000_000, 0, false)), 1, "burst 0: one at a time");
-        assert_eq!(lease_size(&rule(1_000_000, 10, false)), 1, "delayed: no lease");
+        assert_eq!(
+            lease_size(&rule(1_000_000, 0, false)),
+            1,
+            "burst 0: one at a time"
+        );
+        assert_eq!(
+            lease_size(&rule(1_000_000, 10, false)),
+            1,
+            "delayed: no lease"
+        );
         let zero = RateRule {
             interval: Duration::ZERO,
             burst: u32::MAX,
@@ -327,8 +331,14 @@ mod tests {
         assert_eq!(leases.spend("k", 8, true, now), Spent::Ask(7));
         // A second request meanwhile asks only for its own.
         assert_eq!(leases.spend("k", 8, true, now), Spent::Ask(0));
-        assert_eq!(leases.settle("k", 1, 0, 1, Duration::ZERO, now), LimitAnswer::Allow);
-        assert_eq!(leases.settle("k", 1, 7, 8, Duration::ZERO, now), LimitAnswer::Allow);
+        assert_eq!(
+            leases.settle("k", 1, 0, 1, Duration::ZERO, now),
+            LimitAnswer::Allow
+        );
+        assert_eq!(
+            leases.settle("k", 1, 7, 8, Duration::ZERO, now),
+            LimitAnswer::Allow
+        );
         assert_eq!(leases.held("k"), (7, 0));
         // Spending down to half the lease asks for a top-up, once.
         for _ in 0..2 {
@@ -403,8 +413,16 @@ mod tests {
         let now = Instant::now();
         assert_eq!(leases.spend("a", 4, true, now), Spent::Ask(3));
         assert_eq!(leases.spend("b", 4, true, now), Spent::Ask(3));
-        assert_eq!(leases.spend("c", 4, true, now), Spent::Ask(0), "full of busy keys");
+        assert_eq!(
+            leases.spend("c", 4, true, now),
+            Spent::Ask(0),
+            "full of busy keys"
+        );
         leases.release("a", 3);
-        assert_eq!(leases.spend("c", 4, true, now), Spent::Ask(3), "idle 'a' swept");
+        assert_eq!(
+            leases.spend("c", 4, true, now),
+            Spent::Ask(3),
+            "idle 'a' swept"
+        );
     }
 }

@@ -151,7 +151,11 @@ impl RedisStore {
         self.ask(Ask::Limit {
             key: format!("{}limit:{key}", self.shared.prefix),
             rule: *rule,
-            reply: Reply::<LimitAnswer>::new(Box::new(|_| {}), &self.shared.timer, now + ASK_TIMEOUT),
+            reply: Reply::<LimitAnswer>::new(
+                Box::new(|_| {}),
+                &self.shared.timer,
+                now + ASK_TIMEOUT,
+            ),
             lease: Some(ticket),
         });
     }

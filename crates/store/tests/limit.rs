@@ -239,7 +239,11 @@ fn a_fast_limit_is_answered_from_leased_tokens() {
     }
     let calls = script_calls(&server) - before;
     assert!(calls <= 40, "{calls} scripts for 300 checks: no leasing");
-    assert_eq!(store.limit_now("other", &rule), None, "nothing leased for it");
+    assert_eq!(
+        store.limit_now("other", &rule),
+        None,
+        "nothing leased for it"
+    );
     // Past the burst (401 in a burst, plus what the rate frees meanwhile), refusals.
     let refused = (0..2_000).find_map(|_| match limit(&store, "f", &rule).0 {
         LimitAnswer::Reject { retry_after } => Some(retry_after),

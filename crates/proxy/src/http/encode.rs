@@ -190,7 +190,11 @@ impl Compressor {
             }
             Framing::UntilClose => (data.len(), false, true),
         };
-        let input = if direct { &data[..used] } else { &self.body[..] };
+        let input = if direct {
+            &data[..used]
+        } else {
+            &self.body[..]
+        };
         if !input.is_empty() {
             if let Some(enc) = self.enc.as_mut() {
                 enc.feed(input, &mut self.out)?;
