@@ -628,12 +628,13 @@ fn cookie<'h>(head: &'h RequestHead, name: &str) -> Option<&'h [u8]> {
 
 /// The store's key of a limit's key (text: the name and the key's bytes in hex).
 fn store_key(name: &str, key: &[u8]) -> String {
-    use std::fmt::Write;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(name.len() + 1 + key.len() * 2);
     s.push_str(name);
     s.push(':');
-    for b in key {
-        let _ = write!(s, "{b:02x}");
+    for &b in key {
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 15)]));
     }
     s
 }

@@ -31,7 +31,7 @@ use redis::Value;
 use crate::limit::{LimitAnswer, RateRule};
 
 /// Most tokens one instance leases for one key.
-pub const LEASE_MAX: u32 = 64;
+pub const LEASE_MAX: u32 = 256;
 /// A lease holds the rate's worth of this much time.
 pub const LEASE_HORIZON: Duration = Duration::from_millis(10);
 /// Leased tokens not spent within this time are dropped.
@@ -304,6 +304,7 @@ mod tests {
         assert_eq!(lease_size(&rule(100, 5, true)), 1);
         assert_eq!(lease_size(&rule(1_000, 50, true)), 10);
         assert_eq!(lease_size(&rule(1_000_000, 100_000, true)), LEASE_MAX);
+        assert_eq!(lease_size(&rule(10_000, 1_000, true)), 100);
         assert_eq!(lease_size(&rule(1_000_000, 3, true)), 4, "burst + 1");
         assert_eq!(
             lease_size(&rule(1_000_000, 0, false)),

@@ -217,7 +217,7 @@ fn script_calls(server: &RedisServer) -> u64 {
         .sum()
 }
 
-/// A fast rule without delays (10,000 r/s: leases of 64 tokens): most checks are answered
+/// A fast rule without delays (10,000 r/s: leases of 100 tokens): most checks are answered
 /// from the lease, without a script; the lease script is loaded on first use (NOSCRIPT,
 /// then EVAL); and when the bucket runs dry the refusal comes back with a retry time.
 #[test]
@@ -232,7 +232,7 @@ fn a_fast_limit_is_answered_from_leased_tokens() {
         burst: 400,
         nodelay: true,
     };
-    assert_eq!(tether_store::lease_size(&rule), 64);
+    assert_eq!(tether_store::lease_size(&rule), 100);
     let before = script_calls(&server);
     for i in 0..300 {
         assert_eq!(limit(&store, "f", &rule).0, LimitAnswer::Allow, "check {i}");
