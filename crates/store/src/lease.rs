@@ -88,8 +88,8 @@ struct Lease {
 impl Lease {
     fn idle(&self, now: Instant) -> bool {
         self.asked == 0
-            && (self.tokens == 0 || self.expires.map_or(true, |e| e <= now))
-            && self.refused_until.map_or(true, |r| r <= now)
+            && (self.tokens == 0 || self.expires.is_none_or(|e| e <= now))
+            && self.refused_until.is_none_or(|r| r <= now)
     }
 }
 
