@@ -13,7 +13,9 @@
 //!   wants Redis consulted on a miss uses `fetch`, which queues a `GET` + `PTTL` for the
 //!   writer thread, fills the cache with the answer and calls back from that thread.
 //!   `lookup` is the same with a three-way answer (found, missing, down).
-//! - `limit` queues a rate-limit check (`limit.rs`) for the writer thread.
+//! - `limit` queues a rate-limit check (`limit.rs`) for the writer thread; for a rule
+//!   without delays it leases tokens in batches and answers from them (`lease.rs`), and
+//!   `limit_now` answers from a lease without a callback.
 //!
 //! A lookup or a limit check waits at most [`ASK_TIMEOUT`]: past it the timer thread
 //! (`reply.rs`) answers `Down`, even if the writer is stuck on a hung server. While Redis
@@ -30,6 +32,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::backend::{Backend, Target};
+use crate::lease::{lease_size, Leases, Spent, Ticket, LEASE_SCRIPT};
 use crate::limit::{LimitAnswer, RateRule, SCRIPT};
 use crate::link::{Link, Role};
 use crate::memory::expiry;
@@ -58,6 +61,10 @@ pub(crate) struct Shared {
     pub(crate) sent: AtomicU64,
     /// The rate-limit script (its SHA1 for `EVALSHA`).
     pub(crate) script: redis::Script,
+    /// The leased rate-limit script (`lease.rs`).
+    pub(crate) lease_script: redis::Script,
+    /// Rate-limit tokens leased from Redis, per key.
+    pub(crate) leases: Arc<Leases>,
     /// Deadlines of the pending asks.
     pub(crate) timer: Timer,
 }
@@ -107,6 +114,8 @@ impl RedisStore {
             instance: new_instance_id(),
             sent: AtomicU64::new(0),
             script: redis::Script::new(SCRIPT),
+            lease_script: redis::Script::new(LEASE_SCRIPT),
+            leases: Arc::new(Leases::new(options.max_entries)),
             timer: Timer::default(),
         });
         let mut store = RedisStore {
@@ -134,6 +143,21 @@ impl RedisStore {
         if let Err(refused) = self.shared.queue.push_ask(ask) {
             refused.down();
         }
+    }
+
+    /// Asks Redis, in the background, for `extra` more tokens of `key`'s lease.
+    fn top_up(&self, key: &str, rule: &RateRule, extra: u32, now: Instant) {
+        let ticket = Ticket::new(Arc::clone(&self.shared.leases), key.to_string(), 0, extra);
+        self.ask(Ask::Limit {
+            key: format!("{}limit:{key}", self.shared.prefix),
+            rule: *rule,
+            reply: Reply::<LimitAnswer>::new(
+                Box::new(|_| {}),
+                &self.shared.timer,
+                now + ASK_TIMEOUT,
+            ),
+            lease: Some(ticket),
+        });
     }
 
     /// This instance's id, as sent in pub/sub payloads.
@@ -239,17 +263,61 @@ impl Store for RedisStore {
         });
     }
 
-    /// The counter lives at `<prefix>limit:<key>` in Redis.
+    /// The counter lives at `<prefix>limit:<key>` in Redis. A rule without delays leases
+    /// tokens (`lease.rs`): answered at once while this instance holds some.
     fn limit(&self, key: &str, rule: &RateRule, done: LimitDone) {
         if self.shared.link.is_down(Role::Writer) {
+            self.shared.leases.clear();
             return done(LimitAnswer::Down);
         }
-        let deadline = Instant::now() + ASK_TIMEOUT;
+        let now = Instant::now();
+        let size = lease_size(rule);
+        let lease = if size > 1 {
+            match self.shared.leases.spend(key, size, true, now) {
+                Spent::Answer(answer, top_up) => {
+                    if let Some(extra) = top_up {
+                        self.top_up(key, rule, extra, now);
+                    }
+                    return done(answer);
+                }
+                Spent::Ask(extra) => Some(Ticket::new(
+                    Arc::clone(&self.shared.leases),
+                    key.to_string(),
+                    1,
+                    extra,
+                )),
+                Spent::Nothing => None,
+            }
+        } else {
+            None
+        };
         self.ask(Ask::Limit {
             key: format!("{}limit:{key}", self.shared.prefix),
             rule: *rule,
-            reply: Reply::<LimitAnswer>::new(done, &self.shared.timer, deadline),
+            reply: Reply::<LimitAnswer>::new(done, &self.shared.timer, now + ASK_TIMEOUT),
+            lease,
         });
+    }
+
+    fn limit_now(&self, key: &str, rule: &RateRule) -> Option<LimitAnswer> {
+        let size = lease_size(rule);
+        if size <= 1 {
+            return None;
+        }
+        if self.shared.link.is_down(Role::Writer) {
+            self.shared.leases.clear();
+            return None;
+        }
+        let now = Instant::now();
+        match self.shared.leases.spend(key, size, false, now) {
+            Spent::Answer(answer, top_up) => {
+                if let Some(extra) = top_up {
+                    self.top_up(key, rule, extra, now);
+                }
+                Some(answer)
+            }
+            Spent::Ask(_) | Spent::Nothing => None,
+        }
     }
 
     fn subscribe(&self, f: Listener) {

@@ -220,14 +220,28 @@ impl Writer {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         for a in &asks {
-            if let Ask::Limit { key, rule, .. } = a {
+            if let Ask::Limit {
+                key, rule, lease, ..
+            } = a
+            {
                 let (interval, burst) = crate::limit::args(rule);
-                pipe.cmd("EVAL")
-                    .arg(crate::limit::SCRIPT)
-                    .arg(1)
-                    .arg(key)
-                    .arg(interval)
-                    .arg(burst);
+                match lease {
+                    None => pipe
+                        .cmd("EVAL")
+                        .arg(crate::limit::SCRIPT)
+                        .arg(1)
+                        .arg(key)
+                        .arg(interval)
+                        .arg(burst),
+                    Some(t) => pipe
+                        .cmd("EVAL")
+                        .arg(crate::lease::LEASE_SCRIPT)
+                        .arg(1)
+                        .arg(key)
+                        .arg(interval)
+                        .arg(burst)
+                        .arg(t.want()),
+                };
             }
         }
         match con.run(&pipe) {
@@ -236,9 +250,9 @@ impl Writer {
                 let mut values = values.into_iter();
                 for a in asks {
                     match a {
-                        Ask::Limit { rule, reply, .. } => {
-                            reply.answer(pipeline::limit_answer(values.next(), &rule))
-                        }
+                        Ask::Limit {
+                            rule, reply, lease, ..
+                        } => reply.answer(pipeline::limit_answer(values.next(), &rule, lease)),
                         other => other.down(),
                     }
                 }
