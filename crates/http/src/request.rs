@@ -205,7 +205,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed<RequestHead>,
         }
     };
     let raw = &window[..len];
-    head::check_line_ends(raw).map_err(HttpError::bad_request)?;
+    head::LineEnds::last(raw).map_err(HttpError::bad_request)?;
     let target = req.path.unwrap_or_default();
     if target.len() > limits.max_uri {
         return Err(HttpError::new(414, "request-target too long"));
@@ -220,7 +220,9 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed<RequestHead>,
     let mut upgrade_field = false;
     let mut expect_continue = false;
     for h in req.headers.iter() {
-        fields.push(Span::of(raw, h.name.as_bytes()), Span::of(raw, h.value));
+        let name = Span::of(raw, h.name.as_bytes());
+        head::LineEnds::before(raw, name.start()).map_err(HttpError::bad_request)?;
+        fields.push(name, Span::of(raw, h.value));
         framing
             .add(h.name, h.value)
             .map_err(HttpError::bad_request)?;

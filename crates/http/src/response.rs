@@ -103,7 +103,7 @@ pub fn parse_response(
         Err(e) => return Err(HttpError::bad_gateway(head::httparse_reason(e))),
     };
     let raw = &window[..len];
-    head::check_line_ends(raw).map_err(HttpError::bad_gateway)?;
+    head::LineEnds::last(raw).map_err(HttpError::bad_gateway)?;
     let status = res.code.unwrap_or_default();
     if !(100..=599).contains(&status) {
         return Err(HttpError::bad_gateway("status code outside 100-599"));
@@ -112,7 +112,9 @@ pub fn parse_response(
     let mut framing = Framing::default();
     let mut fields = Fields::with_capacity(res.headers.len());
     for h in res.headers.iter() {
-        fields.push(Span::of(raw, h.name.as_bytes()), Span::of(raw, h.value));
+        let name = Span::of(raw, h.name.as_bytes());
+        head::LineEnds::before(raw, name.start()).map_err(HttpError::bad_gateway)?;
+        fields.push(name, Span::of(raw, h.value));
         framing
             .add(h.name, h.value)
             .map_err(HttpError::bad_gateway)?;
