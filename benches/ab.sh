@@ -25,8 +25,9 @@
 # serving the file, `Host` head).
 #   callgrind  user-space instructions of the whole process while the counted requests run
 #              (zeroed after the warm-up, dumped after the load), divided by the requests;
-#              tether's top functions go to $OUT_DIR/callgrind-<scenario>-<head>.txt
-#              (inclusive) and callgrind-self-<scenario>-<head>.txt
+#              the dumps are $OUT_DIR/callgrind-<scenario>-<proxy>-<head>.out; tether's top
+#              functions go to callgrind-<scenario>-<head>.txt (inclusive) and
+#              callgrind-self-<scenario>-<head>.txt
 #   strace     `strace -c -f` attached for the counted requests: calls per request, per
 #              system call
 # Prints one Markdown table per tool with tether / nginx and tether / HAProxy.
@@ -268,11 +269,13 @@ for tool in $TOOLS; do
         callgrind_control -d "$SPID" > /dev/null 2>&1 || die "callgrind_control -d"
         dump=$(ls -t "$out".* 2>/dev/null | head -1)
         [ -n "$dump" ] || die "no callgrind dump"
+        mv "$dump" "$OUT_DIR/callgrind-$sc-$pr-$h.out"
+        dump=$OUT_DIR/callgrind-$sc-$pr-$h.out
         total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ && !t { gsub(/,/, "", $1); t = $1 } END { print t + 0 }')
         IR[$key]=$(awk -v t="$total" -v n="$REQUESTS" 'BEGIN { printf "%.0f", t / n }')
         if [ "$pr" = tether ] || [ "$pr" = static ]; then
           callgrind_annotate --inclusive=yes "$dump" 2>/dev/null | sed -n 1,100p > "$OUT_DIR/callgrind-$sc-$h.txt" || true
-          callgrind_annotate "$dump" 2>/dev/null | sed -n 1,80p > "$OUT_DIR/callgrind-self-$sc-$h.txt" || true
+          callgrind_annotate --threshold=100 "$dump" 2>/dev/null | sed -n 1,120p > "$OUT_DIR/callgrind-self-$sc-$h.txt" || true
         fi
         log "callgrind $key: ${IR[$key]} instructions per request"
       else
