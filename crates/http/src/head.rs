@@ -179,6 +179,21 @@ impl Fields {
             .map(move |(n, v)| (n.get_str(raw), v.get(raw)))
     }
 
+    /// The fields with their whole lines: line `i` runs from name `i` to name `i + 1` (the
+    /// last one to the empty line), CRLF included — the parsers checked every line end
+    /// (`LineEnds`), so these are exactly the lines as sent.
+    pub(crate) fn lines<'a>(&'a self, raw: &'a [u8]) -> impl Iterator<Item = FieldLine<'a>> {
+        let last = raw.len().saturating_sub(2);
+        self.list.iter().enumerate().map(move |(i, (n, v))| {
+            let end = self.list.get(i + 1).map_or(last, |(next, _)| next.start());
+            FieldLine {
+                name: n.get_str(raw),
+                value: v.get(raw),
+                line: n.start()..end.max(n.start()),
+            }
+        })
+    }
+
     pub(crate) fn get<'a>(&self, raw: &'a [u8], name: &str) -> Option<&'a [u8]> {
         self.list
             .iter()
@@ -187,6 +202,19 @@ impl Fields {
             })
             .map(|(_, v)| v.get(raw))
     }
+}
+
+/// One header field of a parsed head, with where its whole line lies in the head's `raw`
+/// bytes (`Name: value` through its CRLF, exactly as sent): a proxy that forwards the field
+/// unchanged copies the line, and consecutive lines in one copy, instead of writing it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldLine<'a> {
+    /// The name, as sent.
+    pub name: &'a str,
+    /// The value, trimmed of surrounding whitespace.
+    pub value: &'a [u8],
+    /// The line's byte range in `raw`, CRLF included.
+    pub line: std::ops::Range<usize>,
 }
 
 /// How many header slots to give httparse: the limit, but never more than the window could
@@ -385,6 +413,39 @@ mod tests {
     }
 
     use super::*;
+
+    #[test]
+    fn field_lines_are_the_lines_as_sent() {
+        use crate::{parse_request, parse_response};
+        let raw = b"\r\nGET / HTTP/1.1\r\nHost: a\r\nX-A:  1 \t\r\nX-B:\r\n\r\nrest";
+        let h = parse_request(raw, &Limits::default())
+            .unwrap()
+            .complete()
+            .unwrap();
+        let lines: Vec<(&str, &[u8], &[u8])> = h
+            .field_lines()
+            .map(|f| (f.name, f.value, &h.raw[f.line]))
+            .collect();
+        let want: [(&str, &[u8], &[u8]); 3] = [
+            ("Host", b"a", b"Host: a\r\n"),
+            ("X-A", b"1", b"X-A:  1 \t\r\n"),
+            ("X-B", b"", b"X-B:\r\n"),
+        ];
+        assert_eq!(lines, want);
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length:0\r\nX:y\r\n\r\n";
+        let h = parse_response(raw, false, &Limits::default())
+            .unwrap()
+            .complete()
+            .unwrap();
+        let lines: Vec<&[u8]> = h.field_lines().map(|f| &h.raw[f.line]).collect();
+        assert_eq!(lines, [&b"Content-Length:0\r\n"[..], b"X:y\r\n"]);
+        let raw = b"HTTP/1.1 204 No Content\r\n\r\n";
+        let h = parse_response(raw, false, &Limits::default())
+            .unwrap()
+            .complete()
+            .unwrap();
+        assert_eq!(h.field_lines().count(), 0);
+    }
 
     #[test]
     fn leading_lines() {

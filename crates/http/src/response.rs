@@ -19,7 +19,7 @@ use std::mem::MaybeUninit;
 use bytes::Bytes;
 
 use crate::framing::Framing;
-use crate::head::{self, Fields, Span, STACK_SLOTS};
+use crate::head::{self, FieldLine, Fields, Span, STACK_SLOTS};
 use crate::{BodyKind, HttpError, Limits, Parsed, Version};
 
 /// A parsed response head: the raw bytes and spans into them.
@@ -67,6 +67,11 @@ impl ResponseHead {
     /// The header fields in order, as sent (values trimmed of surrounding whitespace).
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
         self.fields.iter(&self.raw)
+    }
+
+    /// The header fields in order with their lines' places in `raw` (see [`FieldLine`]).
+    pub fn field_lines(&self) -> impl Iterator<Item = FieldLine<'_>> {
+        self.fields.lines(&self.raw)
     }
 
     /// The first field called `name` (any case).

@@ -36,12 +36,43 @@ impl Edits {
         self.target.is_none() && self.replace.is_empty() && self.add.is_empty()
     }
 
-    /// The value to write for header `name: value`.
-    fn value<'a>(&'a self, name: &str, value: &'a [u8]) -> &'a [u8] {
+    /// The new value for header `name: value`, if it is replaced.
+    fn replaced(&self, name: &str, value: &[u8]) -> Option<&[u8]> {
         self.replace
             .iter()
             .find(|(n, old, _)| n.eq_ignore_ascii_case(name) && old == value)
-            .map_or(value, |(_, _, new)| new.as_slice())
+            .map(|(_, _, new)| new.as_slice())
+    }
+}
+
+/// Field lines forwarded as they are: copied from the parsed head's bytes (the parser
+/// checked them: a token, `:`, a value without CR, LF or NUL, CRLF), consecutive ones in one
+/// copy, instead of each written again name, `: `, value, CRLF.
+struct Lines<'a> {
+    raw: &'a [u8],
+    run: std::ops::Range<usize>,
+}
+
+impl<'a> Lines<'a> {
+    fn new(raw: &'a [u8]) -> Self {
+        Lines { raw, run: 0..0 }
+    }
+
+    /// Forward the line at `line` (after those kept before it).
+    fn keep(&mut self, out: &mut BytesMut, line: std::ops::Range<usize>) {
+        if self.run.end != line.start || self.run.is_empty() {
+            self.flush(out);
+            self.run.start = line.start;
+        }
+        self.run.end = line.end;
+    }
+
+    /// Write the lines kept so far (before a line that is not forwarded as it is).
+    fn flush(&mut self, out: &mut BytesMut) {
+        if let Some(lines) = self.raw.get(self.run.clone()) {
+            out.extend_from_slice(lines);
+        }
+        self.run = 0..0;
     }
 }
 
@@ -111,52 +142,65 @@ pub fn upstream_request(
     let named = Named::of(req.header("connection"));
     let mut xff: Option<&[u8]> = None;
     let mut host: Option<&[u8]> = None;
-    for (name, value) in req.headers() {
+    let mut kept = Lines::new(&req.raw);
+    for f in req.field_lines() {
+        let name = f.name;
         if is_local(name, &named) {
+            kept.flush(&mut out);
             continue;
         }
         if name.eq_ignore_ascii_case("x-forwarded-for") {
-            xff = Some(value);
+            xff = Some(f.value);
+            kept.flush(&mut out);
             continue;
         }
         if name.eq_ignore_ascii_case("x-real-ip")
             || name.eq_ignore_ascii_case("x-forwarded-proto")
             || name.eq_ignore_ascii_case("x-forwarded-host")
         {
+            kept.flush(&mut out);
             continue;
         }
         if name.eq_ignore_ascii_case("host") {
-            host = Some(value);
+            host = Some(f.value);
         }
-        match edits {
-            Some(e) => write_header(&mut out, name, e.value(name, value)),
-            None => write_header(&mut out, name, value),
+        match edits.and_then(|e| e.replaced(name, f.value)) {
+            Some(new) => {
+                kept.flush(&mut out);
+                write_header(&mut out, name, new);
+            }
+            None => kept.keep(&mut out, f.line),
         }
     }
+    kept.flush(&mut out);
     if let Some(e) = edits {
         out.extend_from_slice(e.add.as_bytes());
     }
     if host.is_none() {
         write_header(&mut out, "Host", upstream.to_string().as_bytes());
     }
+    // tether's own fields, their names and separators as bytes: the values are the
+    // client's address text, checked field values (`X-Forwarded-For`, `Host`) and constants.
     if req.body == BodyKind::Chunked {
-        write_header(&mut out, "Transfer-Encoding", b"chunked");
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
     }
-    let ip = client_ip;
-    match xff {
-        Some(prior) if !prior.is_empty() => {
-            let mut v = prior.to_vec();
-            v.extend_from_slice(b", ");
-            v.extend_from_slice(ip.as_bytes());
-            write_header(&mut out, "X-Forwarded-For", &v);
-        }
-        _ => write_header(&mut out, "X-Forwarded-For", ip.as_bytes()),
+    out.extend_from_slice(b"X-Forwarded-For: ");
+    if let Some(prior) = xff.filter(|v| !v.is_empty()) {
+        out.extend_from_slice(prior);
+        out.extend_from_slice(b", ");
     }
-    write_header(&mut out, "X-Real-IP", ip.as_bytes());
-    let proto: &[u8] = if https { b"https" } else { b"http" };
-    write_header(&mut out, "X-Forwarded-Proto", proto);
+    out.extend_from_slice(client_ip.as_bytes());
+    out.extend_from_slice(b"\r\nX-Real-IP: ");
+    out.extend_from_slice(client_ip.as_bytes());
+    out.extend_from_slice(if https {
+        b"\r\nX-Forwarded-Proto: https\r\n"
+    } else {
+        b"\r\nX-Forwarded-Proto: http\r\n"
+    });
     if let Some(h) = host {
-        write_header(&mut out, "X-Forwarded-Host", h);
+        out.extend_from_slice(b"X-Forwarded-Host: ");
+        out.extend_from_slice(h);
+        out.extend_from_slice(b"\r\n");
     }
     if req.upgrade {
         if let Some(u) = req.header("upgrade") {
@@ -205,18 +249,25 @@ pub fn client_response(
     out.extend_from_slice(resp.reason().as_bytes());
     out.extend_from_slice(b"\r\n");
     let named = Named::of(resp.header("connection"));
-    for (name, value) in resp.headers() {
+    let mut kept = Lines::new(&resp.raw);
+    for f in resp.field_lines() {
+        let name = f.name;
         if is_local(name, &named)
             || name.eq_ignore_ascii_case("server")
             || name.eq_ignore_ascii_case("date")
         {
+            kept.flush(&mut out);
             continue;
         }
-        match edits {
-            Some(e) => write_header(&mut out, name, e.value(name, value)),
-            None => write_header(&mut out, name, value),
+        match edits.and_then(|e| e.replaced(name, f.value)) {
+            Some(new) => {
+                kept.flush(&mut out);
+                write_header(&mut out, name, new);
+            }
+            None => kept.keep(&mut out, f.line),
         }
     }
+    kept.flush(&mut out);
     if let Some(e) = edits {
         out.extend_from_slice(e.add.as_bytes());
     }
