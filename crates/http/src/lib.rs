@@ -53,4 +53,4 @@ pub use head::{BodyKind, FieldLine, Limits, Parsed, Version};
 pub use headers::{connection_tokens, is_hop_by_hop, write_header};
 pub use html::html_escape;
 pub use request::{parse_request, Method, RequestHead};
-pub use response::{parse_response, ResponseHead};
+pub use response::{parse_response, parse_response_bytes, ResponseHead};

@@ -88,6 +88,26 @@ pub fn parse_response(
     request_was_head: bool,
     limits: &Limits,
 ) -> Result<Parsed<ResponseHead>, HttpError> {
+    parse(buf, request_was_head, limits, Bytes::copy_from_slice)
+}
+
+/// [`parse_response`] of bytes already in a `Bytes`: the head's `raw` is a slice of `buf`
+/// (no copy), and `buf.slice(head.len()..)` is what follows it.
+pub fn parse_response_bytes(
+    buf: &Bytes,
+    request_was_head: bool,
+    limits: &Limits,
+) -> Result<Parsed<ResponseHead>, HttpError> {
+    parse(buf, request_was_head, limits, |raw| buf.slice(..raw.len()))
+}
+
+/// `keep(raw)`: the head's bytes (`raw` starts where `buf` does) as the head keeps them.
+fn parse(
+    buf: &[u8],
+    request_was_head: bool,
+    limits: &Limits,
+    keep: impl FnOnce(&[u8]) -> Bytes,
+) -> Result<Parsed<ResponseHead>, HttpError> {
     let window = head::window(buf, limits);
     match head::leading_empty_line(window).map_err(HttpError::bad_gateway)? {
         Some(_) => {}
@@ -127,7 +147,7 @@ pub fn parse_response(
     let body = response_body(&framing, version, status, request_was_head)?;
     let reason = Span::of(raw, res.reason.unwrap_or_default().as_bytes());
     Ok(Parsed::Complete(ResponseHead {
-        raw: Bytes::copy_from_slice(raw),
+        raw: keep(raw),
         status,
         version,
         body,
