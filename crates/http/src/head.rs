@@ -157,16 +157,62 @@ impl Span {
 }
 
 /// The header fields of a head, as (name, value) spans in order.
+///
+/// Their tables are recycled: a dropped head's table goes to a small per-thread list and the
+/// next head parsed on that thread takes it, so a proxy's steady state (one request head and
+/// one response head per exchange) allocates none.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Fields {
     list: Vec<(Span, Span)>,
 }
 
+/// Tables kept per thread, and the largest kept (in fields; a head with more gets its own).
+const SPARE_TABLES: usize = 32;
+const SPARE_FIELDS: usize = 64;
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Vec<Vec<(Span, Span)>>> = const {
+        std::cell::RefCell::new(Vec::new())
+    };
+}
+
+impl Drop for Fields {
+    fn drop(&mut self) {
+        let cap = self.list.capacity();
+        if cap == 0 || cap > SPARE_FIELDS {
+            return;
+        }
+        let list = std::mem::take(&mut self.list);
+        // (`try_with`: nothing to keep while the thread's locals are being torn down.)
+        let _ = SPARE.try_with(|spare| {
+            if let Ok(mut spare) = spare.try_borrow_mut() {
+                if spare.len() < SPARE_TABLES {
+                    spare.push(list);
+                }
+            }
+        });
+    }
+}
+
 impl Fields {
     pub(crate) fn with_capacity(n: usize) -> Self {
-        Fields {
-            list: Vec::with_capacity(n),
-        }
+        let spare = if n <= SPARE_FIELDS {
+            SPARE
+                .try_with(|spare| spare.try_borrow_mut().ok().and_then(|mut s| s.pop()))
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
+        let list = match spare {
+            Some(mut list) => {
+                list.clear();
+                list.reserve(n);
+                list
+            }
+            None => Vec::with_capacity(n.max(16)),
+        };
+        Fields { list }
     }
 
     pub(crate) fn push(&mut self, name: Span, value: Span) {
@@ -445,6 +491,24 @@ mod tests {
             .complete()
             .unwrap();
         assert_eq!(h.field_lines().count(), 0);
+    }
+
+    #[test]
+    fn field_tables_are_recycled_per_thread() {
+        let a = Fields::with_capacity(5);
+        let ptr = a.list.as_ptr();
+        drop(a);
+        let b = Fields::with_capacity(9);
+        assert_eq!(b.list.as_ptr(), ptr, "the dropped table is taken again");
+        assert!(b.list.is_empty() && b.list.capacity() >= 9);
+        // A table too large to keep is not kept; a head with many fields gets its own.
+        let kept = || SPARE.with(|s| s.borrow().len());
+        let before = kept();
+        drop(Fields::with_capacity(SPARE_FIELDS + 1));
+        assert_eq!(kept(), before);
+        assert!(Fields::with_capacity(SPARE_FIELDS + 10).list.capacity() >= SPARE_FIELDS + 10);
+        drop(b);
+        assert_eq!(kept(), before + 1);
     }
 
     #[test]
