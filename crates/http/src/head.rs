@@ -494,6 +494,32 @@ mod tests {
     }
 
     #[test]
+    fn connection_is_the_first_connection_field() {
+        use crate::{parse_request, parse_response};
+        let l = Limits::default();
+        for (raw, want) in [
+            (&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..], None),
+            (b"GET / HTTP/1.1\r\nUser-Agent: x\r\nHost: a\r\nCONNECTION:  close, x \r\nConnection: y\r\n\r\n", Some(&b"close, x"[..])),
+        ] {
+            let h = parse_request(raw, &l).unwrap().complete().unwrap();
+            assert_eq!(h.connection(), want);
+            assert_eq!(h.connection(), h.header("connection"));
+        }
+        let raw = b"HTTP/1.1 200 OK\r\nKeep-Alive: 5\r\nconnection: keep-alive\r\nContent-Length: 0\r\n\r\n";
+        let h = parse_response(raw, false, &l).unwrap().complete().unwrap();
+        assert_eq!(h.connection(), Some(&b"keep-alive"[..]));
+        let raw = b"HTTP/1.1 204 No Content\r\n\r\n";
+        assert_eq!(
+            parse_response(raw, false, &l)
+                .unwrap()
+                .complete()
+                .unwrap()
+                .connection(),
+            None
+        );
+    }
+
+    #[test]
     fn field_tables_are_recycled_per_thread() {
         let a = Fields::with_capacity(5);
         let ptr = a.list.as_ptr();

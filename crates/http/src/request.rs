@@ -115,6 +115,8 @@ pub struct RequestHead {
     path: Option<Span>,
     host: Option<Span>,
     fields: Fields,
+    /// The first `Connection` field's value (read for every message a proxy forwards).
+    connection: Option<Span>,
 }
 
 impl RequestHead {
@@ -175,6 +177,11 @@ impl RequestHead {
         self.fields.lines(&self.raw)
     }
 
+    /// The first `Connection` field's value: `header("connection")`, noted while parsing.
+    pub fn connection(&self) -> Option<&[u8]> {
+        self.connection.map(|s| s.get(&self.raw))
+    }
+
     /// The first field called `name` (any case).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.fields.get(&self.raw, name)
@@ -221,6 +228,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed<RequestHead>,
 
     let mut framing = Framing::default();
     let mut fields = Fields::with_capacity(req.headers.len());
+    let mut connection = None;
     let mut host: Option<&[u8]> = None;
     let mut upgrade_field = false;
     let mut expect_continue = false;
@@ -228,6 +236,9 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed<RequestHead>,
         let name = Span::of(raw, h.name.as_bytes());
         head::LineEnds::before(raw, name.start()).map_err(HttpError::bad_request)?;
         fields.push(name, Span::of(raw, h.value));
+        if connection.is_none() && h.name.len() == 10 && h.name.eq_ignore_ascii_case("connection") {
+            connection = Some(Span::of(raw, h.value));
+        }
         framing
             .add(h.name, h.value)
             .map_err(HttpError::bad_request)?;
@@ -282,6 +293,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed<RequestHead>,
         path,
         host,
         fields,
+        connection,
     }))
 }
 

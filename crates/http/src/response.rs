@@ -39,6 +39,8 @@ pub struct ResponseHead {
     pub keep_alive: bool,
     reason: Span,
     fields: Fields,
+    /// The first `Connection` field's value (read for every message a proxy forwards).
+    connection: Option<Span>,
 }
 
 impl ResponseHead {
@@ -72,6 +74,11 @@ impl ResponseHead {
     /// The header fields in order with their lines' places in `raw` (see [`FieldLine`]).
     pub fn field_lines(&self) -> impl Iterator<Item = FieldLine<'_>> {
         self.fields.lines(&self.raw)
+    }
+
+    /// The first `Connection` field's value: `header("connection")`, noted while parsing.
+    pub fn connection(&self) -> Option<&[u8]> {
+        self.connection.map(|s| s.get(&self.raw))
     }
 
     /// The first field called `name` (any case).
@@ -136,10 +143,14 @@ fn parse(
     let version = Version::from_minor(res.version.unwrap_or(1));
     let mut framing = Framing::default();
     let mut fields = Fields::with_capacity(res.headers.len());
+    let mut connection = None;
     for h in res.headers.iter() {
         let name = Span::of(raw, h.name.as_bytes());
         head::LineEnds::before(raw, name.start()).map_err(HttpError::bad_gateway)?;
         fields.push(name, Span::of(raw, h.value));
+        if connection.is_none() && h.name.len() == 10 && h.name.eq_ignore_ascii_case("connection") {
+            connection = Some(Span::of(raw, h.value));
+        }
         framing
             .add(h.name, h.value)
             .map_err(HttpError::bad_gateway)?;
@@ -154,6 +165,7 @@ fn parse(
         keep_alive: framing.persistent(version) && body != BodyKind::UntilClose,
         reason,
         fields,
+        connection,
     }))
 }
 

@@ -41,6 +41,9 @@ use tether_config::rules::RouteRules;
 /// Bytes of upstream response read ahead while its head is parsed.
 const HEAD_READ: usize = 64 * 1024;
 
+/// A body up to this size that came whole with its head is sent with the head, in one chunk.
+const WHOLE_MAX: usize = 4096;
+
 /// Where the upstream connection stands.
 enum Link {
     /// Asked for; the connect timer runs (none for a pooled connection).
@@ -108,8 +111,8 @@ fn head_for(
     let https = cx.tls_info(c.client).is_some();
     let head = forward::upstream_request(req, &c.client_ip_text(cx), https, addr, edits);
     match given {
-        Some(g) => g.request(head, &vars(c, cx, req, g, up, pick)).freeze(),
-        None => head.freeze(),
+        Some(g) => forward::freeze_head(g.request(head, &vars(c, cx, req, g, up, pick))),
+        None => forward::freeze_head(head),
     }
 }
 
@@ -472,7 +475,7 @@ pub(super) fn upstream_readable(
             // Interim response (100 Continue...): pass it on, then read the final one.
             let head = forward::client_response(&resp, &c.ctx.server, true, None);
             let to = client_pipe(c, cx, &mut x);
-            cx.push(to, secure(c.spec(), head.freeze()));
+            cx.push(to, secure(c.spec(), forward::freeze_head(head)));
             continue;
         }
         return respond(c, cx, x, resp, Bytes::new());
@@ -556,9 +559,32 @@ fn respond(
         }
         _ => head,
     };
-    let head = secure(c.spec(), head.freeze());
+    // A small body that came whole with the head goes out with it, as one chunk (one
+    // buffer in the client pipe, one iovec) instead of two.
+    let whole = x.compress.is_none()
+        && x.to_client.is_none()
+        && x.up_buf.is_empty()
+        && rest.len() <= WHOLE_MAX
+        && resp.body == BodyKind::Length(rest.len() as u64);
+    let mut head = head;
+    let body_len = if whole {
+        head.extend_from_slice(&rest);
+        rest.len()
+    } else {
+        0
+    };
+    let head = secure(c.spec(), forward::freeze_head(head));
     if let Some(cur) = c.current.as_mut() {
-        cur.note_upstream_head(resp.status, cx.now(), head.len());
+        cur.note_upstream_head(resp.status, cx.now(), head.len() - body_len);
+    }
+    if whole {
+        let to = client_pipe(c, cx, &mut x);
+        cx.push(to, head);
+        cx.end(to);
+        if !c.keep_alive {
+            c.start_closing(cx);
+        }
+        return State::Proxying(x);
     }
     let interim_sent = x.to_client.is_some();
     let buffered = (x.up_buf.len() + rest.len()) as u64;
@@ -629,7 +655,7 @@ fn tunnel(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>, resp: &ResponseHe
     let edits = Some(&x.pick.response).filter(|e| !e.is_empty());
     let head = forward::client_response(resp, &c.ctx.server, true, edits);
     let head = response_rules(c, cx, &x, head);
-    let head = secure(c.spec(), head.freeze());
+    let head = secure(c.spec(), forward::freeze_head(head));
     c.close_reader(cx);
     for p in [x.up_reader.take(), x.to_up.take()].into_iter().flatten() {
         cx.close_pipe(p);
