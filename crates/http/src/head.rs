@@ -147,6 +147,15 @@ impl Span {
         }
     }
 
+    /// A field name's text, without checking it again: see `Fields`.
+    fn name_str(self, raw: &[u8]) -> &str {
+        let b = self.get(raw);
+        // SAFETY: every name span in a `Fields` is `Span::of(raw, name.as_bytes())` of a `&str`
+        // httparse returned, a subslice of `raw` (else the span is empty), and `raw` is the
+        // immutable head those spans were made for: the bytes are that `&str`'s, valid UTF-8.
+        unsafe { std::str::from_utf8_unchecked(b) }
+    }
+
     pub(crate) fn len(self) -> usize {
         (self.end - self.start) as usize
     }
@@ -156,7 +165,9 @@ impl Span {
     }
 }
 
-/// The header fields of a head, as (name, value) spans in order.
+/// The header fields of a head, as (name, value) spans in order. The name spans are made
+/// from the `&str` names httparse returns (`Span::of(raw, name.as_bytes())`, only through
+/// `push`), so they are read back as text without a check (`Span::name_str`).
 ///
 /// Their tables are recycled: a dropped head's table goes to a small per-thread list and the
 /// next head parsed on that thread takes it, so a proxy's steady state (one request head and
@@ -215,6 +226,7 @@ impl Fields {
         Fields { list }
     }
 
+    /// `name`: `Span::of(raw, h.name.as_bytes())` of an httparse field (see above).
     pub(crate) fn push(&mut self, name: Span, value: Span) {
         self.list.push((name, value));
     }
@@ -222,7 +234,7 @@ impl Fields {
     pub(crate) fn iter<'a>(&'a self, raw: &'a [u8]) -> impl Iterator<Item = (&'a str, &'a [u8])> {
         self.list
             .iter()
-            .map(move |(n, v)| (n.get_str(raw), v.get(raw)))
+            .map(move |(n, v)| (n.name_str(raw), v.get(raw)))
     }
 
     /// The fields with their whole lines: line `i` runs from name `i` to name `i + 1` (the
@@ -233,7 +245,7 @@ impl Fields {
         self.list.iter().enumerate().map(move |(i, (n, v))| {
             let end = self.list.get(i + 1).map_or(last, |(next, _)| next.start());
             FieldLine {
-                name: n.get_str(raw),
+                name: n.name_str(raw),
                 value: v.get(raw),
                 line: n.start()..end.max(n.start()),
             }

@@ -134,7 +134,13 @@ impl<'a> Named<'a> {
             n: 0,
             overflow: None,
         };
-        for t in value.into_iter().flat_map(connection_tokens) {
+        // Hop-by-hop fields are dropped whether named or not: not kept here, so the usual
+        // `Connection: keep-alive` costs nothing per field.
+        let named_fields = value
+            .into_iter()
+            .flat_map(connection_tokens)
+            .filter(|t| !is_hop_by_hop(t));
+        for t in named_fields {
             if named.n == named.tokens.len() {
                 named.overflow = value;
                 break;
