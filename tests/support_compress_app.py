@@ -75,7 +75,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         elif url.path == "/etag":
             self.answer(body, extra=[("ETag", '"v1"'), ("Vary", "Origin")])
         elif url.path == "/encoded":
-            self.answer(gzip.compress(body), extra=[("Content-Encoding", "gzip")])
+            # mtime=0: the same bytes on every request (the test compares two fetches).
+            self.answer(gzip.compress(body, mtime=0), extra=[("Content-Encoding", "gzip")])
         elif url.path == "/chunked":
             self.send_response(200)
             self.send_header("Content-Type", "application/json; charset=utf-8")

@@ -201,7 +201,8 @@ pub fn tether_args(cwd: &Path, args: &[&str], ports: &[u16]) -> Proc {
         log: Some(log),
     };
     // Every worker's loop is running once the log says so (the sockets accept before that).
-    if !eventually(Duration::from_secs(10), || {
+    // 30 s: a debug build on a loaded 2-core machine has taken more than 10.
+    if !eventually(Duration::from_secs(30), || {
         p.log_text().contains(" running (pid ")
     }) {
         panic!(

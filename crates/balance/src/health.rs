@@ -31,6 +31,9 @@ pub struct PassiveConfig {
     pub max_fails: u32,
     /// How long an ejected server stays out before it is tried again.
     pub fail_timeout: Duration,
+    /// Which answers count as failures (`fail_statuses`, default `5xx`); the others count
+    /// as successes.
+    pub fail_statuses: crate::StatusSet,
 }
 
 impl Default for PassiveConfig {
@@ -39,6 +42,7 @@ impl Default for PassiveConfig {
         PassiveConfig {
             max_fails: 3,
             fail_timeout: Duration::from_secs(10),
+            fail_statuses: crate::StatusSet::default(),
         }
     }
 }
@@ -242,6 +246,16 @@ impl Health {
             );
         }
         !was_ejected
+    }
+
+    /// An answer with `status` came back: a failure when `fail_statuses` holds it, else a
+    /// success.
+    pub fn record_answer(&self, status: u16, now: Instant) {
+        if self.passive.fail_statuses.contains(status) {
+            self.record_failure(now);
+        } else {
+            self.record_success();
+        }
     }
 
     /// Report a success seen by real traffic: clears the failure count and any ejection.

@@ -52,6 +52,7 @@ pub mod policy;
 mod pool;
 mod seal;
 mod server;
+mod status_set;
 
 pub use cookie::{find_cookie, is_valid_cookie_name, set_cookie, set_cookie_with};
 pub use cookie_options::{CookieOptions, CookieSecure, SameSite};
@@ -64,3 +65,4 @@ pub use policy::PolicyKind;
 pub use pool::{Pool, PoolError, PoolOptions};
 pub use seal::{OpenError, Sealer};
 pub use server::{ActiveGuard, Server, ServerConfig, ServerRef};
+pub use status_set::StatusSet;

@@ -82,6 +82,7 @@ mod ops;
 pub mod rewrite;
 pub mod rules;
 mod servers;
+mod session_id;
 mod session_json;
 pub mod spec;
 pub mod store;

@@ -200,8 +200,16 @@ pub enum AffinitySpec {
         strict: bool,
     },
     SessionId {
-        carrier: IdCarrier,
-        response_header: Option<String>,
+        /// Where a request's session id is read, in order: the first carrier holding a
+        /// tagged id decides; every carrier's tag is stripped.
+        read: Vec<IdCarrier>,
+        /// Where a response's new session id is tagged.
+        write: Vec<IdWriter>,
+        /// `session_body`: ids in the answer's body, for the requests it names.
+        body: Option<BodyTagSpec>,
+        /// `session_form_max_bytes`: the largest urlencoded request body read for a
+        /// `form` carrier.
+        form_max: usize,
         keys: SealKeys,
         unknown: UnknownTag,
         repin_ttl: Duration,
@@ -253,6 +261,44 @@ pub enum IdCarrier {
     Cookie(String),
     Query(String),
     Header(String),
+    /// A field of an `application/x-www-form-urlencoded` request body.
+    Form(String),
+}
+
+/// Where a response carries a new session id, to be tagged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdWriter {
+    /// The value of this cookie in a `Set-Cookie`.
+    SetCookie(String),
+    /// This response header's value.
+    Header(String),
+    /// The answer's body (`session_body` says for which requests and where in it).
+    Body,
+}
+
+/// `[upstream.session_body]`: answers whose body holds a new session id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BodyTagSpec {
+    /// Query parameters (or urlencoded form fields) the request must have, all of them:
+    /// names and values compared without regard to ASCII case.
+    pub when: Vec<(String, String)>,
+    /// The request path must start with this, when given.
+    pub path: Option<String>,
+    /// Where the id is in the body.
+    pub find: BodyFind,
+    /// Bodies longer than this stream through untouched.
+    pub max_bytes: usize,
+}
+
+/// Where the session id is in an answer's body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodyFind {
+    /// The whole body (surrounding white space kept as it is).
+    Whole,
+    /// The first capture group of this regular expression (checked to compile).
+    Regex(String),
+    /// The string at this JSON pointer (RFC 6901) of a JSON body.
+    Pointer(String),
 }
 
 /// What to do with a tag naming a server no longer in the pool.

@@ -12,6 +12,9 @@
 //! cookie_secure = "auto"    # cookie / session_id: Secure over TLS (or always | never)
 //! cookie_samesite = "lax"   # or strict | none (none forces Secure)
 //! send_proxy = "v2"         # or "v1": a PROXY protocol header naming the client first
+//! fail_statuses = ["5xx"]   # answers that count as passive failures (max_fails)
+//! # balance = "session_id": session_read / session_write / [upstream.session_body] and
+//! # the single carrier keys are checked in `session_id.rs`
 //! [upstream.health]
 //! path = "/health"
 //! ```
@@ -28,7 +31,7 @@ use toml::Spanned;
 
 use super::spec::{AffinitySpec, Pos, SealKeys, UpstreamSpec, UpstreamTlsSpec};
 use super::{resolve, ConfigError};
-use crate::spec::{IdCarrier, LearnAffinity, SendProxy, UnknownTag};
+use crate::spec::{LearnAffinity, SendProxy, UnknownTag};
 
 type At<'a> = &'a dyn Fn(Range<usize>, String) -> ConfigError;
 
@@ -54,7 +57,13 @@ pub(super) struct RawUpstream {
     session_cookie: Option<Spanned<String>>,
     session_query: Option<Spanned<String>>,
     session_header: Option<Spanned<String>>,
-    session_response_header: Option<String>,
+    session_form: Option<Spanned<String>>,
+    session_response_header: Option<Spanned<String>>,
+    session_read: Option<Spanned<Vec<Spanned<String>>>>,
+    session_write: Option<Spanned<Vec<Spanned<String>>>>,
+    session_body: Option<Spanned<crate::session_id::RawSessionBody>>,
+    session_form_max_bytes: Option<Spanned<u64>>,
+    fail_statuses: Option<Spanned<Vec<crate::session_id::RawStatus>>>,
     unknown_tag: Option<Spanned<String>>,
     learn_ttl_s: Option<Spanned<u64>>,
     health: Option<Spanned<RawHealth>>,
@@ -199,6 +208,7 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<UpstreamSpec, ConfigEr
         // 0 turns passive ejection off (docs/affinity.md), as nginx's max_fails=0.
         max_fails: u.max_fails.unwrap_or(3),
         fail_timeout: secs_or_ms(&u.fail_timeout_ms, 10_000, at, "fail_timeout_ms")?,
+        fail_statuses: crate::session_id::fail_statuses(u.fail_statuses.as_ref(), at)?,
     };
     let check = match &u.health {
         None => None,
@@ -231,32 +241,21 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<UpstreamSpec, ConfigEr
             }
         }
         "session_id" => {
-            let carriers = [
-                u.session_cookie
-                    .as_ref()
-                    .map(|c| (IdCarrier::Cookie(c.get_ref().clone()), c)),
-                u.session_query
-                    .as_ref()
-                    .map(|c| (IdCarrier::Query(c.get_ref().clone()), c)),
-                u.session_header
-                    .as_ref()
-                    .map(|c| (IdCarrier::Header(c.get_ref().clone()), c)),
-            ];
-            let mut given = carriers.into_iter().flatten();
-            let (carrier, first) = given.next().ok_or_else(|| {
-                at(
-                    u.name.span(),
-                    "balance = \"session_id\" needs one of `session_cookie`, `session_query`, \
-                     `session_header`"
-                        .into(),
-                )
-            })?;
-            if let Some((_, extra)) = given.next() {
-                return Err(at(extra.span(), "give only one session id carrier".into()));
-            }
-            if first.get_ref().is_empty() {
-                return Err(at(first.span(), "the session id name is empty".into()));
-            }
+            let carriers = crate::session_id::check(
+                &crate::session_id::RawCarriers {
+                    upstream: &u.name,
+                    cookie: u.session_cookie.as_ref(),
+                    query: u.session_query.as_ref(),
+                    header: u.session_header.as_ref(),
+                    form: u.session_form.as_ref(),
+                    response_header: u.session_response_header.as_ref(),
+                    read: u.session_read.as_ref(),
+                    write: u.session_write.as_ref(),
+                    body: u.session_body.as_ref(),
+                    form_max: u.session_form_max_bytes.as_ref(),
+                },
+                at,
+            )?;
             let (unknown, uspan) = word(&u.unknown_tag, "error");
             let unknown = match unknown.as_str() {
                 "error" => UnknownTag::Error,
@@ -269,8 +268,10 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<UpstreamSpec, ConfigEr
                 }
             };
             AffinitySpec::SessionId {
-                carrier,
-                response_header: u.session_response_header.clone(),
+                read: carriers.read,
+                write: carriers.write,
+                body: carriers.body,
+                form_max: carriers.form_max,
                 keys: sealer(&u, at)?,
                 unknown,
                 repin_ttl: Duration::from_secs(positive(

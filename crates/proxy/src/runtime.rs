@@ -242,14 +242,24 @@ pub fn build_upstream(spec: &UpstreamSpec) -> Result<Upstream, ConfigError> {
             strict: *strict,
         }),
         AffinitySpec::SessionId {
-            carrier,
-            response_header,
+            read,
+            write,
+            body,
+            form_max,
             keys,
             unknown,
             repin_ttl,
         } => Affinity::SessionId(SessionIdAffinity {
-            carrier: carrier.clone(),
-            response_header: response_header.clone(),
+            read: read.clone(),
+            write: write.clone(),
+            body: match body {
+                Some(b) => Some(
+                    crate::http::session_body::BodyTag::build(b)
+                        .map_err(|m| spec.pos.error(format!("`session_body`: {m}")))?,
+                ),
+                None => None,
+            },
+            form_max: *form_max,
             sealer: sealer(keys)?,
             unknown: *unknown,
             repin_ttl: *repin_ttl,

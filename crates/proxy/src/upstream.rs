@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tether_balance::{FailoverMode, Pool, Sealer};
-use tether_config::spec::{IdCarrier, LearnAffinity, SendProxy, UnknownTag};
+use tether_config::spec::{IdCarrier, IdWriter, LearnAffinity, SendProxy, UnknownTag};
 use tether_core::tls::TlsClient;
 
 /// A pool with its affinity and failover settings.
@@ -102,9 +102,14 @@ pub struct CookieAffinity {
 
 /// The application's session id, tagged by tether with the server that created it.
 pub struct SessionIdAffinity {
-    pub carrier: IdCarrier,
-    /// A response header that carries a new session id (besides the carrier's Set-Cookie).
-    pub response_header: Option<String>,
+    /// Where a request's id is read, in order (the first tagged one decides).
+    pub read: Vec<IdCarrier>,
+    /// Where a response's new id is tagged.
+    pub write: Vec<IdWriter>,
+    /// Ids in the answer's body (`http/session_body.rs`).
+    pub body: Option<crate::http::session_body::BodyTag>,
+    /// The largest urlencoded request body read for a `form` carrier (`http/form_body.rs`).
+    pub form_max: usize,
     pub sealer: Arc<Sealer>,
     pub unknown: UnknownTag,
     /// How long a re-pin of a tag is remembered in the store.
@@ -124,8 +129,9 @@ impl std::fmt::Debug for CookieAffinity {
 impl std::fmt::Debug for SessionIdAffinity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SessionIdAffinity")
-            .field("carrier", &self.carrier)
-            .field("response_header", &self.response_header)
+            .field("read", &self.read)
+            .field("write", &self.write)
+            .field("body", &self.body.is_some())
             .field("unknown", &self.unknown)
             .finish_non_exhaustive()
     }

@@ -24,6 +24,7 @@
 //! written before the connection closes; nothing the client sends panics the loop.
 
 mod feed;
+mod form;
 mod gate;
 mod reply;
 mod stream;
@@ -164,6 +165,7 @@ impl H2Session {
     /// A request body's bytes.
     fn on_data(&mut self, cx: &mut Cx<'_>, id: u32, data: Bytes, end: bool) {
         let n = data.len();
+        let mut reading_form = false;
         let taken = match self.streams.get_mut(&id) {
             Some(Stream {
                 work: Work::Proxying(x),
@@ -184,6 +186,14 @@ impl H2Session {
                 false
             }
             Some(Stream {
+                work: Work::ReadingForm(f),
+                ..
+            }) => {
+                f.early.push(data, end);
+                reading_form = true;
+                false
+            }
+            Some(Stream {
                 work: Work::Feed(f),
                 out,
                 ..
@@ -195,6 +205,9 @@ impl H2Session {
         };
         if taken {
             self.h2.consumed(id, n);
+        }
+        if reading_form {
+            self.form_data(cx, id);
         }
     }
 

@@ -39,6 +39,9 @@ pub(super) struct Stream {
 pub(super) enum Work {
     /// tether itself: the bytes in `Out`, then this file range if any.
     Local(Option<FileBody>),
+    /// A proxied request's urlencoded body is read before its server is picked
+    /// (`form.rs`).
+    ReadingForm(Box<super::form::FormWait>),
     /// A proxied request waits for the affinity store's answer.
     AwaitingStore(Box<Fetch>),
     /// The request waits in the access gate: basic auth or a limit (`gate.rs`).
@@ -141,7 +144,10 @@ impl Stream {
         self.out.sent_end
             && match &self.work {
                 Work::Local(_) | Work::Feed(_) | Work::Gone => true,
-                Work::AwaitingStore(_) | Work::Gated(_) | Work::BrokerHeld(_) => false,
+                Work::AwaitingStore(_)
+                | Work::Gated(_)
+                | Work::BrokerHeld(_)
+                | Work::ReadingForm(_) => false,
                 Work::Proxying(x) => x.settled(),
             }
     }
@@ -386,6 +392,7 @@ impl H2Session {
                         rules: None,
                         request_id: None,
                         encode: None,
+                        form: None,
                     };
                     self.pick(cx, id, req, None, early)
                 }
@@ -467,7 +474,7 @@ impl H2Session {
             }
             Action::Proxy(upstream) => {
                 let req = Proxied::new(head, upstream.clone(), route);
-                self.pick(cx, id, req, None, early);
+                self.read_form(cx, id, req, early);
             }
         }
     }
@@ -479,11 +486,16 @@ impl H2Session {
         id: u32,
         mut req: Proxied,
         fetched: Option<Option<String>>,
-        early: Early,
+        mut early: Early,
     ) {
         let ctx = self.ctx.clone();
         match req.decide(&ctx, self.peer.key.as_ref(), cx.now(), fetched) {
-            Decision::Go(pick) => self.start_upstream(cx, id, req, *pick, early),
+            Decision::Go(mut pick) => {
+                if let Some(new) = pick.body.take() {
+                    early.replace_body(new);
+                }
+                self.start_upstream(cx, id, req, *pick, early)
+            }
             Decision::Refuse(status, message) => self.answer_message(cx, id, status, message),
             Decision::Fetch(key) => {
                 let Some(remote) = cx.remote() else {

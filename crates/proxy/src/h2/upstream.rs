@@ -59,6 +59,35 @@ impl Early {
         }
         self.ended |= end;
     }
+
+    /// Body bytes received.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// END_STREAM came.
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// The first `n` bytes received, in one piece.
+    pub fn first(&self, n: usize) -> Bytes {
+        let mut out = BytesMut::with_capacity(n);
+        for b in &self.bytes {
+            let take = (n - out.len()).min(b.len());
+            out.extend_from_slice(&b[..take]);
+            if out.len() == n {
+                break;
+            }
+        }
+        out.freeze()
+    }
+
+    /// Send `body` instead of the bytes received (a form whose session id tag was
+    /// stripped); `len` still counts what the client sent (its window is given back).
+    pub fn replace_body(&mut self, body: Bytes) {
+        self.bytes = vec![body];
+    }
 }
 
 enum Link {
@@ -488,7 +517,20 @@ impl H2Session {
         loop {
             match parse_response(&x.up_buf, head_request, &self.ctx.limits) {
                 Ok(Parsed::Partial) => return self.put_x(cx, id, x),
-                Ok(Parsed::Complete(r)) => {
+                Ok(Parsed::Complete(mut r)) => {
+                    if x.pick.tag_body && !(100..200).contains(&r.status) {
+                        // An answer that may hold a new session id: its body whole first.
+                        let Exchange {
+                            upstream,
+                            pick,
+                            up_buf,
+                            ..
+                        } = &mut *x;
+                        let at = r.len();
+                        if !crate::http::session_body::answer(upstream, pick, &mut r, up_buf, at) {
+                            return self.put_x(cx, id, x);
+                        }
+                    }
                     let _ = x.up_buf.split_to(r.len());
                     let tunnel = r.status == 101 && x.req.head.upgrade;
                     if (100..200).contains(&r.status) && !tunnel {
@@ -525,11 +567,7 @@ impl H2Session {
     /// Phase 9, respond: the final head goes to the client; the body follows (`pull`).
     fn respond(&mut self, cx: &mut Cx<'_>, id: u32, mut x: Box<Exchange>, resp: ResponseHead) {
         let now = cx.now();
-        if resp.status >= 500 {
-            x.pick.server.health().record_failure(now);
-        } else {
-            x.pick.server.health().record_success();
-        }
+        x.pick.server.health().record_answer(resp.status, now);
         let ctx = self.ctx.clone();
         affinity::on_response(
             &ctx.affinity(&x.upstream, self.peer.key.as_ref(), now),

@@ -23,7 +23,7 @@ use tether_store::Store;
 
 use super::forward::Edits;
 use crate::upstream::{Affinity, SessionIdAffinity, Upstream};
-use tether_config::spec::{IdCarrier, UnknownTag};
+use tether_config::spec::{IdCarrier, IdWriter, UnknownTag};
 
 /// Everything a decision reads besides the request (`ListenerCtx::affinity`).
 pub(crate) struct Ctx<'a> {
@@ -67,6 +67,11 @@ pub(crate) struct Pick {
     store_key: Option<String>,
     /// The session id value as the client sent it, and its original (untagged) part.
     tagged: Option<(String, String)>,
+    /// The request's urlencoded body with the session id's tag stripped (a `form`
+    /// carrier): sent instead of the client's (`form_body.rs`).
+    pub body: Option<bytes::Bytes>,
+    /// The answer's body may hold a new session id (`session_body.rs`).
+    pub tag_body: bool,
 }
 
 /// The store key of a learned session cookie value.
@@ -111,6 +116,8 @@ fn pick(server: ServerRef) -> Pick {
         outcome: "new",
         store_key: None,
         tagged: None,
+        body: None,
+        tag_body: false,
     }
 }
 
@@ -121,6 +128,7 @@ pub(crate) const SERVER_GONE: &str = "the server holding this session is not ava
 pub(crate) fn decide(
     ctx: &Ctx<'_>,
     req: &RequestHead,
+    form: Option<&[u8]>,
     fetched: Option<Option<String>>,
 ) -> Decision {
     match &ctx.up.affinity {
@@ -162,7 +170,13 @@ pub(crate) fn decide(
             }
             Decision::Go(Box::new(p))
         }
-        Affinity::SessionId(sid) => decide_session_id(ctx, sid, req, fetched),
+        Affinity::SessionId(sid) => {
+            let mut d = decide_session_id(ctx, sid, req, form, fetched);
+            if let (Decision::Go(p), Some(b)) = (&mut d, &sid.body) {
+                p.tag_body = b.matches(req, form);
+            }
+            d
+        }
         Affinity::Learn(l) => {
             let Some(value) = request_cookie(req, &l.cookie) else {
                 return match balanced(ctx) {
@@ -237,30 +251,56 @@ fn cookie_line(ctx: &Ctx<'_>, server: &ServerRef) -> String {
     )
 }
 
-/// The session id as the request carries it.
-fn carried<'a>(sid: &SessionIdAffinity, req: &'a RequestHead) -> Option<&'a str> {
-    match &sid.carrier {
+/// The session id as carrier `c` has it in the request (`form`: its urlencoded body, read).
+fn carried<'a>(c: &IdCarrier, req: &'a RequestHead, form: Option<&'a [u8]>) -> Option<&'a str> {
+    match c {
         IdCarrier::Cookie(name) => request_cookie(req, name),
         IdCarrier::Query(name) => query_param(req.target(), name),
         IdCarrier::Header(name) => req.header(name).and_then(|v| std::str::from_utf8(v).ok()),
+        IdCarrier::Form(name) => form.and_then(|f| super::form_body::field(f, name)),
     }
+}
+
+/// A tagged session id found in a carrier: the carrier, the value as sent, the server id
+/// sealed in its tag and the original id.
+struct Found<'a> {
+    carrier: &'a IdCarrier,
+    value: &'a str,
+    server: String,
+    original: &'a str,
 }
 
 fn decide_session_id(
     ctx: &Ctx<'_>,
     sid: &SessionIdAffinity,
     req: &RequestHead,
+    form: Option<&[u8]>,
     fetched: Option<Option<String>>,
 ) -> Decision {
-    let value = carried(sid, req);
-    let split = value.and_then(|v| sid.sealer.split_tagged(v).map(|(id, orig)| (v, id, orig)));
-    let Some((value, tag_id, original)) = split else {
+    // Every carrier with an authentic tag; the first (in `session_read` order) decides,
+    // and every one is stripped.
+    let found: Vec<Found<'_>> = sid
+        .read
+        .iter()
+        .filter_map(|c| {
+            let value = carried(c, req, form)?;
+            let (server, original) = sid.sealer.split_tagged(value)?;
+            Some(Found {
+                carrier: c,
+                value,
+                server,
+                original,
+            })
+        })
+        .collect();
+    let Some(first) = found.first() else {
         // Untagged (a new session, or a value tether did not tag): round robin.
         return match balanced(ctx) {
             Some(s) => Decision::Go(Box::new(pick(s))),
             None => Decision::Refuse(503, NO_SERVER),
         };
     };
+    let (value, tag_id, original) = (first.value, first.server.clone(), first.original);
     let key = repin_key(ctx.up, value);
     let repinned = match fetched {
         Some(answer) => answer,
@@ -311,7 +351,9 @@ fn decide_session_id(
     p.outcome = if pinned { "hit" } else { "repin" };
     p.store_key = Some(key);
     p.tagged = Some((value.to_string(), original.to_string()));
-    strip_tag(sid, req, value, original, &mut p.request);
+    for f in &found {
+        strip_tag(req, f, form, &mut p);
+    }
     if !pinned {
         retag(ctx, sid, &p.server, original, &mut p.response);
     }
@@ -319,14 +361,10 @@ fn decide_session_id(
 }
 
 /// Forward the session id without tether's tag: the backend sees its own value.
-fn strip_tag(
-    sid: &SessionIdAffinity,
-    req: &RequestHead,
-    value: &str,
-    original: &str,
-    e: &mut Edits,
-) {
-    match &sid.carrier {
+fn strip_tag(req: &RequestHead, f: &Found<'_>, form: Option<&[u8]>, p: &mut Pick) {
+    let (value, original) = (f.value, f.original);
+    let e = &mut p.request;
+    match f.carrier {
         IdCarrier::Cookie(name) => {
             for h in cookies(req) {
                 if find_cookie(h, name) == Some(value) {
@@ -338,7 +376,7 @@ fn strip_tag(
             }
         }
         IdCarrier::Query(name) => {
-            let target = req.target();
+            let target = e.target.clone().unwrap_or_else(|| req.target().to_string());
             e.target =
                 Some(target.replacen(&format!("{name}={value}"), &format!("{name}={original}"), 1));
         }
@@ -349,11 +387,20 @@ fn strip_tag(
                 original.as_bytes().to_vec(),
             ));
         }
+        IdCarrier::Form(name) => {
+            let body = p.body.as_deref().or(form);
+            if let Some(new) =
+                body.and_then(|b| super::form_body::replace_field(b, name, value, original))
+            {
+                p.body = Some(new);
+            }
+        }
     }
 }
 
 /// After a re-pin, hand the client its session id tagged with the new server (a cookie
-/// carrier can be re-set; other carriers follow the re-pin kept in the store).
+/// carrier that tether also writes can be re-set; other carriers follow the re-pin kept in
+/// the store).
 fn retag(
     ctx: &Ctx<'_>,
     sid: &SessionIdAffinity,
@@ -361,7 +408,13 @@ fn retag(
     original: &str,
     e: &mut Edits,
 ) {
-    if let IdCarrier::Cookie(name) = &sid.carrier {
+    for w in &sid.write {
+        let IdWriter::SetCookie(name) = w else {
+            continue;
+        };
+        if !sid.read.contains(&IdCarrier::Cookie(name.clone())) {
+            continue;
+        }
         let value = sid.sealer.tag_value(server.id(), original);
         let attributes = ctx.up.cookie.attributes(ctx.tls);
         e.add
@@ -380,6 +433,8 @@ pub(crate) fn repick(ctx: &Ctx<'_>, p: &Pick, tried: &[String]) -> Option<Pick> 
     next.request = p.request.clone();
     next.store_key = p.store_key.clone();
     next.tagged = p.tagged.clone();
+    next.body = p.body.clone();
+    next.tag_body = p.tag_body;
     match &ctx.up.affinity {
         Affinity::Cookie(_) => next.response.add = cookie_line(ctx, &next.server),
         Affinity::SessionId(sid) => {
@@ -408,19 +463,14 @@ pub(crate) fn on_response(ctx: &Ctx<'_>, p: &mut Pick, resp: &ResponseHead) {
                 let Ok(text) = std::str::from_utf8(value) else {
                     continue;
                 };
-                let new = match (&sid.carrier, name) {
-                    (IdCarrier::Cookie(c), n) if n.eq_ignore_ascii_case("set-cookie") => {
+                let new = sid.write.iter().find_map(|w| match w {
+                    IdWriter::SetCookie(c) if name.eq_ignore_ascii_case("set-cookie") => {
                         tag_set_cookie(sid, &server, c, text)
                     }
-                    (IdCarrier::Header(h), n) if n.eq_ignore_ascii_case(h) => {
+                    IdWriter::Header(h) if name.eq_ignore_ascii_case(h) => {
                         Some(sid.sealer.tag_value(server.id(), text))
                     }
                     _ => None,
-                };
-                let new = new.or_else(|| {
-                    let h = sid.response_header.as_deref()?;
-                    name.eq_ignore_ascii_case(h)
-                        .then(|| sid.sealer.tag_value(server.id(), text))
                 });
                 if let Some(new) = new {
                     p.response

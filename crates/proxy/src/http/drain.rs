@@ -26,6 +26,7 @@ pub(super) fn drain(c: &mut Conn, cx: &mut Cx<'_>, mut state: State) -> State {
     match state {
         State::ReadingHead { .. } => idle_check(c, cx, &state),
         State::Proxying(ref x) if !x.response_started => c.keep_alive = false,
+        State::ReadingForm(_) => c.keep_alive = false,
         State::Feed(ref mut f) => mounts::feed_going_away(cx, f),
         _ => {}
     }

@@ -29,6 +29,7 @@ pub(crate) mod conn;
 mod context;
 mod drain;
 pub(crate) mod encode;
+pub(crate) mod form_body;
 pub(crate) mod forward;
 mod gate;
 mod head_deadline;
@@ -39,6 +40,7 @@ mod proxy;
 mod relay;
 pub(crate) mod rewrite;
 pub(crate) mod rules;
+pub(crate) mod session_body;
 mod too_many;
 
 use std::sync::Arc;
@@ -62,6 +64,9 @@ enum State {
     ReadingHead { deadline: Option<HeadDeadline> },
     /// A response tether writes itself (file, status page, redirect) is going out.
     Local { reply: PipeId },
+    /// A proxied request's urlencoded body is read before its server is picked
+    /// (`form_body.rs`).
+    ReadingForm(Box<phases::Proxied>),
     /// A proxied request waits for the affinity store's answer (`phases::pick`).
     AwaitingStore(Box<phases::Pending>),
     /// A request in the access gate: basic auth or a limit waits (`gate.rs`).
@@ -84,6 +89,7 @@ impl State {
         match self {
             State::ReadingHead { .. } => "reading a head",
             State::Local { .. } => "answering",
+            State::ReadingForm(_) => "reading a form",
             State::AwaitingStore(_) => "awaiting the store",
             State::Gated(_) => "in the access gate",
             State::BrokerHeld(_) => "held for the broker's first round",
@@ -155,6 +161,7 @@ impl Session for HttpSession {
         self.step(cx, |c, cx, state| match state {
             State::ReadingHead { deadline } if from_client => phases::next_request(c, cx, deadline),
             State::Proxying(x) if from_client => proxy::client_readable(c, cx, x),
+            State::ReadingForm(req) if from_client => form_body::readable(c, cx, req),
             State::Proxying(x) => proxy::upstream_readable(c, cx, x, pipe),
             State::Feed(f) if from_client => mounts::feed_readable(c, cx, f),
             // Pipelined bytes wait in the reader pipe until the current answer is out.

@@ -254,6 +254,7 @@ pub(super) fn port_rewrite(
         rules: None,
         request_id: None,
         encode: None,
+        form: None,
     };
     phases::pick(c, cx, req, None)
 }

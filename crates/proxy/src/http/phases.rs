@@ -13,7 +13,9 @@
 //! 6. **module** (`module`): files, status page, broker, redirect (answered by `local.rs`,
 //!    `mounts.rs`), a body over the route's limit (`413`), or a proxy route:
 //! 7. **pick** (`pick`): the server the affinity chooses (`affinity.rs`), asking the store
-//!    first when it must (`State::AwaitingStore`); no server is `503`;
+//!    first when it must (`State::AwaitingStore`); no server is `503`. Before it, a
+//!    `session_id` upstream with a `form` carrier reads the request's urlencoded body
+//!    (`form_body::read`, `State::ReadingForm`);
 //! 8. **forward** (`proxy::start`): the exchange with the upstream (`proxy.rs`);
 //! 9. **respond**: `Conn::respond` for tether's own answers, `proxy.rs` for the upstream's;
 //! 10. **log** (`finish` → `Conn::log_request`): counters and the access-log line, then the
@@ -50,6 +52,8 @@ pub(crate) struct Proxied {
     pub request_id: Option<Box<str>>,
     /// The route's compression of the answer (`encode.rs`).
     pub encode: Option<Arc<tether_compress::Policy>>,
+    /// The urlencoded request body, read for a `form` session id carrier (`form_body.rs`).
+    pub form: Option<bytes::Bytes>,
 }
 
 impl Proxied {
@@ -67,6 +71,7 @@ impl Proxied {
             rules,
             request_id,
             encode: route.encode.clone(),
+            form: None,
         }
     }
 
@@ -80,7 +85,15 @@ impl Proxied {
         fetched: Option<Option<String>>,
     ) -> Decision {
         let affinity = ctx.affinity(&self.upstream, key, now);
-        let mut decision = affinity::decide(&affinity, &self.head, fetched);
+        let mut decision = affinity::decide(&affinity, &self.head, self.form.as_deref(), fetched);
+        if let Decision::Go(pick) = &mut decision {
+            // A form whose tag was stripped: its new length.
+            if let (Some(new), Some(old)) = (&pick.body, self.head.header("content-length")) {
+                let edit = super::session_body::length_edit(old, new.len());
+                pick.request.replace.push(edit);
+                self.head.body = tether_http::BodyKind::Length(new.len() as u64);
+            }
+        }
         if let (Decision::Go(pick), Some(target)) = (&mut decision, self.retarget.take()) {
             pick.request.target = Some(target);
         }
@@ -340,7 +353,7 @@ fn module(c: &mut Conn, cx: &mut Cx<'_>, route: &Route, head: RequestHead) -> St
         }
         Action::Proxy(upstream) => {
             let req = Proxied::new(head, upstream.clone(), route);
-            pick(c, cx, req, None)
+            super::form_body::read(c, cx, req)
         }
         Action::Redirect { status, location } => {
             let location = route
@@ -370,7 +383,12 @@ pub(super) fn pick(
     let ctx = c.ctx.clone();
     let key = c.client_key(cx);
     match req.decide(&ctx, key.as_ref(), cx.now(), fetched) {
-        Decision::Go(pick) => proxy::start(c, cx, req, *pick),
+        Decision::Go(mut pick) => {
+            if let (Some(new), Some(old)) = (pick.body.take(), req.form.as_ref()) {
+                super::form_body::splice(&mut c.buf, old.len(), &new);
+            }
+            proxy::start(c, cx, req, *pick)
+        }
         Decision::Refuse(status, message) => {
             c.unread_body(&req.head.body);
             c.message(cx, status, message, req.head.method == Method::Head)
@@ -479,6 +497,11 @@ pub(super) fn input_ended(c: &mut Conn, cx: &mut Cx<'_>, state: State, end: Pipe
         State::ReadingHead { deadline } => {
             let state = next_request(c, cx, deadline);
             c.end_of_input(cx, state)
+        }
+        // A form body cut short cannot complete.
+        State::ReadingForm(req) => {
+            cx.close();
+            State::ReadingForm(req)
         }
         // A chunked request body cut short cannot complete.
         State::Proxying(x) if x.relaying_request() => {

@@ -456,7 +456,7 @@ pub(super) fn upstream_readable(
         }
     }
     loop {
-        let resp = match parse_response(&x.up_buf, head_request, &c.ctx.limits) {
+        let mut resp = match parse_response(&x.up_buf, head_request, &c.ctx.limits) {
             Ok(Parsed::Partial) => return State::Proxying(x),
             Ok(Parsed::Complete(r)) => r,
             Err(e) => {
@@ -470,6 +470,19 @@ pub(super) fn upstream_readable(
                 return c.fail(cx, 502);
             }
         };
+        if x.pick.tag_body && !(100..200).contains(&resp.status) {
+            // An answer that may hold a new session id: its body whole first.
+            let Exchange {
+                upstream,
+                pick,
+                up_buf,
+                ..
+            } = &mut *x;
+            let at = resp.len();
+            if !super::session_body::answer(upstream, pick, &mut resp, up_buf, at) {
+                return State::Proxying(x);
+            }
+        }
         let _ = x.up_buf.split_to(resp.len());
         if (100..200).contains(&resp.status) && !(resp.status == 101 && x.req.upgrade) {
             // Interim response (100 Continue...): pass it on, then read the final one.
@@ -640,11 +653,7 @@ fn response_rules(c: &Conn, cx: &Cx<'_>, x: &Exchange, head: BytesMut) -> BytesM
 /// anything else for it; the affinity tags or learns what the response creates.
 fn learn_from(c: &Conn, cx: &Cx<'_>, x: &mut Exchange, resp: &ResponseHead) {
     let now = cx.now();
-    if resp.status >= 500 {
-        x.pick.server.health().record_failure(now);
-    } else {
-        x.pick.server.health().record_success();
-    }
+    x.pick.server.health().record_answer(resp.status, now);
     let key = c.client_key(cx);
     let ctx = c.ctx.affinity(&x.upstream, key.as_ref(), now);
     affinity::on_response(&ctx, &mut x.pick, resp);
