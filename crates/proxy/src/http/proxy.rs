@@ -433,10 +433,12 @@ pub(super) fn upstream_readable(
     let head_request = x.req.method == Method::Head;
     // The usual case: the whole head (and the start of the body) came in one read while
     // nothing was buffered: parsed where it lies, the head and the body bytes after it are
-    // slices of that read (no copy into `up_buf`).
+    // slices of that read (no copy into `up_buf`). Not for an answer whose body is read
+    // whole for a session id first (`tag_body`, `session_body.rs`): that one goes through
+    // `up_buf`.
     let mut first = None;
     while let Some(b) = cx.take(pipe) {
-        if x.up_buf.is_empty() && first.is_none() {
+        if x.up_buf.is_empty() && first.is_none() && !x.pick.tag_body {
             first = Some(b);
             continue;
         }
