@@ -7,6 +7,7 @@
 #   bash benches/store_compare.sh                         # 5 rounds of 10 s per store
 #   ROUNDS=3 DURATION=5 bash benches/store_compare.sh
 #   STORES="memory cluster" bash benches/store_compare.sh
+#   TETHER_BIN=/tmp/tether-old bash benches/store_compare.sh   # that binary, no build
 #
 # What it does (loopback only, free ports in 61000-64999, everything it starts is killed
 # on exit):
@@ -71,7 +72,12 @@ read -r -a STORE_LIST <<< "$STORES"
 for s in "${STORE_LIST[@]}"; do
   case $s in memory | redis | sentinel | cluster) ;; *) die "unknown store $s in STORES (memory redis sentinel cluster)" ;; esac
 done
-build_tether
+if [ -n "${TETHER_BIN:-}" ]; then
+  TETHER=$TETHER_BIN   # a binary built elsewhere (say, of another commit, to compare)
+  [ -x "$TETHER" ] || die "TETHER_BIN=$TETHER is not an executable"
+else
+  build_tether
+fi
 bench_tmp
 
 # Ports: b1 b2 | redis | sentinel master, replica, 3 sentinels | 3 cluster nodes | 4 tethers
