@@ -81,12 +81,15 @@ fi
 bench_tmp
 
 # Ports: b1 b2 | redis | sentinel master, replica, 3 sentinels | 3 cluster nodes | 4 tethers
-port_block 16
+# | the cluster nodes' bus ports (given with --cluster-port: the default, port + 10000, is
+# past 65535 for these ports)
+port_block 18
 P_B1=$BASE; P_B2=$((BASE + 1)); P_REDIS=$((BASE + 2))
 P_MASTER=$((BASE + 3)); P_REPLICA=$((BASE + 4))
 P_SENT=($((BASE + 5)) $((BASE + 6)) $((BASE + 7)))
 P_CLUSTER=($((BASE + 8)) $((BASE + 9)) $((BASE + 10)))
 declare -A PORT=([memory]=$((BASE + 11)) [redis]=$((BASE + 12)) [sentinel]=$((BASE + 13)) [cluster]=$((BASE + 14)))
+P_BUS=($((BASE + 15)) $((BASE + 16)) $((BASE + 17)))
 MASTER_NAME=bench
 
 mkdir -p "$TMP/www" "$TMP/nginx"
@@ -199,14 +202,15 @@ if has sentinel; then
     sleep 0.1
   done
   [ $ok = 1 ] || die "the sentinels did not find the replica and each other in 20 s"
-  [ "$(redis-cli -p "$P_REPLICA" info replication | tr -d '\r' | awk -F: '$1 == "master_link_status" {print $2}')" = up ] ||
-    die "the replica is not in sync"
+  synced() { [ "$(redis-cli -p "$P_REPLICA" info replication | tr -d '\r' | awk -F: '$1 == "master_link_status" {print $2}')" = up ]; }
+  for _ in $(seq 200); do synced && break; sleep 0.1; done
+  synced || die "the replica is not in sync after 20 s"
 fi
 if has cluster; then
   pids=""
   for i in 0 1 2; do
     start_redis "node$i" "${P_CLUSTER[$i]}" --cluster-enabled yes \
-      --cluster-config-file "$TMP/node$i/nodes.conf" --cluster-node-timeout 5000
+      --cluster-config-file "$TMP/node$i/nodes.conf" --cluster-node-timeout 5000 --cluster-port "${P_BUS[$i]}"
     pids="$pids $LAST_PID"
   done
   REDIS_PIDS[cluster]=${pids# }
