@@ -25,7 +25,14 @@ fn writes_seen(server: &RedisServer) -> u64 {
         .expect("INFO commandstats");
     info.lines()
         .filter(|l| l.starts_with("cmdstat_set:") || l.starts_with("cmdstat_expire:"))
-        .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
         .sum()
 }
 
