@@ -170,7 +170,7 @@ pub(crate) fn apply(shared: &Shared, batch: Batch, values: Vec<Value>, now: Inst
                 let pttl = values.next().unwrap_or(Value::Nil);
                 let answer = match fetched(get, pttl) {
                     Some((value, ttl)) => {
-                        Lookup::Found(shared.cache.fill_at(&key, value, ttl, now))
+                        Lookup::Found(shared.cache.fill_at(&key, value, ttl, now, shared.epoch()))
                     }
                     None => Lookup::Missing,
                 };

@@ -35,10 +35,15 @@ use crate::backend::{Backend, Target};
 use crate::lease::{lease_size, Leases, Spent, Ticket, LEASE_SCRIPT};
 use crate::limit::{LimitAnswer, RateRule, SCRIPT};
 use crate::link::{Link, Role};
-use crate::memory::expiry;
+use crate::memory::{expiry, Refreshed};
 use crate::queue::{Ask, Queue, Write};
 use crate::reply::{Reply, Timer};
 use crate::{Done, LimitDone, Listener, Lookup, LookupDone, MemoryStore, Options, Stats, Store};
+
+/// A touch rewrites the entry in Redis once Redis's copy would expire more than
+/// `ttl / REFRESH_SLACK` before the local one (a tenth: with a one-hour life, at most one
+/// write per session per six minutes).
+pub const REFRESH_SLACK: u32 = 10;
 
 /// The longest a lookup or a rate-limit check waits for Redis before it answers `Down`.
 pub const ASK_TIMEOUT: Duration = Duration::from_millis(500);
@@ -67,9 +72,18 @@ pub(crate) struct Shared {
     pub(crate) leases: Arc<Leases>,
     /// Deadlines of the pending asks.
     pub(crate) timer: Timer,
+    /// The writer connection's epoch, counted up on each connect: a cache entry written
+    /// on an older connection is written again on its next touch (write-behind, see
+    /// [`RedisStore::touch`]).
+    pub(crate) epoch: AtomicU64,
 }
 
 impl Shared {
+    /// The current writer connection's epoch.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
     /// The Redis key for a store key.
     pub(crate) fn redis_key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
@@ -117,6 +131,7 @@ impl RedisStore {
             lease_script: redis::Script::new(LEASE_SCRIPT),
             leases: Arc::new(Leases::new(options.max_entries)),
             timer: Timer::default(),
+            epoch: AtomicU64::new(0),
         });
         let mut store = RedisStore {
             shared,
@@ -203,7 +218,8 @@ impl Store for RedisStore {
 
     fn put(&self, key: &str, value: &str, ttl: Duration) {
         let now = Instant::now();
-        self.shared.cache.put_at(key, value, ttl, now);
+        let epoch = self.shared.epoch();
+        self.shared.cache.put_synced_at(key, value, ttl, now, epoch);
         self.shared.queue.push_write(Write::Put {
             key: key.to_string(),
             value: value.to_string(),
@@ -211,20 +227,32 @@ impl Store for RedisStore {
         });
     }
 
-    /// Extends the local entry and writes it whole to Redis (`SET ... EX`), so a Redis
-    /// that lost it gets it back; a key not cached here (it may live in Redis only) gets
-    /// an `EXPIRE`. Touches of a key already queued are merged into one command.
+    /// Extends the local entry and, written behind, the one in Redis: the whole entry
+    /// (`SET ... EX`), so a Redis that lost it gets it back, but only when Redis's copy
+    /// would expire more than [`REFRESH_SLACK`] of `ttl` before the local one, or was
+    /// written on an earlier writer connection (Redis restarted, a failover). A session
+    /// used on every request thus costs no Redis write, no queueing and no wake-up of the
+    /// writer on most requests. A key not cached here (it may live in Redis only) gets an
+    /// `EXPIRE`. Touches of a key already queued are merged into one command.
     fn touch(&self, key: &str, ttl: Duration) {
         let now = Instant::now();
-        let key = key.to_string();
-        let expires = expiry(now, ttl);
-        let write = match self.shared.cache.refresh_at(&key, ttl, now) {
-            Some(value) => Write::Refresh {
-                key,
+        let slack = ttl / REFRESH_SLACK;
+        let epoch = self.shared.epoch();
+        let write = match self
+            .shared
+            .cache
+            .refresh_behind_at(key, ttl, now, epoch, slack)
+        {
+            Refreshed::Local => return,
+            Refreshed::Write { value, expires } => Write::Refresh {
+                key: key.to_string(),
                 value,
                 expires,
             },
-            None => Write::Touch { key, expires },
+            Refreshed::Gone => Write::Touch {
+                key: key.to_string(),
+                expires: expiry(now, ttl),
+            },
         };
         self.shared.queue.push_write(write);
     }

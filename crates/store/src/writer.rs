@@ -91,6 +91,9 @@ impl Writer {
         match opened {
             Ok(c) => {
                 self.con = Some(c);
+                // Entries written on the previous connection are written again on their
+                // next touch: this server may have restarted empty, or be a new master.
+                self.shared.epoch.fetch_add(1, Ordering::AcqRel);
                 self.fresh = true;
                 self.answered();
                 self.shared.link.connected(Role::Writer);
