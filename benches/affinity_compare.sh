@@ -18,7 +18,8 @@
 #            the server that issued it
 #   load     wrk -t1 -c$CONNS, each request carrying one of the learned cookies in turn
 #            (a Lua script): every request is a learned-session hit (store get + touch; with
-#            Redis each touch is one EXPIRE sent by the store's writer thread)
+#            Redis a touch is written behind: a SET only once Redis's copy lags a tenth of
+#            the TTL; benches/store_compare.sh adds Sentinel and Cluster)
 # tether on CPU $PROXY_CPU; nginx, redis-server and wrk on CPU $LOAD_CPU. The instances
 # take turns within each round; medians over the rounds. Report (Markdown) on stdout and in
 # $OUT_DIR/report.md.

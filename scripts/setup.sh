@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what tether's tests and demos need on a Debian machine: curl, nc (netcat-openbsd),
-# python3, redis-server, chromium, openssl, haproxy, nghttp (nghttp2-client), pebble, and the Python packages websockets, aiosmtpd, h2, grpcio and grpcio-health-checking. Safe to run twice;
+# python3, redis-server, chromium, openssl, haproxy, nghttp (nghttp2-client), pebble, dnsmasq, and the Python packages websockets, aiosmtpd, h2, grpcio and grpcio-health-checking. Safe to run twice;
 # skips apt when everything is already there.
 set -euo pipefail
 
@@ -31,6 +31,9 @@ command -v zstd >/dev/null 2>&1 || need+=(zstd)
 command -v goaccess >/dev/null 2>&1 || need+=(goaccess)
 # The store outage tests freeze redis-server with kill -STOP (procps).
 command -v kill >/dev/null 2>&1 || need+=(procps)
+# Backends found in DNS are served by a real dnsmasq on a loopback port (tests/dns_backends.rs);
+# dnsmasq-base is the binary without the system service.
+command -v dnsmasq >/dev/null 2>&1 || [ -x /usr/sbin/dnsmasq ] || need+=(dnsmasq-base)
 
 if [ ${#need[@]} -gt 0 ]; then
   SUDO=""

@@ -108,6 +108,11 @@ fn send_signal(config: Option<PathBuf>, sig: libc::c_int, name: &str) -> ExitCod
 }
 
 fn main() -> ExitCode {
+    // One crypto provider for the whole process: what builds tether's own TLS configs is
+    // also the default for libraries that ask for one (the Redis store's `rediss://`).
+    let _ = (*tether_config::certs::provider())
+        .clone()
+        .install_default();
     let mut cli = Cli::parse();
     if cli.test {
         let Some(config) = cli.config.take() else {

@@ -290,7 +290,7 @@ fn redis_down_does_not_fail_requests() {
     let dir = TempDir::new("aff-redis-down");
     let (_procs, ports) = apps(&["a", "b"]);
     let port = free_port();
-    let dead = free_port();
+    let dead = dead_port();
     let extra = "balance = \"learn\"\nsession_cookie = \"SID\"";
     let top = format!("store = \"redis://127.0.0.1:{dead}/0\"");
     let t = tether(&dir, &config(port, &ports, extra, &top), &[port]);
@@ -399,7 +399,7 @@ fn health_checks_take_a_server_out_and_back() {
 fn a_refused_connect_is_retried_on_another_server_and_the_server_is_ejected() {
     let dir = TempDir::new("aff-passive");
     let (_procs, ports) = apps(&["a"]);
-    let dead = free_port();
+    let dead = dead_port();
     let port = free_port();
     let cfg = config(
         port,

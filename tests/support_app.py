@@ -8,7 +8,7 @@ GET /session         -> 200 "<name> <sid>" when the SID cookie (or X-Session-Id 
                         ?sid=) names a session of this instance, else 401 "<name> no session"
 GET /echo            -> the request's Cookie header, X-Session-Id header and target
 GET /health          -> 200 "ok", or 503 after GET /admin/down (GET /admin/up: 200 again)
-usage: python3 support_app.py PORT NAME
+usage: python3 support_app.py PORT NAME [HOST]   (HOST: the address to bind, 127.0.0.1 by default)
 """
 import http.cookies
 import http.server
@@ -77,7 +77,8 @@ class App(http.server.BaseHTTPRequestHandler):
             self.send(404, "not found")
 
 
-srv = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), App)
+host = sys.argv[3] if len(sys.argv) > 3 else "127.0.0.1"
+srv = http.server.ThreadingHTTPServer((host, int(sys.argv[1])), App)
 srv.name = sys.argv[2]
 srv.n = 0
 srv.sessions = set()

@@ -4,7 +4,13 @@
 Used by benches/ab.sh, where an exact request count matters more than speed: instruction
 counts (callgrind) and syscall counts (strace) are divided by it.
 
-  load.py HOST PORT --path /1k.bin --requests 20000 --conns 32
+  load.py HOST PORT --path /1k.bin --requests 20000 --conns 32 [--head browser] [--cookie srv=...]
+
+--head host (default) sends `Host` alone; --head browser sends the head a browser sends for
+a page (10 fields, about 560 bytes: `User-Agent`, `Accept`, `Accept-Language`,
+`Accept-Encoding`, `Referer`, `Cookie` with three cookies, `Cache-Control`, `Sec-Fetch-Mode`,
+`Connection`); --cookie adds one more cookie at the end of its `Cookie` field (the affinity
+cookie of benches/ab.sh's `affinity` head).
 
 Each connection sends its next request when the previous answer (head + Content-Length
 body) is complete. Prints `done <requests> <failed> <seconds>`; exit status 1 if any
@@ -18,6 +24,35 @@ import sys
 import time
 
 
+BROWSER_COOKIES = (
+    "_ga=GA1.1.1834627105.1733580000; "
+    "sessionid=8f14e45fceea167a5a36dedd4bea2543b1d7c3e9; "
+    "theme=dark"
+)
+
+
+def request(args):
+    if args.head == "host":
+        return f"GET {args.path} HTTP/1.1\r\nHost: {args.host}\r\n\r\n"
+    cookies = BROWSER_COOKIES + (f"; {args.cookie}" if args.cookie else "")
+    fields = [
+        ("Host", args.host),
+        ("User-Agent", "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 "
+         "(KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"),
+        ("Accept", "text/html,application/xhtml+xml,application/xml;q=0.9,"
+         "image/avif,image/webp,image/apng,*/*;q=0.8"),
+        ("Accept-Language", "en-US,en;q=0.9,fr;q=0.8"),
+        ("Accept-Encoding", "gzip, deflate, br, zstd"),
+        ("Referer", f"http://{args.host}/index.html"),
+        ("Cookie", cookies),
+        ("Cache-Control", "max-age=0"),
+        ("Sec-Fetch-Mode", "navigate"),
+        ("Connection", "keep-alive"),
+    ]
+    head = "".join(f"{k}: {v}\r\n" for k, v in fields)
+    return f"GET {args.path} HTTP/1.1\r\n{head}\r\n"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("host")
@@ -25,9 +60,11 @@ def main():
     ap.add_argument("--path", default="/1k.bin")
     ap.add_argument("--requests", type=int, default=10000)
     ap.add_argument("--conns", type=int, default=32)
+    ap.add_argument("--head", choices=["host", "browser"], default="host")
+    ap.add_argument("--cookie", default="")
     args = ap.parse_args()
 
-    req = f"GET {args.path} HTTP/1.1\r\nHost: {args.host}\r\n\r\n".encode()
+    req = request(args).encode()
     sel = selectors.DefaultSelector()
     left = args.requests
     done = failed = 0

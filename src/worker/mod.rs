@@ -199,7 +199,7 @@ fn serve(plan: Plan) -> io::Result<()> {
         link: link.clone(),
         drainer: drainer.clone(),
     });
-    let pools = Arc::new(ConfiguredPools::new(&shared.runtime));
+    let pools = Arc::new(ConfiguredPools::new(&shared.runtime).with_drains(&settings));
     let admin_state = Admin::new(key, &settings.server_name, control, pools);
     let mut admin = admin;
     // Each loop reports once it owns its sockets; "running" is logged after all have.

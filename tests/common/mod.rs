@@ -34,6 +34,23 @@ pub fn free_port() -> u16 {
     panic!("no fresh loopback port after 100 tries");
 }
 
+/// A loopback port nothing listens on, below the ephemeral range (32768-60999 here): a
+/// connect to it is refused. An ephemeral "dead" port can be taken by a client socket as
+/// its source port, and a connect from that port to itself succeeds (TCP simultaneous
+/// open), so a test expecting a refusal would see a connection instead.
+pub fn dead_port() -> u16 {
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let start = 20_000 + (std::process::id() % 10_000) as u16;
+    for _ in 0..1000 {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 12_000;
+        let port = 20_000 + (start - 20_000 + n) % 12_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no unused port in 20000-31999");
+}
+
 pub fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }

@@ -68,6 +68,10 @@ impl Pool {
         mode: FailoverMode,
         now: Instant,
     ) -> Affinity {
+        if self.sweep_due(now) {
+            // A server whose drain time is over is dropped before anyone is sent to it.
+            self.sweep(now);
+        }
         let pinned = self.server(target);
         if let Some(server) = pinned {
             if server.is_available(now) {

@@ -12,17 +12,21 @@
 //! connection). [`Pool::select_excluding`] is the same with servers already tried for this
 //! session left out, for retrying a failed connect on the next server.
 //!
-//! The pool itself is immutable after [`Pool::new`]; what changes at run time (drain flags,
-//! health, active counts, policy state) lives in atomics and short mutexes, so one
-//! `Arc<Pool>` serves every worker thread.
+//! What changes at run time (drain flags, health, active counts, policy state) lives in
+//! atomics and short mutexes, so one `Arc<Pool>` serves every worker thread. The member
+//! list itself can change too (servers found in DNS, servers added through the admin API):
+//! it is an immutable snapshot behind a lock held only to clone or swap it
+//! (`membership.rs`), so a selection works on one consistent list.
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use crate::counts::{AffinityCounts, AffinityStats};
 use crate::health::{CheckConfig, Health, PassiveConfig};
+use crate::membership::{Members, Origin};
 use crate::policy::{Candidates, Policy, PolicyKind};
 use crate::server::{Server, ServerConfig, ServerRef};
 
@@ -76,8 +80,17 @@ impl std::error::Error for PoolError {}
 #[derive(Debug)]
 pub struct Pool {
     name: String,
-    servers: Vec<ServerRef>,
-    by_id: HashMap<String, usize>,
+    /// The current member list (see `membership.rs`).
+    pub(crate) members: RwLock<Arc<Members>>,
+    /// The `index` the next server added at run time gets.
+    pub(crate) next_index: AtomicUsize,
+    /// Bumped on every change of the member list.
+    pub(crate) generation: AtomicU64,
+    /// When the next leaving server's drain time ends (`membership::to_ticks`; `u64::MAX`:
+    /// none is leaving).
+    pub(crate) next_sweep: AtomicU64,
+    /// Health settings for servers added at run time.
+    pub(crate) passive: PassiveConfig,
     policy: Policy,
     fail_open: bool,
     check: Option<CheckConfig>,
@@ -97,6 +110,15 @@ impl Pool {
         if servers.is_empty() {
             return Err(PoolError::NoServers);
         }
+        Pool::validate_members(servers, options)
+    }
+
+    /// [`validate`](Self::validate) for a pool that may start empty (its servers come from
+    /// DNS or the admin API).
+    pub fn validate_members(
+        servers: &[ServerConfig],
+        options: &PoolOptions,
+    ) -> Result<(), PoolError> {
         if let PolicyKind::IpHash {
             balance_factor: Some(f),
         } = options.policy
@@ -127,23 +149,66 @@ impl Pool {
         options: PoolOptions,
     ) -> Result<Pool, PoolError> {
         Pool::validate(servers, &options)?;
+        Ok(Pool::build(name, servers, options))
+    }
+
+    /// [`new`](Self::new) for a pool whose servers may all come later (from DNS or the
+    /// admin API): no servers is not an error.
+    pub fn new_dynamic(
+        name: &str,
+        servers: &[ServerConfig],
+        options: PoolOptions,
+    ) -> Result<Pool, PoolError> {
+        Pool::validate_members(servers, &options)?;
+        Ok(Pool::build(name, servers, options))
+    }
+
+    fn build(name: &str, servers: &[ServerConfig], options: PoolOptions) -> Pool {
         let (rise, fall) = options.check.as_ref().map_or((1, 1), |c| (c.rise, c.fall));
         let mut by_id = HashMap::with_capacity(servers.len());
         let mut list = Vec::with_capacity(servers.len());
         for (index, config) in servers.iter().enumerate() {
             by_id.insert(config.id.clone(), index);
             let health = Health::new(name, &config.id, rise, fall, options.passive);
-            list.push(Arc::new(Server::new(name, index, config, health)));
+            list.push(Arc::new(Server::new(
+                name,
+                index,
+                config,
+                health,
+                Origin::Config,
+            )));
         }
-        Ok(Pool {
+        Pool {
             name: name.to_string(),
             policy: Policy::new(options.policy, &list),
-            servers: list,
-            by_id,
+            next_index: AtomicUsize::new(list.len()),
+            members: RwLock::new(Arc::new(Members {
+                servers: list.into(),
+                by_id,
+            })),
+            generation: AtomicU64::new(0),
+            next_sweep: AtomicU64::new(u64::MAX),
+            passive: options.passive,
             fail_open: options.fail_open,
             check: options.check,
             counts: AffinityCounts::default(),
-        })
+        }
+    }
+
+    /// The current member list (a snapshot: later changes make a new one).
+    pub(crate) fn snapshot(&self) -> Arc<Members> {
+        self.read_members().clone()
+    }
+
+    /// The member list, read-locked (no `Arc` count touched: the selection path).
+    fn read_members(&self) -> std::sync::RwLockReadGuard<'_, Arc<Members>> {
+        self.members.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bumped whenever servers join or leave (for whoever keeps a per-server list, such
+    /// as the health checker).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The pool's name.
@@ -151,19 +216,29 @@ impl Pool {
         &self.name
     }
 
-    /// Every server, in configuration order (for health checking and status pages).
-    pub fn servers(&self) -> &[ServerRef] {
-        &self.servers
+    /// Every server now, in configuration order then in order of arrival (for health
+    /// checking and status pages).
+    pub fn servers(&self) -> Arc<[ServerRef]> {
+        self.snapshot().servers.clone()
     }
 
-    /// The server with this id.
-    pub fn server(&self, id: &str) -> Option<&ServerRef> {
-        self.by_id.get(id).and_then(|&i| self.servers.get(i))
+    /// The server with this id (a server that left is found until it is dropped: by the
+    /// next selection or affinity decision after its drain time, or [`sweep`](Self::sweep)).
+    pub fn server(&self, id: &str) -> Option<ServerRef> {
+        let members = self.read_members();
+        let found = members
+            .by_id
+            .get(id)
+            .and_then(|&i| members.servers.get(i))
+            .cloned();
+        found
     }
 
-    /// The server at position `index` (see [`Server::index`]).
-    pub fn by_index(&self, index: usize) -> Option<&ServerRef> {
-        self.servers.get(index)
+    /// The server whose [`Server::index`] is `index`.
+    pub fn by_index(&self, index: usize) -> Option<ServerRef> {
+        let members = self.snapshot();
+        let found = members.servers.iter().find(|s| s.index() == index).cloned();
+        found
     }
 
     /// Start or stop draining the server `id`; `false` if there is no such server.
@@ -188,7 +263,10 @@ impl Pool {
 
     /// Whether any server can take a new session at `now` (healthy and not draining).
     pub fn any_available(&self, now: Instant) -> bool {
-        self.servers.iter().any(|s| s.accepts_new(now))
+        self.read_members()
+            .servers
+            .iter()
+            .any(|s| s.accepts_new(now))
     }
 
     /// Pick a server for a new session. `key` is the client address for the `IpHash`
@@ -227,13 +305,17 @@ impl Pool {
         let (open_primary, open_backup) = (any_health(false), any_health(true));
         let tiers: [&dyn Fn(&Server) -> bool; 4] = [&primary, &backup, &open_primary, &open_backup];
         let used = if self.fail_open { 4 } else { 2 };
+        if self.sweep_due(now) {
+            self.sweep(now);
+        }
+        let members = self.read_members();
         let picked = tiers.into_iter().take(used).find_map(|eligible| {
             let candidates = Candidates {
-                servers: &self.servers,
+                servers: &members.servers,
                 eligible,
             };
             let index = self.policy.pick(&candidates, key)?;
-            self.servers.get(index).cloned()
+            members.servers.get(index).cloned()
         });
         picked
     }

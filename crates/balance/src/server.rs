@@ -8,11 +8,12 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use crate::health::Health;
+use crate::membership::{from_ticks, to_ticks, Origin};
 
 /// A shared handle on a server; cheap to clone.
 pub type ServerRef = Arc<Server>;
@@ -63,9 +64,13 @@ impl ServerConfig {
 pub struct Server {
     id: String,
     addr: SocketAddr,
-    weight: u32,
+    weight: AtomicU32,
     backup: bool,
     index: usize,
+    origin: Origin,
+    /// When a server that left the pool (gone from DNS, removed by the admin API) is
+    /// dropped from it (`membership::to_ticks`); 0 while it is a member.
+    leaving: AtomicU64,
     /// xxh3 of the id: the per-server seed of rendezvous hashing.
     pub(crate) seed: u64,
     pool: String,
@@ -75,14 +80,22 @@ pub struct Server {
 }
 
 impl Server {
-    pub(crate) fn new(pool: &str, index: usize, config: &ServerConfig, health: Health) -> Self {
+    pub(crate) fn new(
+        pool: &str,
+        index: usize,
+        config: &ServerConfig,
+        health: Health,
+        origin: Origin,
+    ) -> Self {
         Server {
             seed: xxhash_rust::xxh3::xxh3_64(config.id.as_bytes()),
             id: config.id.clone(),
             addr: config.addr,
-            weight: config.weight,
+            weight: AtomicU32::new(config.weight.max(1)),
             backup: config.backup,
             index,
+            origin,
+            leaving: AtomicU64::new(0),
             pool: pool.to_string(),
             drain: AtomicBool::new(config.drain),
             active: AtomicUsize::new(0),
@@ -102,7 +115,35 @@ impl Server {
 
     /// Relative share of new sessions.
     pub fn weight(&self) -> u32 {
-        self.weight
+        self.weight.load(Ordering::Acquire)
+    }
+
+    /// Change the weight (at least 1); the pool tells its policy (`Pool::set_weight`).
+    pub(crate) fn set_weight(&self, weight: u32) {
+        self.weight.store(weight.max(1), Ordering::Release);
+    }
+
+    /// Where the server comes from: the config file, DNS, the admin API.
+    pub fn origin(&self) -> Origin {
+        self.origin
+    }
+
+    /// When the server, which left the pool and is draining, will be dropped from it;
+    /// `None` while it is a member.
+    pub fn leaving(&self) -> Option<Instant> {
+        from_ticks(self.leaving.load(Ordering::Acquire))
+    }
+
+    /// Whether the server left and its drain time is over at `now` (it is as good as
+    /// dropped, whether or not the sweep has run).
+    pub fn is_gone(&self, now: Instant) -> bool {
+        let t = self.leaving.load(Ordering::Acquire);
+        t != 0 && t <= to_ticks(now)
+    }
+
+    pub(crate) fn set_leaving(&self, at: Option<Instant>) {
+        self.leaving
+            .store(at.map_or(0, to_ticks), Ordering::Release);
     }
 
     /// Whether this is a backup server.
@@ -110,7 +151,8 @@ impl Server {
         self.backup
     }
 
-    /// Position in the pool, for [`Pool::by_index`](crate::Pool::by_index).
+    /// Position in the pool as configured, for [`Pool::by_index`](crate::Pool::by_index);
+    /// servers added at run time get the next numbers, never reused.
     pub fn index(&self) -> usize {
         self.index
     }
@@ -167,7 +209,8 @@ impl fmt::Debug for Server {
         f.debug_struct("Server")
             .field("id", &self.id)
             .field("addr", &self.addr)
-            .field("weight", &self.weight)
+            .field("weight", &self.weight())
+            .field("origin", &self.origin)
             .field("backup", &self.backup)
             .field("drain", &self.is_draining())
             .field("active", &self.active())

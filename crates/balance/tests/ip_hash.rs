@@ -112,7 +112,7 @@ fn bounded_load_holds_for_clustered_addresses_and_weights() {
             .expect("a server");
         guards.push(s.acquire());
         let total = guards.len() as f64;
-        for s in pool.servers() {
+        for s in pool.servers().iter() {
             let bound = (1.25 * total * f64::from(s.weight()) / 15.0).ceil() as usize;
             assert!(
                 s.active() <= bound,

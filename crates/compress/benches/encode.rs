@@ -14,8 +14,9 @@ use tether_compress::{Coding, Encoder};
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-const LEVELS: [(Coding, u32); 7] = [
+const LEVELS: [(Coding, u32); 8] = [
     (Coding::Gzip, 1),
+    (Coding::Gzip, 2),
     (Coding::Gzip, 6),
     (Coding::Brotli, 1),
     (Coding::Brotli, 4),

@@ -85,10 +85,22 @@ fn random_5m_at_every_benched_level() {
         }
         for &level in levels {
             let s = round_trip(coding, level, &body);
-            // Incompressible: the coding may add a little framing, never much.
+            // Incompressible: the coding may add a little framing, never much (2%). gzip
+            // 1 is zlib-rs's "quick" strategy (zlib-ng's): fixed Huffman codes only, never
+            // a stored block, so random bytes cost 8.44 bits each (literals 0-143 take 8
+            // bits, 144-255 take 9): 5.5% more. Levels 2-9 fall back to stored blocks.
+            let bound = if (coding, level) == (Coding::Gzip, 1) {
+                body.len() + body.len() * 56 / 1000
+            } else {
+                body.len() + body.len() / 50
+            };
             assert!(
-                s.compressed.len() < body.len() + body.len() / 50,
+                s.compressed.len() < bound,
                 "{coding} {level}: {} bytes",
+                s.compressed.len()
+            );
+            eprintln!(
+                "random 5 MiB, {coding} {level}: {} bytes",
                 s.compressed.len()
             );
         }

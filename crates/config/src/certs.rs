@@ -2,8 +2,9 @@
 //! client config: certificate chains and keys read from PEM files (the key must match the
 //! certificate, the chain must parse; names and expiry read), the TLS versions and client
 //! CA of a listener, an upstream's TLS options (CA file or the system's roots, client
-//! certificate, the name sent). The crypto provider is rustls' `ring` (it builds with a C
-//! compiler alone). Building `ServerConfig`/`ClientConfig` from these is `tether-proxy`'s.
+//! certificate, the name sent). The crypto provider is rustls' `aws-lc-rs` (its RSA signs in
+//! ~60 % of ring's time; docs/benchmarks.md). Building `ServerConfig`/`ClientConfig` from
+//! these is `tether-proxy`'s.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ use rustls::sign::CertifiedKey;
 
 /// The process' crypto provider.
 pub fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
 }
 
 /// One certificate of a listener, as loaded.

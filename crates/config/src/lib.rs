@@ -71,6 +71,7 @@ pub mod acl;
 pub mod acme;
 pub mod certs;
 mod cookie_options;
+pub mod discover;
 mod encode;
 mod env;
 pub mod hints;

@@ -171,6 +171,12 @@ pub struct UpstreamSpec {
     pub protocol: UpstreamProtocol,
     /// Where the pool is written (errors found when it is built).
     pub pos: Pos,
+    /// Servers found in DNS (`{ dns = ... }`, `{ srv = ... }`), if any.
+    pub discover: Option<crate::discover::DiscoverSpec>,
+    /// `drain_timeout_ms` of the upstream: how long a server that leaves at run time (gone
+    /// from DNS, removed through the admin API) drains; `None`: the top-level
+    /// `drain_timeout_ms`.
+    pub drain_timeout: Option<Duration>,
 }
 
 impl UpstreamSpec {
@@ -188,6 +194,8 @@ impl UpstreamSpec {
             cookie: tether_balance::CookieOptions::default(),
             protocol: UpstreamProtocol::Http1,
             pos,
+            discover: None,
+            drain_timeout: None,
         }
     }
 }

@@ -71,6 +71,12 @@ pub(super) struct RawUpstream {
     tls: Option<Spanned<RawUpstreamTls>>,
     send_proxy: Option<Spanned<String>>,
     protocol: Option<Spanned<String>>,
+    /// Servers found in DNS (`discover.rs`).
+    resolver: Option<Spanned<Vec<Spanned<String>>>>,
+    resolve_min_ms: Option<Spanned<u64>>,
+    resolve_max_ms: Option<Spanned<u64>>,
+    /// How long a server that leaves at run time (DNS, admin API) drains.
+    drain_timeout_ms: Option<Spanned<u64>>,
 }
 
 /// `tls = true`, or `tls = { ca = "ca.pem", sni = "name", verify = false, cert, key }`.
@@ -101,7 +107,11 @@ enum RawServerEntry {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawServer {
-    addr: String,
+    addr: Option<String>,
+    /// `{ dns = "name", port = 8080 }` or `{ srv = "_app._tcp.name" }` (`discover.rs`).
+    dns: Option<String>,
+    srv: Option<String>,
+    port: Option<u16>,
     id: Option<String>,
     weight: Option<u32>,
     #[serde(default)]
@@ -131,6 +141,7 @@ fn default_path() -> String {
 /// Check one `[[upstream]]`.
 pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<UpstreamSpec, ConfigError> {
     let name = u.name.get_ref().clone();
+    let mut sources = Vec::new();
     if u.servers.is_empty() {
         return Err(at(
             u.name.span(),
@@ -143,7 +154,23 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<UpstreamSpec, ConfigEr
         let span = s.span();
         let (addr, mut conf) = match s.get_ref() {
             RawServerEntry::Addr(a) => (a.clone(), None),
-            RawServerEntry::Table(t) => (t.addr.clone(), Some(t)),
+            RawServerEntry::Table(t) => {
+                let e = crate::discover::Entry {
+                    addr: t.addr.is_some(),
+                    dns: t.dns.as_deref(),
+                    srv: t.srv.as_deref(),
+                    port: t.port,
+                    id: t.id.is_some(),
+                    weight: t.weight,
+                    backup: t.backup,
+                    drain: t.drain,
+                };
+                if let Some(source) = crate::discover::entry(&e, span.clone(), at)? {
+                    sources.push(source);
+                    continue;
+                }
+                (t.addr.clone().unwrap_or_default(), Some(t))
+            }
         };
         let (addr, is_https) = match addr.strip_prefix("https://") {
             Some(rest) => (rest.trim_end_matches('/').to_string(), true),
@@ -222,8 +249,25 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<UpstreamSpec, ConfigEr
         passive,
         check,
     };
-    Pool::validate(&servers, &options)
-        .map_err(|e| at(u.name.span(), format!("upstream {name:?}: {e}")))?;
+    let discover = crate::discover::check(
+        sources,
+        &u.resolver,
+        &u.resolve_min_ms,
+        &u.resolve_max_ms,
+        u.name.span(),
+        at,
+    )?;
+    let drain_timeout = u
+        .drain_timeout_ms
+        .as_ref()
+        .map(|v| secs_or_ms(&Some(v.clone()), 0, at, "drain_timeout_ms"))
+        .transpose()?;
+    if discover.is_some() {
+        Pool::validate_members(&servers, &options)
+    } else {
+        Pool::validate(&servers, &options)
+    }
+    .map_err(|e| at(u.name.span(), format!("upstream {name:?}: {e}")))?;
     let affinity = match balance.as_str() {
         "cookie" => {
             let cookie = u.cookie_name.as_ref();
@@ -316,6 +360,14 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<UpstreamSpec, ConfigEr
         at,
     )?;
     let tls = upstream_tls(&u, &servers, &https, at)?;
+    if let (Some(_), Some(_)) = (&discover, &tls) {
+        return Err(at(
+            u.tls.as_ref().map_or(u.name.span(), |t| t.span()),
+            "servers found in DNS do not speak TLS yet: leave `tls` out of this upstream, or \
+             list its servers as \"https://host:port\""
+                .into(),
+        ));
+    }
     let send_proxy = send_proxy(u.send_proxy, at)?;
     let protocol = crate::upstream_protocol::check(u.protocol.as_ref(), tls.is_some(), at)?;
     Ok(UpstreamSpec {
@@ -330,6 +382,8 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<UpstreamSpec, ConfigEr
         send_proxy,
         cookie,
         protocol,
+        discover,
+        drain_timeout,
     })
 }
 

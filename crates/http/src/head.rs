@@ -147,24 +147,86 @@ impl Span {
         }
     }
 
+    /// A field name's text, without checking it again: see `Fields`.
+    fn name_str(self, raw: &[u8]) -> &str {
+        let b = self.get(raw);
+        // SAFETY: every name span in a `Fields` is `Span::of(raw, name.as_bytes())` of a `&str`
+        // httparse returned, a subslice of `raw` (else the span is empty), and `raw` is the
+        // immutable head those spans were made for: the bytes are that `&str`'s, valid UTF-8.
+        unsafe { std::str::from_utf8_unchecked(b) }
+    }
+
     pub(crate) fn len(self) -> usize {
         (self.end - self.start) as usize
     }
+
+    pub(crate) fn start(self) -> usize {
+        self.start as usize
+    }
 }
 
-/// The header fields of a head, as (name, value) spans in order.
+/// The header fields of a head, as (name, value) spans in order. The name spans are made
+/// from the `&str` names httparse returns (`Span::of(raw, name.as_bytes())`, only through
+/// `push`), so they are read back as text without a check (`Span::name_str`).
+///
+/// Their tables are recycled: a dropped head's table goes to a small per-thread list and the
+/// next head parsed on that thread takes it, so a proxy's steady state (one request head and
+/// one response head per exchange) allocates none.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Fields {
     list: Vec<(Span, Span)>,
 }
 
+/// Tables kept per thread, and the largest kept (in fields; a head with more gets its own).
+const SPARE_TABLES: usize = 32;
+const SPARE_FIELDS: usize = 64;
+
+thread_local! {
+    static SPARE: std::cell::RefCell<Vec<Vec<(Span, Span)>>> = const {
+        std::cell::RefCell::new(Vec::new())
+    };
+}
+
+impl Drop for Fields {
+    fn drop(&mut self) {
+        let cap = self.list.capacity();
+        if cap == 0 || cap > SPARE_FIELDS {
+            return;
+        }
+        let list = std::mem::take(&mut self.list);
+        // (`try_with`: nothing to keep while the thread's locals are being torn down.)
+        let _ = SPARE.try_with(|spare| {
+            if let Ok(mut spare) = spare.try_borrow_mut() {
+                if spare.len() < SPARE_TABLES {
+                    spare.push(list);
+                }
+            }
+        });
+    }
+}
+
 impl Fields {
     pub(crate) fn with_capacity(n: usize) -> Self {
-        Fields {
-            list: Vec::with_capacity(n),
-        }
+        let spare = if n <= SPARE_FIELDS {
+            SPARE
+                .try_with(|spare| spare.try_borrow_mut().ok().and_then(|mut s| s.pop()))
+                .ok()
+                .flatten()
+        } else {
+            None
+        };
+        let list = match spare {
+            Some(mut list) => {
+                list.clear();
+                list.reserve(n);
+                list
+            }
+            None => Vec::with_capacity(n.max(16)),
+        };
+        Fields { list }
     }
 
+    /// `name`: `Span::of(raw, h.name.as_bytes())` of an httparse field (see above).
     pub(crate) fn push(&mut self, name: Span, value: Span) {
         self.list.push((name, value));
     }
@@ -172,7 +234,22 @@ impl Fields {
     pub(crate) fn iter<'a>(&'a self, raw: &'a [u8]) -> impl Iterator<Item = (&'a str, &'a [u8])> {
         self.list
             .iter()
-            .map(move |(n, v)| (n.get_str(raw), v.get(raw)))
+            .map(move |(n, v)| (n.name_str(raw), v.get(raw)))
+    }
+
+    /// The fields with their whole lines: line `i` runs from name `i` to name `i + 1` (the
+    /// last one to the empty line), CRLF included — the parsers checked every line end
+    /// (`LineEnds`), so these are exactly the lines as sent.
+    pub(crate) fn lines<'a>(&'a self, raw: &'a [u8]) -> impl Iterator<Item = FieldLine<'a>> {
+        let last = raw.len().saturating_sub(2);
+        self.list.iter().enumerate().map(move |(i, (n, v))| {
+            let end = self.list.get(i + 1).map_or(last, |(next, _)| next.start());
+            FieldLine {
+                name: n.name_str(raw),
+                value: v.get(raw),
+                line: n.start()..end.max(n.start()),
+            }
+        })
     }
 
     pub(crate) fn get<'a>(&self, raw: &'a [u8], name: &str) -> Option<&'a [u8]> {
@@ -183,6 +260,19 @@ impl Fields {
             })
             .map(|(_, v)| v.get(raw))
     }
+}
+
+/// One header field of a parsed head, with where its whole line lies in the head's `raw`
+/// bytes (`Name: value` through its CRLF, exactly as sent): a proxy that forwards the field
+/// unchanged copies the line, and consecutive lines in one copy, instead of writing it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldLine<'a> {
+    /// The name, as sent.
+    pub name: &'a str,
+    /// The value, trimmed of surrounding whitespace.
+    pub value: &'a [u8],
+    /// The line's byte range in `raw`, CRLF included.
+    pub line: std::ops::Range<usize>,
 }
 
 /// How many header slots to give httparse: the limit, but never more than the window could
@@ -248,32 +338,49 @@ pub(crate) fn leading_empty_line(window: &[u8]) -> Result<Option<usize>, &'stati
 /// swallowing the next field), which is exactly a request-smuggling gap. So every LF in a
 /// head must follow a CR.
 ///
-/// Sixteen bytes at a time: a mask of the LFs and a mask of the CRs shifted by one, which the
-/// compiler turns into vector compares (this runs on every head; stepping byte by byte cost
-/// ~3 instructions per byte).
+/// Without scanning the head a second time: httparse takes every LF as a line end and
+/// refuses obs-fold, so a head it parsed is exactly (the tolerated leading CRLF, checked
+/// before,) the start line, one line per field, and the empty line — each field's name
+/// starts right after the LF that ends the line before it. Checking the two bytes before
+/// each field name and the head's last four bytes therefore checks every line end.
+pub(crate) struct LineEnds;
+
+/// What a bare LF is called in a refusal.
+pub(crate) const BARE_LF: &str = "bare LF in head";
+
+impl LineEnds {
+    /// The line before the one starting at `at` ends in CRLF.
+    #[inline]
+    pub(crate) fn before(raw: &[u8], at: usize) -> Result<(), &'static str> {
+        match at.checked_sub(2).and_then(|s| raw.get(s..at)) {
+            Some(b"\r\n") => Ok(()),
+            _ => Err(BARE_LF),
+        }
+    }
+
+    /// The last field line (or the start line) and the empty line end in CRLF.
+    #[inline]
+    pub(crate) fn last(raw: &[u8]) -> Result<(), &'static str> {
+        if raw.ends_with(b"\r\n\r\n") {
+            Ok(())
+        } else {
+            Err(BARE_LF)
+        }
+    }
+}
+
+/// The plain definition, for tests: every LF has a CR right before it.
+#[cfg(test)]
 pub(crate) fn check_line_ends(raw: &[u8]) -> Result<(), &'static str> {
-    const BARE_LF: &str = "bare LF in head";
-    // Whether the byte before the current block is a CR.
-    let mut cr_before = false;
-    let mut blocks = raw.chunks_exact(16);
-    for block in &mut blocks {
-        let (mut lf, mut cr) = (0u16, 0u16);
-        for (i, &b) in block.iter().enumerate() {
-            lf |= u16::from(b == b'\n') << i;
-            cr |= u16::from(b == b'\r') << i;
-        }
-        if lf & !((cr << 1) | u16::from(cr_before)) != 0 {
-            return Err(BARE_LF);
-        }
-        cr_before = cr >> 15 != 0;
+    let bare = raw
+        .iter()
+        .enumerate()
+        .any(|(i, &b)| b == b'\n' && (i == 0 || raw[i - 1] != b'\r'));
+    if bare {
+        Err(BARE_LF)
+    } else {
+        Ok(())
     }
-    for &b in blocks.remainder() {
-        if b == b'\n' && !cr_before {
-            return Err(BARE_LF);
-        }
-        cr_before = b == b'\r';
-    }
-    Ok(())
 }
 
 /// The short reason for an httparse error.
@@ -295,54 +402,152 @@ mod tests {
 
     /// The plain definition: every LF has a CR right before it.
     fn bare_lf(raw: &[u8]) -> bool {
-        raw.iter()
-            .enumerate()
-            .any(|(i, &b)| b == b'\n' && (i == 0 || raw[i - 1] != b'\r'))
+        check_line_ends(raw).is_err()
     }
 
+    /// The parsers check line ends field by field (`LineEnds`), not by scanning: on heads
+    /// made of random fields whose lines end in CRLF or, now and then, a bare LF (anywhere:
+    /// the start line, any field, the empty line), they refuse exactly the heads the plain
+    /// definition refuses.
     #[test]
-    fn line_ends_counted_agree_with_the_definition() {
-        for raw in [
-            &b""[..],
-            b"\n",
-            b"\r",
-            b"\r\n",
-            b"a\r\n\n",
-            b"\n\r\n",
-            b"a\nb",
-            b"a\r\r\n",
-        ] {
-            assert_eq!(check_line_ends(raw).is_err(), bare_lf(raw), "{raw:?}");
-        }
+    fn parsers_refuse_exactly_the_heads_with_a_bare_lf() {
+        use crate::{parse_request, parse_response};
+        let limits = Limits::default();
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
         let (mut ok, mut bad) = (0, 0);
-        for len in 0..120 {
-            for _ in 0..20 {
-                // Mostly CRLF pairs and text; now and then a lone CR or LF.
-                let mut raw = Vec::new();
-                for _ in 0..len {
-                    x ^= x << 13;
-                    x ^= x >> 7;
-                    x ^= x << 17;
-                    raw.extend_from_slice(match (x >> 58) % 64 {
-                        0 => &b"\n"[..],
-                        1 => b"\r",
-                        2..=20 => b"\r\n",
-                        _ => b"a:",
-                    });
+        for fields in 0..12 {
+            for _ in 0..200 {
+                let mut eol = || -> &'static [u8] {
+                    if next() % 12 == 0 {
+                        b"\n"
+                    } else {
+                        b"\r\n"
+                    }
+                };
+                let mut req = b"GET / HTTP/1.1".to_vec();
+                req.extend_from_slice(eol());
+                req.extend_from_slice(b"Host: a");
+                req.extend_from_slice(eol());
+                let mut resp = b"HTTP/1.1 200 OK".to_vec();
+                resp.extend_from_slice(eol());
+                for i in 0..fields {
+                    let line = format!("X-F{i}: v{i} w");
+                    req.extend_from_slice(line.as_bytes());
+                    req.extend_from_slice(eol());
+                    resp.extend_from_slice(line.as_bytes());
+                    resp.extend_from_slice(eol());
                 }
-                if bare_lf(&raw) {
+                req.extend_from_slice(eol());
+                resp.extend_from_slice(eol());
+                let r = parse_request(&req, &limits);
+                assert_eq!(
+                    r.is_err(),
+                    bare_lf(&req),
+                    "{:?}: {r:?}",
+                    String::from_utf8_lossy(&req)
+                );
+                assert!(r.is_err() || !r.as_ref().is_ok_and(|p| p.is_partial()));
+                let r = parse_response(&resp, false, &limits);
+                assert_eq!(
+                    r.is_err(),
+                    bare_lf(&resp),
+                    "{:?}: {r:?}",
+                    String::from_utf8_lossy(&resp)
+                );
+                if bare_lf(&req) {
                     bad += 1;
                 } else {
                     ok += 1;
                 }
-                assert_eq!(check_line_ends(&raw).is_err(), bare_lf(&raw), "{raw:?}");
             }
         }
         assert!(ok > 300 && bad > 300, "{ok} clean, {bad} with a bare LF");
     }
 
     use super::*;
+
+    #[test]
+    fn field_lines_are_the_lines_as_sent() {
+        use crate::{parse_request, parse_response};
+        let raw = b"\r\nGET / HTTP/1.1\r\nHost: a\r\nX-A:  1 \t\r\nX-B:\r\n\r\nrest";
+        let h = parse_request(raw, &Limits::default())
+            .unwrap()
+            .complete()
+            .unwrap();
+        let lines: Vec<(&str, &[u8], &[u8])> = h
+            .field_lines()
+            .map(|f| (f.name, f.value, &h.raw[f.line]))
+            .collect();
+        let want: [(&str, &[u8], &[u8]); 3] = [
+            ("Host", b"a", b"Host: a\r\n"),
+            ("X-A", b"1", b"X-A:  1 \t\r\n"),
+            ("X-B", b"", b"X-B:\r\n"),
+        ];
+        assert_eq!(lines, want);
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length:0\r\nX:y\r\n\r\n";
+        let h = parse_response(raw, false, &Limits::default())
+            .unwrap()
+            .complete()
+            .unwrap();
+        let lines: Vec<&[u8]> = h.field_lines().map(|f| &h.raw[f.line]).collect();
+        assert_eq!(lines, [&b"Content-Length:0\r\n"[..], b"X:y\r\n"]);
+        let raw = b"HTTP/1.1 204 No Content\r\n\r\n";
+        let h = parse_response(raw, false, &Limits::default())
+            .unwrap()
+            .complete()
+            .unwrap();
+        assert_eq!(h.field_lines().count(), 0);
+    }
+
+    #[test]
+    fn connection_is_the_first_connection_field() {
+        use crate::{parse_request, parse_response};
+        let l = Limits::default();
+        for (raw, want) in [
+            (&b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"[..], None),
+            (b"GET / HTTP/1.1\r\nUser-Agent: x\r\nHost: a\r\nCONNECTION:  close, x \r\nConnection: y\r\n\r\n", Some(&b"close, x"[..])),
+        ] {
+            let h = parse_request(raw, &l).unwrap().complete().unwrap();
+            assert_eq!(h.connection(), want);
+            assert_eq!(h.connection(), h.header("connection"));
+        }
+        let raw = b"HTTP/1.1 200 OK\r\nKeep-Alive: 5\r\nconnection: keep-alive\r\nContent-Length: 0\r\n\r\n";
+        let h = parse_response(raw, false, &l).unwrap().complete().unwrap();
+        assert_eq!(h.connection(), Some(&b"keep-alive"[..]));
+        let raw = b"HTTP/1.1 204 No Content\r\n\r\n";
+        assert_eq!(
+            parse_response(raw, false, &l)
+                .unwrap()
+                .complete()
+                .unwrap()
+                .connection(),
+            None
+        );
+    }
+
+    #[test]
+    fn field_tables_are_recycled_per_thread() {
+        let a = Fields::with_capacity(5);
+        let ptr = a.list.as_ptr();
+        drop(a);
+        let b = Fields::with_capacity(9);
+        assert_eq!(b.list.as_ptr(), ptr, "the dropped table is taken again");
+        assert!(b.list.is_empty() && b.list.capacity() >= 9);
+        // A table too large to keep is not kept; a head with many fields gets its own.
+        let kept = || SPARE.with(|s| s.borrow().len());
+        let before = kept();
+        drop(Fields::with_capacity(SPARE_FIELDS + 1));
+        assert_eq!(kept(), before);
+        assert!(Fields::with_capacity(SPARE_FIELDS + 10).list.capacity() >= SPARE_FIELDS + 10);
+        drop(b);
+        assert_eq!(kept(), before + 1);
+    }
 
     #[test]
     fn leading_lines() {

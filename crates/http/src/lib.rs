@@ -49,8 +49,8 @@ mod tests;
 
 pub use chunked::{ChunkedDecoder, ChunkedScanner, MAX_EXTENSIONS, MAX_TRAILERS};
 pub use error::HttpError;
-pub use head::{BodyKind, Limits, Parsed, Version};
+pub use head::{BodyKind, FieldLine, Limits, Parsed, Version};
 pub use headers::{connection_tokens, is_hop_by_hop, write_header};
 pub use html::html_escape;
 pub use request::{parse_request, Method, RequestHead};
-pub use response::{parse_response, ResponseHead};
+pub use response::{parse_response, parse_response_bytes, ResponseHead};

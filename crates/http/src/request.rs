@@ -24,7 +24,7 @@ use std::mem::MaybeUninit;
 use bytes::Bytes;
 
 use crate::framing::Framing;
-use crate::head::{self, Fields, Span, STACK_SLOTS};
+use crate::head::{self, FieldLine, Fields, Span, STACK_SLOTS};
 use crate::headers::list_elements_raw;
 use crate::{BodyKind, HttpError, Limits, Parsed, Version};
 
@@ -115,6 +115,8 @@ pub struct RequestHead {
     path: Option<Span>,
     host: Option<Span>,
     fields: Fields,
+    /// The first `Connection` field's value (read for every message a proxy forwards).
+    connection: Option<Span>,
 }
 
 impl RequestHead {
@@ -170,6 +172,16 @@ impl RequestHead {
         self.fields.iter(&self.raw)
     }
 
+    /// The header fields in order with their lines' places in `raw` (see [`FieldLine`]).
+    pub fn field_lines(&self) -> impl Iterator<Item = FieldLine<'_>> {
+        self.fields.lines(&self.raw)
+    }
+
+    /// The first `Connection` field's value: `header("connection")`, noted while parsing.
+    pub fn connection(&self) -> Option<&[u8]> {
+        self.connection.map(|s| s.get(&self.raw))
+    }
+
     /// The first field called `name` (any case).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.fields.get(&self.raw, name)
@@ -205,7 +217,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed<RequestHead>,
         }
     };
     let raw = &window[..len];
-    head::check_line_ends(raw).map_err(HttpError::bad_request)?;
+    head::LineEnds::last(raw).map_err(HttpError::bad_request)?;
     let target = req.path.unwrap_or_default();
     if target.len() > limits.max_uri {
         return Err(HttpError::new(414, "request-target too long"));
@@ -216,11 +228,17 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed<RequestHead>,
 
     let mut framing = Framing::default();
     let mut fields = Fields::with_capacity(req.headers.len());
+    let mut connection = None;
     let mut host: Option<&[u8]> = None;
     let mut upgrade_field = false;
     let mut expect_continue = false;
     for h in req.headers.iter() {
-        fields.push(Span::of(raw, h.name.as_bytes()), Span::of(raw, h.value));
+        let name = Span::of(raw, h.name.as_bytes());
+        head::LineEnds::before(raw, name.start()).map_err(HttpError::bad_request)?;
+        fields.push(name, Span::of(raw, h.value));
+        if connection.is_none() && h.name.len() == 10 && h.name.eq_ignore_ascii_case("connection") {
+            connection = Some(Span::of(raw, h.value));
+        }
         framing
             .add(h.name, h.value)
             .map_err(HttpError::bad_request)?;
@@ -275,6 +293,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed<RequestHead>,
         path,
         host,
         fields,
+        connection,
     }))
 }
 

@@ -19,7 +19,7 @@ use std::mem::MaybeUninit;
 use bytes::Bytes;
 
 use crate::framing::Framing;
-use crate::head::{self, Fields, Span, STACK_SLOTS};
+use crate::head::{self, FieldLine, Fields, Span, STACK_SLOTS};
 use crate::{BodyKind, HttpError, Limits, Parsed, Version};
 
 /// A parsed response head: the raw bytes and spans into them.
@@ -39,6 +39,8 @@ pub struct ResponseHead {
     pub keep_alive: bool,
     reason: Span,
     fields: Fields,
+    /// The first `Connection` field's value (read for every message a proxy forwards).
+    connection: Option<Span>,
 }
 
 impl ResponseHead {
@@ -69,6 +71,16 @@ impl ResponseHead {
         self.fields.iter(&self.raw)
     }
 
+    /// The header fields in order with their lines' places in `raw` (see [`FieldLine`]).
+    pub fn field_lines(&self) -> impl Iterator<Item = FieldLine<'_>> {
+        self.fields.lines(&self.raw)
+    }
+
+    /// The first `Connection` field's value: `header("connection")`, noted while parsing.
+    pub fn connection(&self) -> Option<&[u8]> {
+        self.connection.map(|s| s.get(&self.raw))
+    }
+
     /// The first field called `name` (any case).
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         self.fields.get(&self.raw, name)
@@ -82,6 +94,26 @@ pub fn parse_response(
     buf: &[u8],
     request_was_head: bool,
     limits: &Limits,
+) -> Result<Parsed<ResponseHead>, HttpError> {
+    parse(buf, request_was_head, limits, Bytes::copy_from_slice)
+}
+
+/// [`parse_response`] of bytes already in a `Bytes`: the head's `raw` is a slice of `buf`
+/// (no copy), and `buf.slice(head.len()..)` is what follows it.
+pub fn parse_response_bytes(
+    buf: &Bytes,
+    request_was_head: bool,
+    limits: &Limits,
+) -> Result<Parsed<ResponseHead>, HttpError> {
+    parse(buf, request_was_head, limits, |raw| buf.slice(..raw.len()))
+}
+
+/// `keep(raw)`: the head's bytes (`raw` starts where `buf` does) as the head keeps them.
+fn parse(
+    buf: &[u8],
+    request_was_head: bool,
+    limits: &Limits,
+    keep: impl FnOnce(&[u8]) -> Bytes,
 ) -> Result<Parsed<ResponseHead>, HttpError> {
     let window = head::window(buf, limits);
     match head::leading_empty_line(window).map_err(HttpError::bad_gateway)? {
@@ -103,7 +135,7 @@ pub fn parse_response(
         Err(e) => return Err(HttpError::bad_gateway(head::httparse_reason(e))),
     };
     let raw = &window[..len];
-    head::check_line_ends(raw).map_err(HttpError::bad_gateway)?;
+    head::LineEnds::last(raw).map_err(HttpError::bad_gateway)?;
     let status = res.code.unwrap_or_default();
     if !(100..=599).contains(&status) {
         return Err(HttpError::bad_gateway("status code outside 100-599"));
@@ -111,8 +143,14 @@ pub fn parse_response(
     let version = Version::from_minor(res.version.unwrap_or(1));
     let mut framing = Framing::default();
     let mut fields = Fields::with_capacity(res.headers.len());
+    let mut connection = None;
     for h in res.headers.iter() {
-        fields.push(Span::of(raw, h.name.as_bytes()), Span::of(raw, h.value));
+        let name = Span::of(raw, h.name.as_bytes());
+        head::LineEnds::before(raw, name.start()).map_err(HttpError::bad_gateway)?;
+        fields.push(name, Span::of(raw, h.value));
+        if connection.is_none() && h.name.len() == 10 && h.name.eq_ignore_ascii_case("connection") {
+            connection = Some(Span::of(raw, h.value));
+        }
         framing
             .add(h.name, h.value)
             .map_err(HttpError::bad_gateway)?;
@@ -120,13 +158,14 @@ pub fn parse_response(
     let body = response_body(&framing, version, status, request_was_head)?;
     let reason = Span::of(raw, res.reason.unwrap_or_default().as_bytes());
     Ok(Parsed::Complete(ResponseHead {
-        raw: Bytes::copy_from_slice(raw),
+        raw: keep(raw),
         status,
         version,
         body,
         keep_alive: framing.persistent(version) && body != BodyKind::UntilClose,
         reason,
         fields,
+        connection,
     }))
 }
 

@@ -456,31 +456,25 @@ impl Gate {
                         return Step::Stop(Stop::Park);
                     }
                 },
-                _ => match env.remote.clone() {
-                    None => Some(LimitAnswer::Down),
-                    Some(remote) => {
-                        let slot = Arc::new(Mutex::new(None));
-                        let theirs = slot.clone();
-                        let wake = env.wake;
-                        self.pending = Pending::Limit(slot);
-                        let store_rule = tether_store::RateRule {
-                            interval: rule.interval,
-                            burst: rule.burst,
-                            nodelay: rule.nodelay,
-                        };
-                        env.store.limit(
-                            &store_key(&limit.spec.name, key),
-                            &store_rule,
-                            Box::new(move |a| {
-                                if let Ok(mut s) = theirs.lock() {
-                                    *s = Some(a);
-                                }
-                                remote.wake(wake);
-                            }),
-                        );
-                        return Step::Stop(Stop::Park);
+                _ => {
+                    let store_rule = tether_store::RateRule {
+                        interval: rule.interval,
+                        burst: rule.burst,
+                        nodelay: rule.nodelay,
+                    };
+                    let skey = store_key(&limit.spec.name, key);
+                    // A token this instance leased (fast rules without delays): no wait.
+                    match env.store.limit_now(&skey, &store_rule) {
+                        Some(a) => Some(a),
+                        None => match env.remote.clone() {
+                            None => Some(LimitAnswer::Down),
+                            Some(remote) => {
+                                self.park_limit(env, remote, &skey, &store_rule);
+                                return Step::Stop(Stop::Park);
+                            }
+                        },
                     }
-                },
+                }
             };
             let count = |a: &AtomicU64| {
                 a.fetch_add(1, Ordering::Relaxed);
@@ -518,6 +512,30 @@ impl Gate {
                 Step::Stop(Stop::Refuse(rejected(&limit.spec, Some(retry_after))))
             }
         }
+    }
+
+    /// Asks the shared store for a rate decision; the answer wakes the request.
+    fn park_limit(
+        &mut self,
+        env: &Env<'_>,
+        remote: tether_core::Remote,
+        key: &str,
+        rule: &tether_store::RateRule,
+    ) {
+        let slot = Arc::new(Mutex::new(None));
+        let theirs = slot.clone();
+        let wake = env.wake;
+        self.pending = Pending::Limit(slot);
+        env.store.limit(
+            key,
+            rule,
+            Box::new(move |a| {
+                if let Ok(mut s) = theirs.lock() {
+                    *s = Some(a);
+                }
+                remote.wake(wake);
+            }),
+        );
     }
 
     fn conn(&mut self, limit: &Limit, key: &[u8]) -> Step {
@@ -610,12 +628,13 @@ fn cookie<'h>(head: &'h RequestHead, name: &str) -> Option<&'h [u8]> {
 
 /// The store's key of a limit's key (text: the name and the key's bytes in hex).
 fn store_key(name: &str, key: &[u8]) -> String {
-    use std::fmt::Write;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(name.len() + 1 + key.len() * 2);
     s.push_str(name);
     s.push(':');
-    for b in key {
-        let _ = write!(s, "{b:02x}");
+    for &b in key {
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 15)]));
     }
     s
 }

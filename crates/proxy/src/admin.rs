@@ -9,6 +9,9 @@
 //!     asks its master, a lone worker drains itself);
 //!   - `POST /admin/drain/<pool>/<server>`: through [`PoolControl`] (`404` for an unknown
 //!     pool or server); `DELETE /admin/drain/<pool>/<server>` undrains it;
+//!   - `POST /admin/servers/<pool>?addr=..`, `DELETE /admin/servers/<pool>/<server>`,
+//!     `PUT /admin/servers/<pool>/<server>?weight=N`: servers changed at run time, through
+//!     [`PoolControl`] (`admin_servers.rs`);
 //!   - `GET /admin/status`: JSON, [`AdminControl::status`] plus `"pools"`.
 //!
 //! Every answer under `/admin/` is a JSON object of named fields: a text reply becomes
@@ -70,6 +73,18 @@ pub trait PoolControl: Send + Sync {
     fn drain(&self, pool: &str, server: &str, drain: bool) -> Reply;
     /// The `"pools"` of `/admin/status`.
     fn pools(&self) -> Value;
+    /// `POST /admin/servers/<pool>?addr=..`: add a server (`admin_servers.rs`).
+    fn add_server(&self, pool: &str, _query: &str) -> Reply {
+        Reply::new(404, format!("no pool {pool:?}\n"))
+    }
+    /// `DELETE /admin/servers/<pool>/<server>`: the server leaves (drained, then dropped).
+    fn remove_server(&self, pool: &str, _server: &str) -> Reply {
+        Reply::new(404, format!("no pool {pool:?}\n"))
+    }
+    /// `PUT /admin/servers/<pool>/<server>?weight=N`.
+    fn set_weight(&self, pool: &str, _server: &str, _query: &str) -> Reply {
+        Reply::new(404, format!("no pool {pool:?}\n"))
+    }
     /// The `"certificates"` of `/admin/status`: each listener certificate's names and
     /// expiry.
     fn certificates(&self) -> Value {
@@ -177,6 +192,24 @@ impl Admin {
             }
             "/admin/shutdown" | "/admin/restart" | "/admin/reload" => Reply::new(405, "use POST\n"),
             "/admin/status" => Reply::new(405, "use GET\n"),
+            p if p.starts_with("/admin/servers/") => {
+                let rest = p.trim_start_matches("/admin/servers/");
+                match (m, rest.split_once('/')) {
+                    (Method::Post, None) => self.pools.add_server(rest, req.query()),
+                    (Method::Delete, Some((pool, server))) if !server.contains('/') => {
+                        self.pools.remove_server(pool, server)
+                    }
+                    (Method::Put, Some((pool, server))) if !server.contains('/') => {
+                        self.pools.set_weight(pool, server, req.query())
+                    }
+                    (_, None) => Reply::new(405, "use POST /admin/servers/<pool>?addr=ip:port\n"),
+                    (_, Some((_, server))) if !server.contains('/') => Reply::new(
+                        405,
+                        "use DELETE (remove) or PUT ?weight=N on /admin/servers/<pool>/<server>\n",
+                    ),
+                    _ => Reply::new(404, "not found\n"),
+                }
+            }
             p => match p
                 .strip_prefix("/admin/drain/")
                 .and_then(|r| r.split_once('/'))
@@ -325,18 +358,66 @@ pub struct ConfiguredPools {
     /// Every pool once, in config order.
     pools: Vec<Arc<Upstream>>,
     certificates: Vec<tether_config::certs::LoadedCert>,
+    /// How long a server removed through the API drains, per pool (by name); else 10 s.
+    drains: Vec<(String, Duration)>,
 }
+
+/// The drain time of a removed server when the settings are not known.
+const DEFAULT_DRAIN: Duration = Duration::from_secs(10);
 
 impl ConfiguredPools {
     pub fn new(runtime: &Runtime) -> ConfiguredPools {
         ConfiguredPools {
             pools: runtime.pools().to_vec(),
             certificates: runtime.certificates(),
+            drains: Vec::new(),
         }
+    }
+
+    /// The pools' drain times of `settings`: each upstream's `drain_timeout_ms`, else the
+    /// top-level one.
+    pub fn with_drains(mut self, settings: &tether_config::Settings) -> ConfiguredPools {
+        self.drains = settings
+            .upstreams
+            .iter()
+            .map(|u| {
+                let d = u.drain_timeout.unwrap_or(settings.ops.drain_timeout);
+                (u.name.clone(), d)
+            })
+            .collect();
+        self
+    }
+
+    fn pool(&self, name: &str) -> Option<&Arc<Upstream>> {
+        self.pools.iter().find(|u| u.name() == name)
     }
 }
 
 impl PoolControl for ConfiguredPools {
+    fn add_server(&self, pool: &str, query: &str) -> Reply {
+        match self.pool(pool) {
+            Some(up) => crate::admin_servers::add(up, query),
+            None => Reply::new(404, format!("no pool {pool:?}\n")),
+        }
+    }
+
+    fn remove_server(&self, pool: &str, server: &str) -> Reply {
+        let Some(up) = self.pool(pool) else {
+            return Reply::new(404, format!("no pool {pool:?}\n"));
+        };
+        let drain = (self.drains.iter())
+            .find(|(n, _)| n == pool)
+            .map_or(DEFAULT_DRAIN, |(_, d)| *d);
+        crate::admin_servers::remove(up, server, drain)
+    }
+
+    fn set_weight(&self, pool: &str, server: &str, query: &str) -> Reply {
+        match self.pool(pool) {
+            Some(up) => crate::admin_servers::set_weight(up, server, query),
+            None => Reply::new(404, format!("no pool {pool:?}\n")),
+        }
+    }
+
     fn drain(&self, pool: &str, server: &str, drain: bool) -> Reply {
         let Some(up) = self.pools.iter().find(|u| u.name() == pool) else {
             return Reply::new(404, format!("no pool {pool:?}\n"));
@@ -387,6 +468,7 @@ impl PoolControl for ConfiguredPools {
     fn pools(&self) -> Value {
         let now = std::time::Instant::now();
         let list = self.pools.iter().map(|up| {
+            up.pool.sweep(now);
             let servers: Vec<Value> = up
                 .pool
                 .servers()
@@ -400,6 +482,10 @@ impl PoolControl for ConfiguredPools {
                         "active": s.active(),
                         "weight": s.weight(),
                         "backup": s.is_backup(),
+                        "origin": s.origin().to_string(),
+                        "leaving_in_ms": s.leaving().map(|at| {
+                            at.saturating_duration_since(now).as_millis() as u64
+                        }),
                     })
                 })
                 .collect();
@@ -502,6 +588,7 @@ mod tests {
             Arc::new(ConfiguredPools {
                 pools: vec![],
                 certificates: vec![],
+                drains: vec![],
             }),
         );
         assert_eq!(ask(&no_key, ok).status, 401);
@@ -538,5 +625,63 @@ mod tests {
         assert_eq!(post("/admin/drain/web/127.0.0.1:3000").status, 404);
         assert_eq!(post("/admin/drain/app").status, 404);
         assert_eq!(get("/elsewhere").status, 404);
+    }
+
+    #[test]
+    fn servers_routes() {
+        let a = admin();
+        let auth = "Host: x\r\nAuthorization: Bearer s3cret\r\n\r\n";
+        let req = |m: &str, p: &str| ask(&a, &format!("{m} {p} HTTP/1.1\r\n{auth}"));
+        let added = req("POST", "/admin/servers/app?addr=127.0.0.1:3001&weight=2");
+        assert_eq!(added.status, 201, "{}", added.body);
+        let v: Value = serde_json::from_str(&added.body).expect("json");
+        assert_eq!(
+            (v["server"].as_str(), v["weight"].as_u64()),
+            (Some("127.0.0.1:3001"), Some(2))
+        );
+        assert_eq!(
+            req("POST", "/admin/servers/app?addr=127.0.0.1:3001").status,
+            409
+        );
+        assert_eq!(req("POST", "/admin/servers/app?addr=x:1").status, 400);
+        assert_eq!(
+            req("POST", "/admin/servers/app?addr=127.0.0.1:9&bogus=1").status,
+            400
+        );
+        assert_eq!(req("POST", "/admin/servers/app").status, 400);
+        assert_eq!(
+            req("POST", "/admin/servers/web?addr=127.0.0.1:9").status,
+            404
+        );
+        assert_eq!(req("GET", "/admin/servers/app").status, 405);
+        let w = req("PUT", "/admin/servers/app/127.0.0.1:3001?weight=5");
+        assert_eq!(w.status, 200, "{}", w.body);
+        assert_eq!(
+            req("PUT", "/admin/servers/app/127.0.0.1:3001?weight=0").status,
+            400
+        );
+        assert_eq!(
+            req("PUT", "/admin/servers/app/127.0.0.1:3009?weight=1").status,
+            404
+        );
+        assert_eq!(req("GET", "/admin/servers/app/127.0.0.1:3001").status, 405);
+        assert_eq!(
+            req("DELETE", "/admin/servers/app/127.0.0.1:3001").status,
+            202
+        );
+        let status: Value = serde_json::from_str(&req("GET", "/admin/status").body).expect("json");
+        let s = &status["pools"][0]["servers"][1];
+        assert_eq!(
+            (s["origin"].as_str(), s["weight"].as_u64()),
+            (Some("admin"), Some(5))
+        );
+        assert!(
+            s["leaving_in_ms"].as_u64().is_some_and(|ms| ms <= 10_000),
+            "{s}"
+        );
+        assert_eq!(
+            req("DELETE", "/admin/servers/app/127.0.0.1:3009").status,
+            404
+        );
     }
 }

@@ -7,15 +7,28 @@
 //! answer within `timeout` fails. Each result goes to the server's `Health` (`rise`/`fall`
 //! counting, logged transitions); the next probe of that server starts `interval` later.
 //! Nothing blocks: connects, reads and timeouts are the loop's.
+//!
+//! Pools whose members change at run time (DNS, admin API): every [`SYNC_EVERY`] the
+//! checker compares each pool's generation with the last one it saw; a server that joined
+//! gets a probe (started at once), a server that was dropped has its probe stopped.
 
 use bytes::Bytes;
 use tether_balance::{CheckConfig, ServerRef};
 use tether_core::{ConnId, ConnectOpts, Cx, PipeEnd, PipeId, Session, Sink, Source, TimerId};
 
+use std::sync::Arc;
+
 use crate::runtime::Runtime;
+use crate::upstream::Upstream;
 
 /// Longest status line read before a probe gives up on the answer.
 const MAX_STATUS_LINE: usize = 1024;
+
+/// How often the checker looks for servers that joined or left a pool.
+pub const SYNC_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The timer key of the membership sync (probe keys are `2i` and `2i + 1`).
+const SYNC_KEY: u64 = u64::MAX;
 
 struct Probe {
     pool: String,
@@ -30,11 +43,15 @@ struct Probe {
     tls: Option<tether_core::tls::TlsClient>,
     /// The pool's `send_proxy`: probes send a header that names no client.
     send_proxy: Option<tether_config::spec::SendProxy>,
+    /// The server was dropped from its pool: this probe stops.
+    gone: bool,
 }
 
 /// The session that runs every probe.
 pub struct HealthChecker {
     probes: Vec<Probe>,
+    /// The pools with a check, with the member generation the probes follow.
+    pools: Vec<(Arc<Upstream>, u64)>,
 }
 
 /// Timer keys: probe `i` starts at key `2i`, times out at key `2i + 1`.
@@ -46,42 +63,57 @@ impl HealthChecker {
     /// A checker for every pool of `runtime` with a health check; `None` if there is none.
     pub fn from_runtime(runtime: &Runtime) -> Option<HealthChecker> {
         let mut probes = Vec::new();
+        let mut pools = Vec::new();
         for up in runtime.pools() {
             let Some(check) = up.pool.check() else {
                 continue;
             };
-            for server in up.pool.servers() {
-                let host = check
-                    .host
-                    .clone()
-                    .unwrap_or_else(|| server.addr().to_string());
-                let request = format!(
-                    "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: tether-health\r\nConnection: close\r\n\r\n",
-                    check.path
-                );
-                probes.push(Probe {
-                    pool: up.name().to_string(),
-                    server: server.clone(),
-                    check: check.clone(),
-                    request: Bytes::from(request),
-                    conn: None,
-                    reader: None,
-                    writer: None,
-                    buf: Vec::new(),
-                    timeout: None,
-                    tls: up.tls_for(server.index()).cloned(),
-                    send_proxy: up.send_proxy,
-                });
+            pools.push((up.clone(), up.pool.generation()));
+            for server in up.pool.servers().iter() {
+                probes.push(probe(up, check, server));
             }
         }
-        (!probes.is_empty()).then_some(HealthChecker { probes })
+        (!pools.is_empty()).then_some(HealthChecker { probes, pools })
+    }
+
+    /// Follow the pools' member lists: probe the servers that joined, stop the probes of
+    /// the servers that were dropped.
+    fn sync(&mut self, cx: &mut Cx<'_>) {
+        let mut added = Vec::new();
+        for (up, seen) in &mut self.pools {
+            let now = up.pool.generation();
+            if now == *seen {
+                continue;
+            }
+            *seen = now;
+            let Some(check) = up.pool.check() else {
+                continue;
+            };
+            let members = up.pool.servers();
+            for p in self.probes.iter_mut().filter(|p| p.pool == up.name()) {
+                if !members.iter().any(|s| Arc::ptr_eq(s, &p.server)) {
+                    p.gone = true;
+                }
+            }
+            for server in members.iter() {
+                let known = self.probes.iter().any(|p| Arc::ptr_eq(&p.server, server));
+                if !known {
+                    added.push(probe(up, check, server));
+                }
+            }
+        }
+        for p in added {
+            self.probes.push(p);
+            self.start(cx, self.probes.len() - 1);
+        }
+        cx.set_timer(SYNC_EVERY, SYNC_KEY);
     }
 
     fn start(&mut self, cx: &mut Cx<'_>, i: usize) {
         let Some(p) = self.probes.get_mut(i) else {
             return;
         };
-        if p.conn.is_some() {
+        if p.conn.is_some() || p.gone {
             return;
         }
         p.buf.clear();
@@ -137,6 +169,32 @@ impl HealthChecker {
     }
 }
 
+/// The probe of `server`, a member of `up`.
+fn probe(up: &Arc<Upstream>, check: &CheckConfig, server: &ServerRef) -> Probe {
+    let host = check
+        .host
+        .clone()
+        .unwrap_or_else(|| server.addr().to_string());
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: tether-health\r\nConnection: close\r\n\r\n",
+        check.path
+    );
+    Probe {
+        pool: up.name().to_string(),
+        server: server.clone(),
+        check: check.clone(),
+        request: Bytes::from(request),
+        conn: None,
+        reader: None,
+        writer: None,
+        buf: Vec::new(),
+        timeout: None,
+        tls: up.tls_for(server.index()).cloned(),
+        send_proxy: up.send_proxy,
+        gone: false,
+    }
+}
+
 /// The status code of a complete status line at the start of `buf`: `Some(None)` for a
 /// malformed one, `None` while incomplete.
 fn status_of(buf: &[u8]) -> Option<Option<u16>> {
@@ -161,6 +219,7 @@ impl Session for HealthChecker {
         for i in 0..self.probes.len() {
             self.start(cx, i);
         }
+        cx.set_timer(SYNC_EVERY, SYNC_KEY);
     }
 
     fn on_connect(&mut self, cx: &mut Cx<'_>, conn: ConnId, result: std::io::Result<()>) {
@@ -219,6 +278,9 @@ impl Session for HealthChecker {
     }
 
     fn on_timer(&mut self, cx: &mut Cx<'_>, key: u64) {
+        if key == SYNC_KEY {
+            return self.sync(cx);
+        }
         let i = (key / 2) as usize;
         if key.is_multiple_of(2) {
             self.start(cx, i);

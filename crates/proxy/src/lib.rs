@@ -20,6 +20,8 @@ pub mod access;
 pub mod access_log;
 mod access_log_format;
 pub mod admin;
+mod admin_servers;
+pub mod discover;
 pub mod h2;
 pub(crate) mod h2up;
 pub mod health;

@@ -221,8 +221,12 @@ impl Upstreams<'_> {
 /// An upstream with its pool, sealer and TLS clients.
 pub fn build_upstream(spec: &UpstreamSpec) -> Result<Upstream, ConfigError> {
     let name = &spec.name;
-    let pool = Pool::new(name, &spec.servers, spec.options.clone())
-        .map_err(|e| spec.pos.error(format!("upstream {name:?}: {e}")))?;
+    let pool = if spec.discover.is_some() {
+        Pool::new_dynamic(name, &spec.servers, spec.options.clone())
+    } else {
+        Pool::new(name, &spec.servers, spec.options.clone())
+    };
+    let pool = pool.map_err(|e| spec.pos.error(format!("upstream {name:?}: {e}")))?;
     let sealer = |keys: &SealKeys| {
         Sealer::from_keys(&keys.0)
             .map(Arc::new)

@@ -44,6 +44,8 @@ pub struct Shared {
     pub brokers: Arc<HashMap<String, Arc<Broker>>>,
     /// Connections open per client address (`max_connections_per_ip`), if limited.
     pub per_ip: Option<Arc<PerIp>>,
+    /// The thread following the pools' DNS entries (`discover.rs`), while any clone lives.
+    pub discovery: Option<Arc<tether_discover::Discovery>>,
 }
 
 impl Shared {
@@ -76,7 +78,9 @@ impl Shared {
         metrics.set_limits(runtime.limits());
         metrics.set_certificates(&runtime.certificates());
         let topology = Arc::new(Topology::from_runtime(&runtime));
+        let discovery = crate::discover::start(&runtime, settings)?.map(Arc::new);
         Ok(Shared {
+            discovery,
             runtime: Arc::new(runtime),
             brokers: Arc::new(brokers),
             access_log,

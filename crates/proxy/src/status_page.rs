@@ -303,7 +303,7 @@ fn pools(h: &mut String, t: &Topology, now: Instant) {
              <th>address</th><th>health</th><th>weight</th><th>active</th><th>drain</th>\
              </tr></thead><tbody>"
         );
-        for s in up.pool.servers() {
+        for s in up.pool.servers().iter() {
             let health = if s.is_available(now) {
                 "<td class='up'>up</td>"
             } else if s.health().is_check_up() {
@@ -311,7 +311,16 @@ fn pools(h: &mut String, t: &Topology, now: Instant) {
             } else {
                 "<td class='down'>down</td>"
             };
-            let drain = if s.is_draining() {
+            let leaving = s.leaving().map(|at| {
+                format!(
+                    "<td class='draining'>leaving ({}), {} ms left</td>",
+                    s.origin(),
+                    at.saturating_duration_since(now).as_millis()
+                )
+            });
+            let drain = if let Some(l) = &leaving {
+                l.as_str()
+            } else if s.is_draining() {
                 "<td class='draining'>draining</td>"
             } else {
                 "<td>no</td>"
@@ -321,10 +330,11 @@ fn pools(h: &mut String, t: &Topology, now: Instant) {
                 "<tr><td>{}{}</td><td>{}</td>{health}<td class='n'>{}</td>\
                  <td class='n'>{}</td>{drain}</tr>",
                 html_escape(s.id()),
-                if s.is_backup() {
-                    " <small>backup</small>"
-                } else {
-                    ""
+                match (s.is_backup(), s.origin()) {
+                    (true, tether_balance::Origin::Config) => " <small>backup</small>".into(),
+                    (true, o) => format!(" <small>backup, {o}</small>"),
+                    (false, tether_balance::Origin::Config) => String::new(),
+                    (false, o) => format!(" <small>{o}</small>"),
                 },
                 s.addr(),
                 s.weight(),

@@ -15,11 +15,13 @@
 //! [`Store::fetch`]'s callback, which the proxy turns into a `mio::Waker` wake-up.
 //!
 //! Besides affinity, a shared store keeps rate-limit counters ([`Store::limit`], GCRA in
-//! one Lua script, `limit.rs`) so several proxy instances enforce one limit together.
+//! one Lua script, `limit.rs`) so several proxy instances enforce one limit together; for
+//! fast rules without delays each instance leases tokens in batches (`lease.rs`).
 //!
 //! Build a store from the configuration string with [`from_url`] or [`open`].
 
 mod backend;
+mod lease;
 mod limit;
 mod link;
 mod memory;
@@ -35,6 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use backend::{Access, Backend};
+pub use lease::{lease_size, LEASE_HORIZON, LEASE_LIFE, LEASE_MAX};
 pub use limit::{LimitAnswer, RateRule};
 pub use memory::MemoryStore;
 pub use redis_store::{RedisStore, ASK_TIMEOUT};
@@ -112,6 +115,15 @@ pub trait Store: Send + Sync {
     fn limit(&self, key: &str, rule: &RateRule, done: LimitDone) {
         let _ = (key, rule);
         done(LimitAnswer::Down);
+    }
+
+    /// Like [`Store::limit`], but only when the answer is known here and now (a token this
+    /// instance leased from the shared store, or a refusal it was given until a slot
+    /// frees): `None` means "call `limit`". Never waits, never calls back. The default
+    /// (the memory store) is always `None`.
+    fn limit_now(&self, key: &str, rule: &RateRule) -> Option<LimitAnswer> {
+        let _ = (key, rule);
+        None
     }
 
     /// Registers `f`, called with the key of every entry that another proxy instance put or

@@ -28,6 +28,26 @@ const SWEEP_EVERY: usize = 256;
 struct Entry {
     value: String,
     expires: Instant,
+    /// Write-behind bookkeeping of the Redis store's local cache (`redis_store.rs`): the
+    /// expiry Redis was last given (or reported) for this value, and the writer
+    /// connection's epoch then. [`NEVER`] for an entry Redis was never told of (and in the
+    /// plain memory store, which has no Redis).
+    written: Instant,
+    epoch: u64,
+}
+
+/// The epoch of an entry no Redis write covers.
+pub(crate) const NEVER: u64 = u64::MAX;
+
+/// What [`MemoryStore::refresh_behind_at`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Refreshed {
+    /// No live entry.
+    Gone,
+    /// Extended locally; Redis's copy is recent enough, nothing to write.
+    Local,
+    /// Extended locally; write the entry (`value`) to Redis, it expires at `expires`.
+    Write { value: String, expires: Instant },
 }
 
 type Shard = HashMap<String, Entry>;
@@ -95,12 +115,27 @@ impl MemoryStore {
 
     /// Stores `key → value` until `now + ttl`, evicting if the store is full.
     pub fn put_at(&self, key: &str, value: &str, ttl: Duration, now: Instant) {
+        self.put_synced_at(key, value, ttl, now, NEVER);
+    }
+
+    /// [`MemoryStore::put_at`], noting that Redis holds (or was sent) the entry with this
+    /// expiry on the writer connection of `epoch` ([`NEVER`]: not known to Redis).
+    pub(crate) fn put_synced_at(
+        &self,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+        now: Instant,
+        epoch: u64,
+    ) {
         let expires = expiry(now, ttl);
         {
             let mut shard = self.shard(key);
             if let Some(e) = shard.get_mut(key) {
                 value.clone_into(&mut e.value);
                 e.expires = expires;
+                e.written = expires;
+                e.epoch = epoch;
             } else {
                 if shard.len() >= self.shard_cap {
                     self.make_room(&mut shard, now);
@@ -108,6 +143,8 @@ impl MemoryStore {
                 let entry = Entry {
                     value: value.to_string(),
                     expires,
+                    written: expires,
+                    epoch,
                 };
                 shard.insert(key.to_string(), entry);
             }
@@ -121,7 +158,15 @@ impl MemoryStore {
 
     /// Stores `key → value` unless a live entry is there already (a change that arrived
     /// while the value was being looked up is newer); returns the value now stored.
-    pub(crate) fn fill_at(&self, key: &str, value: String, ttl: Duration, now: Instant) -> String {
+    /// The entry is noted as held by Redis on the writer connection of `epoch`.
+    pub(crate) fn fill_at(
+        &self,
+        key: &str,
+        value: String,
+        ttl: Duration,
+        now: Instant,
+        epoch: u64,
+    ) -> String {
         let mut shard = self.shard(key);
         if let Some(e) = shard.get(key).filter(|e| e.expires > now) {
             return e.value.clone();
@@ -129,9 +174,12 @@ impl MemoryStore {
         if shard.len() >= self.shard_cap && !shard.contains_key(key) {
             self.make_room(&mut shard, now);
         }
+        let expires = expiry(now, ttl);
         let entry = Entry {
             value: value.clone(),
-            expires: expiry(now, ttl),
+            expires,
+            written: expires,
+            epoch,
         };
         shard.insert(key.to_string(), entry);
         value
@@ -155,6 +203,46 @@ impl MemoryStore {
                 None
             }
             None => None,
+        }
+    }
+
+    /// Moves the expiry of a live `key` to `now + ttl` and says whether Redis must be
+    /// written (write-behind for the Redis store's cache): only when Redis's copy was not
+    /// written on the writer connection of `epoch` (a new connection: Redis may have
+    /// restarted empty or failed over) or would expire more than `slack` before the local
+    /// one (or outlive it by more). So a session used on every request costs one Redis write per `slack`, not one
+    /// per request, and Redis's copy lives at least `ttl - slack` past the last use.
+    pub(crate) fn refresh_behind_at(
+        &self,
+        key: &str,
+        ttl: Duration,
+        now: Instant,
+        epoch: u64,
+        slack: Duration,
+    ) -> Refreshed {
+        let mut shard = self.shard(key);
+        match shard.get_mut(key) {
+            Some(e) if e.expires > now => {
+                let expires = expiry(now, ttl);
+                e.expires = expires;
+                let apart = expires
+                    .saturating_duration_since(e.written)
+                    .max(e.written.saturating_duration_since(expires));
+                if e.epoch == epoch && e.epoch != NEVER && apart <= slack {
+                    return Refreshed::Local;
+                }
+                e.written = expires;
+                e.epoch = epoch;
+                Refreshed::Write {
+                    value: e.value.clone(),
+                    expires,
+                }
+            }
+            Some(_) => {
+                shard.remove(key);
+                Refreshed::Gone
+            }
+            None => Refreshed::Gone,
         }
     }
 
@@ -273,13 +361,71 @@ mod tests {
         let store = MemoryStore::with_shards(2, 1);
         let t0 = Instant::now();
         let min = Duration::from_secs(60);
-        assert_eq!(store.fill_at("k", "old".into(), min, t0), "old");
+        assert_eq!(store.fill_at("k", "old".into(), min, t0, 1), "old");
         store.put_at("k", "new", min, t0);
-        assert_eq!(store.fill_at("k", "old".into(), min, t0), "new");
+        assert_eq!(store.fill_at("k", "old".into(), min, t0, 1), "new");
         let later = t0 + 2 * min;
-        assert_eq!(store.fill_at("k", "again".into(), min, later), "again");
+        assert_eq!(store.fill_at("k", "again".into(), min, later, 1), "again");
         store.put_at("j", "s1", min, later);
-        store.fill_at("i", "s2".into(), min, later);
+        store.fill_at("i", "s2".into(), min, later, 1);
         assert_eq!(store.len(), 2, "a fill keeps the bound");
+    }
+
+    #[test]
+    fn refresh_behind_writes_once_per_slack_and_on_a_new_epoch() {
+        let store = MemoryStore::with_shards(8, 1);
+        let t0 = Instant::now();
+        let (ttl, slack) = (Duration::from_secs(100), Duration::from_secs(10));
+        let s = Duration::from_secs(1);
+        let write = |at: Instant| Refreshed::Write {
+            value: "s1".into(),
+            expires: at + ttl,
+        };
+        assert_eq!(
+            store.refresh_behind_at("k", ttl, t0, 1, slack),
+            Refreshed::Gone
+        );
+        store.put_at("k", "s1", ttl, t0);
+        assert_eq!(
+            store.refresh_behind_at("k", ttl, t0 + s, 1, slack),
+            write(t0 + s),
+            "a plain put was never written to Redis"
+        );
+        for i in 2..=11 {
+            assert_eq!(
+                store.refresh_behind_at("k", ttl, t0 + i * s, 1, slack),
+                Refreshed::Local,
+                "{i} s: Redis's copy is at most 10 s behind"
+            );
+        }
+        assert_eq!(
+            store.refresh_behind_at("k", ttl, t0 + 12 * s, 1, slack),
+            write(t0 + 12 * s)
+        );
+        assert_eq!(
+            store.refresh_behind_at("k", ttl, t0 + 13 * s, 2, slack),
+            write(t0 + 13 * s),
+            "a new writer connection: written again"
+        );
+        assert_eq!(
+            store.refresh_behind_at("k", ttl / 2, t0 + 14 * s, 2, slack),
+            Refreshed::Write {
+                value: "s1".into(),
+                expires: t0 + 14 * s + ttl / 2
+            },
+            "a much shorter life is written too"
+        );
+        store.put_synced_at("j", "s2", ttl, t0, 2);
+        assert_eq!(
+            store.refresh_behind_at("j", ttl, t0 + 5 * s, 2, slack),
+            Refreshed::Local,
+            "a put sent on this connection"
+        );
+        assert_eq!(store.get_at("j", t0 + ttl + 4 * s).as_deref(), Some("s2"));
+        assert_eq!(
+            store.refresh_behind_at("j", ttl, t0 + 2 * ttl, 2, slack),
+            Refreshed::Gone,
+            "expired"
+        );
     }
 }

@@ -7,12 +7,14 @@
 //! `EXPIRE <key> <seconds left>`; a remove `DEL <key>` + `PUBLISH <channel> <del
 //! payload>`; a lookup `GET <key>` + `PTTL <key>`, whose answer fills the local cache
 //! before the caller hears it; a rate-limit check `EVALSHA <gcra> 1 <key> <interval_us>
-//! <burst>` (`limit.rs`). Writes whose life ran out in the queue are skipped.
+//! <burst>` (`limit.rs`), or for a leased one the lease script with the tokens wanted
+//! (`lease.rs`). Writes whose life ran out in the queue are skipped.
 
 use std::time::{Duration, Instant};
 
 use redis::Value;
 
+use crate::lease::Ticket;
 use crate::limit;
 use crate::message;
 use crate::queue::{Ask, Batch, Write};
@@ -71,14 +73,27 @@ pub(crate) fn build(shared: &Shared, batch: &Batch, now: Instant) -> (redis::Pip
                 pipe.cmd("GET").arg(&key).cmd("PTTL").arg(&key);
                 commands += 2;
             }
-            Ask::Limit { key, rule, .. } => {
+            Ask::Limit {
+                key, rule, lease, ..
+            } => {
                 let (interval, burst) = limit::args(rule);
-                pipe.cmd("EVALSHA")
-                    .arg(shared.script.get_hash())
-                    .arg(1)
-                    .arg(key)
-                    .arg(interval)
-                    .arg(burst);
+                match lease {
+                    None => pipe
+                        .cmd("EVALSHA")
+                        .arg(shared.script.get_hash())
+                        .arg(1)
+                        .arg(key)
+                        .arg(interval)
+                        .arg(burst),
+                    Some(t) => pipe
+                        .cmd("EVALSHA")
+                        .arg(shared.lease_script.get_hash())
+                        .arg(1)
+                        .arg(key)
+                        .arg(interval)
+                        .arg(burst)
+                        .arg(t.want()),
+                };
                 commands += 1;
             }
         }
@@ -155,27 +170,46 @@ pub(crate) fn apply(shared: &Shared, batch: Batch, values: Vec<Value>, now: Inst
                 let pttl = values.next().unwrap_or(Value::Nil);
                 let answer = match fetched(get, pttl) {
                     Some((value, ttl)) => {
-                        Lookup::Found(shared.cache.fill_at(&key, value, ttl, now))
+                        Lookup::Found(shared.cache.fill_at(&key, value, ttl, now, shared.epoch()))
                     }
                     None => Lookup::Missing,
                 };
                 reply.answer(answer);
             }
-            Ask::Limit { key, rule, reply } => match values.next() {
+            Ask::Limit {
+                key,
+                rule,
+                reply,
+                lease,
+            } => match values.next() {
                 Some(Value::ServerError(e)) if e.code() == "NOSCRIPT" => {
-                    out.noscript.push(Ask::Limit { key, rule, reply });
+                    out.noscript.push(Ask::Limit {
+                        key,
+                        rule,
+                        reply,
+                        lease,
+                    });
                 }
-                v => reply.answer(limit_answer(v, &rule)),
+                v => reply.answer(limit_answer(v, &rule, lease)),
             },
         }
     }
     out
 }
 
-/// The decision in the script's answer; `Down` (logged) when it is not one.
-pub(crate) fn limit_answer(v: Option<Value>, rule: &limit::RateRule) -> limit::LimitAnswer {
+/// The decision in the script's answer (the lease script's, for a leased check); `Down`
+/// (logged) when it is not one.
+pub(crate) fn limit_answer(
+    v: Option<Value>,
+    rule: &limit::RateRule,
+    lease: Option<Ticket>,
+) -> limit::LimitAnswer {
     let v = v.unwrap_or(Value::Nil);
-    limit::decide(&v, rule).unwrap_or_else(|e| {
+    let decided = match lease {
+        None => limit::decide(&v, rule),
+        Some(t) => t.settle(&v),
+    };
+    decided.unwrap_or_else(|e| {
         log::warn!("redis rate limit: {e}");
         limit::LimitAnswer::Down
     })

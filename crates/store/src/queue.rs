@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use crate::lease::Ticket;
 use crate::limit::{LimitAnswer, RateRule};
 use crate::reply::Reply;
 use crate::Lookup;
@@ -95,6 +96,8 @@ pub(crate) enum Ask {
         key: String,
         rule: RateRule,
         reply: Reply<LimitAnswer>,
+        /// A leased check (`lease.rs`): the lease script, for this many tokens.
+        lease: Option<Ticket>,
     },
 }
 

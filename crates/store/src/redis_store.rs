@@ -13,7 +13,9 @@
 //!   wants Redis consulted on a miss uses `fetch`, which queues a `GET` + `PTTL` for the
 //!   writer thread, fills the cache with the answer and calls back from that thread.
 //!   `lookup` is the same with a three-way answer (found, missing, down).
-//! - `limit` queues a rate-limit check (`limit.rs`) for the writer thread.
+//! - `limit` queues a rate-limit check (`limit.rs`) for the writer thread; for a rule
+//!   without delays it leases tokens in batches and answers from them (`lease.rs`), and
+//!   `limit_now` answers from a lease without a callback.
 //!
 //! A lookup or a limit check waits at most [`ASK_TIMEOUT`]: past it the timer thread
 //! (`reply.rs`) answers `Down`, even if the writer is stuck on a hung server. While Redis
@@ -30,12 +32,18 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::backend::{Backend, Target};
+use crate::lease::{lease_size, Leases, Spent, Ticket, LEASE_SCRIPT};
 use crate::limit::{LimitAnswer, RateRule, SCRIPT};
 use crate::link::{Link, Role};
-use crate::memory::expiry;
+use crate::memory::{expiry, Refreshed};
 use crate::queue::{Ask, Queue, Write};
 use crate::reply::{Reply, Timer};
 use crate::{Done, LimitDone, Listener, Lookup, LookupDone, MemoryStore, Options, Stats, Store};
+
+/// A touch rewrites the entry in Redis once Redis's copy would expire more than
+/// `ttl / REFRESH_SLACK` before the local one (a tenth: with a one-hour life, at most one
+/// write per session per six minutes).
+pub const REFRESH_SLACK: u32 = 10;
 
 /// The longest a lookup or a rate-limit check waits for Redis before it answers `Down`.
 pub const ASK_TIMEOUT: Duration = Duration::from_millis(500);
@@ -58,11 +66,24 @@ pub(crate) struct Shared {
     pub(crate) sent: AtomicU64,
     /// The rate-limit script (its SHA1 for `EVALSHA`).
     pub(crate) script: redis::Script,
+    /// The leased rate-limit script (`lease.rs`).
+    pub(crate) lease_script: redis::Script,
+    /// Rate-limit tokens leased from Redis, per key.
+    pub(crate) leases: Arc<Leases>,
     /// Deadlines of the pending asks.
     pub(crate) timer: Timer,
+    /// The writer connection's epoch, counted up on each connect: a cache entry written
+    /// on an older connection is written again on its next touch (write-behind, see
+    /// [`RedisStore::touch`]).
+    pub(crate) epoch: AtomicU64,
 }
 
 impl Shared {
+    /// The current writer connection's epoch.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
     /// The Redis key for a store key.
     pub(crate) fn redis_key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
@@ -107,7 +128,10 @@ impl RedisStore {
             instance: new_instance_id(),
             sent: AtomicU64::new(0),
             script: redis::Script::new(SCRIPT),
+            lease_script: redis::Script::new(LEASE_SCRIPT),
+            leases: Arc::new(Leases::new(options.max_entries)),
             timer: Timer::default(),
+            epoch: AtomicU64::new(0),
         });
         let mut store = RedisStore {
             shared,
@@ -134,6 +158,21 @@ impl RedisStore {
         if let Err(refused) = self.shared.queue.push_ask(ask) {
             refused.down();
         }
+    }
+
+    /// Asks Redis, in the background, for `extra` more tokens of `key`'s lease.
+    fn top_up(&self, key: &str, rule: &RateRule, extra: u32, now: Instant) {
+        let ticket = Ticket::new(Arc::clone(&self.shared.leases), key.to_string(), 0, extra);
+        self.ask(Ask::Limit {
+            key: format!("{}limit:{key}", self.shared.prefix),
+            rule: *rule,
+            reply: Reply::<LimitAnswer>::new(
+                Box::new(|_| {}),
+                &self.shared.timer,
+                now + ASK_TIMEOUT,
+            ),
+            lease: Some(ticket),
+        });
     }
 
     /// This instance's id, as sent in pub/sub payloads.
@@ -179,7 +218,8 @@ impl Store for RedisStore {
 
     fn put(&self, key: &str, value: &str, ttl: Duration) {
         let now = Instant::now();
-        self.shared.cache.put_at(key, value, ttl, now);
+        let epoch = self.shared.epoch();
+        self.shared.cache.put_synced_at(key, value, ttl, now, epoch);
         self.shared.queue.push_write(Write::Put {
             key: key.to_string(),
             value: value.to_string(),
@@ -187,20 +227,32 @@ impl Store for RedisStore {
         });
     }
 
-    /// Extends the local entry and writes it whole to Redis (`SET ... EX`), so a Redis
-    /// that lost it gets it back; a key not cached here (it may live in Redis only) gets
-    /// an `EXPIRE`. Touches of a key already queued are merged into one command.
+    /// Extends the local entry and, written behind, the one in Redis: the whole entry
+    /// (`SET ... EX`), so a Redis that lost it gets it back, but only when Redis's copy
+    /// would expire more than [`REFRESH_SLACK`] of `ttl` before the local one, or was
+    /// written on an earlier writer connection (Redis restarted, a failover). A session
+    /// used on every request thus costs no Redis write, no queueing and no wake-up of the
+    /// writer on most requests. A key not cached here (it may live in Redis only) gets an
+    /// `EXPIRE`. Touches of a key already queued are merged into one command.
     fn touch(&self, key: &str, ttl: Duration) {
         let now = Instant::now();
-        let key = key.to_string();
-        let expires = expiry(now, ttl);
-        let write = match self.shared.cache.refresh_at(&key, ttl, now) {
-            Some(value) => Write::Refresh {
-                key,
+        let slack = ttl / REFRESH_SLACK;
+        let epoch = self.shared.epoch();
+        let write = match self
+            .shared
+            .cache
+            .refresh_behind_at(key, ttl, now, epoch, slack)
+        {
+            Refreshed::Local => return,
+            Refreshed::Write { value, expires } => Write::Refresh {
+                key: key.to_string(),
                 value,
                 expires,
             },
-            None => Write::Touch { key, expires },
+            Refreshed::Gone => Write::Touch {
+                key: key.to_string(),
+                expires: expiry(now, ttl),
+            },
         };
         self.shared.queue.push_write(write);
     }
@@ -239,17 +291,61 @@ impl Store for RedisStore {
         });
     }
 
-    /// The counter lives at `<prefix>limit:<key>` in Redis.
+    /// The counter lives at `<prefix>limit:<key>` in Redis. A rule without delays leases
+    /// tokens (`lease.rs`): answered at once while this instance holds some.
     fn limit(&self, key: &str, rule: &RateRule, done: LimitDone) {
         if self.shared.link.is_down(Role::Writer) {
+            self.shared.leases.clear();
             return done(LimitAnswer::Down);
         }
-        let deadline = Instant::now() + ASK_TIMEOUT;
+        let now = Instant::now();
+        let size = lease_size(rule);
+        let lease = if size > 1 {
+            match self.shared.leases.spend(key, size, true, now) {
+                Spent::Answer(answer, top_up) => {
+                    if let Some(extra) = top_up {
+                        self.top_up(key, rule, extra, now);
+                    }
+                    return done(answer);
+                }
+                Spent::Ask(extra) => Some(Ticket::new(
+                    Arc::clone(&self.shared.leases),
+                    key.to_string(),
+                    1,
+                    extra,
+                )),
+                Spent::Nothing => None,
+            }
+        } else {
+            None
+        };
         self.ask(Ask::Limit {
             key: format!("{}limit:{key}", self.shared.prefix),
             rule: *rule,
-            reply: Reply::<LimitAnswer>::new(done, &self.shared.timer, deadline),
+            reply: Reply::<LimitAnswer>::new(done, &self.shared.timer, now + ASK_TIMEOUT),
+            lease,
         });
+    }
+
+    fn limit_now(&self, key: &str, rule: &RateRule) -> Option<LimitAnswer> {
+        let size = lease_size(rule);
+        if size <= 1 {
+            return None;
+        }
+        if self.shared.link.is_down(Role::Writer) {
+            self.shared.leases.clear();
+            return None;
+        }
+        let now = Instant::now();
+        match self.shared.leases.spend(key, size, false, now) {
+            Spent::Answer(answer, top_up) => {
+                if let Some(extra) = top_up {
+                    self.top_up(key, rule, extra, now);
+                }
+                Some(answer)
+            }
+            Spent::Ask(_) | Spent::Nothing => None,
+        }
     }
 
     fn subscribe(&self, f: Listener) {

@@ -123,7 +123,12 @@ fn apply(shared: &Shared, payload: &[u8]) {
         return;
     }
     match &msg.change {
-        Change::Put { value, ttl } => shared.cache.put_at(&msg.key, value, *ttl, Instant::now()),
+        Change::Put { value, ttl } => {
+            let epoch = shared.epoch();
+            shared
+                .cache
+                .put_synced_at(&msg.key, value, *ttl, Instant::now(), epoch)
+        }
         Change::Del => shared.cache.remove_key(&msg.key),
     }
     let listeners = shared.listeners.read().unwrap_or_else(|p| p.into_inner());

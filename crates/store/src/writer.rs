@@ -91,6 +91,9 @@ impl Writer {
         match opened {
             Ok(c) => {
                 self.con = Some(c);
+                // Entries written on the previous connection are written again on their
+                // next touch: this server may have restarted empty, or be a new master.
+                self.shared.epoch.fetch_add(1, Ordering::AcqRel);
                 self.fresh = true;
                 self.answered();
                 self.shared.link.connected(Role::Writer);
@@ -220,14 +223,28 @@ impl Writer {
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
         for a in &asks {
-            if let Ask::Limit { key, rule, .. } = a {
+            if let Ask::Limit {
+                key, rule, lease, ..
+            } = a
+            {
                 let (interval, burst) = crate::limit::args(rule);
-                pipe.cmd("EVAL")
-                    .arg(crate::limit::SCRIPT)
-                    .arg(1)
-                    .arg(key)
-                    .arg(interval)
-                    .arg(burst);
+                match lease {
+                    None => pipe
+                        .cmd("EVAL")
+                        .arg(crate::limit::SCRIPT)
+                        .arg(1)
+                        .arg(key)
+                        .arg(interval)
+                        .arg(burst),
+                    Some(t) => pipe
+                        .cmd("EVAL")
+                        .arg(crate::lease::LEASE_SCRIPT)
+                        .arg(1)
+                        .arg(key)
+                        .arg(interval)
+                        .arg(burst)
+                        .arg(t.want()),
+                };
             }
         }
         match con.run(&pipe) {
@@ -236,9 +253,9 @@ impl Writer {
                 let mut values = values.into_iter();
                 for a in asks {
                     match a {
-                        Ask::Limit { rule, reply, .. } => {
-                            reply.answer(pipeline::limit_answer(values.next(), &rule))
-                        }
+                        Ask::Limit {
+                            rule, reply, lease, ..
+                        } => reply.answer(pipeline::limit_answer(values.next(), &rule, lease)),
                         other => other.down(),
                     }
                 }

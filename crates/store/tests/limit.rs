@@ -201,3 +201,56 @@ fn down_at_once_without_redis_and_for_the_memory_store() {
     assert_eq!(answer, LimitAnswer::Down, "the proxy limits locally");
     assert!(took < Duration::from_millis(50), "{took:?}");
 }
+
+/// Scripts Redis ran so far (`EVALSHA` and `EVAL` calls).
+fn script_calls(server: &RedisServer) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut server.raw())
+        .expect("INFO commandstats");
+    info.lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            let calls = l.split([':', ',']).find(|f| f.starts_with("calls="))?;
+            calls["calls=".len()..].parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// A fast rule without delays (10,000 r/s: leases of 100 tokens): most checks are answered
+/// from the lease, without a script; the lease script is loaded on first use (NOSCRIPT,
+/// then EVAL); and when the bucket runs dry the refusal comes back with a retry time.
+#[test]
+fn a_fast_limit_is_answered_from_leased_tokens() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = open(&server);
+    wait_connected(&store);
+    let rule = RateRule {
+        interval: Duration::from_micros(100),
+        burst: 400,
+        nodelay: true,
+    };
+    assert_eq!(tether_store::lease_size(&rule), 100);
+    let before = script_calls(&server);
+    for i in 0..300 {
+        assert_eq!(limit(&store, "f", &rule).0, LimitAnswer::Allow, "check {i}");
+    }
+    let calls = script_calls(&server) - before;
+    assert!(calls <= 40, "{calls} scripts for 300 checks: no leasing");
+    assert_eq!(
+        store.limit_now("other", &rule),
+        None,
+        "nothing leased for it"
+    );
+    // Past the burst (401 in a burst, plus what the rate frees meanwhile), refusals.
+    let refused = (0..2_000).find_map(|_| match limit(&store, "f", &rule).0 {
+        LimitAnswer::Reject { retry_after } => Some(retry_after),
+        _ => None,
+    });
+    match refused {
+        Some(retry_after) => assert!(retry_after <= rule.interval, "{retry_after:?}"),
+        None => panic!("2,300 checks at 10,000 r/s with burst 400 were never refused"),
+    }
+}

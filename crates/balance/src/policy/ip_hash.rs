@@ -22,6 +22,7 @@
 //! Without a key (a Unix-socket client, say) the pick falls back to least connections.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
@@ -36,7 +37,8 @@ pub const DEFAULT_BALANCE_FACTOR: f64 = 1.25;
 #[derive(Debug)]
 pub struct IpHash {
     factor: Option<f64>,
-    uniform: bool,
+    /// All servers have the same weight (updated when the member list changes).
+    uniform: AtomicBool,
     fallback: LeastConnections,
 }
 
@@ -46,9 +48,16 @@ impl IpHash {
         let first = servers.first().map(|s| s.weight());
         IpHash {
             factor,
-            uniform: servers.iter().all(|s| Some(s.weight()) == first),
+            uniform: AtomicBool::new(servers.iter().all(|s| Some(s.weight()) == first)),
             fallback: LeastConnections::new(),
         }
+    }
+
+    /// The member list or a weight changed: whether weights matter is decided again.
+    pub fn members_changed(&self, servers: &[ServerRef]) {
+        let first = servers.first().map(|s| s.weight());
+        let uniform = servers.iter().all(|s| Some(s.weight()) == first);
+        self.uniform.store(uniform, Ordering::Release);
     }
 
     /// The configured balance factor.
@@ -86,7 +95,7 @@ impl IpHash {
 
     fn score(&self, key: &[u8], server: &Server) -> f64 {
         let h = score_hash(key, server.seed);
-        if self.uniform {
+        if self.uniform.load(Ordering::Acquire) {
             // Same order as the weighted score for equal weights, without the logarithm.
             // (f64 keeps the top 53 bits; ties are broken by server order.)
             h as f64

@@ -88,6 +88,13 @@ impl Policy {
         }
     }
 
+    /// The member list or a weight changed (servers from DNS or the admin API).
+    pub fn members_changed(&self, servers: &[ServerRef]) {
+        if let Policy::IpHash(p) = self {
+            p.members_changed(servers);
+        }
+    }
+
     /// Pick an eligible server; `key` is the client address for `IpHash` (ignored by the
     /// others). `None` when no server is eligible.
     pub fn pick(&self, candidates: &Candidates<'_>, key: Option<&[u8]>) -> Option<usize> {

@@ -29,6 +29,11 @@ impl SmoothWeighted {
     /// Pick the next eligible server.
     pub fn pick(&self, candidates: &Candidates<'_>) -> Option<usize> {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
+        if current.len() != candidates.servers.len() {
+            // The member list changed (DNS, admin API): start the new list from zero.
+            current.clear();
+            current.resize(candidates.servers.len(), 0);
+        }
         let mut total: i64 = 0;
         let mut best: Option<(usize, i64)> = None;
         for ((index, server), cw) in candidates

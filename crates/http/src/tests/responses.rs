@@ -1,10 +1,26 @@
 //! Response heads: body framing per RFC 9112 §6.3, keep-alive, and 502 for anything we
 //! cannot trust.
 
-use crate::{parse_response, BodyKind, HttpError, Limits, Parsed, ResponseHead, Version};
+use crate::{
+    parse_response, parse_response_bytes, BodyKind, HttpError, Limits, Parsed, ResponseHead,
+    Version,
+};
 
+/// Every case through both entry points, which must agree (`parse_response_bytes` keeps a
+/// slice of its buffer instead of a copy).
 fn parse(input: &[u8], head: bool) -> Result<Parsed<ResponseHead>, HttpError> {
-    parse_response(input, head, &Limits::default())
+    let copied = parse_response(input, head, &Limits::default());
+    let buf = bytes::Bytes::copy_from_slice(input);
+    let shared = parse_response_bytes(&buf, head, &Limits::default());
+    assert_eq!(copied, shared, "{:?}", String::from_utf8_lossy(input));
+    if let Ok(Parsed::Complete(h)) = &shared {
+        assert_eq!(
+            h.raw.as_ptr(),
+            buf.as_ptr(),
+            "a slice of the buffer, not a copy"
+        );
+    }
+    copied
 }
 
 fn ok(input: &[u8], head: bool) -> ResponseHead {

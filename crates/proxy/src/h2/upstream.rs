@@ -322,8 +322,8 @@ impl H2Session {
         let (ip, https) = (&self.peer.ip_text, self.peer.tls.is_some());
         let head = forward::upstream_request(&req.head, ip, https, pick.server.addr(), edits);
         match Given::of(&req.rules, &req.request_id) {
-            Some(g) => g.request(head, &self.vars(cx, req, g, pick)).freeze(),
-            None => head.freeze(),
+            Some(g) => forward::freeze_head(g.request(head, &self.vars(cx, req, g, pick))),
+            None => forward::freeze_head(head),
         }
     }
 
@@ -615,7 +615,7 @@ impl H2Session {
             }
             _ => head,
         };
-        let head = secure(&ctx.spec, head.freeze());
+        let head = secure(&ctx.spec, forward::freeze_head(head));
         if let Some(c) = self.streams.get_mut(&id).and_then(|s| s.current_mut()) {
             c.note_upstream_head(resp.status, now, head.len());
         }

@@ -340,6 +340,23 @@ impl Conn {
         }
     }
 
+    /// With nothing in `buf`: the reader pipe's next chunk when it is the only one (to parse
+    /// where it lies, `phases::next_request`); anything else is gathered into `buf`.
+    pub fn take_single(&mut self, cx: &mut Cx<'_>) -> Option<Bytes> {
+        let Input::Open(r) = self.input else {
+            return None;
+        };
+        if !self.buf.is_empty() {
+            return None;
+        }
+        let b = cx.take(r)?;
+        if cx.buffered(r) == 0 {
+            return Some(b);
+        }
+        self.buf.extend_from_slice(&b);
+        None
+    }
+
     /// Pause the reader pipe after gathering what it holds.
     pub fn close_reader(&mut self, cx: &mut Cx<'_>) {
         if self.input == Input::Idle {
@@ -583,7 +600,7 @@ impl std::ops::Deref for IpText {
 /// A response head with the listener's `Strict-Transport-Security`, if it has one.
 pub(crate) fn secure(spec: &ListenerSpec, head: Bytes) -> Bytes {
     match &spec.front.hsts {
-        Some(v) => forward::with_line(head, &format!("Strict-Transport-Security: {v}\r\n")),
+        Some(v) => forward::with_field(head, "Strict-Transport-Security", v),
         None => head,
     }
 }

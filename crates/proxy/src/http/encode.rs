@@ -174,28 +174,34 @@ impl Compressor {
 
     /// Compress the body bytes at the start of `data`.
     pub fn feed(&mut self, data: &[u8]) -> io::Result<Step> {
-        let (used, done) = match &mut self.framing {
+        // A counted or close-delimited body is fed straight from `data`; only chunked
+        // framing needs the de-chunked copy in `body`.
+        let (used, done, direct) = match &mut self.framing {
             Framing::Count(left) => {
                 let n = (*left).min(data.len() as u64) as usize;
                 *left -= n as u64;
-                self.body.extend_from_slice(&data[..n]);
-                (n, *left == 0)
+                (n, *left == 0, true)
             }
-            Framing::Chunked(dec) => dec
-                .decode(data, &mut self.body)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.reason))?,
-            Framing::UntilClose => {
-                self.body.extend_from_slice(data);
-                (data.len(), false)
+            Framing::Chunked(dec) => {
+                let (used, done) = dec
+                    .decode(data, &mut self.body)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.reason))?;
+                (used, done, false)
             }
+            Framing::UntilClose => (data.len(), false, true),
         };
-        if !self.body.is_empty() {
+        let input = if direct {
+            &data[..used]
+        } else {
+            &self.body[..]
+        };
+        if !input.is_empty() {
             if let Some(enc) = self.enc.as_mut() {
-                enc.feed(&self.body, &mut self.out)?;
+                enc.feed(input, &mut self.out)?;
                 self.fed = true;
             }
-            self.body.clear();
         }
+        self.body.clear();
         if done {
             return Ok(Step {
                 used,

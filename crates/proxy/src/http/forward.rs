@@ -10,13 +10,56 @@
 //! Response: status line as HTTP/1.1; hop-by-hop fields dropped; `Server` and `Date`
 //! replaced by tether's (as nginx does); `Connection` set for the client side.
 
+use std::cell::RefCell;
 use std::net::SocketAddr;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tether_http::reply::with_date;
 use tether_http::{
     connection_tokens, is_hop_by_hop, write_header, BodyKind, RequestHead, ResponseHead, Version,
 };
+
+/// The heads written here are carved from one block per thread (`head_buf`, `freeze_head`):
+/// the rest of the block goes back after each head, so a head costs no allocation of its own
+/// (a `BytesMut` of its own is one allocation, and freezing it another). A block is shared
+/// by the heads carved from it and freed when the last of them is (they are short-lived: a
+/// head goes into a pipe and is dropped once written).
+const HEAD_BLOCK: usize = 16 * 1024;
+
+/// Less than this left in the block: start a new one.
+const HEAD_BLOCK_MIN: usize = 1024;
+
+thread_local! {
+    static BLOCK: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// An empty buffer with room for `want` bytes: the rest of this thread's block.
+fn head_buf(want: usize) -> BytesMut {
+    let spare = BLOCK
+        .try_with(|b| b.try_borrow_mut().map(|mut b| std::mem::take(&mut *b)).ok())
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    if spare.capacity() >= want {
+        spare
+    } else {
+        BytesMut::with_capacity(HEAD_BLOCK.max(want))
+    }
+}
+
+/// `head` (written into a `head_buf`, maybe edited since) as `Bytes`; the room left after
+/// it goes back to the thread's block for the next head.
+pub fn freeze_head(mut head: BytesMut) -> Bytes {
+    let rest = head.split_off(head.len());
+    if rest.capacity() >= HEAD_BLOCK_MIN {
+        let _ = BLOCK.try_with(|b| {
+            if let Ok(mut b) = b.try_borrow_mut() {
+                *b = rest;
+            }
+        });
+    }
+    head.freeze()
+}
 
 /// Changes made to a head as it crosses (by the affinity: a session id's tag stripped from
 /// the request, a `Set-Cookie` added or re-tagged on the response).
@@ -36,12 +79,43 @@ impl Edits {
         self.target.is_none() && self.replace.is_empty() && self.add.is_empty()
     }
 
-    /// The value to write for header `name: value`.
-    fn value<'a>(&'a self, name: &str, value: &'a [u8]) -> &'a [u8] {
+    /// The new value for header `name: value`, if it is replaced.
+    fn replaced(&self, name: &str, value: &[u8]) -> Option<&[u8]> {
         self.replace
             .iter()
             .find(|(n, old, _)| n.eq_ignore_ascii_case(name) && old == value)
-            .map_or(value, |(_, _, new)| new.as_slice())
+            .map(|(_, _, new)| new.as_slice())
+    }
+}
+
+/// Field lines forwarded as they are: copied from the parsed head's bytes (the parser
+/// checked them: a token, `:`, a value without CR, LF or NUL, CRLF), consecutive ones in one
+/// copy, instead of each written again name, `: `, value, CRLF.
+struct Lines<'a> {
+    raw: &'a [u8],
+    run: std::ops::Range<usize>,
+}
+
+impl<'a> Lines<'a> {
+    fn new(raw: &'a [u8]) -> Self {
+        Lines { raw, run: 0..0 }
+    }
+
+    /// Forward the line at `line` (after those kept before it).
+    fn keep(&mut self, out: &mut BytesMut, line: std::ops::Range<usize>) {
+        if self.run.end != line.start || self.run.is_empty() {
+            self.flush(out);
+            self.run.start = line.start;
+        }
+        self.run.end = line.end;
+    }
+
+    /// Write the lines kept so far (before a line that is not forwarded as it is).
+    fn flush(&mut self, out: &mut BytesMut) {
+        if let Some(lines) = self.raw.get(self.run.clone()) {
+            out.extend_from_slice(lines);
+        }
+        self.run = 0..0;
     }
 }
 
@@ -60,7 +134,13 @@ impl<'a> Named<'a> {
             n: 0,
             overflow: None,
         };
-        for t in value.into_iter().flat_map(connection_tokens) {
+        // Hop-by-hop fields are dropped whether named or not: not kept here, so the usual
+        // `Connection: keep-alive` costs nothing per field.
+        let named_fields = value
+            .into_iter()
+            .flat_map(connection_tokens)
+            .filter(|t| !is_hop_by_hop(t));
+        for t in named_fields {
             if named.n == named.tokens.len() {
                 named.overflow = value;
                 break;
@@ -81,6 +161,37 @@ impl<'a> Named<'a> {
     }
 }
 
+/// What `upstream_request` does with a request field, by its name (its length first: this
+/// runs for every field of every request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReqField {
+    /// `is_hop_by_hop`: dropped.
+    HopByHop,
+    /// `X-Forwarded-For`: appended to.
+    Xff,
+    /// `X-Real-IP`, `X-Forwarded-Proto`, `X-Forwarded-Host`: replaced by tether's.
+    Ours,
+    Host,
+    Other,
+}
+
+fn request_field(name: &str) -> ReqField {
+    let is = |n: &str| name.eq_ignore_ascii_case(n);
+    match name.len() {
+        2 if is("te") => ReqField::HopByHop,
+        4 if is("host") => ReqField::Host,
+        7 if is("upgrade") => ReqField::HopByHop,
+        9 if is("x-real-ip") => ReqField::Ours,
+        10 if is("connection") || is("keep-alive") => ReqField::HopByHop,
+        15 if is("x-forwarded-for") => ReqField::Xff,
+        16 if is("proxy-connection") => ReqField::HopByHop,
+        16 if is("x-forwarded-host") => ReqField::Ours,
+        17 if is("transfer-encoding") => ReqField::HopByHop,
+        17 if is("x-forwarded-proto") => ReqField::Ours,
+        _ => ReqField::Other,
+    }
+}
+
 /// Whether a field must not cross the proxy: hop-by-hop, or named by `Connection`.
 fn is_local(name: &str, named: &Named<'_>) -> bool {
     is_hop_by_hop(name) || named.contains(name)
@@ -98,7 +209,7 @@ pub fn upstream_request(
     upstream: SocketAddr,
     edits: Option<&Edits>,
 ) -> BytesMut {
-    let mut out = BytesMut::with_capacity(req.len() + 192);
+    let mut out = head_buf(req.len() + 192);
     out.extend_from_slice(req.method_str().as_bytes());
     out.extend_from_slice(b" ");
     let target = edits.and_then(|e| e.target.as_deref());
@@ -108,55 +219,68 @@ pub fn upstream_request(
     } else {
         b" HTTP/1.1\r\n"
     });
-    let named = Named::of(req.header("connection"));
+    let named = Named::of(req.connection());
     let mut xff: Option<&[u8]> = None;
     let mut host: Option<&[u8]> = None;
-    for (name, value) in req.headers() {
-        if is_local(name, &named) {
+    let mut kept = Lines::new(&req.raw);
+    for f in req.field_lines() {
+        let name = f.name;
+        let kind = request_field(name);
+        if kind == ReqField::HopByHop || named.contains(name) {
+            kept.flush(&mut out);
             continue;
         }
-        if name.eq_ignore_ascii_case("x-forwarded-for") {
-            xff = Some(value);
-            continue;
+        match kind {
+            ReqField::Xff => {
+                xff = Some(f.value);
+                kept.flush(&mut out);
+                continue;
+            }
+            // Set by tether below, whatever the client sent.
+            ReqField::Ours => {
+                kept.flush(&mut out);
+                continue;
+            }
+            ReqField::Host => host = Some(f.value),
+            ReqField::HopByHop | ReqField::Other => {}
         }
-        if name.eq_ignore_ascii_case("x-real-ip")
-            || name.eq_ignore_ascii_case("x-forwarded-proto")
-            || name.eq_ignore_ascii_case("x-forwarded-host")
-        {
-            continue;
-        }
-        if name.eq_ignore_ascii_case("host") {
-            host = Some(value);
-        }
-        match edits {
-            Some(e) => write_header(&mut out, name, e.value(name, value)),
-            None => write_header(&mut out, name, value),
+        match edits.and_then(|e| e.replaced(name, f.value)) {
+            Some(new) => {
+                kept.flush(&mut out);
+                write_header(&mut out, name, new);
+            }
+            None => kept.keep(&mut out, f.line),
         }
     }
+    kept.flush(&mut out);
     if let Some(e) = edits {
         out.extend_from_slice(e.add.as_bytes());
     }
     if host.is_none() {
         write_header(&mut out, "Host", upstream.to_string().as_bytes());
     }
+    // tether's own fields, their names and separators as bytes: the values are the
+    // client's address text, checked field values (`X-Forwarded-For`, `Host`) and constants.
     if req.body == BodyKind::Chunked {
-        write_header(&mut out, "Transfer-Encoding", b"chunked");
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
     }
-    let ip = client_ip;
-    match xff {
-        Some(prior) if !prior.is_empty() => {
-            let mut v = prior.to_vec();
-            v.extend_from_slice(b", ");
-            v.extend_from_slice(ip.as_bytes());
-            write_header(&mut out, "X-Forwarded-For", &v);
-        }
-        _ => write_header(&mut out, "X-Forwarded-For", ip.as_bytes()),
+    out.extend_from_slice(b"X-Forwarded-For: ");
+    if let Some(prior) = xff.filter(|v| !v.is_empty()) {
+        out.extend_from_slice(prior);
+        out.extend_from_slice(b", ");
     }
-    write_header(&mut out, "X-Real-IP", ip.as_bytes());
-    let proto: &[u8] = if https { b"https" } else { b"http" };
-    write_header(&mut out, "X-Forwarded-Proto", proto);
+    out.extend_from_slice(client_ip.as_bytes());
+    out.extend_from_slice(b"\r\nX-Real-IP: ");
+    out.extend_from_slice(client_ip.as_bytes());
+    out.extend_from_slice(if https {
+        b"\r\nX-Forwarded-Proto: https\r\n"
+    } else {
+        b"\r\nX-Forwarded-Proto: http\r\n"
+    });
     if let Some(h) = host {
-        write_header(&mut out, "X-Forwarded-Host", h);
+        out.extend_from_slice(b"X-Forwarded-Host: ");
+        out.extend_from_slice(h);
+        out.extend_from_slice(b"\r\n");
     }
     if req.upgrade {
         if let Some(u) = req.header("upgrade") {
@@ -170,15 +294,15 @@ pub fn upstream_request(
     out
 }
 
-/// `head` with `line` (`Name: value\r\n`) added after its status line (HSTS on every
-/// response of a TLS listener, whoever wrote the head).
-pub fn with_line(head: bytes::Bytes, line: &str) -> bytes::Bytes {
+/// `head` with the field `name: value` added after its status line (HSTS on every response
+/// of a TLS listener, whoever wrote the head). Written as bytes: no `String` per response.
+pub fn with_field(head: bytes::Bytes, name: &str, value: &str) -> bytes::Bytes {
     let Some(end) = head.windows(2).position(|w| w == b"\r\n") else {
         return head;
     };
-    let mut out = BytesMut::with_capacity(head.len() + line.len());
+    let mut out = BytesMut::with_capacity(head.len() + name.len() + value.len() + 4);
     out.extend_from_slice(&head[..end + 2]);
-    out.extend_from_slice(line.as_bytes());
+    write_header(&mut out, name, value.as_bytes());
     out.extend_from_slice(&head[end + 2..]);
     out.freeze()
 }
@@ -192,7 +316,7 @@ pub fn client_response(
     keep_alive: bool,
     edits: Option<&Edits>,
 ) -> BytesMut {
-    let mut out = BytesMut::with_capacity(resp.len() + 96);
+    let mut out = head_buf(resp.len() + 96);
     out.extend_from_slice(b"HTTP/1.1 ");
     // A status is 100-599 (parse_response refuses anything else): three digits.
     let s = resp.status.min(999);
@@ -204,19 +328,26 @@ pub fn client_response(
     ]);
     out.extend_from_slice(resp.reason().as_bytes());
     out.extend_from_slice(b"\r\n");
-    let named = Named::of(resp.header("connection"));
-    for (name, value) in resp.headers() {
+    let named = Named::of(resp.connection());
+    let mut kept = Lines::new(&resp.raw);
+    for f in resp.field_lines() {
+        let name = f.name;
         if is_local(name, &named)
             || name.eq_ignore_ascii_case("server")
             || name.eq_ignore_ascii_case("date")
         {
+            kept.flush(&mut out);
             continue;
         }
-        match edits {
-            Some(e) => write_header(&mut out, name, e.value(name, value)),
-            None => write_header(&mut out, name, value),
+        match edits.and_then(|e| e.replaced(name, f.value)) {
+            Some(new) => {
+                kept.flush(&mut out);
+                write_header(&mut out, name, new);
+            }
+            None => kept.keep(&mut out, f.line),
         }
     }
+    kept.flush(&mut out);
     if let Some(e) = edits {
         out.extend_from_slice(e.add.as_bytes());
     }
@@ -246,6 +377,36 @@ mod tests {
         match parse_request(raw, &Limits::default()) {
             Ok(Parsed::Complete(h)) => h,
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn request_fields_classified_as_is_hop_by_hop_says() {
+        for name in [
+            "Connection",
+            "proxy-connection",
+            "Keep-Alive",
+            "TE",
+            "Transfer-Encoding",
+            "UPGRADE",
+            "Host",
+            "X-Forwarded-For",
+            "x-real-ip",
+            "X-Forwarded-Proto",
+            "X-FORWARDED-HOST",
+            "Accept",
+            "te2",
+            "Hos",
+            "X-Forwarded-Fo",
+            "Cookie",
+        ] {
+            let kind = request_field(name);
+            assert_eq!(kind == ReqField::HopByHop, is_hop_by_hop(name), "{name}");
+        }
+        assert_eq!(request_field("HOST"), ReqField::Host);
+        assert_eq!(request_field("x-forwarded-for"), ReqField::Xff);
+        for ours in ["X-Real-IP", "x-forwarded-proto", "X-Forwarded-Host"] {
+            assert_eq!(request_field(ours), ReqField::Ours, "{ours}");
         }
     }
 

@@ -133,6 +133,24 @@ pub(super) fn next_request(
     cx: &mut Cx<'_>,
     mut deadline: Option<HeadDeadline>,
 ) -> State {
+    // The usual case: a whole head in one read, nothing buffered before it: parsed where
+    // it lies, not copied into `buf` first. (The head keeps a copy of its bytes, not a slice
+    // of the read: a request can last long, and a slice would hold the loop's whole read
+    // block.)
+    if let Some(chunk) = c.take_single(cx) {
+        match parse_request(&chunk, &c.ctx.limits) {
+            Ok(Parsed::Complete(head)) => {
+                head_deadline::stop(cx, &mut deadline);
+                if chunk.len() > head.len() {
+                    c.buf.extend_from_slice(&chunk[head.len()..]); // a body, pipelined requests
+                }
+                begin(c, cx, &head);
+                return serve(c, cx, head);
+            }
+            // Partial, or refused: the general path below (with the same bytes).
+            _ => c.buf.extend_from_slice(&chunk),
+        }
+    }
     c.gather(cx);
     if c.buf.is_empty() {
         // Nothing buffered: hold no allocation while the connection waits (the buffer of

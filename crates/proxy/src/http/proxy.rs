@@ -23,13 +23,15 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use tether_core::{ConnId, ConnectOpts, Cx, PipeEnd, PipeId, PipeOpts, Sink, Source, TimerId};
-use tether_http::{parse_response, BodyKind, Method, Parsed, RequestHead, ResponseHead};
+use tether_http::{
+    parse_response, parse_response_bytes, BodyKind, Method, Parsed, RequestHead, ResponseHead,
+};
 
 use super::affinity::{self, Pick};
 use super::conn::{secure, Conn};
 use super::encode::{self as encoding, Compressor};
 use super::phases::Proxied;
-use super::relay::{relay, Relay};
+use super::relay::{relay, relay_from, Relay};
 use super::rules::{Given, Vars};
 use super::{forward, State};
 use crate::idle::KEY_CONNECT;
@@ -38,6 +40,9 @@ use tether_config::rules::RouteRules;
 
 /// Bytes of upstream response read ahead while its head is parsed.
 const HEAD_READ: usize = 64 * 1024;
+
+/// A body up to this size that came whole with its head is sent with the head, in one chunk.
+const WHOLE_MAX: usize = 4096;
 
 /// Where the upstream connection stands.
 enum Link {
@@ -106,8 +111,8 @@ fn head_for(
     let https = cx.tls_info(c.client).is_some();
     let head = forward::upstream_request(req, &c.client_ip_text(cx), https, addr, edits);
     match given {
-        Some(g) => g.request(head, &vars(c, cx, req, g, up, pick)).freeze(),
-        None => head.freeze(),
+        Some(g) => forward::freeze_head(g.request(head, &vars(c, cx, req, g, up, pick))),
+        None => forward::freeze_head(head),
     }
 }
 
@@ -354,8 +359,9 @@ fn relay_request(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>) -> State {
     }
 }
 
-/// Relay the response body as far as the client pipe has room.
-fn relay_response(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>) -> State {
+/// Relay the response body as far as the client pipe has room. `lead`: body bytes read
+/// with the head and not in `up_buf` (empty but for the first call).
+fn relay_response(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>, lead: Bytes) -> State {
     let Exchange {
         resp_relay,
         up_buf,
@@ -368,8 +374,11 @@ fn relay_response(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>) -> State 
         return State::Proxying(x); // nothing to relay (any more)
     };
     let result = match compress.as_deref_mut() {
-        Some(z) => encoding::relay(cx, z, up_buf, *up_reader, to).map_err(|e| e.to_string()),
-        None => relay(cx, how, up_buf, *up_reader, to).map_err(|e| e.reason.to_string()),
+        Some(z) => {
+            up_buf.extend_from_slice(&lead);
+            encoding::relay(cx, z, up_buf, *up_reader, to).map_err(|e| e.to_string())
+        }
+        None => relay_from(cx, how, lead, up_buf, *up_reader, to).map_err(|e| e.reason.to_string()),
     };
     match result {
         Ok(true) => {
@@ -407,7 +416,7 @@ pub(super) fn drained(c: &mut Conn, cx: &mut Cx<'_>, x: Box<Exchange>, pipe: Pip
     if Some(pipe) == x.to_up {
         relay_request(c, cx, x)
     } else if Some(pipe) == x.to_client {
-        relay_response(c, cx, x)
+        relay_response(c, cx, x, Bytes::new())
     } else {
         State::Proxying(x)
     }
@@ -424,12 +433,35 @@ pub(super) fn upstream_readable(
         return State::Proxying(x); // a pipe of a connection already left
     }
     if x.response_started {
-        return relay_response(c, cx, x);
-    }
-    while let Some(b) = cx.take(pipe) {
-        x.up_buf.extend_from_slice(&b);
+        return relay_response(c, cx, x, Bytes::new());
     }
     let head_request = x.req.method == Method::Head;
+    // The usual case: the whole head (and the start of the body) came in one read while
+    // nothing was buffered: parsed where it lies, the head and the body bytes after it are
+    // slices of that read (no copy into `up_buf`). Not for an answer whose body is read
+    // whole for a session id first (`tag_body`, `session_body.rs`): that one goes through
+    // `up_buf`.
+    let mut first = None;
+    while let Some(b) = cx.take(pipe) {
+        if x.up_buf.is_empty() && first.is_none() && !x.pick.tag_body {
+            first = Some(b);
+            continue;
+        }
+        if let Some(f) = first.take() {
+            x.up_buf.extend_from_slice(&f);
+        }
+        x.up_buf.extend_from_slice(&b);
+    }
+    if let Some(chunk) = first {
+        match parse_response_bytes(&chunk, head_request, &c.ctx.limits) {
+            Ok(Parsed::Complete(resp)) if !resp.is_informational() => {
+                let rest = chunk.slice(resp.len()..);
+                return respond(c, cx, x, resp, rest);
+            }
+            // An interim head, an incomplete one or an error: the general path.
+            _ => x.up_buf.extend_from_slice(&chunk),
+        }
+    }
     loop {
         let mut resp = match parse_response(&x.up_buf, head_request, &c.ctx.limits) {
             Ok(Parsed::Partial) => return State::Proxying(x),
@@ -463,10 +495,10 @@ pub(super) fn upstream_readable(
             // Interim response (100 Continue...): pass it on, then read the final one.
             let head = forward::client_response(&resp, &c.ctx.server, true, None);
             let to = client_pipe(c, cx, &mut x);
-            cx.push(to, secure(c.spec(), head.freeze()));
+            cx.push(to, secure(c.spec(), forward::freeze_head(head)));
             continue;
         }
-        return respond(c, cx, x, resp);
+        return respond(c, cx, x, resp, Bytes::new());
     }
 }
 
@@ -484,8 +516,15 @@ fn client_pipe(c: &Conn, cx: &mut Cx<'_>, x: &mut Exchange) -> PipeId {
     p
 }
 
-/// Phase 9, respond: the final response head arrived; send it on, then its body.
-fn respond(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>, resp: ResponseHead) -> State {
+/// Phase 9, respond: the final response head arrived; send it on, then its body. `rest`:
+/// body bytes read with the head and not in `up_buf` (they come before it).
+fn respond(
+    c: &mut Conn,
+    cx: &mut Cx<'_>,
+    mut x: Box<Exchange>,
+    resp: ResponseHead,
+    rest: Bytes,
+) -> State {
     c.note_status(resp.status);
     x.response_started = true;
     learn_from(c, cx, &mut x, &resp);
@@ -501,7 +540,12 @@ fn respond(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>, resp: ResponseHe
         abandon(cx, x);
         return c.status(cx, resp.status, head_only);
     }
+    debug_assert!(
+        rest.is_empty() || x.up_buf.is_empty(),
+        "rest comes before up_buf"
+    );
     if resp.status == 101 {
+        x.up_buf.extend_from_slice(&rest);
         let next = tunnel(c, cx, x, &resp);
         c.log_request(cx);
         return next;
@@ -535,12 +579,35 @@ fn respond(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>, resp: ResponseHe
         }
         _ => head,
     };
-    let head = secure(c.spec(), head.freeze());
+    // A small body that came whole with the head goes out with it, as one chunk (one
+    // buffer in the client pipe, one iovec) instead of two.
+    let whole = x.compress.is_none()
+        && x.to_client.is_none()
+        && x.up_buf.is_empty()
+        && rest.len() <= WHOLE_MAX
+        && resp.body == BodyKind::Length(rest.len() as u64);
+    let mut head = head;
+    let body_len = if whole {
+        head.extend_from_slice(&rest);
+        rest.len()
+    } else {
+        0
+    };
+    let head = secure(c.spec(), forward::freeze_head(head));
     if let Some(cur) = c.current.as_mut() {
-        cur.note_upstream_head(resp.status, cx.now(), head.len());
+        cur.note_upstream_head(resp.status, cx.now(), head.len() - body_len);
+    }
+    if whole {
+        let to = client_pipe(c, cx, &mut x);
+        cx.push(to, head);
+        cx.end(to);
+        if !c.keep_alive {
+            c.start_closing(cx);
+        }
+        return State::Proxying(x);
     }
     let interim_sent = x.to_client.is_some();
-    let buffered = x.up_buf.len() as u64;
+    let buffered = (x.up_buf.len() + rest.len()) as u64;
     let direct = match resp.body {
         _ if x.compress.is_some() => None,
         BodyKind::Length(n) if n > buffered => Some(Some(n - buffered)),
@@ -560,7 +627,11 @@ fn respond(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>, resp: ResponseHe
             };
             let p = cx.pipe_with(Source::Conn(x.up), Sink::Conn(c.client), opts);
             cx.push(p, head);
-            cx.push(p, x.up_buf.split().freeze());
+            if !rest.is_empty() {
+                cx.push(p, rest);
+            } else if !x.up_buf.is_empty() {
+                cx.push(p, x.up_buf.split().freeze());
+            }
             x.to_client = Some(p);
             State::Proxying(x)
         }
@@ -568,7 +639,7 @@ fn respond(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>, resp: ResponseHe
             let to = client_pipe(c, cx, &mut x);
             cx.push(to, head);
             x.resp_relay = Some(Relay::of(resp.body));
-            relay_response(c, cx, x)
+            relay_response(c, cx, x, rest)
         }
     };
     if !c.keep_alive {
@@ -600,7 +671,7 @@ fn tunnel(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>, resp: &ResponseHe
     let edits = Some(&x.pick.response).filter(|e| !e.is_empty());
     let head = forward::client_response(resp, &c.ctx.server, true, edits);
     let head = response_rules(c, cx, &x, head);
-    let head = secure(c.spec(), head.freeze());
+    let head = secure(c.spec(), forward::freeze_head(head));
     c.close_reader(cx);
     for p in [x.up_reader.take(), x.to_up.take()].into_iter().flatten() {
         cx.close_pipe(p);

@@ -2,7 +2,7 @@
 //! straight from the upstream to the client): how each ends (`Relay`), and the copy from a
 //! pipe (or bytes held back) into another pipe, as far as that one has room.
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tether_core::{Cx, PipeId};
 use tether_http::{BodyKind, ChunkedScanner, HttpError};
 
@@ -64,6 +64,35 @@ pub(super) fn relay(
             return Ok(true);
         }
     }
+}
+
+/// [`relay`], with `lead` (bytes read with the head, not in `pending`) first: what belongs to
+/// the body goes to `to` as a slice of it, without a copy into `pending`.
+pub(super) fn relay_from(
+    cx: &mut Cx<'_>,
+    how: &mut Relay,
+    lead: Bytes,
+    pending: &mut BytesMut,
+    from: Option<PipeId>,
+    to: PipeId,
+) -> Result<bool, HttpError> {
+    if !lead.is_empty() {
+        if !pending.is_empty() {
+            pending.extend_from_slice(&lead); // (after what waits: keep the order)
+        } else {
+            let (n, done) = measure(how, &lead)?;
+            if n > 0 {
+                cx.push(to, lead.slice(..n));
+            }
+            if n < lead.len() {
+                pending.extend_from_slice(&lead[n..]);
+            }
+            if done {
+                return Ok(true);
+            }
+        }
+    }
+    relay(cx, how, pending, from, to)
 }
 
 /// How many of `data` belong to the body, and whether it ends there.
