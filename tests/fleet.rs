@@ -208,8 +208,7 @@ fn run(name: &str, mut store: StoreKind, dir: &TempDir) -> Report {
         let replica = g.replica_port;
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline
-            && !(g.current_master_port() == Some(replica)
-                && tethers.iter().all(Instance::store_up))
+            && !(g.current_master_port() == Some(replica) && tethers.iter().all(Instance::store_up))
         {
             keep_adding(&mut users);
             std::thread::sleep(Duration::from_millis(50));
@@ -306,7 +305,12 @@ fn run(name: &str, mut store: StoreKind, dir: &TempDir) -> Report {
         .count();
     let report = Report {
         requests: r.requests,
-        users: r.logins.iter().map(|(_, u, _)| *u).max().map_or(0, |m| m + 1),
+        users: r
+            .logins
+            .iter()
+            .map(|(_, u, _)| *u)
+            .max()
+            .map_or(0, |m| m + 1),
         failed_outside,
         failed_inside,
         lost_other,
@@ -341,7 +345,11 @@ fn check(report: &Report) {
         report.lost_removed > 0,
         "no user of the removed backend moved after the drain time: was it drained at all?"
     );
-    assert!(report.requests > 1000, "too few requests: {}", report.requests);
+    assert!(
+        report.requests > 1000,
+        "too few requests: {}",
+        report.requests
+    );
 }
 
 #[test]

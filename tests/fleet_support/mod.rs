@@ -267,7 +267,9 @@ pub fn click(port: u16, path: &str, sid: Option<&str>) -> Result<Answer, String>
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
     let _ = s.set_read_timeout(Some(Duration::from_secs(10)));
     let _ = s.set_write_timeout(Some(Duration::from_secs(10)));
-    let cookie = sid.map(|v| format!("Cookie: SID={v}\r\n")).unwrap_or_default();
+    let cookie = sid
+        .map(|v| format!("Cookie: SID={v}\r\n"))
+        .unwrap_or_default();
     let req = format!("GET {path} HTTP/1.1\r\nHost: fleet\r\n{cookie}Connection: close\r\n\r\n");
     s.write_all(req.as_bytes())
         .map_err(|e| format!("send: {e}"))?;
@@ -409,7 +411,9 @@ fn user(
                     r.logins.push((now, id, backend.clone()));
                     session = Some((sid, backend));
                 }
-                None => r.failures.push((now, format!("user {id}: login without SID"))),
+                None => r
+                    .failures
+                    .push((now, format!("user {id}: login without SID"))),
             },
             Ok(a) if a.status == 200 => {}
             Ok(a) if a.status == 401 => {

@@ -38,8 +38,10 @@ pub(super) const KEY_DEADLINE: u64 = 1 << 36;
 
 /// The request body kept for a retry, at most.
 const REPLAY_MAX: usize = 1024 * 1024;
-/// Retries of a call the server did not process, at most.
+/// Retries of a call the server did not process (GOAWAY), at most.
 const MAX_RETRIES: u8 = 2;
+/// Retries of a call refused (REFUSED_STREAM), at most.
+const MAX_REFUSALS: u8 = 32;
 
 /// One stream's exchange with an HTTP/2 upstream.
 pub(super) struct Call {
@@ -446,7 +448,7 @@ impl H2Session {
                         let Some(cid) = m.streams.remove(&id) else {
                             continue;
                         };
-                        if retryable && Self::replayable(self.streams.get_mut(&cid)) {
+                        if retryable && Self::replayable(self.streams.get_mut(&cid), true) {
                             retry.push(cid);
                             continue;
                         }
@@ -464,7 +466,7 @@ impl H2Session {
                     ClientEvent::GoAway { retryable, .. } => {
                         for id in retryable {
                             if let Some(cid) = m.streams.remove(&id) {
-                                if Self::replayable(self.streams.get_mut(&cid)) {
+                                if Self::replayable(self.streams.get_mut(&cid), false) {
                                     retry.push(cid);
                                     continue;
                                 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use tether_core::{Cx, PipeEnd, PipeId};
 use tether_h2::ErrorCode;
 
-use super::{abandon, call_of, grpc, MuxRef, MAX_RETRIES};
+use super::{abandon, call_of, grpc, MuxRef, MAX_REFUSALS, MAX_RETRIES};
 use crate::h2::stream::{Stream, Work};
 use crate::h2::H2Session;
 
@@ -157,12 +157,15 @@ impl H2Session {
     }
 
     /// Whether a call the server did not process can be sent again (its whole body is at
-    /// hand, retries left); if so it is made ready to open anew.
-    pub(super) fn replayable(s: Option<&mut Stream>) -> bool {
+    /// hand, retries left); if so it is made ready to open anew. `refused`: REFUSED_STREAM,
+    /// which a server at its stream limit answers (grpcio does while it still counts
+    /// streams that ended on the wire): retried more often than after a GOAWAY.
+    pub(super) fn replayable(s: Option<&mut Stream>, refused: bool) -> bool {
         let Some(c) = call_of(s) else {
             return false;
         };
-        let Some(sent) = c.sent.take().filter(|_| c.retries < MAX_RETRIES) else {
+        let max = if refused { MAX_REFUSALS } else { MAX_RETRIES };
+        let Some(sent) = c.sent.take().filter(|_| c.retries < max) else {
             return false;
         };
         c.retries += 1;
