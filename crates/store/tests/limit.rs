@@ -102,7 +102,8 @@ fn two_instances_share_one_limit() {
     };
     let allowed = Arc::new(AtomicUsize::new(0));
     let offered = Arc::new(AtomicUsize::new(0));
-    let run_for = Duration::from_secs(3);
+    // Long enough that one admission more or less at the edges is 2 % of the count.
+    let run_for = Duration::from_secs(5);
     let start = Instant::now();
     let clients: Vec<_> = [a, b]
         .into_iter()
@@ -133,7 +134,9 @@ fn two_instances_share_one_limit() {
     for c in clients {
         c.join().expect("client thread");
     }
-    let secs = start.elapsed().as_secs_f64();
+    // The window the limit was offered in: the last answer may come late on a loaded
+    // machine, and the time after it is no part of the window.
+    let secs = run_for.as_secs_f64();
     let offered = offered.load(Ordering::Relaxed) as f64;
     // The first request and the burst pass at once; the rest at the rate.
     let allowed = allowed.load(Ordering::Relaxed) as f64 - 1.0 - f64::from(rule.burst);
