@@ -3,6 +3,8 @@
 #
 #   bash benches/fleet.sh                 # FLEET_SCALE=4: about 4 minutes per run
 #   FLEET_SCALE=8 bash benches/fleet.sh
+#   RELEASE=1 bash benches/fleet.sh       # a release build (the figures are counts of
+#                                         # failures and lost sessions: debug is the default)
 #
 # Both runs of tests/fleet.rs, one after the other: three tether instances behind HAProxy
 # (PROXY protocol v2), learned sessions shared through a Sentinel group (one master, one
@@ -20,8 +22,10 @@ repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export FLEET_SCALE=${FLEET_SCALE:-4}
 cd "$repo"
 echo "# fleet, FLEET_SCALE=$FLEET_SCALE ($(date -u '+%Y-%m-%d %H:%M UTC'), git $(git rev-parse --short HEAD))"
-cargo test --release --test fleet -- --nocapture --test-threads=1 2>&1 |
+profile=()
+[ "${RELEASE:-0}" = 1 ] && profile=(--release)
+cargo test "${profile[@]}" --test fleet -- --nocapture --test-threads=1 2>&1 |
   grep -E '^fleet\[|^test |test result' || {
-    echo "the fleet test failed: rerun with cargo test --release --test fleet -- --nocapture"
+    echo "the fleet test failed: rerun with cargo test --test fleet -- --nocapture"
     exit 1
   }
