@@ -150,9 +150,9 @@ fn the_backends_500_is_replaced_only_with_intercept_errors() {
 fn grpc_requests_never_get_an_html_page() {
     let (_dir, port, _t, _b) = site("error-pages-grpc");
     let grpc = "content-type=application/grpc+proto";
-    // tether's own 502: no page, the gRPC status instead.
+    // tether's own 502: no page, a gRPC answer instead (HTTP 200, trailers-only).
     let (status, headers, body) = h2_get(port, "/down/pkg.Svc/Call", &[grpc]);
-    assert_eq!(status, 502, "{headers:?}");
+    assert_eq!(status, 200, "{headers:?}");
     assert_eq!(body, "", "{headers:?}");
     assert_eq!(
         h2_header(&headers, "content-type"),
@@ -167,7 +167,7 @@ fn grpc_requests_never_get_an_html_page() {
     // The backend's 500 is not intercepted for gRPC.
     let (status, _, body) = h2_get(port, "/caught/fail", &[grpc]);
     assert_eq!((status, body.as_str()), (500, "backend-500 body"));
-    // HTTP/1.1 alike.
+    // HTTP/1.1 (which gRPC does not speak): no page either; the HTTP status is kept.
     let (status, head, body) = curl_get(port, "/down/x", &["Content-Type: application/grpc"]);
     assert_eq!(status, 502, "{head}");
     assert_eq!(body, "", "{head}");

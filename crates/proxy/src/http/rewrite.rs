@@ -157,7 +157,7 @@ impl PagesFor {
             // No body: the gRPC status says what happened (a "trailers-only" answer).
             let mut head = Head::new(status, server, extra.len() + 96);
             head.content("application/grpc", 0)
-                .header("grpc-status", grpc_status(status))
+                .header("grpc-status", crate::h2up::grpc::status_for(status).0)
                 .header(
                     "grpc-message",
                     tether_http::reply::reason(status).replace(' ', "%20"),
@@ -174,18 +174,6 @@ impl PagesFor {
             out.extend_from_slice(&page.body);
         }
         Some(out)
-    }
-}
-
-/// The gRPC status for an HTTP status (gRPC's own mapping, `doc/http-grpc-status-mapping.md`).
-fn grpc_status(status: u16) -> u16 {
-    match status {
-        400 => 13,
-        401 => 16,
-        403 => 7,
-        404 => 12,
-        429 | 502..=504 => 14,
-        _ => 2,
     }
 }
 
