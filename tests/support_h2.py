@@ -133,6 +133,12 @@ class Client:
             time.sleep(0.02)
 
     def report(self, started):
+        # After a GOAWAY the server closes the connection; the FIN may trail the frame, so
+        # wait for it (bounded) rather than report a race.
+        if has(GoAwayFrame)(self.frames()):
+            deadline = time.monotonic() + WAIT
+            while not self.eof and time.monotonic() < deadline:
+                time.sleep(0.02)
         dec = Decoder()
         r = {"goaway": [], "rst": {}, "status": {}, "body": {}, "headers": {}, "eof": self.eof}
         for f in self.frames():

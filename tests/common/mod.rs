@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,39 +17,8 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A loopback port nobody listens on right now, never handed out twice in one test run.
-/// tether binds with `SO_REUSEPORT`, so two servers given the same port would share it
-/// silently (connections split between them) instead of failing to bind.
-pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    for _ in 0..100 {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-        let port = l.local_addr().expect("local addr").port();
-        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-    panic!("no fresh loopback port after 100 tries");
-}
-
-/// A loopback port nothing listens on, below the ephemeral range (32768-60999 here): a
-/// connect to it is refused. An ephemeral "dead" port can be taken by a client socket as
-/// its source port, and a connect from that port to itself succeeds (TCP simultaneous
-/// open), so a test expecting a refusal would see a connection instead.
-pub fn dead_port() -> u16 {
-    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
-    let start = 20_000 + (std::process::id() % 10_000) as u16;
-    for _ in 0..1000 {
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 12_000;
-        let port = 20_000 + (start - 20_000 + n) % 12_000;
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no unused port in 20000-31999");
-}
+#[allow(unused_imports)] // each test binary uses some of them
+pub use tether_testkit::{dead_port, free_port};
 
 pub fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))

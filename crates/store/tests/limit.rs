@@ -102,6 +102,9 @@ fn two_instances_share_one_limit() {
     };
     let allowed = Arc::new(AtomicUsize::new(0));
     let offered = Arc::new(AtomicUsize::new(0));
+    // Answers past the store's 500 ms bound (`Down`): a loaded 2-core CI machine can
+    // stall Redis that long; each may have been counted by Redis without being seen here.
+    let downs = Arc::new(AtomicUsize::new(0));
     // Long enough that one admission more or less at the edges is 2 % of the count.
     let run_for = Duration::from_secs(5);
     let start = Instant::now();
@@ -109,6 +112,7 @@ fn two_instances_share_one_limit() {
         .into_iter()
         .map(|store| {
             let (allowed, offered) = (Arc::clone(&allowed), Arc::clone(&offered));
+            let downs = Arc::clone(&downs);
             std::thread::spawn(move || {
                 // 20 r/s from each instance, 40 r/s in total.
                 let mut next = Instant::now();
@@ -123,7 +127,10 @@ fn two_instances_share_one_limit() {
                         LimitAnswer::Reject { retry_after } => {
                             assert!(retry_after <= rule.interval, "{retry_after:?}")
                         }
-                        other => panic!("unexpected {other:?}"),
+                        LimitAnswer::Down => {
+                            downs.fetch_add(1, Ordering::Relaxed);
+                        }
+                        LimitAnswer::Delay(d) => panic!("unexpected delay {d:?} (nodelay)"),
                     }
                     next += Duration::from_millis(50);
                     std::thread::sleep(next.saturating_duration_since(Instant::now()));
@@ -144,8 +151,13 @@ fn two_instances_share_one_limit() {
         offered / secs > 30.0,
         "offered only {offered} in {secs:.2} s"
     );
+    let downs = downs.load(Ordering::Relaxed) as f64;
+    assert!(downs <= 3.0, "{downs} answers past the bound");
     let rate = allowed / secs;
-    assert!((9.0..=11.0).contains(&rate), "{rate:.2} r/s let through");
+    assert!(
+        (9.0 - downs / secs..=11.0).contains(&rate),
+        "{rate:.2} r/s let through ({downs} answers past the bound)"
+    );
 }
 
 #[test]

@@ -5,7 +5,6 @@
 //! unless the `CI` environment variable is set (and not `0` or `false`): then they fail.
 #![allow(dead_code)]
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,11 +12,8 @@ use std::sync::mpsc;
 
 use tether_store::{LimitAnswer, Lookup, RateRule, Store};
 
-/// A loopback port nobody listens on right now.
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
-    l.local_addr().expect("local addr").port()
-}
+#[allow(unused_imports)] // not every test binary uses it
+pub use tether_testkit::free_port;
 
 /// Shows the store's log lines with `RUST_LOG=debug cargo test -- --nocapture`.
 pub fn logs() {
