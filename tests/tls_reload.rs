@@ -72,7 +72,17 @@ fn reload_with_new_certificates_drops_no_request_and_refuses_a_broken_one() {
             }
         }));
     }
-    std::thread::sleep(Duration::from_millis(300));
+    // Requests flow before the reload (counted, not timed: curl starts slowly under load).
+    let flowing = |more: u64, what: &str| {
+        let from = ok.load(Ordering::SeqCst);
+        assert!(
+            eventually(Duration::from_secs(30), || ok.load(Ordering::SeqCst)
+                >= from + more),
+            "no {more} requests {what}: {:#?}",
+            errors.lock().unwrap()
+        );
+    };
+    flowing(10, "before the reload");
     // New files at the same paths, then SIGHUP: new handshakes get the new certificate.
     std::fs::copy(&new_cert, &cert).unwrap();
     std::fs::copy(&new_key, &key).unwrap();
@@ -92,7 +102,7 @@ fn reload_with_new_certificates_drops_no_request_and_refuses_a_broken_one() {
         Duration::from_secs(10),
     );
     assert!(t.wait_log("live.pem"), "{}", t.log_text());
-    std::thread::sleep(Duration::from_millis(300));
+    flowing(10, "after the refused reload");
     stop.store(true, Ordering::SeqCst);
     for c in clients {
         c.join().unwrap();
