@@ -548,13 +548,13 @@ cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
   echo
   echo "| measure | tether / nginx | tether / haproxy | target | result |"
   echo "|---|---|---|---|---|"
-  echo "| CPU per proxied request | $r_cpu | $(ratio "${CPU[tether]}" "${CPU[haproxy]}") | ≤ 0.8 × nginx | $(pass "$r_cpu" "<=" 0.8) |"
-  echo "| CPU per static request | $r_scpu | n/a | ≤ 0.9 × nginx | $(pass "$r_scpu" "<=" 0.9) |"
-  echo "| proxied p99 | $r_p99 | $(ratio "${P99[tether]}" "${P99[haproxy]}") | ≤ 1 × nginx | $(pass "$r_p99" "<=" 1) |"
-  echo "| proxied req/s (no target) | $(ratio "${RPS[tether]}" "${RPS[nginx]}") | $(ratio "${RPS[tether]}" "${RPS[haproxy]}") | — | — |"
-  echo "| bulk MB/s | $r_bulk | $(ratio "${BMB[tether]}" "${BMB[haproxy]}") | ≥ 2 × nginx | $(pass "$r_bulk" ">=" 2) |"
-  echo "| bulk MB/s vs backend direct | tether / direct = $r_bulkd | | ≥ 0.9 × direct (issue 11) | $(pass "$r_bulkd" ">=" 0.9) |"
-  echo "| RSS per idle connection | $(ratio "$idle_t" "$(idle_f nginx 7)") | $(ratio "$idle_t" "$(idle_f haproxy 7)") | ≤ 0.5 KiB (tether: $idle_t KiB) | $(pass "$idle_t" "<=" 0.5) |"
+  want proxied && echo "| CPU per proxied request | $r_cpu | $(ratio "${CPU[tether]}" "${CPU[haproxy]}") | ≤ 0.8 × nginx | $(pass "$r_cpu" "<=" 0.8) |"
+  want static && echo "| CPU per static request | $r_scpu | n/a | ≤ 0.9 × nginx | $(pass "$r_scpu" "<=" 0.9) |"
+  want proxied && echo "| proxied p99 | $r_p99 | $(ratio "${P99[tether]}" "${P99[haproxy]}") | ≤ 1 × nginx | $(pass "$r_p99" "<=" 1) |"
+  want proxied && echo "| proxied req/s (no target) | $(ratio "${RPS[tether]}" "${RPS[nginx]}") | $(ratio "${RPS[tether]}" "${RPS[haproxy]}") | — | — |"
+  want bulk && echo "| bulk MB/s | $r_bulk | $(ratio "${BMB[tether]}" "${BMB[haproxy]}") | ≥ 2 × nginx | $(pass "$r_bulk" ">=" 2) |"
+  want bulk && echo "| bulk MB/s vs backend direct | tether / direct = $r_bulkd | | ≥ 0.9 × direct (issue 11) | $(pass "$r_bulkd" ">=" 0.9) |"
+  want idle && echo "| RSS per idle connection | $(ratio "$idle_t" "$(idle_f nginx 7)") | $(ratio "$idle_t" "$(idle_f haproxy 7)") | ≤ 0.5 KiB (tether: $idle_t KiB) | $(pass "$idle_t" "<=" 0.5) |"
   echo
   warns=$(grep -cE ' (WARN|ERROR) ' "$OUT_DIR/tether.log" || true)
   echo "tether log: $warns WARN/ERROR lines (RUST_LOG=${RUST_LOG:-warn}); raw outputs in $OUT_DIR"

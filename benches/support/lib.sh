@@ -65,8 +65,15 @@ port_block() {
 
 # TETHER: a release build of this checkout (CARGO_TARGET_DIR honoured); PROFILE=profiling
 # (what benches/ab.sh asks for) keeps debug info so callgrind can name the functions.
+# TETHER_BIN=path: use that binary and build nothing (several runs on one build).
 build_tether() {
   local profile=${PROFILE:-release}
+  if [ -n "${TETHER_BIN:-}" ]; then
+    TETHER=$TETHER_BIN
+    [ -x "$TETHER" ] || die "TETHER_BIN=$TETHER is not an executable"
+    log "using $TETHER ($("$TETHER" --version 2>&1 | head -1)); not building"
+    return 0
+  fi
   log "building tether (cargo build --profile $profile)"
   (cd "$repo" && cargo build --profile "$profile" --quiet --bin tether)
   TETHER=${CARGO_TARGET_DIR:-$repo/target}/$profile/tether
