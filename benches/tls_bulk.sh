@@ -295,8 +295,8 @@ perf_groups() {
     echo
     echo "strace, ${STRACE_SECONDS}s of tether's reads and writes (sizes returned; strace slows the process, so the calls per second are not the unobserved rate):"
     echo
-    echo "| call | calls | bytes | mean bytes/call | sizes seen (top 5: size × calls) | EAGAIN |"
-    echo "|---|---|---|---|---|---|"
+    echo "| call | calls | bytes | mean bytes/call | sizes seen (top 5: size × calls) | EAGAIN | buffers per writev |"
+    echo "|---|---|---|---|---|---|---|"
     awk '{
       line = $0; sub(/^[0-9]+ +/, "", line)
       if (line !~ /^(read|write|writev|sendmsg|recvfrom|splice)\(/) next
@@ -305,18 +305,19 @@ perf_groups() {
       if (ret ~ /^-1/) { eagain[call]++; seen[call] = 1; next }
       n = ret + 0
       calls[call]++; bytes[call] += n; size[call, n]++; seen[call] = 1
+      if (call == "writev") { v = line; sub(/\)[ \t]*= .*/, "", v); sub(/.*, /, "", v); iovs[call] += v }
     } END {
       for (c in seen) {
         top = ""
         for (k in size) { split(k, kk, SUBSEP); if (kk[1] == c) print c, kk[2], size[k] > "/dev/stderr" }
-        printf "%s %d %d %d\n", c, calls[c], bytes[c], eagain[c]
+        printf "%s %d %d %d %s\n", c, calls[c], bytes[c], eagain[c], (c in iovs && calls[c]) ? sprintf("%.2f", iovs[c] / calls[c]) : "-"
       }
     }' "$OUT_DIR/strace.txt" 2> "$OUT_DIR/strace-sizes.txt" | sort |
-      while read -r c n b e; do
+      while read -r c n b e iv; do
         top=$(awk -v c="$c" '$1 == c { print $3, $2 }' "$OUT_DIR/strace-sizes.txt" | sort -k1,1nr | head -5 |
           awk '{ printf "%s%s × %s", (NR > 1 ? ", " : ""), $2, $1 }')
         mean=$(awk -v b="$b" -v n="$n" 'BEGIN { if (n > 0) printf "%.0f", b / n; else print "-" }')
-        echo "| $c | $n | $b | $mean | $top | $e |"
+        echo "| $c | $n | $b | $mean | $top | $e | $iv |"
       done
   fi
   warns=$(grep -cE ' (WARN|ERROR) ' "$OUT_DIR/tether.log" || true)
