@@ -288,7 +288,8 @@ perf_groups() {
     echo
     echo '```'
     grep -E '^ +[0-9]' "$OUT_DIR/perf-children.txt" |
-      grep -E '__x64_sys_|do_syscall_64|entry_SYSCALL|write_tls|write_vectored|send_some_plaintext|encrypt|read_plain|write_plain|pump' | head -20
+      grep -E '\] (do_syscall_64|ksys_read|do_writev|__x64_sys_[a-z_]+|skb_copy_datagram_iter|_copy_(to|from)_iter|handle_softirqs|tcp_write_xmit|__check_object_size)$|write_tls|write_vectored|send_some_plaintext|encrypt_outgoing|seal_in_place|read_plain|write_plain|Io::pump' |
+      head -30
     echo '```'
   fi
   if [ "$PROFILE_TLS" = 1 ] && [ -s "$OUT_DIR/strace.txt" ]; then
