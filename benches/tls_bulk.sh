@@ -313,7 +313,8 @@ perf_groups() {
         for (k in size) { split(k, kk, SUBSEP); if (kk[1] == c) print c, kk[2], size[k] > "/dev/stderr" }
         printf "%s %d %d %d %s\n", c, calls[c], bytes[c], eagain[c], (c in iovs && calls[c]) ? sprintf("%.2f", iovs[c] / calls[c]) : "-"
       }
-    }' "$OUT_DIR/strace.txt" 2> "$OUT_DIR/strace-sizes.txt" | sort |
+    }' "$OUT_DIR/strace.txt" > "$OUT_DIR/strace-calls.txt" 2> "$OUT_DIR/strace-sizes.txt"
+    sort "$OUT_DIR/strace-calls.txt" |
       while read -r c n b e iv; do
         top=$(awk -v c="$c" '$1 == c { print $3, $2 }' "$OUT_DIR/strace-sizes.txt" | sort -k1,1nr | head -5 |
           awk '{ printf "%s%s × %s", (NR > 1 ? ", " : ""), $2, $1 }')
