@@ -523,6 +523,14 @@ cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
     name=$p; [ "$p" = direct ] && name="backend direct (its own CPU)"
     echo "| $name | $(fmt0 "${RG[$p]}") | $(fmt0 "${R50[$p]}") µs | $(fmt0 "${R99[$p]}") µs | $(fmt0 "${R999[$p]}") µs | $(fmt0 "${RMAX[$p]}") µs | $(fmt1 "${RCPU[$p]}") | $(rrng "$p" 7) µs | ${RFAIL[$p]} |"
   done
+  short=""
+  for p in tether nginx haproxy direct; do
+    awk -v g="${RG[$p]}" -v o="$OFFERED" 'BEGIN { exit !(g == "nan" || g < 0.97 * o) }' && short="$short $p"
+  done
+  if [ -n "$short" ]; then
+    echo
+    echo "**Not below saturation for:$short** (median achieved < 97 % of the offered rate): their tails are queueing, not comparable; lower RATE."
+  fi
   fi
   echo
   echo "Figures (issue 22 item 2; no targets; WORKERS=$WORKERS):"
