@@ -65,8 +65,15 @@ port_block() {
 
 # TETHER: a release build of this checkout (CARGO_TARGET_DIR honoured); PROFILE=profiling
 # (what benches/ab.sh asks for) keeps debug info so callgrind can name the functions.
+# TETHER_BIN=path: use that binary and build nothing (several runs on one build).
 build_tether() {
   local profile=${PROFILE:-release}
+  if [ -n "${TETHER_BIN:-}" ]; then
+    TETHER=$TETHER_BIN
+    [ -x "$TETHER" ] || die "TETHER_BIN=$TETHER is not an executable"
+    log "using $TETHER ($("$TETHER" --version 2>&1 | head -1)); not building"
+    return 0
+  fi
   log "building tether (cargo build --profile $profile)"
   (cd "$repo" && cargo build --profile "$profile" --quiet --bin tether)
   TETHER=${CARGO_TARGET_DIR:-$repo/target}/$profile/tether
@@ -95,8 +102,28 @@ nginx_worker() {  # master pid -> the one worker's pid
   done
   return 1
 }
-cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'; }
-rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+nginx_workers() {  # master pid, count -> its workers' pids, space-separated, once all are up
+  local w=""
+  for _ in $(seq 50); do
+    w=$(children "$1" | sort -n | tr '\n' ' ')
+    w=${w% }
+    [ "$(wc -w <<< "$w")" -ge "$2" ] && { echo "$w"; return 0; }
+    sleep 0.1
+  done
+  return 1
+}
+# cpu_ticks PID...: utime+stime, summed over the processes given (all threads of each)
+cpu_ticks() {
+  local p t=0
+  for p in "$@"; do t=$((t + $(sed 's/.*) //' "/proc/$p/stat" | awk '{print $12 + $13}'))); done
+  echo "$t"
+}
+# rss_kib PID...: VmRSS, summed over the processes given
+rss_kib() {
+  local p t=0
+  for p in "$@"; do t=$((t + $(awk '/^VmRSS:/ {print $2}' "/proc/$p/status"))); done
+  echo "$t"
+}
 
 # Install the Debian packages named for the commands missing: `install_missing cmd:pkg ...`
 # (a package of `nginx-light` falls back to `nginx` on releases that dropped it).
@@ -116,14 +143,15 @@ install_missing() {
   fi
 }
 
-# nginx config, shared part: `nginx_main DIR [NOFILE] [CONNECTIONS]` (DIR holds the pid and
-# the logs), then `nginx_http_common DIR` inside `http {`.
+# nginx config, shared part: `nginx_main DIR [NOFILE] [CONNECTIONS] [WORKERS]` (DIR holds the
+# pid and the logs; WORKERS: worker_processes, 1 unless given), then `nginx_http_common DIR`
+# inside `http {`.
 nginx_main() {
   local user=""
   [ "$(id -u)" -eq 0 ] && user="user root;"
   cat <<NGINX
 $user
-worker_processes 1;
+worker_processes ${4:-1};
 worker_rlimit_nofile ${2:-65536};
 daemon off;
 master_process on;
