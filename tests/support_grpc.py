@@ -9,7 +9,8 @@ bytes (de)serializers.
                                        per check, exits 1 on a failed one
 
 MODE: calls (unary, server/client/bidi streaming, 16 MiB each way), many (200 concurrent
-unary calls; prints the backend connections they used), unavailable, deadline,
+unary calls; prints the backend connections they used), channels:N (N client connections
+with 20 concurrent calls each; prints the backend connections), unavailable, deadline,
 slow:PID (a consumer that stops reading a 200 MiB stream: prints how much the server
 could produce meanwhile and how much PID's RSS grew), die (a server stream whose server
 process dies after 3 messages, then 6 unary calls).
@@ -153,6 +154,19 @@ def client(port, mode):
         big = bytes((i * 7 + (i >> 10)) & 0xFF for i in range(16 * 1024 * 1024))
         r = uu("Unary")(big, timeout=60)
         check("16MiB", r == big[::-1], "%d bytes" % len(r))
+    elif mode.startswith("channels:"):
+        # N client connections (own subchannel each: never shared inside grpcio), 20
+        # concurrent calls on each: tether shares its upstream connections among them.
+        n = int(mode.split(":")[1])
+        chans = [grpc.insecure_channel("127.0.0.1:%d" % port,
+                                       options=OPTS + [("grpc.use_local_subchannel_pool", 1),
+                                                       ("t.channel", i)])
+                 for i in range(n)]
+        fs = [c.unary_unary("/t.T/Unary", ident, ident).future(b"sleep:0.5", timeout=30)
+              for c in chans for _ in range(20)]
+        res = [f.result() for f in fs]
+        check("channels", all(r == b"echo:sleep:0.5" for r in res), len(res))
+        print("peers %s" % uu("Peers")(b"", timeout=10).decode(), flush=True)
     elif mode == "many":
         fs = [uu("Unary").future(b"sleep:0.5", timeout=30) for _ in range(200)]
         res = [f.result() for f in fs]

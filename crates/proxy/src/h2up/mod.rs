@@ -7,6 +7,7 @@
 
 pub(crate) mod fields;
 pub(crate) mod grpc;
+pub(crate) mod hub;
 pub(crate) mod mux;
 
 use tether_config::spec::{UpstreamProtocol, UpstreamSpec};
@@ -25,11 +26,12 @@ pub(crate) fn check_protocol(spec: &UpstreamSpec) -> Result<UpstreamProtocol, Co
     }
 }
 
-/// An HTTP/1.1 client's request to an HTTP/2 pool is answered `502` (only HTTP/2 clients
-/// are proxied to `h2c` pools yet): the log says why.
-pub(crate) fn log_http1_refused(listen: std::net::SocketAddr, pool: &str) {
-    log::warn!(
-        "http {listen}: upstream {pool:?} speaks HTTP/2 (protocol = \"h2c\"): HTTP/1.1 \
-         clients are not proxied to it yet (502); HTTP/2 clients are"
-    );
+/// How the loop's hub keeps the upstream HTTP/2 connections a listener's requests use: an
+/// unused connection closes after the listener's `idle_timeout`.
+pub(crate) fn keep_alive(spec: &tether_config::ListenerSpec) -> hub::KeepAlive {
+    hub::KeepAlive {
+        idle: spec.idle_timeout,
+        ping_every: None,
+        ping_timeout: std::time::Duration::from_secs(20),
+    }
 }
