@@ -149,6 +149,16 @@ pub(super) fn start(c: &mut Conn, cx: &mut Cx<'_>, req: Proxied, pick: Pick) -> 
         deadline: Some(cx.set_timer(c.spec().idle_timeout, KEY_DEADLINE)),
     });
     x.mux.borrow_mut().waiting.push((cx.id(), serial));
+    if req.head.expect_continue && !matches!(x.reading, Reading::Done) {
+        // The body is wanted: say so at once (an HTTP/2 server has no `100` to give).
+        let opts = PipeOpts {
+            fin: false,
+            ..PipeOpts::default()
+        };
+        let p = cx.pipe_with(Source::Session, Sink::Conn(c.client), opts);
+        cx.push(p, Bytes::from_static(b"HTTP/1.1 100 Continue\r\n\r\n"));
+        x.to_client = Some(p);
+    }
     if let Err(status) = read_body(c, cx, &mut x) {
         abandon(cx, x);
         return c.fail(cx, status);
@@ -584,7 +594,10 @@ fn head(
         fin: !c.keep_alive,
         ..PipeOpts::default()
     };
-    let p = cx.pipe_with(Source::Session, Sink::Conn(c.client), opts);
+    let p = match x.to_client {
+        Some(p) => p, // the `100 Continue` went out on it
+        None => cx.pipe_with(Source::Session, Sink::Conn(c.client), opts),
+    };
     cx.push(p, head);
     x.to_client = Some(p);
     if end {
