@@ -289,6 +289,7 @@ pub fn build_upstream(spec: &UpstreamSpec) -> Result<Upstream, ConfigError> {
         send_proxy: spec.send_proxy,
         cookie: spec.cookie,
         protocol: crate::h2up::check_protocol(spec)?,
+        h2_keep: spec.h2,
     })
 }
 

@@ -78,7 +78,6 @@ pub(super) struct Call {
     /// The pool (another server after a failed connect) and the servers tried.
     upstream: std::sync::Arc<crate::upstream::Upstream>,
     tried: Vec<String>,
-    send_proxy: Option<tether_config::spec::SendProxy>,
     _active: ActiveGuard,
     /// The connect time went to the access log.
     connect_noted: bool,
@@ -134,8 +133,7 @@ impl H2Session {
         if len > 0 {
             self.h2.consumed(id, len);
         }
-        let send_proxy = req.upstream.send_proxy;
-        let mux = match self.mux_for(cx, addr, send_proxy) {
+        let mux = match self.mux_for(cx, addr, &req.upstream) {
             Ok(m) => m,
             Err(e) => {
                 log::warn!("h2 {}: upstream {addr}: connect: {e}", self.listen());
@@ -169,7 +167,6 @@ impl H2Session {
             pick,
             upstream: req.upstream.clone(),
             tried: Vec::new(),
-            send_proxy,
             deadline: Some(cx.set_timer(wait, KEY_DEADLINE | id as u64)),
             connect_noted: connected,
         };
@@ -187,12 +184,12 @@ impl H2Session {
         &mut self,
         cx: &mut Cx<'_>,
         addr: std::net::SocketAddr,
-        send_proxy: Option<tether_config::spec::SendProxy>,
+        up: &crate::upstream::Upstream,
     ) -> std::io::Result<MuxRef> {
         let client = self.peer.conn;
-        let header = send_proxy
+        let header = (up.send_proxy)
             .map(|v| crate::upstream::proxy_header(v, cx.peer_addr(client), cx.local_addr(client)));
-        let keep = crate::h2up::keep_alive(&self.ctx.spec);
+        let keep = crate::h2up::keep_alive(up);
         let m = hub::mux_for(cx, addr, header, keep)?;
         if !self.ups.iter().any(|x| Rc::ptr_eq(x, &m)) {
             self.ups.push(m.clone());

@@ -236,9 +236,25 @@ impl HubSession {
             if !m.connected || m.dead {
                 continue;
             }
+            let since = |t: Option<std::time::Instant>| {
+                t.map(|t| now.saturating_duration_since(t))
+            };
+            if !m.settings_seen && since(m.connected_at) >= Some(keep.ping_timeout) {
+                // Connected, and silent since: the calls waiting for its SETTINGS go
+                // elsewhere.
+                log::warn!(
+                    "h2 upstream {}: no SETTINGS in {} ms: connection failed",
+                    m.addr,
+                    keep.ping_timeout.as_millis()
+                );
+                drop(m);
+                self.lost(cx, &mux);
+                continue;
+            }
             if !m.is_unused() {
                 m.last_used = now;
             } else if draining || now.saturating_duration_since(m.last_used) >= keep.idle {
+                log::debug!("h2 upstream {}: unused, closed (GOAWAY)", m.addr);
                 m.h2.go_away();
                 m.close(cx);
                 continue;

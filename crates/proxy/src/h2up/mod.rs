@@ -26,12 +26,12 @@ pub(crate) fn check_protocol(spec: &UpstreamSpec) -> Result<UpstreamProtocol, Co
     }
 }
 
-/// How the loop's hub keeps the upstream HTTP/2 connections a listener's requests use: an
-/// unused connection closes after the listener's `idle_timeout`.
-pub(crate) fn keep_alive(spec: &tether_config::ListenerSpec) -> hub::KeepAlive {
+/// How the loop's hub keeps a pool's HTTP/2 connections (`h2_idle_timeout_ms`,
+/// `h2_ping_interval_ms`, `h2_ping_timeout_ms`).
+pub(crate) fn keep_alive(up: &crate::upstream::Upstream) -> hub::KeepAlive {
     hub::KeepAlive {
-        idle: spec.idle_timeout,
-        ping_every: None,
-        ping_timeout: std::time::Duration::from_secs(20),
+        idle: up.h2_keep.idle,
+        ping_every: up.h2_keep.ping_every,
+        ping_timeout: up.h2_keep.ping_timeout,
     }
 }

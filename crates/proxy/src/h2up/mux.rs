@@ -59,6 +59,8 @@ pub(crate) struct UpMux {
     pub last_used: Instant,
     /// A keep-alive PING went out at this time and is not answered yet.
     pub ping_sent: Option<Instant>,
+    /// When the connect finished (a server whose SETTINGS do not come fails in time).
+    pub connected_at: Option<Instant>,
 }
 
 impl UpMux {
@@ -81,6 +83,7 @@ impl UpMux {
             flush_queued: false,
             last_used: now,
             ping_sent: None,
+            connected_at: None,
         }
     }
 
@@ -119,6 +122,7 @@ impl UpMux {
     pub fn connected(&mut self, cx: &mut Cx<'_>) {
         let Some(conn) = self.conn else { return };
         self.connected = true;
+        self.connected_at = Some(cx.now());
         let write = PipeOpts {
             threshold: WRITE_HIGH,
             ..PipeOpts::default()

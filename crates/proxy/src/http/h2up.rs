@@ -177,7 +177,7 @@ fn mux_for(
         let client = cx.peer_addr(c.client);
         crate::upstream::proxy_header(v, client, cx.local_addr(c.client))
     });
-    let keep = crate::h2up::keep_alive(c.spec());
+    let keep = crate::h2up::keep_alive(up);
     hub::mux_for(cx, pick.server.addr(), header, keep)
 }
 

@@ -61,8 +61,8 @@ impl H2Session {
         };
         c._active = next.server.acquire();
         c.pick = next;
-        let (addr, send_proxy) = (c.pick.server.addr(), c.send_proxy);
-        let mux = match self.mux_for(cx, addr, send_proxy) {
+        let (addr, up) = (c.pick.server.addr(), c.upstream.clone());
+        let mux = match self.mux_for(cx, addr, &up) {
             Ok(m) => m,
             Err(_) => return false,
         };
@@ -155,11 +155,11 @@ impl H2Session {
         let addr = from.borrow().addr;
         let mut touched: Vec<MuxRef> = Vec::new();
         for cid in calls {
-            let send_proxy = match call_of(self.streams.get_mut(&cid)) {
-                Some(c) => c.send_proxy,
+            let up = match call_of(self.streams.get_mut(&cid)) {
+                Some(c) => c.upstream.clone(),
                 None => continue,
             };
-            let mux = match self.mux_for(cx, addr, send_proxy) {
+            let mux = match self.mux_for(cx, addr, &up) {
                 Ok(m) => m,
                 Err(e) => {
                     log::warn!("h2 {}: upstream {addr}: connect: {e}", self.listen());
