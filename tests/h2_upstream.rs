@@ -240,11 +240,7 @@ fn http1_clients_get_post_chunked_and_trailers_through_an_h2c_upstream() {
 
     let got = dir.path().join("got.bin");
     let got_s = got.to_str().expect("path");
-    let text = h1(&[
-        "-o",
-        got_s,
-        &format!("{base}/hello"),
-    ]);
+    let text = h1(&["-o", got_s, &format!("{base}/hello")]);
     assert!(text.starts_with("http/1.1 200"), "{text}");
     assert!(text.contains("x-method: get"), "{text}");
     assert!(
@@ -258,13 +254,7 @@ fn http1_clients_get_post_chunked_and_trailers_through_an_h2c_upstream() {
     let body: Vec<u8> = noise(300_000, 11);
     let file = dir.write("body.bin", &body);
     let data = format!("@{}", file.display());
-    let text = h1(&[
-        "--data-binary",
-        &data,
-        "-o",
-        got_s,
-        &format!("{base}/echo"),
-    ]);
+    let text = h1(&["--data-binary", &data, "-o", got_s, &format!("{base}/echo")]);
     assert!(text.contains("x-received-length: 300000"), "{text}");
     assert!(std::fs::read(&got).expect("echo") == body, "echo differs");
 
@@ -279,7 +269,10 @@ fn http1_clients_get_post_chunked_and_trailers_through_an_h2c_upstream() {
         &format!("{base}/echo"),
     ]);
     assert!(text.contains("x-received-length: 300000"), "{text}");
-    assert!(std::fs::read(&got).expect("echo") == body, "chunked echo differs");
+    assert!(
+        std::fs::read(&got).expect("echo") == body,
+        "chunked echo differs"
+    );
 
     // Trailers: as chunked trailers with `TE: trailers`, left out without.
     let raw = |te: bool| {

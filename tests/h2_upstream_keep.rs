@@ -112,7 +112,11 @@ fn an_unanswered_ping_fails_the_connection_and_its_calls() {
         assert_eq!(status, "502", "h2={h2}\n{}", t.log_text());
         assert!(started.elapsed() < Duration::from_secs(8), "h2={h2}");
     }
-    assert!(t.log_text().contains("no PING answer in 500 ms"), "{}", t.log_text());
+    assert!(
+        t.log_text().contains("no PING answer in 500 ms"),
+        "{}",
+        t.log_text()
+    );
     let cont = std::process::Command::new("kill")
         .args(["-CONT", &pid])
         .status()

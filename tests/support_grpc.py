@@ -1,10 +1,11 @@
 """gRPC through tether, with grpcio on both sides and no protoc: generic handlers with
 bytes (de)serializers.
 
-  support_grpc.py server PORT [MAX [AGE_MS]]
+  support_grpc.py server PORT [MAX [AGE_MS [CERT KEY]]]
                                        a test service t.T on PORT (h2c) until killed,
                                        announcing MAX_CONCURRENT_STREAMS = MAX (1000); with
-                                       AGE_MS, each connection gets a GOAWAY at that age
+                                       AGE_MS (0: never), each connection gets a GOAWAY at
+                                       that age; with CERT KEY, over TLS (ALPN h2)
   support_grpc.py client PORT MODE     calls through tether on PORT; prints a result line
                                        per check, exits 1 on a failed one
 
@@ -29,7 +30,7 @@ OPTS = [("grpc.max_send_message_length", BIG), ("grpc.max_receive_message_length
 ident = lambda b: b
 
 
-def serve(port, max_streams, age_ms):
+def serve(port, max_streams, age_ms, tls=None):
     peers = set()
     lock = threading.Lock()
 
@@ -110,7 +111,13 @@ def serve(port, max_streams, age_ms):
         opts += [("grpc.max_connection_age_ms", age_ms), ("grpc.max_connection_age_grace_ms", 10000)]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=300), options=opts)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t.T", handlers),))
-    server.add_insecure_port("127.0.0.1:%d" % port)
+    if tls:
+        # TLS (ALPN h2, as grpcio always negotiates): tether's `protocol = "h2"`.
+        with open(tls[0], "rb") as c, open(tls[1], "rb") as k:
+            creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+        server.add_secure_port("127.0.0.1:%d" % port, creds)
+    else:
+        server.add_insecure_port("127.0.0.1:%d" % port)
     server.start()
     server.wait_for_termination()
 
@@ -252,6 +259,7 @@ def client(port, mode):
 if __name__ == "__main__":
     if sys.argv[1] == "server":
         max_streams = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
-        serve(int(sys.argv[2]), max_streams, int(sys.argv[4]) if len(sys.argv) > 4 else 0)
+        tls = sys.argv[5:7] if len(sys.argv) > 6 else None
+        serve(int(sys.argv[2]), max_streams, int(sys.argv[4]) if len(sys.argv) > 4 else 0, tls)
     else:
         client(int(sys.argv[2]), sys.argv[3])

@@ -377,7 +377,11 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<UpstreamSpec, ConfigEr
     let send_proxy = send_proxy(u.send_proxy, at)?;
     let protocol = crate::upstream_protocol::check(u.protocol.as_ref(), tls.is_some(), at)?;
     let h2 = crate::upstream_protocol::keep(
-        [u.h2_idle_timeout_ms, u.h2_ping_interval_ms, u.h2_ping_timeout_ms],
+        [
+            u.h2_idle_timeout_ms,
+            u.h2_ping_interval_ms,
+            u.h2_ping_timeout_ms,
+        ],
         at,
     )?;
     Ok(UpstreamSpec {

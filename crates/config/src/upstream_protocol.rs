@@ -125,7 +125,10 @@ mod tests {
         let k = keep("h2_ping_interval_ms = 250").map(|k| k.ping_every);
         assert_eq!(k, Ok(Some(ms(250))));
         let e = keep("h2_idle_timeout_ms = 0").unwrap_err();
-        assert!(e.starts_with("t.toml:4:22: `h2_idle_timeout_ms` must be above 0"), "{e}");
+        assert!(
+            e.starts_with("t.toml:4:22: `h2_idle_timeout_ms` must be above 0"),
+            "{e}"
+        );
         assert!(e.contains("hint: leave it out for 60000 ms"), "{e}");
     }
 

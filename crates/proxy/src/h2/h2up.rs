@@ -133,7 +133,7 @@ impl H2Session {
         if len > 0 {
             self.h2.consumed(id, len);
         }
-        let mux = match self.mux_for(cx, addr, &req.upstream) {
+        let mux = match self.mux_for(cx, addr, &req.upstream, pick.server.index()) {
             Ok(m) => m,
             Err(e) => {
                 log::warn!("h2 {}: upstream {addr}: connect: {e}", self.listen());
@@ -185,12 +185,14 @@ impl H2Session {
         cx: &mut Cx<'_>,
         addr: std::net::SocketAddr,
         up: &crate::upstream::Upstream,
+        index: usize,
     ) -> std::io::Result<MuxRef> {
         let client = self.peer.conn;
         let header = (up.send_proxy)
             .map(|v| crate::upstream::proxy_header(v, cx.peer_addr(client), cx.local_addr(client)));
         let keep = crate::h2up::keep_alive(up);
-        let m = hub::mux_for(cx, addr, header, keep)?;
+        let tls = up.tls_for(index);
+        let m = hub::mux_for(cx, addr, header, tls, keep)?;
         if !self.ups.iter().any(|x| Rc::ptr_eq(x, &m)) {
             self.ups.push(m.clone());
         }

@@ -17,6 +17,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
 
+use tether_core::tls::TlsClient;
 use tether_core::{ConnId, ConnectOpts, Cx, PipeEnd, PipeId, Session, SessionId};
 use tether_h2::ClientEvent;
 
@@ -43,7 +44,8 @@ pub(crate) struct KeepAlive {
     pub ping_timeout: Duration,
 }
 
-type HubKey = (SocketAddr, Option<Vec<u8>>);
+/// A server's address, the PROXY header sent first, and the TLS client (name and config).
+type HubKey = (SocketAddr, Option<Vec<u8>>, Option<String>);
 
 struct Hub {
     sid: Option<SessionId>,
@@ -59,15 +61,18 @@ thread_local! {
     static HUBS: RefCell<HashMap<HubKey, HubRef>> = RefCell::new(HashMap::new());
 }
 
-/// A connection to `addr` (with PROXY header `header`) that has room for one more call:
-/// one the loop has, else a new one (the hub, spawned if this is the first, connects it).
+/// A connection to `addr` (with PROXY header `header`, over TLS with `tls`) that has room
+/// for one more call: one the loop has, else a new one (the hub, spawned if this is the
+/// first, connects it).
 pub(crate) fn mux_for(
     cx: &mut Cx<'_>,
     addr: SocketAddr,
     header: Option<Vec<u8>>,
+    tls: Option<&TlsClient>,
     keep: KeepAlive,
 ) -> io::Result<MuxRef> {
-    let key = (addr, header);
+    let tls_key = tls.map(|t| format!("{:?} {:p}", t.name, std::sync::Arc::as_ptr(&t.config)));
+    let key = (addr, header, tls_key);
     let found = HUBS.with(|h| h.borrow().get(&key).cloned());
     // A hub whose session is gone (its loop ended) is replaced.
     let hub = match found {
@@ -93,7 +98,9 @@ pub(crate) fn mux_for(
     let Some(sid) = h.sid else {
         return Err(io::Error::other("the HTTP/2 upstream hub did not start"));
     };
-    let m = Rc::new(RefCell::new(UpMux::new(sid, addr, key.1, cx.now())));
+    let mut mux = UpMux::new(sid, addr, key.1, cx.now());
+    mux.tls = tls.cloned();
+    let m = Rc::new(RefCell::new(mux));
     h.muxes.push(m.clone());
     m.borrow_mut().flush(cx);
     Ok(m)
@@ -129,11 +136,12 @@ impl HubSession {
                 continue;
             }
             let opts = ConnectOpts {
-                tls: None,
+                tls: m.tls.as_ref(),
                 proxy_header: m.header.as_deref(),
                 fresh: true,
             };
-            match cx.connect_with(m.addr, opts) {
+            let result = cx.connect_with(m.addr, opts);
+            match result {
                 Ok(c) => m.conn = Some(c),
                 Err(e) => {
                     log::warn!("h2 upstream {}: connect: {e}", m.addr);
@@ -236,9 +244,7 @@ impl HubSession {
             if !m.connected || m.dead {
                 continue;
             }
-            let since = |t: Option<std::time::Instant>| {
-                t.map(|t| now.saturating_duration_since(t))
-            };
+            let since = |t: Option<std::time::Instant>| t.map(|t| now.saturating_duration_since(t));
             if !m.settings_seen && since(m.connected_at) >= Some(keep.ping_timeout) {
                 // Connected, and silent since: the calls waiting for its SETTINGS go
                 // elsewhere.
@@ -361,6 +367,22 @@ impl Session for HubSession {
             self.lost(cx, &mux);
             self.prune();
             return;
+        }
+        let tls = mux.borrow().tls.is_some();
+        if tls {
+            // Over TLS the server must have agreed to HTTP/2 (ALPN `h2`).
+            let alpn = cx.tls_info(conn).and_then(|i| i.alpn.clone());
+            if alpn.as_deref() != Some("h2") {
+                log::warn!(
+                    "h2 upstream {}: the server did not agree to HTTP/2 by ALPN ({}): \
+                     connection failed (hint: protocol = \"http1\" for this pool)",
+                    mux.borrow().addr,
+                    alpn.as_deref().unwrap_or("no ALPN")
+                );
+                self.lost(cx, &mux);
+                self.prune();
+                return;
+            }
         }
         mux.borrow_mut().connected(cx);
         wake_users(cx, &mux);

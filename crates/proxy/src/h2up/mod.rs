@@ -13,17 +13,32 @@ pub(crate) mod mux;
 use tether_config::spec::{UpstreamProtocol, UpstreamSpec};
 use tether_config::ConfigError;
 
-/// The pool's protocol, as far as this build speaks it: `h2` and `auto` (HTTP/2 over TLS,
-/// ALPN) are refused with the pool's position until they are wired.
+/// The pool's protocol, as far as this build speaks it: `auto` (ALPN decides between
+/// HTTP/2 and HTTP/1.1) is refused with the pool's position until it is wired.
 pub(crate) fn check_protocol(spec: &UpstreamSpec) -> Result<UpstreamProtocol, ConfigError> {
     match spec.protocol {
-        UpstreamProtocol::H2 | UpstreamProtocol::Auto => Err(spec.pos.error(format!(
-            "upstream {:?}: `protocol = \"h2\"` and \"auto\" (HTTP/2 over TLS) are not \
-             supported yet (hint: \"h2c\" speaks HTTP/2 on a plain port; \"http1\" over TLS)",
+        UpstreamProtocol::Auto => Err(spec.pos.error(format!(
+            "upstream {:?}: `protocol = \"auto\"` is not supported yet (hint: \"h2\" for \
+             servers that speak HTTP/2 over TLS, \"http1\" for the others)",
             spec.name
         ))),
         p => Ok(p),
     }
+}
+
+/// The pool's TLS client config with the ALPN its protocol offers: `h2` only for
+/// `protocol = "h2"` (a server that does not agree fails the connection), `http/1.1`
+/// otherwise (as `client_config` made it).
+pub(crate) fn with_alpn(
+    protocol: UpstreamProtocol,
+    config: std::sync::Arc<tether_core::tls::rustls::ClientConfig>,
+) -> std::sync::Arc<tether_core::tls::rustls::ClientConfig> {
+    if protocol != UpstreamProtocol::H2 {
+        return config;
+    }
+    let mut c = (*config).clone();
+    c.alpn_protocols = vec![b"h2".to_vec()];
+    std::sync::Arc::new(c)
 }
 
 /// How the loop's hub keeps a pool's HTTP/2 connections (`h2_idle_timeout_ms`,

@@ -34,6 +34,8 @@ pub(crate) struct UpMux {
     pub addr: SocketAddr,
     /// The PROXY protocol header sent first, if the pool sends one.
     pub header: Option<Vec<u8>>,
+    /// TLS to the server (`protocol = "h2"`: ALPN `h2`).
+    pub tls: Option<tether_core::tls::TlsClient>,
     pub h2: ClientConn,
     reader: Option<PipeId>,
     writer: Option<PipeId>,
@@ -70,6 +72,7 @@ impl UpMux {
             conn: None,
             addr,
             header,
+            tls: None,
             h2: ClientConn::new(ClientSettings::default()),
             reader: None,
             writer: None,

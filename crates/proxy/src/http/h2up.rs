@@ -26,8 +26,8 @@ use super::affinity::{self, Pick};
 use super::conn::{secure, Conn};
 use super::phases::{self, Proxied};
 use super::State;
-use crate::h2up::hub::{self, MuxRef};
 use crate::h2up::fields;
+use crate::h2up::hub::{self, MuxRef};
 use crate::upstream::Upstream;
 
 /// Timer key of the call's deadline (no response head by then: 504).
@@ -115,8 +115,11 @@ pub(super) fn start(c: &mut Conn, cx: &mut Cx<'_>, req: Proxied, pick: Pick) -> 
         BodyKind::Chunked => Reading::Chunked(Box::default(), 0),
         _ => Reading::Done,
     };
-    let trailers_ok = (req.head.header("te"))
-        .is_some_and(|v| String::from_utf8_lossy(v).to_ascii_lowercase().contains("trailers"));
+    let trailers_ok = (req.head.header("te")).is_some_and(|v| {
+        String::from_utf8_lossy(v)
+            .to_ascii_lowercase()
+            .contains("trailers")
+    });
     let serial = SERIAL.with(|s| {
         s.set(s.get().wrapping_add(1));
         s.get()
@@ -167,18 +170,14 @@ pub(super) fn start(c: &mut Conn, cx: &mut Cx<'_>, req: Proxied, pick: Pick) -> 
 }
 
 /// A shared connection to the picked server with room for the call.
-fn mux_for(
-    c: &Conn,
-    cx: &mut Cx<'_>,
-    up: &Upstream,
-    pick: &Pick,
-) -> std::io::Result<MuxRef> {
+fn mux_for(c: &Conn, cx: &mut Cx<'_>, up: &Upstream, pick: &Pick) -> std::io::Result<MuxRef> {
     let header = up.send_proxy.map(|v| {
         let client = cx.peer_addr(c.client);
         crate::upstream::proxy_header(v, client, cx.local_addr(c.client))
     });
     let keep = crate::h2up::keep_alive(up);
-    hub::mux_for(cx, pick.server.addr(), header, keep)
+    let tls = up.tls_for(pick.server.index());
+    hub::mux_for(cx, pick.server.addr(), header, tls, keep)
 }
 
 /// Read request body bytes from the client while little of the body waits (`Err`: the
@@ -414,10 +413,8 @@ pub(super) fn mail(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<H1Call>) -> State {
                 status,
                 fields: f,
                 end,
-            } if ours(&id) => {
-                if status >= 200 && !x.head_seen {
-                    head(c, cx, &mut x, status, f, end);
-                }
+            } if ours(&id) && status >= 200 && !x.head_seen => {
+                head(c, cx, &mut x, status, f, end);
             }
             ClientEvent::Data { id, bytes, end } if ours(&id) => {
                 body(cx, &mut x, bytes);
@@ -428,7 +425,11 @@ pub(super) fn mail(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<H1Call>) -> State {
             ClientEvent::Trailers { id, fields: f } if ours(&id) => {
                 finish_body(cx, &mut x, Some(f));
             }
-            ClientEvent::Reset { id, code, retryable } if ours(&id) => {
+            ClientEvent::Reset {
+                id,
+                code,
+                retryable,
+            } if ours(&id) => {
                 x.mux.borrow_mut().streams.remove(&id);
                 if x.resp_done {
                     continue;
@@ -551,14 +552,23 @@ fn head(
     {
         let key = c.client_key(cx);
         let ctx = c.ctx.affinity(&x.upstream, key.as_ref(), now);
-        let named = (f.iter()).filter_map(|(n, v)| std::str::from_utf8(n).ok().map(|n| (n, &v[..])));
+        let named =
+            (f.iter()).filter_map(|(n, v)| std::str::from_utf8(n).ok().map(|n| (n, &v[..])));
         affinity::on_response_fields(&ctx, &mut x.pick, named);
     }
     fields::apply_edits(&mut f, &x.pick.response);
     let no_body = x.head_only || status == 204 || status == 304;
-    let has_len = f.iter().any(|(n, _)| n.eq_ignore_ascii_case(b"content-length"));
+    let has_len = f
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case(b"content-length"));
     let mut out = BytesMut::with_capacity(256);
-    out.put_slice(format!("HTTP/1.1 {status} {}\r\n", tether_http::reply::reason(status)).as_bytes());
+    out.put_slice(
+        format!(
+            "HTTP/1.1 {status} {}\r\n",
+            tether_http::reply::reason(status)
+        )
+        .as_bytes(),
+    );
     for (n, v) in &f {
         if n.starts_with(b":") {
             continue;

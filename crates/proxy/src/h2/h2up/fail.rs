@@ -61,8 +61,12 @@ impl H2Session {
         };
         c._active = next.server.acquire();
         c.pick = next;
-        let (addr, up) = (c.pick.server.addr(), c.upstream.clone());
-        let mux = match self.mux_for(cx, addr, &up) {
+        let (addr, up, index) = (
+            c.pick.server.addr(),
+            c.upstream.clone(),
+            c.pick.server.index(),
+        );
+        let mux = match self.mux_for(cx, addr, &up, index) {
             Ok(m) => m,
             Err(_) => return false,
         };
@@ -155,11 +159,11 @@ impl H2Session {
         let addr = from.borrow().addr;
         let mut touched: Vec<MuxRef> = Vec::new();
         for cid in calls {
-            let up = match call_of(self.streams.get_mut(&cid)) {
-                Some(c) => c.upstream.clone(),
+            let (up, index) = match call_of(self.streams.get_mut(&cid)) {
+                Some(c) => (c.upstream.clone(), c.pick.server.index()),
                 None => continue,
             };
-            let mux = match self.mux_for(cx, addr, &up) {
+            let mux = match self.mux_for(cx, addr, &up, index) {
                 Ok(m) => m,
                 Err(e) => {
                     log::warn!("h2 {}: upstream {addr}: connect: {e}", self.listen());
