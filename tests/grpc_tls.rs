@@ -1,8 +1,8 @@
 //! gRPC to a TLS upstream (`protocol = "h2"`: HTTP/2 over TLS, ALPN `h2`), end to end: a
 //! `grpcio` server with a certificate made at test time (`tests/tls_support`), tether
-//! verifying it against the test CA, and grpcio (HTTP/2) and curl (HTTP/1.1) clients on a
-//! plain front: every kind of call, 10 client connections × 20 calls on one TLS upstream
-//! connection, and a server that does not speak HTTP/2 by ALPN refused with a log line.
+//! verifying it against the test CA, and grpcio clients on a plain front: every kind of
+//! call, 10 client connections × 20 calls on one TLS upstream connection; and an HTTPS
+//! server that does not speak HTTP/2 by ALPN refused with a log line (curl --http1.1: 502).
 
 mod common;
 mod tls_support;
