@@ -1,9 +1,10 @@
-//! HTTP/2 to upstreams (`protocol = "h2c"` on an `[[upstream]]`): one loop-driven
+//! HTTP/2 to upstreams (`protocol = "h2c"`, or `"h2"` over TLS, on an `[[upstream]]`): the
+//! loop's hubs that own and share the upstream connections (`hub.rs`), one loop-driven
 //! `tether_h2::ClientConn` per upstream connection (`mux.rs`), requests mapped to header
 //! lists as RFC 9113 says (`fields.rs`), and tether's own errors answered the gRPC way to
-//! gRPC requests (`grpc.rs`). The client side that hands streams to a mux is the HTTP/2
-//! session's `h2/h2up.rs`; docs/architecture.md, "where a frame goes upstream", follows a
-//! frame through them.
+//! gRPC requests (`grpc.rs`). The client sides that hand calls to a mux are the HTTP/2
+//! session's `h2/h2up.rs` and the HTTP/1.1 session's `http/h2up.rs`; docs/architecture.md,
+//! "where a frame goes upstream", follows a frame through them.
 
 pub(crate) mod fields;
 pub(crate) mod grpc;
