@@ -388,3 +388,49 @@ proxy = "h2app"
         t.log_text()
     );
 }
+
+#[test]
+fn http1_pipelined_requests_head_and_http10_through_an_h2c_upstream() {
+    // Three pipelined requests on one connection answered in order (the POST's body read
+    // by its length, the next request's bytes kept); a HEAD answer has no body framing; an
+    // HTTP/1.0 request without Host gets the server's address as :authority and a body
+    // ended by the close.
+    use std::io::{Read, Write};
+    let dir = TempDir::new("h2-upstream-h1-pipe");
+    let (port, _up, _t) = h2c_tether(&dir);
+    let exchange = |bytes: &[u8]| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("timeout");
+        s.write_all(bytes).expect("write");
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).to_string()
+    };
+    let text = exchange(
+        b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n\
+          GET /nothere HTTP/1.1\r\nHost: a\r\n\r\n\
+          POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: close\r\n\r\nabcde",
+    );
+    let hello = text.find("e\r\nhello from h2c\r\n0\r\n\r\n");
+    let missing = text.find("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
+    let echo = text.find("5\r\nabcde\r\n0\r\n\r\n");
+    assert!(
+        hello.is_some() && missing > hello && echo > missing,
+        "in order: {text:?}"
+    );
+    assert!(text.contains("x-authority: a\r\n"), "{text:?}");
+
+    let text = exchange(b"HEAD /hello HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text:?}");
+    assert!(text.contains("x-method: HEAD"), "{text:?}");
+    assert!(!text.contains("transfer-encoding"), "{text:?}");
+    assert!(text.ends_with("\r\n\r\n"), "no body: {text:?}");
+
+    let text = exchange(b"GET /hello HTTP/1.0\r\n\r\n");
+    assert!(
+        text.contains("x-authority: 127.0.0.1:") && text.ends_with("\r\n\r\nhello from h2c"),
+        "{text:?}"
+    );
+    assert!(text.contains("connection: close\r\n"), "{text:?}");
+}
