@@ -20,7 +20,9 @@
 //! - `conn.rs`: the client side, whatever the state (reader pipe, buffer, keep-alive, the
 //!   request under way, the responses tether writes itself).
 //! - `context.rs`: what every connection of the listener shares.
-//! - `proxy.rs` (+ `affinity.rs`, `forward.rs`): an exchange with the upstream.
+//! - `proxy.rs` (+ `affinity.rs`, `forward.rs`): an exchange with the upstream;
+//!   `h2up.rs` (`State::H2Up`): one with an HTTP/2 pool, over the loop's shared
+//!   connections (`crate::h2up::hub`).
 //! - `mounts.rs` (broker routes, port rewrite), `head_deadline.rs` (slowloris),
 //!   `drain.rs` (graceful shutdown), `too_many.rs` (`429` per client address).
 
