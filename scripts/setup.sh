@@ -62,6 +62,11 @@ if ! python3 -c 'import grpc, grpc_health' >/dev/null 2>&1; then
   echo "setup: installing python grpcio grpcio-health-checking"
   python3 -m pip install -q grpcio grpcio-health-checking 2>/dev/null || python3 -m pip install -q --break-system-packages grpcio grpcio-health-checking
 fi
+# HTTP/1.1 clients to an h2c upstream (tests/h2_upstream.rs) include python requests.
+if ! python3 -c 'import requests' >/dev/null 2>&1; then
+  echo "setup: installing python requests"
+  python3 -m pip install -q requests 2>/dev/null || python3 -m pip install -q --break-system-packages requests
+fi
 # argon2 password files for the basic-auth tests (crates/auth/tests) come from argon2-cffi.
 if ! python3 -c 'import argon2' >/dev/null 2>&1; then
   echo "setup: installing python argon2-cffi"

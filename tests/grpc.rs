@@ -129,6 +129,23 @@ fn grpc_200_concurrent_calls_share_one_upstream_connection() {
 }
 
 #[test]
+fn grpc_ten_client_connections_share_one_upstream_connection() {
+    // 10 client connections (grpcio channels with their own subchannels) × 20 concurrent
+    // calls: the loop's hub multiplexes all 200 calls (and the count query) on one
+    // backend connection (before the hub, each client connection had its own: 11).
+    let dir = TempDir::new("grpc-channels");
+    let (port, up_port) = (free_port(), free_port());
+    let _up = grpc_server(up_port);
+    // One event loop: the hub is per loop (with N workers, at most N connections).
+    let one_loop = format!("workers = 1\n{}", config(port, up_port));
+    let t = tether(&dir, &one_loop, &[port]);
+    let (ok, text) = grpc_client(port, "channels:10");
+    assert!(ok, "{text}\n{}", t.log_text());
+    assert!(text.contains("channels ok 200"), "{text}");
+    assert!(text.contains("peers 1\n"), "one backend connection: {text}");
+}
+
+#[test]
 fn grpc_a_full_upstream_connection_makes_another() {
     // The backend takes 50 streams per connection; tether's front takes 128 per client
     // connection: 128 calls at once need exactly 3 backend connections (50 + 50 + 28).

@@ -1,7 +1,9 @@
-//! Plain HTTP/2 to an h2c upstream (`protocol = "h2c"`), end to end: curl with prior
-//! knowledge through tether to a Python `h2` server (`tests/support_h2c.py`): a GET
-//! (`Host`/`:authority` and `te` as RFC 9113 maps them), a 300 kB POST body echoed byte for
-//! byte through both windows, and response trailers carried as a trailing HEADERS frame.
+//! Plain HTTP/2 and HTTP/1.1 to an h2c upstream (`protocol = "h2c"`), end to end: curl
+//! (with prior knowledge, and `--http1.1`) and python `requests` through tether to a Python
+//! `h2` server (`tests/support_h2c.py`): a GET (`Host`/`:authority` and `te` as RFC 9113
+//! maps them), a 300 kB POST body echoed byte for byte through both windows (also chunked
+//! by an HTTP/1.1 client), response trailers carried as a trailing HEADERS frame or as
+//! chunked trailers, and client connections sharing one upstream connection.
 //! (One curl per request: curl 7.88 fails a second request on a reused HTTP/2 connection,
 //! whatever the server.)
 
@@ -212,24 +214,223 @@ proxy = "h2app"
     }
 }
 
-#[test]
-fn http1_client_to_an_h2c_pool_is_a_clear_502() {
-    // Not wired yet: an HTTP/1.1 request to an HTTP/2 pool gets 502 and a log line that
-    // says why (never HTTP/1.1 bytes sent to an HTTP/2 server).
-    let dir = TempDir::new("h2-upstream-h1");
-    let (port, _up, t) = h2c_tether(&dir);
-    let out = curl(&[
-        "--http1.1",
-        "-o",
-        "/dev/null",
-        "-w",
-        "%{http_code}",
-        &format!("http://127.0.0.1:{port}/hello"),
-    ]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "502");
+/// `curl --http1.1 -D - ARGS` (fails the test if curl fails): the head, lowercased.
+fn h1(args: &[&str]) -> String {
+    let mut all = vec!["--http1.1", "-D", "-"];
+    all.extend_from_slice(args);
+    let out = curl(&all);
+    let text = String::from_utf8_lossy(&out.stdout).to_lowercase();
     assert!(
-        t.wait_log("HTTP/1.1 clients are not proxied to it yet"),
-        "{}",
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[test]
+fn http1_clients_get_post_chunked_and_trailers_through_an_h2c_upstream() {
+    // HTTP/1.1 requests become header lists on the shared HTTP/2 connection (Host →
+    // :authority, connection-specific fields dropped); answers without a length come back
+    // chunked, with the upstream's trailers as chunked trailers when the client said
+    // `TE: trailers`.
+    let dir = TempDir::new("h2-upstream-h1");
+    let (port, _up, mut t) = h2c_tether(&dir);
+    let base = format!("http://127.0.0.1:{port}");
+
+    let got = dir.path().join("got.bin");
+    let got_s = got.to_str().expect("path");
+    let text = h1(&["-o", got_s, &format!("{base}/hello")]);
+    assert!(text.starts_with("http/1.1 200"), "{text}");
+    assert!(text.contains("x-method: get"), "{text}");
+    assert!(
+        text.contains(&format!("x-authority: 127.0.0.1:{port}")),
+        "Host as :authority: {text}"
+    );
+    assert!(text.contains("transfer-encoding: chunked"), "{text}");
+    assert_eq!(std::fs::read(&got).expect("body"), b"hello from h2c");
+
+    // A 300 kB Content-Length body, echoed byte for byte (chunked back).
+    let body: Vec<u8> = noise(300_000, 11);
+    let file = dir.write("body.bin", &body);
+    let data = format!("@{}", file.display());
+    let text = h1(&["--data-binary", &data, "-o", got_s, &format!("{base}/echo")]);
+    assert!(text.contains("x-received-length: 300000"), "{text}");
+    assert!(std::fs::read(&got).expect("echo") == body, "echo differs");
+
+    // The same body chunked by the client: de-chunked into DATA frames.
+    let text = h1(&[
+        "-H",
+        "Transfer-Encoding: chunked",
+        "--data-binary",
+        &data,
+        "-o",
+        got_s,
+        &format!("{base}/echo"),
+    ]);
+    assert!(text.contains("x-received-length: 300000"), "{text}");
+    assert!(
+        std::fs::read(&got).expect("echo") == body,
+        "chunked echo differs"
+    );
+
+    // Trailers: as chunked trailers with `TE: trailers`, left out without.
+    let raw = |te: bool| {
+        let mut args = vec!["--raw", "-X", "POST", "-o", got_s];
+        if te {
+            args.extend(["-H", "TE: trailers"]);
+        }
+        let url = format!("{base}/trailers");
+        args.push(&url);
+        h1(&args);
+        String::from_utf8_lossy(&std::fs::read(&got).expect("raw")).to_lowercase()
+    };
+    let with = raw(true);
+    assert!(
+        with.contains("payload\r\n0\r\n") && with.contains("grpc-status: 0\r\n"),
+        "{with:?}"
+    );
+    assert!(with.contains("x-trailer: yes\r\n"), "{with:?}");
+    let without = raw(false);
+    assert!(without.ends_with("0\r\n\r\n"), "{without:?}");
+    assert!(!without.contains("grpc-status"), "{without:?}");
+    assert!(t.alive(), "{}", t.log_text());
+}
+
+/// A python `requests` session (keep-alive): two GETs, a POST with a length and a chunked
+/// POST (a generator body), each echoed byte for byte.
+const REQUESTS_CLIENT: &str = r#"
+import sys, requests
+base = "http://127.0.0.1:%s" % sys.argv[1]
+s = requests.Session()
+for i in range(2):
+    r = s.get(base + "/hello", timeout=10)
+    assert r.status_code == 200 and r.text == "hello from h2c", (r.status_code, r.text)
+body = bytes((i * 31) & 0xFF for i in range(100000))
+r = s.post(base + "/echo", data=body, timeout=10)
+assert r.status_code == 200 and r.content == body, (r.status_code, len(r.content))
+def gen():
+    for i in range(0, len(body), 7000):
+        yield body[i:i + 7000]
+r = s.post(base + "/echo", data=gen(), timeout=10)
+assert r.status_code == 200 and r.content == body, (r.status_code, len(r.content))
+assert r.headers.get("x-received-length") == "100000", r.headers
+print("requests ok")
+"#;
+
+#[test]
+fn python_requests_through_an_h2c_upstream() {
+    let dir = TempDir::new("h2-upstream-requests");
+    let (port, _up, t) = h2c_tether(&dir);
+    let out = std::process::Command::new("timeout")
+        .args(["60", "python3", "-c", REQUESTS_CLIENT, &port.to_string()])
+        .output()
+        .expect("python3 with requests");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("requests ok"),
+        "{text}\n{}",
         t.log_text()
     );
+}
+
+#[test]
+fn client_connections_share_one_upstream_connection() {
+    // Six client connections one after another, three HTTP/1.1 and three HTTP/2: every
+    // request rides the one upstream connection the loop's hub keeps (the backend numbers
+    // its connections in x-conn; one event loop, so one hub).
+    let dir = TempDir::new("h2-upstream-share");
+    let (port, up_port) = (free_port(), free_port());
+    let s = repo().join("tests/support_h2c.py").display().to_string();
+    let _up = python(&[s.as_ref(), up_port.to_string().as_ref()], up_port);
+    let config = format!(
+        r#"
+workers = 1
+
+[[upstream]]
+name = "h2app"
+servers = ["127.0.0.1:{up_port}"]
+protocol = "h2c"
+
+[[server]]
+listen = ["127.0.0.1:{port}"]
+http2 = true
+
+[[server.route]]
+path = "/"
+proxy = "h2app"
+"#
+    );
+    let t = tether(&dir, &config, &[port]);
+    let url = format!("http://127.0.0.1:{port}/hello");
+    let conn_of = |text: &str| {
+        (text.lines())
+            .find_map(|l| l.strip_prefix("x-conn: "))
+            .map(|v| v.trim().to_string())
+            .unwrap_or_else(|| panic!("no x-conn: {text}"))
+    };
+    let mut seen = Vec::new();
+    for i in 0..6 {
+        let text = if i % 2 == 0 {
+            h1(&["-o", "/dev/null", &url])
+        } else {
+            h2(&["-o", "/dev/null", &url])
+        };
+        seen.push(conn_of(&text));
+    }
+    assert!(
+        seen.iter().all(|c| *c == seen[0]),
+        "one upstream connection for all: {seen:?}\n{}",
+        t.log_text()
+    );
+}
+
+#[test]
+fn http1_pipelined_requests_head_and_http10_through_an_h2c_upstream() {
+    // Three pipelined requests on one connection answered in order (the POST's body read
+    // by its length, the next request's bytes kept); a HEAD answer has no body framing; an
+    // HTTP/1.0 request without Host gets the server's address as :authority and a body
+    // ended by the close.
+    use std::io::{Read, Write};
+    let dir = TempDir::new("h2-upstream-h1-pipe");
+    let (port, _up, _t) = h2c_tether(&dir);
+    let exchange = |bytes: &[u8]| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("timeout");
+        s.write_all(bytes).expect("write");
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).to_string()
+    };
+    let text = exchange(
+        b"GET /hello HTTP/1.1\r\nHost: a\r\n\r\n\
+          GET /nothere HTTP/1.1\r\nHost: a\r\n\r\n\
+          POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nConnection: close\r\n\r\nabcde",
+    );
+    let hello = text.find("e\r\nhello from h2c\r\n0\r\n\r\n");
+    let missing = text.find("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
+    let echo = text.find("5\r\nabcde\r\n0\r\n\r\n");
+    assert!(
+        hello.is_some() && missing > hello && echo > missing,
+        "in order: {text:?}"
+    );
+    assert!(text.contains("x-authority: a\r\n"), "{text:?}");
+
+    let text = exchange(b"HEAD /hello HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text:?}");
+    assert!(text.contains("x-method: HEAD"), "{text:?}");
+    assert!(!text.contains("transfer-encoding"), "{text:?}");
+    assert!(text.ends_with("\r\n\r\n"), "no body: {text:?}");
+
+    let text = exchange(b"GET /hello HTTP/1.0\r\n\r\n");
+    assert!(
+        text.contains("x-authority: 127.0.0.1:") && text.ends_with("\r\n\r\nhello from h2c"),
+        "{text:?}"
+    );
+    assert!(text.contains("connection: close\r\n"), "{text:?}");
 }

@@ -1,15 +1,17 @@
 """gRPC through tether, with grpcio on both sides and no protoc: generic handlers with
 bytes (de)serializers.
 
-  support_grpc.py server PORT [MAX [AGE_MS]]
+  support_grpc.py server PORT [MAX [AGE_MS [CERT KEY]]]
                                        a test service t.T on PORT (h2c) until killed,
                                        announcing MAX_CONCURRENT_STREAMS = MAX (1000); with
-                                       AGE_MS, each connection gets a GOAWAY at that age
+                                       AGE_MS (0: never), each connection gets a GOAWAY at
+                                       that age; with CERT KEY, over TLS (ALPN h2)
   support_grpc.py client PORT MODE     calls through tether on PORT; prints a result line
                                        per check, exits 1 on a failed one
 
 MODE: calls (unary, server/client/bidi streaming, 16 MiB each way), many (200 concurrent
-unary calls; prints the backend connections they used), unavailable, deadline,
+unary calls; prints the backend connections they used), channels:N (N client connections
+with 20 concurrent calls each; prints the backend connections), unavailable, deadline,
 slow:PID (a consumer that stops reading a 200 MiB stream: prints how much the server
 could produce meanwhile and how much PID's RSS grew), die (a server stream whose server
 process dies after 3 messages, then 6 unary calls).
@@ -28,7 +30,7 @@ OPTS = [("grpc.max_send_message_length", BIG), ("grpc.max_receive_message_length
 ident = lambda b: b
 
 
-def serve(port, max_streams, age_ms):
+def serve(port, max_streams, age_ms, tls=None):
     peers = set()
     lock = threading.Lock()
 
@@ -109,7 +111,13 @@ def serve(port, max_streams, age_ms):
         opts += [("grpc.max_connection_age_ms", age_ms), ("grpc.max_connection_age_grace_ms", 10000)]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=300), options=opts)
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("t.T", handlers),))
-    server.add_insecure_port("127.0.0.1:%d" % port)
+    if tls:
+        # TLS (ALPN h2, as grpcio always negotiates): tether's `protocol = "h2"`.
+        with open(tls[0], "rb") as c, open(tls[1], "rb") as k:
+            creds = grpc.ssl_server_credentials([(k.read(), c.read())])
+        server.add_secure_port("127.0.0.1:%d" % port, creds)
+    else:
+        server.add_insecure_port("127.0.0.1:%d" % port)
     server.start()
     server.wait_for_termination()
 
@@ -153,6 +161,19 @@ def client(port, mode):
         big = bytes((i * 7 + (i >> 10)) & 0xFF for i in range(16 * 1024 * 1024))
         r = uu("Unary")(big, timeout=60)
         check("16MiB", r == big[::-1], "%d bytes" % len(r))
+    elif mode.startswith("channels:"):
+        # N client connections (own subchannel each: never shared inside grpcio), 20
+        # concurrent calls on each: tether shares its upstream connections among them.
+        n = int(mode.split(":")[1])
+        chans = [grpc.insecure_channel("127.0.0.1:%d" % port,
+                                       options=OPTS + [("grpc.use_local_subchannel_pool", 1),
+                                                       ("t.channel", i)])
+                 for i in range(n)]
+        fs = [c.unary_unary("/t.T/Unary", ident, ident).future(b"sleep:0.5", timeout=30)
+              for c in chans for _ in range(20)]
+        res = [f.result() for f in fs]
+        check("channels", all(r == b"echo:sleep:0.5" for r in res), len(res))
+        print("peers %s" % uu("Peers")(b"", timeout=10).decode(), flush=True)
     elif mode == "many":
         fs = [uu("Unary").future(b"sleep:0.5", timeout=30) for _ in range(200)]
         res = [f.result() for f in fs]
@@ -238,6 +259,7 @@ def client(port, mode):
 if __name__ == "__main__":
     if sys.argv[1] == "server":
         max_streams = int(sys.argv[3]) if len(sys.argv) > 3 else 1000
-        serve(int(sys.argv[2]), max_streams, int(sys.argv[4]) if len(sys.argv) > 4 else 0)
+        tls = sys.argv[5:7] if len(sys.argv) > 6 else None
+        serve(int(sys.argv[2]), max_streams, int(sys.argv[4]) if len(sys.argv) > 4 else 0, tls)
     else:
         client(int(sys.argv[2]), sys.argv[3])

@@ -169,6 +169,9 @@ pub struct UpstreamSpec {
     pub cookie: tether_balance::CookieOptions,
     /// `protocol`: what the servers speak (HTTP/1.1 by default).
     pub protocol: UpstreamProtocol,
+    /// `h2_idle_timeout_ms`, `h2_ping_interval_ms`, `h2_ping_timeout_ms`: how HTTP/2
+    /// upstream connections are kept.
+    pub h2: H2Keep,
     /// Where the pool is written (errors found when it is built).
     pub pos: Pos,
     /// Servers found in DNS (`{ dns = ... }`, `{ srv = ... }`), if any.
@@ -193,6 +196,7 @@ impl UpstreamSpec {
             send_proxy: None,
             cookie: tether_balance::CookieOptions::default(),
             protocol: UpstreamProtocol::Http1,
+            h2: H2Keep::default(),
             pos,
             discover: None,
             drain_timeout: None,
@@ -246,6 +250,28 @@ pub struct UpstreamTlsSpec {
     pub servers: Vec<String>,
     /// Where `tls` (or the pool) is written.
     pub pos: Pos,
+}
+
+/// How an HTTP/2 upstream connection is kept (`upstream_protocol.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct H2Keep {
+    /// `h2_idle_timeout_ms`: a connection no call used this long closes (GOAWAY).
+    pub idle: Duration,
+    /// `h2_ping_interval_ms`: while calls are open, a PING when the server was silent this
+    /// long (`None`: `0`, no PINGs).
+    pub ping_every: Option<Duration>,
+    /// `h2_ping_timeout_ms`: a PING unanswered this long fails the connection.
+    pub ping_timeout: Duration,
+}
+
+impl Default for H2Keep {
+    fn default() -> H2Keep {
+        H2Keep {
+            idle: Duration::from_secs(60),
+            ping_every: Some(Duration::from_secs(30)),
+            ping_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// `protocol` of an `[[upstream]]`: how tether speaks to its servers.

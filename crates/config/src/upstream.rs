@@ -13,6 +13,9 @@
 //! cookie_samesite = "lax"   # or strict | none (none forces Secure)
 //! send_proxy = "v2"         # or "v1": a PROXY protocol header naming the client first
 //! protocol = "h2c"          # http1 (default) | h2c | h2 (TLS, ALPN h2) | auto (TLS, ALPN decides)
+//! h2_idle_timeout_ms = 60000 # HTTP/2: an upstream connection no call used this long closes
+//! h2_ping_interval_ms = 30000 # HTTP/2: PING a silent server while calls are open (0: never)
+//! h2_ping_timeout_ms = 10000 # HTTP/2: no PING answer this long fails the connection
 //! fail_statuses = ["5xx"]   # answers that count as passive failures (max_fails)
 //! # balance = "session_id": session_read / session_write / [upstream.session_body] and
 //! # the single carrier keys are checked in `session_id.rs`
@@ -71,6 +74,9 @@ pub(super) struct RawUpstream {
     tls: Option<Spanned<RawUpstreamTls>>,
     send_proxy: Option<Spanned<String>>,
     protocol: Option<Spanned<String>>,
+    h2_idle_timeout_ms: Option<Spanned<u64>>,
+    h2_ping_interval_ms: Option<Spanned<u64>>,
+    h2_ping_timeout_ms: Option<Spanned<u64>>,
     /// Servers found in DNS (`discover.rs`).
     resolver: Option<Spanned<Vec<Spanned<String>>>>,
     resolve_min_ms: Option<Spanned<u64>>,
@@ -370,6 +376,14 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<UpstreamSpec, ConfigEr
     }
     let send_proxy = send_proxy(u.send_proxy, at)?;
     let protocol = crate::upstream_protocol::check(u.protocol.as_ref(), tls.is_some(), at)?;
+    let h2 = crate::upstream_protocol::keep(
+        [
+            u.h2_idle_timeout_ms,
+            u.h2_ping_interval_ms,
+            u.h2_ping_timeout_ms,
+        ],
+        at,
+    )?;
     Ok(UpstreamSpec {
         pos: Pos::at(at, u.name.span()),
         name,
@@ -382,6 +396,7 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<UpstreamSpec, ConfigEr
         send_proxy,
         cookie,
         protocol,
+        h2,
         discover,
         drain_timeout,
     })

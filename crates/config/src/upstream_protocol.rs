@@ -12,7 +12,7 @@ use std::ops::Range;
 use toml::Spanned;
 
 use super::ConfigError;
-use crate::spec::UpstreamProtocol;
+use crate::spec::{H2Keep, UpstreamProtocol};
 
 /// The checked `protocol` (`http1` when absent). `tls`: the pool speaks TLS (`tls` or
 /// `https://` servers).
@@ -52,6 +52,39 @@ pub(super) fn check(
     }
 }
 
+/// `h2_idle_timeout_ms`, `h2_ping_interval_ms` (`0`: no PINGs) and `h2_ping_timeout_ms`
+/// (defaults: 60 s, 30 s, 10 s).
+pub(super) fn keep(
+    [idle, ping, timeout]: [Option<Spanned<u64>>; 3],
+    at: &dyn Fn(Range<usize>, String) -> ConfigError,
+) -> Result<H2Keep, ConfigError> {
+    let d = H2Keep::default();
+    let ms = std::time::Duration::from_millis;
+    let above_0 = |v: Option<Spanned<u64>>, default: std::time::Duration, key: &str| match v {
+        None => Ok(default),
+        Some(v) if *v.get_ref() == 0 => Err(at(
+            v.span(),
+            format!(
+                "`{key}` must be above 0 (hint: leave it out for {} ms)",
+                default.as_millis()
+            ),
+        )),
+        Some(v) => Ok(ms(*v.get_ref())),
+    };
+    let idle = above_0(idle, d.idle, "h2_idle_timeout_ms")?;
+    let ping_timeout = above_0(timeout, d.ping_timeout, "h2_ping_timeout_ms")?;
+    let ping_every = match ping {
+        None => d.ping_every,
+        Some(v) if *v.get_ref() == 0 => None,
+        Some(v) => Some(ms(*v.get_ref())),
+    };
+    Ok(H2Keep {
+        idle,
+        ping_every,
+        ping_timeout,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use crate::spec::UpstreamProtocol;
@@ -64,6 +97,39 @@ mod tests {
         crate::parse(&text, "t.toml")
             .map(|c| c.upstreams[0].protocol)
             .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn h2_keep_defaults_values_and_errors() {
+        let keep = |extra: &str| {
+            let text = format!(
+                "[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:3000\"]\n{extra}\n\
+                 [[server]]\nlisten = [\"127.0.0.1:1\"]\n[[server.route]]\npath = \"/\"\n\
+                 proxy = \"app\"\n"
+            );
+            crate::parse(&text, "t.toml")
+                .map(|c| c.upstreams[0].h2)
+                .map_err(|e| e.to_string())
+        };
+        let ms = std::time::Duration::from_millis;
+        assert_eq!(keep(""), Ok(crate::spec::H2Keep::default()));
+        let k = keep("h2_idle_timeout_ms = 500\nh2_ping_interval_ms = 0\nh2_ping_timeout_ms = 70");
+        assert_eq!(
+            k,
+            Ok(crate::spec::H2Keep {
+                idle: ms(500),
+                ping_every: None,
+                ping_timeout: ms(70)
+            })
+        );
+        let k = keep("h2_ping_interval_ms = 250").map(|k| k.ping_every);
+        assert_eq!(k, Ok(Some(ms(250))));
+        let e = keep("h2_idle_timeout_ms = 0").unwrap_err();
+        assert!(
+            e.starts_with("t.toml:4:22: `h2_idle_timeout_ms` must be above 0"),
+            "{e}"
+        );
+        assert!(e.contains("hint: leave it out for 60000 ms"), "{e}");
     }
 
     #[test]

@@ -138,6 +138,34 @@ impl<'a> Cx<'a> {
         })
     }
 
+    /// Start a session owned by the loop, with no client connection (a multiplexer that
+    /// several sessions share, say): it gets `on_spawn` now and lives until it is done like
+    /// any other. The in-loop counterpart of [`crate::Core::spawn`].
+    pub fn spawn(&mut self, session: Box<dyn Session>) -> SessionId {
+        let (sid, gen) = self.io.new_session();
+        let mut obj = session;
+        let mut cx = Cx {
+            io: &mut *self.io,
+            sid,
+        };
+        obj.on_spawn(&mut cx);
+        self.io.sessions[sid].obj = Some(obj);
+        self.io.touch(sid);
+        SessionId { idx: sid, gen }
+    }
+
+    /// Wake another session of this loop: its `on_wake(key)` runs once the current
+    /// callback returns (queued like every notice, never called from here). False if that
+    /// session is gone or closing.
+    pub fn wake(&mut self, s: SessionId, key: u64) -> bool {
+        let alive = (self.io.sessions.get(s.idx)).is_some_and(|x| x.gen == s.gen && !x.closing);
+        if alive {
+            self.io.notices.push_back((s.idx, s.gen, Notice::Wake(key)));
+            self.io.touch(s.idx);
+        }
+        alive
+    }
+
     /// Loop time (read once per wake-up of the loop).
     pub fn now(&self) -> Instant {
         self.io.now

@@ -273,6 +273,7 @@ pub fn build_upstream(spec: &UpstreamSpec) -> Result<Upstream, ConfigError> {
     let mut tls = Vec::new();
     if let Some(t) = &spec.tls {
         let config = client_config(&t.options).map_err(|m| t.pos.error(format!("`tls`: {m}")))?;
+        let config = crate::h2up::with_alpn(spec.protocol, config);
         for addr in &t.servers {
             let client = client_for(&config, t.options.sni.as_deref(), addr)
                 .map_err(|m| t.pos.error(format!("`tls` for server {addr:?}: {m}")))?;
@@ -289,6 +290,7 @@ pub fn build_upstream(spec: &UpstreamSpec) -> Result<Upstream, ConfigError> {
         send_proxy: spec.send_proxy,
         cookie: spec.cookie,
         protocol: crate::h2up::check_protocol(spec)?,
+        h2_keep: spec.h2,
     })
 }
 

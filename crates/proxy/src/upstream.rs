@@ -39,6 +39,8 @@ pub struct Upstream {
     pub cookie: tether_balance::CookieOptions,
     /// `protocol`: HTTP/1.1, or HTTP/2 (`h2up/`) to the servers.
     pub protocol: tether_config::spec::UpstreamProtocol,
+    /// How HTTP/2 connections to the servers are kept (idle timeout, PINGs).
+    pub h2_keep: tether_config::spec::H2Keep,
 }
 
 /// The PROXY protocol header for a connection on behalf of `client`, who reached tether at
@@ -70,6 +72,7 @@ impl Upstream {
             send_proxy: None,
             cookie: tether_balance::CookieOptions::default(),
             protocol: Default::default(),
+            h2_keep: Default::default(),
         }
     }
 

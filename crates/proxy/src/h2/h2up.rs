@@ -8,16 +8,17 @@
 //! the client's windows took it (`after_send`): a slow client slows the server through
 //! both windows, never through tether's memory. Both directions move at once (bidi gRPC).
 //!
-//! The session holds its muxes (`H2Session::ups`); a stream holds its `Call`, which names
-//! its mux. What the upstream says arrives through the mux's reader pipe (`readable`).
+//! The upstream connections belong to the loop's hub (`crate::h2up::hub`), shared with
+//! every other client session; the session keeps the ones its calls use (`H2Session::ups`)
+//! and a stream holds its `Call`, which names its mux. What the upstream says arrives in
+//! the mux's mailbox for this session, with a wake (`mail`).
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::rc::Rc;
 
 use bytes::Bytes;
 use tether_balance::ActiveGuard;
-use tether_core::{ConnectOpts, Cx, PipeId, TimerId};
+use tether_core::{Cx, TimerId};
 use tether_h2::{ClientEvent, ErrorCode, RequestError, StreamId};
 
 use super::stream::{Stream, Work};
@@ -25,13 +26,13 @@ use super::upstream::Early;
 use super::H2Session;
 use crate::h2up::fields;
 use crate::h2up::grpc;
-use crate::h2up::mux::UpMux;
+use crate::h2up::hub;
 use crate::http::affinity::Pick;
 use crate::http::phases::Proxied;
 
 mod fail;
 
-pub(super) type MuxRef = Rc<RefCell<UpMux>>;
+pub(super) type MuxRef = hub::MuxRef;
 
 /// Timer key of a call's deadline (`| stream id`).
 pub(super) const KEY_DEADLINE: u64 = 1 << 36;
@@ -77,8 +78,9 @@ pub(super) struct Call {
     /// The pool (another server after a failed connect) and the servers tried.
     upstream: std::sync::Arc<crate::upstream::Upstream>,
     tried: Vec<String>,
-    send_proxy: Option<tether_config::spec::SendProxy>,
     _active: ActiveGuard,
+    /// The connect time went to the access log.
+    connect_noted: bool,
     /// No final response head by then: 504 (gRPC: DEADLINE_EXCEEDED). `grpc-timeout`
     /// when the request has one, else the listener's `idle_timeout` (`KEY_DEADLINE`).
     deadline: Option<TimerId>,
@@ -96,7 +98,8 @@ pub(super) fn abandon(cx: &mut Cx<'_>, c: Box<Call>) {
         cx.cancel_timer(t);
     }
     if !c.resp_done {
-        c.mux.borrow_mut().cancel(cx, c.client, c.up);
+        let who = (cx.id(), c.client);
+        c.mux.borrow_mut().cancel(cx, who, c.up);
     }
 }
 
@@ -130,8 +133,7 @@ impl H2Session {
         if len > 0 {
             self.h2.consumed(id, len);
         }
-        let send_proxy = req.upstream.send_proxy;
-        let mux = match self.mux_for(cx, addr, send_proxy) {
+        let mux = match self.mux_for(cx, addr, &req.upstream, pick.server.index()) {
             Ok(m) => m,
             Err(e) => {
                 log::warn!("h2 {}: upstream {addr}: connect: {e}", self.listen());
@@ -139,8 +141,9 @@ impl H2Session {
                 return self.answer_status(cx, id, 502, "");
             }
         };
-        mux.borrow_mut().waiting.push(id);
-        if mux.borrow().connected {
+        mux.borrow_mut().waiting.push((cx.id(), id));
+        let connected = mux.borrow().connected;
+        if connected {
             if let Some(c) = self.streams.get_mut(&id).and_then(|s| s.current_mut()) {
                 c.note_connected(cx.now());
             }
@@ -164,8 +167,8 @@ impl H2Session {
             pick,
             upstream: req.upstream.clone(),
             tried: Vec::new(),
-            send_proxy,
             deadline: Some(cx.set_timer(wait, KEY_DEADLINE | id as u64)),
+            connect_noted: connected,
         };
         match self.streams.get_mut(&id) {
             Some(s) => s.work = Work::H2Up(Box::new(call)),
@@ -174,30 +177,25 @@ impl H2Session {
         self.pump(cx, &mux);
     }
 
-    /// A connection to `addr` with room for a stream: one this session has, else a new one.
+    /// A connection to `addr` with room for a stream, from the loop's hub (shared with the
+    /// other client sessions; a pool that sends a PROXY header shares only between
+    /// connections of the same client address).
     fn mux_for(
         &mut self,
         cx: &mut Cx<'_>,
         addr: std::net::SocketAddr,
-        send_proxy: Option<tether_config::spec::SendProxy>,
+        up: &crate::upstream::Upstream,
+        index: usize,
     ) -> std::io::Result<MuxRef> {
-        if let Some(m) = self.ups.iter().find(|m| {
-            let m = m.borrow();
-            m.addr == addr && m.has_room()
-        }) {
-            return Ok(m.clone());
-        }
         let client = self.peer.conn;
-        let header = send_proxy
+        let header = (up.send_proxy)
             .map(|v| crate::upstream::proxy_header(v, cx.peer_addr(client), cx.local_addr(client)));
-        let opts = ConnectOpts {
-            tls: None,
-            proxy_header: header.as_deref(),
-            fresh: true,
-        };
-        let conn = cx.connect_with(addr, opts)?;
-        let m = Rc::new(RefCell::new(UpMux::new(conn, addr)));
-        self.ups.push(m.clone());
+        let keep = crate::h2up::keep_alive(up);
+        let tls = up.tls_for(index);
+        let m = hub::mux_for(cx, addr, header, tls, keep)?;
+        if !self.ups.iter().any(|x| Rc::ptr_eq(x, &m)) {
+            self.ups.push(m.clone());
+        }
         Ok(m)
     }
 
@@ -241,6 +239,7 @@ impl H2Session {
     /// Open the streams waiting on `mux`, send what the windows allow of every request body,
     /// and write the frames.
     fn pump(&mut self, cx: &mut Cx<'_>, mux: &MuxRef) {
+        let me = cx.id();
         let mut m = mux.borrow_mut();
         if !m.connected || m.dead {
             return;
@@ -248,32 +247,41 @@ impl H2Session {
         if !m.settings_seen {
             // Streams open once the server said how many it takes (one round trip per
             // connection): opened before, those above its limit would be refused.
-            m.write(cx);
+            m.flush(cx);
             return;
         }
         let mut failed = Vec::new();
-        for cid in std::mem::take(&mut m.waiting) {
+        let mine: Vec<u32> = (m.waiting.iter())
+            .filter(|w| w.0 == me)
+            .map(|w| w.1)
+            .collect();
+        m.waiting.retain(|w| w.0 != me);
+        for cid in mine {
             let Some(c) = call_of(self.streams.get_mut(&cid)) else {
                 continue;
             };
             let end = c.req_end && c.body.is_empty() && c.req_trailers.is_none();
-            match m.open(cid, &c.fields, end) {
+            match m.open((me, cid), &c.fields, end) {
                 Ok(up) => {
                     c.up = Some(up);
                     c.sent_end = end;
+                    m.last_used = cx.now();
                 }
-                Err(RequestError::Busy | RequestError::GoingAway) => m.waiting.push(cid),
+                Err(RequestError::Busy | RequestError::GoingAway) => m.waiting.push((me, cid)),
                 Err(RequestError::TooLarge) => failed.push((cid, 431)),
                 Err(_) => failed.push((cid, 502)),
             }
         }
-        let open: Vec<(StreamId, u32)> = m.streams.iter().map(|(&u, &c)| (u, c)).collect();
+        let open: Vec<(StreamId, u32)> = (m.streams.iter())
+            .filter(|(_, w)| w.0 == me)
+            .map(|(&u, w)| (u, w.1))
+            .collect();
         for (up, cid) in open {
             let Some(c) = call_of(self.streams.get_mut(&cid)) else {
                 continue;
             };
             let mut given = 0;
-            while !c.sent_end && m.can_write(cx) {
+            while !c.sent_end && m.can_write() {
                 let last = c.req_end && c.body.len() <= 1 && c.req_trailers.is_none();
                 let Some(front) = c.body.front_mut() else {
                     if let (true, Some(t)) = (c.req_end, c.req_trailers.as_ref()) {
@@ -315,8 +323,8 @@ impl H2Session {
                 self.h2.consumed(cid, given);
             }
         }
-        m.write(cx);
-        let overflow = m.overflow();
+        m.flush(cx);
+        let overflow = m.overflow(me);
         drop(m);
         for (cid, status) in failed {
             self.fail_call(cx, cid, status);
@@ -326,20 +334,36 @@ impl H2Session {
         }
     }
 
-    /// The mux owning `pipe`, if any.
-    fn mux_of_pipe(&self, pipe: PipeId) -> Option<MuxRef> {
-        self.ups
-            .iter()
-            .find(|m| m.borrow().owns_pipe(pipe))
-            .cloned()
+    /// `hub::KEY_MAIL`: the hub has news for this session — events in the mailboxes of its
+    /// muxes, a connection up (streams may open), lost, or with room again.
+    pub(super) fn h2up_mail(&mut self, cx: &mut Cx<'_>) {
+        let me = cx.id();
+        for mux in self.ups.clone() {
+            let events = mux.borrow_mut().take_mail(me);
+            if !events.is_empty() {
+                self.h2up_events(cx, &mux, events);
+            }
+            let (dead, connected) = {
+                let m = mux.borrow();
+                (m.dead, m.connected)
+            };
+            if dead {
+                self.mux_lost(cx, &mux);
+                continue;
+            }
+            if connected {
+                self.note_connected(cx, &mux);
+            }
+            self.pump(cx, &mux);
+        }
+        self.ups.retain(|m| {
+            let m = m.borrow();
+            !m.dead && m.used_by(me)
+        });
     }
 
-    /// Bytes from an HTTP/2 upstream (false: not a mux's pipe).
-    pub(super) fn h2up_readable(&mut self, cx: &mut Cx<'_>, pipe: PipeId) -> bool {
-        let Some(mux) = self.mux_of_pipe(pipe) else {
-            return false;
-        };
-        let events = mux.borrow_mut().read(cx);
+    /// What the upstream said about this session's calls on `mux`.
+    fn h2up_events(&mut self, cx: &mut Cx<'_>, mux: &MuxRef, events: Vec<ClientEvent>) {
         let now = cx.now();
         let mut failed: Vec<(u32, u16)> = Vec::new();
         let mut resets: Vec<u32> = Vec::new();
@@ -357,7 +381,7 @@ impl H2Session {
                         fields: f,
                         end,
                     } => {
-                        let Some(&cid) = m.streams.get(&id) else {
+                        let Some(&(_, cid)) = m.streams.get(&id) else {
                             continue;
                         };
                         if status < 200 {
@@ -408,7 +432,7 @@ impl H2Session {
                         }
                     }
                     ClientEvent::Data { id, bytes, end } => {
-                        let Some(&cid) = m.streams.get(&id) else {
+                        let Some(&(_, cid)) = m.streams.get(&id) else {
                             m.h2.consumed(id, bytes.len());
                             continue;
                         };
@@ -427,7 +451,7 @@ impl H2Session {
                         }
                     }
                     ClientEvent::Trailers { id, fields: f } => {
-                        let Some(cid) = m.streams.remove(&id) else {
+                        let Some((_, cid)) = m.streams.remove(&id) else {
                             continue;
                         };
                         let Some(s) = self.streams.get_mut(&cid) else {
@@ -445,7 +469,7 @@ impl H2Session {
                         code,
                         retryable,
                     } => {
-                        let Some(cid) = m.streams.remove(&id) else {
+                        let Some((_, cid)) = m.streams.remove(&id) else {
                             continue;
                         };
                         if retryable && Self::replayable(self.streams.get_mut(&cid), true) {
@@ -465,7 +489,7 @@ impl H2Session {
                     }
                     ClientEvent::GoAway { retryable, .. } => {
                         for id in retryable {
-                            if let Some(cid) = m.streams.remove(&id) {
+                            if let Some((_, cid)) = m.streams.remove(&id) {
                                 if Self::replayable(self.streams.get_mut(&cid), false) {
                                     retry.push(cid);
                                     continue;
@@ -477,10 +501,7 @@ impl H2Session {
                             }
                         }
                     }
-                    ClientEvent::Error(e) => {
-                        log::warn!("h2 upstream {}: {e}", m.addr);
-                        broken = true;
-                    }
+                    ClientEvent::Error(_) => broken = true,
                     ClientEvent::Settings { .. }
                     | ClientEvent::WindowOpened
                     | ClientEvent::Ping { .. } => {}
@@ -495,7 +516,7 @@ impl H2Session {
             }
         }
         if broken {
-            self.mux_lost(cx, &mux);
+            self.mux_lost(cx, mux);
         }
         for cid in resets {
             self.h2.reset(cid, ErrorCode::InternalError);
@@ -511,32 +532,31 @@ impl H2Session {
                 mux.borrow().addr,
                 retry.len()
             );
-            self.rehome(cx, &mux, retry);
+            self.rehome(cx, mux, retry);
         }
-        self.pump(cx, &mux);
-        true
+        mux.borrow_mut().flush(cx);
     }
 
-    /// A mux's writer drained: request bodies may go on (false: not a mux's pipe).
-    pub(super) fn h2up_drained(&mut self, cx: &mut Cx<'_>, pipe: PipeId) -> bool {
-        let Some(mux) = self.mux_of_pipe(pipe) else {
-            return false;
-        };
-        self.pump(cx, &mux);
-        true
-    }
-
-    /// Upstream connections no stream used for `limit` go away (GOAWAY, then closed).
-    pub(super) fn h2up_idle(&mut self, cx: &mut Cx<'_>, limit: std::time::Duration) {
-        self.ups.retain(|m| {
-            let mut m = m.borrow_mut();
-            let idle = m.connected && m.is_unused() && cx.idle(m.conn) >= limit;
-            if idle || m.dead {
-                m.h2.go_away();
-                m.close(cx);
+    /// The calls of this session waiting on `mux`, which is connected now: their access
+    /// log notes the connect time (once).
+    fn note_connected(&mut self, cx: &mut Cx<'_>, mux: &MuxRef) {
+        let (me, now) = (cx.id(), cx.now());
+        let waiting: Vec<u32> = (mux.borrow().waiting.iter())
+            .filter(|w| w.0 == me)
+            .map(|w| w.1)
+            .collect();
+        for cid in waiting {
+            let Some(s) = self.streams.get_mut(&cid) else {
+                continue;
+            };
+            let fresh = match &mut s.work {
+                Work::H2Up(c) => !std::mem::replace(&mut c.connect_noted, true),
+                _ => false,
+            };
+            if let (true, Some(cur)) = (fresh, s.current_mut()) {
+                cur.note_connected(now);
             }
-            !(idle || m.dead)
-        });
+        }
     }
 
     /// After the client's windows took bytes: give the upstream windows back as much.
@@ -555,7 +575,7 @@ impl H2Session {
             }
         }
         for m in &self.ups {
-            m.borrow_mut().write(cx);
+            m.borrow_mut().flush(cx);
         }
     }
 

@@ -311,7 +311,6 @@ impl H2Session {
     /// (GOAWAY and close).
     fn idle_check(&mut self, cx: &mut Cx<'_>) {
         let limit = self.ctx.spec.idle_timeout;
-        self.h2up_idle(cx, limit);
         if self.streams.is_empty() {
             if idle::expired(cx, &[self.peer.conn], limit) {
                 self.h2.go_away(ErrorCode::NoError);
@@ -400,23 +399,21 @@ impl Session for H2Session {
     fn on_readable(&mut self, cx: &mut Cx<'_>, pipe: PipeId) {
         if self.reader == Some(pipe) {
             self.read_client(cx);
-        } else if !self.h2up_readable(cx, pipe) {
+        } else {
             self.upstream_readable(cx, pipe);
         }
         self.flush(cx);
     }
 
     fn on_drained(&mut self, cx: &mut Cx<'_>, pipe: PipeId) {
-        if self.writer != Some(pipe) && !self.h2up_drained(cx, pipe) {
+        if self.writer != Some(pipe) {
             self.upstream_drained(cx, pipe);
         }
         self.flush(cx);
     }
 
     fn on_connect(&mut self, cx: &mut Cx<'_>, up: ConnId, result: std::io::Result<()>) {
-        if !self.h2up_connected(cx, up, &result) {
-            self.upstream_connected(cx, up, result);
-        }
+        self.upstream_connected(cx, up, result);
         self.flush(cx);
     }
 
@@ -436,9 +433,7 @@ impl Session for H2Session {
             cx.close();
             return;
         }
-        if !self.h2up_pipe_end(cx, pipe, end) {
-            self.upstream_pipe_end(cx, pipe, end);
-        }
+        self.upstream_pipe_end(cx, pipe, end);
         self.flush(cx);
     }
 
@@ -458,7 +453,10 @@ impl Session for H2Session {
     }
 
     fn on_wake(&mut self, cx: &mut Cx<'_>, key: u64) {
-        if key & feed::KEY_FEED != 0 {
+        if key == crate::h2up::hub::KEY_MAIL {
+            self.h2up_mail(cx);
+            self.flush(cx);
+        } else if key & feed::KEY_FEED != 0 {
             self.feed_wake((key & 0xffff_ffff) as u32);
             self.flush(cx);
         } else if key & stream::KEY_FIRST_ROUND != 0 {

@@ -355,7 +355,7 @@ impl H2Session {
                 c.note_upstream(&req.upstream, &pick);
             }
         }
-        if req.upstream.protocol == tether_config::spec::UpstreamProtocol::H2c {
+        if req.upstream.protocol != tether_config::spec::UpstreamProtocol::Http1 {
             return self.start_h2up(cx, id, req, pick, early);
         }
         let x = Box::new(Exchange {

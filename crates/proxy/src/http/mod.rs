@@ -20,7 +20,9 @@
 //! - `conn.rs`: the client side, whatever the state (reader pipe, buffer, keep-alive, the
 //!   request under way, the responses tether writes itself).
 //! - `context.rs`: what every connection of the listener shares.
-//! - `proxy.rs` (+ `affinity.rs`, `forward.rs`): an exchange with the upstream.
+//! - `proxy.rs` (+ `affinity.rs`, `forward.rs`): an exchange with the upstream;
+//!   `h2up.rs` (`State::H2Up`): one with an HTTP/2 pool, over the loop's shared
+//!   connections (`crate::h2up::hub`).
 //! - `mounts.rs` (broker routes, port rewrite), `head_deadline.rs` (slowloris),
 //!   `drain.rs` (graceful shutdown), `too_many.rs` (`429` per client address).
 
@@ -32,6 +34,7 @@ pub(crate) mod encode;
 pub(crate) mod form_body;
 pub(crate) mod forward;
 mod gate;
+mod h2up;
 mod head_deadline;
 pub(crate) mod local;
 pub(crate) mod mounts;
@@ -75,6 +78,8 @@ enum State {
     BrokerHeld(Box<mounts::Held>),
     /// An exchange with the upstream (`proxy.rs`).
     Proxying(Box<Exchange>),
+    /// An exchange with an HTTP/2 upstream over a shared connection (`h2up.rs`).
+    H2Up(Box<h2up::H1Call>),
     /// Two-way tunnel with `up` after `101 Switching Protocols`.
     Tunnel { up: ConnId },
     /// The broker's WebSocket feed (`mounts.rs`).
@@ -94,6 +99,7 @@ impl State {
             State::Gated(_) => "in the access gate",
             State::BrokerHeld(_) => "held for the broker's first round",
             State::Proxying(_) => "proxying",
+            State::H2Up(_) => "proxying to HTTP/2",
             State::Tunnel { .. } => "tunnelling",
             State::Feed(_) => "feeding",
             State::Closing => "closing",
@@ -163,6 +169,7 @@ impl Session for HttpSession {
             State::Proxying(x) if from_client => proxy::client_readable(c, cx, x),
             State::ReadingForm(req) if from_client => form_body::readable(c, cx, req),
             State::Proxying(x) => proxy::upstream_readable(c, cx, x, pipe),
+            State::H2Up(x) if from_client => h2up::client_readable(c, cx, x),
             State::Feed(f) if from_client => mounts::feed_readable(c, cx, f),
             // Pipelined bytes wait in the reader pipe until the current answer is out.
             other => other,
@@ -184,6 +191,7 @@ impl Session for HttpSession {
     fn on_drained(&mut self, cx: &mut Cx<'_>, pipe: PipeId) {
         self.step(cx, |c, cx, state| match state {
             State::Proxying(x) => proxy::drained(c, cx, x, pipe),
+            State::H2Up(x) => h2up::drained(c, cx, x, pipe),
             other => other,
         });
     }
@@ -228,6 +236,7 @@ impl Session for HttpSession {
                     state
                 }
                 State::Proxying(x) => proxy::pipe_end(c, cx, x, pipe, end),
+                State::H2Up(x) => h2up::pipe_end(c, cx, x, pipe, end),
                 other => other,
             }
         });
@@ -240,6 +249,11 @@ impl Session for HttpSession {
     fn on_close(&mut self, cx: &mut Cx<'_>) {
         if let State::Feed(f) = &self.state {
             f.unsubscribe();
+        }
+        if let State::H2Up(_) = &self.state {
+            if let State::H2Up(x) = std::mem::replace(&mut self.state, State::Closing) {
+                h2up::abandon(cx, x);
+            }
         }
         let c = &mut self.c;
         if let Some(cur) = c.current.as_mut() {
@@ -257,6 +271,7 @@ impl Session for HttpSession {
             (phases::KEY_FETCH, state) => broken(c, cx, state, "a store answer"),
             (gate::KEY_GATE, State::Gated(w)) => gate::resume(c, cx, *w),
             (mounts::KEY_FIRST_ROUND, State::BrokerHeld(h)) => mounts::first_round(c, cx, *h),
+            (crate::h2up::hub::KEY_MAIL, State::H2Up(x)) => h2up::mail(c, cx, x),
             // A feed's wake that crossed its end.
             (_, other) => other,
         });
@@ -265,6 +280,7 @@ impl Session for HttpSession {
     fn on_timer(&mut self, cx: &mut Cx<'_>, key: u64) {
         self.step(cx, |c, cx, state| match (key, state) {
             (KEY_CONNECT, State::Proxying(x)) => proxy::connect_timeout(c, cx, x),
+            (h2up::KEY_DEADLINE, State::H2Up(x)) => h2up::deadline(c, cx, x),
             (KEY_LINGER, state) => {
                 cx.close();
                 state

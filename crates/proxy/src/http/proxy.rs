@@ -138,9 +138,7 @@ fn vars<'a>(
 /// Phase 8, forward: send `req` to the server `pick` names.
 pub(super) fn start(c: &mut Conn, cx: &mut Cx<'_>, req: Proxied, pick: Pick) -> State {
     if req.upstream.protocol != tether_config::spec::UpstreamProtocol::Http1 {
-        // HTTP/1.1 clients to an HTTP/2 pool: not wired yet (`h2up/`).
-        crate::h2up::log_http1_refused(c.spec().listen, req.upstream.name());
-        return c.fail(cx, 502);
+        return super::h2up::start(c, cx, req, pick); // an HTTP/2 pool (`h2up.rs`)
     }
     if let Some(cur) = c.current.as_mut() {
         cur.note_request_id(req.request_id.as_deref());

@@ -7,7 +7,7 @@
 use std::rc::Rc;
 
 use bytes::Bytes;
-use tether_core::{Cx, PipeEnd, PipeId};
+use tether_core::Cx;
 use tether_h2::ErrorCode;
 
 use super::{abandon, call_of, grpc, MuxRef, MAX_REFUSALS, MAX_RETRIES};
@@ -61,12 +61,16 @@ impl H2Session {
         };
         c._active = next.server.acquire();
         c.pick = next;
-        let (addr, send_proxy) = (c.pick.server.addr(), c.send_proxy);
-        let mux = match self.mux_for(cx, addr, send_proxy) {
+        let (addr, up, index) = (
+            c.pick.server.addr(),
+            c.upstream.clone(),
+            c.pick.server.index(),
+        );
+        let mux = match self.mux_for(cx, addr, &up, index) {
             Ok(m) => m,
             Err(_) => return false,
         };
-        mux.borrow_mut().waiting.push(cid);
+        mux.borrow_mut().waiting.push((cx.id(), cid));
         if let Some(c) = call_of(self.streams.get_mut(&cid)) {
             c.mux = mux.clone();
         }
@@ -74,14 +78,28 @@ impl H2Session {
         true
     }
 
-    /// A mux's connection is gone: its calls fail (502 before an answer, a reset after).
-    /// Calls never sent on it (a failed connect) try another server first.
+    /// A mux's connection is gone (the hub closed it): this session's calls on it fail
+    /// (502 before an answer, a reset after). Calls never sent on it (a failed connect)
+    /// try another server first.
     pub(super) fn mux_lost(&mut self, cx: &mut Cx<'_>, mux: &MuxRef) {
+        let me = cx.id();
         let (addr, opened, waiting) = {
             let mut m = mux.borrow_mut();
-            m.close(cx);
-            let opened: Vec<u32> = m.streams.drain().map(|(_, c)| c).collect();
-            (m.addr, opened, std::mem::take(&mut m.waiting))
+            let opened: Vec<_> = (m.streams.iter())
+                .filter(|(_, w)| w.0 == me)
+                .map(|(&id, w)| (id, w.1))
+                .collect();
+            for (id, _) in &opened {
+                m.streams.remove(id);
+            }
+            let opened: Vec<u32> = opened.into_iter().map(|(_, c)| c).collect();
+            let waiting: Vec<u32> = (m.waiting.iter())
+                .filter(|w| w.0 == me)
+                .map(|w| w.1)
+                .collect();
+            m.waiting.retain(|w| w.0 != me);
+            m.mail.remove(&me);
+            (m.addr, opened, waiting)
         };
         self.ups.retain(|m| !Rc::ptr_eq(m, mux));
         let now = cx.now();
@@ -110,50 +128,6 @@ impl H2Session {
             }
             self.fail_call(cx, cid, 502);
         }
-    }
-
-    /// `on_connect` of a mux's connection (false: not a mux's).
-    pub(in crate::h2) fn h2up_connected(
-        &mut self,
-        cx: &mut Cx<'_>,
-        conn: tether_core::ConnId,
-        result: &std::io::Result<()>,
-    ) -> bool {
-        let Some(mux) = self.ups.iter().find(|m| m.borrow().conn == conn).cloned() else {
-            return false;
-        };
-        if let Err(e) = result {
-            log::warn!(
-                "h2 {}: upstream {} unreachable: {e}",
-                self.listen(),
-                mux.borrow().addr
-            );
-            self.mux_lost(cx, &mux);
-            return true;
-        }
-        mux.borrow_mut().connected(cx);
-        let (now, waiting) = (cx.now(), mux.borrow().waiting.clone());
-        for cid in waiting {
-            if let Some(c) = self.streams.get_mut(&cid).and_then(|s| s.current_mut()) {
-                c.note_connected(now);
-            }
-        }
-        self.pump(cx, &mux);
-        true
-    }
-
-    /// A mux's pipe ended: the connection is gone (false: not a mux's pipe).
-    pub(in crate::h2) fn h2up_pipe_end(
-        &mut self,
-        cx: &mut Cx<'_>,
-        pipe: PipeId,
-        _end: PipeEnd,
-    ) -> bool {
-        let Some(mux) = self.mux_of_pipe(pipe) else {
-            return false;
-        };
-        self.mux_lost(cx, &mux);
-        true
     }
 
     /// Whether a call the server did not process can be sent again (its whole body is at
@@ -185,11 +159,11 @@ impl H2Session {
         let addr = from.borrow().addr;
         let mut touched: Vec<MuxRef> = Vec::new();
         for cid in calls {
-            let send_proxy = match call_of(self.streams.get_mut(&cid)) {
-                Some(c) => c.send_proxy,
+            let (up, index) = match call_of(self.streams.get_mut(&cid)) {
+                Some(c) => (c.upstream.clone(), c.pick.server.index()),
                 None => continue,
             };
-            let mux = match self.mux_for(cx, addr, send_proxy) {
+            let mux = match self.mux_for(cx, addr, &up, index) {
                 Ok(m) => m,
                 Err(e) => {
                     log::warn!("h2 {}: upstream {addr}: connect: {e}", self.listen());
@@ -197,7 +171,7 @@ impl H2Session {
                     continue;
                 }
             };
-            mux.borrow_mut().waiting.push(cid);
+            mux.borrow_mut().waiting.push((cx.id(), cid));
             if let Some(c) = call_of(self.streams.get_mut(&cid)) {
                 c.mux = mux.clone();
             }
