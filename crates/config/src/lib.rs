@@ -75,6 +75,7 @@ pub mod discover;
 mod encode;
 mod env;
 pub mod hints;
+mod health_kind;
 mod include;
 mod json_pos;
 pub mod limits;
