@@ -88,7 +88,8 @@ fn payload(rng: &mut Rng, kind: u8) -> Vec<u8> {
             let mut p = Vec::new();
             p.put_u32(rng.below(9) as u32);
             p.put_u32(rng.below(16) as u32);
-            p.extend(rng.bytes(rng.below(8) as usize));
+            let n = rng.below(8) as usize;
+            p.extend(rng.bytes(n));
             p
         }
         frame::PING => rng.bytes(8),
@@ -171,6 +172,15 @@ fn connection(streams: usize) -> ClientConn {
     c
 }
 
+/// The events without `WindowOpened`: a hint given at most once per `receive` call, so
+/// how often it comes depends on how the bytes were split.
+fn meaning(events: &[ClientEvent]) -> Vec<&ClientEvent> {
+    events
+        .iter()
+        .filter(|e| !matches!(e, ClientEvent::WindowOpened))
+        .collect()
+}
+
 /// Feed `parts` in order: the events and the output.
 fn feed(streams: usize, parts: &[&[u8]]) -> (Vec<ClientEvent>, Vec<u8>, ClientConn) {
     let mut c = connection(streams);
@@ -222,11 +232,15 @@ fn check(seed: u64, streams: usize, input: &[u8]) {
     // The same bytes in pieces (at a seeded cut, and byte by byte) mean the same.
     let cut = (seed as usize) % (input.len() + 1);
     let (split, _, _) = feed(streams, &[&input[..cut], &input[cut..]]);
-    assert_eq!(events, split, "seed {seed}: cut at {cut}");
+    assert_eq!(meaning(&events), meaning(&split), "seed {seed}: cut at {cut}");
     if input.len() < 64 {
         let bytes: Vec<&[u8]> = input.chunks(1).collect();
         let (single, _, _) = feed(streams, &bytes);
-        assert_eq!(events, single, "seed {seed}: byte by byte");
+        assert_eq!(
+            meaning(&events),
+            meaning(&single),
+            "seed {seed}: byte by byte"
+        );
     }
     // The connection still takes calls without panicking.
     let fields: [(&[u8], &[u8]); 4] = [
