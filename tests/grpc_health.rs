@@ -13,7 +13,10 @@ use std::time::Duration;
 use common::*;
 
 fn script() -> String {
-    repo().join("tests/support_grpc_health.py").display().to_string()
+    repo()
+        .join("tests/support_grpc_health.py")
+        .display()
+        .to_string()
 }
 
 fn server(port: u16, name: &str) -> Proc {
@@ -124,7 +127,11 @@ fn grpc_health_check_fails_unknown_services_and_non_grpc_servers() {
         "{}",
         t2.log_text()
     );
-    assert!(!t2.log_text().contains("server a: down"), "{}", t2.log_text());
+    assert!(
+        !t2.log_text().contains("server a: down"),
+        "{}",
+        t2.log_text()
+    );
     let only_a = run("names", port2, "6");
     assert_eq!(only_a, "A=6", "{only_a}");
 }

@@ -71,7 +71,10 @@ pub(super) fn check(
             ));
         }
     }
-    let service = keys.service.map(|s| s.get_ref().clone()).unwrap_or_default();
+    let service = keys
+        .service
+        .map(|s| s.get_ref().clone())
+        .unwrap_or_default();
     Ok(CheckKind::Grpc { service })
 }
 
@@ -111,11 +114,20 @@ mod tests {
         assert!(e.starts_with("t.toml:6:8: `health.kind`: \"grpcc\""), "{e}");
         assert!(e.contains("hint"), "{e}");
         let e = load("kind = \"grpc\"\npath = \"/health\"").unwrap_err();
-        assert!(e.starts_with("t.toml:7:8: `health.path` makes no sense"), "{e}");
+        assert!(
+            e.starts_with("t.toml:7:8: `health.path` makes no sense"),
+            "{e}"
+        );
         assert!(e.contains("hint: drop `path`"), "{e}");
         let e = load("kind = \"grpc\"\nstatus = [200, 299]").unwrap_err();
-        assert!(e.starts_with("t.toml:7:10: `health.status` makes no sense"), "{e}");
+        assert!(
+            e.starts_with("t.toml:7:10: `health.status` makes no sense"),
+            "{e}"
+        );
         let e = load("service = \"x\"").unwrap_err();
-        assert!(e.starts_with("t.toml:6:11: `health.service` is for gRPC"), "{e}");
+        assert!(
+            e.starts_with("t.toml:6:11: `health.service` is for gRPC"),
+            "{e}"
+        );
     }
 }

@@ -232,7 +232,11 @@ fn check(seed: u64, streams: usize, input: &[u8]) {
     // The same bytes in pieces (at a seeded cut, and byte by byte) mean the same.
     let cut = (seed as usize) % (input.len() + 1);
     let (split, _, _) = feed(streams, &[&input[..cut], &input[cut..]]);
-    assert_eq!(meaning(&events), meaning(&split), "seed {seed}: cut at {cut}");
+    assert_eq!(
+        meaning(&events),
+        meaning(&split),
+        "seed {seed}: cut at {cut}"
+    );
     if input.len() < 64 {
         let bytes: Vec<&[u8]> = input.chunks(1).collect();
         let (single, _, _) = feed(streams, &bytes);
@@ -278,7 +282,10 @@ fn random_server_bytes_end_cleanly() {
     }
     // The inputs reach both outcomes (a generator whose every input fails at the first
     // frame would test little).
-    assert!(failed > 400 && failed < 3900, "failed connections: {failed}");
+    assert!(
+        failed > 400 && failed < 3900,
+        "failed connections: {failed}"
+    );
 }
 
 #[test]

@@ -22,8 +22,8 @@ use tether_core::{ConnId, ConnectOpts, Cx, PipeEnd, PipeId, Session, Sink, Sourc
 
 use std::sync::Arc;
 
-use crate::runtime::Runtime;
 use crate::health_grpc::{GrpcProbe, Verdict};
+use crate::runtime::Runtime;
 use crate::upstream::Upstream;
 
 /// Longest status line read before a probe gives up on the answer.

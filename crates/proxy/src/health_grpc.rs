@@ -227,11 +227,23 @@ mod tests {
         assert_eq!(&m[5..], b"\x0a\x07app.Api");
         assert_eq!(request_message("").len(), 5);
         for (bytes, want) in [
-            (&b"\x00\x00\x00\x00\x02\x08\x01"[..], Some(ServingStatus::Serving)),
-            (&b"\x00\x00\x00\x00\x02\x08\x02"[..], Some(ServingStatus::NotServing)),
-            (&b"\x00\x00\x00\x00\x02\x08\x03"[..], Some(ServingStatus::ServiceUnknown)),
+            (
+                &b"\x00\x00\x00\x00\x02\x08\x01"[..],
+                Some(ServingStatus::Serving),
+            ),
+            (
+                &b"\x00\x00\x00\x00\x02\x08\x02"[..],
+                Some(ServingStatus::NotServing),
+            ),
+            (
+                &b"\x00\x00\x00\x00\x02\x08\x03"[..],
+                Some(ServingStatus::ServiceUnknown),
+            ),
             (&b"\x00\x00\x00\x00\x00"[..], Some(ServingStatus::Unknown)),
-            (&b"\x00\x00\x00\x00\x02\x08\x09"[..], Some(ServingStatus::Unknown)),
+            (
+                &b"\x00\x00\x00\x00\x02\x08\x09"[..],
+                Some(ServingStatus::Unknown),
+            ),
             (&b"\x01\x00\x00\x00\x02\x08\x01"[..], None),
             (&b"\x00\x00\x00\x00\x05\x08\x01"[..], None),
             (&b"\x00\x00"[..], None),
