@@ -128,7 +128,7 @@ impl GrpcProbe {
                     fields,
                     end,
                 } if i == id => {
-                    if status >= 200 && status != 200 {
+                    if status > 200 {
                         Some(Verdict::Fail(format!("HTTP status {status}")))
                     } else if end {
                         // Trailers-only: the status is in the head.
