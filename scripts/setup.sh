@@ -57,7 +57,8 @@ if ! python3 -c 'import h2, hpack, hyperframe' >/dev/null 2>&1; then
   echo "setup: installing python h2"
   python3 -m pip install -q h2 2>/dev/null || python3 -m pip install -q --break-system-packages h2
 fi
-# The gRPC tests (tests/grpc.rs) run grpcio servers and clients (and its health service).
+# The gRPC tests (tests/grpc.rs, tests/grpc_health.rs) run grpcio servers and clients and
+# the standard health service (grpcio-health-checking).
 if ! python3 -c 'import grpc, grpc_health' >/dev/null 2>&1; then
   echo "setup: installing python grpcio grpcio-health-checking"
   python3 -m pip install -q grpcio grpcio-health-checking 2>/dev/null || python3 -m pip install -q --break-system-packages grpcio grpcio-health-checking

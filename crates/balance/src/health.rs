@@ -89,6 +89,22 @@ pub struct CheckConfig {
     pub fall: u32,
     /// Statuses that pass.
     pub expect: StatusRange,
+    /// What a probe asks: an HTTP `GET` (the default) or a gRPC health check.
+    pub kind: CheckKind,
+}
+
+/// The protocol of an active check.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum CheckKind {
+    /// `GET path` over HTTP/1.1; the status decides.
+    #[default]
+    Http,
+    /// `grpc.health.v1.Health/Check` for `service` ("" = the whole server) over h2c
+    /// (prior knowledge); only `SERVING` passes.
+    Grpc {
+        /// The service asked about ("" = the server as a whole).
+        service: String,
+    },
 }
 
 impl Default for CheckConfig {
@@ -103,6 +119,7 @@ impl Default for CheckConfig {
             rise: 2,
             fall: 3,
             expect: StatusRange::default(),
+            kind: CheckKind::Http,
         }
     }
 }

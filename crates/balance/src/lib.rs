@@ -59,7 +59,7 @@ pub use cookie::{find_cookie, is_valid_cookie_name, set_cookie, set_cookie_with}
 pub use cookie_options::{CookieOptions, CookieSecure, SameSite};
 pub use counts::AffinityStats;
 pub use failover::{Affinity, FailoverMode};
-pub use health::{CheckConfig, Health, PassiveConfig, StatusRange};
+pub use health::{CheckConfig, CheckKind, Health, PassiveConfig, StatusRange};
 pub use key::{parse_key, KeyError, KeyKind, MIN_PASSPHRASE_CHARS, PASSPHRASE_ROUNDS};
 pub use membership::{Change, Origin};
 pub use policy::ip_hash::ClientKey;

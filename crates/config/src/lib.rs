@@ -74,6 +74,7 @@ mod cookie_options;
 pub mod discover;
 mod encode;
 mod env;
+mod health_kind;
 pub mod hints;
 mod include;
 mod json_pos;

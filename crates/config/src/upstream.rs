@@ -129,19 +129,18 @@ struct RawServer {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawHealth {
-    #[serde(default = "default_path")]
-    path: String,
+    /// Default `/`.
+    path: Option<Spanned<String>>,
     host: Option<String>,
     interval_ms: Option<u64>,
     timeout_ms: Option<u64>,
     rise: Option<u32>,
     fall: Option<u32>,
     /// `[min, max]` accepted statuses (default 200–399).
-    status: Option<[u16; 2]>,
-}
-
-fn default_path() -> String {
-    "/".into()
+    status: Option<Spanned<[u16; 2]>>,
+    /// `http` (default) or `grpc`, and the gRPC service asked about (`health_kind.rs`).
+    kind: Option<Spanned<String>>,
+    service: Option<Spanned<String>>,
 }
 
 /// Check one `[[upstream]]`.
@@ -523,10 +522,20 @@ fn health(h: &Spanned<RawHealth>, at: At<'_>) -> Result<CheckConfig, ConfigError
     let span = h.span();
     let h = h.get_ref();
     let d = CheckConfig::default();
-    if !h.path.starts_with('/') {
+    let kind = crate::health_kind::check(
+        crate::health_kind::KindKeys {
+            kind: h.kind.as_ref(),
+            service: h.service.as_ref(),
+            path: h.path.as_ref().map(|p| p.span()),
+            status: h.status.as_ref().map(|s| s.span()),
+        },
+        at,
+    )?;
+    let path = h.path.as_ref().map_or("/", |p| p.get_ref().as_str());
+    if !path.starts_with('/') {
         return Err(at(
             span,
-            format!("`health.path` must start with '/': {:?}", h.path),
+            format!("`health.path` must start with '/': {path:?}"),
         ));
     }
     let ms = |v: Option<u64>, default: Duration| match v {
@@ -534,7 +543,7 @@ fn health(h: &Spanned<RawHealth>, at: At<'_>) -> Result<CheckConfig, ConfigError
         Some(v) => Ok(Duration::from_millis(v)),
         None => Ok(default),
     };
-    let expect = match h.status {
+    let expect = match h.status.as_ref().map(|s| *s.get_ref()) {
         None => StatusRange::default(),
         Some([min, max]) if (100..=599).contains(&min) && min <= max && max <= 599 => {
             StatusRange { min, max }
@@ -547,13 +556,14 @@ fn health(h: &Spanned<RawHealth>, at: At<'_>) -> Result<CheckConfig, ConfigError
         }
     };
     Ok(CheckConfig {
-        path: h.path.clone(),
+        path: path.to_string(),
         host: h.host.clone(),
         interval: ms(h.interval_ms, d.interval)?,
         timeout: ms(h.timeout_ms, d.timeout)?,
         rise: h.rise.unwrap_or(d.rise).max(1),
         fall: h.fall.unwrap_or(d.fall).max(1),
         expect,
+        kind,
     })
 }
 

@@ -14,8 +14,10 @@
 //! - `hpack_enc.rs`: HPACK encoding with a dynamic table (nghttp2's deflater), for requests.
 //!
 //! A connection error queues its GOAWAY and is returned; a stream error resets that
-//! stream and the connection goes on. Nothing here panics on a peer's bytes (the frame
-//! decoder is fuzzed: `fuzz/fuzz_targets/h2_frames.rs`).
+//! stream and the connection goes on. Nothing here panics on a peer's bytes (both sides
+//! are fuzzed: `fuzz/fuzz_targets/h2_frames.rs` for the server side and the frame decoder,
+//! `h2_client.rs` for the client side; `tests/client_random_input.rs` feeds the client
+//! seeded random input in `cargo test`).
 
 mod client;
 mod conn;

@@ -8,16 +8,21 @@
 //! counting, logged transitions); the next probe of that server starts `interval` later.
 //! Nothing blocks: connects, reads and timeouts are the loop's.
 //!
+//! `kind = "grpc"`: the probe is one `grpc.health.v1.Health/Check` call over HTTP/2 instead
+//! (`health_grpc.rs` makes the frames and judges the answer; the connection stays open
+//! both ways until the verdict, since an HTTP/2 server may take a half-close as the end).
+//!
 //! Pools whose members change at run time (DNS, admin API): every [`SYNC_EVERY`] the
 //! checker compares each pool's generation with the last one it saw; a server that joined
 //! gets a probe (started at once), a server that was dropped has its probe stopped.
 
 use bytes::Bytes;
-use tether_balance::{CheckConfig, ServerRef};
+use tether_balance::{CheckConfig, CheckKind, ServerRef};
 use tether_core::{ConnId, ConnectOpts, Cx, PipeEnd, PipeId, Session, Sink, Source, TimerId};
 
 use std::sync::Arc;
 
+use crate::health_grpc::{GrpcProbe, Verdict};
 use crate::runtime::Runtime;
 use crate::upstream::Upstream;
 
@@ -35,6 +40,10 @@ struct Probe {
     server: ServerRef,
     check: CheckConfig,
     request: Bytes,
+    /// `Host` / `:authority`.
+    host: String,
+    /// The call in flight of a gRPC check.
+    grpc: Option<GrpcProbe>,
     conn: Option<ConnId>,
     reader: Option<PipeId>,
     writer: Option<PipeId>,
@@ -127,6 +136,9 @@ impl HealthChecker {
             fresh: true,
         };
         let started = cx.connect_with(p.server.addr(), opts);
+        if let CheckKind::Grpc { service } = &p.check.kind {
+            p.grpc = Some(GrpcProbe::new(service, &p.host, p.tls.is_some()));
+        }
         match started {
             Ok(c) => {
                 p.conn = Some(c);
@@ -154,8 +166,33 @@ impl HealthChecker {
             cx.close_conn(c);
         }
         p.buf.clear();
+        p.grpc = None;
         p.server.health().record_check(ok);
         cx.set_timer(p.check.interval, start_key(i));
+    }
+
+    /// The server's bytes for the gRPC call of probe `i`: acks go out, a verdict ends it.
+    fn grpc_readable(&mut self, cx: &mut Cx<'_>, i: usize, pipe: PipeId) {
+        let p = &mut self.probes[i];
+        let Some(g) = p.grpc.as_mut() else { return };
+        while let Some(b) = cx.take(pipe) {
+            if g.feed(&b) != &Verdict::Pending {
+                break;
+            }
+        }
+        if let Some(w) = p.writer {
+            for b in g.output() {
+                cx.push(w, b);
+            }
+        }
+        match g.verdict().clone() {
+            Verdict::Pending => {}
+            Verdict::Pass => self.finish(cx, i, true),
+            Verdict::Fail(why) => {
+                log::debug!("health {}/{}: gRPC: {why}", p.pool, p.server.id());
+                self.finish(cx, i, false);
+            }
+        }
     }
 
     fn by_conn(&self, c: ConnId) -> Option<usize> {
@@ -184,6 +221,8 @@ fn probe(up: &Arc<Upstream>, check: &CheckConfig, server: &ServerRef) -> Probe {
         server: server.clone(),
         check: check.clone(),
         request: Bytes::from(request),
+        host,
+        grpc: None,
         conn: None,
         reader: None,
         writer: None,
@@ -236,14 +275,23 @@ impl Session for HealthChecker {
         }
         let p = &mut self.probes[i];
         let w = cx.pipe(Source::Session, Sink::Conn(conn));
-        cx.push(w, p.request.clone());
-        cx.end(w);
+        if let Some(g) = p.grpc.as_mut() {
+            for b in g.output() {
+                cx.push(w, b);
+            }
+        } else {
+            cx.push(w, p.request.clone());
+            cx.end(w);
+        }
         p.writer = Some(w);
         p.reader = Some(cx.pipe(Source::Conn(conn), Sink::Session));
     }
 
     fn on_readable(&mut self, cx: &mut Cx<'_>, pipe: PipeId) {
         let Some(i) = self.by_pipe(pipe) else { return };
+        if self.probes[i].grpc.is_some() {
+            return self.grpc_readable(cx, i, pipe);
+        }
         while let Some(b) = cx.take(pipe) {
             self.probes[i].buf.extend_from_slice(&b);
         }

@@ -25,6 +25,7 @@ pub mod discover;
 pub mod h2;
 pub(crate) mod h2up;
 pub mod health;
+mod health_grpc;
 pub mod http;
 pub mod idle;
 pub mod metrics;
