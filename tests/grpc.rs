@@ -322,3 +322,38 @@ fn grpc_timeout_is_the_upstream_deadline() {
         started.elapsed()
     );
 }
+
+#[test]
+fn grpc_calls_follow_their_session_id_in_metadata_across_three_backends() {
+    // The session_id policy on gRPC metadata: the backend's new id (initial metadata
+    // `x-session`) is tagged with its server; calls sending it back go home and the
+    // backend sees its own id.
+    let dir = TempDir::new("grpc-session-id");
+    let (port, a, b, c) = (free_port(), free_port(), free_port(), free_port());
+    let _servers = [grpc_server(a), grpc_server(b), grpc_server(c)];
+    let config = format!(
+        r#"
+[[upstream]]
+name = "grpc"
+servers = ["127.0.0.1:{a}", "127.0.0.1:{b}", "127.0.0.1:{c}"]
+protocol = "h2c"
+balance = "session_id"
+keys = ["00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"]
+session_header = "x-session"
+
+[[server]]
+listen = ["127.0.0.1:{port}"]
+http2 = true
+
+[[server.route]]
+path = "/"
+proxy = "grpc"
+"#
+    );
+    let _t = tether(&dir, &config, &[port]);
+    let (ok, out) = grpc_client(port, "sessions:6");
+    assert!(ok, "{out}");
+    assert_eq!(out.matches("session ok").count(), 6, "{out}");
+    // Round robin made the six sessions on all three servers.
+    assert!(out.contains("homes 3"), "{out}");
+}

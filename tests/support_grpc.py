@@ -12,7 +12,9 @@ bytes (de)serializers.
 MODE: calls (unary, server/client/bidi streaming, 16 MiB each way), many (200 concurrent
 unary calls; prints the backend connections they used), channels:N (N client connections
 with 20 concurrent calls each; prints the backend connections), unavailable, deadline,
-slow:PID (a consumer that stops reading a 200 MiB stream: prints how much the server
+sessions:N (N sessions created with an id in the answer's metadata, each used by 10
+calls that send it back: all at home, the backend sees the untagged id; prints how many
+servers made sessions), slow:PID (a consumer that stops reading a 200 MiB stream: prints how much the server
 could produce meanwhile and how much PID's RSS grew), die (a server stream whose server
 process dies after 3 messages, then 6 unary calls).
 """
@@ -83,6 +85,21 @@ def serve(port, max_streams, age_ms, tls=None):
     def whoami(req, ctx):
         return str(port).encode()
 
+    made = [0]
+
+    def session(req, ctx):
+        # b"create": a new session id in the answer's initial metadata (x-session), as an
+        # application's login call would; anything else: which server answered and the
+        # x-session metadata it received.
+        if req == b"create":
+            with lock:
+                made[0] += 1
+                sid = "s%d-%d" % (port, made[0])
+            ctx.send_initial_metadata((("x-session", sid),))
+            return str(port).encode()
+        got = dict(ctx.invocation_metadata()).get("x-session", "")
+        return ("%d|%s" % (port, got)).encode()
+
     def die(req, ctx):
         for i in range(3):
             yield b"%d:%d" % (port, i)
@@ -103,6 +120,7 @@ def serve(port, max_streams, age_ms, tls=None):
         "Early": grpc.stream_unary_rpc_method_handler(early, ident, ident),
         "Whoami": grpc.unary_unary_rpc_method_handler(whoami, ident, ident),
         "Die": grpc.unary_stream_rpc_method_handler(die, ident, ident),
+        "Session": grpc.unary_unary_rpc_method_handler(session, ident, ident),
         "Flood": grpc.unary_stream_rpc_method_handler(flood, ident, ident),
         "Produced": grpc.unary_unary_rpc_method_handler(produced_count, ident, ident),
     }
@@ -240,6 +258,27 @@ def client(port, mode):
                     failures.append("%s %s" % (e.code(), e.details()))
         check("load", not failures, "failures=%d %s" % (len(failures), failures[:3]))
         print("peers %s" % uu("Peers")(b"", timeout=10).decode(), flush=True)
+    elif mode.startswith("sessions:"):
+        # N sessions created through tether (session_id policy, session_header =
+        # "x-session"): the id comes back tagged in the metadata; 10 calls that send it
+        # reach the server that made it, which sees its own untagged id.
+        n = int(mode.split(":")[1])
+        homes = set()
+        for _ in range(n):
+            home, call = uu("Session").with_call(b"create", timeout=20)
+            tagged = dict(call.initial_metadata()).get("x-session", "")
+            seen = set()
+            for _ in range(10):
+                r = uu("Session")(b"use", metadata=(("x-session", tagged),), timeout=20)
+                seen.add(r.decode())
+            home = home.decode()
+            want = "s%s-" % home
+            ok_all = len(seen) == 1 and all(
+                x.split("|")[0] == home and x.split("|")[1].startswith(want) for x in seen)
+            check("session", ok_all and tagged != "" and not tagged.startswith(want),
+                  "home=%s tagged=%s seen=%s" % (home, tagged, sorted(seen)))
+            homes.add(home)
+        print("homes %d" % len(homes), flush=True)
     elif mode == "unavailable":
         try:
             uu("Unary")(b"x", timeout=20)
