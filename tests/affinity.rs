@@ -419,3 +419,89 @@ fn a_refused_connect_is_retried_on_another_server_and_the_server_is_ejected() {
     let tries = log.matches(&format!("upstream 127.0.0.1:{dead}")).count();
     assert_eq!(tries, 1, "{log}");
 }
+
+#[test]
+fn ip_hash_on_a_header_a_cookie_or_a_query_parameter() {
+    // `hash_key`: the rendezvous hash over a part of the request instead of the client
+    // address (all these clients share 127.0.0.1): each user's requests reach one server,
+    // over HTTP/1.1 and HTTP/2, and users spread over the servers.
+    let (_procs, ports) = apps(&["a", "b", "c"]);
+    for (key, how) in [
+        ("header:X-User", "header"),
+        ("cookie:uid", "cookie"),
+        ("query:user", "query"),
+    ] {
+        let dir = TempDir::new("aff-hash-key");
+        let port = free_port();
+        let extra = format!("balance = \"ip_hash\"\nhash_key = \"{key}\"");
+        let config = config(port, &ports, &extra, "")
+            .replace("\n\n[[server.route]]", "\nhttp2 = true\n\n[[server.route]]");
+        let _t = tether(&dir, &config, &[port]);
+        let mut homes = std::collections::HashSet::new();
+        for user in 0..12 {
+            let name = format!("user-{user}");
+            let (url, header) = match how {
+                "header" => (
+                    format!("http://127.0.0.1:{port}/whoami"),
+                    format!("X-User: {name}"),
+                ),
+                "cookie" => (
+                    format!("http://127.0.0.1:{port}/whoami"),
+                    format!("Cookie: a=1; uid={name}; z=2"),
+                ),
+                _ => (
+                    format!("http://127.0.0.1:{port}/whoami?x=1&user={name}"),
+                    "X-Other: 1".to_string(),
+                ),
+            };
+            let served: std::collections::HashSet<String> = (0..6)
+                .map(|i| {
+                    let proto = if i % 2 == 0 {
+                        "--http1.1"
+                    } else {
+                        "--http2-prior-knowledge"
+                    };
+                    let r = fetch(&url, &[proto, "-H", &header]);
+                    assert_eq!(r.status, 200, "{key} {name}: {}", r.head);
+                    r.body
+                })
+                .collect();
+            assert_eq!(served.len(), 1, "{key} {name} moved: {served:?}");
+            homes.extend(served);
+        }
+        assert!(homes.len() >= 2, "{key}: 12 users all on {homes:?}");
+        // Without the key: balanced (least connections), still served.
+        let r = fetch(&format!("http://127.0.0.1:{port}/whoami"), &[]);
+        assert_eq!(r.status, 200, "{key} without it: {}", r.head);
+    }
+}
+
+#[test]
+fn a_bad_hash_key_is_a_check_error_with_its_position() {
+    let dir = TempDir::new("aff-hash-key-bad");
+    for (extra, want) in [
+        (
+            "balance = \"ip_hash\"\nhash_key = \"body:x\"",
+            "hint: \"client_ip\"",
+        ),
+        ("hash_key = \"header:x\"", "needs `balance = \"ip_hash\"`"),
+    ] {
+        let config = config(free_port(), &[dead_port()], extra, "");
+        let cfg = dir.write("tether.toml", config.as_bytes());
+        let out = std::process::Command::new(TETHER)
+            .args(["check", cfg.to_str().expect("utf-8 path")])
+            .output()
+            .expect("tether check");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        // The position of the `hash_key` value (`hash_key = ` is 11 characters).
+        let line = config
+            .lines()
+            .position(|l| l.starts_with("hash_key"))
+            .expect("the line")
+            + 1;
+        let at = format!("{}:{line}:12: ", cfg.display());
+        assert!(err.starts_with(&at), "want {at}: {err}");
+        assert!(err.contains(want), "{err}");
+    }
+}

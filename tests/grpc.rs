@@ -357,3 +357,25 @@ proxy = "grpc"
     // Round robin made the six sessions on all three servers.
     assert!(out.contains("homes 3"), "{out}");
 }
+
+#[test]
+fn grpc_calls_hashed_by_a_metadata_value_stay_on_one_backend() {
+    // `ip_hash` with `hash_key = "header:x-user"`: gRPC metadata are headers, so a user's
+    // calls reach one server whatever channel they come on, and users spread.
+    let dir = TempDir::new("grpc-hash-key");
+    let (port, a, b, c) = (free_port(), free_port(), free_port(), free_port());
+    let _servers = [grpc_server(a), grpc_server(b), grpc_server(c)];
+    let config = config(port, a).replace(
+        &format!("servers = [\"127.0.0.1:{a}\"]"),
+        &format!(
+            "servers = [\"127.0.0.1:{a}\", \"127.0.0.1:{b}\", \"127.0.0.1:{c}\"]\n\
+             balance = \"ip_hash\"\nhash_key = \"header:x-user\""
+        ),
+    );
+    assert!(config.contains("hash_key"), "{config}");
+    let _t = tether(&dir, &config, &[port]);
+    let (ok, out) = grpc_client(port, "users:12");
+    assert!(ok, "{out}");
+    assert_eq!(out.matches("user ok").count(), 12, "{out}");
+    assert!(!out.contains("homes 1\n"), "12 users on one server: {out}");
+}

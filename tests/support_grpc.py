@@ -14,7 +14,8 @@ unary calls; prints the backend connections they used), channels:N (N client con
 with 20 concurrent calls each; prints the backend connections), unavailable, deadline,
 sessions:N (N sessions created with an id in the answer's metadata, each used by 10
 calls that send it back: all at home, the backend sees the untagged id; prints how many
-servers made sessions), slow:PID (a consumer that stops reading a 200 MiB stream: prints how much the server
+servers made sessions), users:N (N users' calls, 6 each, with `x-user` metadata: each
+user on one server; prints how many servers served), slow:PID (a consumer that stops reading a 200 MiB stream: prints how much the server
 could produce meanwhile and how much PID's RSS grew), die (a server stream whose server
 process dies after 3 messages, then 6 unary calls).
 """
@@ -278,6 +279,18 @@ def client(port, mode):
             check("session", ok_all and tagged != "" and not tagged.startswith(want),
                   "home=%s tagged=%s seen=%s" % (home, tagged, sorted(seen)))
             homes.add(home)
+        print("homes %d" % len(homes), flush=True)
+    elif mode.startswith("users:"):
+        # N users, each sending 6 calls with its `x-user` metadata (hash_key =
+        # "header:x-user"): each user's calls reach one server; prints how many served.
+        n = int(mode.split(":")[1])
+        homes = set()
+        for u in range(n):
+            md = (("x-user", "user-%d" % u),)
+            seen = {uu("Session")(b"use", metadata=md, timeout=20).decode().split("|")[0]
+                    for _ in range(6)}
+            check("user", len(seen) == 1, "user-%d on %s" % (u, sorted(seen)))
+            homes |= seen
         print("homes %d" % len(homes), flush=True)
     elif mode == "unavailable":
         try:

@@ -74,6 +74,7 @@ mod cookie_options;
 pub mod discover;
 mod encode;
 mod env;
+mod hash_key;
 mod health_kind;
 pub mod hints;
 mod include;

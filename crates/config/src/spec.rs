@@ -172,6 +172,8 @@ pub struct UpstreamSpec {
     /// `h2_idle_timeout_ms`, `h2_ping_interval_ms`, `h2_ping_timeout_ms`: how HTTP/2
     /// upstream connections are kept.
     pub h2: H2Keep,
+    /// `hash_key`: what `ip_hash` hashes (the client address by default).
+    pub hash_key: HashKey,
     /// Where the pool is written (errors found when it is built).
     pub pos: Pos,
     /// Servers found in DNS (`{ dns = ... }`, `{ srv = ... }`), if any.
@@ -197,6 +199,7 @@ impl UpstreamSpec {
             cookie: tether_balance::CookieOptions::default(),
             protocol: UpstreamProtocol::Http1,
             h2: H2Keep::default(),
+            hash_key: HashKey::ClientIp,
             pos,
             discover: None,
             drain_timeout: None,
@@ -272,6 +275,20 @@ impl Default for H2Keep {
             ping_timeout: Duration::from_secs(10),
         }
     }
+}
+
+/// `hash_key` of an `ip_hash` pool: what the rendezvous hash is computed over.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub enum HashKey {
+    /// `"client_ip"` (the default): the client's address (after the PROXY protocol).
+    #[default]
+    ClientIp,
+    /// `"header:NAME"` (lower case): a request header's value; gRPC metadata too.
+    Header(String),
+    /// `"cookie:NAME"`: a request cookie's value.
+    Cookie(String),
+    /// `"query:NAME"`: a query parameter's raw value.
+    Query(String),
 }
 
 /// `protocol` of an `[[upstream]]`: how tether speaks to its servers.

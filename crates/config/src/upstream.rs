@@ -46,6 +46,7 @@ pub(super) struct RawUpstream {
     servers: Vec<Spanned<RawServerEntry>>,
     balance: Option<Spanned<String>>,
     hash_factor: Option<Spanned<f64>>,
+    hash_key: Option<Spanned<String>>,
     failover: Option<Spanned<String>>,
     fail_open: Option<bool>,
     max_fails: Option<u32>,
@@ -227,6 +228,7 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<UpstreamSpec, ConfigEr
             ))
         }
     };
+    let hash_key = crate::hash_key::check(u.hash_key.as_ref(), balance == "ip_hash", at)?;
     let (failover, fspan) = word(&u.failover, "repin");
     let failover = match failover.as_str() {
         "repin" => FailoverMode::Repin,
@@ -396,6 +398,7 @@ pub(super) fn check(u: RawUpstream, at: At<'_>) -> Result<UpstreamSpec, ConfigEr
         cookie,
         protocol,
         h2,
+        hash_key,
         discover,
         drain_timeout,
     })

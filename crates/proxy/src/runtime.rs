@@ -291,6 +291,7 @@ pub fn build_upstream(spec: &UpstreamSpec) -> Result<Upstream, ConfigError> {
         cookie: spec.cookie,
         protocol: crate::h2up::check_protocol(spec)?,
         h2_keep: spec.h2,
+        hash_key: spec.hash_key.clone(),
     })
 }
 

@@ -41,6 +41,8 @@ pub struct Upstream {
     pub protocol: tether_config::spec::UpstreamProtocol,
     /// How HTTP/2 connections to the servers are kept (idle timeout, PINGs).
     pub h2_keep: tether_config::spec::H2Keep,
+    /// `hash_key`: what `ip_hash` hashes (the client address by default).
+    pub hash_key: tether_config::spec::HashKey,
 }
 
 /// The PROXY protocol header for a connection on behalf of `client`, who reached tether at
@@ -73,6 +75,7 @@ impl Upstream {
             cookie: tether_balance::CookieOptions::default(),
             protocol: Default::default(),
             h2_keep: Default::default(),
+            hash_key: Default::default(),
         }
     }
 

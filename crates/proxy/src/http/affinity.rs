@@ -103,6 +103,20 @@ fn query_param<'a>(target: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// The key `ip_hash` hashes when `hash_key` names a part of the request: `Some(None)`
+/// when the request lacks it (balanced by least connections, as HAProxy's `balance hdr`
+/// falls back), `None` for the client address (the context's key).
+fn hash_key<'a>(up: &Upstream, req: &'a RequestHead) -> Option<Option<&'a [u8]>> {
+    use tether_config::spec::HashKey;
+    let found = match &up.hash_key {
+        HashKey::ClientIp => return None,
+        HashKey::Header(name) => req.header(name),
+        HashKey::Cookie(name) => request_cookie(req, name).map(str::as_bytes),
+        HashKey::Query(name) => query_param(req.target(), name).map(str::as_bytes),
+    };
+    Some(found.filter(|v| !v.is_empty()))
+}
+
 fn balanced(ctx: &Ctx<'_>) -> Option<ServerRef> {
     ctx.up.pool.select(ctx.key, ctx.now)
 }
@@ -131,6 +145,14 @@ pub(crate) fn decide(
     form: Option<&[u8]>,
     fetched: Option<Option<String>>,
 ) -> Decision {
+    let keyed;
+    let ctx = match hash_key(ctx.up, req) {
+        Some(key) => {
+            keyed = Ctx { key, ..*ctx };
+            &keyed
+        }
+        None => ctx,
+    };
     match &ctx.up.affinity {
         Affinity::None => match balanced(ctx) {
             Some(s) => {
