@@ -1,9 +1,10 @@
 //! Request heads: `parse_request` turns the bytes received so far into a `RequestHead` (raw
 //! bytes + spans), or says it needs more, or refuses the request with the status to answer.
 //!
-//! `scan.rs` does the tokenising (in one pass, exactly as strict as httparse); this module adds what a proxy in front of other servers
-//! needs, and it is strict wherever two parsers could disagree, because a request that the
-//! proxy and the backend frame differently is a smuggling attack. An ambiguous request is
+//! `scan.rs` does the tokenising (one pass, exactly as strict as httparse was); this module
+//! adds what a proxy in front of other servers needs, and it is strict wherever two parsers
+//! could disagree, because a request that the proxy and the backend frame differently is a
+//! smuggling attack. An ambiguous request is
 //! refused, never repaired:
 //!
 //! - framing: `Content-Length` with `Transfer-Encoding`, differing or malformed lengths,
@@ -366,7 +367,7 @@ fn check_target_len(window: &[u8], start: usize, limits: &Limits) -> Result<(), 
     }
 }
 
-/// The status and reason for an httparse error, with a closer look at the request line.
+/// The status and reason for a scanner error, with a closer look at the request line.
 fn refusal(e: ScanError, window: &[u8], start: usize) -> HttpError {
     let line = split_line(window, start);
     match e {
