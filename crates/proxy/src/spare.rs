@@ -94,7 +94,10 @@ mod tests {
         // The value is gone (the Rc it held was dropped), the allocation kept.
         assert_eq!(Rc::strong_count(&held), 1);
         let again = boxed(&TEST, (held.clone(), [9; 100]));
-        assert_eq!(&*again as *const _ as usize, at, "the spare box is taken again");
+        assert_eq!(
+            &*again as *const _ as usize, at,
+            "the spare box is taken again"
+        );
         assert_eq!(again.1[99], 9);
         // A second box while the first is in use is a new allocation.
         let other = boxed(&TEST, (held.clone(), [1; 100]));
@@ -105,7 +108,10 @@ mod tests {
         drop(rc);
         assert_eq!(Rc::strong_count(&held), 2);
         let third = boxed(&TEST, (held.clone(), [2; 100]));
-        assert_ne!(&*third as *const _ as usize, at, "the unboxed one's allocation comes first");
+        assert_ne!(
+            &*third as *const _ as usize, at,
+            "the unboxed one's allocation comes first"
+        );
         drop(third);
         assert_eq!(Rc::strong_count(&held), 1);
     }

@@ -317,8 +317,8 @@ fn scanner_agrees_with_httparse_on_generated_heads() {
 
 #[test]
 fn long_values_and_targets_cross_the_eight_byte_blocks() {
-    // Every length 0..40 of a value or target, with a bad byte at every place in it.
-    for len in 0..40 {
+    // Every length 0..70 of a value or target, with a bad byte at every place in it.
+    for len in 0..70 {
         for bad in [
             None,
             Some(b'\0'),
@@ -347,4 +347,54 @@ fn long_values_and_targets_cross_the_eight_byte_blocks() {
             }
         }
     }
+}
+
+#[test]
+fn long_names_cross_the_sixteen_byte_blocks() {
+    // Every length 1..50 of a field name, with another byte at every place in it.
+    for len in 1..50 {
+        for other in [
+            b'!', b'~', b'_', b'.', b' ', b'\t', b'(', b'\0', 0x80, b':', b'-', b'Z',
+        ] {
+            for at in 0..len {
+                let mut name = vec![b'n'; len];
+                name[at] = other;
+                let mut req = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+                req.extend_from_slice(&name);
+                req.extend_from_slice(b": v\r\n\r\n");
+                same(&req);
+                let mut res = b"HTTP/1.1 200 OK\r\n".to_vec();
+                res.extend_from_slice(&name);
+                res.extend_from_slice(b":v\r\nX: y\r\n\r\n");
+                same(&res);
+            }
+        }
+    }
+}
+
+/// The browser head of `benches/ab.sh` (`benches/support/load.py --head browser`).
+pub(crate) const BROWSER: &[u8] = b"GET /1k.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36\r\n\
+Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8\r\n\
+Accept-Language: en-US,en;q=0.9,fr;q=0.8\r\nAccept-Encoding: gzip, deflate, br, zstd\r\n\
+Referer: http://127.0.0.1/index.html\r\n\
+Cookie: _ga=GA1.1.123456789.1700000000; sessionid=0123456789abcdef0123456789abcdef01234567; theme=dark\r\n\
+Cache-Control: max-age=0\r\nSec-Fetch-Mode: navigate\r\nConnection: keep-alive\r\n\r\n";
+
+/// For counting instructions, not a check: `parse_request` and httparse on the browser head,
+/// 10,000 times each (`valgrind --tool=callgrind <test binary> --ignored scan_cost`).
+#[test]
+#[ignore]
+fn scan_cost() {
+    let limits = crate::Limits::default();
+    let mut n = 0;
+    for _ in 0..10_000 {
+        n += crate::parse_request(std::hint::black_box(BROWSER), &limits)
+            .map(|p| p.complete().map_or(0, |h| h.len()))
+            .unwrap_or(0);
+        n += httparse_request(std::hint::black_box(BROWSER), 100)
+            .map(|h| h.map_or(0, |h| h.len))
+            .unwrap_or(0);
+    }
+    assert_eq!(n, 20_000 * BROWSER.len());
 }
