@@ -154,34 +154,32 @@ pub(super) fn start(c: &mut Conn, cx: &mut Cx<'_>, req: Proxied, pick: Pick) -> 
     let given = Given::of(&req.rules, &req.request_id);
     let head = head_for(c, cx, &req.head, &pick, given, &req.upstream);
     c.hold(&pick.server);
-    let x = crate::spare::boxed(
-        &SPARE,
-        Exchange {
-            up: ConnId::dangling(),
-            link: Link::Connecting(None),
-            upstream: req.upstream,
-            pick,
-            tried: Vec::new(),
-            req: req.head,
-            max_body: req.max_body,
-            head,
-            retried: false,
-            rules: req.rules,
-            request_id: req.request_id,
-            to_up: None,
-            req_relay: None,
-            req_done: false,
-            up_reader: None,
-            up_buf: BytesMut::new(),
-            response_started: false,
-            resp_relay: None,
-            to_client: None,
-            resp_done: false,
-            up_keep_alive: false,
-            encode: req.encode,
-            compress: None,
-        },
-    );
+    let x = Exchange {
+        up: ConnId::dangling(),
+        link: Link::Connecting(None),
+        upstream: req.upstream,
+        pick,
+        tried: Vec::new(),
+        req: req.head,
+        max_body: req.max_body,
+        head,
+        retried: false,
+        rules: req.rules,
+        request_id: req.request_id,
+        to_up: None,
+        req_relay: None,
+        req_done: false,
+        up_reader: None,
+        up_buf: BytesMut::new(),
+        response_started: false,
+        resp_relay: None,
+        to_client: None,
+        resp_done: false,
+        up_keep_alive: false,
+        encode: req.encode,
+        compress: None,
+    };
+    let x = crate::spare::boxed(&SPARE, x);
     connect(c, cx, x, false)
 }
 
