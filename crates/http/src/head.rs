@@ -1,10 +1,8 @@
 //! What request and response heads share: the limits, the `Parsed` result, `Version`,
 //! `BodyKind`, and how a head is kept — its raw bytes plus spans into them (`Span`,
 //! `Fields`), so parsing allocates one `Bytes` and one `Vec` per head, never a `String` per
-//! header. Also the byte-level checks both parsers run around httparse: the one tolerated
-//! leading CRLF, bare LF line ends, and the header slots handed to httparse.
-
-use std::mem::MaybeUninit;
+//! header. Also what both parsers check around the scanner (`scan.rs`): the one tolerated
+//! leading CRLF, and the limits.
 
 /// Size limits for a head. Exceeding them is `431` (head, header count) or `414` (target)
 /// for a request, `502` for a response.
@@ -148,11 +146,11 @@ impl Span {
     }
 
     /// A field name's text, without checking it again: see `Fields`.
-    fn name_str(self, raw: &[u8]) -> &str {
+    pub(crate) fn name_str(self, raw: &[u8]) -> &str {
         let b = self.get(raw);
-        // SAFETY: every name span in a `Fields` is `Span::of(raw, name.as_bytes())` of a `&str`
-        // httparse returned, a subslice of `raw` (else the span is empty), and `raw` is the
-        // immutable head those spans were made for: the bytes are that `&str`'s, valid UTF-8.
+        // SAFETY: every name span in a `Fields` is one the scanner (`scan.rs`) checked to be
+        // token bytes (ASCII) in `raw`, the immutable head those spans were made for (or an
+        // empty span): the bytes are valid UTF-8.
         unsafe { std::str::from_utf8_unchecked(b) }
     }
 
@@ -165,9 +163,9 @@ impl Span {
     }
 }
 
-/// The header fields of a head, as (name, value) spans in order. The name spans are made
-/// from the `&str` names httparse returns (`Span::of(raw, name.as_bytes())`, only through
-/// `push`), so they are read back as text without a check (`Span::name_str`).
+/// The header fields of a head, as (name, value) spans in order. The name spans are pushed
+/// only by the scanner (`scan.rs`), which checked them to be token bytes, so they are read
+/// back as text without a check (`Span::name_str`).
 ///
 /// Their tables are recycled: a dropped head's table goes to a small per-thread list and the
 /// next head parsed on that thread takes it, so a proxy's steady state (one request head and
@@ -226,9 +224,15 @@ impl Fields {
         Fields { list }
     }
 
-    /// `name`: `Span::of(raw, h.name.as_bytes())` of an httparse field (see above).
+    /// `name`: a span of token bytes (see above).
+    #[inline]
     pub(crate) fn push(&mut self, name: Span, value: Span) {
         self.list.push((name, value));
+    }
+
+    /// The (name, value) spans in order.
+    pub(crate) fn entries(&self) -> &[(Span, Span)] {
+        &self.list
     }
 
     pub(crate) fn iter<'a>(&'a self, raw: &'a [u8]) -> impl Iterator<Item = (&'a str, &'a [u8])> {
@@ -239,7 +243,7 @@ impl Fields {
 
     /// The fields with their whole lines: line `i` runs from name `i` to name `i + 1` (the
     /// last one to the empty line), CRLF included — the parsers checked every line end
-    /// (`LineEnds`), so these are exactly the lines as sent.
+    /// (`scan.rs`), so these are exactly the lines as sent.
     pub(crate) fn lines<'a>(&'a self, raw: &'a [u8]) -> impl Iterator<Item = FieldLine<'a>> {
         let last = raw.len().saturating_sub(2);
         self.list.iter().enumerate().map(move |(i, (n, v))| {
@@ -275,30 +279,14 @@ pub struct FieldLine<'a> {
     pub line: std::ops::Range<usize>,
 }
 
-/// How many header slots to give httparse: the limit, but never more than the window could
-/// hold (a field line is at least `a:` CRLF, 4 bytes), so a huge `max_headers` cannot make
-/// us allocate a huge table.
+/// The field table's first capacity: most heads have fewer fields (a larger one grows).
+pub(crate) const FIELDS_HINT: usize = 16;
+
+/// How many field lines a head may have: the limit, but never more than the window could
+/// hold (a field line is at least `a:` CRLF, 4 bytes) — as httparse's header slots were
+/// counted, so a head refused for too many fields is the same head as before.
 pub(crate) fn slot_count(limits: &Limits, window: usize) -> usize {
     limits.max_headers.min(window / 4 + 1)
-}
-
-/// Header slots on the stack up to this many; more come from the heap.
-pub(crate) const STACK_SLOTS: usize = 128;
-
-pub(crate) type Slot<'b> = MaybeUninit<httparse::Header<'b>>;
-
-/// `n` uninitialised header slots, from `stack` when they fit.
-pub(crate) fn slots<'s, 'b>(
-    stack: &'s mut [Slot<'b>; STACK_SLOTS],
-    heap: &'s mut Vec<Slot<'b>>,
-    n: usize,
-) -> &'s mut [Slot<'b>] {
-    if n <= STACK_SLOTS {
-        &mut stack[..n]
-    } else {
-        heap.resize(n, MaybeUninit::uninit());
-        &mut heap[..]
-    }
 }
 
 /// The part of `buf` a parser looks at: at most `max_head` bytes (and never more than
@@ -333,41 +321,12 @@ pub(crate) fn leading_empty_line(window: &[u8]) -> Result<Option<usize>, &'stati
     }
 }
 
-/// Refuse a head whose lines end in a bare LF. httparse accepts LF alone as a line end; a
-/// backend that does not would read the fields differently from us (one field's value
-/// swallowing the next field), which is exactly a request-smuggling gap. So every LF in a
-/// head must follow a CR.
-///
-/// Without scanning the head a second time: httparse takes every LF as a line end and
-/// refuses obs-fold, so a head it parsed is exactly (the tolerated leading CRLF, checked
-/// before,) the start line, one line per field, and the empty line — each field's name
-/// starts right after the LF that ends the line before it. Checking the two bytes before
-/// each field name and the head's last four bytes therefore checks every line end.
-pub(crate) struct LineEnds;
-
-/// What a bare LF is called in a refusal.
+/// What a bare LF is called in a refusal. httparse (and the scanner, which reads what it
+/// reads) accepts LF alone as a line end; a backend that does not would read the fields
+/// differently from us (one field's value swallowing the next field), which is exactly a
+/// request-smuggling gap. So every LF in a head must follow a CR: the scanner notes any line
+/// ended by a bare LF (`scan::Scanned::bare_lf`) and the parsers refuse the head.
 pub(crate) const BARE_LF: &str = "bare LF in head";
-
-impl LineEnds {
-    /// The line before the one starting at `at` ends in CRLF.
-    #[inline]
-    pub(crate) fn before(raw: &[u8], at: usize) -> Result<(), &'static str> {
-        match at.checked_sub(2).and_then(|s| raw.get(s..at)) {
-            Some(b"\r\n") => Ok(()),
-            _ => Err(BARE_LF),
-        }
-    }
-
-    /// The last field line (or the start line) and the empty line end in CRLF.
-    #[inline]
-    pub(crate) fn last(raw: &[u8]) -> Result<(), &'static str> {
-        if raw.ends_with(b"\r\n\r\n") {
-            Ok(())
-        } else {
-            Err(BARE_LF)
-        }
-    }
-}
 
 /// The plain definition, for tests: every LF has a CR right before it.
 #[cfg(test)]
@@ -383,19 +342,6 @@ pub(crate) fn check_line_ends(raw: &[u8]) -> Result<(), &'static str> {
     }
 }
 
-/// The short reason for an httparse error.
-pub(crate) fn httparse_reason(e: httparse::Error) -> &'static str {
-    match e {
-        httparse::Error::HeaderName => "invalid header name (or whitespace/obs-fold)",
-        httparse::Error::HeaderValue => "invalid byte in header value",
-        httparse::Error::NewLine => "invalid line end",
-        httparse::Error::Status => "invalid status line",
-        httparse::Error::Token => "invalid request line",
-        httparse::Error::TooManyHeaders => "too many headers",
-        httparse::Error::Version => "invalid HTTP version",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::check_line_ends;
@@ -405,7 +351,7 @@ mod tests {
         check_line_ends(raw).is_err()
     }
 
-    /// The parsers check line ends field by field (`LineEnds`), not by scanning: on heads
+    /// The parsers note bare LFs while scanning, not in a second pass: on heads
     /// made of random fields whose lines end in CRLF or, now and then, a bare LF (anywhere:
     /// the start line, any field, the empty line), they refuse exactly the heads the plain
     /// definition refuses.

@@ -43,6 +43,7 @@ mod html;
 pub mod reply;
 mod request;
 mod response;
+mod scan;
 
 #[cfg(test)]
 mod tests;

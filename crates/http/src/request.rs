@@ -1,9 +1,10 @@
 //! Request heads: `parse_request` turns the bytes received so far into a `RequestHead` (raw
 //! bytes + spans), or says it needs more, or refuses the request with the status to answer.
 //!
-//! httparse does the tokenising; this module adds what a proxy in front of other servers
-//! needs, and it is strict wherever two parsers could disagree, because a request that the
-//! proxy and the backend frame differently is a smuggling attack. An ambiguous request is
+//! `scan.rs` does the tokenising (one pass, exactly as strict as httparse was); this module
+//! adds what a proxy in front of other servers needs, and it is strict wherever two parsers
+//! could disagree, because a request that the proxy and the backend frame differently is a
+//! smuggling attack. An ambiguous request is
 //! refused, never repaired:
 //!
 //! - framing: `Content-Length` with `Transfer-Encoding`, differing or malformed lengths,
@@ -19,13 +20,12 @@
 //!   `max_uri` → 414, reported as soon as the request line shows it, even mid-head;
 //! - `Expect` other than `100-continue` → 417.
 
-use std::mem::MaybeUninit;
-
 use bytes::Bytes;
 
 use crate::framing::Framing;
-use crate::head::{self, FieldLine, Fields, Span, STACK_SLOTS};
+use crate::head::{self, FieldLine, Fields, Span, FIELDS_HINT};
 use crate::headers::list_elements_raw;
+use crate::scan::{self, ScanError};
 use crate::{BodyKind, HttpError, Limits, Parsed, Version};
 
 /// A request method. Methods are case-sensitive: `get` is `Other`.
@@ -196,18 +196,11 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed<RequestHead>,
         Some(start) => start,
         None => return partial(window, limits),
     };
-    let mut stack = [MaybeUninit::uninit(); STACK_SLOTS];
-    let mut heap = Vec::new();
-    let slots = head::slots(
-        &mut stack,
-        &mut heap,
-        head::slot_count(limits, window.len()),
-    );
-    let mut req = httparse::Request::new(&mut []);
-    let outcome = req.parse_with_uninit_headers(window, slots);
-    let len = match outcome {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => {
+    let mut fields = Fields::with_capacity(FIELDS_HINT);
+    let max_fields = head::slot_count(limits, window.len());
+    let scanned = match scan::request(window, start, &mut fields, max_fields) {
+        Ok(Some(scanned)) => scanned,
+        Ok(None) => {
             check_target_len(window, start, limits)?;
             return partial(window, limits);
         }
@@ -216,48 +209,46 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed<RequestHead>,
             return Err(refusal(e, window, start));
         }
     };
-    let raw = &window[..len];
-    head::LineEnds::last(raw).map_err(HttpError::bad_request)?;
-    let target = req.path.unwrap_or_default();
+    let raw = &window[..scanned.len];
+    if scanned.bare_lf {
+        return Err(HttpError::bad_request(head::BARE_LF));
+    }
+    let line = scanned.line;
+    let target = line.target.get_str(raw);
     if target.len() > limits.max_uri {
         return Err(HttpError::new(414, "request-target too long"));
     }
-    let method_token = req.method.unwrap_or_default();
-    let method = Method::from_token(method_token);
-    let version = Version::from_minor(req.version.unwrap_or(1));
+    let method = Method::from_token(line.method.get_str(raw));
+    let version = Version::from_minor(line.minor);
 
     let mut framing = Framing::default();
-    let mut fields = Fields::with_capacity(req.headers.len());
     let mut connection = None;
     let mut host: Option<&[u8]> = None;
     let mut upgrade_field = false;
     let mut expect_continue = false;
-    for h in req.headers.iter() {
-        let name = Span::of(raw, h.name.as_bytes());
-        head::LineEnds::before(raw, name.start()).map_err(HttpError::bad_request)?;
-        fields.push(name, Span::of(raw, h.value));
-        if connection.is_none() && h.name.len() == 10 && h.name.eq_ignore_ascii_case("connection") {
-            connection = Some(Span::of(raw, h.value));
+    for &(name_span, value_span) in fields.entries() {
+        let name = name_span.name_str(raw);
+        let value = value_span.get(raw);
+        if connection.is_none() && name.len() == 10 && name.eq_ignore_ascii_case("connection") {
+            connection = Some(value_span);
         }
-        framing
-            .add(h.name, h.value)
-            .map_err(HttpError::bad_request)?;
-        match h.name.len() {
-            4 if h.name.eq_ignore_ascii_case("host") => {
+        framing.add(name, value).map_err(HttpError::bad_request)?;
+        match name.len() {
+            4 if name.eq_ignore_ascii_case("host") => {
                 if host.is_some() {
                     return Err(HttpError::bad_request("more than one Host header"));
                 }
-                host = Some(h.value);
+                host = Some(value);
             }
-            6 if h.name.eq_ignore_ascii_case("expect") => {
-                for e in list_elements_raw(h.value) {
+            6 if name.eq_ignore_ascii_case("expect") => {
+                for e in list_elements_raw(value) {
                     if !e.eq_ignore_ascii_case(b"100-continue") {
                         return Err(HttpError::new(417, "unsupported expectation"));
                     }
                     expect_continue = true;
                 }
             }
-            7 if h.name.eq_ignore_ascii_case("upgrade") => upgrade_field = true,
+            7 if name.eq_ignore_ascii_case("upgrade") => upgrade_field = true,
             _ => {}
         }
     }
@@ -288,8 +279,8 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed<RequestHead>,
         keep_alive: framing.persistent(version),
         expect_continue: expect_continue && version == Version::Http11,
         upgrade: upgrade_field && framing.upgrade && version == Version::Http11,
-        method_span: Span::of(raw, method_token.as_bytes()),
-        target: Span::of(raw, target.as_bytes()),
+        method_span: line.method,
+        target: line.target,
         path,
         host,
         fields,
@@ -376,25 +367,25 @@ fn check_target_len(window: &[u8], start: usize, limits: &Limits) -> Result<(), 
     }
 }
 
-/// The status and reason for an httparse error, with a closer look at the request line.
-fn refusal(e: httparse::Error, window: &[u8], start: usize) -> HttpError {
+/// The status and reason for a scanner error, with a closer look at the request line.
+fn refusal(e: ScanError, window: &[u8], start: usize) -> HttpError {
     let line = split_line(window, start);
     match e {
-        httparse::Error::TooManyHeaders => HttpError::new(431, "too many headers"),
-        httparse::Error::Version => match line.version {
+        ScanError::TooManyHeaders => HttpError::new(431, "too many headers"),
+        ScanError::Version => match line.version {
             Some(v) if is_other_version(v) => HttpError::new(505, "HTTP version not supported"),
             _ => HttpError::bad_request("invalid HTTP version"),
         },
-        httparse::Error::Token if line.target_ended_by_newline => {
+        ScanError::Token if line.target_ended_by_newline => {
             HttpError::bad_request("request line without HTTP version")
         }
-        httparse::Error::Token if line.target.is_none() => HttpError::bad_request("invalid method"),
-        e => HttpError::bad_request(head::httparse_reason(e)),
+        ScanError::Token if line.target.is_none() => HttpError::bad_request("invalid method"),
+        e => HttpError::bad_request(e.reason()),
     }
 }
 
 /// `HTTP/` DIGIT `.` DIGIT (or a prefix of it with at least the major digit), i.e. a
-/// well-formed version we do not speak: 505 rather than 400. httparse reports a version
+/// well-formed version we do not speak: 505 rather than 400. the scanner reports a version
 /// error as soon as the major digit is not `1`, so the rest may not have arrived.
 fn is_other_version(v: &[u8]) -> bool {
     match v.strip_prefix(b"HTTP/") {

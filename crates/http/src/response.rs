@@ -10,16 +10,15 @@
 //! Every refusal is a `502`: a proxy that cannot trust a backend's framing must not guess
 //! (RFC 9112 §6.3 item 5). Refused: `Content-Length` together with `Transfer-Encoding`,
 //! malformed or conflicting `Content-Length`, `chunked` twice, a status outside 100-599,
-//! bare LF line ends, obs-fold and the other field errors httparse reports, a head over
+//! bare LF line ends, obs-fold and the other field errors the scanner (`scan.rs`) reports, a head over
 //! `max_head` or with more than `max_headers` fields. As for requests, one leading CRLF is
 //! tolerated and counts as part of the head.
-
-use std::mem::MaybeUninit;
 
 use bytes::Bytes;
 
 use crate::framing::Framing;
-use crate::head::{self, FieldLine, Fields, Span, STACK_SLOTS};
+use crate::head::{self, FieldLine, Fields, Span, FIELDS_HINT};
+use crate::scan;
 use crate::{BodyKind, HttpError, Limits, Parsed, Version};
 
 /// A parsed response head: the raw bytes and spans into them.
@@ -116,47 +115,39 @@ fn parse(
     keep: impl FnOnce(&[u8]) -> Bytes,
 ) -> Result<Parsed<ResponseHead>, HttpError> {
     let window = head::window(buf, limits);
-    match head::leading_empty_line(window).map_err(HttpError::bad_gateway)? {
-        Some(_) => {}
+    let start = match head::leading_empty_line(window).map_err(HttpError::bad_gateway)? {
+        Some(start) => start,
         None => return partial(window, limits),
-    }
-    let mut stack = [MaybeUninit::uninit(); STACK_SLOTS];
-    let mut heap = Vec::new();
-    let slots = head::slots(
-        &mut stack,
-        &mut heap,
-        head::slot_count(limits, window.len()),
-    );
-    let mut res = httparse::Response::new(&mut []);
-    let config = httparse::ParserConfig::default();
-    let len = match config.parse_response_with_uninit_headers(&mut res, window, slots) {
-        Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return partial(window, limits),
-        Err(e) => return Err(HttpError::bad_gateway(head::httparse_reason(e))),
     };
-    let raw = &window[..len];
-    head::LineEnds::last(raw).map_err(HttpError::bad_gateway)?;
-    let status = res.code.unwrap_or_default();
+    let mut fields = Fields::with_capacity(FIELDS_HINT);
+    let max_fields = head::slot_count(limits, window.len());
+    let scanned = match scan::response(window, start, &mut fields, max_fields) {
+        Ok(Some(scanned)) => scanned,
+        Ok(None) => return partial(window, limits),
+        Err(e) => return Err(HttpError::bad_gateway(e.reason())),
+    };
+    let raw = &window[..scanned.len];
+    if scanned.bare_lf {
+        return Err(HttpError::bad_gateway(head::BARE_LF));
+    }
+    let status = scanned.line.code;
     if !(100..=599).contains(&status) {
         return Err(HttpError::bad_gateway("status code outside 100-599"));
     }
-    let version = Version::from_minor(res.version.unwrap_or(1));
+    let version = Version::from_minor(scanned.line.minor);
     let mut framing = Framing::default();
-    let mut fields = Fields::with_capacity(res.headers.len());
     let mut connection = None;
-    for h in res.headers.iter() {
-        let name = Span::of(raw, h.name.as_bytes());
-        head::LineEnds::before(raw, name.start()).map_err(HttpError::bad_gateway)?;
-        fields.push(name, Span::of(raw, h.value));
-        if connection.is_none() && h.name.len() == 10 && h.name.eq_ignore_ascii_case("connection") {
-            connection = Some(Span::of(raw, h.value));
+    for &(name_span, value_span) in fields.entries() {
+        let name = name_span.name_str(raw);
+        if connection.is_none() && name.len() == 10 && name.eq_ignore_ascii_case("connection") {
+            connection = Some(value_span);
         }
         framing
-            .add(h.name, h.value)
+            .add(name, value_span.get(raw))
             .map_err(HttpError::bad_gateway)?;
     }
     let body = response_body(&framing, version, status, request_was_head)?;
-    let reason = Span::of(raw, res.reason.unwrap_or_default().as_bytes());
+    let reason = scanned.line.reason;
     Ok(Parsed::Complete(ResponseHead {
         raw: keep(raw),
         status,

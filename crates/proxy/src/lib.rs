@@ -33,6 +33,7 @@ pub mod per_ip;
 pub mod router;
 pub mod runtime;
 pub mod server;
+mod spare;
 pub mod status_page;
 pub mod tcp;
 pub mod tls;

@@ -4,3 +4,4 @@
 mod chunked;
 mod requests;
 mod responses;
+mod scan_diff;

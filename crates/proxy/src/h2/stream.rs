@@ -517,7 +517,7 @@ impl H2Session {
                 if let Some(new) = pick.body.take() {
                     early.replace_body(new);
                 }
-                self.start_upstream(cx, id, req, *pick, early)
+                self.start_upstream(cx, id, req, Decision::pick_of(pick), early)
             }
             Decision::Refuse(status, message) => self.answer_message(cx, id, status, message),
             Decision::Fetch(key) => {

@@ -41,14 +41,31 @@ pub(crate) struct Ctx<'a> {
     pub tls: bool,
 }
 
+thread_local! {
+    /// `Pick`s' boxes, for the next request (`spare.rs`).
+    pub(crate) static SPARE_PICK: crate::spare::Spares<Pick> = const { crate::spare::Spares::new() };
+}
+
 /// Where a request goes.
 pub(crate) enum Decision {
+    /// Boxed (in a spare box: `Decision::go`); take it out with `Decision::pick_of`.
     Go(Box<Pick>),
     /// Answer this status with this message; forward nothing.
     Refuse(u16, &'static str),
     /// A learned session this instance does not hold in memory: ask the store (Redis), then
     /// decide again with its answer.
     Fetch(String),
+}
+
+impl Decision {
+    fn go(p: Pick) -> Decision {
+        Decision::Go(crate::spare::boxed(&SPARE_PICK, p))
+    }
+
+    /// The pick of a `Go`, its box kept for the next one.
+    pub(crate) fn pick_of(b: Box<Pick>) -> Pick {
+        crate::spare::unbox(&SPARE_PICK, b)
+    }
 }
 
 /// The server chosen and what the affinity adds to the heads.
@@ -158,7 +175,7 @@ pub(crate) fn decide(
             Some(s) => {
                 let mut p = pick(s);
                 p.outcome = "-";
-                Decision::Go(Box::new(p))
+                Decision::go(p)
             }
             None => Decision::Refuse(503, NO_SERVER),
         },
@@ -190,7 +207,7 @@ pub(crate) fn decide(
             if !pinned {
                 p.response.add = cookie_line(ctx, &p.server);
             }
-            Decision::Go(Box::new(p))
+            Decision::go(p)
         }
         Affinity::SessionId(sid) => {
             let mut d = decide_session_id(ctx, sid, req, form, fetched);
@@ -202,7 +219,7 @@ pub(crate) fn decide(
         Affinity::Learn(l) => {
             let Some(value) = request_cookie(req, &l.cookie) else {
                 return match balanced(ctx) {
-                    Some(s) => Decision::Go(Box::new(pick(s))),
+                    Some(s) => Decision::go(pick(s)),
                     None => Decision::Refuse(503, NO_SERVER),
                 };
             };
@@ -246,7 +263,7 @@ pub(crate) fn decide(
                 (false, false) => "miss",
             };
             p.store_key = Some(key);
-            Decision::Go(Box::new(p))
+            Decision::go(p)
         }
     }
 }
@@ -318,7 +335,7 @@ fn decide_session_id(
     let Some(first) = found.first() else {
         // Untagged (a new session, or a value tether did not tag): round robin.
         return match balanced(ctx) {
-            Some(s) => Decision::Go(Box::new(pick(s))),
+            Some(s) => Decision::go(pick(s)),
             None => Decision::Refuse(503, NO_SERVER),
         };
     };
@@ -379,7 +396,7 @@ fn decide_session_id(
     if !pinned {
         retag(ctx, sid, &p.server, original, &mut p.response);
     }
-    Decision::Go(Box::new(p))
+    Decision::go(p)
 }
 
 /// Forward the session id without tether's tag: the backend sees its own value.

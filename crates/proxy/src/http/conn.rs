@@ -67,6 +67,12 @@ pub(super) struct Conn {
     _ip_slot: Option<Box<IpSlot>>,
 }
 
+thread_local! {
+    /// `Current`s' boxes, for the next request (`spare.rs`).
+    pub(super) static SPARE_CURRENT: crate::spare::Spares<Current> =
+        const { crate::spare::Spares::new() };
+}
+
 /// The request under way: when it started, how it was answered.
 pub(crate) struct Current {
     pub started: Instant,
@@ -400,7 +406,7 @@ impl Conn {
             &self.ctx,
             cx.peer_addr(self.client),
             cx.tls_info(self.client).as_deref(),
-            *c,
+            crate::spare::unbox(&SPARE_CURRENT, c),
             cx.now(),
             Some(cx.conn_bytes(self.client)),
         );

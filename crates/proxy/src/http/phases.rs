@@ -212,13 +212,14 @@ fn begin(c: &mut Conn, cx: &mut Cx<'_>, head: &RequestHead) {
         t
     });
     c.ctx.stats.request_started();
-    c.current = Some(Box::new(Current {
+    let current = Current {
         started: cx.now(),
         status: 0,
         log,
         held: Default::default(),
         pages: None,
-    }));
+    };
+    c.current = Some(crate::spare::boxed(&super::conn::SPARE_CURRENT, current));
 }
 
 /// Phases 3 to 7 for a parsed request.
@@ -387,7 +388,7 @@ pub(super) fn pick(
             if let (Some(new), Some(old)) = (pick.body.take(), req.form.as_ref()) {
                 super::form_body::splice(&mut c.buf, old.len(), &new);
             }
-            proxy::start(c, cx, req, *pick)
+            proxy::start(c, cx, req, Decision::pick_of(pick))
         }
         Decision::Refuse(status, message) => {
             c.unread_body(&req.head.body);

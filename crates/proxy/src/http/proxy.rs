@@ -51,6 +51,11 @@ enum Link {
     Connected,
 }
 
+thread_local! {
+    /// Exchanges' boxes, for the next request (`spare.rs`).
+    static SPARE: crate::spare::Spares<Exchange> = const { crate::spare::Spares::new() };
+}
+
 /// One request/response exchange with the upstream.
 pub(super) struct Exchange {
     pub up: ConnId,
@@ -147,7 +152,7 @@ pub(super) fn start(c: &mut Conn, cx: &mut Cx<'_>, req: Proxied, pick: Pick) -> 
     let given = Given::of(&req.rules, &req.request_id);
     let head = head_for(c, cx, &req.head, &pick, given, &req.upstream);
     c.hold(&pick.server);
-    let x = Box::new(Exchange {
+    let x = Exchange {
         up: ConnId::dangling(),
         link: Link::Connecting(None),
         upstream: req.upstream,
@@ -171,7 +176,8 @@ pub(super) fn start(c: &mut Conn, cx: &mut Cx<'_>, req: Proxied, pick: Pick) -> 
         up_keep_alive: false,
         encode: req.encode,
         compress: None,
-    });
+    };
+    let x = crate::spare::boxed(&SPARE, x);
     connect(c, cx, x, false)
 }
 
@@ -798,7 +804,9 @@ fn settle(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>) -> State {
     if !(x.up_keep_alive && x.up_buf.is_empty() && cx.park(x.up)) {
         cx.close_conn(x.up);
     }
-    super::phases::finish(c, cx)
+    let next = super::phases::finish(c, cx);
+    crate::spare::recycle(&SPARE, x);
+    next
 }
 
 /// `KEY_CONNECT`: the connect took longer than `connect_timeout`.
