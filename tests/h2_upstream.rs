@@ -434,3 +434,45 @@ fn http1_pipelined_requests_head_and_http10_through_an_h2c_upstream() {
     );
     assert!(text.contains("connection: close\r\n"), "{text:?}");
 }
+
+#[test]
+fn answers_past_the_shared_connections_window_keep_flowing() {
+    // Every client connection's calls share one upstream connection, whose receive window
+    // (1 MiB) every answer's bytes must be given back to once they left for the client —
+    // also when the answer ended at once (a regression: they were not, and the connection
+    // stalled for good after ~1 MiB of answers). 16 echoes of 100 kB, HTTP/2 and HTTP/1.1
+    // clients alternately, 1.6 MB in all; each must come back whole in bounded time.
+    let dir = TempDir::new("h2-upstream-window");
+    let (port, _up, _t) = h2c_tether(&dir);
+    let body: Vec<u8> = (0..100_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let file = dir.write("body.bin", &body);
+    let file = format!("@{}", file.display());
+    let url = format!("http://127.0.0.1:{port}/echo");
+    for i in 0..16 {
+        let proto = if i % 2 == 0 {
+            "--http2-prior-knowledge"
+        } else {
+            "--http1.1"
+        };
+        let out = curl(&[
+            proto,
+            "--max-time",
+            "10",
+            "-H",
+            "content-type: application/octet-stream",
+            "--data-binary",
+            &file,
+            &url,
+        ]);
+        assert!(
+            out.status.success(),
+            "request {i} ({proto}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.stdout.len(), body.len(), "request {i} ({proto})");
+        assert!(
+            out.stdout == body,
+            "request {i} ({proto}): not byte for byte"
+        );
+    }
+}

@@ -97,9 +97,17 @@ pub(super) fn abandon(cx: &mut Cx<'_>, c: Box<Call>) {
     if let Some(t) = c.deadline {
         cx.cancel_timer(t);
     }
+    let mut m = c.mux.borrow_mut();
+    if let (true, Some(up)) = (c.in_out > 0, c.up) {
+        // Read from the server and never sent on: the connection's window gets it back
+        // (shared with other calls, it would shrink for good otherwise).
+        m.h2.consumed(up, c.in_out);
+    }
     if !c.resp_done {
         let who = (cx.id(), c.client);
-        c.mux.borrow_mut().cancel(cx, who, c.up);
+        m.cancel(cx, who, c.up);
+    } else {
+        m.flush(cx);
     }
 }
 
@@ -560,10 +568,10 @@ impl H2Session {
     }
 
     /// After the client's windows took bytes: give the upstream windows back as much.
+    /// A call whose response has ended no longer keeps its mux in `ups`, yet the bytes it
+    /// still sends are given back: the connection's window is shared by every call on it.
     pub(super) fn h2up_after_send(&mut self, cx: &mut Cx<'_>) {
-        if self.ups.is_empty() {
-            return;
-        }
+        let mut gave: Vec<MuxRef> = Vec::new();
         for s in self.streams.values_mut() {
             let queued = s.out.queued;
             if let Work::H2Up(c) = &mut s.work {
@@ -571,10 +579,13 @@ impl H2Session {
                 if let (true, Some(up)) = (sent > 0, c.up) {
                     c.in_out -= sent;
                     c.mux.borrow_mut().h2.consumed(up, sent);
+                    if !gave.iter().any(|m| Rc::ptr_eq(m, &c.mux)) {
+                        gave.push(c.mux.clone());
+                    }
                 }
             }
         }
-        for m in &self.ups {
+        for m in gave.iter().chain(&self.ups) {
             m.borrow_mut().flush(cx);
         }
     }

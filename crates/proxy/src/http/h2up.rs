@@ -329,6 +329,12 @@ pub(super) fn abandon(cx: &mut Cx<'_>, mut x: Box<H1Call>) {
     if let Some(t) = x.deadline.take() {
         cx.cancel_timer(t);
     }
+    if let (Some(up), true) = (x.up, x.unacked > 0) {
+        let mut m = x.mux.borrow_mut();
+        m.h2.consumed(up, x.unacked);
+        m.flush(cx);
+        x.unacked = 0;
+    }
     if !x.resp_done {
         let who = (cx.id(), x.serial);
         x.mux.borrow_mut().cancel(cx, who, x.up);
@@ -458,6 +464,12 @@ pub(super) fn mail(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<H1Call>) -> State {
     if x.resp_done {
         if let Some(up) = x.up.take() {
             let mut m = x.mux.borrow_mut();
+            // The whole answer came: what the client pipe still holds is given back now
+            // (the connection's window is shared; it would shrink for good otherwise).
+            if x.unacked > 0 {
+                m.h2.consumed(up, x.unacked);
+                x.unacked = 0;
+            }
             if m.streams.remove(&up).is_some() && !x.sent_end {
                 // Answered before the request ended: the upstream stream is cut.
                 m.h2.reset(up, ErrorCode::Cancel);
