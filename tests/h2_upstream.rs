@@ -476,3 +476,58 @@ fn answers_past_the_shared_connections_window_keep_flowing() {
         );
     }
 }
+
+#[test]
+fn tether_as_the_h2c_backend_of_tether() {
+    // A real HTTP/2 server other than Python's: tether itself, serving files over h2c
+    // (`http2 = true` on a plain listener: prior knowledge), behind a tether whose pool
+    // says `protocol = "h2c"`; HTTP/1.1 and HTTP/2 clients get the file byte for byte.
+    let (back_dir, front_dir) = (TempDir::new("h2c-back"), TempDir::new("h2c-front"));
+    let (back, front) = (free_port(), free_port());
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    back_dir.write("www/big.bin", &body);
+    let back_config = format!(
+        "[[server]]\nlisten = [\"127.0.0.1:{back}\"]\nhttp2 = true\n\n\
+         [[server.route]]\npath = \"/\"\nroot = \"{}\"\n",
+        back_dir.path().join("www").display()
+    );
+    let _b = tether(&back_dir, &back_config, &[back]);
+    let front_config = format!(
+        "[[upstream]]\nname = \"files\"\nservers = [\"127.0.0.1:{back}\"]\nprotocol = \"h2c\"\n\n\
+         [[server]]\nlisten = [\"127.0.0.1:{front}\"]\nhttp2 = true\n\n\
+         [[server.route]]\npath = \"/\"\nproxy = \"files\"\n"
+    );
+    let _f = tether(&front_dir, &front_config, &[front]);
+    let url = format!("http://127.0.0.1:{front}/big.bin");
+    for proto in ["--http2-prior-knowledge", "--http1.1"] {
+        for _ in 0..3 {
+            let out = curl(&[proto, "-D", "-", "-o", "-", &url]);
+            assert!(
+                out.status.success(),
+                "{proto}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = &out.stdout;
+            let split = text
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .expect("a head");
+            let head = String::from_utf8_lossy(&text[..split]).to_lowercase();
+            assert!(head.contains(" 200"), "{proto}: {head}");
+            assert!(
+                text[split + 4..] == body[..],
+                "{proto}: not byte for byte\n{head}"
+            );
+        }
+    }
+    // A 404 from the backend is passed on.
+    let out = curl(&[
+        "--http2-prior-knowledge",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        &format!("http://127.0.0.1:{front}/nope"),
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "404");
+}
