@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -71,27 +70,6 @@ fn grpc_server_aged(port: u16, max: u32, age_ms: u32) -> Proc {
         ],
         port,
     )
-}
-
-/// `support_grpc.py client PORT MODE` (bounded): (success, stdout + stderr).
-fn grpc_client(port: u16, mode: &str) -> (bool, String) {
-    let out = Command::new("timeout")
-        .args([
-            "120",
-            "python3",
-            &script(),
-            "client",
-            &port.to_string(),
-            mode,
-        ])
-        .output()
-        .expect("python3 with grpcio (scripts/setup.sh installs it)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 #[test]

@@ -7,8 +7,6 @@
 mod common;
 mod tls_support;
 
-use std::process::Command;
-
 use common::*;
 
 fn script() -> String {
@@ -36,26 +34,6 @@ proxy = "grpc"
 "#,
         ca.display()
     )
-}
-
-fn grpc_client(port: u16, mode: &str) -> (bool, String) {
-    let out = Command::new("timeout")
-        .args([
-            "120",
-            "python3",
-            &script(),
-            "client",
-            &port.to_string(),
-            mode,
-        ])
-        .output()
-        .expect("python3 with grpcio (scripts/setup.sh installs it)");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
 }
 
 #[test]

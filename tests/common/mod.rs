@@ -691,3 +691,21 @@ pub fn metric(port: u16, name: &str) -> Option<f64> {
     let (_, body) = get(&format!("http://127.0.0.1:{port}/metrics"));
     sample(&String::from_utf8_lossy(&body), name)
 }
+
+/// `tests/support_grpc.py client PORT MODE` (bounded by 120 s): grpcio calls through
+/// tether on `port`; (success, stdout + stderr).
+pub fn grpc_client(port: u16, mode: &str) -> (bool, String) {
+    let out = Command::new("timeout")
+        .arg("120")
+        .arg("python3")
+        .arg(repo().join("tests/support_grpc.py"))
+        .args(["client", &port.to_string(), mode])
+        .output()
+        .expect("python3 with grpcio (scripts/setup.sh installs it)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
