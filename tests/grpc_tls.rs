@@ -14,6 +14,10 @@ fn script() -> String {
 }
 
 fn config(port: u16, up_port: u16, ca: &std::path::Path) -> String {
+    config_with(port, up_port, ca, "h2")
+}
+
+fn config_with(port: u16, up_port: u16, ca: &std::path::Path, protocol: &str) -> String {
     format!(
         r#"
 workers = 1
@@ -21,7 +25,7 @@ workers = 1
 [[upstream]]
 name = "grpc"
 servers = ["127.0.0.1:{up_port}"]
-protocol = "h2"
+protocol = "{protocol}"
 tls = {{ ca = "{}", sni = "grpc.test" }}
 
 [[server]]
@@ -38,6 +42,18 @@ proxy = "grpc"
 
 #[test]
 fn grpc_calls_through_a_tls_h2_upstream() {
+    calls_through("h2");
+}
+
+#[test]
+fn grpc_calls_through_an_auto_pool_whose_server_chose_h2() {
+    // `protocol = "auto"`: the first call (a unary one, with its message) reaches the
+    // server's TLS handshake on the HTTP/1.1 path, the server picks `h2` from the offered
+    // `h2, http/1.1`, and the call moves to the shared HTTP/2 connection unsent.
+    calls_through("auto");
+}
+
+fn calls_through(protocol: &str) {
     let dir = TempDir::new("grpc-tls");
     let ca = tls_support::Ca::new(dir.path(), "ca");
     let (cert, key) = ca.leaf("grpc", &["grpc.test"], tls_support::Key::P256, 5);
@@ -56,7 +72,11 @@ fn grpc_calls_through_a_tls_h2_upstream() {
         ],
         up_port,
     );
-    let t = tether(&dir, &config(port, up_port, &ca.cert), &[port]);
+    let t = tether(
+        &dir,
+        &config_with(port, up_port, &ca.cert, protocol),
+        &[port],
+    );
     let (ok, text) = grpc_client(port, "calls");
     assert!(ok, "{text}\n{}", t.log_text());
     for check in [
@@ -73,6 +93,11 @@ fn grpc_calls_through_a_tls_h2_upstream() {
     assert!(text.contains("channels ok 200"), "{text}");
     // The `calls` round's connection was closed by no one: still the only one.
     assert!(text.contains("peers 1\n"), "one TLS connection: {text}");
+    if protocol == "auto" {
+        let said = format!("127.0.0.1:{up_port} chose h2 by ALPN");
+        assert!(t.wait_log(&said), "{}", t.log_text());
+        assert_eq!(t.log_text().matches(&said).count(), 1, "{}", t.log_text());
+    }
 }
 
 #[test]

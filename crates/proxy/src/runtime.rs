@@ -289,7 +289,7 @@ pub fn build_upstream(spec: &UpstreamSpec) -> Result<Upstream, ConfigError> {
         tls_unverified: spec.tls.as_ref().is_some_and(|t| !t.options.verify),
         send_proxy: spec.send_proxy,
         cookie: spec.cookie,
-        protocol: crate::h2up::check_protocol(spec)?,
+        protocol: spec.protocol,
         h2_keep: spec.h2,
         hash_key: spec.hash_key.clone(),
     })

@@ -355,7 +355,7 @@ impl H2Session {
                 c.note_upstream(&req.upstream, &pick);
             }
         }
-        if req.upstream.protocol != tether_config::spec::UpstreamProtocol::Http1 {
+        if crate::h2up::auto::speaks_h2(&req.upstream, pick.server.addr()) {
             return self.start_h2up(cx, id, req, pick, early);
         }
         let x = Box::new(Exchange {
@@ -460,6 +460,12 @@ impl H2Session {
         if let Err(e) = result {
             cx.close_conn(up);
             return self.connect_failed(cx, id, x, &format!("unreachable: {e}"), 502);
+        }
+        if crate::h2up::auto::chose_h2_on_h1_path(cx, &x.upstream, up, x.pick.server.addr()) {
+            // An `auto` server that chose HTTP/2: nothing was sent, the stream moves over.
+            cx.close_conn(up);
+            let x = *x;
+            return self.start_h2up(cx, id, x.req, x.pick, x.early);
         }
         x.link = Link::Connected;
         let keep = PipeOpts {

@@ -372,6 +372,13 @@ impl Session for HubSession {
         if tls {
             // Over TLS the server must have agreed to HTTP/2 (ALPN `h2`).
             let alpn = cx.tls_info(conn).and_then(|i| i.alpn.clone());
+            let auto = mux.borrow().tls.as_ref().is_some_and(super::auto::is_auto);
+            if auto {
+                // `protocol = "auto"`: the choice is remembered; after `http/1.1` the
+                // calls waiting here are retried as after a failed connect, and the next
+                // requests take the HTTP/1.1 path.
+                super::auto::remember(mux.borrow().addr, alpn.as_deref() == Some("h2"));
+            }
             if alpn.as_deref() != Some("h2") {
                 log::warn!(
                     "h2 upstream {}: the server did not agree to HTTP/2 by ALPN ({}): \

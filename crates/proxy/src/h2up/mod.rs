@@ -6,39 +6,29 @@
 //! session's `h2/h2up.rs` and the HTTP/1.1 session's `http/h2up.rs`; docs/architecture.md,
 //! "where a frame goes upstream", follows a frame through them.
 
+pub(crate) mod auto;
 pub(crate) mod fields;
 pub(crate) mod grpc;
 pub(crate) mod hub;
 pub(crate) mod mux;
 
-use tether_config::spec::{UpstreamProtocol, UpstreamSpec};
-use tether_config::ConfigError;
-
-/// The pool's protocol, as far as this build speaks it: `auto` (ALPN decides between
-/// HTTP/2 and HTTP/1.1) is refused with the pool's position until it is wired.
-pub(crate) fn check_protocol(spec: &UpstreamSpec) -> Result<UpstreamProtocol, ConfigError> {
-    match spec.protocol {
-        UpstreamProtocol::Auto => Err(spec.pos.error(format!(
-            "upstream {:?}: `protocol = \"auto\"` is not supported yet (hint: \"h2\" for \
-             servers that speak HTTP/2 over TLS, \"http1\" for the others)",
-            spec.name
-        ))),
-        p => Ok(p),
-    }
-}
+use tether_config::spec::UpstreamProtocol;
 
 /// The pool's TLS client config with the ALPN its protocol offers: `h2` only for
-/// `protocol = "h2"` (a server that does not agree fails the connection), `http/1.1`
-/// otherwise (as `client_config` made it).
+/// `protocol = "h2"` (a server that does not agree fails the connection), `h2` then
+/// `http/1.1` for `auto` (the server's choice decides, `auto.rs`), `http/1.1` otherwise (as
+/// `client_config` made it).
 pub(crate) fn with_alpn(
     protocol: UpstreamProtocol,
     config: std::sync::Arc<tether_core::tls::rustls::ClientConfig>,
 ) -> std::sync::Arc<tether_core::tls::rustls::ClientConfig> {
-    if protocol != UpstreamProtocol::H2 {
-        return config;
-    }
+    let alpn: Vec<Vec<u8>> = match protocol {
+        UpstreamProtocol::H2 => vec![b"h2".to_vec()],
+        UpstreamProtocol::Auto => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+        _ => return config,
+    };
     let mut c = (*config).clone();
-    c.alpn_protocols = vec![b"h2".to_vec()];
+    c.alpn_protocols = alpn;
     std::sync::Arc::new(c)
 }
 

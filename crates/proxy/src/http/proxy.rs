@@ -142,8 +142,8 @@ fn vars<'a>(
 
 /// Phase 8, forward: send `req` to the server `pick` names.
 pub(super) fn start(c: &mut Conn, cx: &mut Cx<'_>, req: Proxied, pick: Pick) -> State {
-    if req.upstream.protocol != tether_config::spec::UpstreamProtocol::Http1 {
-        return super::h2up::start(c, cx, req, pick); // an HTTP/2 pool (`h2up.rs`)
+    if crate::h2up::auto::speaks_h2(&req.upstream, pick.server.addr()) {
+        return super::h2up::start(c, cx, req, pick); // an HTTP/2 server (`h2up.rs`)
     }
     if let Some(cur) = c.current.as_mut() {
         cur.note_request_id(req.request_id.as_deref());
@@ -271,6 +271,22 @@ pub(super) fn connected(
     if let Err(e) = result {
         cx.close_conn(x.up);
         return connect_failed(c, cx, x, &format!("unreachable: {e}"), 502);
+    }
+    if crate::h2up::auto::chose_h2_on_h1_path(cx, &x.upstream, x.up, x.pick.server.addr()) {
+        // An `auto` server that chose HTTP/2: nothing was sent, the request moves over.
+        cx.close_conn(x.up);
+        let x = *x;
+        let req = Proxied {
+            head: x.req,
+            upstream: x.upstream,
+            max_body: x.max_body,
+            retarget: None,
+            rules: x.rules,
+            request_id: x.request_id,
+            encode: x.encode,
+            form: None,
+        };
+        return super::h2up::start(c, cx, req, x.pick);
     }
     x.link = Link::Connected;
     if let Some(cur) = c.current.as_mut() {
