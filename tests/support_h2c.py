@@ -8,6 +8,8 @@ usage: support_h2c.py PORT
                   x-received-length
   POST /trailers  200 "payload" then trailers grpc-status: 0, x-trailer: yes, and
                   x-echo-trailer: the request's x-checksum trailer (or "none")
+  GET  /headers   200 text/plain, the request's fields one "name: value" line each (pseudo
+                  fields too), and x-internal-debug: 1 in the answer
   GET  /goaway    200 "bye" (x-conn), then GOAWAY naming this stream the last one
                   processed: streams above it are never answered, and the connection
                   closes
@@ -60,6 +62,12 @@ def serve(sock, number):
                                     (b"x-authority", h.get(b":authority", b"-")),
                                     (b"x-te", h.get(b"te", b"-"))])
             conn.send_data(sid, b"hello from h2c", end_stream=True)
+        elif path == b"/headers":
+            listed = b"".join(n + b": " + v + b"\n" for n, v in h.items())
+            conn.send_headers(sid, [(b":status", b"200"), (b"content-type", b"text/plain"),
+                                    (b"x-internal-debug", b"1"),
+                                    (b"content-length", str(len(listed)).encode())])
+            conn.send_data(sid, listed, end_stream=True)
         elif path == b"/echo":
             conn.send_headers(sid, [(b":status", b"200"), (b"x-received-length", str(len(body)).encode())])
             pending[sid] = body

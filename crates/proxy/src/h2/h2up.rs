@@ -27,6 +27,7 @@ use super::H2Session;
 use crate::h2up::fields;
 use crate::h2up::grpc;
 use crate::h2up::hub;
+use crate::h2up::rules::CallRules;
 use crate::http::affinity::Pick;
 use crate::http::phases::Proxied;
 
@@ -84,6 +85,8 @@ pub(super) struct Call {
     /// No final response head by then: 504 (gRPC: DEADLINE_EXCEEDED). `grpc-timeout`
     /// when the request has one, else the listener's `idle_timeout` (`KEY_DEADLINE`).
     deadline: Option<TimerId>,
+    /// The route's header rules and request id (`crate::h2up::rules`).
+    rules: Option<Box<CallRules>>,
 }
 
 impl Call {
@@ -133,7 +136,12 @@ impl H2Session {
         let edits = Some(&pick.request).filter(|e| !e.is_empty());
         let https = self.peer.tls.is_some();
         let authority = addr.to_string();
-        let list = fields::request_fields(&req.head, &self.peer.ip_text, https, &authority, edits);
+        let mut list =
+            fields::request_fields(&req.head, &self.peer.ip_text, https, &authority, edits);
+        let rules = CallRules::of(&req, cx.peer_addr(self.peer.conn), self.peer.tls.clone());
+        if let Some(r) = &rules {
+            r.request(&mut list, &req.upstream, &pick);
+        }
         let wait = (req.head.header("grpc-timeout"))
             .and_then(grpc::timeout)
             .unwrap_or(self.ctx.spec.idle_timeout);
@@ -176,6 +184,7 @@ impl H2Session {
             upstream: req.upstream.clone(),
             tried: Vec::new(),
             deadline: Some(cx.set_timer(wait, KEY_DEADLINE | id as u64)),
+            rules,
             connect_noted: connected,
         };
         match self.streams.get_mut(&id) {
@@ -408,6 +417,9 @@ impl H2Session {
                             });
                             crate::http::affinity::on_response_fields(&ctx, &mut c.pick, named);
                             fields::apply_edits(&mut f, &c.pick.response);
+                            if let Some(r) = &c.rules {
+                                r.response(&mut f, &c.upstream, &c.pick);
+                            }
                         }
                         let list: Vec<(&[u8], &[u8])> =
                             f.iter().map(|(n, v)| (&n[..], &v[..])).collect();

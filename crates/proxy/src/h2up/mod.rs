@@ -11,6 +11,7 @@ pub(crate) mod fields;
 pub(crate) mod grpc;
 pub(crate) mod hub;
 pub(crate) mod mux;
+pub(crate) mod rules;
 
 use tether_config::spec::UpstreamProtocol;
 

@@ -28,6 +28,7 @@ use super::phases::{self, Proxied};
 use super::State;
 use crate::h2up::fields;
 use crate::h2up::hub::{self, MuxRef};
+use crate::h2up::rules::CallRules;
 use crate::upstream::Upstream;
 
 /// Timer key of the call's deadline (no response head by then: 504).
@@ -88,6 +89,8 @@ pub(super) struct H1Call {
     tried: Vec<String>,
     _active: ActiveGuard,
     deadline: Option<TimerId>,
+    /// The route's header rules and request id (`h2up/rules.rs`).
+    rules: Option<Box<CallRules>>,
 }
 
 /// Phase 8, forward, to an HTTP/2 pool: the call waits in a shared connection's queue.
@@ -101,7 +104,11 @@ pub(super) fn start(c: &mut Conn, cx: &mut Cx<'_>, req: Proxied, pick: Pick) -> 
     let edits = Some(&pick.request).filter(|e| !e.is_empty());
     let https = cx.tls_info(c.client).is_some();
     let ip = c.client_ip_text(cx);
-    let list = fields::request_fields(&req.head, &ip, https, &addr.to_string(), edits);
+    let mut list = fields::request_fields(&req.head, &ip, https, &addr.to_string(), edits);
+    let rules = CallRules::of(&req, cx.peer_addr(c.client), cx.tls_info(c.client));
+    if let Some(r) = &rules {
+        r.request(&mut list, &req.upstream, &pick);
+    }
     let mux = match mux_for(c, cx, &req.upstream, &pick) {
         Ok(m) => m,
         Err(e) => {
@@ -150,6 +157,7 @@ pub(super) fn start(c: &mut Conn, cx: &mut Cx<'_>, req: Proxied, pick: Pick) -> 
         upstream: req.upstream,
         tried: Vec::new(),
         deadline: Some(cx.set_timer(c.spec().idle_timeout, KEY_DEADLINE)),
+        rules,
     });
     x.mux.borrow_mut().waiting.push((cx.id(), serial));
     if req.head.expect_continue && !matches!(x.reading, Reading::Done) {
@@ -569,6 +577,9 @@ fn head(
         affinity::on_response_fields(&ctx, &mut x.pick, named);
     }
     fields::apply_edits(&mut f, &x.pick.response);
+    if let Some(r) = &x.rules {
+        r.response(&mut f, &x.upstream, &x.pick);
+    }
     let no_body = x.head_only || status == 204 || status == 304;
     let has_len = f
         .iter()

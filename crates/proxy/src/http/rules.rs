@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tether_config::rules::{is_managed, HeaderRules, Part, RequestIdMode, RouteRules, Var};
 use tether_core::tls::TlsInfo;
 use tether_http::{write_header, RequestHead};
@@ -156,6 +156,76 @@ pub(crate) fn normalise(path: &str) -> Result<String, ()> {
     Ok(out)
 }
 
+/// What `rules` do to one head: the values of its `set` and `add` lines for this request,
+/// and which of the head's fields go. Shared by the HTTP/1.1 bytes (`apply`) and the
+/// HTTP/2 header lists (`apply_fields`).
+struct Plan<'r> {
+    rules: &'r HeaderRules,
+    id: Option<&'r str>,
+    set: Vec<(&'r str, Vec<u8>)>,
+    /// A request's Host is replaced (only by a non-empty value).
+    host_set: bool,
+    request: bool,
+}
+
+impl<'r> Plan<'r> {
+    fn new(
+        rules: &'r HeaderRules,
+        id: Option<&'r str>,
+        vars: &Vars<'_>,
+        request: bool,
+    ) -> Plan<'r> {
+        let set: Vec<(&str, Vec<u8>)> = (rules.set.iter())
+            .map(|(n, t)| (n.as_str(), expand(&t.0, vars)))
+            .collect();
+        let host_set = request
+            && set
+                .iter()
+                .any(|(n, v)| n.eq_ignore_ascii_case("host") && !v.is_empty());
+        Plan {
+            rules,
+            id,
+            set,
+            host_set,
+            request,
+        }
+    }
+
+    /// The head's field `name` is left out.
+    fn drops(&self, name: &str) -> bool {
+        if name.eq_ignore_ascii_case("host") {
+            return self.host_set;
+        }
+        if is_managed(name) {
+            return false;
+        }
+        (self.id.is_some() && name.eq_ignore_ascii_case("x-request-id"))
+            || self.rules.remove.iter().any(|m| m.matches(name))
+            || (self.rules.set.iter()).any(|(n, _)| n.eq_ignore_ascii_case(name))
+    }
+
+    /// The fields written after the head's own: `set` lines, `add` lines, the request id.
+    fn extra(&self, vars: &Vars<'_>, mut write: impl FnMut(&str, &[u8])) {
+        for (name, value) in &self.set {
+            let allowed = !is_managed(name) || (self.request && name.eq_ignore_ascii_case("host"));
+            if allowed && !value.is_empty() {
+                write(name, value);
+            }
+        }
+        for (name, t) in &self.rules.add {
+            if !is_managed(name) {
+                let value = expand(&t.0, vars);
+                if !value.is_empty() {
+                    write(name, &value);
+                }
+            }
+        }
+        if let Some(id) = self.id {
+            write("X-Request-Id", id.as_bytes());
+        }
+    }
+}
+
 /// `head` (a whole HTTP/1.1 head as tether wrote it) with `rules` applied and
 /// `X-Request-Id: id` written when there is an id. `request`: a request head (`Host` may
 /// then be set).
@@ -169,27 +239,7 @@ pub(crate) fn apply(
     if rules.is_empty() && id.is_none() {
         return head;
     }
-    let values: Vec<(&str, Vec<u8>)> = rules
-        .set
-        .iter()
-        .map(|(n, t)| (n.as_str(), expand(&t.0, vars)))
-        .collect();
-    // A request's Host is replaced only by a non-empty value.
-    let host_set = request
-        && values
-            .iter()
-            .any(|(n, v)| n.eq_ignore_ascii_case("host") && !v.is_empty());
-    let drops = |name: &str| -> bool {
-        if name.eq_ignore_ascii_case("host") {
-            return host_set;
-        }
-        if is_managed(name) {
-            return false;
-        }
-        (id.is_some() && name.eq_ignore_ascii_case("x-request-id"))
-            || rules.remove.iter().any(|m| m.matches(name))
-            || rules.set.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
-    };
+    let plan = Plan::new(rules, id, vars, request);
     let mut out = BytesMut::with_capacity(head.len() + 128);
     let mut lines = head[..].split(|&b| b == b'\n');
     if let Some(first) = lines.next() {
@@ -206,30 +256,42 @@ pub(crate) fn apply(
             .position(|&b| b == b':')
             .and_then(|i| std::str::from_utf8(&text[..i]).ok())
             .unwrap_or("");
-        if !drops(name) {
+        if !plan.drops(name) {
             out.extend_from_slice(text);
             out.extend_from_slice(b"\r\n");
         }
     }
-    for (name, value) in &values {
-        let allowed = !is_managed(name) || (request && name.eq_ignore_ascii_case("host"));
-        if allowed && !value.is_empty() {
-            write_header(&mut out, name, value);
-        }
-    }
-    for (name, t) in &rules.add {
-        if !is_managed(name) {
-            let value = expand(&t.0, vars);
-            if !value.is_empty() {
-                write_header(&mut out, name, &value);
-            }
-        }
-    }
-    if let Some(id) = id {
-        write_header(&mut out, "X-Request-Id", id.as_bytes());
-    }
+    plan.extra(vars, |name, value| write_header(&mut out, name, value));
     out.extend_from_slice(b"\r\n");
     out
+}
+
+/// The same rules on an HTTP/2 header list (an HTTP/2 upstream's request or answer): names
+/// lowercase, `Host` is the request's `:authority`; the pseudo fields stay.
+pub(crate) fn apply_fields(
+    fields: &mut Vec<(Bytes, Bytes)>,
+    rules: &HeaderRules,
+    id: Option<&str>,
+    vars: &Vars<'_>,
+    request: bool,
+) {
+    if rules.is_empty() && id.is_none() {
+        return;
+    }
+    let plan = Plan::new(rules, id, vars, request);
+    fields.retain(|(n, _)| {
+        n.starts_with(b":") || !std::str::from_utf8(n).is_ok_and(|n| plan.drops(n))
+    });
+    plan.extra(vars, |name, value| {
+        let value = Bytes::copy_from_slice(value);
+        if name.eq_ignore_ascii_case("host") {
+            if let Some(a) = fields.iter_mut().find(|(n, _)| &n[..] == b":authority") {
+                a.1 = value;
+            }
+            return;
+        }
+        fields.push((Bytes::from(name.to_ascii_lowercase()), value));
+    });
 }
 
 /// A template's value for this request; control bytes (CR, LF, NUL...) are dropped.
