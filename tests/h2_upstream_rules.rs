@@ -1,7 +1,8 @@
 //! A route's header rules and request ids on an HTTP/2 (h2c) pool, for HTTP/1.1 and HTTP/2
 //! clients alike: what reached the server (`tests/support_h2c.py`'s `/headers` lists its
 //! request's fields) and what the client got back, with the same rules an HTTP/1.1 pool
-//! applies (`tests/header_rules.rs`).
+//! applies (`tests/header_rules.rs`); and `intercept_errors` replacing the server's error
+//! answer with the route's page (`tests/error_pages.rs`).
 
 mod common;
 
@@ -76,5 +77,69 @@ response_headers = {{ set = {{ "X-Frame-Options" = "DENY" }}, add = {{ "X-Served
         );
         assert!(!head.contains("x-internal-debug"), "{proto}: {head}");
         assert!(head.contains("content-type: text/plain"), "{proto}: {head}");
+    }
+}
+
+#[test]
+fn intercept_errors_replaces_an_h2c_servers_error_answer() {
+    let dir = TempDir::new("h2up-pages");
+    let (port, up_port) = (free_port(), free_port());
+    let s = repo().join("tests/support_h2c.py").display().to_string();
+    let _up = python(&[s.as_ref(), up_port.to_string().as_ref()], up_port);
+    let config = format!(
+        r#"
+[[upstream]]
+name = "h2app"
+servers = ["127.0.0.1:{up_port}"]
+protocol = "h2c"
+
+[[server]]
+listen = ["127.0.0.1:{port}"]
+http2 = true
+
+[[server.route]]
+path = "/caught"
+proxy = "h2app"
+strip_prefix = true
+intercept_errors = true
+error_page = [{{ status = "4xx", body = "caught by tether" }}]
+
+[[server.route]]
+path = "/"
+proxy = "h2app"
+error_page = [{{ status = "4xx", body = "not without intercept_errors" }}]
+"#
+    );
+    let t = tether(&dir, &config, &[port]);
+    for proto in ["--http1.1", "--http2-prior-knowledge"] {
+        // The server answers 404 to both; only the intercepting route shows its page.
+        for (path, page) in [("/caught/nope", true), ("/nope", false)] {
+            let url = format!("http://127.0.0.1:{port}{path}");
+            let out = curl(&[proto, "-o", "-", "-w", " %{http_code}", &url]);
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            assert!(
+                text.ends_with(" 404"),
+                "{proto} {path}: {text}\n{}",
+                t.log_text()
+            );
+            assert_eq!(
+                text.contains("caught by tether"),
+                page,
+                "{proto} {path}: {text}"
+            );
+            assert!(!text.contains("not without"), "{proto} {path}: {text}");
+        }
+        // The intercepted call's stream was reset, the shared connection serves on.
+        let ok = curl(&[
+            proto,
+            "-o",
+            "-",
+            &format!("http://127.0.0.1:{port}/caught/hello"),
+        ]);
+        assert_eq!(
+            String::from_utf8_lossy(&ok.stdout),
+            "hello from h2c",
+            "{proto}"
+        );
     }
 }

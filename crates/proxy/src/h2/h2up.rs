@@ -404,6 +404,16 @@ impl H2Session {
                         if status < 200 {
                             continue; // interim: not passed on
                         }
+                        if self.intercepts(cid, status) {
+                            // `intercept_errors`: the route's page instead of the answer
+                            // (its stream is reset when the call is dropped).
+                            if let Some(c) = call_of(self.streams.get_mut(&cid)) {
+                                c.pick.server.health().record_answer(status, now);
+                            }
+                            m.streams.remove(&id);
+                            failed.push((cid, status));
+                            continue;
+                        }
                         let Some(s) = self.streams.get_mut(&cid) else {
                             continue;
                         };

@@ -428,6 +428,18 @@ pub(super) fn mail(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<H1Call>) -> State {
                 fields: f,
                 end,
             } if ours(&id) && status >= 200 && !x.head_seen => {
+                let pages = c.current.as_ref().and_then(|cur| cur.pages.as_ref());
+                if pages.is_some_and(|p| p.intercepts(status)) && x.to_client.is_none() {
+                    // `intercept_errors`: the route's page instead of the answer (its
+                    // stream reset as the call is dropped).
+                    x.pick.server.health().record_answer(status, cx.now());
+                    if !matches!(x.reading, Reading::Done) {
+                        c.keep_alive = false; // the rest of the body is not read
+                    }
+                    let head_only = x.head_only;
+                    abandon(cx, x);
+                    return c.status(cx, status, head_only);
+                }
                 head(c, cx, &mut x, status, f, end);
             }
             ClientEvent::Data { id, bytes, end } if ours(&id) => {
