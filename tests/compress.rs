@@ -537,3 +537,72 @@ fn precompressed_siblings_are_served() {
     assert_eq!(header(&head, "content-encoding"), None, "{head}");
     assert!(vary_has_accept_encoding(&head), "{head}");
 }
+
+#[test]
+fn answers_from_an_h2c_pool_are_compressed_for_both_client_protocols() {
+    // The backend's answers reach the compressing tether over HTTP/2 (an h2c pool whose
+    // server is another tether in front of the JSON app): the same policy, head edits and
+    // streaming compressor as for an HTTP/1.1 pool, for HTTP/1.1 and HTTP/2 clients.
+    let (app, up) = python_listening("tests/support_compress_app.py", &[]);
+    let (back_dir, dir) = (
+        TempDir::new("compress-h2up-back"),
+        TempDir::new("compress-h2up"),
+    );
+    let (back, port) = (free_port(), free_port());
+    let back_config = format!(
+        "[[upstream]]\nname = \"app\"\nservers = [\"127.0.0.1:{up}\"]\n\n\
+         [[server]]\nlisten = [\"127.0.0.1:{back}\"]\nhttp2 = true\n\n\
+         [[server.route]]\npath = \"/\"\nproxy = \"app\"\n"
+    );
+    let _back = tether(&back_dir, &back_config, &[back]);
+    let config = format!(
+        "[[upstream]]\nname = \"mid\"\nservers = [\"127.0.0.1:{back}\"]\nprotocol = \"h2c\"\n\n\
+         [[server]]\nlisten = [\"127.0.0.1:{port}\"]\nhttp2 = true\nencode = true\n\n\
+         [[server.route]]\npath = \"/\"\nproxy = \"mid\"\n"
+    );
+    let t = tether(&dir, &config, &[port]);
+    let (head, plain) = fetch(port, "/json?n=100000", &[], false);
+    assert!(
+        !head.to_ascii_lowercase().contains("content-encoding"),
+        "{head}"
+    );
+    assert_eq!(plain.len(), 100_000, "{head}");
+    for path in ["/json?n=100000", "/chunked?n=100000"] {
+        for coding in ["gzip", "br", "zstd"] {
+            let ae = format!("Accept-Encoding: {coding}");
+            let (head, body) = fetch(port, path, &[&ae], false);
+            let lower = head.to_ascii_lowercase();
+            assert!(
+                lower.contains(&format!("content-encoding: {coding}")),
+                "http/1.1 {path} {coding}: {head}\n{}",
+                t.log_text()
+            );
+            assert!(lower.contains("transfer-encoding: chunked"), "{head}");
+            assert!(!lower.contains("content-length"), "{head}");
+            assert!(vary_has_accept_encoding(&head), "{head}");
+            assert_eq!(
+                decode(cli_for(coding), &body),
+                plain,
+                "http/1.1 {path} {coding}"
+            );
+            let ae = format!("accept-encoding={coding}");
+            let (status, hs, body) = h2_get(port, path, &[&ae]);
+            assert_eq!(status, 200, "{path} {hs:?}");
+            assert_eq!(
+                field(&hs, "content-encoding"),
+                Some(coding),
+                "h2 {path} {hs:?}"
+            );
+            assert_eq!(field(&hs, "content-length"), None, "{hs:?}");
+            assert_eq!(decode(cli_for(coding), &body), plain, "h2 {path} {coding}");
+        }
+    }
+    // A type the policy leaves alone passes untouched.
+    let (head, body) = fetch(port, "/png?n=100000", &["Accept-Encoding: gzip"], false);
+    assert!(
+        !head.to_ascii_lowercase().contains("content-encoding"),
+        "{head}"
+    );
+    assert_eq!(body, plain);
+    drop(app);
+}

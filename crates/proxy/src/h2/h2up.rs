@@ -24,11 +24,13 @@ use tether_h2::{ClientEvent, ErrorCode, RequestError, StreamId};
 use super::stream::{Stream, Work};
 use super::upstream::Early;
 use super::H2Session;
+use crate::h2up::encode::CallEncode;
 use crate::h2up::fields;
 use crate::h2up::grpc;
 use crate::h2up::hub;
 use crate::h2up::rules::CallRules;
 use crate::http::affinity::Pick;
+use crate::http::encode::Compressor;
 use crate::http::phases::Proxied;
 
 mod fail;
@@ -87,6 +89,9 @@ pub(super) struct Call {
     deadline: Option<TimerId>,
     /// The route's header rules and request id (`crate::h2up::rules`).
     rules: Option<Box<CallRules>>,
+    /// The route's compression (`crate::h2up::encode`), and the answer's compressor.
+    encode: Option<Box<CallEncode>>,
+    compress: Option<Box<Compressor>>,
 }
 
 impl Call {
@@ -139,6 +144,7 @@ impl H2Session {
         let mut list =
             fields::request_fields(&req.head, &self.peer.ip_text, https, &authority, edits);
         let rules = CallRules::of(&req, cx.peer_addr(self.peer.conn), self.peer.tls.clone());
+        let encode = CallEncode::of(&req);
         if let Some(r) = &rules {
             r.request(&mut list, &req.upstream, &pick);
         }
@@ -185,6 +191,8 @@ impl H2Session {
             tried: Vec::new(),
             deadline: Some(cx.set_timer(wait, KEY_DEADLINE | id as u64)),
             rules,
+            encode,
+            compress: None,
             connect_noted: connected,
         };
         match self.streams.get_mut(&id) {
@@ -388,6 +396,8 @@ impl H2Session {
         // Responses that ended: a request still sending is cut (its stream's slot freed).
         let mut ended: Vec<(StreamId, u32)> = Vec::new();
         let mut broken = false;
+        // Streams whose compressor was fed: flushed after the batch.
+        let mut squeezed: Vec<u32> = Vec::new();
         {
             let mut m = mux.borrow_mut();
             for e in events {
@@ -430,6 +440,9 @@ impl H2Session {
                             if let Some(r) = &c.rules {
                                 r.response(&mut f, &c.upstream, &c.pick);
                             }
+                            if let (Some(e), false) = (&c.encode, end || s.head_only) {
+                                c.compress = e.start(status, &mut f, false, "h2");
+                            }
                         }
                         let list: Vec<(&[u8], &[u8])> =
                             f.iter().map(|(n, v)| (&n[..], &v[..])).collect();
@@ -469,9 +482,33 @@ impl H2Session {
                         let Some(s) = self.streams.get_mut(&cid) else {
                             continue;
                         };
+                        let mut bytes = bytes;
                         if let Work::H2Up(c) = &mut s.work {
                             c.in_out += bytes.len();
                             c.resp_done |= end;
+                            if let Some(z) = c.compress.as_deref_mut() {
+                                // Compressed as it comes; flushed after this batch.
+                                let out = z.feed(&bytes).and_then(|step| {
+                                    let mut out = bytes::BytesMut::from(&step.out[..]);
+                                    if end {
+                                        out.extend_from_slice(&z.finish()?);
+                                    }
+                                    Ok(out.freeze())
+                                });
+                                match out {
+                                    Ok(out) => bytes = out,
+                                    Err(e) => {
+                                        log::warn!("h2 upstream {}: compression: {e}", m.addr);
+                                        m.streams.remove(&id);
+                                        c.resp_done = true;
+                                        resets.push(cid);
+                                        continue;
+                                    }
+                                }
+                                if !end {
+                                    squeezed.push(cid);
+                                }
+                            }
                         }
                         s.out.push(bytes);
                         s.out.end |= end;
@@ -489,6 +526,12 @@ impl H2Session {
                         };
                         if let Work::H2Up(c) = &mut s.work {
                             c.resp_done = true;
+                            if let Some(mut z) = c.compress.take() {
+                                match z.finish() {
+                                    Ok(out) => s.out.push(out),
+                                    Err(e) => log::warn!("h2 upstream: compression: {e}"),
+                                }
+                            }
                         }
                         s.out.trailers = Some(fields::response_fields(f));
                         s.out.end = true;
@@ -536,6 +579,20 @@ impl H2Session {
                     | ClientEvent::WindowOpened
                     | ClientEvent::Ping { .. } => {}
                 }
+            }
+        }
+        squeezed.dedup();
+        for cid in squeezed {
+            let Some(s) = self.streams.get_mut(&cid) else {
+                continue;
+            };
+            let Work::H2Up(c) = &mut s.work else { continue };
+            let Some(z) = c.compress.as_deref_mut() else {
+                continue;
+            };
+            match z.flush() {
+                Ok(out) => s.out.push(out),
+                Err(e) => log::warn!("h2 upstream: compression: {e}"),
             }
         }
         for (up, cid) in ended {

@@ -13,7 +13,7 @@ use std::io;
 use bytes::{Bytes, BytesMut};
 use tether_compress::{vary_with_accept_encoding, weak_etag, AnswerFacts, Coding, Policy};
 use tether_core::{Cx, PipeId};
-use tether_http::{write_header, BodyKind, ChunkedDecoder, RequestHead, ResponseHead};
+use tether_http::{BodyKind, ChunkedDecoder, RequestHead, ResponseHead};
 
 /// What to do with one answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,9 +50,14 @@ pub(crate) fn plan(policy: &Policy, req: &RequestHead, resp: &ResponseHead) -> P
         content_encoding: resp.header("content-encoding"),
         cache_control: resp.header("cache-control"),
     };
+    plan_of(policy, &facts)
+}
+
+/// The policy's decision for an answer described by `facts`.
+pub(crate) fn plan_of(policy: &Policy, facts: &AnswerFacts<'_>) -> Plan {
     Plan {
-        coding: policy.check(&facts).ok(),
-        vary: policy.varies(&facts),
+        coding: policy.check(facts).ok(),
+        vary: policy.varies(facts),
     }
 }
 
@@ -74,6 +79,38 @@ pub(crate) fn rewrite_head(head: &[u8], plan: &Plan, chunked: bool) -> BytesMut 
             Some((&l[..colon], l[colon + 1..].trim_ascii()))
         })
         .collect();
+    edit_fields(&fields, plan, chunked, |name, value| {
+        out.extend_from_slice(name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value);
+        out.extend_from_slice(b"\r\n");
+    });
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// An answer's header list (from an HTTP/2 upstream, names lowercase) edited for `plan`.
+pub(crate) fn rewrite_fields(fields: &mut Vec<(Bytes, Bytes)>, plan: &Plan, chunked: bool) {
+    let old = std::mem::take(fields);
+    let list: Vec<(&[u8], &[u8])> = old.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+    edit_fields(&list, plan, chunked, |name, value| {
+        fields.push((
+            Bytes::from(name.to_ascii_lowercase()),
+            Bytes::copy_from_slice(value),
+        ))
+    });
+}
+
+/// The fields of an answer as `plan` has them: `Vary` joined with `Accept-Encoding`; when
+/// compressing, no `Content-Length`, `Accept-Ranges`, `Transfer-Encoding` or old
+/// `Content-Encoding`, a weak `ETag`, and `Content-Encoding` (and `Transfer-Encoding:
+/// chunked` when `chunked`) added. Pseudo fields pass as they are.
+fn edit_fields(
+    fields: &[(&[u8], &[u8])],
+    plan: &Plan,
+    chunked: bool,
+    mut write: impl FnMut(&[u8], &[u8]),
+) {
     let is = |name: &[u8], what: &str| name.eq_ignore_ascii_case(what.as_bytes());
     // Vary: every listed value joined, with Accept-Encoding added when missing.
     let mut new_vary = None;
@@ -86,7 +123,7 @@ pub(crate) fn rewrite_head(head: &[u8], plan: &Plan, chunked: bool) -> BytesMut 
         let joined = old.join(&b", "[..]);
         new_vary = vary_with_accept_encoding((!old.is_empty()).then_some(&joined[..]));
     }
-    for (name, value) in &fields {
+    for (name, value) in fields {
         if new_vary.is_some() && is(name, "vary") {
             continue;
         }
@@ -99,26 +136,21 @@ pub(crate) fn rewrite_head(head: &[u8], plan: &Plan, chunked: bool) -> BytesMut 
                 continue;
             }
             if is(name, "etag") {
-                write_header(&mut out, "ETag", &weak_etag(value));
+                write(b"ETag", &weak_etag(value));
                 continue;
             }
         }
-        out.extend_from_slice(name);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value);
-        out.extend_from_slice(b"\r\n");
+        write(name, value);
     }
     if let Some(v) = &new_vary {
-        write_header(&mut out, "Vary", v);
+        write(b"Vary", v);
     }
     if let Some(c) = plan.coding {
-        write_header(&mut out, "Content-Encoding", c.name().as_bytes());
+        write(b"Content-Encoding", c.name().as_bytes());
         if chunked {
-            write_header(&mut out, "Transfer-Encoding", b"chunked");
+            write(b"Transfer-Encoding", b"chunked");
         }
     }
-    out.extend_from_slice(b"\r\n");
-    out
 }
 
 /// How the upstream's body ends (it is de-framed before it is compressed).

@@ -26,9 +26,11 @@ use super::affinity::{self, Pick};
 use super::conn::{secure, Conn};
 use super::phases::{self, Proxied};
 use super::State;
+use crate::h2up::encode::CallEncode;
 use crate::h2up::fields;
 use crate::h2up::hub::{self, MuxRef};
 use crate::h2up::rules::CallRules;
+use crate::http::encode::Compressor;
 use crate::upstream::Upstream;
 
 /// Timer key of the call's deadline (no response head by then: 504).
@@ -91,6 +93,9 @@ pub(super) struct H1Call {
     deadline: Option<TimerId>,
     /// The route's header rules and request id (`h2up/rules.rs`).
     rules: Option<Box<CallRules>>,
+    /// The route's compression (`h2up/encode.rs`), and the answer's compressor.
+    encode: Option<Box<CallEncode>>,
+    compress: Option<Box<Compressor>>,
 }
 
 /// Phase 8, forward, to an HTTP/2 pool: the call waits in a shared connection's queue.
@@ -106,6 +111,7 @@ pub(super) fn start(c: &mut Conn, cx: &mut Cx<'_>, req: Proxied, pick: Pick) -> 
     let ip = c.client_ip_text(cx);
     let mut list = fields::request_fields(&req.head, &ip, https, &addr.to_string(), edits);
     let rules = CallRules::of(&req, cx.peer_addr(c.client), cx.tls_info(c.client));
+    let encode = CallEncode::of(&req);
     if let Some(r) = &rules {
         r.request(&mut list, &req.upstream, &pick);
     }
@@ -158,6 +164,8 @@ pub(super) fn start(c: &mut Conn, cx: &mut Cx<'_>, req: Proxied, pick: Pick) -> 
         tried: Vec::new(),
         deadline: Some(cx.set_timer(c.spec().idle_timeout, KEY_DEADLINE)),
         rules,
+        encode,
+        compress: None,
     });
     x.mux.borrow_mut().waiting.push((cx.id(), serial));
     if req.head.expect_continue && !matches!(x.reading, Reading::Done) {
@@ -443,7 +451,12 @@ pub(super) fn mail(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<H1Call>) -> State {
                 head(c, cx, &mut x, status, f, end);
             }
             ClientEvent::Data { id, bytes, end } if ours(&id) => {
-                body(cx, &mut x, bytes);
+                if !body(cx, &mut x, bytes) {
+                    x.resp_done = true;
+                    abandon(cx, x);
+                    cx.close();
+                    return State::Closing;
+                }
                 if end {
                     finish_body(cx, &mut x, None);
                 }
@@ -481,6 +494,7 @@ pub(super) fn mail(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<H1Call>) -> State {
             _ => {}
         }
     }
+    flush_compressed(cx, &mut x);
     if x.resp_done {
         if let Some(up) = x.up.take() {
             let mut m = x.mux.borrow_mut();
@@ -593,6 +607,9 @@ fn head(
         r.response(&mut f, &x.upstream, &x.pick);
     }
     let no_body = x.head_only || status == 204 || status == 304;
+    if let (Some(e), false) = (&x.encode, no_body || end) {
+        x.compress = e.start(status, &mut f, x.http11, &c.spec().listen.to_string());
+    }
     let has_len = f
         .iter()
         .any(|(n, _)| n.eq_ignore_ascii_case(b"content-length"));
@@ -613,7 +630,12 @@ fn head(
         out.put_slice(v);
         out.put_slice(b"\r\n");
     }
-    if !no_body && !has_len {
+    if x.compress.is_some() {
+        // The compressor frames the body (chunks for HTTP/1.1; HTTP/1.0: until close).
+        if !x.http11 {
+            c.keep_alive = false;
+        }
+    } else if !no_body && !has_len {
         if end {
             out.put_slice(b"content-length: 0\r\n");
         } else if x.http11 {
@@ -650,14 +672,29 @@ fn head(
     }
 }
 
-/// Response body bytes (chunk-framed when the answer is chunked).
-fn body(cx: &mut Cx<'_>, x: &mut H1Call, bytes: Bytes) {
+/// Response body bytes (chunk-framed when the answer is chunked, compressed when the
+/// route compresses it); false when the compressor failed (the answer cannot go on).
+fn body(cx: &mut Cx<'_>, x: &mut H1Call, bytes: Bytes) -> bool {
     let Some(p) = x.to_client else {
-        return;
+        return true;
     };
     x.unacked += bytes.len();
     if bytes.is_empty() || x.head_only {
-        return;
+        return true;
+    }
+    if let Some(z) = x.compress.as_deref_mut() {
+        return match z.feed(&bytes) {
+            Ok(step) => {
+                if !step.out.is_empty() {
+                    cx.push(p, step.out);
+                }
+                true
+            }
+            Err(e) => {
+                log::warn!("h2 upstream call: compression: {e}");
+                false
+            }
+        };
     }
     if x.chunked {
         cx.push(p, Bytes::from(format!("{:x}\r\n", bytes.len())));
@@ -665,6 +702,22 @@ fn body(cx: &mut Cx<'_>, x: &mut H1Call, bytes: Bytes) {
         cx.push(p, Bytes::from_static(b"\r\n"));
     } else {
         cx.push(p, bytes);
+    }
+    true
+}
+
+/// What the compressor holds of the bytes fed so far goes to the client (after each batch
+/// of the server's frames: the first compressed bytes leave before the server's last).
+fn flush_compressed(cx: &mut Cx<'_>, x: &mut H1Call) {
+    let (Some(z), Some(p)) = (x.compress.as_deref_mut(), x.to_client) else {
+        return;
+    };
+    match z.flush() {
+        Ok(out) if !out.is_empty() => {
+            cx.push(p, out);
+        }
+        Ok(_) => {}
+        Err(e) => log::warn!("h2 upstream call: compression: {e}"),
     }
 }
 
@@ -674,7 +727,16 @@ fn finish_body(cx: &mut Cx<'_>, x: &mut H1Call, trailers: Option<Vec<(Bytes, Byt
     let Some(p) = x.to_client else {
         return;
     };
-    if x.chunked {
+    if let Some(mut z) = x.compress.take() {
+        // The compressed body's end (and the last chunk); the server's trailers, if any,
+        // are not passed on with a compressed answer.
+        match z.finish() {
+            Ok(out) => {
+                cx.push(p, out);
+            }
+            Err(e) => log::warn!("h2 upstream call: compression: {e}"),
+        }
+    } else if x.chunked {
         let mut out = BytesMut::from(&b"0\r\n"[..]);
         if x.trailers_ok {
             for (n, v) in fields::response_fields(trailers.unwrap_or_default()) {
