@@ -21,8 +21,13 @@
 #   browser   a browser's head: 10 fields, 565 bytes, `Cookie` with three cookies
 #   affinity  the browser head with tether's sealed affinity cookie added to `Cookie`
 #             (tether opens it and pins the request; nginx and HAProxy forward it as is)
-# Scenarios: proxied (every proxy in $PROXIES with every head in $HEADS) and static (tether
-# serving the file, `Host` head).
+# Scenarios: proxied (every proxy in $PROXIES with every head in $HEADS), rules (the same
+# with three request-header rules and a rate limit in force, issue 19's benchmark as counts:
+# tether `request_headers.set` X-A = "{client_ip}", X-B = "static text", X-C = "{host}" and
+# a [[limit]] of 1000000r/s burst 100000 nodelay keyed by client_ip; nginx
+# `proxy_set_header` x3 and `limit_req`; HAProxy `http-request set-header` x3 and a
+# stick-table `sc_http_req_rate` check; never rejecting), and static (tether serving the
+# file, `Host` head).
 #   callgrind  user-space instructions of the whole process while the counted requests run
 #              (zeroed after the warm-up, dumped after the load), divided by the requests;
 #              the dumps are $OUT_DIR/callgrind-<scenario>-<proxy>-<head>.out; tether's top
@@ -36,7 +41,7 @@ set -euo pipefail
 REQUESTS=${REQUESTS:-20000}
 WARM=${WARM:-2000}
 CONNS=${CONNS:-32}
-SCENARIOS=${SCENARIOS:-proxied static}
+SCENARIOS=${SCENARIOS:-proxied static}   # also: rules
 TOOLS=${TOOLS:-callgrind strace}
 HEADS=${HEADS:-host browser affinity}
 PROXIES=${PROXIES:-tether nginx haproxy}
@@ -60,9 +65,10 @@ case " $TOOLS " in *" strace "*) command -v strace >/dev/null || die "needs stra
 
 bench_tmp
 
-port_block 6
+port_block 9
 P_BACKEND=$BASE; P_PROXY=$((BASE + 1)); P_STATIC=$((BASE + 2)); P_AFF=$((BASE + 3))
 P_NGINX=$((BASE + 4)); P_HAPROXY=$((BASE + 5))
+P_RULES=$((BASE + 6)); P_NGINX_RULES=$((BASE + 7)); P_HAPROXY_RULES=$((BASE + 8))
 
 WWW=$TMP/www
 mkdir -p "$WWW" "$TMP/backend" "$TMP/nginx" "$TMP/haproxy"
@@ -120,7 +126,13 @@ listen = ["127.0.0.1:$P_AFF"]
 [[server.route]]
 path = "/"
 proxy = "app"
+
+[[upstream]]
+name = "plain"
+servers = ["127.0.0.1:$P_BACKEND"]
+
 EOF
+rules_server_toml "$P_RULES" plain >> "$TMP/tether.toml"
 
 # nginx as a proxy: one process (master_process off), so the pid valgrind runs is the one
 # that serves; the upstream settings of compare.sh.
@@ -155,6 +167,19 @@ http {
       proxy_set_header Connection "";
     }
   }
+  limit_req_zone \$binary_remote_addr zone=rl:10m rate=1000000r/s;
+  server {
+    listen 127.0.0.1:$P_NGINX_RULES;
+    location / {
+      limit_req zone=rl burst=100000 nodelay;
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-A \$remote_addr;
+      proxy_set_header X-B "static text";
+      proxy_set_header X-C \$host;
+    }
+  }
 }
 EOF
 
@@ -176,12 +201,31 @@ frontend fe
   default_backend be
 backend be
   server b1 127.0.0.1:$P_BACKEND
+frontend fe_rules
+  bind 127.0.0.1:$P_HAPROXY_RULES
+  stick-table type ip size 100k expire 10s store http_req_rate(1s)
+  http-request track-sc0 src
+  http-request deny deny_status 429 if { sc_http_req_rate(0) gt 1000000 }
+  http-request set-header X-A %[src]
+  http-request set-header X-B "static text"
+  http-request set-header X-C %[req.hdr(host)]
+  default_backend be
 EOF
 
 wait_http "http://127.0.0.1:$P_BACKEND/1k.bin" 300 || die "backend did not start"
 
-# The port a proxy answers a head on: tether's affinity head goes to its affinity listener.
+# The port a proxy answers a head on: tether's affinity head goes to its affinity listener;
+# the rules scenario ($SC) to each proxy's rules listener.
+SC=proxied
 port_of() {  # proxy head
+  if [ "$SC" = rules ]; then
+    case "$1" in
+      nginx) echo "$P_NGINX_RULES" ;;
+      haproxy) echo "$P_HAPROXY_RULES" ;;
+      *) echo "$P_RULES" ;;
+    esac
+    return
+  fi
   case "$1" in
     static) echo "$P_STATIC" ;;
     nginx) echo "$P_NGINX" ;;
@@ -209,7 +253,7 @@ start_proxy() {  # proxy log-file command-prefix...: starts it; SPID is the serv
   SPID=$!
   PIDS+=("$SPID")
   ports=$(port_of "$p" host)
-  case "$p" in tether|static) ports="$P_PROXY $P_STATIC $P_AFF" ;; esac
+  case "$p" in tether|static) ports="$P_PROXY $P_STATIC $P_AFF $P_RULES" ;; esac
   for port in $ports; do
     wait_http "http://127.0.0.1:$port/1k.bin" 600 || die "$p did not start: $(tail -5 "$logf")"
   done
@@ -230,7 +274,11 @@ RUNS=()
 for sc in $SCENARIOS; do
   if [ "$sc" = static ]; then RUNS+=("static static host"); continue; fi
   for p in $PROXIES; do
-    for h in $HEADS; do RUNS+=("proxied $p $h"); done
+    for h in $HEADS; do
+      # (The rules scenario has no affinity pool: its heads are host and browser.)
+      if [ "$sc" = rules ] && [ "$h" = affinity ]; then continue; fi
+      RUNS+=("$sc $p $h")
+    done
   done
 done
 # The affinity cookie comes from tether: get it first (tether runs first, below).
@@ -258,6 +306,7 @@ for tool in $TOOLS; do
     fi
     for r in "${mine[@]}"; do
       read -r sc pr h <<< "$r"
+      SC=$sc
       key="$sc $pr $h"
       log "$tool, $key: $WARM + $REQUESTS requests"
       load "$pr" "$h" "$WARM" > /dev/null
@@ -320,10 +369,11 @@ for tool in $TOOLS; do
       continue
     fi
     for h in $HEADS; do
-      t=$(value "$tool" "proxied tether $h")
-      n=$(value "$tool" "proxied nginx $h")
-      a=$(value "$tool" "proxied haproxy $h")
-      echo "| proxied | $h | ${t:-—} | ${n:-—} | ${a:-—} | $(ratio "$t" "$n") | $(ratio "$t" "$a") |"
+      if [ "$sc" = rules ] && [ "$h" = affinity ]; then continue; fi
+      t=$(value "$tool" "$sc tether $h")
+      n=$(value "$tool" "$sc nginx $h")
+      a=$(value "$tool" "$sc haproxy $h")
+      echo "| $sc | $h | ${t:-—} | ${n:-—} | ${a:-—} | $(ratio "$t" "$n") | $(ratio "$t" "$a") |"
     done
   done
   if [ "$tool" = strace ]; then

@@ -98,27 +98,12 @@ workers = 1
 access_log = "off"
 $2
 
-[[limit]]
-name = "rl"
-rate = "1000000r/s"
-burst = 100000
-nodelay = true
-key = ["client_ip"]
-
 [[upstream]]
 name = "backend"
 servers = ["127.0.0.1:$P_BACKEND"]
 
-[[server]]
-listen = ["127.0.0.1:$1"]
-idle_timeout_ms = 300000
-limits = ["rl"]
-request_headers = { set = { "X-A" = "{client_ip}", "X-B" = "static text", "X-C" = "{host}" } }
-
-[[server.route]]
-path = "/"
-proxy = "backend"
 EOF
+  rules_server_toml "$1" backend
 }
 tether_conf "${PORT[tether-mem]}" "" > "$TMP/tether/mem.toml"
 tether_conf "${PORT[tether-redis]}" "store = \"redis://127.0.0.1:$P_REDIS/0\"" > "$TMP/tether/redis.toml"

@@ -13,8 +13,7 @@ use common::*;
 
 fn h2c_tether(dir: &TempDir) -> (u16, Proc, Proc) {
     let (port, up_port) = (free_port(), free_port());
-    let s = repo().join("tests/support_h2c.py").display().to_string();
-    let up = python(&[s.as_ref(), up_port.to_string().as_ref()], up_port);
+    let up = h2c_app(up_port);
     let config = format!(
         r#"
 [[upstream]]
@@ -168,11 +167,8 @@ fn cookie_affinity_holds_on_an_h2c_pool() {
     // Three h2c backends, balance = "cookie": tether's Set-Cookie is added to the HTTP/2
     // answer, and every request carrying it reaches the same backend.
     let dir = TempDir::new("h2-upstream-cookie");
-    let s = repo().join("tests/support_h2c.py").display().to_string();
     let ups: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let _procs: Vec<Proc> = (ups.iter())
-        .map(|p| python(&[s.as_ref(), p.to_string().as_ref()], *p))
-        .collect();
+    let _procs: Vec<Proc> = ups.iter().map(|p| h2c_app(*p)).collect();
     let port = free_port();
     let servers: Vec<String> = ups.iter().map(|p| format!("\"127.0.0.1:{p}\"")).collect();
     let config = format!(
@@ -345,8 +341,7 @@ fn client_connections_share_one_upstream_connection() {
     // its connections in x-conn; one event loop, so one hub).
     let dir = TempDir::new("h2-upstream-share");
     let (port, up_port) = (free_port(), free_port());
-    let s = repo().join("tests/support_h2c.py").display().to_string();
-    let _up = python(&[s.as_ref(), up_port.to_string().as_ref()], up_port);
+    let _up = h2c_app(up_port);
     let config = format!(
         r#"
 workers = 1

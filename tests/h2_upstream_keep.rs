@@ -16,8 +16,7 @@ use common::*;
 
 fn setup(dir: &TempDir, keep: &str) -> (u16, Proc, Proc) {
     let (port, up_port) = (free_port(), free_port());
-    let s = repo().join("tests/support_h2c.py").display().to_string();
-    let up = python(&[s.as_ref(), up_port.to_string().as_ref()], up_port);
+    let up = h2c_app(up_port);
     let config = format!(
         r#"
 workers = 1

@@ -12,8 +12,7 @@ use common::*;
 fn header_rules_and_request_ids_apply_on_an_h2c_pool() {
     let dir = TempDir::new("h2up-rules");
     let (port, up_port) = (free_port(), free_port());
-    let s = repo().join("tests/support_h2c.py").display().to_string();
-    let _up = python(&[s.as_ref(), up_port.to_string().as_ref()], up_port);
+    let _up = h2c_app(up_port);
     let config = format!(
         r#"
 [[upstream]]
@@ -84,8 +83,7 @@ response_headers = {{ set = {{ "X-Frame-Options" = "DENY" }}, add = {{ "X-Served
 fn intercept_errors_replaces_an_h2c_servers_error_answer() {
     let dir = TempDir::new("h2up-pages");
     let (port, up_port) = (free_port(), free_port());
-    let s = repo().join("tests/support_h2c.py").display().to_string();
-    let _up = python(&[s.as_ref(), up_port.to_string().as_ref()], up_port);
+    let _up = h2c_app(up_port);
     let config = format!(
         r#"
 [[upstream]]

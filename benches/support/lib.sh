@@ -175,3 +175,28 @@ nginx_http_common() {
   scgi_temp_path $1/scgi;
 NGINX
 }
+
+# The rules benchmarks' tether pieces (issue 19; benches/rules_compare.sh, ab.sh's rules
+# scenario): a rate limit that never rejects (1000000r/s, burst 100000, nodelay, keyed by
+# client_ip) and a [[server]] on 127.0.0.1:$1 with three request-header rules under it,
+# proxying everything to the [[upstream]] named $2 (the caller's).
+rules_server_toml() {
+  cat <<EOF
+[[limit]]
+name = "rl"
+rate = "1000000r/s"
+burst = 100000
+nodelay = true
+key = ["client_ip"]
+
+[[server]]
+listen = ["127.0.0.1:$1"]
+idle_timeout_ms = 300000
+limits = ["rl"]
+request_headers = { set = { "X-A" = "{client_ip}", "X-B" = "static text", "X-C" = "{host}" } }
+
+[[server.route]]
+path = "/"
+proxy = "$2"
+EOF
+}

@@ -292,6 +292,12 @@ pub fn ws_client(url: &str, n: usize, ca: Option<&Path>) -> String {
 }
 
 /// Run `python3 ARGS`, quiet, and wait until `port` accepts.
+/// `tests/support_h2c.py` (an h2c server, Python's `h2`) listening on `port`.
+pub fn h2c_app(port: u16) -> Proc {
+    let s = repo().join("tests/support_h2c.py").display().to_string();
+    python(&[s.as_ref(), port.to_string().as_ref()], port)
+}
+
 pub fn python(args: &[&std::ffi::OsStr], port: u16) -> Proc {
     let child = Command::new("python3")
         .args(args)

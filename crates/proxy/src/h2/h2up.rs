@@ -13,7 +13,6 @@
 //! and a stream holds its `Call`, which names its mux. What the upstream says arrives in
 //! the mux's mailbox for this session, with a wake (`mail`).
 
-use std::collections::VecDeque;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -24,6 +23,7 @@ use tether_h2::{ClientEvent, ErrorCode, RequestError, StreamId};
 use super::stream::{Stream, Work};
 use super::upstream::Early;
 use super::H2Session;
+use crate::h2up::body::UpBody;
 use crate::h2up::encode::CallEncode;
 use crate::h2up::fields;
 use crate::h2up::grpc;
@@ -40,8 +40,6 @@ pub(super) type MuxRef = hub::MuxRef;
 /// Timer key of a call's deadline (`| stream id`).
 pub(super) const KEY_DEADLINE: u64 = 1 << 36;
 
-/// The request body kept for a retry, at most.
-const REPLAY_MAX: usize = 1024 * 1024;
 /// Retries of a call the server did not process (GOAWAY), at most.
 const MAX_RETRIES: u8 = 2;
 /// Retries of a call refused (REFUSED_STREAM), at most.
@@ -56,21 +54,9 @@ pub(super) struct Call {
     up: Option<StreamId>,
     /// The request head (kept for a retry).
     fields: Vec<(Bytes, Bytes)>,
-    /// The request body bytes sent, kept until the response head comes so that a stream
-    /// the server never processed (GOAWAY above its last-stream-id, REFUSED_STREAM) can be
-    /// sent again on another connection; `None` past `REPLAY_MAX` (not retried then).
-    sent: Option<Vec<Bytes>>,
-    sent_len: usize,
-    /// Times the call was sent again.
-    retries: u8,
-    /// Request body bytes not sent upstream yet (bounded by the client's window).
-    body: VecDeque<Bytes>,
-    /// The client's END_STREAM came.
-    req_end: bool,
-    /// The client's trailers, sent after the body.
-    req_trailers: Option<Vec<(Bytes, Bytes)>>,
-    /// Our END_STREAM went upstream.
-    sent_end: bool,
+    /// The request body: not sent yet (bounded by the client's window), and sent, kept
+    /// for a retry until the response head comes (`crate::h2up::body`).
+    body: UpBody,
     /// The final response head came.
     pub head_seen: bool,
     /// The response ended (END_STREAM, trailers, or a reset).
@@ -175,13 +161,11 @@ impl H2Session {
             mux: mux.clone(),
             up: None,
             fields: list,
-            sent: Some(Vec::new()),
-            sent_len: 0,
-            retries: 0,
-            body: bytes.into_iter().filter(|b| !b.is_empty()).collect(),
-            req_end: ended,
-            req_trailers: None,
-            sent_end: false,
+            body: {
+                let mut body = UpBody::new(ended);
+                bytes.into_iter().for_each(|b| body.push(b));
+                body
+            },
             head_seen: false,
             resp_done: false,
             in_out: 0,
@@ -229,16 +213,14 @@ impl H2Session {
         let Some(c) = call_of(self.streams.get_mut(&id)) else {
             return;
         };
-        if c.sent_end {
+        if c.body.sent_end {
             // The upstream stream was cut (answered early): the rest is dropped, and the
             // client's window given back.
             self.h2.consumed(id, data.len());
             return;
         }
-        if !data.is_empty() {
-            c.body.push_back(data);
-        }
-        c.req_end |= end;
+        c.body.push(data);
+        c.body.ended |= end;
         let mux = c.mux.clone();
         self.pump(cx, &mux);
     }
@@ -254,8 +236,7 @@ impl H2Session {
         let Some(c) = call_of(self.streams.get_mut(&id)) else {
             return false;
         };
-        c.req_trailers = Some(fields);
-        c.req_end = true;
+        c.body.set_trailers(fields);
         let mux = c.mux.clone();
         self.pump(cx, &mux);
         true
@@ -285,11 +266,11 @@ impl H2Session {
             let Some(c) = call_of(self.streams.get_mut(&cid)) else {
                 continue;
             };
-            let end = c.req_end && c.body.is_empty() && c.req_trailers.is_none();
+            let end = c.body.ends_with_head();
             match m.open((me, cid), &c.fields, end) {
                 Ok(up) => {
                     c.up = Some(up);
-                    c.sent_end = end;
+                    c.body.sent_end = end;
                     m.last_used = cx.now();
                 }
                 Err(RequestError::Busy | RequestError::GoingAway) => m.waiting.push((me, cid)),
@@ -305,45 +286,7 @@ impl H2Session {
             let Some(c) = call_of(self.streams.get_mut(&cid)) else {
                 continue;
             };
-            let mut given = 0;
-            while !c.sent_end && m.can_write() {
-                let last = c.req_end && c.body.len() <= 1 && c.req_trailers.is_none();
-                let Some(front) = c.body.front_mut() else {
-                    if let (true, Some(t)) = (c.req_end, c.req_trailers.as_ref()) {
-                        let list: Vec<(&[u8], &[u8])> =
-                            t.iter().map(|(n, v)| (&n[..], &v[..])).collect();
-                        let _ = m.h2.send_trailers(up, &list);
-                        c.sent_end = true;
-                    } else if c.req_end && m.h2.send_data(up, &mut Bytes::new(), true).is_ok() {
-                        c.sent_end = true;
-                    }
-                    break;
-                };
-                if m.h2.sendable(up) == 0 {
-                    break;
-                }
-                let whole = front.clone();
-                match m.h2.send_data(up, front, last) {
-                    Ok(n) => {
-                        given += n;
-                        c.sent_len += n;
-                        match &mut c.sent {
-                            Some(v) if c.sent_len <= REPLAY_MAX => v.push(whole.slice(..n)),
-                            _ => c.sent = None,
-                        }
-                    }
-                    Err(_) => {
-                        c.body.clear();
-                        c.sent_end = true;
-                        break;
-                    }
-                }
-                if !front.is_empty() {
-                    break; // a window closed
-                }
-                c.body.pop_front();
-                c.sent_end = last;
-            }
+            let given = c.body.send(&mut m, up);
             if given > 0 {
                 self.h2.consumed(cid, given);
             }
@@ -448,7 +391,7 @@ impl H2Session {
                             f.iter().map(|(n, v)| (&n[..], &v[..])).collect();
                         if let Work::H2Up(c) = &mut s.work {
                             c.head_seen = true;
-                            c.sent = None; // processed: never sent again
+                            c.body.processed(); // never sent again
                             if let Some(t) = c.deadline.take() {
                                 cx.cancel_timer(t);
                             }
@@ -596,9 +539,8 @@ impl H2Session {
             }
         }
         for (up, cid) in ended {
-            if let Some(c) = call_of(self.streams.get_mut(&cid)).filter(|c| !c.sent_end) {
-                c.sent_end = true;
-                c.body.clear();
+            if let Some(c) = call_of(self.streams.get_mut(&cid)).filter(|c| !c.body.sent_end) {
+                c.body.cut();
                 mux.borrow_mut().h2.reset(up, ErrorCode::Cancel);
             }
         }

@@ -7,6 +7,7 @@
 //! "where a frame goes upstream", follows a frame through them.
 
 pub(crate) mod auto;
+pub(crate) mod body;
 pub(crate) mod encode;
 pub(crate) mod fields;
 pub(crate) mod grpc;

@@ -13,7 +13,6 @@
 //! arrives in the mux's mailbox with a `hub::KEY_MAIL` wake (`mail`).
 
 use std::cell::Cell;
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -26,6 +25,7 @@ use super::affinity::{self, Pick};
 use super::conn::{secure, Conn};
 use super::phases::{self, Proxied};
 use super::State;
+use crate::h2up::body::UpBody;
 use crate::h2up::encode::CallEncode;
 use crate::h2up::fields;
 use crate::h2up::hub::{self, MuxRef};
@@ -39,8 +39,6 @@ pub(super) const KEY_DEADLINE: u64 = 8;
 /// Request body bytes read from the client and not sent upstream yet, at most (then the
 /// client's bytes wait in its socket).
 const BODY_HIGH: usize = 256 * 1024;
-/// The request body kept for a retry, at most.
-const REPLAY_MAX: usize = 1024 * 1024;
 /// Retries of a call the server did not process (GOAWAY, REFUSED_STREAM), at most.
 const MAX_RETRIES: u8 = 8;
 
@@ -64,15 +62,9 @@ pub(super) struct H1Call {
     fields: Vec<(Bytes, Bytes)>,
     reading: Reading,
     max_body: Option<u64>,
-    /// Body bytes read and not sent yet.
-    body: VecDeque<Bytes>,
-    queued: usize,
-    /// Body bytes sent, kept until the response head for a replay (`None` past
-    /// `REPLAY_MAX`).
-    sent: Option<Vec<Bytes>>,
-    sent_len: usize,
-    retries: u8,
-    sent_end: bool,
+    /// The body read: not sent yet, and sent, kept for a replay until the response head
+    /// (`crate::h2up::body`).
+    body: UpBody,
     head_seen: bool,
     resp_done: bool,
     /// HEAD request: the answer has no body.
@@ -142,14 +134,9 @@ pub(super) fn start(c: &mut Conn, cx: &mut Cx<'_>, req: Proxied, pick: Pick) -> 
         serial,
         up: None,
         fields: list,
+        body: UpBody::new(matches!(reading, Reading::Done)),
         reading,
         max_body: req.max_body,
-        body: VecDeque::new(),
-        queued: 0,
-        sent: Some(Vec::new()),
-        sent_len: 0,
-        retries: 0,
-        sent_end: false,
         head_seen: false,
         resp_done: false,
         head_only: req.head.method == Method::Head,
@@ -199,7 +186,7 @@ fn mux_for(c: &Conn, cx: &mut Cx<'_>, up: &Upstream, pick: &Pick) -> std::io::Re
 /// Read request body bytes from the client while little of the body waits (`Err`: the
 /// status for a bad or too large body).
 fn read_body(c: &mut Conn, cx: &mut Cx<'_>, x: &mut H1Call) -> Result<(), u16> {
-    while x.queued < BODY_HIGH && !matches!(x.reading, Reading::Done) {
+    while x.body.queued < BODY_HIGH && !matches!(x.reading, Reading::Done) {
         let chunk = if !c.buf.is_empty() {
             c.buf.split().freeze()
         } else {
@@ -231,12 +218,10 @@ fn read_body(c: &mut Conn, cx: &mut Cx<'_>, x: &mut H1Call) -> Result<(), u16> {
             rest.extend_from_slice(&c.buf);
             c.buf = rest;
         }
-        if !data.is_empty() {
-            x.queued += data.len();
-            x.body.push_back(data);
-        }
+        x.body.push(data);
         if done {
             x.reading = Reading::Done;
+            x.body.ended = true;
         }
     }
     Ok(())
@@ -255,14 +240,13 @@ fn pump(c: &Conn, cx: &mut Cx<'_>, x: &mut H1Call) -> Result<(), u16> {
         m.flush(cx);
         return Ok(());
     }
-    let req_end = matches!(x.reading, Reading::Done);
     if x.up.is_none() && m.waiting.contains(&who) {
-        let end = req_end && x.body.is_empty();
+        let end = x.body.ends_with_head();
         match m.open(who, &x.fields, end) {
             Ok(id) => {
                 m.waiting.retain(|w| *w != who);
                 x.up = Some(id);
-                x.sent_end = end;
+                x.body.sent_end = end;
                 m.last_used = cx.now();
             }
             Err(RequestError::Busy | RequestError::GoingAway) => {}
@@ -271,40 +255,7 @@ fn pump(c: &Conn, cx: &mut Cx<'_>, x: &mut H1Call) -> Result<(), u16> {
         }
     }
     if let Some(up) = x.up {
-        while !x.sent_end && m.can_write() {
-            let last = req_end && x.body.len() <= 1;
-            let Some(front) = x.body.front_mut() else {
-                if req_end && m.h2.send_data(up, &mut Bytes::new(), true).is_ok() {
-                    x.sent_end = true;
-                }
-                break;
-            };
-            if m.h2.sendable(up) == 0 {
-                break;
-            }
-            let whole = front.clone();
-            match m.h2.send_data(up, front, last) {
-                Ok(n) => {
-                    x.queued -= n;
-                    x.sent_len += n;
-                    match &mut x.sent {
-                        Some(v) if x.sent_len <= REPLAY_MAX => v.push(whole.slice(..n)),
-                        _ => x.sent = None,
-                    }
-                }
-                Err(_) => {
-                    x.body.clear();
-                    x.queued = 0;
-                    x.sent_end = true;
-                    break;
-                }
-            }
-            if !front.is_empty() {
-                break; // a window closed
-            }
-            x.body.pop_front();
-            x.sent_end = last;
-        }
+        x.body.send(&mut m, up);
     }
     m.flush(cx);
     let moved = m.overflow(who.0).contains(&x.serial);
@@ -504,7 +455,7 @@ pub(super) fn mail(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<H1Call>) -> State {
                 m.h2.consumed(up, x.unacked);
                 x.unacked = 0;
             }
-            if m.streams.remove(&up).is_some() && !x.sent_end {
+            if m.streams.remove(&up).is_some() && !x.body.sent_end {
                 // Answered before the request ended: the upstream stream is cut.
                 m.h2.reset(up, ErrorCode::Cancel);
                 c.keep_alive = false;
@@ -548,18 +499,10 @@ fn lost(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<H1Call>) -> State {
 
 /// The call was not processed: make it ready to open anew with its whole body.
 fn replay(x: &mut H1Call) -> bool {
-    let Some(sent) = x.sent.take().filter(|_| x.retries < MAX_RETRIES) else {
+    if !x.body.replay(MAX_RETRIES) {
         return false;
-    };
-    x.retries += 1;
-    for b in sent.into_iter().rev() {
-        x.queued += b.len();
-        x.body.push_front(b);
     }
-    x.sent = Some(Vec::new());
-    x.sent_len = 0;
     x.up = None;
-    x.sent_end = false;
     true
 }
 
@@ -589,7 +532,7 @@ fn head(
 ) {
     let now = cx.now();
     x.head_seen = true;
-    x.sent = None;
+    x.body.processed();
     if let Some(t) = x.deadline.take() {
         cx.cancel_timer(t);
     }

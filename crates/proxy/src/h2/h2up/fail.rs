@@ -139,17 +139,10 @@ impl H2Session {
             return false;
         };
         let max = if refused { MAX_REFUSALS } else { MAX_RETRIES };
-        let Some(sent) = c.sent.take().filter(|_| c.retries < max) else {
+        if !c.body.replay(max) {
             return false;
-        };
-        c.retries += 1;
-        for b in sent.into_iter().rev() {
-            c.body.push_front(b);
         }
-        c.sent = Some(Vec::new());
-        c.sent_len = 0;
         c.up = None;
-        c.sent_end = false;
         true
     }
 
