@@ -237,6 +237,24 @@ fn grpc_calls_answered_before_their_request_ends_free_their_stream() {
 }
 
 #[test]
+fn grpc_calls_over_a_rate_limit_are_resource_exhausted() {
+    // A route's limit refuses a gRPC call as a gRPC answer (200, grpc-status 8), never as
+    // a bare 429 or an HTML page; the call within the limit reaches the backend.
+    let dir = TempDir::new("grpc-limited");
+    let (port, up_port) = (free_port(), free_port());
+    let _up = grpc_server(up_port);
+    let config = config(port, up_port).replace(
+        "[[server]]\n",
+        "[[limit]]\nname = \"calls\"\nrate = \"1r/m\"\nburst = 0\nnodelay = true\n\n\
+         [[server]]\nlimits = [\"calls\"]\n",
+    );
+    let t = tether(&dir, &config, &[port]);
+    let (ok, text) = grpc_client(port, "limited");
+    assert!(ok, "{text}\n{}", t.log_text());
+    assert!(text.contains("limited ok"), "{text}");
+}
+
+#[test]
 fn grpc_no_backend_is_unavailable_from_tether() {
     let dir = TempDir::new("grpc-unavailable");
     let (port, up_port) = (free_port(), free_port());

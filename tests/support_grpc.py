@@ -298,6 +298,19 @@ def client(port, mode):
             check("unavailable", False, "answered")
         except grpc.RpcError as e:
             check("unavailable", e.code() == grpc.StatusCode.UNAVAILABLE, "%s %s" % (e.code(), e.details()))
+    elif mode == "limited":
+        # A limit of 1 request a minute (burst 0): the first call is served, the next
+        # ones are refused by tether as gRPC answers, RESOURCE_EXHAUSTED.
+        first = uu("Unary")(b"one", timeout=20)
+        check("first", first == b"echo:one", repr(first))
+        for i in range(3):
+            try:
+                uu("Unary")(b"again", timeout=20)
+                check("limited", False, "answered")
+            except grpc.RpcError as e:
+                check("limited", e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED,
+                      "%s %s" % (e.code(), e.details()))
+        print("limited ok", flush=True)
     elif mode == "deadline":
         # The client's deadline (grpc-timeout: 1 s) bounds tether's wait for the backend.
         try:

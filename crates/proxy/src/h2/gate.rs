@@ -104,6 +104,9 @@ impl H2Session {
                     head.path(),
                     r.status
                 );
+                if self.grpc_answer(id, r.status, "refused by the access gate") {
+                    return; // a gRPC call gets a gRPC status (429: RESOURCE_EXHAUSTED)
+                }
                 let head_only = self.streams.get(&id).is_some_and(|s| s.head_only);
                 let bytes = r.bytes(&ctx.server, head_only, true);
                 self.answer_h1(cx, id, bytes.into(), None);
