@@ -78,8 +78,9 @@ impl FileBody {
     }
 }
 
-/// An HTTP/1.1 response (head, and maybe its whole body after it) made by the code that
-/// answers HTTP/1.1 clients, read back for HTTP/2.
+/// An answer for an HTTP/2 client: a proxied one's header list
+/// (`forward::client_response_fields`), or one of tether's own pages, made by the code that
+/// answers HTTP/1.1 clients and read back (`read_h1`).
 pub(super) struct H1Answer {
     pub status: u16,
     /// Header fields, in order (`tether-h2` drops the connection-specific ones).

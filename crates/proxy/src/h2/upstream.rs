@@ -25,7 +25,6 @@ use super::reply::{self, Out};
 use super::stream::Work;
 use super::{H2Session, KEY_STREAM};
 use crate::http::affinity::{self, Pick};
-use crate::http::conn::secure;
 use crate::http::encode::{self as encoding, Compressor};
 use crate::http::forward;
 use crate::http::phases::Proxied;
@@ -595,46 +594,49 @@ impl H2Session {
             return self.answer_status(cx, id, resp.status, "");
         }
         x.up_keep_alive = resp.keep_alive;
+        // The answer goes to the client as a header list (never written as an HTTP/1.1
+        // head and read back): the fields kept, the affinity's edits, the route's rules,
+        // its compression, HSTS.
         let edits = Some(&x.pick.response).filter(|e| !e.is_empty());
-        let head = forward::client_response(&resp, &ctx.server, true, edits);
-        let head = match Given::of(&x.req.rules, &x.req.request_id) {
-            Some(g) => g.response(head, &self.vars(cx, &x.req, g, &x.pick)),
-            None => head,
-        };
-        let head = match x.req.encode.clone() {
-            Some(policy) if resp.status != 101 => {
-                let mut plan = encoding::plan(&policy, &x.req.head, &resp);
-                if let Some(coding) = plan.coding {
-                    match Compressor::new(&policy, coding, resp.body, false) {
-                        Ok(z) => x.compress = Some(Box::new(z)),
-                        Err(e) => {
-                            log::warn!("h2 {}: no {coding} encoder: {e}", ctx.spec.listen);
-                            plan.coding = None;
-                        }
+        let mut fields = forward::client_response_fields(&resp, &ctx.server, edits);
+        if let Some(g) = Given::of(&x.req.rules, &x.req.request_id) {
+            let vars = self.vars(cx, &x.req, g, &x.pick);
+            crate::http::rules::apply_fields(&mut fields, &g.rules.response, g.id, &vars, false);
+        }
+        if let (Some(policy), false) = (x.req.encode.clone(), resp.status == 101) {
+            let mut plan = encoding::plan(&policy, &x.req.head, &resp);
+            if let Some(coding) = plan.coding {
+                match Compressor::new(&policy, coding, resp.body, false) {
+                    Ok(z) => x.compress = Some(Box::new(z)),
+                    Err(e) => {
+                        log::warn!("h2 {}: no {coding} encoder: {e}", ctx.spec.listen);
+                        plan.coding = None;
                     }
                 }
-                if plan.is_noop() {
-                    head
-                } else {
-                    encoding::rewrite_head(&head, &plan, false)
-                }
             }
-            _ => head,
-        };
-        let head = secure(&ctx.spec, forward::freeze_head(head));
+            if !plan.is_noop() {
+                encoding::rewrite_fields(&mut fields, &plan, false);
+            }
+        }
+        if let Some(v) = &ctx.spec.front.hsts {
+            fields.retain(|(n, _)| !n.eq_ignore_ascii_case(b"strict-transport-security"));
+            fields.push((
+                Bytes::from_static(b"strict-transport-security"),
+                Bytes::copy_from_slice(v.as_bytes()),
+            ));
+        }
         if let Some(c) = self.streams.get_mut(&id).and_then(|s| s.current_mut()) {
-            c.note_upstream_head(resp.status, now, head.len());
+            // For the access log: the head's size as header-list bytes.
+            let size = fields.iter().map(|(n, v)| n.len() + v.len() + 4).sum();
+            c.note_upstream_head(resp.status, now, size);
         }
         let Some(s) = self.streams.get_mut(&id) else {
             return abandon(cx, x);
         };
-        let Some(mut answer) = reply::read_h1(head, true, &ctx.limits) else {
-            log::error!(
-                "h2 {}: stream {id}: a rewritten head unreadable (a bug)",
-                ctx.spec.listen
-            );
-            abandon(cx, x);
-            return self.answer_status(cx, id, 502, "");
+        let mut answer = reply::H1Answer {
+            status: resp.status,
+            fields,
+            body: Bytes::new(),
         };
         // A WebSocket's `101` is RFC 8441's `200`, and then a tunnel: the bytes both ways
         // until either side ends (never parked: `up_keep_alive` is false after a 101).

@@ -368,6 +368,46 @@ pub fn client_response(
     out
 }
 
+/// The answer `resp` as the header list an HTTP/2 client gets (RFC 9113: names lowercase,
+/// nothing connection-specific, no framing fields but `content-length`): the fields
+/// `client_response` keeps, the affinity's `edits` applied, tether's `server` and the date.
+/// Moved between the protocols as a list, never written as an HTTP/1.1 head and read back.
+pub fn client_response_fields(
+    resp: &ResponseHead,
+    server: &str,
+    edits: Option<&Edits>,
+) -> Vec<(Bytes, Bytes)> {
+    let named = Named::of(resp.connection());
+    let mut out: Vec<(Bytes, Bytes)> = Vec::with_capacity(16);
+    for f in resp.field_lines() {
+        let name = f.name;
+        if is_local(name, &named)
+            || name.eq_ignore_ascii_case("server")
+            || name.eq_ignore_ascii_case("date")
+        {
+            continue;
+        }
+        out.push((
+            Bytes::from(name.to_ascii_lowercase()),
+            Bytes::copy_from_slice(f.value),
+        ));
+    }
+    if let Some(e) = edits {
+        crate::h2up::fields::apply_edits(&mut out, e);
+    }
+    out.push((
+        Bytes::from_static(b"server"),
+        Bytes::copy_from_slice(server.as_bytes()),
+    ));
+    with_date(|d| {
+        out.push((
+            Bytes::from_static(b"date"),
+            Bytes::copy_from_slice(d.as_bytes()),
+        ))
+    });
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
