@@ -20,6 +20,8 @@ use tether_config::rules::{is_managed, HeaderRules, Part, RequestIdMode, RouteRu
 use tether_core::tls::TlsInfo;
 use tether_http::{write_header, RequestHead};
 
+use super::conn::IpText;
+
 /// What the placeholders of a rule read.
 pub(crate) struct Vars<'a> {
     pub client: Option<SocketAddr>,
@@ -321,12 +323,24 @@ pub(crate) fn var_value(var: &Var, v: &Vars<'_>, out: &mut Vec<u8>) {
     match var {
         Var::ClientIp => {
             if let Some(a) = v.client {
-                out.extend_from_slice(a.ip().to_string().as_bytes());
+                // Not `Display`: it costs ~2,000 instructions a request.
+                out.extend_from_slice(IpText::of(Some(a.ip())).as_bytes());
             }
         }
         Var::ClientPort => {
             if let Some(a) = v.client {
-                out.extend_from_slice(a.port().to_string().as_bytes());
+                let mut digits = [0u8; 5];
+                let mut n = a.port();
+                let mut i = digits.len();
+                loop {
+                    i -= 1;
+                    digits[i] = b'0' + (n % 10) as u8;
+                    n /= 10;
+                    if n == 0 {
+                        break;
+                    }
+                }
+                out.extend_from_slice(&digits[i..]);
             }
         }
         Var::Scheme => {
