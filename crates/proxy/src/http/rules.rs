@@ -158,13 +158,12 @@ pub(crate) fn normalise(path: &str) -> Result<String, ()> {
     Ok(out)
 }
 
-/// What `rules` do to one head: the values of its `set` and `add` lines for this request,
-/// and which of the head's fields go. Shared by the HTTP/1.1 bytes (`apply`) and the
-/// HTTP/2 header lists (`apply_fields`).
+/// What `rules` do to one head: which of its fields go, and the `set` and `add` lines
+/// written after them. Shared by the HTTP/1.1 bytes (`apply`) and the HTTP/2 header lists
+/// (`apply_fields`).
 struct Plan<'r> {
     rules: &'r HeaderRules,
     id: Option<&'r str>,
-    set: Vec<(&'r str, Vec<u8>)>,
     /// A request's Host is replaced (only by a non-empty value).
     host_set: bool,
     request: bool,
@@ -177,46 +176,47 @@ impl<'r> Plan<'r> {
         vars: &Vars<'_>,
         request: bool,
     ) -> Plan<'r> {
-        let set: Vec<(&str, Vec<u8>)> = (rules.set.iter())
-            .map(|(n, t)| (n.as_str(), expand(&t.0, vars)))
-            .collect();
         let host_set = request
-            && set
-                .iter()
-                .any(|(n, v)| n.eq_ignore_ascii_case("host") && !v.is_empty());
+            && (rules.set.iter())
+                .any(|(n, t)| n.eq_ignore_ascii_case("host") && !expand(&t.0, vars).is_empty());
         Plan {
             rules,
             id,
-            set,
             host_set,
             request,
         }
     }
 
     /// The head's field `name` is left out.
-    fn drops(&self, name: &str) -> bool {
-        if name.eq_ignore_ascii_case("host") {
+    fn drops(&self, name: &[u8]) -> bool {
+        if name.eq_ignore_ascii_case(b"host") {
             return self.host_set;
         }
-        if is_managed(name) {
-            return false;
-        }
-        (self.id.is_some() && name.eq_ignore_ascii_case("x-request-id"))
-            || self.rules.remove.iter().any(|m| m.matches(name))
-            || (self.rules.set.iter()).any(|(n, _)| n.eq_ignore_ascii_case(name))
+        let named = |n: &str| n.as_bytes().eq_ignore_ascii_case(name);
+        let hit = (self.id.is_some() && named("x-request-id"))
+            || (self.rules.set.iter()).any(|(n, _)| named(n))
+            || (!self.rules.remove.is_empty()
+                && std::str::from_utf8(name)
+                    .is_ok_and(|n| self.rules.remove.iter().any(|m| m.matches(n))));
+        // (Rarely reached: most fields match no rule.)
+        hit && !std::str::from_utf8(name).is_ok_and(is_managed)
     }
 
     /// The fields written after the head's own: `set` lines, `add` lines, the request id.
     fn extra(&self, vars: &Vars<'_>, mut write: impl FnMut(&str, &[u8])) {
-        for (name, value) in &self.set {
+        let mut value = Vec::with_capacity(64);
+        for (name, t) in &self.rules.set {
             let allowed = !is_managed(name) || (self.request && name.eq_ignore_ascii_case("host"));
-            if allowed && !value.is_empty() {
-                write(name, value);
+            if allowed {
+                expand_into(&t.0, vars, &mut value);
+                if !value.is_empty() {
+                    write(name, &value);
+                }
             }
         }
         for (name, t) in &self.rules.add {
             if !is_managed(name) {
-                let value = expand(&t.0, vars);
+                expand_into(&t.0, vars, &mut value);
                 if !value.is_empty() {
                     write(name, &value);
                 }
@@ -228,11 +228,25 @@ impl<'r> Plan<'r> {
     }
 }
 
+/// The field lines of a head's bytes after its start line, up to the blank line.
+fn field_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    bytes
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .take_while(|l| !l.is_empty())
+}
+
+/// The name of a field line (`Name: value`), if it has one.
+fn line_name(line: &[u8]) -> Option<&[u8]> {
+    line.iter().position(|&b| b == b':').map(|i| &line[..i])
+}
+
 /// `head` (a whole HTTP/1.1 head as tether wrote it) with `rules` applied and
 /// `X-Request-Id: id` written when there is an id. `request`: a request head (`Host` may
-/// then be set).
+/// then be set). When no field goes (the usual case: rules that add names the head does
+/// not have), the lines are appended to `head` itself, without a copy.
 pub(crate) fn apply(
-    head: BytesMut,
+    mut head: BytesMut,
     rules: &HeaderRules,
     id: Option<&str>,
     vars: &Vars<'_>,
@@ -242,24 +256,26 @@ pub(crate) fn apply(
         return head;
     }
     let plan = Plan::new(rules, id, vars, request);
-    let mut out = BytesMut::with_capacity(head.len() + 128);
-    let mut lines = head[..].split(|&b| b == b'\n');
-    if let Some(first) = lines.next() {
-        out.extend_from_slice(first);
-        out.extend_from_slice(b"\n");
+    // The field lines: after the start line, up to the blank line.
+    let fields_at = head
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(head.len(), |i| i + 1);
+    let any_dropped =
+        field_lines(&head[fields_at..]).any(|l| line_name(l).is_some_and(|n| plan.drops(n)));
+    if !any_dropped && head.ends_with(b"\r\n\r\n") {
+        // Before the blank line's CRLF: the new lines, then the blank line again.
+        let end = head.len().saturating_sub(2);
+        head.truncate(end);
+        plan.extra(vars, |name, value| write_header(&mut head, name, value));
+        head.extend_from_slice(b"\r\n");
+        return head;
     }
-    for line in lines {
-        let text = line.strip_suffix(b"\r").unwrap_or(line);
-        if text.is_empty() {
-            break;
-        }
-        let name = text
-            .iter()
-            .position(|&b| b == b':')
-            .and_then(|i| std::str::from_utf8(&text[..i]).ok())
-            .unwrap_or("");
-        if !plan.drops(name) {
-            out.extend_from_slice(text);
+    let mut out = BytesMut::with_capacity(head.len() + 128);
+    out.extend_from_slice(&head[..fields_at]);
+    for line in field_lines(&head[fields_at..]) {
+        if !line_name(line).is_some_and(|n| plan.drops(n)) {
+            out.extend_from_slice(line);
             out.extend_from_slice(b"\r\n");
         }
     }
@@ -281,9 +297,7 @@ pub(crate) fn apply_fields(
         return;
     }
     let plan = Plan::new(rules, id, vars, request);
-    fields.retain(|(n, _)| {
-        n.starts_with(b":") || !std::str::from_utf8(n).is_ok_and(|n| plan.drops(n))
-    });
+    fields.retain(|(n, _)| n.starts_with(b":") || !plan.drops(n));
     plan.extra(vars, |name, value| {
         let value = Bytes::copy_from_slice(value);
         if name.eq_ignore_ascii_case("host") {
@@ -298,19 +312,35 @@ pub(crate) fn apply_fields(
 
 /// A template's value for this request; control bytes (CR, LF, NUL...) are dropped.
 fn expand(parts: &[Part], v: &Vars<'_>) -> Vec<u8> {
-    let mut out: Vec<u8> = Vec::new();
+    let mut out = Vec::new();
+    expand_into(parts, v, &mut out);
+    out
+}
+
+/// [`expand`] into `out` (cleared first), so one buffer serves every rule of a head.
+fn expand_into(parts: &[Part], v: &Vars<'_>, out: &mut Vec<u8>) {
+    out.clear();
     for p in parts {
         match p {
             Part::Lit(s) => out.extend_from_slice(s.as_bytes()),
-            Part::Var(var) => var_value(var, v, &mut out),
+            Part::Var(var) => var_value(var, v, out),
         }
     }
-    out.retain(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f));
-    let trimmed = out.trim_ascii();
-    if trimmed.len() != out.len() {
-        return trimmed.to_vec();
+    if out.iter().any(|&b| b != b'\t' && (b < 0x20 || b == 0x7f)) {
+        out.retain(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f));
     }
-    out
+    let start = out
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(out.len());
+    let end = out
+        .iter()
+        .rposition(|b| !b.is_ascii_whitespace())
+        .map_or(start, |i| i + 1);
+    if start > 0 || end < out.len() {
+        out.truncate(end);
+        out.drain(..start);
+    }
 }
 
 pub(crate) fn var_value(var: &Var, v: &Vars<'_>, out: &mut Vec<u8>) {
