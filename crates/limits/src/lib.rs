@@ -92,8 +92,13 @@ pub fn retry_after_secs(wait: Duration) -> u64 {
 pub fn compose_key(out: &mut Vec<u8>, parts: &[&[u8]]) {
     out.clear();
     for part in parts {
-        let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
-        out.extend_from_slice(&len.to_be_bytes());
-        out.extend_from_slice(&part[..len as usize]);
+        push_key_part(out, part);
     }
+}
+
+/// One part of a composed key appended to `out` (what [`compose_key`] does per part).
+pub fn push_key_part(out: &mut Vec<u8>, part: &[u8]) {
+    let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(&part[..len as usize]);
 }

@@ -596,22 +596,19 @@ fn rejected(spec: &LimitSpec, retry_after: Option<Duration>) -> Refusal {
 /// The limit's key for this request; `None` when every part is empty (not limited).
 fn key_of(spec: &LimitSpec, env: &Env<'_>, route: &str) -> Option<Vec<u8>> {
     let ip = crate::http::conn::IpText::of(env.ip); // not `Display`: ~2,000 instructions
-    let parts: Vec<&[u8]> = spec
-        .key
-        .iter()
-        .map(|p| match p {
+    let mut out = Vec::with_capacity(64);
+    let mut any = false;
+    for p in &spec.key {
+        let part: &[u8] = match p {
             KeyPart::ClientIp => ip.as_bytes(),
             KeyPart::Header(name) => env.head.header(name).unwrap_or_default(),
             KeyPart::Cookie(name) => cookie(env.head, name).unwrap_or_default(),
             KeyPart::Route => route.as_bytes(),
-        })
-        .collect();
-    if parts.iter().all(|p| p.is_empty()) {
-        return None;
+        };
+        any |= !part.is_empty();
+        tether_limits::push_key_part(&mut out, part);
     }
-    let mut out = Vec::with_capacity(64);
-    tether_limits::compose_key(&mut out, &parts);
-    Some(out)
+    any.then_some(out)
 }
 
 /// A cookie's value from the request's `Cookie` headers.

@@ -236,6 +236,21 @@ fn field_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
         .take_while(|l| !l.is_empty())
 }
 
+/// Whether `plan` drops a field of the lines in `bytes` (up to the blank line).
+fn any_dropped(plan: &Plan<'_>, mut bytes: &[u8]) -> bool {
+    while let Some(nl) = memchr::memchr(b'\n', bytes) {
+        let line = &bytes[..nl];
+        if line.len() <= 1 {
+            break; // the blank line
+        }
+        if memchr::memchr(b':', line).is_some_and(|c| plan.drops(&line[..c])) {
+            return true;
+        }
+        bytes = &bytes[nl + 1..];
+    }
+    false
+}
+
 /// The name of a field line (`Name: value`), if it has one.
 fn line_name(line: &[u8]) -> Option<&[u8]> {
     line.iter().position(|&b| b == b':').map(|i| &line[..i])
@@ -261,8 +276,7 @@ pub(crate) fn apply(
         .iter()
         .position(|&b| b == b'\n')
         .map_or(head.len(), |i| i + 1);
-    let any_dropped =
-        field_lines(&head[fields_at..]).any(|l| line_name(l).is_some_and(|n| plan.drops(n)));
+    let any_dropped = any_dropped(&plan, &head[fields_at..]);
     if !any_dropped && head.ends_with(b"\r\n\r\n") {
         // Before the blank line's CRLF: the new lines, then the blank line again.
         let end = head.len().saturating_sub(2);
