@@ -198,28 +198,24 @@ impl<'r> Plan<'r> {
             || (!self.rules.remove.is_empty()
                 && std::str::from_utf8(name)
                     .is_ok_and(|n| self.rules.remove.iter().any(|m| m.matches(n))));
-        // (Rarely reached: most fields match no rule.)
+        // `tether check` refuses rules that name a header tether manages; kept out here too
+        // (looked at only for the rare field a rule names).
         hit && !std::str::from_utf8(name).is_ok_and(is_managed)
     }
 
     /// The fields written after the head's own: `set` lines, `add` lines, the request id.
     fn extra(&self, vars: &Vars<'_>, mut write: impl FnMut(&str, &[u8])) {
         let mut value = Vec::with_capacity(64);
-        for (name, t) in &self.rules.set {
-            let allowed = !is_managed(name) || (self.request && name.eq_ignore_ascii_case("host"));
-            if allowed {
-                expand_into(&t.0, vars, &mut value);
-                if !value.is_empty() {
-                    write(name, &value);
-                }
+        let sets = self.rules.set.iter().map(|r| (r, true));
+        for ((name, t), set) in sets.chain(self.rules.add.iter().map(|r| (r, false))) {
+            // Never a header tether manages (refused at check time too), but a request's
+            // Host by `set`.
+            if is_managed(name) && !(set && self.request && name.eq_ignore_ascii_case("host")) {
+                continue;
             }
-        }
-        for (name, t) in &self.rules.add {
-            if !is_managed(name) {
-                expand_into(&t.0, vars, &mut value);
-                if !value.is_empty() {
-                    write(name, &value);
-                }
+            expand_into(&t.0, vars, &mut value);
+            if !value.is_empty() {
+                write(name, &value);
             }
         }
         if let Some(id) = self.id {
