@@ -12,6 +12,7 @@ use tether_http::{Method, RequestHead};
 use super::conn::Conn;
 use super::{phases, State};
 use crate::access::{self, Access, Env, Gate, Outcome};
+use crate::router::Route;
 
 /// `on_wake` key: a helper thread answered the gate.
 pub(super) const KEY_GATE: u64 = 3;
@@ -29,20 +30,28 @@ pub(super) fn start(
     c: &mut Conn,
     cx: &mut Cx<'_>,
     access: Arc<Access>,
-    route: &str,
+    route: &Route,
     head: RequestHead,
 ) -> State {
-    let gate = Gate::new(access, route);
-    run(c, cx, gate, head)
+    let gate = Gate::new(access, &route.path);
+    run(c, cx, gate, head, Some(route))
 }
 
 /// The gate was woken (an answer, or the delay is over): go on.
 pub(super) fn resume(c: &mut Conn, cx: &mut Cx<'_>, w: Waiting) -> State {
     let Waiting { gate, head } = w;
-    run(c, cx, gate, head)
+    run(c, cx, gate, head, None)
 }
 
-fn run(c: &mut Conn, cx: &mut Cx<'_>, gate: Box<Gate>, head: RequestHead) -> State {
+/// Run the gate; `route`: the request's route when it is still at hand (the gate did not
+/// wait), else it is routed again after the gate.
+fn run(
+    c: &mut Conn,
+    cx: &mut Cx<'_>,
+    gate: Box<Gate>,
+    head: RequestHead,
+    route: Option<&Route>,
+) -> State {
     let ctx = c.ctx.clone();
     let env = Env {
         head: &head,
@@ -66,9 +75,17 @@ fn run(c: &mut Conn, cx: &mut Cx<'_>, gate: Box<Gate>, head: RequestHead) -> Sta
                     None => return c.fail(cx, 500),
                 },
             };
-            let Some(route) = phases::route(c, cx, &ctx, &head) else {
-                c.unread_body(&head.body);
-                return c.status(cx, 404, head.method == Method::Head);
+            let found;
+            let route = match route {
+                Some(r) => r,
+                None => {
+                    found = phases::route(c, cx, &ctx, &head);
+                    let Some(r) = found else {
+                        c.unread_body(&head.body);
+                        return c.status(cx, 404, head.method == Method::Head);
+                    };
+                    r
+                }
             };
             phases::after_access(c, cx, route, head)
         }

@@ -243,7 +243,7 @@ fn serve(c: &mut Conn, cx: &mut Cx<'_>, head: RequestHead) -> State {
     }
     // Then its basic auth and request limits (`gate.rs`), which may wait.
     if let Some(a) = &route.access {
-        return super::gate::start(c, cx, a.clone(), &route.path, head);
+        return super::gate::start(c, cx, a.clone(), route, head);
     }
     after_access(c, cx, route, head)
 }
