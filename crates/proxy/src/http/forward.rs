@@ -134,6 +134,20 @@ impl<'a> Named<'a> {
             n: 0,
             overflow: None,
         };
+        // The usual values, one token and nothing else: no tokenising. `keep-alive` and
+        // `upgrade` name hop-by-hop fields (dropped anyway); `close` names itself.
+        match value {
+            None => return named,
+            Some(v) if names_nothing(v) => return named,
+            Some(v) if v.eq_ignore_ascii_case(b"close") => {
+                if let Ok(t) = std::str::from_utf8(v) {
+                    named.tokens[0] = t;
+                    named.n = 1;
+                    return named;
+                }
+            }
+            Some(_) => {}
+        }
         // Hop-by-hop fields are dropped whether named or not: not kept here, so the usual
         // `Connection: keep-alive` costs nothing per field.
         let named_fields = value
@@ -151,7 +165,11 @@ impl<'a> Named<'a> {
         named
     }
 
+    #[inline]
     fn contains(&self, name: &str) -> bool {
+        if self.n == 0 && self.overflow.is_none() {
+            return false;
+        }
         match self.overflow {
             Some(v) => connection_tokens(v).any(|t| t.eq_ignore_ascii_case(name)),
             None => self.tokens[..self.n]
@@ -159,6 +177,13 @@ impl<'a> Named<'a> {
                 .any(|t| t.eq_ignore_ascii_case(name)),
         }
     }
+}
+
+/// A `Connection` value that is a single token naming a hop-by-hop field (`keep-alive`,
+/// `upgrade`: dropped whether named or not), with no list, spaces or other tokens: it adds
+/// nothing to drop. Any other value is tokenised in full.
+fn names_nothing(value: &[u8]) -> bool {
+    value.eq_ignore_ascii_case(b"keep-alive") || value.eq_ignore_ascii_case(b"upgrade")
 }
 
 /// What `upstream_request` does with a request field, by its name (its length first: this
@@ -531,5 +556,47 @@ mod tests {
             let s = String::from_utf8(client_response(&resp, "t", true, None).to_vec()).unwrap();
             assert!(s.starts_with(line), "{s}");
         }
+    }
+
+    /// The single-token fast path of `Named::of` names exactly what tokenising names.
+    #[test]
+    fn connection_fast_path_names_what_tokenising_names() {
+        let slow = |v: &[u8]| -> Vec<String> {
+            tether_http::connection_tokens(v)
+                .filter(|t| !tether_http::is_hop_by_hop(t))
+                .map(|t| t.to_ascii_lowercase())
+                .collect()
+        };
+        let values: [&[u8]; 9] = [
+            b"keep-alive",
+            b"Keep-Alive",
+            b"close",
+            b"CLOSE",
+            b"upgrade",
+            b"keep-alive, X-Secret",
+            b"close, keep-alive",
+            b"x-secret",
+            b"keep-alive,close",
+        ];
+        for v in values {
+            let named = Named::of(Some(v));
+            let fast: Vec<String> = match named.overflow {
+                Some(_) => unreachable!("under eight tokens"),
+                None => named.tokens[..named.n]
+                    .iter()
+                    .map(|t| t.to_ascii_lowercase())
+                    .collect(),
+            };
+            assert_eq!(fast, slow(v), "{}", String::from_utf8_lossy(v));
+            for name in ["close", "x-secret", "keep-alive", "accept"] {
+                assert_eq!(
+                    named.contains(name),
+                    slow(v).iter().any(|t| t == name),
+                    "{name} in {}",
+                    String::from_utf8_lossy(v)
+                );
+            }
+        }
+        assert!(!Named::of(None).contains("close"));
     }
 }
