@@ -32,7 +32,29 @@ pub(crate) struct Framing {
 
 impl Framing {
     /// Look at one header field. Fields other than the framing ones are ignored.
+    ///
+    /// Inlined into the scanners' field loops: every framing name (`Connection`,
+    /// `Content-Length`, `Transfer-Encoding` and their underscore look-alikes) is 10, 14 or
+    /// 17 bytes long and starts with `c` or `t`, so most fields leave after two compares,
+    /// without a call.
+    #[inline]
     pub(crate) fn add(&mut self, name: &str, value: &[u8]) -> Result<(), &'static str> {
+        let b = name.as_bytes();
+        let first = b.first().map_or(0, |c| c | 0x20);
+        let maybe = match b.len() {
+            10 | 14 => first == b'c',
+            17 => first == b't',
+            _ => false,
+        };
+        if !maybe {
+            return Ok(());
+        }
+        self.add_framing(name, value)
+    }
+
+    /// [`Framing::add`] for a name that may be a framing one.
+    #[inline(never)]
+    fn add_framing(&mut self, name: &str, value: &[u8]) -> Result<(), &'static str> {
         match name.len() {
             10 if name.eq_ignore_ascii_case("connection") => self.add_connection(value),
             14 if name.eq_ignore_ascii_case("content-length") => self.add_content_length(value)?,

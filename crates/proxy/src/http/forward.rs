@@ -165,11 +165,15 @@ impl<'a> Named<'a> {
         named
     }
 
-    #[inline]
+    /// Whether `Connection` names `name` (inlined: with nothing named, the usual case,
+    /// one compare per field and no call).
+    #[inline(always)]
     fn contains(&self, name: &str) -> bool {
-        if self.n == 0 && self.overflow.is_none() {
-            return false;
-        }
+        (self.n != 0 || self.overflow.is_some()) && self.lists(name)
+    }
+
+    #[inline(never)]
+    fn lists(&self, name: &str) -> bool {
         match self.overflow {
             Some(v) => connection_tokens(v).any(|t| t.eq_ignore_ascii_case(name)),
             None => self.tokens[..self.n]
@@ -377,7 +381,13 @@ pub fn client_response(
         out.extend_from_slice(e.add.as_bytes());
     }
     write_header(&mut out, "Server", server.as_bytes());
-    with_date(|d| write_header(&mut out, "Date", d.as_bytes()));
+    // tether's own date (`with_date`: an IMF-fixdate, letters, digits, spaces, commas and
+    // colons): written as it is, no check of its bytes.
+    with_date(|d| {
+        out.extend_from_slice(b"Date: ");
+        out.extend_from_slice(d.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    });
     if resp.body == BodyKind::Chunked {
         write_header(&mut out, "Transfer-Encoding", b"chunked");
     }
