@@ -8,6 +8,7 @@
 //! field we ignore but a backend obeys is a smuggling gap). The request and response parsers
 //! turn its findings into a `BodyKind` with their own rules and statuses.
 
+use crate::name::LowerName;
 use crate::headers::{list_elements, list_elements_raw, trim_ows};
 use crate::Version;
 
@@ -55,16 +56,18 @@ impl Framing {
     /// [`Framing::add`] for a name that may be a framing one.
     #[inline(never)]
     fn add_framing(&mut self, name: &str, value: &[u8]) -> Result<(), &'static str> {
-        match name.len() {
-            10 if name.eq_ignore_ascii_case("connection") => self.add_connection(value),
-            14 if name.eq_ignore_ascii_case("content-length") => self.add_content_length(value)?,
-            14 if name.eq_ignore_ascii_case("content_length") => {
-                return Err("Content_Length header (underscore)")
-            }
-            17 if name.eq_ignore_ascii_case("transfer-encoding") => {
-                self.add_transfer_encoding(value)?
-            }
-            17 if name.eq_ignore_ascii_case("transfer_encoding") => {
+        const CONNECTION: LowerName = LowerName::new(b"connection");
+        const CONTENT_LENGTH: LowerName = LowerName::new(b"content-length");
+        const CONTENT_LENGTH_: LowerName = LowerName::new(b"content_length");
+        const TRANSFER_ENCODING: LowerName = LowerName::new(b"transfer-encoding");
+        const TRANSFER_ENCODING_: LowerName = LowerName::new(b"transfer_encoding");
+        let n = name.as_bytes();
+        match n.len() {
+            10 if CONNECTION.matches(n) => self.add_connection(value),
+            14 if CONTENT_LENGTH.matches(n) => self.add_content_length(value)?,
+            14 if CONTENT_LENGTH_.matches(n) => return Err("Content_Length header (underscore)"),
+            17 if TRANSFER_ENCODING.matches(n) => self.add_transfer_encoding(value)?,
+            17 if TRANSFER_ENCODING_.matches(n) => {
                 return Err("Transfer_Encoding header (underscore)")
             }
             _ => {}
@@ -118,6 +121,11 @@ impl Framing {
     }
 
     fn add_connection(&mut self, value: &[u8]) {
+        // The usual value, one token: no list to split.
+        if value.eq_ignore_ascii_case(b"keep-alive") {
+            self.keep_alive = true;
+            return;
+        }
         for token in list_elements(value) {
             if token.eq_ignore_ascii_case(b"close") {
                 self.close = true;

@@ -14,6 +14,7 @@ use std::cell::RefCell;
 use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
+use tether_http::LowerName;
 use tether_http::reply::with_date;
 use tether_http::{
     connection_tokens, is_hop_by_hop, write_header, BodyKind, RequestHead, ResponseHead, Version,
@@ -205,18 +206,27 @@ enum ReqField {
 }
 
 fn request_field(name: &str) -> ReqField {
+    const X_REAL_IP: LowerName = LowerName::new(b"x-real-ip");
+    const CONNECTION: LowerName = LowerName::new(b"connection");
+    const KEEP_ALIVE: LowerName = LowerName::new(b"keep-alive");
+    const XFF: LowerName = LowerName::new(b"x-forwarded-for");
+    const PROXY_CONNECTION: LowerName = LowerName::new(b"proxy-connection");
+    const X_FORWARDED_HOST: LowerName = LowerName::new(b"x-forwarded-host");
+    const TRANSFER_ENCODING: LowerName = LowerName::new(b"transfer-encoding");
+    const X_FORWARDED_PROTO: LowerName = LowerName::new(b"x-forwarded-proto");
     let is = |n: &str| name.eq_ignore_ascii_case(n);
+    let b = name.as_bytes();
     match name.len() {
         2 if is("te") => ReqField::HopByHop,
         4 if is("host") => ReqField::Host,
         7 if is("upgrade") => ReqField::HopByHop,
-        9 if is("x-real-ip") => ReqField::Ours,
-        10 if is("connection") || is("keep-alive") => ReqField::HopByHop,
-        15 if is("x-forwarded-for") => ReqField::Xff,
-        16 if is("proxy-connection") => ReqField::HopByHop,
-        16 if is("x-forwarded-host") => ReqField::Ours,
-        17 if is("transfer-encoding") => ReqField::HopByHop,
-        17 if is("x-forwarded-proto") => ReqField::Ours,
+        9 if X_REAL_IP.matches(b) => ReqField::Ours,
+        10 if CONNECTION.matches(b) || KEEP_ALIVE.matches(b) => ReqField::HopByHop,
+        15 if XFF.matches(b) => ReqField::Xff,
+        16 if PROXY_CONNECTION.matches(b) => ReqField::HopByHop,
+        16 if X_FORWARDED_HOST.matches(b) => ReqField::Ours,
+        17 if TRANSFER_ENCODING.matches(b) => ReqField::HopByHop,
+        17 if X_FORWARDED_PROTO.matches(b) => ReqField::Ours,
         _ => ReqField::Other,
     }
 }
