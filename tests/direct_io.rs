@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::*;
 
-/// A raw HTTP/1.1 upstream: `/n/<i>` answers 3,000 bytes that start with `i` (keep-alive);
+/// A raw HTTP/1.1 upstream: `/n/<i>` answers 4,000 bytes that start with `i` (keep-alive);
 /// `/split` writes its head in two parts 200 ms apart; `/hints` writes a `103` and the
 /// final answer in one write; `/once` answers and closes the connection without saying so
 /// (the next request on it finds it closed); `/whoami` says which connection carried it.
@@ -36,8 +36,8 @@ def serve(c):
         path = head.split(b" ")[1].decode()
         n += 1
         if path.startswith("/n/"):
-            body = ("%08d" % int(path[3:])).encode() + b"x" * 2992
-            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3000\r\n\r\n" + body)
+            body = ("%08d" % int(path[3:])).encode() + b"x" * 3992
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4000\r\n\r\n" + body)
         elif path == "/split":
             c.sendall(b"HTTP/1.1 200 OK\r\nContent-Le")
             time.sleep(0.2)
@@ -94,7 +94,7 @@ fn read_answer(s: &mut TcpStream, pending: &mut Vec<u8>) -> Option<(String, Vec<
     }
 }
 
-/// A client that sends 400 pipelined requests and reads nothing until tether stops taking
+/// A client that sends 2,500 pipelined requests and reads nothing until tether stops taking
 /// them (its receive buffer small): tether's writes to it find the socket full and go on
 /// through pipes. Every answer arrives, whole and in order, and tether did not read the
 /// client's requests faster than it could answer them (its memory stays bounded).
@@ -104,19 +104,26 @@ fn a_client_that_does_not_read_gets_every_pipelined_answer_in_order() {
     let sock = socket2_small_rcvbuf(port);
     let mut s = sock;
     s.set_read_timeout(Some(Duration::from_secs(20))).ok();
-    const N: usize = 400;
+    // 10 MB of answers: more than the kernel buffers on loopback hold (tcp_wmem's 4 MB).
+    const N: usize = 2500;
     let mut reqs = Vec::new();
     for i in 0..N {
         reqs.extend_from_slice(format!("GET /n/{i} HTTP/1.1\r\nHost: a\r\n\r\n").as_bytes());
     }
     s.write_all(&reqs).expect("send the pipelined requests");
-    // Nothing read yet: the answers pile up in tether's socket and pipes.
+    // Nothing read yet: the answers pile up in tether's socket until a write finds it full
+    // and the rest of that answer goes through a pipe (tether says so at debug level).
+    assert!(
+        t.wait_log("client socket full"),
+        "no answer found the client's socket full; log: {}",
+        t.log_text()
+    );
     let mut pending = Vec::new();
     for i in 0..N {
         let (head, body) = read_answer(&mut s, &mut pending)
             .unwrap_or_else(|| panic!("answer {i} missing; log: {}", t.log_text()));
         assert!(head.starts_with("HTTP/1.1 200"), "{i}: {head}");
-        assert_eq!(body.len(), 3000, "{i}");
+        assert_eq!(body.len(), 4000, "{i}");
         assert_eq!(&body[..8], format!("{i:08}").as_bytes(), "answer {i} out of order");
     }
     assert!(pending.is_empty());

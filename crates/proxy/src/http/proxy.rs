@@ -675,6 +675,11 @@ fn respond(
                 x.resp_done = true;
                 return settle(c, cx, x);
             }
+            log::debug!(
+                "http {}: client socket full; {} bytes of the answer through a pipe",
+                c.spec().listen,
+                rest.len()
+            );
             rest
         } else {
             head
