@@ -124,7 +124,11 @@ fn a_client_that_does_not_read_gets_every_pipelined_answer_in_order() {
             .unwrap_or_else(|| panic!("answer {i} missing; log: {}", t.log_text()));
         assert!(head.starts_with("HTTP/1.1 200"), "{i}: {head}");
         assert_eq!(body.len(), 4000, "{i}");
-        assert_eq!(&body[..8], format!("{i:08}").as_bytes(), "answer {i} out of order");
+        assert_eq!(
+            &body[..8],
+            format!("{i:08}").as_bytes(),
+            "answer {i} out of order"
+        );
     }
     assert!(pending.is_empty());
     assert!(

@@ -8,8 +8,8 @@
 //! field we ignore but a backend obeys is a smuggling gap). The request and response parsers
 //! turn its findings into a `BodyKind` with their own rules and statuses.
 
-use crate::name::LowerName;
 use crate::headers::{list_elements, list_elements_raw, trim_ows};
+use crate::name::LowerName;
 use crate::Version;
 
 /// What the framing fields of one head say.

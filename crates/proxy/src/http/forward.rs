@@ -14,8 +14,8 @@ use std::cell::RefCell;
 use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
-use tether_http::LowerName;
 use tether_http::reply::with_date;
+use tether_http::LowerName;
 use tether_http::{
     connection_tokens, is_hop_by_hop, write_header, BodyKind, RequestHead, ResponseHead, Version,
 };
