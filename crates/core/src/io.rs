@@ -24,7 +24,7 @@ use crate::stats::LoopStats;
 use crate::timer::Timers;
 
 /// Bytes read from a socket or file in one call, at most.
-const READ_CHUNK: usize = 64 * 1024;
+pub(crate) const READ_CHUNK: usize = 64 * 1024;
 /// Size of the shared read buffer that reads are carved from.
 const SCRATCH: usize = 256 * 1024;
 /// Chunks handed to one `writev`.
@@ -100,7 +100,7 @@ pub(crate) struct Io {
     pub now: Instant,
     pub pool: crate::pool::Pool,
     next_gen: u64,
-    scratch: BytesMut,
+    pub(crate) scratch: BytesMut,
     pub stats: Arc<LoopStats>,
     /// Wake-ups from other threads ([`crate::Remote`]), and the waker they use.
     pub wakes: WakeQueue,
@@ -643,7 +643,7 @@ pub(crate) fn room(scratch: &mut BytesMut, want: usize) {
 
 /// `read(2)` of `want` bytes into the shared buffer, returning the bytes read (empty at end
 /// of stream).
-fn read_fd(fd: i32, scratch: &mut BytesMut, want: usize) -> io::Result<Bytes> {
+pub(crate) fn read_fd(fd: i32, scratch: &mut BytesMut, want: usize) -> io::Result<Bytes> {
     room(scratch, want);
     let spare = scratch.spare_capacity_mut();
     let len = spare.len().min(want);

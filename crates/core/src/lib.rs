@@ -15,6 +15,7 @@
 
 mod connection;
 mod core;
+mod direct;
 mod ids;
 mod io;
 mod pipe;
@@ -27,6 +28,7 @@ mod timer;
 pub mod tls;
 
 pub use crate::core::{Accepted, Core, Handle, ListenerOpts, SessionFactory};
+pub use crate::direct::ReadNow;
 pub use crate::ids::{ConnId, ListenerId, PipeId, SessionId, TimerId};
 pub use crate::pipe::{PipeBuffer, PipeEnd, PipeOpts, Sink, Source, DEFAULT_THRESHOLD};
 pub use crate::remote::Remote;

@@ -9,6 +9,7 @@
 //! turn its findings into a `BodyKind` with their own rules and statuses.
 
 use crate::headers::{list_elements, list_elements_raw, trim_ows};
+use crate::name::LowerName;
 use crate::Version;
 
 /// What the framing fields of one head say.
@@ -32,17 +33,41 @@ pub(crate) struct Framing {
 
 impl Framing {
     /// Look at one header field. Fields other than the framing ones are ignored.
+    ///
+    /// Inlined into the scanners' field loops: every framing name (`Connection`,
+    /// `Content-Length`, `Transfer-Encoding` and their underscore look-alikes) is 10, 14 or
+    /// 17 bytes long and starts with `c` or `t`, so most fields leave after two compares,
+    /// without a call.
+    #[inline]
     pub(crate) fn add(&mut self, name: &str, value: &[u8]) -> Result<(), &'static str> {
-        match name.len() {
-            10 if name.eq_ignore_ascii_case("connection") => self.add_connection(value),
-            14 if name.eq_ignore_ascii_case("content-length") => self.add_content_length(value)?,
-            14 if name.eq_ignore_ascii_case("content_length") => {
-                return Err("Content_Length header (underscore)")
-            }
-            17 if name.eq_ignore_ascii_case("transfer-encoding") => {
-                self.add_transfer_encoding(value)?
-            }
-            17 if name.eq_ignore_ascii_case("transfer_encoding") => {
+        let b = name.as_bytes();
+        let first = b.first().map_or(0, |c| c | 0x20);
+        let maybe = match b.len() {
+            10 | 14 => first == b'c',
+            17 => first == b't',
+            _ => false,
+        };
+        if !maybe {
+            return Ok(());
+        }
+        self.add_framing(name, value)
+    }
+
+    /// [`Framing::add`] for a name that may be a framing one.
+    #[inline(never)]
+    fn add_framing(&mut self, name: &str, value: &[u8]) -> Result<(), &'static str> {
+        const CONNECTION: LowerName = LowerName::new(b"connection");
+        const CONTENT_LENGTH: LowerName = LowerName::new(b"content-length");
+        const CONTENT_LENGTH_: LowerName = LowerName::new(b"content_length");
+        const TRANSFER_ENCODING: LowerName = LowerName::new(b"transfer-encoding");
+        const TRANSFER_ENCODING_: LowerName = LowerName::new(b"transfer_encoding");
+        let n = name.as_bytes();
+        match n.len() {
+            10 if CONNECTION.matches(n) => self.add_connection(value),
+            14 if CONTENT_LENGTH.matches(n) => self.add_content_length(value)?,
+            14 if CONTENT_LENGTH_.matches(n) => return Err("Content_Length header (underscore)"),
+            17 if TRANSFER_ENCODING.matches(n) => self.add_transfer_encoding(value)?,
+            17 if TRANSFER_ENCODING_.matches(n) => {
                 return Err("Transfer_Encoding header (underscore)")
             }
             _ => {}
@@ -96,6 +121,11 @@ impl Framing {
     }
 
     fn add_connection(&mut self, value: &[u8]) {
+        // The usual value, one token: no list to split.
+        if value.eq_ignore_ascii_case(b"keep-alive") {
+            self.keep_alive = true;
+            return;
+        }
         for token in list_elements(value) {
             if token.eq_ignore_ascii_case(b"close") {
                 self.close = true;

@@ -15,13 +15,19 @@ use bytes::{BufMut, BytesMut};
 /// keep-alive, te, transfer-encoding, upgrade.
 pub fn is_hop_by_hop(name: &str) -> bool {
     // By length first: this runs for every field of every message a proxy forwards.
+    use crate::name::LowerName;
+    const CONNECTION: LowerName = LowerName::new(b"connection");
+    const KEEP_ALIVE: LowerName = LowerName::new(b"keep-alive");
+    const PROXY_CONNECTION: LowerName = LowerName::new(b"proxy-connection");
+    const TRANSFER_ENCODING: LowerName = LowerName::new(b"transfer-encoding");
     let is = |h: &str| name.eq_ignore_ascii_case(h);
+    let b = name.as_bytes();
     match name.len() {
         2 => is("te"),
         7 => is("upgrade"),
-        10 => is("connection") || is("keep-alive"),
-        16 => is("proxy-connection"),
-        17 => is("transfer-encoding"),
+        10 => CONNECTION.matches(b) || KEEP_ALIVE.matches(b),
+        16 => PROXY_CONNECTION.matches(b),
+        17 => TRANSFER_ENCODING.matches(b),
         _ => false,
     }
 }

@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 
 use bytes::{Bytes, BytesMut};
 use tether_http::reply::with_date;
+use tether_http::LowerName;
 use tether_http::{
     connection_tokens, is_hop_by_hop, write_header, BodyKind, RequestHead, ResponseHead, Version,
 };
@@ -134,6 +135,20 @@ impl<'a> Named<'a> {
             n: 0,
             overflow: None,
         };
+        // The usual values, one token and nothing else: no tokenising. `keep-alive` and
+        // `upgrade` name hop-by-hop fields (dropped anyway); `close` names itself.
+        match value {
+            None => return named,
+            Some(v) if names_nothing(v) => return named,
+            Some(v) if v.eq_ignore_ascii_case(b"close") => {
+                if let Ok(t) = std::str::from_utf8(v) {
+                    named.tokens[0] = t;
+                    named.n = 1;
+                    return named;
+                }
+            }
+            Some(_) => {}
+        }
         // Hop-by-hop fields are dropped whether named or not: not kept here, so the usual
         // `Connection: keep-alive` costs nothing per field.
         let named_fields = value
@@ -151,7 +166,15 @@ impl<'a> Named<'a> {
         named
     }
 
+    /// Whether `Connection` names `name` (inlined: with nothing named, the usual case,
+    /// one compare per field and no call).
+    #[inline(always)]
     fn contains(&self, name: &str) -> bool {
+        (self.n != 0 || self.overflow.is_some()) && self.lists(name)
+    }
+
+    #[inline(never)]
+    fn lists(&self, name: &str) -> bool {
         match self.overflow {
             Some(v) => connection_tokens(v).any(|t| t.eq_ignore_ascii_case(name)),
             None => self.tokens[..self.n]
@@ -159,6 +182,13 @@ impl<'a> Named<'a> {
                 .any(|t| t.eq_ignore_ascii_case(name)),
         }
     }
+}
+
+/// A `Connection` value that is a single token naming a hop-by-hop field (`keep-alive`,
+/// `upgrade`: dropped whether named or not), with no list, spaces or other tokens: it adds
+/// nothing to drop. Any other value is tokenised in full.
+fn names_nothing(value: &[u8]) -> bool {
+    value.eq_ignore_ascii_case(b"keep-alive") || value.eq_ignore_ascii_case(b"upgrade")
 }
 
 /// What `upstream_request` does with a request field, by its name (its length first: this
@@ -176,18 +206,27 @@ enum ReqField {
 }
 
 fn request_field(name: &str) -> ReqField {
+    const X_REAL_IP: LowerName = LowerName::new(b"x-real-ip");
+    const CONNECTION: LowerName = LowerName::new(b"connection");
+    const KEEP_ALIVE: LowerName = LowerName::new(b"keep-alive");
+    const XFF: LowerName = LowerName::new(b"x-forwarded-for");
+    const PROXY_CONNECTION: LowerName = LowerName::new(b"proxy-connection");
+    const X_FORWARDED_HOST: LowerName = LowerName::new(b"x-forwarded-host");
+    const TRANSFER_ENCODING: LowerName = LowerName::new(b"transfer-encoding");
+    const X_FORWARDED_PROTO: LowerName = LowerName::new(b"x-forwarded-proto");
     let is = |n: &str| name.eq_ignore_ascii_case(n);
+    let b = name.as_bytes();
     match name.len() {
         2 if is("te") => ReqField::HopByHop,
         4 if is("host") => ReqField::Host,
         7 if is("upgrade") => ReqField::HopByHop,
-        9 if is("x-real-ip") => ReqField::Ours,
-        10 if is("connection") || is("keep-alive") => ReqField::HopByHop,
-        15 if is("x-forwarded-for") => ReqField::Xff,
-        16 if is("proxy-connection") => ReqField::HopByHop,
-        16 if is("x-forwarded-host") => ReqField::Ours,
-        17 if is("transfer-encoding") => ReqField::HopByHop,
-        17 if is("x-forwarded-proto") => ReqField::Ours,
+        9 if X_REAL_IP.matches(b) => ReqField::Ours,
+        10 if CONNECTION.matches(b) || KEEP_ALIVE.matches(b) => ReqField::HopByHop,
+        15 if XFF.matches(b) => ReqField::Xff,
+        16 if PROXY_CONNECTION.matches(b) => ReqField::HopByHop,
+        16 if X_FORWARDED_HOST.matches(b) => ReqField::Ours,
+        17 if TRANSFER_ENCODING.matches(b) => ReqField::HopByHop,
+        17 if X_FORWARDED_PROTO.matches(b) => ReqField::Ours,
         _ => ReqField::Other,
     }
 }
@@ -352,7 +391,13 @@ pub fn client_response(
         out.extend_from_slice(e.add.as_bytes());
     }
     write_header(&mut out, "Server", server.as_bytes());
-    with_date(|d| write_header(&mut out, "Date", d.as_bytes()));
+    // tether's own date (`with_date`: an IMF-fixdate, letters, digits, spaces, commas and
+    // colons): written as it is, no check of its bytes.
+    with_date(|d| {
+        out.extend_from_slice(b"Date: ");
+        out.extend_from_slice(d.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    });
     if resp.body == BodyKind::Chunked {
         write_header(&mut out, "Transfer-Encoding", b"chunked");
     }
@@ -571,5 +616,47 @@ mod tests {
             let s = String::from_utf8(client_response(&resp, "t", true, None).to_vec()).unwrap();
             assert!(s.starts_with(line), "{s}");
         }
+    }
+
+    /// The single-token fast path of `Named::of` names exactly what tokenising names.
+    #[test]
+    fn connection_fast_path_names_what_tokenising_names() {
+        let slow = |v: &[u8]| -> Vec<String> {
+            tether_http::connection_tokens(v)
+                .filter(|t| !tether_http::is_hop_by_hop(t))
+                .map(|t| t.to_ascii_lowercase())
+                .collect()
+        };
+        let values: [&[u8]; 9] = [
+            b"keep-alive",
+            b"Keep-Alive",
+            b"close",
+            b"CLOSE",
+            b"upgrade",
+            b"keep-alive, X-Secret",
+            b"close, keep-alive",
+            b"x-secret",
+            b"keep-alive,close",
+        ];
+        for v in values {
+            let named = Named::of(Some(v));
+            let fast: Vec<String> = match named.overflow {
+                Some(_) => unreachable!("under eight tokens"),
+                None => named.tokens[..named.n]
+                    .iter()
+                    .map(|t| t.to_ascii_lowercase())
+                    .collect(),
+            };
+            assert_eq!(fast, slow(v), "{}", String::from_utf8_lossy(v));
+            for name in ["close", "x-secret", "keep-alive", "accept"] {
+                assert_eq!(
+                    named.contains(name),
+                    slow(v).iter().any(|t| t == name),
+                    "{name} in {}",
+                    String::from_utf8_lossy(v)
+                );
+            }
+        }
+        assert!(!Named::of(None).contains("close"));
     }
 }

@@ -178,6 +178,11 @@ impl Session for HttpSession {
 
     fn on_conn_readable(&mut self, cx: &mut Cx<'_>, conn: ConnId) {
         if conn != self.c.client {
+            // The upstream connection of an exchange, watched for its response.
+            self.step(cx, |c, cx, state| match state {
+                State::Proxying(x) if x.up == conn => proxy::upstream_ready(c, cx, x),
+                other => other,
+            });
             return;
         }
         self.c.wake(cx);

@@ -22,7 +22,9 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tether_core::{ConnId, ConnectOpts, Cx, PipeEnd, PipeId, PipeOpts, Sink, Source, TimerId};
+use tether_core::{
+    ConnId, ConnectOpts, Cx, PipeEnd, PipeId, PipeOpts, ReadNow, Sink, Source, TimerId,
+};
 use tether_http::{
     parse_response, parse_response_bytes, BodyKind, Method, Parsed, RequestHead, ResponseHead,
 };
@@ -297,7 +299,7 @@ pub(super) fn connected(
         ..PipeOpts::default()
     };
     let up = x.up;
-    let to_up = match x.req.body {
+    x.to_up = match x.req.body {
         BodyKind::Length(n) if n > 0 => {
             c.close_reader(cx);
             let have = (c.buf.len() as u64).min(n);
@@ -306,7 +308,7 @@ pub(super) fn connected(
                 cx.push(p, x.head.clone());
                 cx.push(p, c.buf.split_to(n as usize).freeze());
                 cx.end(p);
-                p
+                Some(p)
             } else {
                 let opts = PipeOpts {
                     limit: Some(n - have),
@@ -315,31 +317,94 @@ pub(super) fn connected(
                 let p = cx.pipe_with(Source::Conn(c.client), Sink::Conn(up), opts);
                 cx.push(p, x.head.clone());
                 cx.push(p, c.buf.split().freeze());
-                p
+                Some(p)
             }
         }
         BodyKind::Chunked => {
             let p = cx.pipe_with(Source::Session, Sink::Conn(up), keep);
             cx.push(p, x.head.clone());
             x.req_relay = Some(Relay::Chunked(tether_http::ChunkedScanner::new()));
-            p
+            Some(p)
         }
         _ => {
-            let p = cx.pipe_with(Source::Session, Sink::Conn(up), keep);
-            cx.push(p, x.head.clone());
-            cx.end(p);
-            p
+            // No body: the head straight to the socket when it takes it whole (no pipe, no
+            // pipe end to hear); through a pipe for what it does not take.
+            let rest = cx.write_now(up, x.head.clone());
+            if rest.is_empty() {
+                x.req_done = true;
+                None
+            } else {
+                let p = cx.pipe_with(Source::Session, Sink::Conn(up), keep);
+                cx.push(p, rest);
+                cx.end(p);
+                Some(p)
+            }
         }
     };
-    x.to_up = Some(to_up);
+    if x.upstream.tls_for(x.pick.server.index()).is_some() || !cx.watch_readable(up) {
+        open_up_reader(cx, &mut x);
+    }
+    if x.req_done {
+        c.open_reader(cx); // as when the request's pipe ends (`pipe_end`)
+    }
+    if x.req_relay.is_some() {
+        return relay_request(c, cx, x);
+    }
+    State::Proxying(x)
+}
+
+/// The upstream → session pipe that reads the response (head, then a relayed body):
+/// opened when a read straight from the socket (`upstream_ready`) does not do, on a TLS
+/// connection from the start.
+fn open_up_reader(cx: &mut Cx<'_>, x: &mut Exchange) -> PipeId {
+    if let Some(p) = x.up_reader {
+        return p;
+    }
     let opts = PipeOpts {
         threshold: HEAD_READ,
         ..PipeOpts::default()
     };
-    x.up_reader = Some(cx.pipe_with(Source::Conn(up), Sink::Session, opts));
-    if x.req_relay.is_some() {
-        return relay_request(c, cx, x);
+    let p = cx.pipe_with(Source::Conn(x.up), Sink::Session, opts);
+    x.up_reader = Some(p);
+    p
+}
+
+/// The watched upstream connection is readable: the response, read straight from the
+/// socket. A whole final head (the usual case) is answered at once; anything else (an
+/// interim or partial head, an answer whose body is read whole first) goes on through the
+/// reader pipe, the bytes read here first in it.
+pub(super) fn upstream_ready(c: &mut Conn, cx: &mut Cx<'_>, mut x: Box<Exchange>) -> State {
+    if x.up_reader.is_some() || x.response_started {
+        return State::Proxying(x);
     }
+    let b = match cx.read_now(x.up) {
+        ReadNow::Data(b) => b,
+        ReadNow::Nothing => {
+            if !cx.watch_readable(x.up) {
+                open_up_reader(cx, &mut x);
+            }
+            return State::Proxying(x);
+        }
+        ReadNow::Eof | ReadNow::Failed(_) => {
+            x.up_keep_alive = false;
+            return upstream_failed(c, cx, x, "closed without a response");
+        }
+        ReadNow::Unsupported => {
+            open_up_reader(cx, &mut x);
+            return State::Proxying(x);
+        }
+    };
+    if !x.pick.tag_body {
+        let head_request = x.req.method == Method::Head;
+        if let Ok(Parsed::Complete(resp)) = parse_response_bytes(&b, head_request, &c.ctx.limits) {
+            if !resp.is_informational() {
+                let rest = b.slice(resp.len()..);
+                return respond(c, cx, x, resp, rest);
+            }
+        }
+    }
+    let p = open_up_reader(cx, &mut x);
+    cx.push(p, b);
     State::Proxying(x)
 }
 
@@ -618,6 +683,23 @@ fn respond(
         cur.note_upstream_head(resp.status, cx.now(), head.len() - body_len);
     }
     if whole {
+        // Straight to the client's socket when it takes it all (a kept-alive connection:
+        // a closing one needs the pipe's FIN); what it does not take goes through the pipe.
+        let head = if c.keep_alive && x.to_client.is_none() {
+            let rest = cx.write_now(c.client, head);
+            if rest.is_empty() {
+                x.resp_done = true;
+                return settle(c, cx, x);
+            }
+            log::debug!(
+                "http {}: client socket full; {} bytes of the answer through a pipe",
+                c.spec().listen,
+                rest.len()
+            );
+            rest
+        } else {
+            head
+        };
         let to = client_pipe(c, cx, &mut x);
         cx.push(to, head);
         cx.end(to);
@@ -658,6 +740,7 @@ fn respond(
         _ => {
             let to = client_pipe(c, cx, &mut x);
             cx.push(to, head);
+            open_up_reader(cx, &mut x); // the body's rest comes through it
             x.resp_relay = Some(Relay::of(resp.body));
             relay_response(c, cx, x, rest)
         }
