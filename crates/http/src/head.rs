@@ -300,7 +300,7 @@ pub(crate) fn window_full(window: &[u8], limits: &Limits) -> bool {
     window.len() >= head_cap(limits)
 }
 
-fn head_cap(limits: &Limits) -> usize {
+pub(crate) fn head_cap(limits: &Limits) -> usize {
     limits.max_head.min(u32::MAX as usize)
 }
 

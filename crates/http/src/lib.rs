@@ -55,5 +55,5 @@ pub use head::{BodyKind, FieldLine, Limits, Parsed, Version};
 pub use headers::{connection_tokens, is_hop_by_hop, write_header};
 pub use html::html_escape;
 pub use name::LowerName;
-pub use request::{parse_request, Method, RequestHead};
+pub use request::{parse_request, request_from_parts, Method, RequestHead};
 pub use response::{parse_response, parse_response_bytes, ResponseHead};

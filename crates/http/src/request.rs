@@ -20,7 +20,7 @@
 //!   `max_uri` → 414, reported as soon as the request line shows it, even mid-head;
 //! - `Expect` other than `100-continue` → 417.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::framing::Framing;
 use crate::head::{self, FieldLine, Fields, Span, FIELDS_HINT};
@@ -209,11 +209,88 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed<RequestHead>,
             return Err(refusal(e, window, start));
         }
     };
-    let raw = &window[..scanned.len];
     if scanned.bare_lf {
         return Err(HttpError::bad_request(head::BARE_LF));
     }
-    let line = scanned.line;
+    let raw = Bytes::copy_from_slice(&window[..scanned.len]);
+    complete(raw, scanned.line, fields, limits).map(Parsed::Complete)
+}
+
+/// A request head from its parts as HTTP/2 gives them (RFC 9113 §8.3.1): `method`,
+/// `target` (`:path`), then `fields` in order (`:authority` comes first, as `host`). The
+/// head is laid out as the HTTP/1.1 head it stands for, each part checked as
+/// [`parse_request`] checks it (tokens, target and value bytes, the field count and head
+/// size, then framing, Host and the target's form) and its spans recorded as it is
+/// written: never written out and parsed back.
+pub fn request_from_parts<'f>(
+    method: &[u8],
+    target: &[u8],
+    fields: impl Iterator<Item = (&'f [u8], &'f [u8])> + Clone,
+    limits: &Limits,
+) -> Result<RequestHead, HttpError> {
+    if method.is_empty() || !method.iter().all(|&b| scan::is_token(b)) {
+        return Err(HttpError::bad_request("invalid method"));
+    }
+    if target.is_empty()
+        || !target.iter().all(|&b| b > b' ' && b != 0x7f)
+        || std::str::from_utf8(target).is_err()
+    {
+        return Err(HttpError::bad_request("invalid request-target"));
+    }
+    let size = fields
+        .clone()
+        .map(|(n, v)| n.len() + v.len() + 4)
+        .sum::<usize>();
+    let size = size + method.len() + target.len() + 13;
+    if size > head::head_cap(limits) {
+        return Err(HttpError::new(431, "request head too large"));
+    }
+    let mut b = BytesMut::with_capacity(size);
+    b.extend_from_slice(method);
+    b.extend_from_slice(b" ");
+    b.extend_from_slice(target);
+    b.extend_from_slice(b" HTTP/1.1\r\n");
+    let line = scan::RequestLine {
+        method: Span::range(0, method.len()),
+        target: Span::range(method.len() + 1, method.len() + 1 + target.len()),
+        minor: 1,
+    };
+    let max_fields = head::slot_count(limits, size);
+    let mut list = Fields::with_capacity(FIELDS_HINT);
+    for (name, value) in fields {
+        if list.entries().len() >= max_fields {
+            return Err(HttpError::new(431, "too many headers"));
+        }
+        if name.is_empty() || !name.iter().all(|&b| scan::is_token(b)) {
+            return Err(HttpError::bad_request("invalid header name"));
+        }
+        let trimmed = value.trim_ascii();
+        if trimmed.len() != value.len() || !value.iter().all(|&b| scan::is_value(b)) {
+            return Err(HttpError::bad_request("invalid header value"));
+        }
+        let at = b.len();
+        b.extend_from_slice(name);
+        b.extend_from_slice(b": ");
+        b.extend_from_slice(value);
+        b.extend_from_slice(b"\r\n");
+        let v = at + name.len() + 2;
+        list.push(
+            Span::range(at, at + name.len()),
+            Span::range(v, v + value.len()),
+        );
+    }
+    b.extend_from_slice(b"\r\n");
+    complete(b.freeze(), line, list, limits)
+}
+
+/// The checks and the head once its request line and field spans are known (both parsers).
+fn complete(
+    raw_bytes: Bytes,
+    line: scan::RequestLine,
+    fields: Fields,
+    limits: &Limits,
+) -> Result<RequestHead, HttpError> {
+    let raw: &[u8] = &raw_bytes;
     let target = line.target.get_str(raw);
     if target.len() > limits.max_uri {
         return Err(HttpError::new(414, "request-target too long"));
@@ -271,8 +348,8 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed<RequestHead>,
         ),
     };
 
-    Ok(Parsed::Complete(RequestHead {
-        raw: Bytes::copy_from_slice(raw),
+    Ok(RequestHead {
+        raw: raw_bytes,
         method,
         version,
         body,
@@ -285,7 +362,7 @@ pub fn parse_request(buf: &[u8], limits: &Limits) -> Result<Parsed<RequestHead>,
         host,
         fields,
         connection,
-    }))
+    })
 }
 
 /// Not complete yet: fine unless the window is already full.

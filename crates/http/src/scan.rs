@@ -519,13 +519,13 @@ mod sse2 {
 
 /// A `tchar` (RFC 9110 §5.6.2), the bytes of methods and field names.
 #[inline]
-fn is_token(b: u8) -> bool {
+pub(crate) fn is_token(b: u8) -> bool {
     TOKEN[b as usize]
 }
 
 /// A byte of a field value after its first (HTAB, SP, VCHAR, obs-text).
 #[inline]
-fn is_value(b: u8) -> bool {
+pub(crate) fn is_value(b: u8) -> bool {
     b == b'\t' || (b >= b' ' && b != 0x7f)
 }
 

@@ -2,6 +2,7 @@
 //! chunked bodies split every way.
 
 mod chunked;
+mod from_parts;
 mod requests;
 mod responses;
 mod scan_diff;

@@ -7,11 +7,11 @@
 //! `port_rewrite` (`mounts::port_upstream`) too. What takes over a connection (the broker's
 //! WebSocket feed, WebSockets under `port_rewrite`) needs HTTP/1.1's Upgrade.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tether_broker::ws;
 use tether_core::Cx;
 use tether_h2::ErrorCode;
-use tether_http::{parse_request, Limits, Parsed, RequestHead};
+use tether_http::{Limits, RequestHead};
 
 use super::feed::Feed;
 use super::reply::{self, FileBody, Out};
@@ -225,7 +225,10 @@ impl Stream {
     }
 }
 
-/// The HTTP/1.1 head an HTTP/2 request stands for (`Err`: the status to answer).
+/// The request head an HTTP/2 request stands for (`Err`: the status to answer), made from
+/// its parts (`tether_http::request_from_parts`: checked as an HTTP/1.1 head is, never
+/// written out and parsed back): `:authority` as `Host`, `transfer-encoding: chunked` when
+/// a body of unknown length follows.
 fn to_h1(
     head: &tether_h2::RequestHead,
     end_stream: bool,
@@ -239,39 +242,31 @@ fn to_h1(
         _ => false,
     };
     let method: &[u8] = if websocket { b"GET" } else { &head.method };
-    let len = head.fields.iter().map(|(n, v)| n.len() + v.len() + 4);
-    let mut b = BytesMut::with_capacity(128 + head.path.len() + len.sum::<usize>());
-    for part in [method, b" ", &head.path, b" HTTP/1.1\r\n"] {
-        b.extend_from_slice(part);
-    }
-    let mut field = |n: &[u8], v: &[u8]| {
-        for part in [n, b": ", v, b"\r\n"] {
-            b.extend_from_slice(part);
-        }
-    };
-    if let Some(a) = &head.authority {
-        field(b"host", a);
-    }
-    for (n, v) in &head.fields {
-        // `:authority` wins over a `host` field (RFC 9113 §8.3.1).
-        if !(head.authority.is_some() && &n[..] == b"host") {
-            field(n, v);
-        }
-    }
-    if websocket {
-        field(b"connection", b"upgrade");
-        field(b"upgrade", b"websocket");
+    let key;
+    let extra: Vec<(&[u8], &[u8])> = if websocket {
         // HTTP/2 has no key; the HTTP/1.1 handshake needs one (its answer is not passed on).
-        field(b"sec-websocket-key", websocket_key().as_bytes());
+        key = websocket_key();
+        vec![
+            (b"connection", b"upgrade"),
+            (b"upgrade", b"websocket"),
+            (b"sec-websocket-key", key.as_bytes()),
+        ]
     } else if !end_stream && head.content_length.is_none() {
-        field(b"transfer-encoding", b"chunked");
-    }
-    b.extend_from_slice(b"\r\n");
-    match parse_request(&b, limits) {
-        Ok(Parsed::Complete(h)) => Ok(h),
-        Ok(Parsed::Partial) => Err(400),
-        Err(e) => Err(e.status),
-    }
+        vec![(b"transfer-encoding", b"chunked")]
+    } else {
+        Vec::new()
+    };
+    let authority = head.authority.as_deref().map(|a| (&b"host"[..], a));
+    // `:authority` wins over a `host` field (RFC 9113 §8.3.1).
+    let has_authority = authority.is_some();
+    let fields = (head.fields.iter())
+        .filter(move |(n, _)| !(has_authority && &n[..] == b"host"))
+        .map(|(n, v)| (&n[..], &v[..]));
+    let all = authority
+        .into_iter()
+        .chain(fields)
+        .chain(extra.iter().copied());
+    tether_http::request_from_parts(method, &head.path, all, limits).map_err(|e| e.status)
 }
 
 /// A fresh `Sec-WebSocket-Key`: 16 bytes from the process's random hasher keys and a
