@@ -158,12 +158,17 @@ impl<'a> Cx<'a> {
     /// callback returns (queued like every notice, never called from here). False if that
     /// session is gone or closing.
     pub fn wake(&mut self, s: SessionId, key: u64) -> bool {
-        let alive = (self.io.sessions.get(s.idx)).is_some_and(|x| x.gen == s.gen && !x.closing);
+        let alive = self.alive(s);
         if alive {
             self.io.notices.push_back((s.idx, s.gen, Notice::Wake(key)));
             self.io.touch(s.idx);
         }
         alive
+    }
+
+    /// Whether session `s` of this loop is still there and not closing (nothing queued).
+    pub fn alive(&self, s: SessionId) -> bool {
+        (self.io.sessions.get(s.idx)).is_some_and(|x| x.gen == s.gen && !x.closing)
     }
 
     /// Loop time (read once per wake-up of the loop).

@@ -1,7 +1,8 @@
 //! Sessions that start other sessions on the loop (`Cx::spawn`) and wake them
 //! (`Cx::wake`): what a multiplexer shared by many sessions needs. A wake is queued like
 //! every notice (delivered after the current callback, never inside it), a wake of a gone
-//! session says so, and a spawned session lives until it is done.
+//! session says so (as `Cx::alive` does, without waking), and a spawned session lives
+//! until it is done.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -63,6 +64,7 @@ impl Session for Parent {
         }));
         assert_ne!(child, cx.id());
         self.child = Some(child);
+        assert!(cx.alive(child) && cx.alive(cx.id()));
         let queued = cx.wake(child, 1);
         // Queued, not called: the child has not run yet.
         self.log.borrow_mut().push(format!("woke child {queued}"));
@@ -84,8 +86,11 @@ impl Session for Parent {
 
     fn on_timer(&mut self, cx: &mut Cx<'_>, _key: u64) {
         let Some(child) = self.child else { return };
+        let alive = cx.alive(child);
         let gone = !cx.wake(child, 9);
-        self.log.borrow_mut().push(format!("child gone {gone}"));
+        self.log
+            .borrow_mut()
+            .push(format!("child gone {gone}, alive {alive}"));
         self.done = true;
     }
 
@@ -123,6 +128,9 @@ fn a_session_spawns_and_wakes_another_through_the_queue() {
         ],
         "{log:?}"
     );
-    assert!(log.contains(&"child gone true".to_string()), "{log:?}");
+    assert!(
+        log.contains(&"child gone true, alive false".to_string()),
+        "{log:?}"
+    );
     assert_eq!(core.sessions(), 0, "both freed once done");
 }

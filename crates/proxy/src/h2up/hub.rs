@@ -76,7 +76,7 @@ pub(crate) fn mux_for(
     let found = HUBS.with(|h| h.borrow().get(&key).cloned());
     // A hub whose session is gone (its loop ended) is replaced.
     let hub = match found {
-        Some(hub) if hub.borrow().sid.is_some_and(|s| cx.wake(s, KEY_FLUSH)) => hub,
+        Some(hub) if hub.borrow().sid.is_some_and(|s| cx.alive(s)) => hub,
         _ => {
             let hub = Rc::new(RefCell::new(Hub {
                 sid: None,
