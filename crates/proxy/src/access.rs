@@ -348,11 +348,15 @@ const STORE_DOWN: &str = "The limit store does not answer; try again in a moment
 impl Gate {
     pub fn new(access: Arc<Access>, route: &str) -> Box<Gate> {
         // The route is kept only for a limit keyed by it (no String a request otherwise).
-        let keyed = (access.limits.iter())
-            .any(|l| l.spec.key.iter().any(|k| matches!(k, KeyPart::Route)));
+        let keyed =
+            (access.limits.iter()).any(|l| l.spec.key.iter().any(|k| matches!(k, KeyPart::Route)));
         Box::new(Gate {
             access,
-            route: if keyed { route.to_string() } else { String::new() },
+            route: if keyed {
+                route.to_string()
+            } else {
+                String::new()
+            },
             step: 0,
             pending: Pending::None,
             held: Held::default(),

@@ -132,7 +132,7 @@ fn made_heads_are_refused_as_parsed_heads_are() {
         ..Limits::default()
     };
     let mut many: Vec<(&[u8], &[u8])> = vec![(b"host", b"a")];
-    many.extend(std::iter::repeat((&b"x-a"[..], &b"1"[..])).take(6));
+    many.extend(std::iter::repeat_n((&b"x-a"[..], &b"1"[..]), 6));
     let (made, parsed) = both(&(b"GET", b"/", many), &small);
     assert_eq!(made.err(), Some(431));
     assert_eq!(parsed.err(), Some(431));
