@@ -142,7 +142,8 @@ fn lone_worker_admin_and_shutdown() {
         1,
         Duration::from_secs(5),
     );
-    assert_eq!(http(port, "GET", "/whoami", "").expect("proxied").0, 200);
+    let (code, head, body) = http(port, "GET", "/whoami", "").expect("proxied");
+    assert_eq!(code, 200, "{head}\n{body}\n{}", t.log_text());
 
     assert_eq!(admin(aport, "POST", "/admin/shutdown", key).0, 202);
     let status = wait_exit(&mut t.child, Duration::from_secs(15)).expect("exits");

@@ -306,8 +306,13 @@ pub fn python(args: &[&std::ffi::OsStr], port: u16) -> Proc {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn python3 (is python3 installed?)");
-    let p = Proc { child, log: None };
+    let mut p = Proc { child, log: None };
     wait_port(port);
+    // Something answered on the port: it must be this python (one that could not bind
+    // has exited, and a stranger on its port would take the test's requests).
+    if let Ok(Some(status)) = p.child.try_wait() {
+        panic!("python3 {args:?} exited ({status}) though port {port} answers: another process holds it");
+    }
     p
 }
 

@@ -49,9 +49,13 @@ pub fn dead_port() -> u16 {
 }
 
 /// The next port of `(base, len)` for this process: each process starts at a place of its
-/// own (its pid), so test binaries run one after another, or side by side, rarely meet.
+/// own, so test binaries run one after another, or side by side, rarely meet. The place is
+/// the pid times a large prime: consecutive pids (one test binary after another) start
+/// ~2,000 ports apart rather than next to each other, where a process the last binary left
+/// behind could still hold the ports this one is about to hand out.
 fn next_in((base, len): (u16, u16), next: &AtomicU16) -> u16 {
-    let start = (std::process::id() % u32::from(len)) as u16;
+    let spread = u64::from(std::process::id()) * 7919;
+    let start = (spread % u64::from(len)) as u16;
     let n = next.fetch_add(1, Ordering::Relaxed) % len;
     base + (start + n) % len
 }
