@@ -14,22 +14,7 @@ use common::*;
 fn h2c_tether(dir: &TempDir) -> (u16, Proc, Proc) {
     let (port, up_port) = (free_port(), free_port());
     let up = h2c_app(up_port);
-    let config = format!(
-        r#"
-[[upstream]]
-name = "h2app"
-servers = ["127.0.0.1:{up_port}"]
-protocol = "h2c"
-
-[[server]]
-listen = ["127.0.0.1:{port}"]
-http2 = true
-
-[[server.route]]
-path = "/"
-proxy = "h2app"
-"#
-    );
+    let config = h2c_pool_config(port, up_port, H2APP_ROUTE);
     let t = tether(dir, &config, &[port]);
     (port, up, t)
 }
@@ -343,22 +328,8 @@ fn client_connections_share_one_upstream_connection() {
     let (port, up_port) = (free_port(), free_port());
     let _up = h2c_app(up_port);
     let config = format!(
-        r#"
-workers = 1
-
-[[upstream]]
-name = "h2app"
-servers = ["127.0.0.1:{up_port}"]
-protocol = "h2c"
-
-[[server]]
-listen = ["127.0.0.1:{port}"]
-http2 = true
-
-[[server.route]]
-path = "/"
-proxy = "h2app"
-"#
+        "workers = 1\n{}",
+        h2c_pool_config(port, up_port, H2APP_ROUTE)
     );
     let t = tether(&dir, &config, &[port]);
     let url = format!("http://127.0.0.1:{port}/hello");

@@ -13,17 +13,8 @@ fn header_rules_and_request_ids_apply_on_an_h2c_pool() {
     let dir = TempDir::new("h2up-rules");
     let (port, up_port) = (free_port(), free_port());
     let _up = h2c_app(up_port);
-    let config = format!(
-        r#"
-[[upstream]]
-name = "h2app"
-servers = ["127.0.0.1:{up_port}"]
-protocol = "h2c"
-
-[[server]]
-listen = ["127.0.0.1:{port}"]
-http2 = true
-request_id = "generate"
+    let routes = format!(
+        r#"request_id = "generate"
 
 [[server.route]]
 path = "/"
@@ -32,7 +23,7 @@ request_headers = {{ set = {{ "X-Who" = "{{host}}|{{path}}|{{header.x-tenant}}|{
 response_headers = {{ set = {{ "X-Frame-Options" = "DENY" }}, add = {{ "X-Served-By" = "{{upstream_name}}" }}, remove = ["X-Internal-*"] }}
 "#
     );
-    let t = tether(&dir, &config, &[port]);
+    let t = tether(&dir, &h2c_pool_config(port, up_port, &routes), &[port]);
     let url = format!("http://localhost:{port}/headers?q=1");
     for proto in ["--http1.1", "--http2-prior-knowledge"] {
         let out = curl(&[
@@ -84,31 +75,20 @@ fn intercept_errors_replaces_an_h2c_servers_error_answer() {
     let dir = TempDir::new("h2up-pages");
     let (port, up_port) = (free_port(), free_port());
     let _up = h2c_app(up_port);
-    let config = format!(
-        r#"
-[[upstream]]
-name = "h2app"
-servers = ["127.0.0.1:{up_port}"]
-protocol = "h2c"
-
-[[server]]
-listen = ["127.0.0.1:{port}"]
-http2 = true
-
+    let routes = r#"
 [[server.route]]
 path = "/caught"
 proxy = "h2app"
 strip_prefix = true
 intercept_errors = true
-error_page = [{{ status = "4xx", body = "caught by tether" }}]
+error_page = [{ status = "4xx", body = "caught by tether" }]
 
 [[server.route]]
 path = "/"
 proxy = "h2app"
-error_page = [{{ status = "4xx", body = "not without intercept_errors" }}]
-"#
-    );
-    let t = tether(&dir, &config, &[port]);
+error_page = [{ status = "4xx", body = "not without intercept_errors" }]
+"#;
+    let t = tether(&dir, &h2c_pool_config(port, up_port, routes), &[port]);
     for proto in ["--http1.1", "--http2-prior-knowledge"] {
         // The server answers 404 to both; only the intercepting route shows its page.
         for (path, page) in [("/caught/nope", true), ("/nope", false)] {

@@ -292,6 +292,18 @@ pub fn ws_client(url: &str, n: usize, ca: Option<&Path>) -> String {
 }
 
 /// Run `python3 ARGS`, quiet, and wait until `port` accepts.
+/// A config with the pool `h2app` (one h2c server on `up_port`) and a server on `port` that
+/// takes HTTP/1.1 and h2c, followed by `rest`: more of the server's keys, and its routes.
+pub fn h2c_pool_config(port: u16, up_port: u16, rest: &str) -> String {
+    format!(
+        "[[upstream]]\nname = \"h2app\"\nservers = [\"127.0.0.1:{up_port}\"]\nprotocol = \"h2c\"\n\n\
+         [[server]]\nlisten = [\"127.0.0.1:{port}\"]\nhttp2 = true\n{rest}"
+    )
+}
+
+/// The route that sends everything to `h2app` (`h2c_pool_config`).
+pub const H2APP_ROUTE: &str = "\n[[server.route]]\npath = \"/\"\nproxy = \"h2app\"\n";
+
 /// `tests/support_h2c.py` (an h2c server, Python's `h2`) listening on `port`.
 pub fn h2c_app(port: u16) -> Proc {
     let s = repo().join("tests/support_h2c.py").display().to_string();
