@@ -384,7 +384,7 @@ impl H2Session {
                                 r.response(&mut f, &c.upstream, &c.pick);
                             }
                             if let (Some(e), false) = (&c.encode, end || s.head_only) {
-                                c.compress = e.start(status, &mut f, false, "h2");
+                                c.compress = e.start(status, &mut f, false, &"h2");
                             }
                         }
                         let list: Vec<(&[u8], &[u8])> =

@@ -42,7 +42,7 @@ impl CallEncode {
         status: u16,
         fields: &mut Vec<(Bytes, Bytes)>,
         chunked: bool,
-        listen: &str,
+        listen: &dyn std::fmt::Display,
     ) -> Option<Box<Compressor>> {
         let field = |name: &str| {
             (fields.iter())

@@ -232,6 +232,14 @@ fn request_field(name: &str) -> ReqField {
 }
 
 /// Whether a field must not cross the proxy: hop-by-hop, or named by `Connection`.
+/// An upstream answer's field the client never gets as sent: hop-by-hop, named by its
+/// `Connection`, or `Server` and `Date` (tether writes its own).
+fn not_passed_on(name: &str, named: &Named<'_>) -> bool {
+    is_local(name, named)
+        || name.eq_ignore_ascii_case("server")
+        || name.eq_ignore_ascii_case("date")
+}
+
 fn is_local(name: &str, named: &Named<'_>) -> bool {
     is_hop_by_hop(name) || named.contains(name)
 }
@@ -371,10 +379,7 @@ pub fn client_response(
     let mut kept = Lines::new(&resp.raw);
     for f in resp.field_lines() {
         let name = f.name;
-        if is_local(name, &named)
-            || name.eq_ignore_ascii_case("server")
-            || name.eq_ignore_ascii_case("date")
-        {
+        if not_passed_on(name, &named) {
             kept.flush(&mut out);
             continue;
         }
@@ -426,10 +431,7 @@ pub fn client_response_fields(
     let mut out: Vec<(Bytes, Bytes)> = Vec::with_capacity(16);
     for f in resp.field_lines() {
         let name = f.name;
-        if is_local(name, &named)
-            || name.eq_ignore_ascii_case("server")
-            || name.eq_ignore_ascii_case("date")
-        {
+        if not_passed_on(name, &named) {
             continue;
         }
         out.push((

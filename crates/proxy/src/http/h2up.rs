@@ -551,7 +551,7 @@ fn head(
     }
     let no_body = x.head_only || status == 204 || status == 304;
     if let (Some(e), false) = (&x.encode, no_body || end) {
-        x.compress = e.start(status, &mut f, x.http11, &c.spec().listen.to_string());
+        x.compress = e.start(status, &mut f, x.http11, &c.spec().listen);
     }
     let has_len = f
         .iter()

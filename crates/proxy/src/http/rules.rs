@@ -225,31 +225,25 @@ impl<'r> Plan<'r> {
 }
 
 /// The field lines of a head's bytes after its start line, up to the blank line.
-fn field_lines(bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
-    bytes
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-        .take_while(|l| !l.is_empty())
+fn field_lines(mut bytes: &[u8]) -> impl Iterator<Item = &[u8]> {
+    std::iter::from_fn(move || {
+        let nl = memchr::memchr(b'\n', bytes)?;
+        let line = &bytes[..nl];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        bytes = &bytes[nl + 1..];
+        Some(line)
+    })
+    .take_while(|l| !l.is_empty())
 }
 
 /// Whether `plan` drops a field of the lines in `bytes` (up to the blank line).
-fn any_dropped(plan: &Plan<'_>, mut bytes: &[u8]) -> bool {
-    while let Some(nl) = memchr::memchr(b'\n', bytes) {
-        let line = &bytes[..nl];
-        if line.len() <= 1 {
-            break; // the blank line
-        }
-        if memchr::memchr(b':', line).is_some_and(|c| plan.drops(&line[..c])) {
-            return true;
-        }
-        bytes = &bytes[nl + 1..];
-    }
-    false
+fn any_dropped(plan: &Plan<'_>, bytes: &[u8]) -> bool {
+    field_lines(bytes).any(|l| line_name(l).is_some_and(|n| plan.drops(n)))
 }
 
 /// The name of a field line (`Name: value`), if it has one.
 fn line_name(line: &[u8]) -> Option<&[u8]> {
-    line.iter().position(|&b| b == b':').map(|i| &line[..i])
+    memchr::memchr(b':', line).map(|i| &line[..i])
 }
 
 /// `head` (a whole HTTP/1.1 head as tether wrote it) with `rules` applied and
