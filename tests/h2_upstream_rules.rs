@@ -13,17 +13,15 @@ fn header_rules_and_request_ids_apply_on_an_h2c_pool() {
     let dir = TempDir::new("h2up-rules");
     let (port, up_port) = (free_port(), free_port());
     let _up = h2c_app(up_port);
-    let routes = format!(
-        r#"request_id = "generate"
+    let routes = r#"request_id = "generate"
 
 [[server.route]]
 path = "/"
 proxy = "h2app"
-request_headers = {{ set = {{ "X-Who" = "{{host}}|{{path}}|{{header.x-tenant}}|{{upstream_name}}|{{upstream_addr}}", "Host" = "inner.test" }}, add = {{ "X-Rid" = "{{request_id}}" }}, remove = ["X-Secret", "X-Internal-*"] }}
-response_headers = {{ set = {{ "X-Frame-Options" = "DENY" }}, add = {{ "X-Served-By" = "{{upstream_name}}" }}, remove = ["X-Internal-*"] }}
-"#
-    );
-    let t = tether(&dir, &h2c_pool_config(port, up_port, &routes), &[port]);
+request_headers = { set = { "X-Who" = "{host}|{path}|{header.x-tenant}|{upstream_name}|{upstream_addr}", "Host" = "inner.test" }, add = { "X-Rid" = "{request_id}" }, remove = ["X-Secret", "X-Internal-*"] }
+response_headers = { set = { "X-Frame-Options" = "DENY" }, add = { "X-Served-By" = "{upstream_name}" }, remove = ["X-Internal-*"] }
+"#;
+    let t = tether(&dir, &h2c_pool_config(port, up_port, routes), &[port]);
     let url = format!("http://localhost:{port}/headers?q=1");
     for proto in ["--http1.1", "--http2-prior-knowledge"] {
         let out = curl(&[
